@@ -1,0 +1,31 @@
+using System.Text.Json.Serialization;
+
+namespace MeshGuard.Contracts;
+
+/// <summary>Path of the bootstrap endpoint on the control plane's TLS port (15012).</summary>
+public static class Bootstrap
+{
+    public const string AttestPath = "/v1/attest";
+    public const int MaxRequestBytes = 64 * 1024;
+}
+
+/// <summary>What a sidecar sends to join: proof (a join token), its CSR, and where its inbound listener is.</summary>
+public sealed record AttestRequest(
+    [property: JsonPropertyName("join_token")] string? JoinToken,
+    [property: JsonPropertyName("csr_pem")] string? CsrPem,
+    [property: JsonPropertyName("service")] string? Service,
+    [property: JsonPropertyName("inbound_address")] string? InboundAddress);
+
+/// <summary>The SVID chain (leaf first) and the trust bundle the sidecar must use from now on.</summary>
+public sealed record AttestResponse(
+    [property: JsonPropertyName("spiffe_id")] string SpiffeId,
+    [property: JsonPropertyName("svid_chain_pem")] string SvidChainPem,
+    [property: JsonPropertyName("trust_bundle_pem")] string TrustBundlePem);
+
+/// <summary>A refusal, with a reason a person can act on.</summary>
+public sealed record ErrorResponse([property: JsonPropertyName("error")] string Error);
+
+[JsonSerializable(typeof(AttestRequest))]
+[JsonSerializable(typeof(AttestResponse))]
+[JsonSerializable(typeof(ErrorResponse))]
+public sealed partial class ContractsJsonContext : JsonSerializerContext;

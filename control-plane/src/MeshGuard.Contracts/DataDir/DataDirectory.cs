@@ -1,0 +1,28 @@
+namespace MeshGuard.Contracts.DataDir;
+
+/// <summary>
+/// The layout of the control plane's data directory, shared by meshguard-cp (which owns it) and meshctl
+/// (which creates tokens and reads the bundle in it).
+/// </summary>
+public sealed class DataDirectory(string root)
+{
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public string CaDirectory => Path.Combine(Root, "ca");
+    public string RootCertificate => Path.Combine(CaDirectory, "root.crt");
+    public string RootKey => Path.Combine(CaDirectory, "root.key");
+    public string IntermediateCertificate => Path.Combine(CaDirectory, "intermediate.crt");
+    public string IntermediateKey => Path.Combine(CaDirectory, "intermediate.key");
+
+    /// <summary>The trust bundle (PEM roots) sidecars are given with <c>--cp-bundle</c>.</summary>
+    public string TrustBundle => Path.Combine(Root, "bundle.pem");
+
+    /// <summary>Fails with a clear message when the directory is not there.</summary>
+    public void RequireExists()
+    {
+        if (!Directory.Exists(Root))
+        {
+            throw new DirectoryNotFoundException($"data directory {Root} does not exist");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using Grpc.Core;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Registry;
+using MeshGuard.Contracts.V1;
+
+namespace MeshGuard.ControlPlane.Attestation;
+
+/// <summary>
+/// SVID renewal on the mTLS port. The current SVID (verified at the handshake, so unexpired and from this
+/// trust domain) is the proof; it may renew its own SPIFFE ID only.
+/// </summary>
+internal sealed partial class IdentityService(
+    CertificateAuthority ca, ServiceRegistry registry, ControlPlaneSettings settings, ILogger<IdentityService> logger)
+    : Identity.IdentityBase
+{
+    public override Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
+    {
+        var peer = PeerIdentity.Get(context.GetHttpContext())
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        if (!SvidSigningRequest.TryParse(request.CsrPem, out var csr, out var error))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, error!));
+        }
+        var mismatch = csr!.CheckRequestedIdentity(peer);
+        if (mismatch is not null)
+        {
+            LogRenewalRefused(logger, peer.ToString(), mismatch);
+            throw new RpcException(new Status(StatusCode.PermissionDenied, mismatch));
+        }
+        // Renewal refreshes the registration, so a restarted control plane relearns the mesh within one SVID lifetime.
+        var registers = !string.IsNullOrEmpty(request.Service);
+        if (registers && !Registration.TryValidate(request.Service, request.InboundAddress, out var registrationError))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, registrationError!));
+        }
+        using var svid = ca.IssueSvid(csr, peer, settings.SvidTtl);
+        if (registers)
+        {
+            registry.Register(request.Service, peer, request.InboundAddress);
+        }
+        LogRenewed(logger, peer.ToString(), svid.SerialNumber, svid.NotAfter.ToUniversalTime());
+        return Task.FromResult(new SvidResponse
+        {
+            SpiffeId = peer.ToString(),
+            SvidChainPem = ca.ChainPem(svid),
+            TrustBundlePem = ca.Bundle.ToPem(),
+        });
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "renewed SVID for {SpiffeId}, serial {Serial}, expires {NotAfter:o}")]
+    private static partial void LogRenewed(ILogger logger, string spiffeId, string serial, DateTime notAfter);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "refused renewal for {SpiffeId}: {Reason}")]
+    private static partial void LogRenewalRefused(ILogger logger, string spiffeId, string reason);
+}

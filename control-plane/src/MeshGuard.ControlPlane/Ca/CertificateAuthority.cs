@@ -1,0 +1,136 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.ControlPlane.Ca;
+
+/// <summary>
+/// The mesh CA: a root that only signs the intermediate, and an intermediate that signs SVIDs. Created on
+/// first start (ECDSA P-256, key files 0600); later starts load them and refuse key files that group or
+/// others can read.
+/// </summary>
+internal sealed class CertificateAuthority : IDisposable
+{
+    private static readonly TimeSpan RootLifetime = TimeSpan.FromDays(3650);
+    private static readonly TimeSpan IntermediateLifetime = TimeSpan.FromDays(365);
+    // Issued SVIDs start a little in the past so that a peer whose clock is slightly behind accepts them.
+    private static readonly TimeSpan Backdate = TimeSpan.FromSeconds(30);
+
+    private readonly TimeProvider _time;
+
+    private CertificateAuthority(string trustDomain, X509Certificate2 root, X509Certificate2 intermediate, TimeProvider time)
+    {
+        TrustDomain = trustDomain;
+        Root = root;
+        Intermediate = intermediate;
+        Bundle = TrustBundle.Create(trustDomain, [root]);
+        _time = time;
+    }
+
+    public string TrustDomain { get; }
+
+    public X509Certificate2 Root { get; }
+
+    /// <summary>The signing intermediate, with its private key.</summary>
+    public X509Certificate2 Intermediate { get; }
+
+    public TrustBundle Bundle { get; }
+
+    /// <summary>Loads the CA from the data directory, creating it on first start.</summary>
+    public static CertificateAuthority LoadOrCreate(DataDirectory data, string trustDomain, TimeProvider time)
+    {
+        if (!File.Exists(data.RootKey) && !File.Exists(data.IntermediateKey))
+        {
+            Create(data, trustDomain, time);
+        }
+        foreach (var keyFile in new[] { data.RootKey, data.IntermediateKey })
+        {
+            if (!File.Exists(keyFile))
+            {
+                throw new InvalidOperationException($"CA key file {keyFile} is missing while its sibling exists; restore it from backup");
+            }
+            SecureFile.RequireOwnerOnly(keyFile);
+        }
+        var root = X509Certificate2.CreateFromPemFile(data.RootCertificate, data.RootKey);
+        var intermediate = X509Certificate2.CreateFromPemFile(data.IntermediateCertificate, data.IntermediateKey);
+        var rootId = root.GetSpiffeId();
+        if (rootId is null || rootId.TrustDomain != trustDomain)
+        {
+            throw new InvalidOperationException(
+                $"the CA in {data.CaDirectory} is for trust domain '{rootId?.TrustDomain}', not '{trustDomain}'");
+        }
+        return new CertificateAuthority(trustDomain, root, intermediate, time);
+    }
+
+    private static void Create(DataDirectory data, string trustDomain, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        var trustDomainId = SpiffeId.Scheme + trustDomain;
+        using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var rootRequest = CreateCaRequest($"CN=MeshGuard Root CA,O={trustDomain}", rootKey, trustDomainId, pathLength: 1);
+        using var root = rootRequest.CreateSelfSigned(now - Backdate, now + RootLifetime);
+
+        using var intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var intermediateRequest = CreateCaRequest($"CN=MeshGuard Intermediate CA,O={trustDomain}", intermediateKey, trustDomainId, pathLength: 0);
+        intermediateRequest.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(root, true, false));
+        using var intermediate = intermediateRequest.Create(root, now - Backdate, now + IntermediateLifetime, NewSerial());
+
+        // Keys first: a crash half-way leaves no certificate without its key.
+        SecureFile.WriteAtomically(data.RootKey, rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(data.IntermediateKey, intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(data.RootCertificate, root.ExportCertificatePem() + "\n", secret: false);
+        SecureFile.WriteAtomically(data.IntermediateCertificate, intermediate.ExportCertificatePem() + "\n", secret: false);
+    }
+
+    private static CertificateRequest CreateCaRequest(string subject, ECDsa key, string trustDomainId, int pathLength)
+    {
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, pathLength, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        request.CertificateExtensions.Add(SubjectAltNames.Build(trustDomainId));
+        return request;
+    }
+
+    /// <summary>
+    /// Issues an X.509-SVID for <paramref name="id"/> over the CSR's public key. The CSR's own extensions are
+    /// never copied: the SAN comes from the attested identity alone.
+    /// </summary>
+    public X509Certificate2 IssueSvid(SvidSigningRequest csr, SpiffeId id, TimeSpan ttl, IReadOnlyList<string>? dnsNames = null)
+    {
+        var now = _time.GetUtcNow();
+        var notAfter = now + ttl;
+        if (notAfter > Intermediate.NotAfter)
+        {
+            notAfter = Intermediate.NotAfter;
+        }
+        var request = new CertificateRequest(new X500DistinguishedName("CN=" + (id.GetPathValue("sa") ?? "workload")), csr.PublicKey, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Intermediate, true, false));
+        request.CertificateExtensions.Add(SubjectAltNames.Build(id.ToString(), dnsNames));
+        return request.Create(Intermediate, now - Backdate, notAfter, NewSerial());
+    }
+
+    /// <summary>PEM of the SVID chain as a workload presents it: leaf, then the intermediate.</summary>
+    public string ChainPem(X509Certificate2 leaf) =>
+        leaf.ExportCertificatePem() + "\n" + Intermediate.ExportCertificatePem() + "\n";
+
+    private static byte[] NewSerial()
+    {
+        var serial = RandomNumberGenerator.GetBytes(16);
+        serial[0] &= 0x7F; // positive
+        serial[0] |= 0x01; // and no leading zero byte
+        return serial;
+    }
+
+    public void Dispose()
+    {
+        Root.Dispose();
+        Intermediate.Dispose();
+    }
+}

@@ -1,0 +1,11 @@
+namespace MeshGuard.ControlPlane;
+
+/// <summary>What meshguard-cp was started with, after the flags and MESHGUARD_* variables were read.</summary>
+internal sealed record ControlPlaneSettings(
+    string DataDirectory,
+    string TrustDomain,
+    string BindAddress,
+    int BootstrapPort,
+    int GrpcPort,
+    int AdminPort,
+    TimeSpan SvidTtl);

@@ -1,0 +1,131 @@
+using System.CommandLine;
+using System.Net;
+using MeshGuard.CommandLine;
+using MeshGuard.ControlPlane;
+using MeshGuard.ControlPlane.Admin;
+using MeshGuard.ControlPlane.Attestation;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Registry;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.DataDir;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+var data = CliOption.Text("--data", "control-plane data directory (CA, tokens); created if missing");
+var trustDomain = CliOption.Text("--trust-domain", "SPIFFE trust domain", "mesh.local");
+var bind = CliOption.Text("--bind-address", "address of the bootstrap and gRPC listeners", "127.0.0.1");
+var bootstrapPort = CliOption.Port("--bootstrap-port", "bootstrap port: join token + CSR in, SVID out (TLS)", 15012);
+var grpcPort = CliOption.Port("--grpc-port", "gRPC port: SVID renewal and the service stream (mTLS)", 15010);
+var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1: /healthz /readyz /metrics", 15014);
+var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
+
+var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
+{
+    data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, svidTtl,
+};
+root.SetAction(async (parse, cancellation) =>
+{
+    try
+    {
+        var settings = new ControlPlaneSettings(
+            CliOption.Required(parse, data),
+            parse.GetValue(trustDomain)!,
+            parse.GetValue(bind)!,
+            parse.GetValue(bootstrapPort),
+            parse.GetValue(grpcPort),
+            parse.GetValue(adminPort),
+            parse.GetValue(svidTtl));
+        return await ControlPlaneHost.RunAsync(settings, cancellation);
+    }
+    catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+    {
+        await Console.Error.WriteLineAsync($"meshguard-cp: {e.Message}");
+        return e is CliUsageException ? 2 : 1;
+    }
+});
+return await root.Parse(args).InvokeAsync();
+
+namespace MeshGuard.ControlPlane
+{
+    internal static class ControlPlaneHost
+    {
+        public static async Task<int> RunAsync(ControlPlaneSettings settings, CancellationToken cancellation)
+        {
+            if (!MeshGuard.Spiffe.SpiffeId.TryParse(MeshGuard.Spiffe.SpiffeId.Scheme + settings.TrustDomain, out _, out var tdError))
+            {
+                throw new CliUsageException($"--trust-domain '{settings.TrustDomain}': {tdError}");
+            }
+            if (!IPAddress.TryParse(settings.BindAddress, out var bindAddress))
+            {
+                throw new CliUsageException($"--bind-address '{settings.BindAddress}' is not an IP address");
+            }
+            var dataDirectory = new DataDirectory(settings.DataDirectory);
+            Directory.CreateDirectory(dataDirectory.Root);
+            var time = TimeProvider.System;
+            var ca = CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
+            SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
+
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+            builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+            builder.Services.AddSingleton(settings);
+            builder.Services.AddSingleton(time);
+            builder.Services.AddSingleton(ca);
+            builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
+            builder.Services.AddSingleton<ServiceRegistry>();
+            builder.Services.AddSingleton<BootstrapEndpoint>();
+            builder.Services.AddSingleton<ControlPlaneCredentials>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
+            builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024);
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.AddServerHeader = false;
+                kestrel.Limits.MaxRequestBodySize = Bootstrap.MaxRequestBytes;
+                kestrel.Listen(bindAddress, settings.BootstrapPort, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        OnConnection = static c => ValueTask.FromResult(
+                            ((ControlPlaneCredentials)c.State!).BootstrapOptions),
+                        OnConnectionState = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>(),
+                        HandshakeTimeout = TimeSpan.FromSeconds(10),
+                    });
+                });
+                kestrel.Listen(bindAddress, settings.GrpcPort, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        OnConnection = static c => ValueTask.FromResult(
+                            ((ControlPlaneCredentials)c.State!).GrpcOptions),
+                        OnConnectionState = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>(),
+                        HandshakeTimeout = TimeSpan.FromSeconds(10),
+                    });
+                });
+                kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
+            });
+
+            var app = builder.Build();
+            var bootstrapHost = $"*:{settings.BootstrapPort}";
+            var grpcHost = $"*:{settings.GrpcPort}";
+            app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
+            app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
+            app.MapGrpcService<RegistryService>().RequireHost(grpcHost);
+            AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
+
+            await app.StartAsync(cancellation);
+            Console.WriteLine(
+                $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} " +
+                $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort}");
+            await app.WaitForShutdownAsync(CancellationToken.None);
+            return 0;
+        }
+    }
+}

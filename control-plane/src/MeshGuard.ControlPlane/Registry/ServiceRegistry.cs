@@ -1,0 +1,74 @@
+using MeshGuard.Contracts.V1;
+using Endpoint = MeshGuard.Contracts.V1.Endpoint;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.ControlPlane.Registry;
+
+/// <summary>
+/// Which sidecar serves which service at which address, as sidecars registered at attestation and renewal.
+/// Readers get an immutable table with a version; a change publishes a new table and wakes the watchers.
+/// </summary>
+internal sealed class ServiceRegistry
+{
+    private readonly Lock _gate = new();
+    // (service name, namespace) -> (address -> identity)
+    private readonly Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>> _services = [];
+    private ServiceTable _table = new() { Version = 0 };
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ServiceTable Current => Volatile.Read(ref _table);
+
+    /// <summary>A task that completes on the next change after this call.</summary>
+    public Task Changed => Volatile.Read(ref _changed).Task;
+
+    public void Register(string service, SpiffeId id, string address)
+    {
+        var ns = id.GetPathValue("ns") ?? "default";
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            // An address belongs to one sidecar: whoever registers it last owns it.
+            foreach (var endpoints in _services.Values)
+            {
+                if (endpoints.TryGetValue(address, out var owner) && owner != id)
+                {
+                    endpoints.Remove(address);
+                }
+            }
+            var key = (service, ns);
+            if (!_services.TryGetValue(key, out var entries))
+            {
+                entries = [];
+                _services[key] = entries;
+            }
+            if (entries.TryGetValue(address, out var existing) && existing == id)
+            {
+                return;
+            }
+            entries[address] = id;
+            _table = BuildTable(_table.Version + 1);
+            changed = _changed;
+            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        changed.SetResult();
+    }
+
+    private ServiceTable BuildTable(long version)
+    {
+        var table = new ServiceTable { Version = version };
+        foreach (var ((name, ns), endpoints) in _services)
+        {
+            if (endpoints.Count == 0)
+            {
+                continue;
+            }
+            var service = new Service { Name = name, Namespace = ns };
+            foreach (var (address, id) in endpoints)
+            {
+                service.Endpoints.Add(new Endpoint { Address = address, SpiffeId = id.ToString() });
+            }
+            table.Services.Add(service);
+        }
+        return table;
+    }
+}

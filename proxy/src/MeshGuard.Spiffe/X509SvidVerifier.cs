@@ -1,0 +1,93 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace MeshGuard.Spiffe;
+
+/// <summary>
+/// Verifies an X.509-SVID against a trust bundle, with the rules of the X.509-SVID spec (as go-spiffe's
+/// <c>x509svid.Verify</c>): the leaf is not a CA, has no keyCertSign or cRLSign, carries exactly one
+/// spiffe URI SAN whose trust domain is the bundle's, and chains to one of the bundle's roots at
+/// <paramref name="now"/>.
+/// </summary>
+public static class X509SvidVerifier
+{
+    public static SvidVerification Verify(
+        X509Certificate2 leaf,
+        X509Certificate2Collection? intermediates,
+        TrustBundle bundle,
+        DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(leaf);
+        ArgumentNullException.ThrowIfNull(bundle);
+
+        if (leaf.IsCertificateAuthority())
+        {
+            return SvidVerification.Fail("leaf certificate is a CA");
+        }
+        var usage = leaf.GetKeyUsage();
+        if (usage is { } flags && (flags & (X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign)) != 0)
+        {
+            return SvidVerification.Fail("leaf certificate has keyCertSign or cRLSign");
+        }
+        var uris = leaf.GetUriSans();
+        if (uris.Count != 1)
+        {
+            return SvidVerification.Fail(uris.Count == 0 ? "leaf certificate has no URI SAN" : "leaf certificate has more than one URI SAN");
+        }
+        if (!SpiffeId.TryParse(uris[0], out var id, out var idError))
+        {
+            return SvidVerification.Fail($"leaf URI SAN is not a SPIFFE ID: {idError}");
+        }
+        if (id.Path.Length == 0)
+        {
+            return SvidVerification.Fail("leaf SPIFFE ID has no path");
+        }
+        if (id.TrustDomain != bundle.TrustDomain)
+        {
+            return SvidVerification.Fail($"trust domain '{id.TrustDomain}' is not in the bundle");
+        }
+
+        using var chain = new X509Chain();
+        var policy = chain.ChainPolicy;
+        policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        policy.CustomTrustStore.AddRange(bundle.Roots);
+        policy.RevocationMode = X509RevocationMode.NoCheck;
+        policy.VerificationTime = now.UtcDateTime;
+        policy.VerificationTimeIgnored = false;
+        if (intermediates is not null)
+        {
+            policy.ExtraStore.AddRange(intermediates);
+        }
+        if (!chain.Build(leaf))
+        {
+            var reason = "certificate chain does not verify";
+            foreach (var status in chain.ChainStatus)
+            {
+                if (status.Status != X509ChainStatusFlags.NoError)
+                {
+                    reason = DescribeChainStatus(status.Status);
+                    break;
+                }
+            }
+            return SvidVerification.Fail(reason);
+        }
+        return SvidVerification.Success(id);
+    }
+
+    private static string DescribeChainStatus(X509ChainStatusFlags status) => status switch
+    {
+        X509ChainStatusFlags.NotTimeValid => "certificate expired or not yet valid",
+        X509ChainStatusFlags.UntrustedRoot or X509ChainStatusFlags.PartialChain => "certificate does not chain to the trust bundle",
+        X509ChainStatusFlags.NotSignatureValid => "certificate signature is not valid",
+        _ => $"certificate chain does not verify ({status})",
+    };
+}
+
+/// <summary>The outcome of verifying an SVID: the peer's SPIFFE ID, or why it was refused.</summary>
+public readonly record struct SvidVerification(SpiffeId? Id, string? Error)
+{
+    public bool IsValid => Id is not null;
+
+    public static SvidVerification Success(SpiffeId id) => new(id, null);
+
+    public static SvidVerification Fail(string error) => new(null, error);
+}
