@@ -86,6 +86,8 @@ namespace MeshGuard.ControlPlane
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
                 kestrel.AddServerHeader = false;
+                // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
+                kestrel.AllowAlternateSchemes = true;
                 kestrel.Limits.MaxRequestBodySize = Bootstrap.MaxRequestBytes;
                 kestrel.Listen(bindAddress, settings.BootstrapPort, listen =>
                 {

@@ -1,0 +1,181 @@
+using System.Net;
+using System.Net.Sockets;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.Ctl.Demo;
+
+/// <summary>
+/// A mesh on 127.0.0.1 made of real processes: one control plane, and per service a sample app and its
+/// sidecar. Used by <c>meshctl demo</c> and by the functional tests.
+/// </summary>
+public sealed class LocalMesh : IAsyncDisposable
+{
+    public const string TrustDomain = "mesh.local";
+
+    private readonly List<MeshProcess> _processes = [];
+    private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    public LocalMesh(string directory)
+    {
+        Directory = Path.GetFullPath(directory);
+        System.IO.Directory.CreateDirectory(Directory);
+    }
+
+    public string Directory { get; }
+
+    public DataDirectory Data => new(Path.Combine(Directory, "cp"));
+
+    public ControlPlaneEndpoints? ControlPlane { get; private set; }
+
+    public IReadOnlyList<MeshProcess> Processes => _processes;
+
+    /// <summary>Starts meshguard-cp and waits until its admin port answers.</summary>
+    public async Task<ControlPlaneEndpoints> StartControlPlaneAsync(TimeSpan? svidTtl = null, CancellationToken cancellation = default)
+    {
+        var ports = FreePorts(3);
+        var endpoints = new ControlPlaneEndpoints(Data.Root, Data.TrustBundle, ports[0], ports[1], ports[2]);
+        var arguments = new List<string>
+        {
+            "--data", Data.Root, "--trust-domain", TrustDomain,
+            "--bootstrap-port", ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--grpc-port", ports[1].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--admin-port", ports[2].ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        if (svidTtl is { } ttl)
+        {
+            arguments.Add("--svid-ttl");
+            arguments.Add($"{ttl.TotalMilliseconds:F0}ms");
+        }
+        var process = Track(MeshProcess.Start("control-plane", "meshguard-cp", arguments, Path.Combine(Directory, "logs", "control-plane.log")));
+        await WaitForAsync(process, new Uri($"http://127.0.0.1:{endpoints.AdminPort}/healthz"), cancellation);
+        ControlPlane = endpoints;
+        return endpoints;
+    }
+
+    public string CreateJoinToken(SpiffeId id, TimeSpan? ttl = null) =>
+        new JoinTokenStore(Data.Root, TimeProvider.System).Create(id, ttl ?? TimeSpan.FromMinutes(10));
+
+    public static SpiffeId IdentityOf(string service, string ns = "shop") => SpiffeId.ForWorkload(TrustDomain, ns, service);
+
+    /// <summary>Starts a sample app and its sidecar; waits until the sidecar is ready (SVID and service table).</summary>
+    public async Task<MeshService> StartServiceAsync(string name, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
+    {
+        var cp = ControlPlane ?? throw new InvalidOperationException("start the control plane first");
+        var ports = FreePorts(4);
+        var service = new MeshService(name, ns, ports[0], ports[1], ports[2], ports[3]);
+        var app = Track(MeshProcess.Start($"{name}-app", "meshguard-sample",
+            ["--name", name, "--port", Text(service.AppPort), "--outbound", $"http://127.0.0.1:{service.OutboundPort}"],
+            Path.Combine(Directory, "logs", $"{name}-app.log")));
+        var arguments = new List<string>
+        {
+            "--cp", $"https://127.0.0.1:{cp.BootstrapPort}",
+            "--cp-grpc", $"https://127.0.0.1:{cp.GrpcPort}",
+            "--cp-bundle", cp.BundleFile,
+            "--join-token", joinToken ?? CreateJoinToken(IdentityOf(name, ns)),
+            "--service", name,
+            "--app-port", Text(service.AppPort),
+            "--inbound-port", Text(service.InboundPort),
+            "--outbound-port", Text(service.OutboundPort),
+            "--admin-port", Text(service.AdminPort),
+        };
+        if (advertiseAddress is not null)
+        {
+            arguments.Add("--advertise-address");
+            arguments.Add(advertiseAddress);
+        }
+        var sidecar = Track(MeshProcess.Start($"{name}-sidecar", "meshguard-proxy", arguments, Path.Combine(Directory, "logs", $"{name}-sidecar.log")));
+        service.Sidecar = sidecar;
+        service.App = app;
+        await WaitForAsync(app, new Uri($"http://127.0.0.1:{service.AppPort}/healthz"), cancellation);
+        if (waitReady)
+        {
+            await WaitForAsync(sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
+        }
+        return service;
+    }
+
+    /// <summary>Polls <paramref name="url"/> until it answers 200; fails early if the process died.</summary>
+    public async Task WaitForAsync(MeshProcess process, Uri url, CancellationToken cancellation, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (DateTime.UtcNow < deadline)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"{process.Name} exited with code {process.ExitCode}:\n{process.ReadLog()}");
+            }
+            try
+            {
+                using var response = await _probe.GetAsync(url, cancellation);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+            }
+            await Task.Delay(100, cancellation);
+        }
+        throw new TimeoutException($"{process.Name} did not answer {url} in time:\n{process.ReadLog()}");
+    }
+
+    public MeshProcess Track(MeshProcess process)
+    {
+        lock (_processes)
+        {
+            _processes.Add(process);
+        }
+        return process;
+    }
+
+    /// <summary>Stops every process this mesh started, sidecars and apps first, the control plane last.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        MeshProcess[] processes;
+        lock (_processes)
+        {
+            processes = [.. _processes];
+            _processes.Clear();
+        }
+        Array.Reverse(processes);
+        await Task.WhenAll(Array.ConvertAll(processes, p => p.DisposeAsync().AsTask()));
+        _probe.Dispose();
+    }
+
+    /// <summary>Ports the OS says are free right now (probed by binding port 0).</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = new TcpListener[count];
+        var ports = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            listeners[i] = new TcpListener(IPAddress.Loopback, 0);
+            listeners[i].Start();
+            ports[i] = ((IPEndPoint)listeners[i].LocalEndpoint).Port;
+        }
+        foreach (var listener in listeners)
+        {
+            listener.Stop();
+        }
+        return ports;
+    }
+
+    private static string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
+
+public sealed record ControlPlaneEndpoints(string DataDirectory, string BundleFile, int BootstrapPort, int GrpcPort, int AdminPort);
+
+public sealed record MeshService(string Name, string Namespace, int AppPort, int InboundPort, int OutboundPort, int AdminPort)
+{
+    public MeshProcess? Sidecar { get; set; }
+
+    public MeshProcess? App { get; set; }
+
+    public SpiffeId Identity => LocalMesh.IdentityOf(Name, Namespace);
+}

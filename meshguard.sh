@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# MeshGuard: one entry point for people and CI.
+#   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/
+#   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
+#   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+BIN="$ROOT/out/bin"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+EXES=(
+  "control-plane/src/MeshGuard.ControlPlane/MeshGuard.ControlPlane.csproj"
+  "proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj"
+  "control-plane/src/MeshGuard.Ctl/MeshGuard.Ctl.csproj"
+  "samples/MeshGuard.SampleService/MeshGuard.SampleService.csproj"
+)
+
+build() {
+  mkdir -p "$BIN"
+  for project in "${EXES[@]}"; do
+    # Framework-dependent single-file executables: one file per program in out/bin.
+    dotnet publish "$project" -c Release -r linux-x64 --self-contained false \
+      -p:PublishSingleFile=true -p:DebugType=none -o "$BIN" --nologo -v quiet
+  done
+  echo "built: $(cd "$BIN" && ls meshguard-cp meshguard-proxy meshctl meshguard-sample | tr '\n' ' ')"
+}
+
+needs_build() {
+  [ ! -x "$BIN/meshctl" ] && return 0
+  # Rebuild when any source is newer than the last published binary.
+  [ -n "$(find proxy control-plane samples build Directory.Build.props -newer "$BIN/meshctl" \
+          \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]
+}
+
+install_test_prereqs() {
+  local missing=()
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      for attempt in 1 2 3 4 5; do
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" && break
+        echo "apt-get busy or failed (attempt $attempt); retrying" >&2; sleep 5
+      done
+    else
+      echo "missing test prerequisites: ${missing[*]} (install them, or run as root)" >&2; exit 1
+    fi
+  fi
+}
+
+run_tests() {
+  install_test_prereqs
+  build
+  local results="$ROOT/out/test-results"
+  rm -rf "$results"; mkdir -p "$results"
+  local status=0
+  MESHGUARD_BIN="$BIN" dotnet test MeshGuard.sln -c Release --nologo \
+    --logger "trx" --results-directory "$results" --logger "console;verbosity=normal" "$@" || status=$?
+  # The closing line CI reads, summed from the real results of every test assembly.
+  local passed=0 failed=0 skipped=0 p f t e
+  for trx in "$results"/*.trx; do
+    [ -f "$trx" ] || continue
+    p=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' passed="[0-9]*"' | grep -o '[0-9]*')
+    f=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*')
+    t=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' total="[0-9]*"' | grep -o '[0-9]*')
+    e=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' executed="[0-9]*"' | grep -o '[0-9]*')
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${t:-0} - ${e:-0}))
+  done
+  if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # the runner broke outside any test
+  echo "$passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]
+}
+
+case "${1:-}" in
+  build) build ;;
+  demo)
+    shift
+    if needs_build; then build; fi
+    exec "$BIN/meshctl" demo "$@" ;;
+  test) shift; run_tests "$@" ;;
+  *) echo "usage: $0 build | demo [--serve] | test" >&2; exit 2 ;;
+esac

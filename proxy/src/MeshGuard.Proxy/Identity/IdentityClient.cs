@@ -1,0 +1,110 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Cryptography;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.V1;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.Proxy.Identity;
+
+/// <summary>
+/// Gets SVIDs from the control plane: the first one with the join token over server-only TLS on the
+/// bootstrap port, later ones over mTLS with the current SVID. A new key is made for every SVID; it never
+/// leaves the process.
+/// </summary>
+internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity identity, SpiffeConnector connector, TimeProvider time)
+{
+    private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
+
+    /// <summary>Attests with the join token. A refusal by the control plane is final; a network error is retried by the caller.</summary>
+    public async Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, CancellationToken cancellation)
+    {
+        var expected = ControlPlaneIdentity.For(controlPlaneBundle.TrustDomain);
+        using var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            // The bootstrap port is server-only TLS: we present no certificate and check the control plane's SVID.
+            ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint, expected, Http11, svid: null, controlPlaneBundle, token),
+        };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
+        using var key = SvidKey.CreateKey();
+        // The CSR names no identity: the join token decides who we are.
+        var request = new AttestRequest(settings.JoinToken, CreateCsrWithoutIdentity(key), settings.Service, settings.AdvertiseAddress);
+        var uri = new UriBuilder(settings.ControlPlaneBootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
+        using var response = await client.PostAsJsonAsync(uri, request, ContractsJsonContext.Default.AttestRequest, cancellation);
+        if (!response.IsSuccessStatusCode)
+        {
+            var error = await ReadErrorAsync(response, cancellation);
+            throw new AttestationRefusedException($"control plane refused to attest: {error}");
+        }
+        var body = await response.Content.ReadFromJsonAsync(ContractsJsonContext.Default.AttestResponse, cancellation)
+            ?? throw new AttestationRefusedException("control plane sent an empty attestation response");
+        return Accept(body.SvidChainPem, body.TrustBundlePem, key, controlPlaneBundle);
+    }
+
+    /// <summary>Renews over mTLS, authenticated by the current SVID.</summary>
+    public async Task<X509Svid> RenewAsync(MeshGuard.Contracts.V1.Identity.IdentityClient client, CancellationToken cancellation)
+    {
+        var current = identity.Current;
+        using var key = SvidKey.CreateKey();
+        var response = await client.RenewAsync(
+            new RenewRequest
+            {
+                CsrPem = SvidKey.CreateSigningRequestPem(key, current.Svid.Id),
+                Service = settings.Service,
+                InboundAddress = settings.AdvertiseAddress,
+            },
+            deadline: time.GetUtcNow().UtcDateTime.AddSeconds(15),
+            cancellationToken: cancellation);
+        var svid = Accept(response.SvidChainPem, response.TrustBundlePem, key, current.Bundle);
+        if (svid.Id != current.Svid.Id)
+        {
+            throw new AttestationRefusedException($"control plane renewed {svid.Id} instead of {current.Svid.Id}");
+        }
+        return svid;
+    }
+
+    // The new bundle must itself be trusted by the bundle we already hold: a control plane cannot be
+    // talked into handing us a foreign root without also holding the current one's key.
+    private X509Svid Accept(string chainPem, string bundlePem, ECDsa key, TrustBundle trusted)
+    {
+        var now = time.GetUtcNow();
+        var svid = X509Svid.Create(chainPem, key, trusted, now);
+        var bundle = TrustBundle.FromPem(bundlePem);
+        if (bundle.TrustDomain != trusted.TrustDomain)
+        {
+            throw new AttestationRefusedException($"control plane sent a bundle for trust domain {bundle.TrustDomain}, expected {trusted.TrustDomain}");
+        }
+        // Re-verify against the new bundle too, so we never publish an SVID the new bundle would refuse.
+        var verified = X509SvidVerifier.Verify(svid.Certificate, svid.Intermediates, bundle, now);
+        if (!verified.IsValid)
+        {
+            throw new AttestationRefusedException($"SVID does not verify against the new trust bundle: {verified.Error}");
+        }
+        identity.Publish(svid, bundle);
+        return svid;
+    }
+
+    private static string CreateCsrWithoutIdentity(ECDsa key)
+    {
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=meshguard-sidecar", key, HashAlgorithmName.SHA256);
+        return request.CreateSigningRequestPem();
+    }
+
+    private static async Task<string> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellation)
+    {
+        try
+        {
+            var error = await response.Content.ReadFromJsonAsync(ContractsJsonContext.Default.ErrorResponse, cancellation);
+            return $"{(int)response.StatusCode} {error?.Error}";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return $"{(int)response.StatusCode} {response.ReasonPhrase}";
+        }
+    }
+}
+
+/// <summary>The control plane said no, or said something that cannot be trusted. Retrying will not help.</summary>
+internal sealed class AttestationRefusedException(string message) : Exception(message);

@@ -1,0 +1,32 @@
+using System.Net.Security;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.Proxy.Identity;
+
+/// <summary>
+/// The sidecar's current SVID, trust bundle and inbound TLS options, published together as one immutable
+/// snapshot. The rotator is the only writer; handshakes read <see cref="Current"/> once and use what they got.
+/// </summary>
+internal sealed class WorkloadIdentity(TimeProvider time)
+{
+    private IdentitySnapshot? _current;
+
+    public sealed record IdentitySnapshot(X509Svid Svid, TrustBundle Bundle, SslServerAuthenticationOptions InboundTls, DateTimeOffset ReceivedAt);
+
+    public IdentitySnapshot Current => Volatile.Read(ref _current) ?? throw new InvalidOperationException("the sidecar has no SVID yet");
+
+    public X509Svid? CurrentSvid => Volatile.Read(ref _current)?.Svid;
+
+    public TrustBundle Bundle => Current.Bundle;
+
+    public SpiffeId Id => Current.Svid.Id;
+
+    public bool HasValidSvid => Volatile.Read(ref _current) is { } s && s.Svid.NotAfter > time.GetUtcNow();
+
+    /// <summary>Builds the TLS options for a new SVID first, then publishes both at once.</summary>
+    public void Publish(X509Svid svid, TrustBundle bundle)
+    {
+        var inbound = SvidTls.CreateServerOptions(svid, bundle, time, SvidTls.Http2AndHttp11);
+        Volatile.Write(ref _current, new IdentitySnapshot(svid, bundle, inbound, time.GetUtcNow()));
+    }
+}

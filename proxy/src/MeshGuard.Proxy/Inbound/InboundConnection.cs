@@ -1,0 +1,42 @@
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Spiffe;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+namespace MeshGuard.Proxy.Inbound;
+
+/// <summary>
+/// The inbound listener's TLS and connection setup: each handshake takes the TLS options of the current
+/// SVID (built once per rotation), requires a client SVID, and the peer's SPIFFE ID is read once per
+/// connection and published as a <see cref="PeerIdentityFeature"/>.
+/// </summary>
+internal static class InboundConnection
+{
+    public static void Configure(ListenOptions listen, WorkloadIdentity identity)
+    {
+        listen.Protocols = HttpProtocols.Http1AndHttp2;
+        listen.UseHttps(new TlsHandshakeCallbackOptions
+        {
+            OnConnection = static context => ValueTask.FromResult(((WorkloadIdentity)context.State!).Current.InboundTls),
+            OnConnectionState = identity,
+            HandshakeTimeout = TimeSpan.FromSeconds(10),
+        });
+        listen.Use(next => connection =>
+        {
+            // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
+            var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
+            var peer = certificate?.GetSpiffeId();
+            if (peer is null)
+            {
+                // The handshake requires a verified SVID, so this is unreachable; close rather than serve.
+                connection.Abort();
+                return Task.CompletedTask;
+            }
+            connection.Features.Set(new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString())));
+            connection.Features.Set(ListenerRole.Inbound);
+            return next(connection);
+        });
+    }
+}

@@ -1,0 +1,92 @@
+using System.Net;
+using MeshGuard.Proxy.Identity;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace MeshGuard.Proxy.Outbound;
+
+/// <summary>
+/// The outbound listener's request handler: the app's plain HTTP (absolute-form through HTTP_PROXY, or by
+/// Host) is resolved to a service, one of its endpoints is picked, and the request goes out over mTLS to
+/// that endpoint's sidecar, which must present the identity the directory lists for it.
+/// </summary>
+internal sealed partial class OutboundHandler(
+    IHttpForwarder forwarder, ServiceDirectory directory, [FromKeyedServices(OutboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<OutboundHandler> logger)
+{
+    public const string InvokerKey = "mesh";
+
+    private static readonly ForwarderRequestConfig RequestConfig = new()
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        ActivityTimeout = TimeSpan.FromSeconds(100),
+    };
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var host = context.Request.Host.Value;
+        if (string.IsNullOrEmpty(host))
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
+            return;
+        }
+        var route = directory.Resolve(host);
+        if (route is null)
+        {
+            LogUnknownService(logger, host);
+            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
+            return;
+        }
+        var endpoint = route.Pick();
+        var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, invoker, RequestConfig, endpoint.Transformer);
+        if (error == ForwarderError.None)
+        {
+            return;
+        }
+        var exception = context.GetForwarderErrorFeature()?.Exception;
+        var identityError = FindIdentityError(exception);
+        if (identityError is not null)
+        {
+            LogWrongIdentity(logger, route.Name, endpoint.Address, identityError.Reason);
+            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + identityError.Reason + "\n");
+        }
+        else
+        {
+            LogForwardFailed(logger, route.Name, endpoint.Address, error.ToString(), exception?.Message ?? "");
+            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
+        }
+    }
+
+    private static PeerIdentityException? FindIdentityError(Exception? exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is PeerIdentityException identity)
+            {
+                return identity;
+            }
+        }
+        return null;
+    }
+
+    internal static Task RefuseAsync(HttpContext context, int status, string body)
+    {
+        if (context.Response.HasStarted)
+        {
+            context.Abort();
+            return Task.CompletedTask;
+        }
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(body);
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "outbound: no service for host {Host}")]
+    private static partial void LogUnknownService(ILogger logger, string host);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "outbound: refused endpoint {Address} of service {Service}: {Reason}")]
+    private static partial void LogWrongIdentity(ILogger logger, string service, string address, string reason);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "outbound: forwarding to {Address} of service {Service} failed: {Error} {Detail}")]
+    private static partial void LogForwardFailed(ILogger logger, string service, string address, string error, string detail);
+}

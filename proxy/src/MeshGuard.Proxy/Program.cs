@@ -1,0 +1,67 @@
+using System.CommandLine;
+using System.Net;
+using MeshGuard.CommandLine;
+using MeshGuard.Proxy;
+using MeshGuard.Spiffe;
+
+var cp = CliOption.Text("--cp", "control plane bootstrap URL", "https://127.0.0.1:15012");
+var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL; default: the --cp host on port 15010");
+var cpBundle = CliOption.Text("--cp-bundle", "PEM trust bundle to check the control plane with");
+var joinToken = CliOption.Text("--join-token", "one-time join token (meshctl token create)");
+var service = CliOption.Text("--service", "name of the service this sidecar fronts");
+var appAddress = CliOption.Text("--app-address", "address of the local app", "127.0.0.1");
+var appPort = CliOption.Port("--app-port", "port of the local app", 8080);
+var inboundAddress = CliOption.Text("--inbound-address", "address of the inbound (mTLS) listener", "127.0.0.1");
+var inboundPort = CliOption.Port("--inbound-port", "inbound (mTLS) port", 15006);
+var outboundPort = CliOption.Port("--outbound-port", "outbound port on 127.0.0.1 for the app's plain HTTP", 15001);
+var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1", 15000);
+var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars reach the inbound listener at; default inbound address:port");
+
+var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
+{
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, advertise,
+};
+root.SetAction(async (parse, cancellation) =>
+{
+    try
+    {
+        var bootstrap = ParseUri(parse.GetValue(cp)!, "--cp");
+        var grpc = parse.GetValue(cpGrpc) is { Length: > 0 } g
+            ? ParseUri(g, "--cp-grpc")
+            : new UriBuilder(bootstrap) { Port = 15010 }.Uri;
+        var inboundIp = ParseAddress(parse.GetValue(inboundAddress)!, "--inbound-address");
+        var settings = new ProxySettings(
+            bootstrap,
+            grpc,
+            CliOption.Required(parse, cpBundle),
+            CliOption.Required(parse, joinToken),
+            CliOption.Required(parse, service),
+            ParseAddress(parse.GetValue(appAddress)!, "--app-address"),
+            parse.GetValue(appPort),
+            inboundIp,
+            parse.GetValue(inboundPort),
+            parse.GetValue(outboundPort),
+            parse.GetValue(adminPort),
+            parse.GetValue(advertise) is { Length: > 0 } a ? a : new IPEndPoint(inboundIp, parse.GetValue(inboundPort)).ToString());
+        return await SidecarHost.RunAsync(settings, cancellation);
+    }
+    catch (CliUsageException e)
+    {
+        await Console.Error.WriteLineAsync($"meshguard-proxy: {e.Message}");
+        return 2;
+    }
+    catch (Exception e) when (e is FormatException or StartupException or IOException)
+    {
+        await Console.Error.WriteLineAsync($"meshguard-proxy: {e.Message}");
+        return 1;
+    }
+});
+return await root.Parse(args).InvokeAsync();
+
+static Uri ParseUri(string value, string flag) =>
+    Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"
+        ? uri
+        : throw new CliUsageException($"{flag} '{value}' must be an https:// URL");
+
+static IPAddress ParseAddress(string value, string flag) =>
+    IPAddress.TryParse(value, out var address) ? address : throw new CliUsageException($"{flag} '{value}' is not an IP address");

@@ -1,0 +1,18 @@
+using System.Net;
+
+namespace MeshGuard.Proxy;
+
+/// <summary>What meshguard-proxy was started with, after the flags and MESHGUARD_* variables were read.</summary>
+internal sealed record ProxySettings(
+    Uri ControlPlaneBootstrap,
+    Uri ControlPlaneGrpc,
+    string ControlPlaneBundleFile,
+    string JoinToken,
+    string Service,
+    IPAddress AppAddress,
+    int AppPort,
+    IPAddress InboundAddress,
+    int InboundPort,
+    int OutboundPort,
+    int AdminPort,
+    string AdvertiseAddress);

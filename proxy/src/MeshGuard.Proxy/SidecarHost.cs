@@ -1,0 +1,163 @@
+using System.Net;
+using MeshGuard.Proxy.Admin;
+using MeshGuard.Proxy.ControlPlaneClient;
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Outbound;
+using MeshGuard.Spiffe;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace MeshGuard.Proxy;
+
+/// <summary>
+/// Starts the sidecar: 1. read the control plane's bundle; 2. attest with the join token and get an SVID
+/// (nothing listens before the sidecar has an identity); 3. start the inbound, outbound and admin
+/// listeners and the background loops (SVID rotation, service stream).
+/// </summary>
+internal static partial class SidecarHost
+{
+    private static readonly TimeSpan AttestDeadline = TimeSpan.FromSeconds(60);
+
+    public static async Task<int> RunAsync(ProxySettings settings, CancellationToken cancellation)
+    {
+        var time = TimeProvider.System;
+        var builder = WebApplication.CreateSlimBuilder();
+        ConfigureLogging(builder.Logging);
+        using var startupLogging = LoggerFactory.Create(ConfigureLogging);
+        var logger = startupLogging.CreateLogger("MeshGuard.Proxy");
+
+        // 1.
+        var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
+
+        // 2.
+        var identity = new WorkloadIdentity(time);
+        var connector = new SpiffeConnector(identity, time);
+        var identityClient = new IdentityClient(settings, identity, connector, time);
+        var svid = await AttestAsync(identityClient, controlPlaneBundle, time, logger, cancellation);
+
+        // 3.
+        var services = builder.Services;
+        services.AddSingleton(settings);
+        services.AddSingleton(time);
+        services.AddSingleton(identity);
+        services.AddSingleton(connector);
+        services.AddSingleton(identityClient);
+        services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default"));
+        services.AddSingleton<ControlPlaneChannel>();
+        services.AddHttpForwarder();
+        services.AddKeyedSingleton(OutboundHandler.InvokerKey, (_, _) => MeshHttpHandler.Create(connector));
+        services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            UseCookies = false,
+            ActivityHeadersPropagator = null,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        }, disposeHandler: true));
+        services.AddSingleton<InboundHandler>();
+        services.AddSingleton<OutboundHandler>();
+        services.AddHostedService<SvidRotator>();
+        services.AddHostedService<RegistryWatcher>();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
+            kestrel.AllowAlternateSchemes = true;
+            kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity));
+            kestrel.Listen(IPAddress.Loopback, settings.OutboundPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                listen.Use(next => connection =>
+                {
+                    connection.Features.Set(ListenerRole.Outbound);
+                    return next(connection);
+                });
+            });
+            kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
+        });
+
+        var app = builder.Build();
+        var inbound = app.Services.GetRequiredService<InboundHandler>();
+        var outbound = app.Services.GetRequiredService<OutboundHandler>();
+        // The data listeners never reach routing: one feature lookup picks the handler.
+        app.Use((context, next) =>
+        {
+            var role = context.Features.Get<ListenerRole>();
+            if (ReferenceEquals(role, ListenerRole.Inbound))
+            {
+                return inbound.HandleAsync(context);
+            }
+            if (ReferenceEquals(role, ListenerRole.Outbound))
+            {
+                return outbound.HandleAsync(context);
+            }
+            return next(context);
+        });
+        app.UseRouting();
+        AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
+
+        await app.StartAsync(cancellation);
+        Console.WriteLine(
+            $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
+            $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort}");
+        await app.WaitForShutdownAsync(CancellationToken.None);
+        return 0;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging)
+    {
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        logging.AddFilter("Yarp", LogLevel.Warning);
+        logging.AddFilter("System.Net.Http", LogLevel.Warning);
+    }
+
+    private static async Task<X509Svid> AttestAsync(IdentityClient client, TrustBundle bundle, TimeProvider time, ILogger logger, CancellationToken cancellation)
+    {
+        var deadline = time.GetUtcNow() + AttestDeadline;
+        var retry = TimeSpan.FromMilliseconds(200);
+        while (true)
+        {
+            try
+            {
+                var svid = await client.AttestAsync(bundle, cancellation);
+                LogAttested(logger, svid.Id, svid.NotAfter);
+                return svid;
+            }
+            catch (AttestationRefusedException e)
+            {
+                throw new StartupException(e.Message);
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellation.IsCancellationRequested)
+            {
+                if (e.InnerException is PeerIdentityException identityError)
+                {
+                    throw new StartupException($"control plane at {identityError.Message}");
+                }
+                if (time.GetUtcNow() > deadline)
+                {
+                    throw new StartupException($"control plane unreachable for {AttestDeadline.TotalSeconds:F0}s: {e.Message}");
+                }
+                LogAttestRetry(logger, e.Message);
+                await Task.Delay(retry, time, cancellation);
+                retry = retry * 2 > TimeSpan.FromSeconds(5) ? TimeSpan.FromSeconds(5) : retry * 2;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "attested as {SpiffeId}, SVID valid until {NotAfter:o}")]
+    private static partial void LogAttested(ILogger logger, SpiffeId spiffeId, DateTimeOffset notAfter);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "control plane not reachable yet ({Reason}); retrying")]
+    private static partial void LogAttestRetry(ILogger logger, string reason);
+}
+
+/// <summary>Startup cannot go on: one line for the operator, exit code 1.</summary>
+internal sealed class StartupException(string message) : Exception(message);

@@ -1,0 +1,74 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+// meshguard-sample --name orders --port 8080 [--outbound http://127.0.0.1:15001]
+//   GET /anything        -> {"service":"orders","method":"GET","path":"/anything","x_forwarded_client_cert":"..."}
+//   GET /call/payments/x -> calls http://payments/x through the sidecar's outbound port and reports what came back
+var name = Arg("--name") ?? "sample";
+var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
+var outbound = Arg("--outbound");
+
+var builder = WebApplication.CreateSlimBuilder();
+builder.Logging.ClearProviders();
+builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+var app = builder.Build();
+
+using var client = outbound is null
+    ? null
+    : new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy(outbound), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+
+app.Run(async context =>
+{
+    var path = context.Request.Path.Value ?? "/";
+    if (path.StartsWith("/call/", StringComparison.Ordinal) && client is not null)
+    {
+        var rest = path["/call/".Length..];
+        var slash = rest.IndexOf('/');
+        var target = slash < 0 ? rest : rest[..slash];
+        var targetPath = slash < 0 ? "/" : rest[slash..];
+        var call = new CallResult(name, target, targetPath, 0, null, null);
+        try
+        {
+            using var response = await client.GetAsync(new Uri($"http://{target}{targetPath}"), context.RequestAborted);
+            var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
+            call = call with { Status = (int)response.StatusCode, Body = body };
+        }
+        catch (HttpRequestException e)
+        {
+            call = call with { Error = e.Message };
+        }
+        await context.Response.WriteAsJsonAsync(call, SampleJson.Default.CallResult);
+        return;
+    }
+    var echo = new Echo(name, context.Request.Method, path, context.Request.Headers["x-forwarded-client-cert"].ToString(), context.Request.Host.Value ?? "");
+    await context.Response.WriteAsJsonAsync(echo, SampleJson.Default.Echo);
+});
+
+Console.WriteLine($"sample {name} listening on 127.0.0.1:{port}");
+await app.RunAsync();
+
+string? Arg(string flag)
+{
+    var i = Array.IndexOf(args, flag);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+internal sealed record Echo(
+    [property: JsonPropertyName("service")] string Service,
+    [property: JsonPropertyName("method")] string Method,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("x_forwarded_client_cert")] string ForwardedClientCert,
+    [property: JsonPropertyName("host")] string Host);
+
+internal sealed record CallResult(
+    [property: JsonPropertyName("caller")] string Caller,
+    [property: JsonPropertyName("callee")] string Callee,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("status")] int Status,
+    [property: JsonPropertyName("body")] string? Body,
+    [property: JsonPropertyName("error")] string? Error);
+
+[JsonSerializable(typeof(Echo))]
+[JsonSerializable(typeof(CallResult))]
+internal sealed partial class SampleJson : JsonSerializerContext;
