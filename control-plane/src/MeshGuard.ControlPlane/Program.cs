@@ -74,6 +74,7 @@ namespace MeshGuard.ControlPlane
             });
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
             builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+            builder.Logging.AddFilter("Grpc", LogLevel.Warning);
             builder.Services.AddSingleton(settings);
             builder.Services.AddSingleton(time);
             builder.Services.AddSingleton(ca);

@@ -27,14 +27,8 @@ internal sealed class ServiceRegistry
         TaskCompletionSource changed;
         lock (_gate)
         {
-            // An address belongs to one sidecar: whoever registers it last owns it.
-            foreach (var endpoints in _services.Values)
-            {
-                if (endpoints.TryGetValue(address, out var owner) && owner != id)
-                {
-                    endpoints.Remove(address);
-                }
-            }
+            // Entries are never taken from one identity by another: a sidecar that registers someone else's
+            // address only lists itself there, and callers then refuse that endpoint at the handshake.
             var key = (service, ns);
             if (!_services.TryGetValue(key, out var entries))
             {

@@ -26,7 +26,11 @@ internal sealed partial class RegistryWatcher(ControlPlaneChannel channel, Servi
                     retry = TimeSpan.FromMilliseconds(200);
                 }
             }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
             {
                 LogStreamFailed(logger, e is RpcException rpc ? rpc.Status.Detail : e.Message);
             }

@@ -45,7 +45,7 @@ internal sealed partial class SvidRotator(
                     LogRenewed(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter);
                     break;
                 }
-                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
                     var left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
