@@ -59,21 +59,34 @@ public sealed class LocalMesh : IAsyncDisposable
     public static SpiffeId IdentityOf(string service, string ns = "shop") => SpiffeId.ForWorkload(TrustDomain, ns, service);
 
     /// <summary>Starts a sample app and its sidecar; waits until the sidecar is ready (SVID and service table).</summary>
-    public async Task<MeshService> StartServiceAsync(string name, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
+    public async Task<MeshService> StartServiceAsync(string name, string ns = "shop", CancellationToken cancellation = default)
     {
-        var cp = ControlPlane ?? throw new InvalidOperationException("start the control plane first");
         var ports = FreePorts(4);
         var service = new MeshService(name, ns, ports[0], ports[1], ports[2], ports[3]);
-        var app = Track(MeshProcess.Start($"{name}-app", "meshguard-sample",
+        service.App = Track(MeshProcess.Start($"{name}-app", "meshguard-sample",
             ["--name", name, "--port", Text(service.AppPort), "--outbound", $"http://127.0.0.1:{service.OutboundPort}"],
             Path.Combine(Directory, "logs", $"{name}-app.log")));
+        await WaitForAsync(service.App, new Uri($"http://127.0.0.1:{service.AppPort}/healthz"), cancellation);
+        return await StartSidecarAsync(service, cancellation: cancellation);
+    }
+
+    /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
+    public Task<MeshService> StartSidecarAsync(string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
+    {
+        var ports = FreePorts(3);
+        return StartSidecarAsync(new MeshService(name, ns, appPort, ports[0], ports[1], ports[2]), joinToken, advertiseAddress, waitReady, cancellation);
+    }
+
+    private async Task<MeshService> StartSidecarAsync(MeshService service, string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
+    {
+        var cp = ControlPlane ?? throw new InvalidOperationException("start the control plane first");
         var arguments = new List<string>
         {
             "--cp", $"https://127.0.0.1:{cp.BootstrapPort}",
             "--cp-grpc", $"https://127.0.0.1:{cp.GrpcPort}",
             "--cp-bundle", cp.BundleFile,
-            "--join-token", joinToken ?? CreateJoinToken(IdentityOf(name, ns)),
-            "--service", name,
+            "--join-token", joinToken ?? CreateJoinToken(IdentityOf(service.Name, service.Namespace)),
+            "--service", service.Name,
             "--app-port", Text(service.AppPort),
             "--inbound-port", Text(service.InboundPort),
             "--outbound-port", Text(service.OutboundPort),
@@ -84,13 +97,11 @@ public sealed class LocalMesh : IAsyncDisposable
             arguments.Add("--advertise-address");
             arguments.Add(advertiseAddress);
         }
-        var sidecar = Track(MeshProcess.Start($"{name}-sidecar", "meshguard-proxy", arguments, Path.Combine(Directory, "logs", $"{name}-sidecar.log")));
-        service.Sidecar = sidecar;
-        service.App = app;
-        await WaitForAsync(app, new Uri($"http://127.0.0.1:{service.AppPort}/healthz"), cancellation);
+        service.Sidecar = Track(MeshProcess.Start($"{service.Name}-sidecar", "meshguard-proxy", arguments,
+            Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log")));
         if (waitReady)
         {
-            await WaitForAsync(sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
+            await WaitForAsync(service.Sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
         }
         return service;
     }
