@@ -78,6 +78,14 @@ public sealed class TestCa
         var now = DateTimeOffset.UtcNow;
         var notBefore = options.NotBefore ?? now.AddMinutes(-1);
         var notAfter = options.NotAfter ?? now.AddHours(1);
+        if (!options.SelfSigned)
+        {
+            // A leaf cannot outlive or predate its issuer; a CA made a moment ago (the control plane's) bounds it.
+            var issuerStart = new DateTimeOffset(Intermediate.NotBefore.ToUniversalTime());
+            var issuerEnd = new DateTimeOffset(Intermediate.NotAfter.ToUniversalTime());
+            notBefore = notBefore < issuerStart ? issuerStart : notBefore;
+            notAfter = notAfter > issuerEnd ? issuerEnd : notAfter;
+        }
         if (options.SelfSigned)
         {
             return request.CreateSelfSigned(notBefore, notAfter);

@@ -43,7 +43,8 @@ root.SetAction(async (parse, cancellation) =>
         return e is CliUsageException ? 2 : 1;
     }
 });
-return await root.Parse(args).InvokeAsync();
+// The host handles SIGTERM and SIGINT itself and shuts down gracefully, exiting 0.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
 namespace MeshGuard.ControlPlane
 {

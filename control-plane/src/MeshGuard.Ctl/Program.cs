@@ -9,4 +9,5 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     CertsCommand.Create(),
     DemoCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+// Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) });

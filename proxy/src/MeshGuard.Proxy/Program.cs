@@ -56,7 +56,8 @@ root.SetAction(async (parse, cancellation) =>
         return 1;
     }
 });
-return await root.Parse(args).InvokeAsync();
+// The host handles SIGTERM and SIGINT itself and shuts down gracefully, exiting 0.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
 static Uri ParseUri(string value, string flag) =>
     Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"

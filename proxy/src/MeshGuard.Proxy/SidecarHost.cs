@@ -42,10 +42,11 @@ internal static partial class SidecarHost
         services.AddSingleton(identity);
         services.AddSingleton(connector);
         services.AddSingleton(identityClient);
-        services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default"));
+        var pools = new MeshConnectionPools(connector);
+        services.AddSingleton(pools);
+        services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default", pools));
         services.AddSingleton<ControlPlaneChannel>();
         services.AddHttpForwarder();
-        services.AddKeyedSingleton(OutboundHandler.InvokerKey, (_, _) => MeshHttpHandler.Create(connector));
         services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler
         {
             UseProxy = false,

@@ -1,10 +1,14 @@
 using MeshGuard.Contracts.V1;
+using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound;
 
 namespace MeshGuard.Proxy.Tests.Outbound;
 
 public sealed class ServiceDirectoryTests
 {
+    private static ServiceDirectory NewDirectory(string ownNamespace) =>
+        new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System)));
+
     private static ServiceTable Table(params (string Name, string Ns, string Address)[] services)
     {
         var table = new ServiceTable { Version = 7 };
@@ -24,7 +28,7 @@ public sealed class ServiceDirectoryTests
     [InlineData("ORDERS.shop:80")]
     public void ResolvesABareNameOrNameDotNamespaceWithOrWithoutPort(string host)
     {
-        var directory = new ServiceDirectory("shop");
+        var directory = NewDirectory("shop");
         directory.Apply(Table(("orders", "shop", "127.0.0.1:1001")));
         var route = directory.Resolve(host);
         Assert.NotNull(route);
@@ -35,7 +39,7 @@ public sealed class ServiceDirectoryTests
     [Fact]
     public void ABareNamePrefersTheCallersOwnNamespace()
     {
-        var directory = new ServiceDirectory("billing");
+        var directory = NewDirectory("billing");
         directory.Apply(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
         Assert.Equal("billing", directory.Resolve("api")!.Namespace);
         Assert.Equal("shop", directory.Resolve("api.shop")!.Namespace);
@@ -44,7 +48,7 @@ public sealed class ServiceDirectoryTests
     [Fact]
     public void AnAmbiguousBareNameFromAnotherNamespaceDoesNotResolve()
     {
-        var directory = new ServiceDirectory("frontend");
+        var directory = NewDirectory("frontend");
         directory.Apply(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
         Assert.Null(directory.Resolve("api"));
         Assert.NotNull(directory.Resolve("api.billing"));
@@ -53,7 +57,7 @@ public sealed class ServiceDirectoryTests
     [Fact]
     public void UnknownHostsDoNotResolve()
     {
-        var directory = new ServiceDirectory("shop");
+        var directory = NewDirectory("shop");
         directory.Apply(Table(("orders", "shop", "127.0.0.1:1001")));
         Assert.Null(directory.Resolve("payments"));
         Assert.Null(directory.Resolve("orders.other"));
@@ -65,7 +69,7 @@ public sealed class ServiceDirectoryTests
     {
         var table = Table(("orders", "shop", "127.0.0.1:1001"));
         table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/orders" });
-        var directory = new ServiceDirectory("shop");
+        var directory = NewDirectory("shop");
         directory.Apply(table);
         var route = directory.Resolve("orders")!;
         var seen = new HashSet<string> { route.Pick().Address, route.Pick().Address };
@@ -77,9 +81,22 @@ public sealed class ServiceDirectoryTests
     {
         var table = Table(("orders", "shop", "not-an-address"));
         table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "not a spiffe id" });
-        var directory = new ServiceDirectory("shop");
+        var directory = NewDirectory("shop");
         directory.Apply(table);
         Assert.Null(directory.Resolve("orders"));
         Assert.Equal(7, directory.Version);
+    }
+}
+
+public sealed class MeshConnectionPoolsTests
+{
+    [Fact]
+    public void EachServerIdentityGetsItsOwnPoolAndTheSameIdentityTheSamePool()
+    {
+        using var pools = new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System));
+        var orders = pools.For(MeshGuard.Spiffe.SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/orders"));
+        var payments = pools.For(MeshGuard.Spiffe.SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/payments"));
+        Assert.NotSame(orders, payments);
+        Assert.Same(orders, pools.For(MeshGuard.Spiffe.SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/orders")));
     }
 }

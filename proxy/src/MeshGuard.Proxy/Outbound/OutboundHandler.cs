@@ -10,10 +10,8 @@ namespace MeshGuard.Proxy.Outbound;
 /// that endpoint's sidecar, which must present the identity the directory lists for it.
 /// </summary>
 internal sealed partial class OutboundHandler(
-    IHttpForwarder forwarder, ServiceDirectory directory, [FromKeyedServices(OutboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<OutboundHandler> logger)
+    IHttpForwarder forwarder, ServiceDirectory directory, ILogger<OutboundHandler> logger)
 {
-    public const string InvokerKey = "mesh";
-
     private static readonly ForwarderRequestConfig RequestConfig = new()
     {
         Version = HttpVersion.Version20,
@@ -37,7 +35,7 @@ internal sealed partial class OutboundHandler(
             return;
         }
         var endpoint = route.Pick();
-        var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, invoker, RequestConfig, endpoint.Transformer);
+        var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance);
         if (error == ForwarderError.None)
         {
             return;

@@ -5,7 +5,7 @@ using MeshGuard.Spiffe;
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>An inbound sidecar of a service: where to connect and who must answer there.</summary>
-internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity)
+internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity, HttpMessageInvoker pool)
 {
     public string Address { get; } = address;
 
@@ -16,7 +16,8 @@ internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeI
 
     public SpiffeId Identity { get; } = identity;
 
-    public OutboundTransformer Transformer { get; } = new(identity);
+    /// <summary>The connection pool of this endpoint's identity.</summary>
+    public HttpMessageInvoker Pool { get; } = pool;
 }
 
 /// <summary>A service and its endpoints, with a round-robin cursor.</summary>
@@ -38,7 +39,7 @@ internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoi
 /// resolves to the caller's own namespace first (as Kubernetes DNS does), else to the only namespace that
 /// has it. The lookup table is rebuilt per table version and read without locks or allocation.
 /// </summary>
-internal sealed class ServiceDirectory(string ownNamespace)
+internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools pools)
 {
     private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes);
 
@@ -61,7 +62,7 @@ internal sealed class ServiceDirectory(string ownNamespace)
             {
                 if (IPEndPoint.TryParse(endpoint.Address, out var ip) && SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
                 {
-                    endpoints.Add(new MeshEndpoint(endpoint.Address, new DnsEndPoint(ip.Address.ToString(), ip.Port), id));
+                    endpoints.Add(new MeshEndpoint(endpoint.Address, new DnsEndPoint(ip.Address.ToString(), ip.Port), id, pools.For(id)));
                 }
             }
             if (endpoints.Count == 0)

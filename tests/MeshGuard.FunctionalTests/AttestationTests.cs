@@ -1,0 +1,161 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
+using Grpc.Net.Client;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.V1;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>Join tokens, the bootstrap endpoint's refusals, and renewal bound to the caller's own identity.</summary>
+[Collection(nameof(MeshCollection))]
+public sealed class AttestationTests(MeshFixture mesh)
+{
+    private static readonly SpiffeId Inventory = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/inventory");
+
+    private HttpClient BootstrapClient() => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, server, chain, _) =>
+                server is X509Certificate2 s && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, mesh.Bundle, DateTimeOffset.UtcNow).Id == ControlPlaneIdentity.For("mesh.local"),
+        },
+    })
+    { BaseAddress = new Uri($"https://127.0.0.1:{mesh.Mesh.ControlPlane!.BootstrapPort}") };
+
+    private static string Csr(SpiffeId? id = null)
+    {
+        using var key = SvidKey.CreateKey();
+        return id is null
+            ? new CertificateRequest("CN=x", key, System.Security.Cryptography.HashAlgorithmName.SHA256).CreateSigningRequestPem()
+            : SvidKey.CreateSigningRequestPem(key, id);
+    }
+
+    private async Task<(HttpStatusCode Status, string Body)> AttestAsync(string? token, string? csr, string service = "inventory", string address = "127.0.0.1:9")
+    {
+        using var client = BootstrapClient();
+        using var response = await client.PostAsJsonAsync(Bootstrap.AttestPath, new AttestRequest(token, csr, service, address), ContractsJsonContext.Default.AttestRequest);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task AJoinTokenWorksOnceAndTheSecondSidecarIsToldItWasUsed()
+    {
+        var token = mesh.Mesh.CreateJoinToken(Inventory);
+        var (status, body) = await AttestAsync(token, Csr());
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("spiffe://mesh.local/ns/shop/sa/inventory", body, StringComparison.Ordinal);
+
+        // A real sidecar started with the spent token refuses to start and says why.
+        var second = await mesh.Mesh.StartSidecarAsync("inventory", mesh.OrdersApp.Port, joinToken: token, waitReady: false);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!second.Sidecar!.HasExited && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        Assert.True(second.Sidecar.HasExited);
+        Assert.Equal(1, second.Sidecar.ExitCode);
+        Assert.Contains("join token was already used", second.Sidecar.ReadLog(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnExpiredTokenIsRefusedAsExpired()
+    {
+        var token = mesh.Mesh.CreateJoinToken(Inventory, TimeSpan.FromMilliseconds(1));
+        await Task.Delay(50);
+        var (status, body) = await AttestAsync(token, Csr());
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Contains("join token has expired", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnUnknownTokenIsRefusedAsUnknown()
+    {
+        var (status, body) = await AttestAsync("mgjt_made-up", Csr());
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Contains("join token is unknown", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ACsrForAnotherIdentityIsRefusedAndTheTokenStaysUsable()
+    {
+        var token = mesh.Mesh.CreateJoinToken(Inventory);
+        var (status, body) = await AttestAsync(token, Csr(SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/admin")));
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.Contains("CSR asks for spiffe://mesh.local/ns/shop/sa/admin but the join token is bound to spiffe://mesh.local/ns/shop/sa/inventory", body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await AttestAsync(token, Csr(Inventory))).Status);
+    }
+
+    [Theory]
+    [InlineData("not a csr", "CSR is malformed")]
+    [InlineData(null, "CSR is missing")]
+    public async Task AMalformedCsrIsRefusedWith400AndTheTokenStaysUsable(string? csr, string reason)
+    {
+        var token = mesh.Mesh.CreateJoinToken(Inventory);
+        var (status, body) = await AttestAsync(token, csr);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(reason, body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await AttestAsync(token, Csr())).Status);
+    }
+
+    [Theory]
+    [InlineData("Inventory!", "127.0.0.1:9", "must be a DNS label")]
+    [InlineData("inventory", "somewhere", "must be ip:port")]
+    public async Task ABadRegistrationIsRefusedWith400(string service, string address, string reason)
+    {
+        var (status, body) = await AttestAsync(mesh.Mesh.CreateJoinToken(Inventory), Csr(), service, address);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(reason, body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ABodyThatIsNotJsonIsRefusedWith400()
+    {
+        using var client = BootstrapClient();
+        using var response = await client.PostAsync(Bootstrap.AttestPath, new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("not valid JSON", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    private GrpcChannel RenewalChannel(X509Certificate2 certificate) =>
+        GrpcChannel.ForAddress($"https://127.0.0.1:{mesh.Mesh.ControlPlane!.GrpcPort}", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions
+                {
+                    ClientCertificateContext = SslStreamCertificateContext.Create(certificate, mesh.RealCa.Intermediates, offline: true),
+                    RemoteCertificateValidationCallback = (_, server, chain, _) =>
+                        server is X509Certificate2 s && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, mesh.Bundle, DateTimeOffset.UtcNow).IsValid,
+                },
+            },
+        });
+
+    [Fact]
+    public async Task RenewalIssuesTheCallersOwnIdentityOnly()
+    {
+        using var channel = RenewalChannel(mesh.RealCa.IssueLeaf(Inventory.ToString()));
+        var client = new Identity.IdentityClient(channel);
+        var renewed = await client.RenewAsync(new RenewRequest { CsrPem = Csr(Inventory) });
+        Assert.Equal(Inventory.ToString(), renewed.SpiffeId);
+
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+            await client.RenewAsync(new RenewRequest { CsrPem = Csr(SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/admin")) }));
+        Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task RenewalWithAnExpiredSvidFailsAtTheHandshake()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var expired = mesh.RealCa.IssueLeaf(new MeshGuard.Tests.Common.TestCa.LeafOptions { Uris = [Inventory.ToString()], NotAfter = now.AddSeconds(-2) });
+        using var channel = RenewalChannel(expired);
+        var client = new Identity.IdentityClient(channel);
+        var error = await Assert.ThrowsAsync<RpcException>(async () => await client.RenewAsync(new RenewRequest { CsrPem = Csr(Inventory) }));
+        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+    }
+}

@@ -1,0 +1,89 @@
+using System.Security.Cryptography.X509Certificates;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>The inbound port admits only peers with a valid SVID of this mesh; everyone else fails the handshake and the app sees nothing.</summary>
+[Collection(nameof(MeshCollection))]
+public sealed class InboundHandshakeTests(MeshFixture mesh)
+{
+    private const string Caller = "spiffe://mesh.local/ns/shop/sa/checkout";
+
+    private async Task AssertRefusedAndAppSawNothingAsync(string path, X509Certificate2? certificate, X509Certificate2Collection? chain)
+    {
+        var outcome = await PeerClient.GetAsync(mesh.Orders.InboundPort, path, mesh.Bundle, certificate, chain);
+        Assert.True(outcome.Refused, $"expected a failed handshake, got {outcome.Status} {outcome.Body}");
+        await Task.Delay(200);
+        Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == path);
+    }
+
+    [Fact]
+    public async Task AValidSvidFromTheMeshCaIsAdmitted()
+    {
+        var outcome = await PeerClient.GetAsync(mesh.Orders.InboundPort, "/admitted", mesh.Bundle, mesh.RealCa.IssueLeaf(Caller), mesh.RealCa.Intermediates);
+        Assert.Equal(200, outcome.Status);
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/admitted");
+        Assert.Equal($"By={mesh.Orders.Identity};URI={Caller}", seen.Headers["x-forwarded-client-cert"]);
+    }
+
+    [Fact]
+    public Task AClientWithoutACertificateIsRefused() =>
+        AssertRefusedAndAppSawNothingAsync("/no-cert", null, null);
+
+    [Fact]
+    public Task ASelfSignedCertificateWithAValidLookingSpiffeIdIsRefused() =>
+        AssertRefusedAndAppSawNothingAsync("/self-signed", mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], SelfSigned = true }), null);
+
+    [Fact]
+    public Task AnExpiredSvidFromTheMeshCaIsRefused()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var expired = mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], NotAfter = now.AddSeconds(-2) });
+        return AssertRefusedAndAppSawNothingAsync("/expired", expired, mesh.RealCa.Intermediates);
+    }
+
+    [Fact]
+    public Task AnSvidOfAnotherTrustDomainIsRefused()
+    {
+        var other = new TestCa("other.example");
+        return AssertRefusedAndAppSawNothingAsync("/other-domain", other.IssueLeaf("spiffe://other.example/ns/shop/sa/checkout"), other.Intermediates);
+    }
+
+    [Fact]
+    public Task ALeafWithCaTrueFromTheMeshCaIsRefused() =>
+        AssertRefusedAndAppSawNothingAsync("/ca-leaf", mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], IsCa = true }), mesh.RealCa.Intermediates);
+
+    [Fact]
+    public Task AnSvidFromAnotherCaClaimingThisTrustDomainIsRefused()
+    {
+        var impostor = new TestCa();
+        return AssertRefusedAndAppSawNothingAsync("/impostor", impostor.IssueLeaf(Caller), impostor.Intermediates);
+    }
+
+    [Fact]
+    public async Task OpenSslWithAnSvidCompletesTheHandshakeAndWithoutOneIsRefused()
+    {
+        using var temp = new TempDirectory();
+        var leaf = mesh.RealCa.IssueLeaf(Caller);
+        File.WriteAllText(temp.Combine("leaf.pem"), leaf.ExportCertificatePem());
+        File.WriteAllText(temp.Combine("key.pem"), leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(temp.Combine("chain.pem"), mesh.RealCa.Intermediate.ExportCertificatePem());
+        var connect = $"127.0.0.1:{mesh.Orders.InboundPort}";
+
+        var withSvid = await SClient.RunAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-verify_return_error",
+            "-cert", temp.Combine("leaf.pem"), "-key", temp.Combine("key.pem"), "-cert_chain", temp.Combine("chain.pem"), "-ign_eof"],
+            "GET /openssl HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        Assert.Contains("HTTP/1.1 200", withSvid, StringComparison.Ordinal);
+        Assert.Contains("Verify return code: 0 (ok)", withSvid, StringComparison.Ordinal);
+
+        var without = await SClient.RunAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-ign_eof"],
+            "GET /openssl-no-cert HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        // TLS 1.3 lets the client finish before the server judges its (missing) certificate; the server then
+        // closes the connection, so openssl gets no HTTP answer at all.
+        Assert.DoesNotContain("HTTP/1.1", without, StringComparison.Ordinal);
+        Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == "/openssl-no-cert");
+    }
+}
+
+[CollectionDefinition(nameof(MeshCollection))]
+public sealed class MeshCollection : ICollectionFixture<MeshFixture>;

@@ -1,0 +1,39 @@
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// Points the process launcher at the published executables: MESHGUARD_BIN if set (./meshguard.sh test sets
+/// it), else out/bin of the repository this test runs from.
+/// </summary>
+internal static class MeshBinaries
+{
+    public static string Directory { get; } = Resolve();
+
+    private static string Resolve()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable("MESHGUARD_BIN");
+        if (!string.IsNullOrEmpty(fromEnvironment))
+        {
+            return fromEnvironment;
+        }
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "MeshGuard.sln")))
+            {
+                var bin = Path.Combine(dir.FullName, "out", "bin");
+                Environment.SetEnvironmentVariable("MESHGUARD_BIN", bin);
+                return bin;
+            }
+        }
+        throw new InvalidOperationException("cannot find out/bin: run ./meshguard.sh build or set MESHGUARD_BIN");
+    }
+
+    public static string Of(string executable) => Path.Combine(Directory, executable);
+
+    public static void Ensure()
+    {
+        if (!File.Exists(Of("meshguard-proxy")))
+        {
+            throw new InvalidOperationException($"meshguard-proxy not found in {Directory}: run ./meshguard.sh build first");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Net;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>App -> its sidecar's outbound port -> mTLS -> the callee's sidecar -> the callee's app.</summary>
+[Collection(nameof(MeshCollection))]
+public sealed class MeshCallTests(MeshFixture mesh)
+{
+    private HttpClient ThroughFrontendProxy() =>
+        new(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{mesh.Frontend.OutboundPort}"), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+
+    [Fact]
+    public async Task ACallThroughTwoSidecarsReachesTheAppWithTheCallersIdentity()
+    {
+        using var client = ThroughFrontendProxy();
+        using var response = await client.GetAsync(new Uri("http://orders/orders/42?x=1"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("orders /orders/42", await response.Content.ReadAsStringAsync());
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/orders/42");
+        Assert.Equal(
+            "By=spiffe://mesh.local/ns/shop/sa/orders;URI=spiffe://mesh.local/ns/shop/sa/frontend",
+            seen.Headers["x-forwarded-client-cert"]);
+        Assert.Equal("orders", seen.Headers["Host"]);
+    }
+
+    [Theory]
+    [InlineData("orders")]
+    [InlineData("orders:8080")]
+    [InlineData("orders.shop")]
+    [InlineData("orders.shop:8080")]
+    public async Task TheOutboundPortAlsoRoutesByHostHeader(string host)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+        var path = "/by-host/" + host.Replace(':', '-');
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://127.0.0.1:{mesh.Frontend.OutboundPort}{path}"))
+        {
+            Content = new StringContent("payload"),
+        };
+        request.Headers.Host = host;
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == path);
+        Assert.Equal("POST", seen.Method);
+    }
+
+    [Fact]
+    public async Task AnUnknownServiceGets502NamingIt()
+    {
+        using var client = ThroughFrontendProxy();
+        using var response = await client.GetAsync(new Uri("http://inventory/items"));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains("no service in the mesh is called inventory", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AForgedForwardedClientCertFromTheAppNeverReachesTheCallee()
+    {
+        using var client = ThroughFrontendProxy();
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://orders/forged-outbound"));
+        request.Headers.TryAddWithoutValidation("x-forwarded-client-cert", "By=spiffe://mesh.local/ns/shop/sa/orders;URI=spiffe://mesh.local/ns/shop/sa/admin");
+        request.Headers.TryAddWithoutValidation("x-meshguard-identity", "spiffe://mesh.local/ns/shop/sa/admin");
+        using var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/forged-outbound");
+        Assert.Equal("By=spiffe://mesh.local/ns/shop/sa/orders;URI=spiffe://mesh.local/ns/shop/sa/frontend", seen.Headers["x-forwarded-client-cert"]);
+        Assert.DoesNotContain(seen.Headers.Keys, k => k.StartsWith("x-meshguard-", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task AForgedForwardedClientCertFromAMeshPeerIsReplacedByItsRealIdentity()
+    {
+        const string caller = "spiffe://mesh.local/ns/shop/sa/checkout";
+        var outcome = await PeerClient.GetAsync(mesh.Orders.InboundPort, "/forged-inbound", mesh.Bundle, mesh.RealCa.IssueLeaf(caller), mesh.RealCa.Intermediates,
+            new Dictionary<string, string>
+            {
+                ["x-forwarded-client-cert"] = "By=spiffe://mesh.local/ns/shop/sa/orders;URI=spiffe://mesh.local/ns/shop/sa/admin",
+                ["X-MeshGuard-Caller"] = "admin",
+            });
+        Assert.Equal(200, outcome.Status);
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/forged-inbound");
+        Assert.Equal($"By=spiffe://mesh.local/ns/shop/sa/orders;URI={caller}", seen.Headers["x-forwarded-client-cert"]);
+        Assert.DoesNotContain(seen.Headers.Keys, k => k.StartsWith("x-meshguard-", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public async Task AnEndpointPresentingAnotherIdentityIsRefusedByTheCaller()
+    {
+        // A "payments" sidecar that advertises the orders sidecar's inbound address as its own: callers of
+        // payments reach a server that proves it is orders, and must refuse it.
+        await using var paymentsApp = await MeshGuard.Tests.Common.RecordingApp.StartAsync("payments");
+        var payments = await mesh.Mesh.StartSidecarAsync("payments", paymentsApp.Port, advertiseAddress: $"127.0.0.1:{mesh.Orders.InboundPort}");
+        await mesh.WaitForServicesAsync(mesh.Frontend, 3);
+
+        using var client = ThroughFrontendProxy();
+        using var response = await client.GetAsync(new Uri("http://payments/stolen-endpoint"));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains("presented spiffe://mesh.local/ns/shop/sa/orders but spiffe://mesh.local/ns/shop/sa/payments was expected", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == "/stolen-endpoint");
+        Assert.Empty(paymentsApp.Requests);
+        Assert.Contains("refused endpoint", mesh.Frontend.Sidecar!.ReadLog(), StringComparison.Ordinal);
+        await payments.Sidecar!.StopAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task AdminCertsShowsTheSvidThatMeshctlCanInspect()
+    {
+        var (exit, output) = await Cli.RunAsync("meshctl", "certs", "inspect", "--admin", $"http://127.0.0.1:{mesh.Orders.AdminPort}");
+        Assert.Equal(0, exit);
+        Assert.Contains("spiffe_id:  spiffe://mesh.local/ns/shop/sa/orders", output, StringComparison.Ordinal);
+        Assert.Contains("[1] chain", output, StringComparison.Ordinal);
+        Assert.Contains("issuer:     CN=MeshGuard Intermediate CA", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheAdminPortListensOnLoopbackOnlyAndReportsReady()
+    {
+        using var client = new HttpClient();
+        Assert.Equal("ready\n", await client.GetStringAsync(new Uri($"http://127.0.0.1:{mesh.Orders.AdminPort}/ready")));
+        var listeners = await File.ReadAllTextAsync("/proc/net/tcp");
+        var port = mesh.Orders.AdminPort.ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
+        // Listening sockets (state 0A) on the admin port are bound to 0100007F (127.0.0.1) only.
+        var lines = listeners.Split('\n').Where(l => l.Contains($":{port} ", StringComparison.Ordinal) && l.Contains(" 0A ", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(lines);
+        Assert.All(lines, l => Assert.Contains($"0100007F:{port}", l, StringComparison.Ordinal));
+    }
+}

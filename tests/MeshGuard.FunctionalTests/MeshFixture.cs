@@ -1,0 +1,70 @@
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Spiffe;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// One mesh shared by a test class: a control plane, and "frontend" and "orders" sidecars in front of
+/// recording apps in this test process, so tests can see exactly what reached each app.
+/// </summary>
+public sealed class MeshFixture : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+
+    public LocalMesh Mesh { get; private set; } = null!;
+
+    public RecordingApp FrontendApp { get; private set; } = null!;
+
+    public RecordingApp OrdersApp { get; private set; } = null!;
+
+    public MeshService Frontend { get; private set; } = null!;
+
+    public MeshService Orders { get; private set; } = null!;
+
+    /// <summary>The control plane's real CA, read from its data directory, to mint test SVIDs it really signed.</summary>
+    public TestCa RealCa { get; private set; } = null!;
+
+    public TrustBundle Bundle { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        Mesh = new LocalMesh(_temp.Path);
+        await Mesh.StartControlPlaneAsync();
+        var data = Mesh.Data;
+        RealCa = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+        Bundle = TrustBundle.Load(data.TrustBundle);
+        FrontendApp = await RecordingApp.StartAsync("frontend");
+        OrdersApp = await RecordingApp.StartAsync("orders");
+        Orders = await Mesh.StartSidecarAsync("orders", OrdersApp.Port);
+        Frontend = await Mesh.StartSidecarAsync("frontend", FrontendApp.Port);
+        // Both sidecars must know both services before tests call across.
+        await WaitForServicesAsync(Frontend, 2);
+    }
+
+    public async Task WaitForServicesAsync(MeshService sidecar, int services)
+    {
+        using var client = new HttpClient();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            var config = await client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config"));
+            using var json = System.Text.Json.JsonDocument.Parse(config);
+            if (json.RootElement.GetProperty("services").GetInt32() >= services)
+            {
+                return;
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{sidecar.Name} never saw {services} services");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Mesh.DisposeAsync();
+        await FrontendApp.DisposeAsync();
+        await OrdersApp.DisposeAsync();
+        _temp.Dispose();
+    }
+}

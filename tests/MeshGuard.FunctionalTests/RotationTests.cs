@@ -1,0 +1,91 @@
+using System.Net;
+using System.Text.Json;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>SVIDs that live 5 seconds are renewed under steady traffic without a single failed call.</summary>
+public sealed class RotationTests : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _ordersApp = null!;
+    private RecordingApp _frontendApp = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _mesh = new LocalMesh(_temp.Path);
+        await _mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromSeconds(5));
+        _ordersApp = await RecordingApp.StartAsync("orders");
+        _frontendApp = await RecordingApp.StartAsync("frontend");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _ordersApp.DisposeAsync();
+        await _frontendApp.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    private static async Task<string> SerialAsync(HttpClient client, MeshService service)
+    {
+        using var certs = JsonDocument.Parse(await client.GetStringAsync(new Uri($"http://127.0.0.1:{service.AdminPort}/certs")));
+        return certs.RootElement.GetProperty("serial").GetString()!;
+    }
+
+    [Fact]
+    public async Task SteadyCallsSeeNoFailureAcrossSeveralRenewalsAndProcessesStopGracefully()
+    {
+        var orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        using var admin = new HttpClient();
+        // Calls share long-lived HTTP/2 connections and also open new ones (a second client) as SVIDs change.
+        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{frontend.OutboundPort}"), UseProxy = true });
+
+        var ordersSerials = new HashSet<string>();
+        var frontendSerials = new HashSet<string>();
+        var failures = new List<string>();
+        var calls = 0;
+        var end = DateTime.UtcNow.AddSeconds(20);
+        var nextSample = DateTime.MinValue;
+        while (DateTime.UtcNow < end)
+        {
+            try
+            {
+                using var response = await client.GetAsync(new Uri($"http://orders/steady/{calls}"));
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    failures.Add($"call {calls}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+            }
+            catch (HttpRequestException e)
+            {
+                failures.Add($"call {calls}: {e.Message}");
+            }
+            calls++;
+            if (DateTime.UtcNow >= nextSample)
+            {
+                ordersSerials.Add(await SerialAsync(admin, orders));
+                frontendSerials.Add(await SerialAsync(admin, frontend));
+                nextSample = DateTime.UtcNow.AddMilliseconds(500);
+            }
+            await Task.Delay(20);
+        }
+
+        Assert.Empty(failures);
+        Assert.True(calls > 200, $"only {calls} calls were made");
+        Assert.True(ordersSerials.Count >= 4, $"orders had {ordersSerials.Count} SVIDs in 20s");
+        Assert.True(frontendSerials.Count >= 4, $"frontend had {frontendSerials.Count} SVIDs in 20s");
+        Assert.Equal(calls, _ordersApp.Requests.Count(r => r.Path.StartsWith("/steady/", StringComparison.Ordinal)));
+
+        // SIGTERM: each process exits by itself, with code 0, well within the grace period.
+        foreach (var process in new[] { frontend.Sidecar!, orders.Sidecar!, _mesh.Processes[0] })
+        {
+            Assert.True(await process.StopAsync(TimeSpan.FromSeconds(10)), $"{process.Name} had to be killed");
+            Assert.Equal(0, process.ExitCode);
+        }
+    }
+}
