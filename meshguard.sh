@@ -3,6 +3,7 @@
 #   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
 #   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
+#   ./meshguard.sh lint    dotnet format --verify-no-changes
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -79,5 +80,6 @@ case "${1:-}" in
     if needs_build; then build; fi
     exec "$BIN/meshctl" demo "$@" ;;
   test) shift; run_tests "$@" ;;
-  *) echo "usage: $0 build | demo [--serve] | test" >&2; exit 2 ;;
+  lint) dotnet format MeshGuard.sln --verify-no-changes ;;
+  *) echo "usage: $0 build | demo [--serve] | test | lint" >&2; exit 2 ;;
 esac

@@ -1,13 +1,13 @@
 using System.CommandLine;
 using System.Net;
 using MeshGuard.CommandLine;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane;
 using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Registry;
-using MeshGuard.Contracts;
-using MeshGuard.Contracts.DataDir;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 

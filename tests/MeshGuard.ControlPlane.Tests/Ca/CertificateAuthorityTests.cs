@@ -1,6 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
-using MeshGuard.ControlPlane.Ca;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Ca;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Time.Testing;

@@ -1,8 +1,8 @@
 using System.Text.Json;
-using MeshGuard.ControlPlane.Ca;
-using MeshGuard.ControlPlane.Registry;
 using MeshGuard.Contracts;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Registry;
 
 namespace MeshGuard.ControlPlane.Attestation;
 

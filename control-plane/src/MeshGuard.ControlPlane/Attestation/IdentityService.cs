@@ -1,7 +1,7 @@
 using Grpc.Core;
+using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Registry;
-using MeshGuard.Contracts.V1;
 
 namespace MeshGuard.ControlPlane.Attestation;
 

@@ -1,6 +1,6 @@
 using MeshGuard.Contracts.V1;
-using Endpoint = MeshGuard.Contracts.V1.Endpoint;
 using MeshGuard.Spiffe;
+using Endpoint = MeshGuard.Contracts.V1.Endpoint;
 
 namespace MeshGuard.ControlPlane.Registry;
 
