@@ -52,14 +52,10 @@ public sealed class AttestationTests(MeshFixture mesh)
 
         // A real sidecar started with the spent token refuses to start and says why.
         var second = await mesh.Mesh.StartSidecarAsync("inventory", mesh.OrdersApp.Port, joinToken: token, waitReady: false);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!second.Sidecar!.HasExited && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(100);
-        }
-        Assert.True(second.Sidecar.HasExited);
-        Assert.Equal(1, second.Sidecar.ExitCode);
-        Assert.Contains("join token was already used", second.Sidecar.ReadLog(), StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => second.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), "the sidecar kept running with a spent token");
+        Assert.Equal(1, second.Sidecar!.ExitCode);
+        Assert.True(await Eventually.TrueAsync(() => second.Sidecar.ReadLog().Contains("join token was already used", StringComparison.Ordinal)),
+            second.Sidecar.ReadLog());
     }
 
     [Fact]

@@ -98,7 +98,9 @@ public sealed class MeshCallTests(MeshFixture mesh)
         Assert.Contains("presented spiffe://mesh.local/ns/shop/sa/orders but spiffe://mesh.local/ns/shop/sa/payments was expected", body, StringComparison.Ordinal);
         Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == "/stolen-endpoint");
         Assert.Empty(paymentsApp.Requests);
-        Assert.Contains("refused endpoint", mesh.Frontend.Sidecar!.ReadLog(), StringComparison.Ordinal);
+        // The sidecar's log reaches its file asynchronously.
+        Assert.True(await Eventually.TrueAsync(() => mesh.Frontend.Sidecar!.ReadLog().Contains("refused endpoint", StringComparison.Ordinal)),
+            "the caller's sidecar did not log the refused endpoint");
         await payments.Sidecar!.StopAsync(TimeSpan.FromSeconds(10));
     }
 

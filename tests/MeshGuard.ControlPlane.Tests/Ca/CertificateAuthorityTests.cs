@@ -68,6 +68,24 @@ public sealed class CertificateAuthorityTests : IDisposable
     }
 
     [Fact]
+    public void RefusesToStartWhenAKeyFileIsMissingRatherThanMakeANewCa()
+    {
+        CertificateAuthority.LoadOrCreate(_data, "mesh.local", TimeProvider.System).Dispose();
+        File.Delete(_data.RootKey);
+        var error = Assert.Throws<InvalidOperationException>(() => CertificateAuthority.LoadOrCreate(_data, "mesh.local", TimeProvider.System));
+        Assert.Contains($"CA key file {_data.RootKey} is missing", error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(_data.RootKey));
+    }
+
+    [Fact]
+    public void CreatingTheCaLeavesNoStagingDirectoryBehind()
+    {
+        CertificateAuthority.LoadOrCreate(_data, "mesh.local", TimeProvider.System).Dispose();
+        Assert.Equal(["ca"], Directory.GetFileSystemEntries(_data.Root).Select(p => Path.GetFileName(p)!).ToArray());
+        Assert.Equal(4, Directory.GetFiles(_data.CaDirectory).Length);
+    }
+
+    [Fact]
     public void RefusesACaOfAnotherTrustDomain()
     {
         CertificateAuthority.LoadOrCreate(_data, "mesh.local", TimeProvider.System).Dispose();

@@ -40,15 +40,22 @@ internal sealed class CertificateAuthority : IDisposable
     /// <summary>Loads the CA from the data directory, creating it on first start.</summary>
     public static CertificateAuthority LoadOrCreate(DataDirectory data, string trustDomain, TimeProvider time)
     {
-        if (!File.Exists(data.RootKey) && !File.Exists(data.IntermediateKey))
+        if (!Directory.Exists(data.CaDirectory))
         {
             Create(data, trustDomain, time);
+        }
+        foreach (var file in new[] { data.RootCertificate, data.IntermediateCertificate })
+        {
+            if (!File.Exists(file))
+            {
+                throw new InvalidOperationException($"CA file {file} is missing; restore {data.CaDirectory} from backup");
+            }
         }
         foreach (var keyFile in new[] { data.RootKey, data.IntermediateKey })
         {
             if (!File.Exists(keyFile))
             {
-                throw new InvalidOperationException($"CA key file {keyFile} is missing while its sibling exists; restore it from backup");
+                throw new InvalidOperationException($"CA key file {keyFile} is missing; restore {data.CaDirectory} from backup");
             }
             SecureFile.RequireOwnerOnly(keyFile);
         }
@@ -76,11 +83,19 @@ internal sealed class CertificateAuthority : IDisposable
         intermediateRequest.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(root, true, false));
         using var intermediate = intermediateRequest.Create(root, now - Backdate, now + IntermediateLifetime, NewSerial());
 
-        // Keys first: a crash half-way leaves no certificate without its key.
-        SecureFile.WriteAtomically(data.RootKey, rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(data.IntermediateKey, intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(data.RootCertificate, root.ExportCertificatePem() + "\n", secret: false);
-        SecureFile.WriteAtomically(data.IntermediateCertificate, intermediate.ExportCertificatePem() + "\n", secret: false);
+        // Everything is written into a fresh sibling directory that is renamed into place at the end, so a
+        // crash half-way leaves no CA at all rather than half of one.
+        var staging = data.CaDirectory + $".new-{Environment.ProcessId}";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+        Directory.CreateDirectory(staging);
+        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.RootKey)), rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.IntermediateKey)), intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.RootCertificate)), root.ExportCertificatePem() + "\n", secret: false);
+        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.IntermediateCertificate)), intermediate.ExportCertificatePem() + "\n", secret: false);
+        Directory.Move(staging, data.CaDirectory);
     }
 
     private static CertificateRequest CreateCaRequest(string subject, ECDsa key, string trustDomainId, int pathLength)

@@ -17,7 +17,7 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
 
     private Snapshot? _current;
 
-    private sealed record Snapshot(X509Svid Svid, SslServerAuthenticationOptions Bootstrap, SslServerAuthenticationOptions Grpc);
+    private sealed record Snapshot(X509Svid Svid, DateTimeOffset IssuedAt, SslServerAuthenticationOptions Bootstrap, SslServerAuthenticationOptions Grpc);
 
     public X509Svid Svid => Current.Svid;
 
@@ -43,6 +43,7 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
         var svid = X509Svid.Create(ca.ChainPem(leaf), key, ca.Bundle, time.GetUtcNow());
         var snapshot = new Snapshot(
             svid,
+            time.GetUtcNow(),
             SvidTls.CreateServerOptions(svid, ca.Bundle, time, Http11, requireClientCertificate: false),
             SvidTls.CreateServerOptions(svid, ca.Bundle, time, Http2));
         Volatile.Write(ref _current, snapshot);
@@ -54,8 +55,9 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
     {
         while (!stoppingToken.IsCancellationRequested)
         {
-            var svid = Current.Svid;
-            var renewAt = svid.NotBefore + ((svid.NotAfter - svid.NotBefore) * 0.7);
+            // From the time of issue, not NotBefore, which the CA backdates for clock skew.
+            var current = Current;
+            var renewAt = current.IssuedAt + ((current.Svid.NotAfter - current.IssuedAt) * 0.7);
             var wait = renewAt - time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
