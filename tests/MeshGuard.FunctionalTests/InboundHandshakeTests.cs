@@ -70,13 +70,13 @@ public sealed class InboundHandshakeTests(MeshFixture mesh)
         File.WriteAllText(temp.Combine("chain.pem"), mesh.RealCa.Intermediate.ExportCertificatePem());
         var connect = $"127.0.0.1:{mesh.Orders.InboundPort}";
 
-        var withSvid = await SClient.RunAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-verify_return_error",
+        var withSvid = await OpenSsl.SClientAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-verify_return_error",
             "-cert", temp.Combine("leaf.pem"), "-key", temp.Combine("key.pem"), "-cert_chain", temp.Combine("chain.pem"), "-ign_eof"],
             "GET /openssl HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
         Assert.Contains("HTTP/1.1 200", withSvid, StringComparison.Ordinal);
         Assert.Contains("Verify return code: 0 (ok)", withSvid, StringComparison.Ordinal);
 
-        var without = await SClient.RunAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-ign_eof"],
+        var without = await OpenSsl.SClientAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-ign_eof"],
             "GET /openssl-no-cert HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
         // TLS 1.3 lets the client finish before the server judges its (missing) certificate; the server then
         // closes the connection, so openssl gets no HTTP answer at all.

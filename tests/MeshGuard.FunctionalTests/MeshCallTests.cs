@@ -115,6 +115,20 @@ public sealed class MeshCallTests(MeshFixture mesh)
     }
 
     [Fact]
+    public async Task MeshctlInspectsAPemFileAndShowsTheBundleOfTheDataDirectory()
+    {
+        var (exit, output) = await Cli.RunAsync("meshctl", "certs", "inspect", mesh.Mesh.Data.TrustBundle);
+        Assert.Equal(0, exit);
+        Assert.Contains("[0] ca", output, StringComparison.Ordinal);
+        Assert.Contains("spiffe_id:  spiffe://mesh.local", output, StringComparison.Ordinal);
+        Assert.Contains("subject:    CN=MeshGuard Root CA", output, StringComparison.Ordinal);
+
+        var (bundleExit, bundle) = await Cli.RunAsync("meshctl", "bundle", "show", "--data", mesh.Mesh.Data.Root);
+        Assert.Equal(0, bundleExit);
+        Assert.Equal(mesh.Bundle.ToPem(), bundle);
+    }
+
+    [Fact]
     public async Task TheAdminPortListensOnLoopbackOnlyAndReportsReady()
     {
         using var client = new HttpClient();

@@ -8,6 +8,7 @@ using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
@@ -67,15 +68,7 @@ namespace MeshGuard.ControlPlane
             SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
 
             var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
-            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-            builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
-            builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+            ServerLogging.Configure(builder.Logging);
             builder.Services.AddSingleton(settings);
             builder.Services.AddSingleton(time);
             builder.Services.AddSingleton(ca);
@@ -91,28 +84,9 @@ namespace MeshGuard.ControlPlane
                 // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
                 kestrel.AllowAlternateSchemes = true;
                 kestrel.Limits.MaxRequestBodySize = Bootstrap.MaxRequestBytes;
-                kestrel.Listen(bindAddress, settings.BootstrapPort, listen =>
-                {
-                    listen.Protocols = HttpProtocols.Http1;
-                    listen.UseHttps(new TlsHandshakeCallbackOptions
-                    {
-                        OnConnection = static c => ValueTask.FromResult(
-                            ((ControlPlaneCredentials)c.State!).BootstrapOptions),
-                        OnConnectionState = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>(),
-                        HandshakeTimeout = TimeSpan.FromSeconds(10),
-                    });
-                });
-                kestrel.Listen(bindAddress, settings.GrpcPort, listen =>
-                {
-                    listen.Protocols = HttpProtocols.Http2;
-                    listen.UseHttps(new TlsHandshakeCallbackOptions
-                    {
-                        OnConnection = static c => ValueTask.FromResult(
-                            ((ControlPlaneCredentials)c.State!).GrpcOptions),
-                        OnConnectionState = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>(),
-                        HandshakeTimeout = TimeSpan.FromSeconds(10),
-                    });
-                });
+                var credentials = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>();
+                ListenTls(kestrel, bindAddress, settings.BootstrapPort, HttpProtocols.Http1, credentials, static c => c.BootstrapOptions);
+                ListenTls(kestrel, bindAddress, settings.GrpcPort, HttpProtocols.Http2, credentials, static c => c.GrpcOptions);
                 kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             });
 
@@ -131,5 +105,19 @@ namespace MeshGuard.ControlPlane
             await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
         }
+
+        // Each handshake takes the options of the control plane's current SVID.
+        private static void ListenTls(
+            KestrelServerOptions kestrel, IPAddress address, int port, HttpProtocols protocols, ControlPlaneCredentials credentials,
+            Func<ControlPlaneCredentials, System.Net.Security.SslServerAuthenticationOptions> options) =>
+            kestrel.Listen(address, port, listen =>
+            {
+                listen.Protocols = protocols;
+                listen.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = _ => ValueTask.FromResult(options(credentials)),
+                    HandshakeTimeout = TimeSpan.FromSeconds(10),
+                });
+            });
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using MeshGuard.Hosting;
 using MeshGuard.Proxy.Admin;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
@@ -22,8 +23,8 @@ internal static partial class SidecarHost
     {
         var time = TimeProvider.System;
         var builder = WebApplication.CreateSlimBuilder();
-        ConfigureLogging(builder.Logging);
-        using var startupLogging = LoggerFactory.Create(ConfigureLogging);
+        ServerLogging.Configure(builder.Logging);
+        using var startupLogging = LoggerFactory.Create(ServerLogging.Configure);
         var logger = startupLogging.CreateLogger("MeshGuard.Proxy");
 
         // 1.
@@ -106,24 +107,10 @@ internal static partial class SidecarHost
         return 0;
     }
 
-    private static void ConfigureLogging(ILoggingBuilder logging)
-    {
-        logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            o.UseUtcTimestamp = true;
-        });
-        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
-        logging.AddFilter("Yarp", LogLevel.Warning);
-        logging.AddFilter("System.Net.Http", LogLevel.Warning);
-    }
-
     private static async Task<X509Svid> AttestAsync(IdentityClient client, TrustBundle bundle, TimeProvider time, ILogger logger, CancellationToken cancellation)
     {
         var deadline = time.GetUtcNow() + AttestDeadline;
-        var retry = TimeSpan.FromMilliseconds(200);
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         while (true)
         {
             try
@@ -147,8 +134,7 @@ internal static partial class SidecarHost
                     throw new StartupException($"control plane unreachable for {AttestDeadline.TotalSeconds:F0}s: {e.Message}");
                 }
                 LogAttestRetry(logger, e.Message);
-                await Task.Delay(retry, time, cancellation);
-                retry = retry * 2 > TimeSpan.FromSeconds(5) ? TimeSpan.FromSeconds(5) : retry * 2;
+                await backoff.DelayAsync(time, cancellation);
             }
         }
     }

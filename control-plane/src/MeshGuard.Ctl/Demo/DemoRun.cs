@@ -56,6 +56,7 @@ internal static class DemoRun
                 catch (OperationCanceledException)
                 {
                 }
+                Console.WriteLine("demo: stopping every process (SIGTERM)");
             }
             return ok ? 0 : 1;
         }

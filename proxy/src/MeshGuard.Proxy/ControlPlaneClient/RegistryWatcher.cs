@@ -13,7 +13,7 @@ internal sealed partial class RegistryWatcher(ControlPlaneChannel channel, Servi
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var retry = TimeSpan.FromMilliseconds(200);
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -23,7 +23,7 @@ internal sealed partial class RegistryWatcher(ControlPlaneChannel channel, Servi
                 {
                     directory.Apply(table);
                     LogTable(logger, table.Version, table.Services.Count);
-                    retry = TimeSpan.FromMilliseconds(200);
+                    backoff.Reset();
                 }
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested)
@@ -34,11 +34,7 @@ internal sealed partial class RegistryWatcher(ControlPlaneChannel channel, Servi
             {
                 LogStreamFailed(logger, e is RpcException rpc ? rpc.Status.Detail : e.Message);
             }
-            if (!stoppingToken.IsCancellationRequested)
-            {
-                await Task.Delay(retry, time, stoppingToken);
-                retry = retry * 2 > TimeSpan.FromSeconds(5) ? TimeSpan.FromSeconds(5) : retry * 2;
-            }
+            await backoff.DelayAsync(time, stoppingToken);
         }
     }
 

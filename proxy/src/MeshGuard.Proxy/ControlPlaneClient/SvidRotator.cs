@@ -36,7 +36,7 @@ internal sealed partial class SvidRotator(
             {
                 await Task.Delay(wait, time, stoppingToken);
             }
-            var retry = MinRetry;
+            var backoff = new Backoff(MinRetry, MaxRetry);
             while (!stoppingToken.IsCancellationRequested)
             {
                 try
@@ -49,8 +49,7 @@ internal sealed partial class SvidRotator(
                 {
                     var left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
-                    await Task.Delay(retry, time, stoppingToken);
-                    retry = retry * 2 > MaxRetry ? MaxRetry : retry * 2;
+                    await backoff.DelayAsync(time, stoppingToken);
                 }
             }
         }

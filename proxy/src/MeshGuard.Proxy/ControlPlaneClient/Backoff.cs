@@ -1,0 +1,19 @@
+namespace MeshGuard.Proxy.ControlPlaneClient;
+
+/// <summary>Exponential backoff between retries: doubles from a minimum up to a maximum; reset after a success.</summary>
+internal struct Backoff(TimeSpan min, TimeSpan max)
+{
+    private readonly TimeSpan _min = min;
+    private readonly TimeSpan _max = max;
+    private TimeSpan _next = min;
+
+    // Not async: the struct must update itself, not a copy of itself.
+    public Task DelayAsync(TimeProvider time, CancellationToken cancellation)
+    {
+        var wait = _next;
+        _next = _next * 2 > _max ? _max : _next * 2;
+        return Task.Delay(wait, time, cancellation);
+    }
+
+    public void Reset() => _next = _min;
+}
