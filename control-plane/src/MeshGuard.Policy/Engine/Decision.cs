@@ -1,0 +1,62 @@
+namespace MeshGuard.Policy.Engine;
+
+public enum Verdict : byte
+{
+    Deny,
+    Allow,
+}
+
+/// <summary>Why the verdict is what it is.</summary>
+public enum DecisionReason : byte
+{
+    /// <summary>An enforce-mode deny rule matched.</summary>
+    DenyRule,
+
+    /// <summary>An enforce-mode allow rule matched.</summary>
+    AllowRule,
+
+    /// <summary>Allow policies select the workload and none of their rules matched.</summary>
+    NoAllowRuleMatched,
+
+    /// <summary>No enforce-mode policy selects the workload: the mesh default decided.</summary>
+    MeshDefault,
+}
+
+/// <summary>What audit-mode policies would have decided; <see cref="None"/> when none selects the workload.</summary>
+public enum AuditVerdict : byte
+{
+    None,
+    Deny,
+    Allow,
+}
+
+/// <summary>
+/// An authorization decision: the verdict, why, the deciding policy ("namespace/name") and rule when a
+/// rule decided, and the audit result. A value type made of references to compiled strings: deciding
+/// allocates nothing.
+/// </summary>
+public readonly record struct Decision(
+    Verdict Verdict,
+    DecisionReason Reason,
+    string? Policy,
+    string? Rule,
+    AuditVerdict Audit = AuditVerdict.None,
+    string? AuditPolicy = null,
+    string? AuditRule = null)
+{
+    /// <summary>The policy name a mesh-default decision carries; its rule is the default ("deny", "allow", ...).</summary>
+    public const string MeshDefaultPolicy = "mesh-default";
+
+    public bool IsAllowed => Verdict == Verdict.Allow;
+
+    public override string ToString() =>
+        $"{(IsAllowed ? "ALLOW" : "DENY")} {Describe()}" + (Audit == AuditVerdict.None ? "" : $" audit={Audit.ToString().ToUpperInvariant()}");
+
+    /// <summary>What decided, in words: "policy shop/orders-callers rule rules[0]", or the default that applied.</summary>
+    public string Describe() => Reason switch
+    {
+        DecisionReason.DenyRule or DecisionReason.AllowRule => $"policy {Policy} rule {Rule}",
+        DecisionReason.NoAllowRuleMatched => "no rule of the allow policies selecting this workload matched (default deny)",
+        _ => $"mesh default ({Rule})",
+    };
+}
