@@ -8,4 +8,5 @@ internal sealed record ControlPlaneSettings(
     int BootstrapPort,
     int GrpcPort,
     int AdminPort,
-    TimeSpan SvidTtl);
+    TimeSpan SvidTtl,
+    MeshGuard.Policy.Engine.MeshDefault MeshDefault);

@@ -8,7 +8,9 @@ using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.Store;
 using MeshGuard.Hosting;
+using MeshGuard.Policy.Engine;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
@@ -19,10 +21,11 @@ var bootstrapPort = CliOption.Port("--bootstrap-port", "bootstrap port: join tok
 var grpcPort = CliOption.Port("--grpc-port", "gRPC port: SVID renewal and the service stream (mTLS)", 15010);
 var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1: /healthz /readyz /metrics", 15014);
 var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
+var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
-    data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, svidTtl,
+    data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, svidTtl, defaultPolicy,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -35,7 +38,10 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(bootstrapPort),
             parse.GetValue(grpcPort),
             parse.GetValue(adminPort),
-            parse.GetValue(svidTtl));
+            parse.GetValue(svidTtl),
+            MeshDefaults.TryParse(parse.GetValue(defaultPolicy), out var meshDefault)
+                ? meshDefault
+                : throw new CliUsageException($"--default-policy '{parse.GetValue(defaultPolicy)}' must be deny, allow-authenticated or allow"));
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -73,7 +79,10 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(time);
             builder.Services.AddSingleton(ca);
             builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
+            builder.Services.AddSingleton(dataDirectory);
             builder.Services.AddSingleton<ServiceRegistry>();
+            builder.Services.AddSingleton<PolicyStore>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton<BootstrapEndpoint>();
             builder.Services.AddSingleton<ControlPlaneCredentials>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());

@@ -18,12 +18,20 @@ internal static class Cli
             await body();
             return 0;
         }
+        catch (Commands.DeniedException)
+        {
+            return 1;
+        }
+        catch (Commands.PolicyLintFailedException)
+        {
+            return 1;
+        }
         catch (CliUsageException e)
         {
             await Console.Error.WriteLineAsync($"meshctl: {e.Message}");
             return 2;
         }
-        catch (Exception e) when (e is FormatException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is FormatException or FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.Text.Json.JsonException)
         {
             await Console.Error.WriteLineAsync($"meshctl: {e.Message}");
             return 1;

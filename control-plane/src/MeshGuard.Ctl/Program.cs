@@ -7,6 +7,8 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     TokenCommand.Create(),
     BundleCommand.Create(),
     CertsCommand.Create(),
+    PolicyCommand.Create(),
+    AuthzCommand.Create(),
     DemoCommand.Create(),
 };
 // Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).

@@ -17,6 +17,14 @@ public sealed class DataDirectory(string root)
     /// <summary>The trust bundle (PEM roots) sidecars are given with <c>--cp-bundle</c>.</summary>
     public string TrustBundle => Path.Combine(Root, "bundle.pem");
 
+    /// <summary>AccessPolicy YAML files, watched by the control plane.</summary>
+    public string PoliciesDirectory => Path.Combine(Root, "policies");
+
+    /// <summary>What the control plane has in force, written for meshctl.</summary>
+    public string StateDirectory => Path.Combine(Root, "state");
+
+    public string PolicyStateFile => Path.Combine(StateDirectory, "policies.json");
+
     /// <summary>Fails with a clear message when the directory is not there.</summary>
     public void RequireExists()
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.Store;
 
 namespace MeshGuard.ControlPlane.Admin;
 
@@ -9,7 +10,21 @@ internal static class AdminEndpoints
     public static void Map(IEndpointRouteBuilder app, string host)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
-        app.MapGet("/readyz", () => Results.Text("ready\n")).RequireHost(host);
+        // Ready while it serves; refused policy files are listed as detail (their last good version is in force).
+        app.MapGet("/readyz", (PolicyStore policies) =>
+        {
+            var text = new System.Text.StringBuilder("ready\n");
+            var snapshot = policies.Current;
+            text.Append(CultureInfo.InvariantCulture, $"policy version {snapshot.Version}: {snapshot.Set.Policies.Count} policies in force\n");
+            foreach (var file in snapshot.Files)
+            {
+                foreach (var error in file.Errors)
+                {
+                    text.Append("refused: ").Append(error).Append('\n');
+                }
+            }
+            return Results.Text(text.ToString());
+        }).RequireHost(host);
         app.MapGet("/metrics", (ServiceRegistry registry) =>
         {
             var table = registry.Current;

@@ -1,0 +1,187 @@
+using System.Security.Cryptography;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Policy.Model;
+using MeshGuard.Policy.Parsing;
+
+namespace MeshGuard.ControlPlane.Store;
+
+/// <summary>
+/// The embedded policy store: <c>DATA/policies/**/*.yaml</c>, watched. Each file is taken or refused
+/// whole; a refused file keeps its last good version in force. Every accepted change publishes a new
+/// <see cref="PolicySet"/> with a higher version and writes the state meshctl reads.
+/// </summary>
+internal sealed partial class PolicyStore : BackgroundService
+{
+    private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan Rescan = TimeSpan.FromSeconds(2);
+
+    private readonly DataDirectory _data;
+    private readonly MeshDefault _meshDefault;
+    private readonly TimeProvider _time;
+    private readonly ILogger<PolicyStore> _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, FileState> _files = new(StringComparer.Ordinal);
+    private PolicySnapshot _current;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _wake = new(0);
+
+    public PolicyStore(DataDirectory data, ControlPlaneSettings settings, TimeProvider time, ILogger<PolicyStore> logger)
+    {
+        _data = data;
+        _meshDefault = settings.MeshDefault;
+        _time = time;
+        _logger = logger;
+        _current = new PolicySnapshot(0, new PolicySet([], _meshDefault), []);
+        Directory.CreateDirectory(data.PoliciesDirectory);
+        Reload();
+    }
+
+    private sealed record FileState(string Hash, IReadOnlyList<AccessPolicy> InForce, IReadOnlyList<PolicyError> Errors, bool HasGoodVersion);
+
+    public PolicySnapshot Current => Volatile.Read(ref _current);
+
+    /// <summary>Completes on the next published change.</summary>
+    public Task Changed => Volatile.Read(ref _changed).Task;
+
+    /// <summary>Rereads the directory; publishes a new version if what is in force changed.</summary>
+    public void Reload()
+    {
+        lock (_gate)
+        {
+            var present = new HashSet<string>(StringComparer.Ordinal);
+            var changed = false;
+            foreach (var file in Enumerate())
+            {
+                present.Add(file);
+                string text;
+                try
+                {
+                    text = File.ReadAllText(file);
+                }
+                catch (IOException)
+                {
+                    continue; // being written; the next event or rescan reads it
+                }
+                var hash = Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+                if (_files.TryGetValue(file, out var known) && known.Hash == hash)
+                {
+                    continue;
+                }
+                var result = PolicyParser.Parse(text, Relative(file));
+                if (result.IsValid)
+                {
+                    _files[file] = new FileState(hash, result.Policies, [], true);
+                    LogAccepted(_logger, Relative(file), result.Policies.Count);
+                    changed = true;
+                }
+                else
+                {
+                    var keep = known is { HasGoodVersion: true } ? known.InForce : [];
+                    _files[file] = new FileState(hash, keep, result.Errors, known?.HasGoodVersion ?? false);
+                    foreach (var error in result.Errors)
+                    {
+                        LogRefused(_logger, error.ToString(), known?.HasGoodVersion == true ? "its last good version stays in force" : "it has no good version");
+                    }
+                    changed = true;
+                }
+            }
+            foreach (var gone in _files.Keys.Where(f => !present.Contains(f)).ToList())
+            {
+                _files.Remove(gone);
+                LogRemoved(_logger, Relative(gone));
+                changed = true;
+            }
+            if (changed || _current.Version == 0)
+            {
+                Publish();
+            }
+        }
+    }
+
+    private void Publish()
+    {
+        // A name taken by an earlier file (in path order) refuses the later file, keeping its last good version.
+        var ordered = _files.OrderBy(static f => f.Key, StringComparer.Ordinal).ToList();
+        var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+        var inForce = new List<AccessPolicy>();
+        var statuses = new List<PolicyStateFile>();
+        foreach (var (file, state) in ordered)
+        {
+            var errors = state.Errors.ToList();
+            var policies = state.InForce;
+            var clash = policies.FirstOrDefault(p => owners.ContainsKey(p.Id));
+            if (clash is not null)
+            {
+                errors.Add(new PolicyError(Relative(file), clash.Location?.Line ?? 1, clash.Location?.Column ?? 1,
+                    $"duplicate policy name '{clash.Id}': already defined in {owners[clash.Id]}"));
+                policies = [];
+            }
+            foreach (var policy in policies)
+            {
+                owners[policy.Id] = Relative(file);
+            }
+            inForce.AddRange(policies);
+            statuses.Add(new PolicyStateFile(Relative(file), errors.Count == 0, policies.Select(static p => p.Id).ToList(), errors.Select(static e => e.ToString()).ToList()));
+        }
+        var snapshot = new PolicySnapshot(_current.Version + 1, new PolicySet(inForce, _meshDefault), statuses);
+        PolicyState.Write(_data, snapshot.Version, _meshDefault, inForce, statuses, _time.GetUtcNow());
+        Volatile.Write(ref _current, snapshot);
+        var changed = _changed;
+        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.SetResult();
+        LogPublished(_logger, snapshot.Version, inForce.Count, statuses.Count(static s => !s.Accepted));
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var watcher = new FileSystemWatcher(_data.PoliciesDirectory)
+        {
+            IncludeSubdirectories = true,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.DirectoryName,
+        };
+        watcher.Changed += (_, _) => _wake.Release();
+        watcher.Created += (_, _) => _wake.Release();
+        watcher.Deleted += (_, _) => _wake.Release();
+        watcher.Renamed += (_, _) => _wake.Release();
+        watcher.EnableRaisingEvents = true;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            // A periodic rescan catches what the watcher may miss (editors, network file systems).
+            await _wake.WaitAsync(Rescan, stoppingToken);
+            await Task.Delay(Debounce, _time, stoppingToken);
+            while (_wake.CurrentCount > 0)
+            {
+                await _wake.WaitAsync(stoppingToken);
+            }
+            Reload();
+        }
+    }
+
+    private IEnumerable<string> Enumerate() =>
+        Directory.EnumerateFiles(_data.PoliciesDirectory, "*.*", SearchOption.AllDirectories)
+            .Where(static f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal));
+
+    private string Relative(string file) => Path.GetRelativePath(_data.Root, file);
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "policy file {File} accepted: {Count} policies")]
+    private static partial void LogAccepted(ILogger logger, string file, int count);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Error, Message = "policy file refused, {Consequence}: {Error}")]
+    private static partial void LogRefused(ILogger logger, string error, string consequence);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "policy file {File} removed")]
+    private static partial void LogRemoved(ILogger logger, string file);
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "policy version {Version}: {Policies} policies in force, {Refused} files refused")]
+    private static partial void LogPublished(ILogger logger, long version, int policies, int refused);
+}
+
+/// <summary>What is in force: a version, the compiled set, and each file's state.</summary>
+internal sealed record PolicySnapshot(long Version, PolicySet Set, IReadOnlyList<PolicyStateFile> Files);
