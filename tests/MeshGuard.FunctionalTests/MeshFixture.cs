@@ -31,7 +31,8 @@ public sealed class MeshFixture : IAsyncLifetime
     {
         MeshBinaries.Ensure();
         Mesh = new LocalMesh(_temp.Path);
-        await Mesh.StartControlPlaneAsync();
+        // These tests are about identity, not policy: every authenticated caller is let in.
+        await Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
         var data = Mesh.Data;
         RealCa = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
         Bundle = TrustBundle.Load(data.TrustBundle);

@@ -17,7 +17,7 @@ public sealed class RotationTests : IAsyncLifetime
     {
         MeshBinaries.Ensure();
         _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromSeconds(5));
+        await _mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromSeconds(5), defaultPolicy: "allow-authenticated");
         _ordersApp = await RecordingApp.StartAsync("orders");
         _frontendApp = await RecordingApp.StartAsync("frontend");
     }

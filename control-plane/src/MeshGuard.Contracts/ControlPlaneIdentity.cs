@@ -2,11 +2,13 @@ using MeshGuard.Spiffe;
 
 namespace MeshGuard.Contracts;
 
-/// <summary>The control plane's own workload identity; sidecars accept only this ID on its ports.</summary>
+/// <summary>
+/// The control plane's own identity: its TLS ports present it and it signs config snapshots. Sidecars
+/// accept only this ID from the control plane.
+/// </summary>
 public static class ControlPlaneIdentity
 {
-    public const string Namespace = "meshguard-system";
-    public const string ServiceAccount = "meshguard-cp";
+    public const string Path = "/meshguard/control-plane";
 
-    public static SpiffeId For(string trustDomain) => SpiffeId.ForWorkload(trustDomain, Namespace, ServiceAccount);
+    public static SpiffeId For(string trustDomain) => SpiffeId.Parse(SpiffeId.Scheme + trustDomain + Path);
 }

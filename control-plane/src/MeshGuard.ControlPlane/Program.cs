@@ -7,6 +7,7 @@ using MeshGuard.ControlPlane;
 using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Hosting;
@@ -83,6 +84,8 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<ServiceRegistry>();
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
+            builder.Services.AddSingleton<ConfigDistributor>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton<BootstrapEndpoint>();
             builder.Services.AddSingleton<ControlPlaneCredentials>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
@@ -104,7 +107,7 @@ namespace MeshGuard.ControlPlane
             var grpcHost = $"*:{settings.GrpcPort}";
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
             app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
-            app.MapGrpcService<RegistryService>().RequireHost(grpcHost);
+            app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
             AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
 
             await app.StartAsync(cancellation);

@@ -7,7 +7,7 @@ internal sealed record ProxySettings(
     Uri ControlPlaneBootstrap,
     Uri ControlPlaneGrpc,
     string ControlPlaneBundleFile,
-    string JoinToken,
+    string? JoinToken,
     string Service,
     IPAddress AppAddress,
     int AppPort,
@@ -15,4 +15,5 @@ internal sealed record ProxySettings(
     int InboundPort,
     int OutboundPort,
     int AdminPort,
-    string AdvertiseAddress);
+    string AdvertiseAddress,
+    string? StateDirectory);

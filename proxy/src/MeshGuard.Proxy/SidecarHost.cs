@@ -1,6 +1,7 @@
 using System.Net;
 using MeshGuard.Hosting;
 using MeshGuard.Proxy.Admin;
+using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
@@ -30,11 +31,22 @@ internal static partial class SidecarHost
         // 1.
         var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
 
-        // 2.
+        // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane.
         var identity = new WorkloadIdentity(time);
         var connector = new SpiffeConnector(identity, time);
-        var identityClient = new IdentityClient(settings, identity, connector, time);
-        var svid = await AttestAsync(identityClient, controlPlaneBundle, time, logger, cancellation);
+        var store = settings.StateDirectory is { } state ? new SvidStore(state) : null;
+        var identityClient = new IdentityClient(settings, identity, connector, store, time);
+        X509Svid svid;
+        if (store?.TryLoad(controlPlaneBundle, time.GetUtcNow(), out var storedReason) is { } stored)
+        {
+            identity.Publish(stored.Svid, stored.Bundle);
+            svid = stored.Svid;
+            LogResumed(logger, svid.Id, svid.NotAfter);
+        }
+        else
+        {
+            svid = await AttestAsync(identityClient, controlPlaneBundle, time, logger, cancellation);
+        }
 
         // 3.
         var services = builder.Services;
@@ -47,6 +59,8 @@ internal static partial class SidecarHost
         services.AddSingleton(pools);
         services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default", pools));
         services.AddSingleton<ControlPlaneChannel>();
+        services.AddSingleton<InboundPolicy>();
+        services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
         services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler
         {
@@ -60,7 +74,7 @@ internal static partial class SidecarHost
         services.AddSingleton<InboundHandler>();
         services.AddSingleton<OutboundHandler>();
         services.AddHostedService<SvidRotator>();
-        services.AddHostedService<RegistryWatcher>();
+        services.AddHostedService<ConfigWatcher>();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -80,6 +94,8 @@ internal static partial class SidecarHost
         });
 
         var app = builder.Build();
+        // The last good snapshot on disk is in force until the stream brings a newer one (fail-static).
+        app.Services.GetRequiredService<SnapshotApplier>().TryApplyFromDisk();
         var inbound = app.Services.GetRequiredService<InboundHandler>();
         var outbound = app.Services.GetRequiredService<OutboundHandler>();
         // The data listeners never reach routing: one feature lookup picks the handler.
@@ -141,6 +157,9 @@ internal static partial class SidecarHost
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "attested as {SpiffeId}, SVID valid until {NotAfter:o}")]
     private static partial void LogAttested(ILogger logger, SpiffeId spiffeId, DateTimeOffset notAfter);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "resumed stored SVID {SpiffeId}, valid until {NotAfter:o}")]
+    private static partial void LogResumed(ILogger logger, SpiffeId spiffeId, DateTimeOffset notAfter);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "control plane not reachable yet ({Reason}); retrying")]
     private static partial void LogAttestRetry(ILogger logger, string reason);

@@ -51,6 +51,9 @@ public sealed class SpiffeId : IEquatable<SpiffeId>
         return true;
     }
 
+    /// <summary>The last path segment (the service account of a workload ID), or the trust domain: a certificate's common name.</summary>
+    public string CommonName => Path.Length == 0 ? TrustDomain : Path[(Path.LastIndexOf('/') + 1)..];
+
     /// <summary>Builds <c>spiffe://td/ns/NAMESPACE/sa/SERVICEACCOUNT</c>, the workload form MeshGuard uses.</summary>
     public static SpiffeId ForWorkload(string trustDomain, string ns, string serviceAccount) =>
         Parse($"{Scheme}{trustDomain}/ns/{ns}/sa/{serviceAccount}");

@@ -11,7 +11,7 @@ public static class SvidKey
     /// <summary>A PEM CSR for <paramref name="id"/>. The CA sets the SAN from the attested identity, not from here.</summary>
     public static string CreateSigningRequestPem(ECDsa key, SpiffeId id)
     {
-        var request = new CertificateRequest("CN=" + id.GetPathValue("sa"), key, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest("CN=" + id.CommonName, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(SubjectAltNames.Build(id.ToString()));
         return request.CreateSigningRequestPem();
     }

@@ -120,7 +120,7 @@ internal sealed class CertificateAuthority : IDisposable
         {
             notAfter = Intermediate.NotAfter;
         }
-        var request = new CertificateRequest(new X500DistinguishedName("CN=" + (id.GetPathValue("sa") ?? "workload")), csr.PublicKey, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest(new X500DistinguishedName("CN=" + id.CommonName), csr.PublicKey, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(

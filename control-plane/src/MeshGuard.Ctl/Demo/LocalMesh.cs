@@ -31,9 +31,20 @@ public sealed class LocalMesh : IAsyncDisposable
     public IReadOnlyList<MeshProcess> Processes => _processes;
 
     /// <summary>Starts meshguard-cp and waits until its admin port answers.</summary>
-    public async Task<ControlPlaneEndpoints> StartControlPlaneAsync(TimeSpan? svidTtl = null, CancellationToken cancellation = default)
+    /// <param name="policiesFrom">A directory whose *.yaml files are copied into the control plane's policies/ first.</param>
+    /// <param name="defaultPolicy">The mesh default: deny, allow-authenticated or allow.</param>
+    public async Task<ControlPlaneEndpoints> StartControlPlaneAsync(
+        TimeSpan? svidTtl = null, string? policiesFrom = null, string defaultPolicy = "deny", int[]? ports = null, CancellationToken cancellation = default)
     {
-        var ports = FreePorts(3);
+        if (policiesFrom is not null)
+        {
+            System.IO.Directory.CreateDirectory(Data.PoliciesDirectory);
+            foreach (var file in System.IO.Directory.GetFiles(policiesFrom, "*.yaml"))
+            {
+                File.Copy(file, Path.Combine(Data.PoliciesDirectory, Path.GetFileName(file)), overwrite: true);
+            }
+        }
+        ports ??= FreePorts(3);
         var endpoints = new ControlPlaneEndpoints(Data.Root, Data.TrustBundle, ports[0], ports[1], ports[2]);
         var arguments = new List<string>
         {
@@ -41,6 +52,7 @@ public sealed class LocalMesh : IAsyncDisposable
             "--bootstrap-port", ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--grpc-port", ports[1].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--admin-port", ports[2].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--default-policy", defaultPolicy,
         };
         if (svidTtl is { } ttl)
         {
@@ -91,6 +103,7 @@ public sealed class LocalMesh : IAsyncDisposable
             "--inbound-port", Text(service.InboundPort),
             "--outbound-port", Text(service.OutboundPort),
             "--admin-port", Text(service.AdminPort),
+            "--state-dir", StateDirectoryOf(service),
         };
         if (advertiseAddress is not null)
         {
@@ -104,6 +117,19 @@ public sealed class LocalMesh : IAsyncDisposable
             await WaitForAsync(service.Sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
         }
         return service;
+    }
+
+    /// <summary>Where a sidecar keeps its SVID and last good snapshot: one directory per service name and inbound port.</summary>
+    public string StateDirectoryOf(MeshService service) => Path.Combine(Directory, "sidecars", $"{service.Name}-{service.InboundPort}");
+
+    /// <summary>Starts a sidecar again with the same ports and state directory, and no join token: it must resume from disk.</summary>
+    public async Task<MeshService> RestartSidecarAsync(MeshService service, bool waitReady = true, CancellationToken cancellation = default)
+    {
+        if (service.Sidecar is { } old)
+        {
+            await old.StopAsync(TimeSpan.FromSeconds(10));
+        }
+        return await StartSidecarAsync(service, joinToken: "", waitReady: waitReady, cancellation: cancellation);
     }
 
     /// <summary>Polls <paramref name="url"/> until it answers 200; fails early if the process died.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound;
 
@@ -10,15 +11,15 @@ internal static class AdminEndpoints
     public static void Map(IEndpointRouteBuilder app, string host)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
-        app.MapGet("/ready", (WorkloadIdentity identity, ServiceDirectory directory) =>
+        app.MapGet("/ready", (WorkloadIdentity identity, SnapshotApplier config) =>
         {
             if (!identity.HasValidSvid)
             {
                 return Results.Text("not ready: no valid SVID\n", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
-            return directory.HasTable
+            return config.Applied is not null
                 ? Results.Text("ready\n")
-                : Results.Text("not ready: no service table from the control plane yet\n", statusCode: StatusCodes.Status503ServiceUnavailable);
+                : Results.Text("not ready: no config snapshot yet\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         }).RequireHost(host);
         app.MapGet("/certs", (WorkloadIdentity identity) =>
         {
@@ -32,10 +33,27 @@ internal static class AdminEndpoints
                 svid.Id.ToString(), svid.Certificate.SerialNumber, svid.Certificate.Issuer, svid.NotBefore, svid.NotAfter, chain, identity.Bundle.ToPem());
             return Results.Json(info, AdminJsonContext.Default.CertsInfo);
         }).RequireHost(host);
-        app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, ProxySettings settings) =>
-            Results.Json(
-                new ConfigInfo(identity.Id.ToString(), settings.Service, directory.Version, directory.ServiceCount),
-                AdminJsonContext.Default.ConfigInfo)).RequireHost(host);
+        app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, ProxySettings settings, TimeProvider time) =>
+        {
+            var applied = config.Applied;
+            var now = time.GetUtcNow();
+            return Results.Json(
+                new ConfigInfo(
+                    identity.Id.ToString(),
+                    settings.Service,
+                    applied?.Version ?? 0,
+                    applied?.Source.ToString().ToLowerInvariant(),
+                    applied?.IssuedAt,
+                    applied is null ? null : (now - applied.IssuedAt).TotalSeconds,
+                    config.Connected,
+                    // Stale: the control plane cannot currently tell us about changes.
+                    !config.Connected,
+                    config.LastContact,
+                    config.Refused,
+                    directory.ServiceCount,
+                    applied?.Policies ?? []),
+                AdminJsonContext.Default.ConfigInfo);
+        }).RequireHost(host);
     }
 }
 
@@ -51,8 +69,16 @@ internal sealed record CertsInfo(
 internal sealed record ConfigInfo(
     [property: JsonPropertyName("spiffe_id")] string SpiffeId,
     [property: JsonPropertyName("service")] string Service,
-    [property: JsonPropertyName("service_table_version")] long ServiceTableVersion,
-    [property: JsonPropertyName("services")] int Services);
+    [property: JsonPropertyName("version")] long Version,
+    [property: JsonPropertyName("source")] string? Source,
+    [property: JsonPropertyName("issued_at")] DateTimeOffset? IssuedAt,
+    [property: JsonPropertyName("age_seconds")] double? AgeSeconds,
+    [property: JsonPropertyName("connected")] bool Connected,
+    [property: JsonPropertyName("stale")] bool Stale,
+    [property: JsonPropertyName("last_contact")] DateTimeOffset? LastContact,
+    [property: JsonPropertyName("snapshots_refused")] long SnapshotsRefused,
+    [property: JsonPropertyName("services")] int Services,
+    [property: JsonPropertyName("policies")] IReadOnlyList<string> Policies);
 
 [JsonSerializable(typeof(CertsInfo))]
 [JsonSerializable(typeof(ConfigInfo))]

@@ -28,14 +28,14 @@ internal sealed class ControlPlaneChannel : IDisposable
         var address = new UriBuilder(settings.ControlPlaneGrpc) { Scheme = "http" }.Uri;
         Channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
         Identity = new MeshGuard.Contracts.V1.Identity.IdentityClient(Channel);
-        Registry = new MeshGuard.Contracts.V1.Registry.RegistryClient(Channel);
+        Config = new MeshGuard.Contracts.V1.Config.ConfigClient(Channel);
     }
 
     public GrpcChannel Channel { get; }
 
     public MeshGuard.Contracts.V1.Identity.IdentityClient Identity { get; }
 
-    public MeshGuard.Contracts.V1.Registry.RegistryClient Registry { get; }
+    public MeshGuard.Contracts.V1.Config.ConfigClient Config { get; }
 
     public void Dispose() => Channel.Dispose();
 }

@@ -13,7 +13,7 @@ namespace MeshGuard.Proxy.Identity;
 /// bootstrap port, later ones over mTLS with the current SVID. A new key is made for every SVID; it never
 /// leaves the process.
 /// </summary>
-internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity identity, SpiffeConnector connector, TimeProvider time)
+internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity identity, SpiffeConnector connector, SvidStore? store, TimeProvider time)
 {
     private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
@@ -30,6 +30,10 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
         using var key = SvidKey.CreateKey();
         // The CSR names no identity: the join token decides who we are.
+        if (string.IsNullOrEmpty(settings.JoinToken))
+        {
+            throw new AttestationRefusedException("no valid stored SVID and no --join-token to get one");
+        }
         var request = new AttestRequest(settings.JoinToken, CreateCsrWithoutIdentity(key), settings.Service, settings.AdvertiseAddress);
         var uri = new UriBuilder(settings.ControlPlaneBootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
         using var response = await client.PostAsJsonAsync(uri, request, ContractsJsonContext.Default.AttestRequest, cancellation);
@@ -83,6 +87,7 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
             throw new AttestationRefusedException($"SVID does not verify against the new trust bundle: {verified.Error}");
         }
         identity.Publish(svid, bundle);
+        store?.Save(svid, bundle, key);
         return svid;
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using MeshGuard.Proxy.Authorization;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -9,7 +10,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -26,10 +27,28 @@ internal sealed partial class InboundHandler(
 
     public async Task HandleAsync(HttpContext context)
     {
-        if (context.Features.Get<PeerIdentityFeature>() is null)
+        var peer = context.Features.Get<PeerIdentityFeature>();
+        if (peer is null)
         {
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
-            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, "forbidden\n");
+            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            return;
+        }
+        // Per request, against the table in force now: a policy change applies to open connections too.
+        var authorizer = policy.Current;
+        if (authorizer is null)
+        {
+            LogNoConfig(logger, peer.Peer);
+            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            return;
+        }
+        var request = context.Request;
+        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, request.Path.Value, new KestrelHeaders(request.Headers));
+        if (!decision.IsAllowed)
+        {
+            // The caller learns nothing about policies; the log names what decided.
+            LogDenied(logger, peer.Peer, request.Method, request.Path.Value, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
+            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             return;
         }
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, RequestConfig, Transformer);
@@ -38,6 +57,14 @@ internal sealed partial class InboundHandler(
             LogAppFailed(logger, error.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
         }
     }
+
+    private const string Forbidden = "forbidden\n";
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "inbound: denied {Caller} {Method} {Path} by policy {Policy} rule {Rule}")]
+    private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string method, string? path, string policy, string rule);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "inbound: denied {Caller}: no config snapshot in force yet")]
+    private static partial void LogNoConfig(ILogger logger, MeshGuard.Spiffe.SpiffeId caller);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "inbound: forwarding to the app failed: {Error} {Detail}")]
     private static partial void LogAppFailed(ILogger logger, string error, string detail);

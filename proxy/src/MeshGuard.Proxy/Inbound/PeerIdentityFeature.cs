@@ -1,3 +1,4 @@
+using MeshGuard.Policy.Engine;
 using MeshGuard.Spiffe;
 using Microsoft.Extensions.Primitives;
 
@@ -10,6 +11,9 @@ namespace MeshGuard.Proxy.Inbound;
 internal sealed class PeerIdentityFeature(SpiffeId peer, StringValues forwardedClientCert)
 {
     public SpiffeId Peer { get; } = peer;
+
+    /// <summary>The peer as policies match it, built once for the connection.</summary>
+    public Caller Caller { get; } = Caller.From(peer);
 
     public StringValues ForwardedClientCert { get; } = forwardedClientCert;
 }

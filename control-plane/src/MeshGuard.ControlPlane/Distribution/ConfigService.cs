@@ -1,0 +1,66 @@
+using Google.Protobuf;
+using Grpc.Core;
+using MeshGuard.Contracts.Snapshots;
+using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Attestation;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Policy.Model;
+
+namespace MeshGuard.ControlPlane.Distribution;
+
+/// <summary>
+/// The signed snapshot stream on the mTLS port. Each sidecar gets only what it needs (the policies that
+/// select its workload, the services, the bundle), signed by the control plane's SVID. A reconnecting
+/// sidecar names the version it has and gets nothing older or equal.
+/// </summary>
+internal sealed partial class ConfigService(ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, ILogger<ConfigService> logger)
+    : Config.ConfigBase
+{
+    public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)
+    {
+        var peer = PeerIdentity.Get(context.GetHttpContext())
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        var ns = peer.GetPathValue("ns");
+        var sa = peer.GetPathValue("sa");
+        if (ns is null || sa is null)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{peer} is not a workload identity (spiffe://td/ns/NS/sa/SA)"));
+        }
+        var known = request.KnownVersion;
+        var cancellation = context.CancellationToken;
+        while (!cancellation.IsCancellationRequested)
+        {
+            // Take the change signal before the config so that no change slips between the two reads.
+            var changed = distributor.Changed;
+            var config = distributor.Current;
+            if (config.Version > known)
+            {
+                var snapshot = Build(config, peer.ToString(), ns, sa);
+                await responseStream.WriteAsync(new SignedSnapshot { Cms = ByteString.CopyFrom(SnapshotSignature.Sign(snapshot, credentials.Svid)) }, cancellation);
+                LogSent(logger, config.Version, peer.ToString());
+                known = config.Version;
+            }
+            await changed.WaitAsync(cancellation);
+        }
+    }
+
+    private Snapshot Build(MeshConfig config, string workloadId, string ns, string sa)
+    {
+        var set = config.Policies.Set;
+        var snapshot = new Snapshot
+        {
+            Version = config.Version,
+            WorkloadId = workloadId,
+            IssuedAtUnixMs = config.IssuedAt.ToUnixTimeMilliseconds(),
+            MeshDefault = set.MeshDefault.ToText(),
+            PoliciesJson = ByteString.CopyFrom(PolicyCodec.Serialize(set.Selecting(ns, sa))),
+            TrustBundlePem = ca.Bundle.ToPem(),
+        };
+        snapshot.Services.AddRange(config.Services.Services);
+        return snapshot;
+    }
+
+    [LoggerMessage(EventId = 51, Level = LogLevel.Debug, Message = "sent config version {Version} to {SpiffeId}")]
+    private static partial void LogSent(ILogger logger, long version, string spiffeId);
+}

@@ -1,0 +1,47 @@
+using Grpc.Core;
+using MeshGuard.Contracts.V1;
+
+namespace MeshGuard.Proxy.ControlPlaneClient;
+
+/// <summary>
+/// Follows the control plane's signed snapshot stream, resuming from the version in force after every
+/// reconnect. While the control plane is away the last good snapshot stays in force (fail-static).
+/// </summary>
+internal sealed partial class ConfigWatcher(ControlPlaneChannel channel, SnapshotApplier applier, TimeProvider time, ILogger<ConfigWatcher> logger)
+    : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                using var call = channel.Config.Watch(new WatchConfigRequest { KnownVersion = applier.Version }, cancellationToken: stoppingToken);
+                await foreach (var signed in call.ResponseStream.ReadAllAsync(stoppingToken))
+                {
+                    applier.Connected = true;
+                    applier.LastContact = time.GetUtcNow();
+                    applier.TryApply(signed.Cms.Span, SnapshotSource.Stream);
+                    backoff.Reset();
+                }
+            }
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                if (applier.Connected)
+                {
+                    LogStreamLost(logger, e is RpcException rpc ? rpc.Status.Detail : e.Message, applier.Version);
+                }
+            }
+            applier.Connected = false;
+            await backoff.DelayAsync(time, stoppingToken);
+        }
+    }
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "config stream from the control plane lost ({Reason}); version {Version} stays in force, reconnecting")]
+    private static partial void LogStreamLost(ILogger logger, string reason, long version);
+}

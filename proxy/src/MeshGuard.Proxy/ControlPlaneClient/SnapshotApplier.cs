@@ -1,0 +1,128 @@
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts.Snapshots;
+using MeshGuard.Contracts.V1;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Policy.Model;
+using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Outbound;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.Proxy.ControlPlaneClient;
+
+/// <summary>
+/// Takes a signed snapshot only if 1. the CMS signature verifies, 2. the signer chains to our trust bundle
+/// and is the control plane's SPIFFE ID, 3. it is meant for this workload, and 4. its version is newer than
+/// the one in force. Then it compiles the policies, swaps in the new decision table and service directory,
+/// and writes the signed bytes to disk (0600) for a restart while the control plane is away. A refused
+/// snapshot changes nothing; it is counted and logged.
+/// </summary>
+internal sealed partial class SnapshotApplier(
+    WorkloadIdentity identity, InboundPolicy inboundPolicy, ServiceDirectory directory, ProxySettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
+{
+    private const string FileName = "snapshot.cms";
+    private long _refused;
+    private AppliedSnapshot? _applied;
+
+    /// <summary>What is in force, for /config and readiness; null before the first snapshot.</summary>
+    public AppliedSnapshot? Applied => Volatile.Read(ref _applied);
+
+    public long Refused => Interlocked.Read(ref _refused);
+
+    public long Version => Applied?.Version ?? 0;
+
+    /// <summary>Connected to the control plane's stream right now (set by the watcher).</summary>
+    public bool Connected { get; set; }
+
+    public DateTimeOffset? LastContact { get; set; }
+
+    public bool TryApply(ReadOnlySpan<byte> signed, SnapshotSource source)
+    {
+        var now = time.GetUtcNow();
+        var verification = SnapshotSignature.Verify(signed, identity.Bundle, now);
+        if (!verification.IsValid)
+        {
+            return Refuse(source, verification.Error!);
+        }
+        var snapshot = verification.Snapshot!;
+        var own = identity.Id;
+        if (snapshot.WorkloadId != own.ToString())
+        {
+            return Refuse(source, $"snapshot is for {snapshot.WorkloadId}, not {own}");
+        }
+        var current = Version;
+        if (snapshot.Version <= current)
+        {
+            return Refuse(source, $"snapshot version {snapshot.Version} is not newer than {current}");
+        }
+        if (!MeshDefaults.TryParse(snapshot.MeshDefault, out var meshDefault))
+        {
+            return Refuse(source, $"unknown mesh default '{snapshot.MeshDefault}'");
+        }
+        IReadOnlyList<AccessPolicy> policies;
+        try
+        {
+            policies = PolicyCodec.Deserialize(snapshot.PoliciesJson.Span);
+        }
+        catch (FormatException e)
+        {
+            return Refuse(source, $"policies do not parse: {e.Message}");
+        }
+
+        // Build everything first, then publish: readers never see half of a snapshot.
+        var ns = own.GetPathValue("ns") ?? "";
+        var sa = own.GetPathValue("sa") ?? "";
+        var authorizer = new PolicySet(policies, meshDefault).For(ns, sa);
+        inboundPolicy.Apply(authorizer);
+        directory.Apply(new ServiceTable { Version = snapshot.Version, Services = { snapshot.Services } });
+        Volatile.Write(ref _applied, new AppliedSnapshot(snapshot.Version, DateTimeOffset.FromUnixTimeMilliseconds(snapshot.IssuedAtUnixMs), now, source, authorizer.Policies));
+        if (source == SnapshotSource.Stream && settings.StateDirectory is { } state)
+        {
+            Directory.CreateDirectory(state);
+            SecureFile.WriteAtomically(Path.Combine(state, FileName), Convert.ToBase64String(signed), secret: true);
+        }
+        LogApplied(logger, snapshot.Version, source, authorizer.Policies.Count, snapshot.Services.Count);
+        return true;
+    }
+
+    /// <summary>Applies the snapshot kept on disk, if there is one that still verifies.</summary>
+    public bool TryApplyFromDisk()
+    {
+        if (settings.StateDirectory is not { } state || !File.Exists(Path.Combine(state, FileName)))
+        {
+            return false;
+        }
+        byte[] signed;
+        try
+        {
+            signed = Convert.FromBase64String(File.ReadAllText(Path.Combine(state, FileName)));
+        }
+        catch (Exception e) when (e is FormatException or IOException)
+        {
+            return Refuse(SnapshotSource.Disk, $"stored snapshot unreadable: {e.Message}");
+        }
+        return TryApply(signed, SnapshotSource.Disk);
+    }
+
+    private bool Refuse(SnapshotSource source, string reason)
+    {
+        Interlocked.Increment(ref _refused);
+        LogRefused(logger, source, reason, Version);
+        return false;
+    }
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "applied config version {Version} from {Source}: {Policies} policies select this workload, {Services} services")]
+    private static partial void LogApplied(ILogger logger, long version, SnapshotSource source, int policies, int services);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "refused config snapshot from {Source}: {Reason}; version {Current} stays in force")]
+    private static partial void LogRefused(ILogger logger, SnapshotSource source, string reason, long current);
+}
+
+public enum SnapshotSource
+{
+    Stream,
+    Disk,
+}
+
+/// <summary>The snapshot in force: its version, when it was issued and applied, where it came from.</summary>
+internal sealed record AppliedSnapshot(long Version, DateTimeOffset IssuedAt, DateTimeOffset AppliedAt, SnapshotSource Source, IReadOnlyList<string> Policies);
