@@ -78,7 +78,7 @@ case "${1:-}" in
   demo)
     shift
     if needs_build; then build; fi
-    exec "$BIN/meshctl" demo "$@" ;;
+    exec "$BIN/meshctl" demo --policies "$ROOT/samples/policies" "$@" ;;
   test) shift; run_tests "$@" ;;
   lint) dotnet format MeshGuard.sln --verify-no-changes ;;
   *) echo "usage: $0 build | demo [--serve] | test | lint" >&2; exit 2 ;;

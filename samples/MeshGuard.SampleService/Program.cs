@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 
 // meshguard-sample --name orders --port 8080 [--outbound http://127.0.0.1:15001]
 //   GET /anything        -> {"service":"orders","method":"GET","path":"/anything","x_forwarded_client_cert":"..."}
-//   GET /call/payments/x -> calls http://payments/x through the sidecar's outbound port and reports what came back
+//   GET /call/payments/x[?method=POST] -> calls http://payments/x through the sidecar's outbound port and reports what came back
 var name = Arg("--name") ?? "sample";
 var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
 var outbound = Arg("--outbound");
@@ -27,10 +27,16 @@ app.Run(async context =>
         var slash = rest.IndexOf('/');
         var target = slash < 0 ? rest : rest[..slash];
         var targetPath = slash < 0 ? "/" : rest[slash..];
-        var call = new CallResult(name, target, targetPath, 0, null, null);
+        var method = context.Request.Query["method"].ToString() is { Length: > 0 } m ? m.ToUpperInvariant() : "GET";
+        var call = new CallResult(name, target, method, targetPath, 0, null, null);
         try
         {
-            using var response = await client.GetAsync(new Uri($"http://{target}{targetPath}"), context.RequestAborted);
+            using var request = new HttpRequestMessage(new HttpMethod(method), new Uri($"http://{target}{targetPath}"));
+            if (method is "POST" or "PUT" or "PATCH")
+            {
+                request.Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
+            }
+            using var response = await client.SendAsync(request, context.RequestAborted);
             var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
             call = call with { Status = (int)response.StatusCode, Body = body };
         }
@@ -64,6 +70,7 @@ internal sealed record Echo(
 internal sealed record CallResult(
     [property: JsonPropertyName("caller")] string Caller,
     [property: JsonPropertyName("callee")] string Callee,
+    [property: JsonPropertyName("method")] string Method,
     [property: JsonPropertyName("path")] string Path,
     [property: JsonPropertyName("status")] int Status,
     [property: JsonPropertyName("body")] string? Body,

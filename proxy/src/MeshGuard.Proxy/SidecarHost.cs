@@ -60,6 +60,7 @@ internal static partial class SidecarHost
         services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default", pools));
         services.AddSingleton<ControlPlaneChannel>();
         services.AddSingleton<InboundPolicy>();
+        services.AddSingleton<DecisionLog>();
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
         services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler

@@ -14,8 +14,13 @@ internal static class DemoRun
 {
     private static readonly string[] Services = ["frontend", "orders", "payments"];
 
-    public static async Task<int> RunAsync(string directory, bool serve, CancellationToken cancellation)
+    public static async Task<int> RunAsync(string directory, string policies, bool serve, CancellationToken cancellation)
     {
+        if (!System.IO.Directory.Exists(policies))
+        {
+            await Console.Error.WriteLineAsync($"meshctl demo: policy directory {policies} does not exist (run from the repository root, or give --policies)");
+            return 2;
+        }
         if (System.IO.Directory.Exists(directory))
         {
             System.IO.Directory.Delete(directory, recursive: true);
@@ -23,7 +28,7 @@ internal static class DemoRun
         await using var mesh = new LocalMesh(directory);
         try
         {
-            var cp = await mesh.StartControlPlaneAsync(cancellation: cancellation);
+            var cp = await mesh.StartControlPlaneAsync(policiesFrom: policies, cancellation: cancellation);
             var started = new Dictionary<string, MeshService>();
             foreach (var name in Services)
             {
@@ -35,12 +40,17 @@ internal static class DemoRun
                 var s = started[name];
                 Console.WriteLine($"sidecar {name} inbound=127.0.0.1:{s.InboundPort} outbound=127.0.0.1:{s.OutboundPort} admin=127.0.0.1:{s.AdminPort}");
             }
+            Console.WriteLine($"policies: {string.Join(", ", System.IO.Directory.GetFiles(mesh.Data.PoliciesDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal))} (mesh default: deny)");
             Console.WriteLine();
 
             var ok = true;
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
-            ok &= await MeshCallAsync(client, started["frontend"], started["orders"], "/orders/42", cancellation);
-            ok &= await MeshCallAsync(client, started["orders"], started["payments"], "/payments/charge", cancellation);
+            ok &= await MeshCallAsync(client, started["frontend"], started["orders"], "GET", "/orders/42", 200, cancellation);
+            ok &= await MeshCallAsync(client, started["frontend"], started["orders"], "POST", "/orders", 200, cancellation);
+            ok &= await MeshCallAsync(client, started["frontend"], started["orders"], "DELETE", "/orders/42", 403, cancellation);
+            ok &= await MeshCallAsync(client, started["payments"], started["orders"], "GET", "/orders/42", 403, cancellation);
+            ok &= await MeshCallAsync(client, started["orders"], started["payments"], "POST", "/charge", 200, cancellation);
+            ok &= await MeshCallAsync(client, started["orders"], started["payments"], "GET", "/refunds", 403, cancellation);
             ok &= await NoCertificateCallAsync(started["orders"], TrustBundle.Load(cp.BundleFile), cancellation);
             Console.WriteLine();
             Console.WriteLine(ok ? "demo: every call behaved as expected" : "demo: some calls did not behave as expected");
@@ -67,35 +77,84 @@ internal static class DemoRun
         }
     }
 
-    /// <summary>caller's app -> caller's sidecar -> mTLS -> callee's sidecar -> callee's app.</summary>
-    private static async Task<bool> MeshCallAsync(HttpClient client, MeshService caller, MeshService callee, string path, CancellationToken cancellation)
+    /// <summary>
+    /// caller's app -> caller's sidecar -> mTLS -> callee's sidecar (authorization) -> callee's app. The line
+    /// printed names the policy and rule that decided, as the callee's sidecar reports on /decisions.
+    /// </summary>
+    private static async Task<bool> MeshCallAsync(
+        HttpClient client, MeshService caller, MeshService callee, string method, string path, int expectedStatus, CancellationToken cancellation)
     {
-        var url = new Uri($"http://127.0.0.1:{caller.AppPort}/call/{callee.Name}{path}");
-        string outcome;
-        var expected = false;
+        var url = new Uri($"http://127.0.0.1:{caller.AppPort}/call/{callee.Name}{path}?method={method}");
+        var status = 0;
+        var seen = "";
+        string? error = null;
         try
         {
-            var result = await client.GetStringAsync(url, cancellation);
-            using var call = JsonDocument.Parse(result);
-            var status = call.RootElement.GetProperty("status").GetInt32();
-            var body = call.RootElement.TryGetProperty("body", out var b) && b.ValueKind == JsonValueKind.String ? b.GetString() : null;
-            var seen = "(nothing)";
-            if (status == 200 && body is not null)
+            using var call = JsonDocument.Parse(await client.GetStringAsync(url, cancellation));
+            status = call.RootElement.GetProperty("status").GetInt32();
+            if (call.RootElement.GetProperty("error").GetString() is { } e)
+            {
+                error = e;
+            }
+            if (status == 200 && call.RootElement.GetProperty("body").GetString() is { } body)
             {
                 using var echo = JsonDocument.Parse(body);
-                seen = echo.RootElement.GetProperty("x_forwarded_client_cert").GetString() ?? "";
-                var uri = seen.IndexOf("URI=", StringComparison.Ordinal);
-                seen = uri >= 0 ? seen[(uri + 4)..] : seen;
+                var xfcc = echo.RootElement.GetProperty("x_forwarded_client_cert").GetString() ?? "";
+                var uri = xfcc.IndexOf("URI=", StringComparison.Ordinal);
+                seen = uri >= 0 ? xfcc[(uri + 4)..] : xfcc;
             }
-            expected = status == 200 && seen == caller.Identity.ToString();
-            outcome = $"{(status == 200 ? "allowed" : "failed"),-8} {status}  {callee.Name} saw caller {seen}";
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException)
+        catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
-            outcome = $"failed   {e.Message}";
+            error = e.Message;
         }
-        Console.WriteLine($"{(expected ? "ok  " : "FAIL")} {caller.Name,-9} -> {callee.Name,-9} {outcome}");
+        var decision = await FindDecisionAsync(client, callee, caller.Identity.ToString(), method, path, cancellation);
+        var expected = status == expectedStatus && (status != 200 || seen == caller.Identity.ToString()) && decision is not null;
+        var outcome = status switch
+        {
+            200 => "allowed",
+            403 => "denied ",
+            _ => "failed ",
+        };
+        var by = decision is null ? "(no decision found)" : Describe(decision.Value);
+        Console.WriteLine($"{(expected ? "ok  " : "FAIL")} {caller.Name,-9} -> {callee.Name,-9} {method,-6} {path,-11} {status} {outcome} {by}{(error is null ? "" : $" error: {error}")}");
         return expected;
+    }
+
+    private static string Describe(JsonElement decision)
+    {
+        var policy = decision.GetProperty("policy").GetString();
+        var rule = decision.GetProperty("rule").GetString();
+        var text = policy is null ? "by default deny (no allow rule matched)" : $"by {policy} rule {rule}";
+        if (decision.TryGetProperty("audit_decision", out var audit) && audit.GetString() is { } auditDecision)
+        {
+            text += $"; audit would {auditDecision}";
+            if (decision.GetProperty("audit_policy").GetString() is { } auditPolicy)
+            {
+                text += $" ({auditPolicy} rule {decision.GetProperty("audit_rule").GetString()})";
+            }
+        }
+        return text;
+    }
+
+    /// <summary>The callee sidecar's newest decision about this caller, method and path.</summary>
+    private static async Task<JsonElement?> FindDecisionAsync(HttpClient client, MeshService callee, string caller, string method, string path, CancellationToken cancellation)
+    {
+        try
+        {
+            using var decisions = JsonDocument.Parse(await client.GetStringAsync(new Uri($"http://127.0.0.1:{callee.AdminPort}/decisions"), cancellation));
+            foreach (var decision in decisions.RootElement.EnumerateArray())
+            {
+                if (decision.GetProperty("source_id").GetString() == caller && decision.GetProperty("method").GetString() == method && decision.GetProperty("path").GetString() == path)
+                {
+                    return decision.Clone();
+                }
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException)
+        {
+        }
+        return null;
     }
 
     /// <summary>A client with no certificate, straight at a sidecar's inbound port: refused at the handshake.</summary>

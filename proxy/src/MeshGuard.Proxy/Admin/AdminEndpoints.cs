@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound;
@@ -32,6 +33,17 @@ internal static class AdminEndpoints
             var info = new CertsInfo(
                 svid.Id.ToString(), svid.Certificate.SerialNumber, svid.Certificate.Issuer, svid.NotBefore, svid.NotAfter, chain, identity.Bundle.ToPem());
             return Results.Json(info, AdminJsonContext.Default.CertsInfo);
+        }).RequireHost(host);
+        app.MapGet("/decisions", (DecisionLog decisions, int? limit) =>
+        {
+            var recent = decisions.Recent(Math.Clamp(limit ?? 50, 1, DecisionLog.Capacity));
+            var entries = recent.ConvertAll(static r => new DecisionInfo(
+                r.Time, r.Caller, r.Method, r.Path,
+                r.Decision.IsAllowed ? "allow" : "deny",
+                r.Decision.Policy, r.Decision.Rule,
+                r.Decision.Audit == MeshGuard.Policy.Engine.AuditVerdict.None ? null : r.Decision.Audit.ToString().ToLowerInvariant(),
+                r.Decision.AuditPolicy, r.Decision.AuditRule));
+            return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
         }).RequireHost(host);
         app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, ProxySettings settings, TimeProvider time) =>
         {
@@ -80,6 +92,20 @@ internal sealed record ConfigInfo(
     [property: JsonPropertyName("services")] int Services,
     [property: JsonPropertyName("policies")] IReadOnlyList<string> Policies);
 
+/// <summary>One inbound decision as /decisions shows it (newest first).</summary>
+internal sealed record DecisionInfo(
+    [property: JsonPropertyName("time")] DateTimeOffset Time,
+    [property: JsonPropertyName("source_id")] string SourceId,
+    [property: JsonPropertyName("method")] string Method,
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("decision")] string Decision,
+    [property: JsonPropertyName("policy")] string? Policy,
+    [property: JsonPropertyName("rule")] string? Rule,
+    [property: JsonPropertyName("audit_decision")] string? AuditDecision,
+    [property: JsonPropertyName("audit_policy")] string? AuditPolicy,
+    [property: JsonPropertyName("audit_rule")] string? AuditRule);
+
+[JsonSerializable(typeof(List<DecisionInfo>))]
 [JsonSerializable(typeof(CertsInfo))]
 [JsonSerializable(typeof(ConfigInfo))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

@@ -10,7 +10,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -43,11 +43,13 @@ internal sealed partial class InboundHandler(
             return;
         }
         var request = context.Request;
-        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, request.Path.Value, new KestrelHeaders(request.Headers));
+        var path = request.Path.Value ?? "";
+        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, path, new KestrelHeaders(request.Headers));
+        decisions.Record(time.GetUtcNow(), peer.Caller.Id, request.Method, path, decision);
         if (!decision.IsAllowed)
         {
             // The caller learns nothing about policies; the log names what decided.
-            LogDenied(logger, peer.Peer, request.Method, request.Path.Value, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
+            LogDenied(logger, peer.Peer, request.Method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             return;
         }
