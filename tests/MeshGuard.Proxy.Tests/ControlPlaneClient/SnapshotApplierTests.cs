@@ -1,0 +1,152 @@
+using System.Security.Cryptography.Pkcs;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.Snapshots;
+using MeshGuard.Contracts.V1;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Policy.Model;
+using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.ControlPlaneClient;
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Outbound;
+using MeshGuard.Spiffe;
+using MeshGuard.Tests.Common;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MeshGuard.Proxy.Tests.ControlPlaneClient;
+
+/// <summary>A snapshot is applied only if signed by the control plane of our bundle, for us, and newer; otherwise nothing changes.</summary>
+public sealed class SnapshotApplierTests : IDisposable
+{
+    private const string Orders = "spiffe://mesh.local/ns/shop/sa/orders";
+    private static readonly Caller Frontend = Caller.From(SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/frontend"));
+    private readonly TestCa _ca = new();
+    private readonly TempDirectory _state = new();
+    private readonly InboundPolicy _policy = new();
+    private readonly SnapshotApplier _applier;
+
+    public SnapshotApplierTests() => _applier = CreateApplier(_ca, _state.Path, _policy);
+
+    // A sidecar of "orders" in the state directory given, as after a restart when the directory is reused.
+    private SnapshotApplierTests(TestCa ca, TempDirectory state)
+    {
+        _ca = ca;
+        _state = state;
+        _applier = CreateApplier(ca, state.Path, _policy);
+    }
+
+    private static SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, InboundPolicy policy)
+    {
+        var identity = new WorkloadIdentity(TimeProvider.System);
+        identity.Publish(Svid(ca, Orders), ca.Bundle);
+        var settings = new ProxySettings(new Uri("https://127.0.0.1:1"), new Uri("https://127.0.0.1:2"), "b.pem", null, "orders",
+            System.Net.IPAddress.Loopback, 8080, System.Net.IPAddress.Loopback, 1, 2, 3, "127.0.0.1:1", stateDirectory);
+        var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System));
+        return new SnapshotApplier(identity, policy, new ServiceDirectory("shop", pools), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
+    }
+
+    public void Dispose() => _state.Dispose();
+
+    private static X509Svid Svid(TestCa ca, string id)
+    {
+        var leaf = ca.IssueLeaf(id);
+        return X509Svid.Create(leaf.ExportCertificatePem() + "\n" + ca.Intermediate.ExportCertificatePem(), leaf.GetECDsaPrivateKey()!, ca.Bundle, DateTimeOffset.UtcNow);
+    }
+
+    private static Snapshot Snapshot(long version, bool allowFrontend, string workload = Orders)
+    {
+        var rules = allowFrontend
+            ? new[] { new PolicyRule { Name = "frontend", From = [new PolicySource { Identity = "spiffe://mesh.local/ns/shop/sa/frontend" }] } }
+            : [];
+        var policy = new AccessPolicy { Name = "orders-callers", Namespace = "shop", ServiceAccount = "orders", Action = PolicyAction.Allow, Rules = rules };
+        return new Snapshot
+        {
+            Version = version,
+            WorkloadId = workload,
+            IssuedAtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            MeshDefault = "deny",
+            PoliciesJson = ByteString.CopyFrom(PolicyCodec.Serialize([policy])),
+        };
+    }
+
+    private byte[] SignedByControlPlane(Snapshot snapshot) => SnapshotSignature.Sign(snapshot, Svid(_ca, ControlPlaneIdentity.For("mesh.local").ToString()));
+
+    private bool FrontendAllowed() => _policy.Current!.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
+
+    [Fact]
+    public void AppliesASnapshotSignedByTheControlPlaneAndKeepsItOnDiskOwnerOnly()
+    {
+        Assert.True(_applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream));
+        Assert.True(FrontendAllowed());
+        Assert.Equal(10, _applier.Version);
+        var file = Path.Combine(_state.Path, "snapshot.cms");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+    }
+
+    [Fact]
+    public void RefusesATamperedSnapshotAndKeepsTheCurrentPolicy()
+    {
+        _applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream);
+        var signed = SignedByControlPlane(Snapshot(11, allowFrontend: false));
+        var cms = new SignedCms();
+        cms.Decode(signed);
+        var content = cms.ContentInfo.Content;
+        // Flip one byte of the signed content where it sits inside the DER.
+        var at = signed.AsSpan().IndexOf(content.AsSpan(0, 16)) + 3;
+        signed[at] ^= 0x01;
+        Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
+        Assert.Equal(10, _applier.Version);
+        Assert.True(FrontendAllowed());
+        Assert.Equal(1, _applier.Refused);
+    }
+
+    [Fact]
+    public void RefusesASnapshotSignedByAWorkloadInsteadOfTheControlPlane()
+    {
+        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), Svid(_ca, "spiffe://mesh.local/ns/shop/sa/frontend"));
+        Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
+        Assert.Null(_policy.Current);
+    }
+
+    [Fact]
+    public void RefusesASnapshotSignedByAForeignCaClaimingToBeTheControlPlane()
+    {
+        var foreign = new TestCa();
+        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), Svid(foreign, ControlPlaneIdentity.For("mesh.local").ToString()));
+        Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
+        Assert.Equal(0, _applier.Version);
+    }
+
+    [Fact]
+    public void RefusesAReplayedOlderOrEqualVersion()
+    {
+        var older = SignedByControlPlane(Snapshot(10, allowFrontend: false));
+        Assert.True(_applier.TryApply(SignedByControlPlane(Snapshot(11, allowFrontend: true)), SnapshotSource.Stream));
+        Assert.False(_applier.TryApply(older, SnapshotSource.Stream));
+        Assert.False(_applier.TryApply(SignedByControlPlane(Snapshot(11, allowFrontend: false)), SnapshotSource.Stream));
+        Assert.Equal(11, _applier.Version);
+        Assert.True(FrontendAllowed());
+    }
+
+    [Fact]
+    public void RefusesASnapshotMeantForAnotherWorkload()
+    {
+        Assert.False(_applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true, workload: "spiffe://mesh.local/ns/shop/sa/payments")), SnapshotSource.Stream));
+        Assert.Null(_policy.Current);
+    }
+
+    [Fact]
+    public void RefusesGarbage() =>
+        Assert.False(_applier.TryApply([0x30, 0x03, 0x02, 0x01, 0x00], SnapshotSource.Stream));
+
+    [Fact]
+    public void TheSnapshotOnDiskIsAppliedAgainAfterARestart()
+    {
+        _applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream);
+        var restarted = new SnapshotApplierTests(_ca, _state);
+        Assert.True(restarted._applier.TryApplyFromDisk());
+        Assert.Equal(SnapshotSource.Disk, restarted._applier.Applied!.Source);
+        Assert.True(restarted.FrontendAllowed());
+    }
+}
