@@ -76,12 +76,13 @@ namespace MeshGuard.ControlPlane
 
             var builder = WebApplication.CreateSlimBuilder();
             ServerLogging.Configure(builder.Logging);
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
             builder.Services.AddSingleton(settings);
             builder.Services.AddSingleton(time);
             builder.Services.AddSingleton(ca);
             builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
             builder.Services.AddSingleton(dataDirectory);
-            builder.Services.AddSingleton<ServiceRegistry>();
+            builder.Services.AddSingleton(new ServiceRegistry(dataDirectory));
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton<ConfigDistributor>();

@@ -34,7 +34,7 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
             var policyChange = policies.Changed;
             var registryChange = registry.Changed;
             var current = Current;
-            if (current.Policies != policies.Current || current.Services != registry.Current)
+            if (!ReferenceEquals(current.Policies.Set, policies.Current.Set) || current.Services != registry.Current)
             {
                 Publish(policies.Current, registry.Current);
                 continue;

@@ -14,7 +14,8 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// select its workload, the services, the bundle), signed by the control plane's SVID. A reconnecting
 /// sidecar names the version it has and gets nothing older or equal.
 /// </summary>
-internal sealed partial class ConfigService(ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, ILogger<ConfigService> logger)
+internal sealed partial class ConfigService(
+    ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, IHostApplicationLifetime lifetime, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {
     public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)
@@ -28,7 +29,10 @@ internal sealed partial class ConfigService(ConfigDistributor distributor, Contr
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"{peer} is not a workload identity (spiffe://td/ns/NS/sa/SA)"));
         }
         var known = request.KnownVersion;
-        var cancellation = context.CancellationToken;
+        // The stream ends when the caller goes or this control plane stops: a stopping control plane must
+        // not wait for streams that never end, and sidecars notice at once that they are on their own.
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        var cancellation = linked.Token;
         while (!cancellation.IsCancellationRequested)
         {
             // Take the change signal before the config so that no change slips between the two reads.
@@ -41,7 +45,14 @@ internal sealed partial class ConfigService(ConfigDistributor distributor, Contr
                 LogSent(logger, config.Version, peer.ToString());
                 known = config.Version;
             }
-            await changed.WaitAsync(cancellation);
+            try
+            {
+                await changed.WaitAsync(cancellation);
+            }
+            catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                return;
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+using Google.Protobuf;
+using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
 using MeshGuard.Spiffe;
 using Endpoint = MeshGuard.Contracts.V1.Endpoint;
@@ -7,14 +9,44 @@ namespace MeshGuard.ControlPlane.Registry;
 /// <summary>
 /// Which sidecar serves which service at which address, as sidecars registered at attestation and renewal.
 /// Readers get an immutable table with a version; a change publishes a new table and wakes the watchers.
+/// The table is kept in the data directory, so a restarted control plane still knows the mesh and never
+/// sends sidecars an empty one.
 /// </summary>
 internal sealed class ServiceRegistry
 {
     private readonly Lock _gate = new();
+    private readonly string? _file;
     // (service name, namespace) -> (address -> identity)
     private readonly Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>> _services = [];
     private ServiceTable _table = new() { Version = 0 };
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ServiceRegistry(DataDirectory? data = null)
+    {
+        if (data is null)
+        {
+            return;
+        }
+        _file = Path.Combine(data.StateDirectory, "registry.json");
+        if (!File.Exists(_file))
+        {
+            return;
+        }
+        var stored = JsonParser.Default.Parse<ServiceTable>(File.ReadAllText(_file));
+        foreach (var service in stored.Services)
+        {
+            var entries = new Dictionary<string, SpiffeId>(StringComparer.Ordinal);
+            foreach (var endpoint in service.Endpoints)
+            {
+                if (SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
+                {
+                    entries[endpoint.Address] = id;
+                }
+            }
+            _services[(service.Name, service.Namespace)] = entries;
+        }
+        _table = BuildTable(stored.Version);
+    }
 
     public ServiceTable Current => Volatile.Read(ref _table);
 
@@ -41,6 +73,10 @@ internal sealed class ServiceRegistry
             }
             entries[address] = id;
             _table = BuildTable(_table.Version + 1);
+            if (_file is not null)
+            {
+                SecureFile.WriteAtomically(_file, JsonFormatter.Default.Format(_table), secret: false);
+            }
             changed = _changed;
             _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }

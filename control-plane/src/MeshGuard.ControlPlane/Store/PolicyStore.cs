@@ -124,7 +124,11 @@ internal sealed partial class PolicyStore : BackgroundService
             inForce.AddRange(policies);
             statuses.Add(new PolicyStateFile(Relative(file), errors.Count == 0, policies.Select(static p => p.Id).ToList(), errors.Select(static e => e.ToString()).ToList()));
         }
-        var snapshot = new PolicySnapshot(_current.Version + 1, new PolicySet(inForce, _meshDefault), statuses);
+        // A refused file changes what people see, not what is enforced: keep the set (and its version) then.
+        var unchanged = _current.Version > 0 && inForce.SequenceEqual(_current.Set.Policies);
+        var snapshot = unchanged
+            ? _current with { Files = statuses }
+            : new PolicySnapshot(_current.Version + 1, new PolicySet(inForce, _meshDefault), statuses);
         PolicyState.Write(_data, snapshot.Version, _meshDefault, inForce, statuses, _time.GetUtcNow());
         Volatile.Write(ref _current, snapshot);
         var changed = _changed;

@@ -41,15 +41,14 @@ internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoi
 /// </summary>
 internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools pools)
 {
-    private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes);
+    private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes, int Services);
 
-    private Snapshot _current = new(0, new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase));
+    private Snapshot _current = new(0, new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase), 0);
 
     public long Version => Volatile.Read(ref _current).Version;
 
-    public bool HasTable => Version > 0;
-
-    public int ServiceCount => Volatile.Read(ref _current).Routes.Count;
+    /// <summary>Services with at least one usable endpoint (each reachable by several host names).</summary>
+    public int ServiceCount => Volatile.Read(ref _current).Services;
 
     public void Apply(ServiceTable table)
     {
@@ -90,7 +89,12 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
                 routes[name] = candidates[0];
             }
         }
-        Volatile.Write(ref _current, new Snapshot(table.Version, routes));
+        var services = 0;
+        foreach (var sameName in bareNames.Values)
+        {
+            services += sameName.Count;
+        }
+        Volatile.Write(ref _current, new Snapshot(table.Version, routes, services));
     }
 
     /// <summary>Finds the service for a Host value ("orders", "orders.shop", with or without ":port").</summary>
