@@ -4,6 +4,7 @@
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
 #   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
+#   ./meshguard.sh bench   microbenchmarks (BenchmarkDotNet, short job); results in loadtests/results/
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -81,5 +82,17 @@ case "${1:-}" in
     exec "$BIN/meshctl" demo --policies "$ROOT/samples/policies" "$@" ;;
   test) shift; run_tests "$@" ;;
   lint) dotnet format MeshGuard.sln --verify-no-changes ;;
-  *) echo "usage: $0 build | demo [--serve] | test | lint" >&2; exit 2 ;;
+  bench)
+    shift
+    artifacts="$ROOT/out/bench"
+    rm -rf "$artifacts"
+    dotnet run -c Release --project loadtests/MeshGuard.Benchmarks -- --filter "${1:-*}" --job short --artifacts "$artifacts"
+    mkdir -p loadtests/results
+    for report in "$artifacts"/results/*-report-github.md; do
+      [ -f "$report" ] || continue
+      name=$(basename "$report" | sed 's/^MeshGuard\.Benchmarks\.//; s/-report-github\.md$//')
+      { echo "# $name ($(date -u +%Y-%m-%d), $(nproc) cores, ./meshguard.sh bench)"; echo; cat "$report"; } > "loadtests/results/$name.md"
+      echo "wrote loadtests/results/$name.md"
+    done ;;
+  *) echo "usage: $0 build | demo [--serve] | test | lint | bench [FILTER]" >&2; exit 2 ;;
 esac
