@@ -90,6 +90,13 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
 
         Assert.Contains(_ordersApp.Requests, r => r.Path == "/orders/1");
         Assert.DoesNotContain(_ordersApp.Requests, r => r.Path is "/orders/2" or "/orders/3");
+
+        // Metrics name what decided, on the sidecar's loopback metrics port.
+        using var client = new HttpClient();
+        var metrics = await client.GetStringAsync(new Uri($"http://127.0.0.1:{_orders.MetricsPort}/metrics"));
+        Assert.Contains("meshguard_authz_decisions_total{decision=\"allow\",policy=\"shop/orders-callers\",rule=\"frontend-reads\"} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains("meshguard_authz_decisions_total{decision=\"deny\",policy=\"default-deny\",rule=\"\"} 2", metrics, StringComparison.Ordinal);
+        Assert.Contains("meshguard_config_stale 0", metrics, StringComparison.Ordinal);
         Assert.True(await Eventually.TrueAsync(() => _orders.Sidecar!.ReadLog().Contains("denied spiffe://mesh.local/ns/shop/sa/frontend POST /orders/2 by policy (none) rule (default deny)", StringComparison.Ordinal)));
     }
 

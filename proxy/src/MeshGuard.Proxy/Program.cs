@@ -15,12 +15,13 @@ var inboundAddress = CliOption.Text("--inbound-address", "address of the inbound
 var inboundPort = CliOption.Port("--inbound-port", "inbound (mTLS) port", 15006);
 var outboundPort = CliOption.Port("--outbound-port", "outbound port on 127.0.0.1 for the app's plain HTTP", 15001);
 var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1", 15000);
+var metricsPort = CliOption.Port("--metrics-port", "Prometheus /metrics port on 127.0.0.1", 15020);
 var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars reach the inbound listener at; default inbound address:port");
 var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the last good config snapshot are kept, for restarts while the control plane is away");
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, advertise, stateDir,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -43,6 +44,7 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(inboundPort),
             parse.GetValue(outboundPort),
             parse.GetValue(adminPort),
+            parse.GetValue(metricsPort),
             parse.GetValue(advertise) is { Length: > 0 } a ? a : new IPEndPoint(inboundIp, parse.GetValue(inboundPort)).ToString(),
             parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null);
         return await SidecarHost.RunAsync(settings, cancellation);

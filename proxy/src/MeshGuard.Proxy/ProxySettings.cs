@@ -15,5 +15,6 @@ internal sealed record ProxySettings(
     int InboundPort,
     int OutboundPort,
     int AdminPort,
+    int MetricsPort,
     string AdvertiseAddress,
     string? StateDirectory);

@@ -6,6 +6,7 @@ using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Outbound;
+using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -61,6 +62,7 @@ internal static partial class SidecarHost
         services.AddSingleton<ControlPlaneChannel>();
         services.AddSingleton<InboundPolicy>();
         services.AddSingleton<DecisionLog>();
+        services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
         services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler
@@ -92,6 +94,7 @@ internal static partial class SidecarHost
                 });
             });
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
+            kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);
         });
 
         var app = builder.Build();
@@ -115,11 +118,12 @@ internal static partial class SidecarHost
         });
         app.UseRouting();
         AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
+        MetricsEndpoint.Map(app, $"*:{settings.MetricsPort}");
 
         await app.StartAsync(cancellation);
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
-            $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort}");
+            $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort}");
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }

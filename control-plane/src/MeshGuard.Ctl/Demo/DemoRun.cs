@@ -38,7 +38,7 @@ internal static class DemoRun
             foreach (var name in Services)
             {
                 var s = started[name];
-                Console.WriteLine($"sidecar {name} inbound=127.0.0.1:{s.InboundPort} outbound=127.0.0.1:{s.OutboundPort} admin=127.0.0.1:{s.AdminPort}");
+                Console.WriteLine($"sidecar {name} inbound=127.0.0.1:{s.InboundPort} outbound=127.0.0.1:{s.OutboundPort} admin=127.0.0.1:{s.AdminPort} metrics=127.0.0.1:{s.MetricsPort}");
             }
             Console.WriteLine($"policies: {string.Join(", ", System.IO.Directory.GetFiles(mesh.Data.PoliciesDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal))} (mesh default: deny)");
             Console.WriteLine();

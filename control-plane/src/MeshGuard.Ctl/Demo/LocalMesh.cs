@@ -73,8 +73,8 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts a sample app and its sidecar; waits until the sidecar is ready (SVID and service table).</summary>
     public async Task<MeshService> StartServiceAsync(string name, string ns = "shop", CancellationToken cancellation = default)
     {
-        var ports = FreePorts(4);
-        var service = new MeshService(name, ns, ports[0], ports[1], ports[2], ports[3]);
+        var ports = FreePorts(5);
+        var service = new MeshService(name, ns, ports[0], ports[1], ports[2], ports[3], ports[4]);
         service.App = Track(MeshProcess.Start($"{name}-app", "meshguard-sample",
             ["--name", name, "--port", Text(service.AppPort), "--outbound", $"http://127.0.0.1:{service.OutboundPort}"],
             Path.Combine(Directory, "logs", $"{name}-app.log")));
@@ -85,8 +85,8 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
     public Task<MeshService> StartSidecarAsync(string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
     {
-        var ports = FreePorts(3);
-        return StartSidecarAsync(new MeshService(name, ns, appPort, ports[0], ports[1], ports[2]), joinToken, advertiseAddress, waitReady, cancellation);
+        var ports = FreePorts(4);
+        return StartSidecarAsync(new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3]), joinToken, advertiseAddress, waitReady, cancellation);
     }
 
     private async Task<MeshService> StartSidecarAsync(MeshService service, string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
@@ -103,6 +103,7 @@ public sealed class LocalMesh : IAsyncDisposable
             "--inbound-port", Text(service.InboundPort),
             "--outbound-port", Text(service.OutboundPort),
             "--admin-port", Text(service.AdminPort),
+            "--metrics-port", Text(service.MetricsPort),
             "--state-dir", StateDirectoryOf(service),
         };
         if (advertiseAddress is not null)
@@ -208,7 +209,7 @@ public sealed class LocalMesh : IAsyncDisposable
 
 public sealed record ControlPlaneEndpoints(string DataDirectory, string BundleFile, int BootstrapPort, int GrpcPort, int AdminPort);
 
-public sealed record MeshService(string Name, string Namespace, int AppPort, int InboundPort, int OutboundPort, int AdminPort)
+public sealed record MeshService(string Name, string Namespace, int AppPort, int InboundPort, int OutboundPort, int AdminPort, int MetricsPort)
 {
     public MeshProcess? Sidecar { get; set; }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -10,7 +11,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -46,6 +47,7 @@ internal sealed partial class InboundHandler(
         var path = request.Path.Value ?? "";
         var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, path, new KestrelHeaders(request.Headers));
         decisions.Record(time.GetUtcNow(), peer.Caller.Id, request.Method, path, decision);
+        metrics.Count(decision);
         if (!decision.IsAllowed)
         {
             // The caller learns nothing about policies; the log names what decided.

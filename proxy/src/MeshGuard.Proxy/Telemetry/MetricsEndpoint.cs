@@ -1,0 +1,32 @@
+using System.Globalization;
+using System.Text;
+using MeshGuard.Proxy.ControlPlaneClient;
+using MeshGuard.Proxy.Identity;
+
+namespace MeshGuard.Proxy.Telemetry;
+
+/// <summary>Prometheus text on the metrics port (127.0.0.1:15020): decisions, config state, SVID expiry.</summary>
+internal static class MetricsEndpoint
+{
+    public static void Map(IEndpointRouteBuilder app, string host)
+    {
+        app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, TimeProvider time) =>
+        {
+            var text = new StringBuilder();
+            authorization.WriteTo(text);
+            var now = time.GetUtcNow();
+            var applied = config.Applied;
+            Gauge(text, "meshguard_config_version", "Version of the config snapshot in force (0: none).", applied?.Version ?? 0);
+            Gauge(text, "meshguard_config_stale", "1 while the control plane's stream is not connected (serving the last good snapshot).", config.Connected ? 0 : 1);
+            Gauge(text, "meshguard_config_age_seconds", "Seconds since the snapshot in force was issued.", applied is null ? 0 : (now - applied.IssuedAt).TotalSeconds);
+            text.Append("# TYPE meshguard_config_snapshots_refused_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_config_snapshots_refused_total {config.Refused}\n");
+            Gauge(text, "meshguard_svid_expiry_seconds", "Seconds until the current SVID expires.", identity.CurrentSvid is { } svid ? (svid.NotAfter - now).TotalSeconds : 0);
+            return Results.Text(text.ToString(), "text/plain; version=0.0.4");
+        }).RequireHost(host);
+    }
+
+    private static void Gauge(StringBuilder text, string name, string help, double value) =>
+        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+}
