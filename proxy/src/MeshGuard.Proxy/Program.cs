@@ -17,11 +17,13 @@ var outboundPort = CliOption.Port("--outbound-port", "outbound port on 127.0.0.1
 var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1", 15000);
 var metricsPort = CliOption.Port("--metrics-port", "Prometheus /metrics port on 127.0.0.1", 15020);
 var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars reach the inbound listener at; default inbound address:port");
+var opaquePorts = CliOption.Text("--opaque-ports", "app ports reached as opaque TCP, authorized per connection (comma-separated)");
+var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port,...: TCP listeners on 127.0.0.1 tunnelled to a service's opaque port");
 var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the last good config snapshot are kept, for restarts while the control plane is away");
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -46,7 +48,9 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(adminPort),
             parse.GetValue(metricsPort),
             parse.GetValue(advertise) is { Length: > 0 } a ? a : new IPEndPoint(inboundIp, parse.GetValue(inboundPort)).ToString(),
-            parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null);
+            parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null,
+            ParsePorts(parse.GetValue(opaquePorts)),
+            ParseMappings(parse.GetValue(outboundTcp)));
         return await SidecarHost.RunAsync(settings, cancellation);
     }
     catch (CliUsageException e)
@@ -67,6 +71,28 @@ static Uri ParseUri(string value, string flag) =>
     Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"
         ? uri
         : throw new CliUsageException($"{flag} '{value}' must be an https:// URL");
+
+static int[] ParsePorts(string? text)
+{
+    var ports = new List<int>();
+    foreach (var part in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    {
+        ports.Add(int.TryParse(part, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is >= 1 and <= 65535
+            ? port
+            : throw new CliUsageException($"--opaque-ports: '{part}' is not a port"));
+    }
+    return [.. ports];
+}
+
+static List<MeshGuard.Proxy.Outbound.OutboundTcpMapping> ParseMappings(string? text)
+{
+    var mappings = new List<MeshGuard.Proxy.Outbound.OutboundTcpMapping>();
+    foreach (var part in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    {
+        mappings.Add(MeshGuard.Proxy.Outbound.OutboundTcpMapping.TryParse(part, out var mapping, out var error) ? mapping! : throw new CliUsageException(error!));
+    }
+    return mappings;
+}
 
 static IPAddress ParseAddress(string value, string flag) =>
     IPAddress.TryParse(value, out var address) ? address : throw new CliUsageException($"{flag} '{value}' is not an IP address");

@@ -17,4 +17,6 @@ internal sealed record ProxySettings(
     int AdminPort,
     int MetricsPort,
     string AdvertiseAddress,
-    string? StateDirectory);
+    string? StateDirectory,
+    int[] OpaquePorts,
+    IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp);

@@ -75,6 +75,8 @@ internal static partial class SidecarHost
             ConnectTimeout = TimeSpan.FromSeconds(5),
         }, disposeHandler: true));
         services.AddSingleton<InboundHandler>();
+        services.AddSingleton<OpaqueTcpInbound>();
+        services.AddSingleton<OpaqueTcpOutbound>();
         services.AddSingleton<OutboundHandler>();
         services.AddHostedService<SvidRotator>();
         services.AddHostedService<ConfigWatcher>();
@@ -93,6 +95,14 @@ internal static partial class SidecarHost
                     return next(connection);
                 });
             });
+            foreach (var mapping in settings.OutboundTcp)
+            {
+                kestrel.Listen(IPAddress.Loopback, mapping.LocalPort, listen => listen.Use(_ =>
+                {
+                    var tcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>();
+                    return connection => tcp.HandleAsync(connection, mapping);
+                }));
+            }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);
         });

@@ -83,10 +83,13 @@ public sealed class LocalMesh : IAsyncDisposable
     }
 
     /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
-    public Task<MeshService> StartSidecarAsync(string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
+    public Task<MeshService> StartSidecarAsync(
+        string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true,
+        IReadOnlyList<string>? extraArguments = null, CancellationToken cancellation = default)
     {
         var ports = FreePorts(4);
-        return StartSidecarAsync(new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3]), joinToken, advertiseAddress, waitReady, cancellation);
+        var service = new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3]) { ExtraArguments = extraArguments ?? [] };
+        return StartSidecarAsync(service, joinToken, advertiseAddress, waitReady, cancellation);
     }
 
     private async Task<MeshService> StartSidecarAsync(MeshService service, string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
@@ -111,6 +114,7 @@ public sealed class LocalMesh : IAsyncDisposable
             arguments.Add("--advertise-address");
             arguments.Add(advertiseAddress);
         }
+        arguments.AddRange(service.ExtraArguments);
         service.Sidecar = Track(MeshProcess.Start($"{service.Name}-sidecar", "meshguard-proxy", arguments,
             Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log")));
         if (waitReady)
@@ -214,6 +218,9 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
     public MeshProcess? Sidecar { get; set; }
 
     public MeshProcess? App { get; set; }
+
+    /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
     public SpiffeId Identity => LocalMesh.IdentityOf(Name, Namespace);
 }

@@ -9,6 +9,10 @@ namespace MeshGuard.Proxy.Identity;
 /// </summary>
 internal sealed class WorkloadIdentity(TimeProvider time)
 {
+    // HTTP/2 and HTTP/1.1 for requests, meshguard/tcp for opaque TCP connections.
+    private static readonly List<SslApplicationProtocol> InboundProtocols =
+        [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11, Inbound.OpaqueTcp.Protocol];
+
     private IdentitySnapshot? _current;
 
     public sealed record IdentitySnapshot(X509Svid Svid, TrustBundle Bundle, SslServerAuthenticationOptions InboundTls, DateTimeOffset ReceivedAt);
@@ -26,7 +30,7 @@ internal sealed class WorkloadIdentity(TimeProvider time)
     /// <summary>Builds the TLS options for a new SVID first, then publishes both at once.</summary>
     public void Publish(X509Svid svid, TrustBundle bundle)
     {
-        var inbound = SvidTls.CreateServerOptions(svid, bundle, time, SvidTls.Http2AndHttp11);
+        var inbound = SvidTls.CreateServerOptions(svid, bundle, time, InboundProtocols);
         Volatile.Write(ref _current, new IdentitySnapshot(svid, bundle, inbound, time.GetUtcNow()));
     }
 }

@@ -3,6 +3,7 @@ using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -23,20 +24,31 @@ internal static class InboundConnection
             OnConnectionState = identity,
             HandshakeTimeout = TimeSpan.FromSeconds(10),
         });
-        listen.Use(next => connection =>
+        listen.Use(next =>
         {
-            // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
-            var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
-            var peer = certificate?.GetSpiffeId();
-            if (peer is null)
-            {
-                // The handshake requires a verified SVID, so this is unreachable; close rather than serve.
-                connection.Abort();
-                return Task.CompletedTask;
-            }
-            connection.Features.Set(new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString())));
-            connection.Features.Set(ListenerRole.Inbound);
-            return next(connection);
+            var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
+            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp);
         });
+    }
+
+    private static Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp)
+    {
+        // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
+        var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
+        var peer = certificate?.GetSpiffeId();
+        if (peer is null)
+        {
+            // The handshake requires a verified SVID, so this is unreachable; close rather than serve.
+            connection.Abort();
+            return Task.CompletedTask;
+        }
+        var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()));
+        if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(OpaqueTcp.Protocol.Protocol.Span) == true)
+        {
+            return opaqueTcp.HandleAsync(connection, feature);
+        }
+        connection.Features.Set(feature);
+        connection.Features.Set(ListenerRole.Inbound);
+        return next(connection);
     }
 }

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Net.Sockets;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Telemetry;
+using Microsoft.AspNetCore.Connections;
+
+namespace MeshGuard.Proxy.Inbound;
+
+/// <summary>
+/// An inbound mTLS connection that negotiated opaque TCP: 1. read the destination port; 2. it must be one
+/// of the ports declared opaque; 3. authorize the connection (port only: rules that name methods or paths
+/// do not match TCP); 4. connect to the app on that port and pipe. A refused connection is closed before
+/// the app is dialled.
+/// </summary>
+internal sealed partial class OpaqueTcpInbound(
+    ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, ILogger<OpaqueTcpInbound> logger)
+{
+    private static readonly TimeSpan PreambleTimeout = TimeSpan.FromSeconds(10);
+
+    public async Task HandleAsync(ConnectionContext connection, PeerIdentityFeature peer)
+    {
+        var cancellation = connection.ConnectionClosed;
+        await using var client = new DuplexStream(connection.Transport);
+
+        // 1.
+        var preamble = new byte[OpaqueTcp.PreambleLength];
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation))
+        {
+            timeout.CancelAfter(PreambleTimeout);
+            try
+            {
+                await client.ReadExactlyAsync(preamble, timeout.Token);
+            }
+            catch (Exception e) when (e is EndOfStreamException or OperationCanceledException or IOException)
+            {
+                connection.Abort();
+                return;
+            }
+        }
+        var port = OpaqueTcp.ReadPreamble(preamble);
+
+        // 2.
+        if (Array.IndexOf(settings.OpaquePorts, port) < 0)
+        {
+            LogNotOpaque(logger, peer.Peer, port);
+            connection.Abort();
+            return;
+        }
+
+        // 3.
+        var authorizer = policy.Current;
+        var decision = authorizer?.Evaluate(peer.Caller, port, "", "", new NoHeaders())
+            ?? new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null);
+        decisions.Record(time.GetUtcNow(), peer.Caller.Id, "TCP", $":{port}", decision);
+        metrics.Count(decision);
+        if (!decision.IsAllowed)
+        {
+            LogDenied(logger, peer.Peer, port, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
+            connection.Abort();
+            return;
+        }
+
+        // 4.
+        using var app = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await app.ConnectAsync(new IPEndPoint(settings.AppAddress, port), cancellation);
+        }
+        catch (SocketException e)
+        {
+            LogAppUnreachable(logger, port, e.Message);
+            connection.Abort();
+            return;
+        }
+        await using var appStream = new NetworkStream(app, ownsSocket: false);
+        await OpaqueTcp.PipeAsync(client, appStream, cancellation);
+    }
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]
+    private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port, string policy, string rule);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is not declared opaque")]
+    private static partial void LogNotOpaque(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "inbound tcp: app port {Port} unreachable: {Reason}")]
+    private static partial void LogAppUnreachable(ILogger logger, int port, string reason);
+}

@@ -1,0 +1,155 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>Opaque TCP ports: tunnelled over mTLS between sidecars and authorized once per connection.</summary>
+public sealed class OpaqueTcpTests : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _app = null!;
+    private TcpListener _echo = null!;
+    private int _echoConnections;
+    private readonly CancellationTokenSource _stop = new();
+    private int _echoPort;
+    private int _frontendLocal;
+    private int _paymentsLocal;
+    private int _undeclaredLocal;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _echo = new TcpListener(IPAddress.Loopback, 0);
+        _echo.Start();
+        _echoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
+        _ = EchoAsync();
+
+        _mesh = new LocalMesh(_temp.Path);
+        Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
+        File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, "db.yaml"), $$"""
+            apiVersion: meshguard.io/v1alpha1
+            kind: AccessPolicy
+            metadata: { name: db-clients, namespace: shop }
+            spec:
+              selector: { serviceAccount: orders }
+              action: allow
+              rules:
+                - name: frontend-db
+                  from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
+                  to: [ { ports: [{{_echoPort}}] } ]
+            """);
+        await _mesh.StartControlPlaneAsync();
+        _app = await RecordingApp.StartAsync("orders");
+        var locals = LocalMesh.FreePorts(3);
+        (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (locals[0], locals[1], locals[2]);
+        await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort}"]);
+        var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port,
+            extraArguments: ["--outbound-tcp", $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port}"]);
+        var payments = await _mesh.StartSidecarAsync("payments", _app.Port, extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort}"]);
+        foreach (var sidecar in new[] { frontend, payments })
+        {
+            Assert.True(await Eventually.TrueAsync(() => ServiceCount(sidecar) >= 3, TimeSpan.FromSeconds(30)));
+        }
+    }
+
+    private static int ServiceCount(MeshService sidecar)
+    {
+        using var client = new HttpClient();
+        using var json = System.Text.Json.JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config")).GetAwaiter().GetResult());
+        return json.RootElement.GetProperty("services").GetInt32();
+    }
+
+    private async Task EchoAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _echo.AcceptSocketAsync(_stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            Interlocked.Increment(ref _echoConnections);
+            _ = Task.Run(async () =>
+            {
+                using (socket)
+                {
+                    var buffer = new byte[1024];
+                    int read;
+                    while ((read = await socket.ReceiveAsync(buffer)) > 0)
+                    {
+                        await socket.SendAsync(buffer.AsMemory(0, read));
+                    }
+                }
+            });
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _echo.Stop();
+        await _mesh.DisposeAsync();
+        await _app.DisposeAsync();
+        _temp.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>Sends a line through 127.0.0.1:port and returns what came back (empty if the connection was closed).</summary>
+    private static async Task<string> RoundTripAsync(int port, string text)
+    {
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port);
+        var stream = client.GetStream();
+        try
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(text));
+            var buffer = new byte[text.Length];
+            var total = 0;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (total < buffer.Length)
+            {
+                var read = await stream.ReadAsync(buffer.AsMemory(total), timeout.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+                total += read;
+            }
+            return Encoding.ASCII.GetString(buffer, 0, total);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    [Fact]
+    public async Task AnAllowedCallerGetsABytePipeToTheAppsPort()
+    {
+        Assert.Equal("hello over mtls", await RoundTripAsync(_frontendLocal, "hello over mtls"));
+        Assert.Equal(1, Volatile.Read(ref _echoConnections));
+    }
+
+    [Fact]
+    public async Task ACallerThatNoRuleAllowsIsCutBeforeTheAppIsDialled()
+    {
+        Assert.Equal("", await RoundTripAsync(_paymentsLocal, "let me in"));
+        await Task.Delay(200);
+        Assert.Equal(0, Volatile.Read(ref _echoConnections));
+    }
+
+    [Fact]
+    public async Task APortNotDeclaredOpaqueIsRefused()
+    {
+        Assert.Equal("", await RoundTripAsync(_undeclaredLocal, "GET / HTTP/1.1\r\n\r\n"));
+        Assert.Empty(_app.Requests);
+    }
+}
