@@ -119,7 +119,7 @@ public sealed class PolicyParser
             }
             action = Enum(Scalar(specFields, spec, "action", required: true), "action", PolicyAction.Allow, ("allow", PolicyAction.Allow), ("deny", PolicyAction.Deny));
             mode = Enum(Scalar(specFields, spec, "mode", required: false), "mode", PolicyMode.Enforce, ("enforce", PolicyMode.Enforce), ("audit", PolicyMode.Audit));
-            if (Sequence(specFields, spec, "rules") is { } ruleNodes)
+            if (Sequence(specFields, "rules") is { } ruleNodes)
             {
                 var ruleNames = new HashSet<string>(StringComparer.Ordinal);
                 for (var i = 0; i < ruleNodes.Children.Count; i++)
@@ -164,12 +164,7 @@ public sealed class PolicyParser
         var name = Scalar(fields, map, "name", required: false)?.Text ?? $"rules[{index}]";
 
         var from = new List<PolicySource>();
-        var fromNodes = Sequence(fields, map, "from");
-        if (fromNodes is null || fromNodes.Children.Count == 0)
-        {
-            Error(fromNodes ?? (YamlNode)map, "from must list at least one caller (identity or namespace)");
-        }
-        else
+        if (NonEmptySequence(fields, map, "from", "from must list at least one caller (identity or namespace)") is { } fromNodes)
         {
             foreach (var child in fromNodes.Children)
             {
@@ -181,7 +176,7 @@ public sealed class PolicyParser
         }
 
         var to = new List<PolicyDestination>();
-        if (Sequence(fields, map, "to") is { } toNodes)
+        if (Sequence(fields, "to") is { } toNodes)
         {
             foreach (var child in toNodes.Children)
             {
@@ -193,7 +188,7 @@ public sealed class PolicyParser
         }
 
         var when = new List<HeaderCondition>();
-        if (Sequence(fields, map, "when") is { } whenNodes)
+        if (Sequence(fields, "when") is { } whenNodes)
         {
             foreach (var child in whenNodes.Children)
             {
@@ -248,7 +243,7 @@ public sealed class PolicyParser
         }
         var fields = Fields(map, "to entry", "ports", "methods", "paths");
         var ports = new List<int>();
-        if (Sequence(fields, map, "ports") is { } portNodes)
+        if (Sequence(fields, "ports") is { } portNodes)
         {
             foreach (var child in portNodes.Children)
             {
@@ -264,7 +259,7 @@ public sealed class PolicyParser
             }
         }
         var methods = new List<string>();
-        if (Sequence(fields, map, "methods") is { } methodNodes)
+        if (Sequence(fields, "methods") is { } methodNodes)
         {
             foreach (var child in methodNodes.Children)
             {
@@ -282,7 +277,7 @@ public sealed class PolicyParser
             }
         }
         var paths = new List<PathPattern>();
-        if (Sequence(fields, map, "paths") is { } pathNodes)
+        if (Sequence(fields, "paths") is { } pathNodes)
         {
             foreach (var child in pathNodes.Children)
             {
@@ -314,12 +309,7 @@ public sealed class PolicyParser
             header = null;
         }
         var values = new List<string>();
-        var valueNodes = Sequence(fields, map, "values");
-        if (valueNodes is null || valueNodes.Children.Count == 0)
-        {
-            Error(valueNodes ?? (YamlNode)map, "values must list at least one value");
-        }
-        else
+        if (NonEmptySequence(fields, map, "values", "values must list at least one value") is { } valueNodes)
         {
             foreach (var child in valueNodes.Children)
             {
@@ -396,9 +386,20 @@ public sealed class PolicyParser
         return map;
     }
 
-    private YamlSequenceNode? Sequence(Dictionary<string, (YamlScalarNode Key, YamlNode Value)> fields, YamlMappingNode parent, string key)
+    // A list that must hold something: missing or empty is the error given.
+    private YamlSequenceNode? NonEmptySequence(Dictionary<string, (YamlScalarNode Key, YamlNode Value)> fields, YamlMappingNode parent, string key, string whenEmpty)
     {
-        _ = parent;
+        var nodes = Sequence(fields, key);
+        if (nodes is null || nodes.Children.Count == 0)
+        {
+            Error(nodes ?? (YamlNode)parent, whenEmpty);
+            return null;
+        }
+        return nodes;
+    }
+
+    private YamlSequenceNode? Sequence(Dictionary<string, (YamlScalarNode Key, YamlNode Value)> fields, string key)
+    {
         if (!fields.TryGetValue(key, out var field))
         {
             return null;
