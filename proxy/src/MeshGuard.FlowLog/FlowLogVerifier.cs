@@ -1,0 +1,209 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.FlowLog;
+
+/// <summary>
+/// Checks a flow log directory: every line's seq follows the one before and its prev is the SHA-256 of the
+/// line before; every signed record (start, checkpoint) verifies with a signer chain to the trust bundle
+/// at its own time, and all are signed by the same workload. Reports each problem with file, line, seq and kind.
+/// </summary>
+public static class FlowLogVerifier
+{
+    public static FlowLogReport Verify(string directory, TrustBundle bundle)
+    {
+        var report = new FlowLogReport();
+        long? expectedSeq = null;
+        string? prevHash = null;
+        (string File, int Line, long? Seq) previous = ("", 0, null);
+        foreach (var file in FlowLogFormat.Files(directory))
+        {
+            report.Files++;
+            var name = Path.GetFileName(file);
+            var bytes = File.ReadAllBytes(file);
+            var lineNumber = 0;
+            var start = 0;
+            while (start < bytes.Length)
+            {
+                lineNumber++;
+                var newline = Array.IndexOf(bytes, (byte)'\n', start);
+                if (newline < 0)
+                {
+                    // A line without its newline: what a crash mid-write leaves.
+                    report.Add(name, lineNumber, null, FlowProblemKind.Truncated, "last line is incomplete (torn write)");
+                    break;
+                }
+                var line = bytes.AsSpan(start, newline - start);
+                start = newline + 1;
+                var hash = FlowLogFormat.HashHex(line);
+
+                JsonElement record;
+                try
+                {
+                    using var document = JsonDocument.Parse(line.ToArray());
+                    record = document.RootElement.Clone();
+                }
+                catch (JsonException)
+                {
+                    report.Add(name, lineNumber, null, FlowProblemKind.Modified, "line is not valid JSON");
+                    prevHash = hash;
+                    expectedSeq = expectedSeq + 1;
+                    previous = (name, lineNumber, null);
+                    continue;
+                }
+                var seq = record.TryGetProperty("seq", out var s) && s.TryGetInt64(out var n) ? n : -1;
+                var prev = record.TryGetProperty("prev", out var p) ? p.GetString() : null;
+
+                if (expectedSeq is { } expected && seq != expected)
+                {
+                    if (seq > expected)
+                    {
+                        report.Add(name, lineNumber, seq, FlowProblemKind.Missing, $"{seq - expected} record(s) before this one are missing (expected seq {expected})");
+                    }
+                    else
+                    {
+                        report.Add(name, lineNumber, seq, FlowProblemKind.Reordered, $"seq {seq} comes after seq {expected - 1}");
+                    }
+                }
+                else if (prevHash is not null && prev != prevHash)
+                {
+                    report.Add(previous.File, previous.Line, previous.Seq, FlowProblemKind.Modified, $"line no longer matches the hash that {name}:{lineNumber} recorded");
+                }
+
+                switch (record.TryGetProperty("kind", out var k) ? k.GetString() : null)
+                {
+                    case "flow":
+                        report.Flows++;
+                        break;
+                    case "gap":
+                        var missing = record.TryGetProperty("missing", out var m) ? m.GetInt64() : 0;
+                        report.GapsDeclared += missing;
+                        report.Add(name, lineNumber, seq, FlowProblemKind.GapDeclared, $"the sidecar lost {missing} record(s) here (queue full)");
+                        break;
+                    case "start" or "checkpoint":
+                        report.Checkpoints++;
+                        CheckSignature(report, record, bundle, name, lineNumber, seq, prev ?? "");
+                        break;
+                    default:
+                        report.Add(name, lineNumber, seq, FlowProblemKind.Modified, "unknown record kind");
+                        break;
+                }
+                expectedSeq = seq + 1;
+                prevHash = hash;
+                previous = (name, lineNumber, seq);
+            }
+        }
+        report.LastSeq = expectedSeq - 1;
+        return report;
+    }
+
+    private static void CheckSignature(FlowLogReport report, JsonElement record, TrustBundle bundle, string file, int line, long seq, string prev)
+    {
+        var kind = record.GetProperty("kind").GetString()!;
+        var time = record.TryGetProperty("time", out var t) ? t.GetString() ?? "" : "";
+        var workload = record.TryGetProperty("workload", out var w) ? w.GetString() ?? "" : "";
+        var chain = new X509Certificate2Collection();
+        try
+        {
+            chain.ImportFromPem(record.GetProperty("signer_chain").GetString() ?? "");
+        }
+        catch (Exception e) when (e is CryptographicException or KeyNotFoundException or InvalidOperationException)
+        {
+            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signer chain is missing or malformed");
+            return;
+        }
+        if (chain.Count == 0)
+        {
+            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signer chain is missing");
+            return;
+        }
+        var leaf = chain[0];
+        var intermediates = new X509Certificate2Collection();
+        for (var i = 1; i < chain.Count; i++)
+        {
+            intermediates.Add(chain[i]);
+        }
+        var at = DateTimeOffset.TryParse(time, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : DateTimeOffset.UtcNow;
+        var verification = X509SvidVerifier.Verify(leaf, intermediates, bundle, at);
+        if (!verification.IsValid)
+        {
+            report.Add(file, line, seq, FlowProblemKind.SignerNotInBundle, verification.Error!);
+            return;
+        }
+        byte[] signature;
+        try
+        {
+            signature = Convert.FromBase64String(record.GetProperty("sig").GetString() ?? "");
+        }
+        catch (Exception e) when (e is FormatException or KeyNotFoundException)
+        {
+            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signature is missing or not base64");
+            return;
+        }
+        using var key = leaf.GetECDsaPublicKey();
+        if (key is null || !key.VerifyData(FlowLogFormat.SignedPayload(kind, seq, prev, time, workload), signature, HashAlgorithmName.SHA256))
+        {
+            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signature does not verify");
+            return;
+        }
+        var signer = verification.Id!.ToString();
+        if (signer != workload)
+        {
+            report.Add(file, line, seq, FlowProblemKind.SignerMismatch, $"signed by {signer} for workload {workload}");
+        }
+        if (report.Workload is null)
+        {
+            report.Workload = signer;
+        }
+        else if (report.Workload != signer)
+        {
+            report.Add(file, line, seq, FlowProblemKind.SignerMismatch, $"signed by {signer}, but this log is {report.Workload}'s");
+        }
+    }
+}
+
+public enum FlowProblemKind
+{
+    Modified,
+    Missing,
+    Reordered,
+    Truncated,
+    BadSignature,
+    SignerNotInBundle,
+    SignerMismatch,
+    GapDeclared,
+}
+
+public sealed record FlowLogProblem(string File, int Line, long? Seq, FlowProblemKind Kind, string Detail)
+{
+    public override string ToString() =>
+        $"{File}:{Line}: seq {(Seq is { } s ? s.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?")}: {KindText(Kind)}: {Detail}";
+
+    public static string KindText(FlowProblemKind kind) => kind switch
+    {
+        FlowProblemKind.Modified => "modified",
+        FlowProblemKind.Missing => "missing",
+        FlowProblemKind.Reordered => "reordered",
+        FlowProblemKind.Truncated => "truncated",
+        FlowProblemKind.BadSignature => "bad signature",
+        FlowProblemKind.SignerNotInBundle => "signer not in bundle",
+        FlowProblemKind.SignerMismatch => "signer mismatch",
+        _ => "gap declared",
+    };
+}
+
+public sealed class FlowLogReport
+{
+    public int Files { get; set; }
+    public long Flows { get; set; }
+    public long Checkpoints { get; set; }
+    public long GapsDeclared { get; set; }
+    public long? LastSeq { get; set; }
+    public string? Workload { get; set; }
+    public List<FlowLogProblem> Problems { get; } = [];
+    public bool IsOk => Problems.Count == 0;
+
+    internal void Add(string file, int line, long? seq, FlowProblemKind kind, string detail) => Problems.Add(new FlowLogProblem(file, line, seq, kind, detail));
+}

@@ -1,0 +1,208 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+
+namespace MeshGuard.FlowLog;
+
+/// <summary>
+/// Appends records to the log files of one directory, keeping the hash chain across files and restarts.
+/// Single-threaded by design: the sidecar's background writer is its only caller.
+/// 1. On open, the last complete line of the newest file gives seq and prev; a new file starts with a
+///    signed start record linking to it (a torn line a crash left stays where it is, for verify to report).
+/// 2. Every line: seq + 1, prev = SHA-256 of the line before.
+/// 3. Rotation by size into the next numbered file; the oldest beyond the retention count are deleted.
+/// 4. Checkpoints (signed) on demand: the caller decides when (count or time), and on close.
+/// </summary>
+public sealed class FlowLogWriter : IDisposable
+{
+    private readonly string _directory;
+    private readonly ICheckpointSigner _signer;
+    private readonly TimeProvider _time;
+    private readonly long _maxFileBytes;
+    private readonly int _retainFiles;
+    private readonly ArrayBufferWriter<byte> _line = new(2048);
+    private readonly Utf8JsonWriter _json;
+    private FileStream? _file;
+    private long _fileNumber;
+    private long _seq;
+    private string _prev = FlowLogFormat.GenesisHash;
+
+    public FlowLogWriter(string directory, ICheckpointSigner signer, TimeProvider time, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 10)
+    {
+        _directory = directory;
+        _signer = signer;
+        _time = time;
+        _maxFileBytes = maxFileBytes;
+        _retainFiles = Math.Max(1, retainFiles);
+        _json = FlowLogFormat.CreateWriter(_line);
+    }
+
+    /// <summary>Records written since the last signed record.</summary>
+    public long SinceCheckpoint { get; private set; }
+
+    public DateTimeOffset LastCheckpoint { get; private set; }
+
+    public long Seq => _seq;
+
+    public string CurrentFile => _file?.Name ?? "";
+
+    /// <summary>1. Opens a new file continuing the chain of what is on disk, and writes the signed start record.</summary>
+    public void Open()
+    {
+        Directory.CreateDirectory(_directory);
+        var files = FlowLogFormat.Files(_directory);
+        if (files.Count > 0)
+        {
+            var last = files[^1];
+            _fileNumber = long.Parse(Path.GetFileName(last).AsSpan(FlowLogFormat.FilePrefix.Length, 6), CultureInfo.InvariantCulture);
+            // The newest file may end in a torn line; the chain goes on from the last complete line of any file.
+            for (var i = files.Count - 1; i >= 0; i--)
+            {
+                if (LastCompleteLine(files[i]) is { } line)
+                {
+                    using var document = JsonDocument.Parse(line);
+                    _seq = document.RootElement.GetProperty("seq").GetInt64();
+                    _prev = FlowLogFormat.HashHex(line);
+                    break;
+                }
+            }
+        }
+        OpenNextFile();
+        WriteSigned("start", count: null);
+    }
+
+    /// <summary>2.</summary>
+    public void Append(in FlowRecord record)
+    {
+        _line.Clear();
+        _json.Reset();
+        FlowLogFormat.WriteFlow(_json, record, _seq + 1, _prev);
+        _json.Flush();
+        WriteLine();
+        SinceCheckpoint++;
+    }
+
+    /// <summary>States that <paramref name="missing"/> records were lost (queue overflow) at this point.</summary>
+    public void AppendGap(long missing)
+    {
+        _line.Clear();
+        _json.Reset();
+        _json.WriteStartObject();
+        _json.WriteString("kind", "gap");
+        _json.WriteString("time", Now());
+        _json.WriteString("workload", _signer.WorkloadId);
+        _json.WriteNumber("missing", missing);
+        _json.WriteNumber("seq", _seq + 1);
+        _json.WriteString("prev", _prev);
+        _json.WriteEndObject();
+        _json.Flush();
+        WriteLine();
+        SinceCheckpoint++;
+    }
+
+    /// <summary>4. A signed checkpoint covering everything before it; nothing to do if nothing was written since the last.</summary>
+    public void Checkpoint()
+    {
+        if (SinceCheckpoint > 0)
+        {
+            WriteSigned("checkpoint", SinceCheckpoint);
+        }
+    }
+
+    public void Flush() => _file?.Flush();
+
+    private void WriteSigned(string kind, long? count)
+    {
+        var time = Now();
+        var seq = _seq + 1;
+        var (signature, chain) = _signer.Sign(FlowLogFormat.SignedPayload(kind, seq, _prev, time, _signer.WorkloadId));
+        _line.Clear();
+        _json.Reset();
+        _json.WriteStartObject();
+        _json.WriteString("kind", kind);
+        _json.WriteString("time", time);
+        _json.WriteString("workload", _signer.WorkloadId);
+        if (count is { } c)
+        {
+            _json.WriteNumber("count", c);
+        }
+        _json.WriteNumber("seq", seq);
+        _json.WriteString("prev", _prev);
+        _json.WriteString("sig", Convert.ToBase64String(signature));
+        _json.WriteString("signer_chain", chain);
+        _json.WriteEndObject();
+        _json.Flush();
+        WriteLine();
+        SinceCheckpoint = 0;
+        LastCheckpoint = _time.GetUtcNow();
+        _file!.Flush();
+    }
+
+    private void WriteLine()
+    {
+        var line = _line.WrittenSpan;
+        if (_file!.Length > 0 && _file.Length + line.Length + 1 > _maxFileBytes)
+        {
+            OpenNextFile(); // 3.
+        }
+        _file.Write(line);
+        _file.WriteByte((byte)'\n');
+        _seq++;
+        _prev = FlowLogFormat.HashHex(line);
+    }
+
+    private void OpenNextFile()
+    {
+        _file?.Flush();
+        _file?.Dispose();
+        _fileNumber++;
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read, BufferSize = 64 * 1024 };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        _file = new FileStream(Path.Combine(_directory, FlowLogFormat.FileName(_fileNumber)), options);
+        var files = FlowLogFormat.Files(_directory);
+        for (var i = 0; i < files.Count - _retainFiles; i++)
+        {
+            File.Delete(files[i]);
+        }
+    }
+
+    private string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture);
+
+    /// <summary>The last line that ends with a newline and parses as JSON, or null.</summary>
+    private static byte[]? LastCompleteLine(string file)
+    {
+        var bytes = File.ReadAllBytes(file);
+        var end = bytes.AsSpan().LastIndexOf((byte)'\n');
+        while (end >= 0)
+        {
+            var start = bytes.AsSpan(0, end).LastIndexOf((byte)'\n') + 1;
+            var line = bytes.AsSpan(start, end - start).ToArray();
+            try
+            {
+                using var _ = JsonDocument.Parse(line);
+                return line;
+            }
+            catch (JsonException)
+            {
+                end = start - 1;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Writes a final checkpoint and closes the file.</summary>
+    public void Dispose()
+    {
+        if (_file is not null)
+        {
+            Checkpoint();
+            _file.Flush(flushToDisk: true);
+            _file.Dispose();
+            _file = null;
+        }
+        _json.Dispose();
+    }
+}

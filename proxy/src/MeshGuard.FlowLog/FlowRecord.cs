@@ -1,0 +1,36 @@
+namespace MeshGuard.FlowLog;
+
+/// <summary>
+/// One request or connection as a sidecar saw it. A value type of references the request already holds
+/// and numbers, so enqueueing one allocates nothing; <c>seq</c> and <c>prev</c> are added by the writer.
+/// </summary>
+public readonly record struct FlowRecord
+{
+    public DateTimeOffset Time { get; init; }
+    public double DurationMs { get; init; }
+    public FlowDirection Direction { get; init; }
+    public string? RequestId { get; init; }
+    public string? SourceId { get; init; }
+    public string? SourceAddr { get; init; }
+    public string? DestId { get; init; }
+    public string? DestService { get; init; }
+    public int DestPort { get; init; }
+    public string? Protocol { get; init; }
+    public string? Method { get; init; }
+    public string? Path { get; init; }
+    public int Status { get; init; }
+    public string? Decision { get; init; }
+    public string? AuditDecision { get; init; }
+    public string? Policy { get; init; }
+    public string? Rule { get; init; }
+    public long BytesIn { get; init; }
+    public long BytesOut { get; init; }
+    public string? TraceId { get; init; }
+    public string? TlsVersion { get; init; }
+}
+
+public enum FlowDirection : byte
+{
+    Inbound,
+    Outbound,
+}
