@@ -26,6 +26,10 @@ internal static class Cli
         {
             return 1;
         }
+        catch (Commands.VerifyFailedException)
+        {
+            return 1;
+        }
         catch (CliUsageException e)
         {
             await Console.Error.WriteLineAsync($"meshctl: {e.Message}");

@@ -9,6 +9,7 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     CertsCommand.Create(),
     PolicyCommand.Create(),
     AuthzCommand.Create(),
+    FlowsCommand.Create(),
     DemoCommand.Create(),
 };
 // Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).

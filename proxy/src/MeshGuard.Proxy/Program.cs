@@ -19,11 +19,16 @@ var metricsPort = CliOption.Port("--metrics-port", "Prometheus /metrics port on 
 var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars reach the inbound listener at; default inbound address:port");
 var opaquePorts = CliOption.Text("--opaque-ports", "app ports reached as opaque TCP, authorized per connection (comma-separated)");
 var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port,...: TCP listeners on 127.0.0.1 tunnelled to a service's opaque port");
+var flowLogDir = CliOption.Text("--flow-log-dir", "flow log directory (hash-chained JSON Lines); default <state-dir>/flows, off without either");
+var flowLogQuery = CliOption.Flag("--flow-log-query", "keep the query string in recorded paths");
+var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queue holds before it counts losses", 10000);
+var flowLogRetain = CliOption.Port("--flow-log-retain", "flow log files kept (rotation by size)", 10);
+var flowLogMaxMb = CliOption.Port("--flow-log-max-mb", "size of one flow log file before it rotates", 10);
 var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the last good config snapshot are kept, for restarts while the control plane is away");
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -34,6 +39,8 @@ root.SetAction(async (parse, cancellation) =>
             ? ParseUri(g, "--cp-grpc")
             : new UriBuilder(bootstrap) { Port = 15010 }.Uri;
         var inboundIp = ParseAddress(parse.GetValue(inboundAddress)!, "--inbound-address");
+        var state = parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null;
+        var flows = parse.GetValue(flowLogDir) is { Length: > 0 } f ? Path.GetFullPath(f) : state is null ? null : Path.Combine(state, "flows");
         var settings = new ProxySettings(
             bootstrap,
             grpc,
@@ -48,9 +55,12 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(adminPort),
             parse.GetValue(metricsPort),
             parse.GetValue(advertise) is { Length: > 0 } a ? a : new IPEndPoint(inboundIp, parse.GetValue(inboundPort)).ToString(),
-            parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null,
+            state,
             ParsePorts(parse.GetValue(opaquePorts)),
-            ParseMappings(parse.GetValue(outboundTcp)));
+            ParseMappings(parse.GetValue(outboundTcp)),
+            new MeshGuard.Proxy.FlowLog.FlowLogSettings(
+                flows, Math.Max(1, parse.GetValue(flowLogQueue)), Math.Max(1, parse.GetValue(flowLogMaxMb)) * 1024L * 1024L,
+                Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)));
         return await SidecarHost.RunAsync(settings, cancellation);
     }
     catch (CliUsageException e)

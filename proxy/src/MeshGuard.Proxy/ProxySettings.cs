@@ -19,4 +19,5 @@ internal sealed record ProxySettings(
     string AdvertiseAddress,
     string? StateDirectory,
     int[] OpaquePorts,
-    IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp);
+    IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp,
+    MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog);

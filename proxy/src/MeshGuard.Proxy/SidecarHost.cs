@@ -3,6 +3,7 @@ using MeshGuard.Hosting;
 using MeshGuard.Proxy.Admin;
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.ControlPlaneClient;
+using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Outbound;
@@ -62,6 +63,9 @@ internal static partial class SidecarHost
         services.AddSingleton<ControlPlaneChannel>();
         services.AddSingleton<InboundPolicy>();
         services.AddSingleton<DecisionLog>();
+        services.AddSingleton(new FlowLogSink(settings.FlowLog));
+        services.AddSingleton<SvidCheckpointSigner>();
+        services.AddHostedService<FlowLogService>();
         services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
@@ -133,7 +137,7 @@ internal static partial class SidecarHost
         await app.StartAsync(cancellation);
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
-            $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort}");
+            $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort} flows={settings.FlowLog.Directory ?? "off"}");
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }

@@ -38,7 +38,7 @@ internal static class DemoRun
             foreach (var name in Services)
             {
                 var s = started[name];
-                Console.WriteLine($"sidecar {name} inbound=127.0.0.1:{s.InboundPort} outbound=127.0.0.1:{s.OutboundPort} admin=127.0.0.1:{s.AdminPort} metrics=127.0.0.1:{s.MetricsPort}");
+                Console.WriteLine($"sidecar {name} inbound=127.0.0.1:{s.InboundPort} outbound=127.0.0.1:{s.OutboundPort} admin=127.0.0.1:{s.AdminPort} metrics=127.0.0.1:{s.MetricsPort} flows={s.FlowDirectory}");
             }
             Console.WriteLine($"policies: {string.Join(", ", System.IO.Directory.GetFiles(mesh.Data.PoliciesDirectory).Select(Path.GetFileName).Order(StringComparer.Ordinal))} (mesh default: deny)");
             Console.WriteLine();
@@ -52,6 +52,8 @@ internal static class DemoRun
             ok &= await MeshCallAsync(client, started["orders"], started["payments"], "POST", "/charge", 200, cancellation);
             ok &= await MeshCallAsync(client, started["orders"], started["payments"], "GET", "/refunds", 403, cancellation);
             ok &= await NoCertificateCallAsync(started["orders"], TrustBundle.Load(cp.BundleFile), cancellation);
+            Console.WriteLine();
+            ok &= await PrintFlowsAsync(started.Values, TrustBundle.Load(cp.BundleFile), cp.BundleFile, cancellation);
             Console.WriteLine();
             Console.WriteLine(ok ? "demo: every call behaved as expected" : "demo: some calls did not behave as expected");
             Console.WriteLine($"demo: logs and state in {mesh.Directory}");
@@ -155,6 +157,35 @@ internal static class DemoRun
         {
         }
         return null;
+    }
+
+    /// <summary>
+    /// The flow records of the calls, as the sidecars wrote them (both sides, joined by request id), then
+    /// the same check as <c>meshctl flows verify</c> on each sidecar's log.
+    /// </summary>
+    private static async Task<bool> PrintFlowsAsync(IEnumerable<MeshService> services, TrustBundle bundle, string bundleFile, CancellationToken cancellation)
+    {
+        // Records reach disk from a background queue; give it a moment.
+        await Task.Delay(500, cancellation);
+        var records = new List<JsonElement>();
+        foreach (var service in services)
+        {
+            records.AddRange(FlowLog.FlowLogReader.Records(service.FlowDirectory!).Where(static r => FlowLog.FlowLogReader.Text(r, "kind") == "flow"));
+        }
+        Console.WriteLine("flow records (both sidecars of each call, joined by request id):");
+        foreach (var record in records.OrderBy(static r => FlowLog.FlowLogReader.Text(r, "time"), StringComparer.Ordinal))
+        {
+            Console.WriteLine("  " + Commands.FlowsCommand.Row(record) + $" id={FlowLog.FlowLogReader.Text(record, "request_id")?[..8]}");
+        }
+        Console.WriteLine();
+        var ok = true;
+        foreach (var service in services)
+        {
+            var report = FlowLog.FlowLogVerifier.Verify(service.FlowDirectory!, bundle);
+            ok &= report.IsOk;
+            Console.WriteLine($"{(report.IsOk ? "ok  " : "FAIL")} meshctl flows verify {service.FlowDirectory} --bundle {bundleFile}: {(report.IsOk ? "OK" : string.Join("; ", report.Problems))}, {report.Flows} flow records, {report.Checkpoints} signed");
+        }
+        return ok;
     }
 
     /// <summary>A client with no certificate, straight at a sidecar's inbound port: refused at the handshake.</summary>

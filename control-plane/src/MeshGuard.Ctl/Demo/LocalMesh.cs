@@ -109,6 +109,9 @@ public sealed class LocalMesh : IAsyncDisposable
             "--metrics-port", Text(service.MetricsPort),
             "--state-dir", StateDirectoryOf(service),
         };
+        service.FlowDirectory ??= FlowDirectoryFor(service);
+        arguments.Add("--flow-log-dir");
+        arguments.Add(service.FlowDirectory);
         if (advertiseAddress is not null)
         {
             arguments.Add("--advertise-address");
@@ -123,6 +126,23 @@ public sealed class LocalMesh : IAsyncDisposable
         }
         return service;
     }
+
+    /// <summary>
+    /// Where a sidecar writes its flow log: &lt;dir&gt;/&lt;service&gt;/flows, or with the inbound port added when a
+    /// sidecar of that name already has the plain one (two writers never share a chain).
+    /// </summary>
+    public string FlowDirectoryFor(MeshService service)
+    {
+        var plain = Path.Combine(Directory, service.Name, "flows");
+        lock (_flowDirectories)
+        {
+            var chosen = _flowDirectories.Add(plain) ? plain : Path.Combine(Directory, $"{service.Name}-{service.InboundPort}", "flows");
+            _flowDirectories.Add(chosen);
+            return chosen;
+        }
+    }
+
+    private readonly HashSet<string> _flowDirectories = new(StringComparer.Ordinal);
 
     /// <summary>Where a sidecar keeps its SVID and last good snapshot: one directory per service name and inbound port.</summary>
     public string StateDirectoryOf(MeshService service) => Path.Combine(Directory, "sidecars", $"{service.Name}-{service.InboundPort}");
@@ -218,6 +238,9 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
     public MeshProcess? Sidecar { get; set; }
 
     public MeshProcess? App { get; set; }
+
+    /// <summary>The sidecar's flow log directory (kept across its restarts).</summary>
+    public string? FlowDirectory { get; set; }
 
     /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];

@@ -25,6 +25,9 @@ internal sealed class WorkloadIdentity(TimeProvider time)
 
     public SpiffeId Id => Current.Svid.Id;
 
+    /// <summary>The workload's SPIFFE ID as text (the same string every time).</summary>
+    public string IdText => Current.Svid.Id.ToString();
+
     public bool HasValidSvid => Volatile.Read(ref _current) is { } s && s.Svid.NotAfter > time.GetUtcNow();
 
     /// <summary>Builds the TLS options for a new SVID first, then publishes both at once.</summary>

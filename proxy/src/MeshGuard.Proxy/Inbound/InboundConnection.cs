@@ -42,7 +42,7 @@ internal static class InboundConnection
             connection.Abort();
             return Task.CompletedTask;
         }
-        var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()));
+        var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()), connection.RemoteEndPoint?.ToString());
         if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(OpaqueTcp.Protocol.Protocol.Span) == true)
         {
             return opaqueTcp.HandleAsync(connection, feature);

@@ -1,5 +1,9 @@
 using System.Net;
+using MeshGuard.FlowLog;
+using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.FlowLog;
+using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -11,7 +15,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -28,6 +32,7 @@ internal sealed partial class InboundHandler(
 
     public async Task HandleAsync(HttpContext context)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var peer = context.Features.Get<PeerIdentityFeature>();
         if (peer is null)
         {
@@ -41,6 +46,7 @@ internal sealed partial class InboundHandler(
         {
             LogNoConfig(logger, peer.Peer);
             await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            Record(context, peer, started, new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null));
             return;
         }
         var request = context.Request;
@@ -53,6 +59,7 @@ internal sealed partial class InboundHandler(
             // The caller learns nothing about policies; the log names what decided.
             LogDenied(logger, peer.Peer, request.Method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            Record(context, peer, started, decision);
             return;
         }
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, RequestConfig, Transformer);
@@ -60,6 +67,40 @@ internal sealed partial class InboundHandler(
         {
             LogAppFailed(logger, error.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
         }
+        Record(context, peer, started, decision);
+    }
+
+    private void Record(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision)
+    {
+        if (!flows.Enabled)
+        {
+            return;
+        }
+        var request = context.Request;
+        flows.Add(new FlowRecord
+        {
+            Time = time.GetUtcNow(),
+            DurationMs = FlowFields.ElapsedMs(started),
+            Direction = FlowDirection.Inbound,
+            RequestId = FlowFields.RequestId(request),
+            SourceId = peer.Caller.Id,
+            SourceAddr = peer.RemoteAddress,
+            DestId = identity.IdText,
+            DestService = settings.Service,
+            DestPort = settings.AppPort,
+            Protocol = request.Protocol,
+            Method = request.Method,
+            Path = FlowFields.Path(request, flows.Settings.KeepQuery),
+            Status = context.Response.StatusCode,
+            Decision = decision.IsAllowed ? "allow" : "deny",
+            AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
+            Policy = decision.Policy,
+            Rule = decision.Rule,
+            BytesIn = request.ContentLength ?? 0,
+            BytesOut = context.Response.ContentLength ?? 0,
+            TraceId = FlowFields.TraceId(request),
+            TlsVersion = FlowFields.TlsVersion,
+        });
     }
 
     private const string Forbidden = "forbidden\n";

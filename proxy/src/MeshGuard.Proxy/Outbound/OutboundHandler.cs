@@ -1,4 +1,6 @@
 using System.Net;
+using MeshGuard.FlowLog;
+using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -10,7 +12,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// that endpoint's sidecar, which must present the identity the directory lists for it.
 /// </summary>
 internal sealed partial class OutboundHandler(
-    IHttpForwarder forwarder, ServiceDirectory directory, ILogger<OutboundHandler> logger)
+    IHttpForwarder forwarder, ServiceDirectory directory, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OutboundHandler> logger)
 {
     private static readonly ForwarderRequestConfig RequestConfig = new()
     {
@@ -21,6 +23,8 @@ internal sealed partial class OutboundHandler(
 
     public async Task HandleAsync(HttpContext context)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var requestId = FlowFields.EnsureRequestId(context.Request);
         var host = context.Request.Host.Value;
         if (string.IsNullOrEmpty(host))
         {
@@ -32,12 +36,14 @@ internal sealed partial class OutboundHandler(
         {
             LogUnknownService(logger, host);
             await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
+            Record(context, started, requestId, null, null);
             return;
         }
         var endpoint = route.Pick();
         var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance);
         if (error == ForwarderError.None)
         {
+            Record(context, started, requestId, route, endpoint);
             return;
         }
         var exception = context.GetForwarderErrorFeature()?.Exception;
@@ -52,6 +58,35 @@ internal sealed partial class OutboundHandler(
             LogForwardFailed(logger, route.Name, endpoint.Address, error.ToString(), exception?.Message ?? "");
             await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
         }
+        Record(context, started, requestId, route, endpoint);
+    }
+
+    private void Record(HttpContext context, long started, string requestId, ServiceRoute? route, MeshEndpoint? endpoint)
+    {
+        if (!flows.Enabled)
+        {
+            return;
+        }
+        var request = context.Request;
+        flows.Add(new FlowRecord
+        {
+            Time = time.GetUtcNow(),
+            DurationMs = FlowFields.ElapsedMs(started),
+            Direction = FlowDirection.Outbound,
+            RequestId = requestId,
+            SourceId = identity.IdText,
+            DestId = endpoint?.IdentityText,
+            DestService = route?.Name ?? request.Host.Value,
+            DestPort = endpoint?.EndPoint.Port ?? 0,
+            Protocol = request.Protocol,
+            Method = request.Method,
+            Path = FlowFields.Path(request, flows.Settings.KeepQuery),
+            Status = context.Response.StatusCode,
+            BytesIn = request.ContentLength ?? 0,
+            BytesOut = context.Response.ContentLength ?? 0,
+            TraceId = FlowFields.TraceId(request),
+            TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
+        });
     }
 
     private static PeerIdentityException? FindIdentityError(Exception? exception)

@@ -16,6 +16,8 @@ internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeI
 
     public SpiffeId Identity { get; } = identity;
 
+    public string IdentityText { get; } = identity.ToString();
+
     /// <summary>The connection pool of this endpoint's identity.</summary>
     public HttpMessageInvoker Pool { get; } = pool;
 }

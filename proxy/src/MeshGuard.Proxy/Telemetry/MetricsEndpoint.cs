@@ -11,7 +11,7 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, string host)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, TimeProvider time) =>
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, TimeProvider time) =>
         {
             var text = new StringBuilder();
             authorization.WriteTo(text);
@@ -23,6 +23,11 @@ internal static class MetricsEndpoint
             text.Append("# TYPE meshguard_config_snapshots_refused_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_config_snapshots_refused_total {config.Refused}\n");
             Gauge(text, "meshguard_svid_expiry_seconds", "Seconds until the current SVID expires.", identity.CurrentSvid is { } svid ? (svid.NotAfter - now).TotalSeconds : 0);
+            text.Append("# HELP meshguard_flowlog_records_lost_total Flow records lost to a full queue (each loss is also stated by a gap record).\n")
+                .Append("# TYPE meshguard_flowlog_records_lost_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_lost_total {flows.Dropped}\n")
+                .Append("# TYPE meshguard_flowlog_records_written_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_written_total {flows.Written}\n");
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).RequireHost(host);
     }

@@ -1,0 +1,51 @@
+using System.Text.Json;
+
+namespace MeshGuard.FlowLog;
+
+/// <summary>Reads the records of a flow log directory in order, oldest first; torn or unparsable lines are skipped.</summary>
+public static class FlowLogReader
+{
+    public static IEnumerable<JsonElement> Records(string directory)
+    {
+        foreach (var file in FlowLogFormat.Files(directory))
+        {
+            foreach (var record in Records(File.ReadAllBytes(file)))
+            {
+                yield return record;
+            }
+        }
+    }
+
+    public static IEnumerable<JsonElement> Records(byte[] bytes)
+    {
+        var start = 0;
+        while (start < bytes.Length)
+        {
+            var newline = Array.IndexOf(bytes, (byte)'\n', start);
+            if (newline < 0)
+            {
+                yield break;
+            }
+            JsonElement? record = null;
+            try
+            {
+                using var document = JsonDocument.Parse(bytes.AsMemory(start, newline - start));
+                record = document.RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+            }
+            start = newline + 1;
+            if (record is { } r)
+            {
+                yield return r;
+            }
+        }
+    }
+
+    public static string? Text(this JsonElement record, string name) =>
+        record.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+    public static long Number(this JsonElement record, string name) =>
+        record.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetInt64() : 0;
+}

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+
+namespace MeshGuard.Proxy.FlowLog;
+
+/// <summary>The pieces of a flow record read from a request, shared by the inbound and outbound handlers.</summary>
+internal static class FlowFields
+{
+    public const string RequestIdHeader = "x-request-id";
+    public const string TlsVersion = "TLSv1.3";
+
+    /// <summary>The request id the caller sent, or a new one set on the request so both sidecars record the same.</summary>
+    public static string EnsureRequestId(HttpRequest request)
+    {
+        if (request.Headers.TryGetValue(RequestIdHeader, out var existing) && existing.Count == 1 && existing[0] is { Length: > 0 and <= 128 } id)
+        {
+            return id;
+        }
+        Span<byte> random = stackalloc byte[16];
+        RandomNumberGenerator.Fill(random);
+        var created = Convert.ToHexStringLower(random);
+        request.Headers[RequestIdHeader] = created;
+        return created;
+    }
+
+    public static string? RequestId(HttpRequest request) =>
+        request.Headers.TryGetValue(RequestIdHeader, out var id) && id.Count == 1 ? id[0] : null;
+
+    /// <summary>The W3C trace id of the request's traceparent, when it has a well-formed one.</summary>
+    public static string? TraceId(HttpRequest request)
+    {
+        if (!request.Headers.TryGetValue("traceparent", out var values) || values.Count != 1 || values[0] is not { Length: 55 } traceparent)
+        {
+            return null;
+        }
+        return traceparent[2] == '-' && traceparent[35] == '-' ? traceparent.Substring(3, 32) : null;
+    }
+
+    /// <summary>The path as recorded: without its query unless the operator asked to keep it.</summary>
+    public static string Path(HttpRequest request, bool keepQuery) =>
+        keepQuery && request.QueryString.HasValue ? request.Path.Value + request.QueryString.Value : request.Path.Value ?? "";
+
+    public static double ElapsedMs(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
+}

@@ -1,0 +1,109 @@
+using System.Net;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.FlowLog;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>Both sidecars of a call write a record of it, and the logs prove they were not touched.</summary>
+public sealed class FlowLogTests : IAsyncLifetime
+{
+    private const int Calls = 200;
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _app = null!;
+    private MeshService _orders = null!;
+    private MeshService _frontend = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _mesh = new LocalMesh(_temp.Path);
+        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+        _app = await RecordingApp.StartAsync("orders");
+        _orders = await _mesh.StartSidecarAsync("orders", _app.Port);
+        _frontend = await _mesh.StartSidecarAsync("frontend", _app.Port);
+        Assert.True(await Eventually.TrueAsync(() => _mesh.Processes.Count > 0 && SidecarKnowsOrders(), TimeSpan.FromSeconds(30)));
+    }
+
+    private bool SidecarKnowsOrders()
+    {
+        using var client = new HttpClient();
+        return client.GetStringAsync(new Uri($"http://127.0.0.1:{_frontend.AdminPort}/config")).GetAwaiter().GetResult().Contains("\"services\":2", StringComparison.Ordinal);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _app.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    private async Task CallAsync(int count, string prefix)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{_frontend.OutboundPort}"), UseProxy = true });
+        for (var i = 0; i < count; i++)
+        {
+            using var response = await client.GetAsync(new Uri($"http://orders/{prefix}/{i}?secret=1"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+    }
+
+    private static List<System.Text.Json.JsonElement> Flows(MeshService sidecar, string direction) =>
+        FlowLogReader.Records(sidecar.FlowDirectory!).Where(r => r.Text("kind") == "flow" && r.Text("direction") == direction).ToList();
+
+    [Fact]
+    public async Task EachSideOfNCallsHoldsExactlyNRecordsJoinedByRequestIdAndTheLogsVerify()
+    {
+        await CallAsync(Calls, "orders");
+        // SIGTERM: each sidecar drains its queue and signs a final checkpoint.
+        Assert.True(await _frontend.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+
+        var outbound = Flows(_frontend, "outbound");
+        var inbound = Flows(_orders, "inbound");
+        Assert.Equal(Calls, outbound.Count);
+        Assert.Equal(Calls, inbound.Count);
+        Assert.Equal(outbound.Select(r => r.Text("request_id")).Order(), inbound.Select(r => r.Text("request_id")).Order());
+        var first = inbound[0];
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/frontend", first.Text("source_id"));
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", first.Text("dest_id"));
+        Assert.Equal("/orders/0", first.Text("path")); // no query by default
+        Assert.Equal("allow", first.Text("decision"));
+        Assert.Equal("mesh-default", first.Text("policy"));
+        Assert.Equal("TLSv1.3", first.Text("tls_version"));
+        Assert.Equal("HTTP/2", first.Text("protocol"));
+
+        foreach (var sidecar in new[] { _frontend, _orders })
+        {
+            var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", sidecar.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
+            Assert.True(exit == 0, output);
+            Assert.StartsWith("OK: 1 files", output, StringComparison.Ordinal);
+            Assert.EndsWith($"workload {sidecar.Identity}\n", output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task TheChainContinuesAcrossASidecarRestartAndTamperingIsCaught()
+    {
+        await CallAsync(5, "before");
+        _orders = await _mesh.RestartSidecarAsync(_orders);
+        await CallAsync(5, "after");
+        await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10));
+
+        var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
+        Assert.True(exit == 0, output);
+        Assert.StartsWith("OK: 2 files, 10 flow records", output, StringComparison.Ordinal);
+
+        var file = FlowLogFormat.Files(_orders.FlowDirectory!)[0];
+        var text = File.ReadAllText(file);
+        File.WriteAllText(file, text.Replace("\"/before/3\"", "\"/before/9\"", StringComparison.Ordinal));
+        (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
+        Assert.Equal(1, exit);
+        Assert.Contains("flows-000001.jsonl:5: seq 5: modified", output, StringComparison.Ordinal);
+
+        var (queryExit, query) = await Cli.RunAsync("meshctl", "flows", "query", _orders.FlowDirectory!, "--from", "spiffe://mesh.local/ns/shop/sa/frontend", "--json");
+        Assert.Equal(0, queryExit);
+        Assert.Equal(10, query.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+}

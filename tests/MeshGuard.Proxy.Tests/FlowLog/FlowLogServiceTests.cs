@@ -1,0 +1,79 @@
+using System.Security.Cryptography.X509Certificates;
+using MeshGuard.FlowLog;
+using MeshGuard.Proxy.FlowLog;
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Spiffe;
+using MeshGuard.Tests.Common;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MeshGuard.Proxy.Tests.FlowLog;
+
+/// <summary>The background writer behind the bounded queue: nothing blocks, and every loss is stated.</summary>
+public sealed class FlowLogServiceTests : IDisposable
+{
+    private readonly TestCa _ca = new();
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private (FlowLogSink Sink, FlowLogService Service) Create(int queue)
+    {
+        var identity = new WorkloadIdentity(TimeProvider.System);
+        var leaf = _ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/orders");
+        identity.Publish(X509Svid.Create(leaf.ExportCertificatePem() + "\n" + _ca.Intermediate.ExportCertificatePem(), leaf.GetECDsaPrivateKey()!, _ca.Bundle, DateTimeOffset.UtcNow), _ca.Bundle);
+        var sink = new FlowLogSink(new FlowLogSettings(_dir.Path, queue, 10 * 1024 * 1024, 10, KeepQuery: false));
+        return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), TimeProvider.System, NullLogger<FlowLogService>.Instance));
+    }
+
+    private static FlowRecord Flow(int i) => new() { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, Method = "GET", Path = $"/r/{i}", Status = 200, Decision = "allow" };
+
+    [Fact]
+    public async Task AFullQueueNeverBlocksAndTheLossIsCountedAndStatedInAGapRecord()
+    {
+        var (sink, service) = Create(queue: 5);
+        using var blocked = new SemaphoreSlim(0);
+        service.Gate = blocked; // the disk is stuck
+        await service.StartAsync(CancellationToken.None);
+
+        sink.Add(Flow(0));
+        await Task.Delay(200); // the writer wakes for the first record and waits at the gate
+        for (var i = 1; i <= 30; i++)
+        {
+            sink.Add(Flow(i)); // returns at once even though nothing is written
+        }
+        var dropped = sink.Dropped;
+        Assert.InRange(dropped, 25, 26);
+
+        blocked.Release();
+        await service.StopAsync(CancellationToken.None);
+
+        var report = FlowLogVerifier.Verify(_dir.Path, _ca.Bundle);
+        Assert.Equal(31 - dropped, report.Flows);
+        Assert.Equal(dropped, report.GapsDeclared);
+        Assert.Equal(report.Flows, sink.Written);
+        var gap = Assert.Single(report.Problems);
+        Assert.Equal(FlowProblemKind.GapDeclared, gap.Kind);
+        Assert.Contains($"lost {dropped} record(s)", gap.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EveryRecordIsWrittenWhenTheQueueKeepsUpAndStopSignsAFinalCheckpoint()
+    {
+        var (sink, service) = Create(queue: 10_000);
+        await service.StartAsync(CancellationToken.None);
+        for (var i = 0; i < 2500; i++)
+        {
+            sink.Add(Flow(i));
+        }
+        await service.StopAsync(CancellationToken.None);
+
+        var report = FlowLogVerifier.Verify(_dir.Path, _ca.Bundle);
+        Assert.True(report.IsOk, string.Join("\n", report.Problems));
+        Assert.Equal(2500, report.Flows);
+        Assert.Equal(0, sink.Dropped);
+        var last = FlowLogReader.Records(_dir.Path).Last();
+        Assert.Equal("checkpoint", last.Text("kind"));
+        // start + at least one every 1,000 records + the final one
+        Assert.True(report.Checkpoints >= 4, $"{report.Checkpoints} signed records");
+    }
+}
