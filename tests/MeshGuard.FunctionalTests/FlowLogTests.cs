@@ -106,4 +106,26 @@ public sealed class FlowLogTests : IAsyncLifetime
         Assert.Equal(0, queryExit);
         Assert.Equal(10, query.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
+
+    [Fact]
+    public async Task ALogCutShortAfterItsLastCheckpointIsCaughtOnlyAgainstTheWitness()
+    {
+        await CallAsync(20, "witnessed");
+        Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        var args = new[] { "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root };
+        var (exit, output) = await Cli.RunAsync("meshctl", args);
+        Assert.True(exit == 0, output);
+        Assert.Contains("witnessed seq 22", output, StringComparison.Ordinal); // start, 20 flows, final checkpoint
+
+        // Cut the tail at a line boundary: the final checkpoint and the last five records go.
+        var file = FlowLogFormat.Files(_orders.FlowDirectory!)[0];
+        var lines = File.ReadAllLines(file);
+        File.WriteAllLines(file, lines[..^6]);
+        var (aloneExit, alone) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
+        Assert.True(aloneExit == 0, alone); // the log alone cannot tell
+
+        (exit, output) = await Cli.RunAsync("meshctl", args);
+        Assert.Equal(1, exit);
+        Assert.Contains("cut short of a witnessed checkpoint: the log ends at seq 16, but the control plane witnessed a signed record at seq 22", output, StringComparison.Ordinal);
+    }
 }

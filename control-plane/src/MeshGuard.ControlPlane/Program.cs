@@ -109,6 +109,7 @@ namespace MeshGuard.ControlPlane
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
             app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
             app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
+            app.MapGrpcService<WitnessService>().RequireHost(grpcHost);
             AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
 
             await app.StartAsync(cancellation);

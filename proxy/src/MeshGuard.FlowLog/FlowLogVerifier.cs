@@ -101,23 +101,89 @@ public static class FlowLogVerifier
 
     private static void CheckSignature(FlowLogReport report, JsonElement record, TrustBundle bundle, string file, int line, long seq, string prev)
     {
-        var kind = record.GetProperty("kind").GetString()!;
-        var time = record.TryGetProperty("time", out var t) ? t.GetString() ?? "" : "";
-        var workload = record.TryGetProperty("workload", out var w) ? w.GetString() ?? "" : "";
+        var result = VerifySigned(record, bundle);
+        if (result.Problem is { } problem)
+        {
+            report.Add(file, line, seq, problem, result.Detail!);
+            return;
+        }
+        var signer = result.Signer!;
+        if (report.Workload is null)
+        {
+            report.Workload = signer;
+        }
+        else if (report.Workload != signer)
+        {
+            report.Add(file, line, seq, FlowProblemKind.SignerMismatch, $"signed by {signer}, but this log is {report.Workload}'s");
+        }
+    }
+
+    /// <summary>
+    /// Compares a log with the signed record the control plane witnessed last: the log must hold exactly
+    /// that line. A log that ends before it was cut short; one that holds another line at its seq was changed.
+    /// </summary>
+    public static void CheckWitness(FlowLogReport report, string directory, byte[] witnessedLine)
+    {
+        using var witnessed = JsonDocument.Parse(witnessedLine);
+        var seq = witnessed.RootElement.Number("seq");
+        var wanted = FlowLogFormat.HashHex(witnessedLine);
+        foreach (var file in FlowLogFormat.Files(directory))
+        {
+            var bytes = File.ReadAllBytes(file);
+            var start = 0;
+            var line = 0;
+            while (start < bytes.Length)
+            {
+                line++;
+                var newline = Array.IndexOf(bytes, (byte)'\n', start);
+                if (newline < 0)
+                {
+                    break;
+                }
+                if (FlowLogFormat.HashHex(bytes.AsSpan(start, newline - start)) == wanted)
+                {
+                    report.WitnessedSeq = seq;
+                    return;
+                }
+                start = newline + 1;
+            }
+        }
+        report.WitnessedSeq = seq;
+        if (report.LastSeq is not { } last || last < seq)
+        {
+            report.Add(Path.GetFileName(FlowLogFormat.Files(directory).LastOrDefault() ?? directory), 0, report.LastSeq, FlowProblemKind.CutShort,
+                $"the log ends at seq {report.LastSeq?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(none)"}, but the control plane witnessed a signed record at seq {seq}");
+        }
+        else
+        {
+            report.Add("", 0, seq, FlowProblemKind.Modified, $"the signed record at seq {seq} is not the one the control plane witnessed");
+        }
+    }
+
+    /// <summary>
+    /// Checks one signed record (start or checkpoint) on its own: the signer chain verifies against the bundle
+    /// at the record's time, the signature covers its kind, seq, prev, time and workload, and the signer is
+    /// that workload. Used by the verifier and by the control plane's witness.
+    /// </summary>
+    public static SignedRecordCheck VerifySigned(JsonElement record, TrustBundle bundle)
+    {
+        var kind = record.Text("kind") ?? "";
+        var time = record.Text("time") ?? "";
+        var workload = record.Text("workload") ?? "";
+        var seq = record.Number("seq");
+        var prev = record.Text("prev") ?? "";
         var chain = new X509Certificate2Collection();
         try
         {
-            chain.ImportFromPem(record.GetProperty("signer_chain").GetString() ?? "");
+            chain.ImportFromPem(record.Text("signer_chain") ?? "");
         }
-        catch (Exception e) when (e is CryptographicException or KeyNotFoundException or InvalidOperationException)
+        catch (CryptographicException)
         {
-            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signer chain is missing or malformed");
-            return;
+            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is malformed");
         }
         if (chain.Count == 0)
         {
-            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signer chain is missing");
-            return;
+            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is missing");
         }
         var leaf = chain[0];
         var intermediates = new X509Certificate2Collection();
@@ -129,39 +195,33 @@ public static class FlowLogVerifier
         var verification = X509SvidVerifier.Verify(leaf, intermediates, bundle, at);
         if (!verification.IsValid)
         {
-            report.Add(file, line, seq, FlowProblemKind.SignerNotInBundle, verification.Error!);
-            return;
+            return SignedRecordCheck.Fail(FlowProblemKind.SignerNotInBundle, verification.Error!);
         }
         byte[] signature;
         try
         {
-            signature = Convert.FromBase64String(record.GetProperty("sig").GetString() ?? "");
+            signature = Convert.FromBase64String(record.Text("sig") ?? "");
         }
-        catch (Exception e) when (e is FormatException or KeyNotFoundException)
+        catch (FormatException)
         {
-            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signature is missing or not base64");
-            return;
+            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signature is not base64");
         }
         using var key = leaf.GetECDsaPublicKey();
-        if (key is null || !key.VerifyData(FlowLogFormat.SignedPayload(kind, seq, prev, time, workload), signature, HashAlgorithmName.SHA256))
+        if (key is null || signature.Length == 0 || !key.VerifyData(FlowLogFormat.SignedPayload(kind, seq, prev, time, workload), signature, HashAlgorithmName.SHA256))
         {
-            report.Add(file, line, seq, FlowProblemKind.BadSignature, "signature does not verify");
-            return;
+            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signature does not verify");
         }
         var signer = verification.Id!.ToString();
-        if (signer != workload)
-        {
-            report.Add(file, line, seq, FlowProblemKind.SignerMismatch, $"signed by {signer} for workload {workload}");
-        }
-        if (report.Workload is null)
-        {
-            report.Workload = signer;
-        }
-        else if (report.Workload != signer)
-        {
-            report.Add(file, line, seq, FlowProblemKind.SignerMismatch, $"signed by {signer}, but this log is {report.Workload}'s");
-        }
+        return signer == workload
+            ? new SignedRecordCheck(signer, null, null)
+            : SignedRecordCheck.Fail(FlowProblemKind.SignerMismatch, $"signed by {signer} for workload {workload}");
     }
+}
+
+/// <summary>The outcome of checking one signed record: its signer, or the problem.</summary>
+public readonly record struct SignedRecordCheck(string? Signer, FlowProblemKind? Problem, string? Detail)
+{
+    public static SignedRecordCheck Fail(FlowProblemKind kind, string detail) => new(null, kind, detail);
 }
 
 public enum FlowProblemKind
@@ -174,6 +234,7 @@ public enum FlowProblemKind
     SignerNotInBundle,
     SignerMismatch,
     GapDeclared,
+    CutShort,
 }
 
 public sealed record FlowLogProblem(string File, int Line, long? Seq, FlowProblemKind Kind, string Detail)
@@ -190,6 +251,7 @@ public sealed record FlowLogProblem(string File, int Line, long? Seq, FlowProble
         FlowProblemKind.BadSignature => "bad signature",
         FlowProblemKind.SignerNotInBundle => "signer not in bundle",
         FlowProblemKind.SignerMismatch => "signer mismatch",
+        FlowProblemKind.CutShort => "cut short of a witnessed checkpoint",
         _ => "gap declared",
     };
 }
@@ -202,6 +264,7 @@ public sealed class FlowLogReport
     public long GapsDeclared { get; set; }
     public long? LastSeq { get; set; }
     public string? Workload { get; set; }
+    public long? WitnessedSeq { get; set; }
     public List<FlowLogProblem> Problems { get; } = [];
     public bool IsOk => Problems.Count == 0;
 

@@ -15,7 +15,8 @@ internal static class FlowsCommand
     {
         var dir = new Argument<string>("DIR") { Description = "a sidecar's flow log directory" };
         var bundle = CliOption.Text("--bundle", "the mesh trust bundle (PEM) the checkpoints must chain to");
-        var verify = new Command("verify", "check the hash chain and every signed checkpoint; exit 1 on any problem") { dir, bundle };
+        var data = CliOption.Text("--data", "control-plane data directory: also check against the checkpoint it witnessed");
+        var verify = new Command("verify", "check the hash chain and every signed checkpoint; exit 1 on any problem") { dir, bundle, data };
         verify.SetAction(parse => Cli.Run(() =>
         {
             var directory = parse.GetValue(dir)!;
@@ -28,11 +29,24 @@ internal static class FlowsCommand
             {
                 throw new CliUsageException($"{directory}: no flow log files");
             }
+            if (parse.GetValue(data) is { } dataDirectory)
+            {
+                var witness = new Contracts.DataDir.DataDirectory(dataDirectory).WitnessFile(report.Workload ?? "");
+                if (report.Workload is null || !File.Exists(witness))
+                {
+                    Console.WriteLine($"note: the control plane in {dataDirectory} witnessed nothing for {report.Workload ?? "this log"}");
+                }
+                else
+                {
+                    FlowLogVerifier.CheckWitness(report, directory, File.ReadAllBytes(witness));
+                }
+            }
             foreach (var problem in report.Problems)
             {
                 Console.WriteLine(problem);
             }
-            var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}, workload {report.Workload ?? "(unknown)"}";
+            var witnessed = report.WitnessedSeq is { } w ? $", witnessed seq {w}" : "";
+            var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}{witnessed}, workload {report.Workload ?? "(unknown)"}";
             Console.WriteLine(report.IsOk ? $"OK: {summary}" : $"FAILED: {report.Problems.Count} problems; {summary}");
             if (!report.IsOk)
             {

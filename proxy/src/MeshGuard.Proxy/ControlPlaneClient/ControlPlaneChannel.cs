@@ -29,6 +29,7 @@ internal sealed class ControlPlaneChannel : IDisposable
         Channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
         Identity = new MeshGuard.Contracts.V1.Identity.IdentityClient(Channel);
         Config = new MeshGuard.Contracts.V1.Config.ConfigClient(Channel);
+        Witness = new MeshGuard.Contracts.V1.Witness.WitnessClient(Channel);
     }
 
     public GrpcChannel Channel { get; }
@@ -36,6 +37,8 @@ internal sealed class ControlPlaneChannel : IDisposable
     public MeshGuard.Contracts.V1.Identity.IdentityClient Identity { get; }
 
     public MeshGuard.Contracts.V1.Config.ConfigClient Config { get; }
+
+    public MeshGuard.Contracts.V1.Witness.WitnessClient Witness { get; }
 
     public void Dispose() => Channel.Dispose();
 }

@@ -6,7 +6,8 @@ namespace MeshGuard.Proxy.FlowLog;
 /// The background writer: drains the queue into the hash-chained log, writes a gap record for every loss,
 /// a signed checkpoint every 1,000 records or 5 seconds, and a final checkpoint on a graceful stop.
 /// </summary>
-internal sealed partial class FlowLogService(FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger) : BackgroundService
+internal sealed partial class FlowLogService(
+    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, WitnessReporter? witness = null) : BackgroundService
 {
     private FlowLogWriter? _writer;
     private long _gapsWritten;
@@ -19,6 +20,10 @@ internal sealed partial class FlowLogService(FlowLogSink sink, SvidCheckpointSig
         if (sink.Settings.Directory is { } directory)
         {
             _writer = new FlowLogWriter(directory, signer, time, sink.Settings.MaxFileBytes, sink.Settings.RetainFiles);
+            if (witness is not null)
+            {
+                _writer.SignedRecordWritten = witness.Report;
+            }
             _writer.Open();
             LogOpened(logger, directory, _writer.Seq);
         }
@@ -107,6 +112,10 @@ internal sealed partial class FlowLogService(FlowLogSink sink, SvidCheckpointSig
             _writer.Dispose();
             LogClosed(logger, _writer.Seq);
             _writer = null;
+            if (witness is not null)
+            {
+                await witness.FlushAsync(cancellationToken);
+            }
         }
     }
 

@@ -1,0 +1,63 @@
+using System.Text.Json;
+using Grpc.Core;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Attestation;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.FlowLog;
+
+namespace MeshGuard.ControlPlane.Distribution;
+
+/// <summary>
+/// The flow-log witness: keeps, per workload, the latest signed record its sidecar wrote. Only a record the
+/// caller itself signed (checked against the bundle) and newer than the one kept is taken.
+/// </summary>
+internal sealed partial class WitnessService(CertificateAuthority ca, DataDirectory data, ILogger<WitnessService> logger) : Witness.WitnessBase
+{
+    private readonly Lock _gate = new();
+
+    public override Task<WitnessAck> Record(WitnessRecord request, ServerCallContext context)
+    {
+        var peer = PeerIdentity.Get(context.GetHttpContext())
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        if (request.Line.Length is 0 or > 64 * 1024)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "a witness record is one signed flow-log line of at most 64 KiB"));
+        }
+        JsonElement record;
+        try
+        {
+            using var document = JsonDocument.Parse(request.Line.Memory);
+            record = document.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"not JSON: {e.Message}"));
+        }
+        var check = FlowLogVerifier.VerifySigned(record, ca.Bundle);
+        if (check.Problem is not null || check.Signer != peer.ToString())
+        {
+            var reason = check.Detail ?? $"signed by {check.Signer}, not the caller {peer}";
+            LogRefused(logger, peer.ToString(), reason);
+            throw new RpcException(new Status(StatusCode.PermissionDenied, reason));
+        }
+        var seq = record.Number("seq");
+        var file = data.WitnessFile(peer.ToString());
+        lock (_gate)
+        {
+            if (File.Exists(file))
+            {
+                using var kept = JsonDocument.Parse(File.ReadAllBytes(file));
+                if (kept.RootElement.Number("seq") >= seq)
+                {
+                    return Task.FromResult(new WitnessAck { Seq = kept.RootElement.Number("seq") });
+                }
+            }
+            SecureFile.WriteAtomically(file, request.Line.ToStringUtf8(), secret: false);
+        }
+        return Task.FromResult(new WitnessAck { Seq = seq });
+    }
+
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "witness refused a record from {SpiffeId}: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string spiffeId, string reason);
+}

@@ -1,0 +1,81 @@
+using Google.Protobuf;
+using MeshGuard.Contracts.V1;
+using MeshGuard.Proxy.ControlPlaneClient;
+
+namespace MeshGuard.Proxy.FlowLog;
+
+/// <summary>
+/// Sends each signed flow-log line to the control plane's witness, off the writer's thread. Only the
+/// latest matters: a newer line replaces one not yet sent; one that failed is tried again with the next.
+/// </summary>
+internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeProvider time, ILogger<WitnessReporter> logger) : BackgroundService
+{
+    private byte[]? _pending;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+
+    public void Report(byte[] line)
+    {
+        Volatile.Write(ref _pending, line);
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await _wake.WaitAsync(stoppingToken);
+            while (Interlocked.Exchange(ref _pending, null) is { } line)
+            {
+                try
+                {
+                    await channel.Witness.RecordAsync(new WitnessRecord { Line = ByteString.CopyFrom(line) },
+                        deadline: time.GetUtcNow().UtcDateTime.AddSeconds(10), cancellationToken: stoppingToken);
+                    backoff.Reset();
+                }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    LogFailed(logger, e.Message);
+                    // Keep it unless something newer arrived meanwhile.
+                    Interlocked.CompareExchange(ref _pending, line, null);
+                    await backoff.DelayAsync(time, stoppingToken);
+                }
+            }
+        }
+    }
+
+    /// <summary>The last line, sent on a graceful stop even after the background loop ended.</summary>
+    public async Task FlushAsync(CancellationToken cancellation)
+    {
+        if (Interlocked.Exchange(ref _pending, null) is { } line)
+        {
+            try
+            {
+                await channel.Witness.RecordAsync(new WitnessRecord { Line = ByteString.CopyFrom(line) },
+                    deadline: time.GetUtcNow().UtcDateTime.AddSeconds(3), cancellationToken: cancellation);
+            }
+            catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException or HttpRequestException)
+            {
+                LogFailed(logger, e.Message);
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "could not send a flow-log checkpoint to the witness ({Reason}); will retry")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}
