@@ -12,6 +12,8 @@ internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeP
 {
     private byte[]? _pending;
     private readonly SemaphoreSlim _wake = new(0, 1);
+    // Held while a line is on its way, so a final flush waits for it instead of racing it.
+    private readonly SemaphoreSlim _sending = new(1, 1);
 
     public void Report(byte[] line)
     {
@@ -34,19 +36,36 @@ internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeP
         while (!stoppingToken.IsCancellationRequested)
         {
             await _wake.WaitAsync(stoppingToken);
-            while (Interlocked.Exchange(ref _pending, null) is { } line)
+            while (true)
             {
+                await _sending.WaitAsync(stoppingToken);
+                var failed = false;
                 try
                 {
-                    await channel.Witness.RecordAsync(new WitnessRecord { Line = ByteString.CopyFrom(line) },
-                        deadline: time.GetUtcNow().UtcDateTime.AddSeconds(10), cancellationToken: stoppingToken);
-                    backoff.Reset();
+                    if (Interlocked.Exchange(ref _pending, null) is not { } line)
+                    {
+                        break;
+                    }
+                    try
+                    {
+                        await channel.Witness.RecordAsync(new WitnessRecord { Line = ByteString.CopyFrom(line) },
+                            deadline: time.GetUtcNow().UtcDateTime.AddSeconds(10), cancellationToken: CancellationToken.None);
+                        backoff.Reset();
+                    }
+                    catch (Exception e) when (e is Grpc.Core.RpcException or HttpRequestException or IOException)
+                    {
+                        LogFailed(logger, e.Message);
+                        // Keep it unless something newer arrived meanwhile.
+                        Interlocked.CompareExchange(ref _pending, line, null);
+                        failed = true;
+                    }
                 }
-                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                finally
                 {
-                    LogFailed(logger, e.Message);
-                    // Keep it unless something newer arrived meanwhile.
-                    Interlocked.CompareExchange(ref _pending, line, null);
+                    _sending.Release();
+                }
+                if (failed)
+                {
                     await backoff.DelayAsync(time, stoppingToken);
                 }
             }
@@ -56,23 +75,29 @@ internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeP
     /// <summary>The last line, sent on a graceful stop even after the background loop ended.</summary>
     public async Task FlushAsync(CancellationToken cancellation)
     {
-        if (Interlocked.Exchange(ref _pending, null) is { } line)
+        await _sending.WaitAsync(cancellation);
+        try
         {
-            try
+            if (Interlocked.Exchange(ref _pending, null) is { } line)
             {
                 await channel.Witness.RecordAsync(new WitnessRecord { Line = ByteString.CopyFrom(line) },
                     deadline: time.GetUtcNow().UtcDateTime.AddSeconds(3), cancellationToken: cancellation);
             }
-            catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException or HttpRequestException)
-            {
-                LogFailed(logger, e.Message);
-            }
+        }
+        catch (Exception e) when (e is Grpc.Core.RpcException or OperationCanceledException or HttpRequestException or IOException)
+        {
+            LogFailed(logger, e.Message);
+        }
+        finally
+        {
+            _sending.Release();
         }
     }
 
     public override void Dispose()
     {
         _wake.Dispose();
+        _sending.Dispose();
         base.Dispose();
     }
 
