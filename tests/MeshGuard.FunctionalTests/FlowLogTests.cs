@@ -128,4 +128,28 @@ public sealed class FlowLogTests : IAsyncLifetime
         Assert.Equal(1, exit);
         Assert.Contains("cut short of a witnessed checkpoint: the log ends at seq 16, but the control plane witnessed a signed record at seq 22", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task MeshctlSuggestsALintCleanPolicyFromTheFlowsAndWhatIfShowsWhoAProposalWouldBreak()
+    {
+        await CallAsync(6, "orders");
+        Assert.True(await Eventually.TrueAsync(() => Flows(_orders, "inbound").Count == 6));
+        var suggested = Path.Combine(_temp.Path, "suggested", "orders.yaml");
+        Directory.CreateDirectory(Path.GetDirectoryName(suggested)!);
+
+        var (exit, output) = await Cli.RunAsync("meshctl", "policy", "suggest", "--flows", _mesh.Directory, "--out", suggested);
+        Assert.True(exit == 0, output);
+        Assert.Contains("paths: [\"/orders/*\"]", File.ReadAllText(suggested), StringComparison.Ordinal);
+        (exit, output) = await Cli.RunAsync("meshctl", "policy", "lint", suggested);
+        Assert.True(exit == 0, output);
+
+        (exit, output) = await Cli.RunAsync("meshctl", "policy", "whatif", "--flows", _mesh.Directory, "--policies", suggested);
+        Assert.True(exit == 0, output);
+        Assert.Contains("0 of 6 recorded requests would be decided differently", output, StringComparison.Ordinal);
+
+        File.WriteAllText(suggested, File.ReadAllText(suggested).Replace("spiffe://mesh.local/ns/shop/sa/frontend", "spiffe://mesh.local/ns/shop/sa/someone-else", StringComparison.Ordinal));
+        (exit, output) = await Cli.RunAsync("meshctl", "policy", "whatif", "--flows", _mesh.Directory, "--policies", suggested);
+        Assert.True(exit == 0, output);
+        Assert.Contains("spiffe://mesh.local/ns/shop/sa/frontend -> spiffe://mesh.local/ns/shop/sa/orders: 6 requests allowed -> denied", output, StringComparison.Ordinal);
+    }
 }

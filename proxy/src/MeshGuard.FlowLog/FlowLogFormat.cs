@@ -24,6 +24,16 @@ public static class FlowLogFormat
 
     public static string FileName(long number) => FilePrefix + number.ToString("D6", CultureInfo.InvariantCulture) + FileSuffix;
 
+    /// <summary>Every log file below a directory (several sidecars' logs), each directory's in order.</summary>
+    public static List<string> FilesBelow(string directory)
+    {
+        var files = Directory.Exists(directory)
+            ? Directory.GetFiles(directory, FilePrefix + "*" + FileSuffix, SearchOption.AllDirectories).ToList()
+            : [];
+        files.Sort(StringComparer.Ordinal);
+        return files;
+    }
+
     /// <summary>Log files of a directory in order (oldest first).</summary>
     public static List<string> Files(string directory)
     {
@@ -62,6 +72,8 @@ public static class FlowLogFormat
         json.WriteNumber("status", r.Status);
         Optional(json, "decision", r.Decision);
         Optional(json, "audit_decision", r.AuditDecision);
+        Optional(json, "audit_policy", r.AuditPolicy);
+        Optional(json, "audit_rule", r.AuditRule);
         Optional(json, "policy", r.Policy);
         Optional(json, "rule", r.Rule);
         json.WriteNumber("bytes_in", r.BytesIn);

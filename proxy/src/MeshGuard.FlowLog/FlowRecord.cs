@@ -21,6 +21,8 @@ public readonly record struct FlowRecord
     public int Status { get; init; }
     public string? Decision { get; init; }
     public string? AuditDecision { get; init; }
+    public string? AuditPolicy { get; init; }
+    public string? AuditRule { get; init; }
     public string? Policy { get; init; }
     public string? Rule { get; init; }
     public long BytesIn { get; init; }

@@ -30,7 +30,7 @@ internal static class AuthzCommand
         var check = new Command("check", "decide one request with the sidecars' engine") { data, policies, defaultPolicy, from, to, port, method, path, header };
         check.SetAction(parse => Cli.Run(() =>
         {
-            var (set, source) = LoadSet(parse.GetValue(data), parse.GetValue(policies), parse.GetValue(defaultPolicy));
+            var (set, source) = PolicySets.Load(parse.GetValue(data), parse.GetValue(policies), parse.GetValue(defaultPolicy));
             var caller = ParseId(CliOption.Required(parse, from), "--from");
             var destination = ParseId(CliOption.Required(parse, to), "--to");
             var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -60,54 +60,6 @@ internal static class AuthzCommand
             }
         }));
         return new Command("authz", "authorization questions") { check };
-    }
-
-    private static (PolicySet Set, string Source) LoadSet(string? data, string? policies, string? defaultPolicy)
-    {
-        if ((data is null) == (policies is null))
-        {
-            throw new CliUsageException("give either --data DIR (what is deployed) or --policies DIR (a proposed set)");
-        }
-        MeshDefault? explicitDefault = null;
-        if (defaultPolicy is not null)
-        {
-            explicitDefault = MeshDefaults.TryParse(defaultPolicy, out var parsed)
-                ? parsed
-                : throw new CliUsageException($"--default-policy '{defaultPolicy}' must be deny, allow-authenticated or allow");
-        }
-        if (data is not null)
-        {
-            var directory = new DataDirectory(data);
-            PolicyStateDocument state;
-            IReadOnlyList<AccessPolicy> inForce;
-            try
-            {
-                directory.RequireExists();
-                (state, inForce) = PolicyState.Read(directory);
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or FormatException)
-            {
-                throw new CliUsageException(e.Message);
-            }
-            var deployedDefault = MeshDefaults.TryParse(state.MeshDefault, out var d) ? d : MeshDefault.Deny;
-            return (new PolicySet(inForce, explicitDefault ?? deployedDefault), $"deployed, version {state.Version}");
-        }
-        IReadOnlyList<PolicyFileResult> results;
-        try
-        {
-            results = PolicyDirectory.Load(policies!);
-        }
-        catch (DirectoryNotFoundException e)
-        {
-            throw new CliUsageException(e.Message);
-        }
-        var errors = results.SelectMany(static r => r.Errors).ToList();
-        if (errors.Count > 0)
-        {
-            // A proposed set with a mistake is bad input: the answer would not be what ships.
-            throw new CliUsageException("the proposed policies do not validate:\n" + string.Join("\n", errors));
-        }
-        return (new PolicySet(PolicyDirectory.ValidPolicies(results), explicitDefault ?? MeshDefault.Deny), $"proposed, from {policies}");
     }
 
     private static SpiffeId ParseId(string text, string flag) =>

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.Policy.Advice;
+using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Parsing;
 
 namespace MeshGuard.Ctl.Commands;
@@ -54,7 +56,83 @@ internal static class PolicyCommand
                 Console.WriteLine($"policy {policy.Id}: {policy.Action.ToString().ToLowerInvariant()} {policy.Mode.ToString().ToLowerInvariant()}, selects {(policy.ServiceAccount is null ? "every workload" : "sa " + policy.ServiceAccount)}, {policy.Rules.Count} rules");
             }
         }));
-        return new Command("policy", "AccessPolicy files") { lint, status };
+        return new Command("policy", "AccessPolicy files") { lint, status, Suggest(), Unused(), WhatIf() };
+    }
+
+    private static Command Suggest()
+    {
+        var flows = CliOption.Text("--flows", "flow log directory (searched recursively: several sidecars' logs)");
+        var ns = CliOption.Text("--namespace", "only destinations in this namespace");
+        var output = CliOption.Text("--out", "write the YAML to this file instead of standard output");
+        var suggest = new Command("suggest", "AccessPolicy YAML allowing exactly the traffic the flow logs recorded") { flows, ns, output };
+        suggest.SetAction(parse => Cli.Run(() =>
+        {
+            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var policies = PolicySuggester.Suggest(observed, parse.GetValue(ns));
+            var yaml = PolicyYaml.Write(policies, $"suggested by meshctl policy suggest from {observed.Count} recorded requests");
+            if (parse.GetValue(output) is { } file)
+            {
+                File.WriteAllText(file, yaml);
+                Console.WriteLine($"wrote {policies.Count} policies with {policies.Sum(static p => p.Rules.Count)} rules to {file}");
+            }
+            else
+            {
+                Console.Write(yaml);
+            }
+        }));
+        return suggest;
+    }
+
+    private static Command Unused()
+    {
+        var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
+        var data = CliOption.Text("--data", "control-plane data directory: the deployed policies");
+        var unused = new Command("unused", "rules of the deployed policies that no recorded request exercised") { flows, data };
+        unused.SetAction(parse => Cli.Run(() =>
+        {
+            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var (set, source) = PolicySets.Load(CliOption.Required(parse, data), null, null);
+            var rules = PolicyReplay.Unused(set.Policies, observed);
+            foreach (var (policy, rule) in rules)
+            {
+                Console.WriteLine($"unused: policy {policy.Id} rule {rule.Name}");
+            }
+            Console.WriteLine($"{rules.Count} of {set.Policies.Sum(static p => p.Rules.Count)} rules unused by {observed.Count} recorded requests ({source})");
+        }));
+        return unused;
+    }
+
+    private static Command WhatIf()
+    {
+        var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
+        var policies = CliOption.Text("--policies", "the proposed policy file or directory");
+        var data = CliOption.Text("--data", "control-plane data directory: take its mesh default");
+        var defaultPolicy = CliOption.Text("--default-policy", "mesh default for the replay: deny | allow-authenticated | allow");
+        var whatIf = new Command("whatif", "replay recorded requests through proposed policies; list every decision that would change") { flows, policies, data, defaultPolicy };
+        whatIf.SetAction(parse => Cli.Run(() =>
+        {
+            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var meshDefault = parse.GetValue(defaultPolicy);
+            if (meshDefault is null && parse.GetValue(data) is { } dir)
+            {
+                meshDefault = PolicyState.Read(new DataDirectory(dir)).Document.MeshDefault;
+            }
+            var (set, _) = PolicySets.Load(null, CliOption.Required(parse, policies), meshDefault);
+            var changes = PolicyReplay.Changes(set, observed);
+            foreach (var edge in changes
+                .GroupBy(static c => (c.Request.SourceId, c.Request.DestId, From: c.Request.Decision, To: c.Proposed.Verdict))
+                .OrderBy(static g => g.Key.SourceId, StringComparer.Ordinal))
+            {
+                var (from, to) = (edge.Key.From == Verdict.Allow ? "allowed" : "denied", edge.Key.To == Verdict.Allow ? "allowed" : "denied");
+                Console.WriteLine($"{edge.Key.SourceId} -> {edge.Key.DestId}: {edge.Count()} requests {from} -> {to}");
+                foreach (var (request, proposed) in edge.Take(5))
+                {
+                    Console.WriteLine($"    {request.Method} {request.Path} port {request.Port}: now {proposed.Describe()}");
+                }
+            }
+            Console.WriteLine($"{changes.Count} of {observed.Count} recorded requests would be decided differently");
+        }));
+        return whatIf;
     }
 }
 

@@ -94,6 +94,8 @@ internal sealed partial class InboundHandler(
             Status = context.Response.StatusCode,
             Decision = decision.IsAllowed ? "allow" : "deny",
             AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
+            AuditPolicy = decision.AuditPolicy,
+            AuditRule = decision.AuditRule,
             Policy = decision.Policy,
             Rule = decision.Rule,
             BytesIn = request.ContentLength ?? 0,
