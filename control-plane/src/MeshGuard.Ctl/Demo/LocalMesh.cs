@@ -210,22 +210,41 @@ public sealed class LocalMesh : IAsyncDisposable
         _probe.Dispose();
     }
 
-    /// <summary>Ports the OS says are free right now (probed by binding port 0).</summary>
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// Ports the OS says are free right now (probed by binding port 0), never one this process handed out
+    /// before: a probed port is free again the moment the probe closes, and the OS may offer it twice.
+    /// </summary>
     public static int[] FreePorts(int count)
     {
-        var listeners = new TcpListener[count];
-        var ports = new int[count];
-        for (var i = 0; i < count; i++)
+        var ports = new List<int>(count);
+        var probes = new List<TcpListener>();
+        try
         {
-            listeners[i] = new TcpListener(IPAddress.Loopback, 0);
-            listeners[i].Start();
-            ports[i] = ((IPEndPoint)listeners[i].LocalEndpoint).Port;
+            while (ports.Count < count)
+            {
+                var listener = new TcpListener(IPAddress.Loopback, 0);
+                listener.Start();
+                probes.Add(listener);
+                var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+                lock (HandedOut)
+                {
+                    if (HandedOut.Add(port))
+                    {
+                        ports.Add(port);
+                    }
+                }
+            }
         }
-        foreach (var listener in listeners)
+        finally
         {
-            listener.Stop();
+            foreach (var probe in probes)
+            {
+                probe.Stop();
+            }
         }
-        return ports;
+        return [.. ports];
     }
 
     private static string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
