@@ -86,6 +86,7 @@ internal static partial class SidecarHost
         services.AddSingleton<OutboundHandler>();
         services.AddHostedService<SvidRotator>();
         services.AddHostedService<ConfigWatcher>();
+        OpenTelemetrySetup.Configure(services, settings);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

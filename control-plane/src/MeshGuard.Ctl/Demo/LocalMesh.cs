@@ -85,10 +85,14 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
     public Task<MeshService> StartSidecarAsync(
         string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true,
-        IReadOnlyList<string>? extraArguments = null, CancellationToken cancellation = default)
+        IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, CancellationToken cancellation = default)
     {
         var ports = FreePorts(4);
-        var service = new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3]) { ExtraArguments = extraArguments ?? [] };
+        var service = new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3])
+        {
+            ExtraArguments = extraArguments ?? [],
+            Environment = environment,
+        };
         return StartSidecarAsync(service, joinToken, advertiseAddress, waitReady, cancellation);
     }
 
@@ -119,7 +123,7 @@ public sealed class LocalMesh : IAsyncDisposable
         }
         arguments.AddRange(service.ExtraArguments);
         service.Sidecar = Track(MeshProcess.Start($"{service.Name}-sidecar", "meshguard-proxy", arguments,
-            Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log")));
+            Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log"), service.Environment));
         if (waitReady)
         {
             await WaitForAsync(service.Sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
@@ -260,6 +264,9 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
 
     /// <summary>The sidecar's flow log directory (kept across its restarts).</summary>
     public string? FlowDirectory { get; set; }
+
+    /// <summary>Environment variables for the sidecar (e.g. OTEL_*), kept for restarts.</summary>
+    public IDictionary<string, string>? Environment { get; init; }
 
     /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];

@@ -26,10 +26,37 @@ internal static class FlowFields
     public static string? RequestId(HttpRequest request) =>
         request.Headers.TryGetValue(RequestIdHeader, out var id) && id.Count == 1 ? id[0] : null;
 
+    public const string TraceParentHeader = "traceparent";
+
+    /// <summary>
+    /// The caller's side makes sure a call carries W3C trace context: the app's own traceparent, else that of
+    /// the sidecar's server span (when tracing is on), else a new one. Both sidecars then record one trace id.
+    /// </summary>
+    public static string EnsureTraceParent(HttpRequest request)
+    {
+        if (TraceId(request) is { } existing)
+        {
+            return existing;
+        }
+        string traceParent;
+        if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity)
+        {
+            traceParent = activity.Id!;
+        }
+        else
+        {
+            Span<byte> random = stackalloc byte[24];
+            RandomNumberGenerator.Fill(random);
+            traceParent = "00-" + Convert.ToHexStringLower(random[..16]) + "-" + Convert.ToHexStringLower(random[16..]) + "-01";
+        }
+        request.Headers[TraceParentHeader] = traceParent;
+        return traceParent.Substring(3, 32);
+    }
+
     /// <summary>The W3C trace id of the request's traceparent, when it has a well-formed one.</summary>
     public static string? TraceId(HttpRequest request)
     {
-        if (!request.Headers.TryGetValue("traceparent", out var values) || values.Count != 1 || values[0] is not { Length: 55 } traceparent)
+        if (!request.Headers.TryGetValue(TraceParentHeader, out var values) || values.Count != 1 || values[0] is not { Length: 55 } traceparent)
         {
             return null;
         }

@@ -15,6 +15,8 @@ internal sealed class FlowLogSink
     public FlowLogSink(FlowLogSettings settings)
     {
         Settings = settings;
+        Telemetry.OpenTelemetrySetup.Meter.CreateObservableCounter("meshguard.flowlog.records_lost", () => Dropped,
+            description: "Flow records lost to a full queue; each loss is also stated by a gap record.");
         if (settings.Directory is not null)
         {
             _queue = Channel.CreateBounded<FlowRecord>(new BoundedChannelOptions(settings.QueueCapacity)

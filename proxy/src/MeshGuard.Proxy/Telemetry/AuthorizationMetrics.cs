@@ -11,6 +11,9 @@ namespace MeshGuard.Proxy.Telemetry;
 /// </summary>
 internal sealed class AuthorizationMetrics
 {
+    private static readonly System.Diagnostics.Metrics.Counter<long> Decisions =
+        OpenTelemetrySetup.Meter.CreateCounter<long>("meshguard.authz.decisions", description: "Inbound authorization decisions by verdict and deciding policy and rule.");
+
     private readonly ConcurrentDictionary<(Verdict Verdict, string? Policy, string? Rule), Counter> _decisions = new();
 
     private sealed class Counter
@@ -22,6 +25,11 @@ internal sealed class AuthorizationMetrics
     {
         var counter = _decisions.GetOrAdd((decision.Verdict, decision.Policy, decision.Rule), static _ => new Counter());
         Interlocked.Increment(ref counter.Value);
+        if (Decisions.Enabled)
+        {
+            Decisions.Add(1, new KeyValuePair<string, object?>("decision", decision.IsAllowed ? "allow" : "deny"),
+                new KeyValuePair<string, object?>("policy", decision.Policy ?? "default-deny"), new KeyValuePair<string, object?>("rule", decision.Rule ?? ""));
+        }
     }
 
     public void WriteTo(StringBuilder text)

@@ -1,0 +1,39 @@
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace MeshGuard.Proxy.Telemetry;
+
+/// <summary>
+/// OpenTelemetry traces and metrics, exported over OTLP when the standard OTEL_EXPORTER_OTLP_ENDPOINT is set
+/// (protocol, headers and intervals from the other standard OTEL_* variables). Off otherwise: no listener,
+/// no cost. Server spans come from the ASP.NET Core instrumentation, which continues the caller's W3C
+/// trace context; HTTP metrics carry the semantic-convention names.
+/// </summary>
+internal static class OpenTelemetrySetup
+{
+    public const string MeterName = "MeshGuard.Proxy";
+
+    /// <summary>The sidecar's own instruments; recorded always, collected only when a listener (OTLP) exists.</summary>
+    public static readonly System.Diagnostics.Metrics.Meter Meter = new(MeterName);
+
+    public static bool Configure(IServiceCollection services, ProxySettings settings)
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        {
+            return false;
+        }
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource
+                .AddService(serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "meshguard-proxy", serviceInstanceId: settings.Service)
+                .AddAttributes([new KeyValuePair<string, object>("meshguard.service", settings.Service)]))
+            .WithTracing(tracing => tracing
+                .AddAspNetCoreInstrumentation()
+                .AddOtlpExporter())
+            .WithMetrics(metrics => metrics
+                .AddAspNetCoreInstrumentation()
+                .AddMeter(MeterName)
+                .AddOtlpExporter());
+        return true;
+    }
+}

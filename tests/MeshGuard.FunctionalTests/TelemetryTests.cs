@@ -1,0 +1,76 @@
+using System.Net;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.FlowLog;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>Traces and metrics leave both sidecars over OTLP, and one call is one trace on both sides and in both flow records.</summary>
+public sealed class TelemetryTests : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _app = null!;
+    private OtlpReceiver _otlp = null!;
+    private MeshService _orders = null!;
+    private MeshService _frontend = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _otlp = await OtlpReceiver.StartAsync();
+        _mesh = new LocalMesh(_temp.Path);
+        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+        _app = await RecordingApp.StartAsync("orders");
+        var otel = new Dictionary<string, string>
+        {
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = _otlp.Endpoint,
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
+        };
+        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, environment: otel);
+        _frontend = await _mesh.StartSidecarAsync("frontend", _app.Port, environment: otel);
+        using var client = new HttpClient();
+        Assert.True(await Eventually.TrueAsync(() => client.GetStringAsync(new Uri($"http://127.0.0.1:{_frontend.AdminPort}/config")).GetAwaiter().GetResult().Contains("\"services\":2", StringComparison.Ordinal), TimeSpan.FromSeconds(30)));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _app.DisposeAsync();
+        await _otlp.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task ACallIsOneTraceAcrossBothSidecarsAndTheirFlowRecordsAndMetricsAreExported()
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{_frontend.OutboundPort}"), UseProxy = true });
+        using (var response = await client.GetAsync(new Uri("http://orders/traced")))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        string? traceId = null;
+        Assert.True(await Eventually.TrueAsync(() =>
+        {
+            var inbound = FlowLogReader.Records(_orders.FlowDirectory!).FirstOrDefault(r => r.Text("path") == "/traced");
+            traceId = inbound.ValueKind == System.Text.Json.JsonValueKind.Undefined ? null : inbound.Text("trace_id");
+            return traceId is not null;
+        }), "no inbound flow record with a trace id");
+        var outbound = FlowLogReader.Records(_frontend.FlowDirectory!).First(r => r.Text("path") == "/traced");
+        Assert.Equal(traceId, outbound.Text("trace_id"));
+
+        // The app received the same trace context.
+        var seen = Assert.Single(_app.Requests, r => r.Path == "/traced");
+        Assert.Contains(traceId!, seen.Headers["traceparent"], StringComparison.Ordinal);
+
+        Assert.True(await Eventually.TrueAsync(() =>
+            _otlp.Spans.Any(s => s.TraceId == traceId && s.Service == "orders") && _otlp.Spans.Any(s => s.TraceId == traceId && s.Service == "frontend"),
+            TimeSpan.FromSeconds(15)), $"spans seen: {string.Join(", ", _otlp.Spans.Select(s => $"{s.Service}:{s.TraceId[..8]}:{s.Name}"))}");
+        Assert.True(await Eventually.TrueAsync(() =>
+            _otlp.MetricNames.Contains("http.server.request.duration") && _otlp.MetricNames.Contains("meshguard.authz.decisions"),
+            TimeSpan.FromSeconds(15)), $"metrics seen: {string.Join(", ", _otlp.MetricNames.Distinct())}");
+    }
+}
