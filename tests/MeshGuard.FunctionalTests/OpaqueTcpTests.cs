@@ -19,6 +19,7 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     private int _frontendLocal;
     private int _paymentsLocal;
     private int _undeclaredLocal;
+    private MeshService _orders = null!;
 
     public async Task InitializeAsync()
     {
@@ -46,7 +47,7 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         _app = await RecordingApp.StartAsync("orders");
         var locals = LocalMesh.FreePorts(3);
         (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (locals[0], locals[1], locals[2]);
-        await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort}"]);
+        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort}"]);
         var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port,
             extraArguments: ["--outbound-tcp", $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port}"]);
         var payments = await _mesh.StartSidecarAsync("payments", _app.Port, extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort}"]);
@@ -144,6 +145,10 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         Assert.Equal("", await RoundTripAsync(_paymentsLocal, "let me in"));
         await Task.Delay(200);
         Assert.Equal(0, Volatile.Read(ref _echoConnections));
+        // The refused connection is in the callee's flow log, with what decided.
+        Assert.True(await Eventually.TrueAsync(() => MeshGuard.FlowLog.FlowLogReader.Records(_orders.FlowDirectory!)
+            .Any(r => MeshGuard.FlowLog.FlowLogReader.Text(r, "protocol") == "tcp" && MeshGuard.FlowLog.FlowLogReader.Text(r, "decision") == "deny"
+                && MeshGuard.FlowLog.FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/payments")));
     }
 
     [Fact]

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using MeshGuard.FlowLog;
 using MeshGuard.Policy.Engine;
+using MeshGuard.Proxy.FlowLog;
+using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Telemetry;
 using Microsoft.AspNetCore.Connections;
@@ -14,12 +17,14 @@ namespace MeshGuard.Proxy.Inbound;
 /// the app is dialled.
 /// </summary>
 internal sealed partial class OpaqueTcpInbound(
-    ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, ILogger<OpaqueTcpInbound> logger)
+    ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows,
+    WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpInbound> logger)
 {
     private static readonly TimeSpan PreambleTimeout = TimeSpan.FromSeconds(10);
 
     public async Task HandleAsync(ConnectionContext connection, PeerIdentityFeature peer)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var cancellation = connection.ConnectionClosed;
         await using var client = new DuplexStream(connection.Transport);
 
@@ -58,6 +63,7 @@ internal sealed partial class OpaqueTcpInbound(
         {
             LogDenied(logger, peer.Peer, port, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             connection.Abort();
+            Record(peer, port, started, decision);
             return;
         }
 
@@ -75,6 +81,35 @@ internal sealed partial class OpaqueTcpInbound(
         }
         await using var appStream = new NetworkStream(app, ownsSocket: false);
         await OpaqueTcp.PipeAsync(client, appStream, cancellation);
+        Record(peer, port, started, decision);
+    }
+
+    // One record per connection, written when it ends (or is refused).
+    private void Record(PeerIdentityFeature peer, int port, long started, in Decision decision)
+    {
+        if (!flows.Enabled)
+        {
+            return;
+        }
+        flows.Add(new FlowRecord
+        {
+            Time = time.GetUtcNow(),
+            DurationMs = FlowFields.ElapsedMs(started),
+            Direction = FlowDirection.Inbound,
+            SourceId = peer.Caller.Id,
+            SourceAddr = peer.RemoteAddress,
+            DestId = identity.IdText,
+            DestService = settings.Service,
+            DestPort = port,
+            Protocol = "tcp",
+            Decision = decision.IsAllowed ? "allow" : "deny",
+            AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
+            AuditPolicy = decision.AuditPolicy,
+            AuditRule = decision.AuditRule,
+            Policy = decision.Policy,
+            Rule = decision.Rule,
+            TlsVersion = FlowFields.TlsVersion,
+        });
     }
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]
