@@ -59,6 +59,8 @@ public sealed class TelemetryTests : IAsyncLifetime
             traceId = inbound.ValueKind == System.Text.Json.JsonValueKind.Undefined ? null : inbound.Text("trace_id");
             return traceId is not null;
         }), "no inbound flow record with a trace id");
+        // Each sidecar writes its record in its own time: wait for the caller's too.
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_frontend.FlowDirectory!).Any(r => r.Text("path") == "/traced")));
         var outbound = FlowLogReader.Records(_frontend.FlowDirectory!).First(r => r.Text("path") == "/traced");
         Assert.Equal(traceId, outbound.Text("trace_id"));
 

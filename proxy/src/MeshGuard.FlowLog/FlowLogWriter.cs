@@ -23,9 +23,11 @@ public sealed class FlowLogWriter : IDisposable
     private readonly ArrayBufferWriter<byte> _line = new(2048);
     private readonly Utf8JsonWriter _json;
     private FileStream? _file;
+    private long _fileBytes; // counted here: asking the stream for its length costs a system call per line
     private long _fileNumber;
     private long _seq;
-    private string _prev = FlowLogFormat.GenesisHash;
+    // The previous line's hash as hex UTF-8: kept in place, never as a string per line.
+    private readonly byte[] _prev = System.Text.Encoding.ASCII.GetBytes(FlowLogFormat.GenesisHash);
 
     public FlowLogWriter(string directory, ICheckpointSigner signer, TimeProvider time, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 10)
     {
@@ -65,7 +67,7 @@ public sealed class FlowLogWriter : IDisposable
                 {
                     using var document = JsonDocument.Parse(line);
                     _seq = document.RootElement.GetProperty("seq").GetInt64();
-                    _prev = FlowLogFormat.HashHex(line);
+                    FlowLogFormat.HashHex(line, _prev);
                     break;
                 }
             }
@@ -92,7 +94,7 @@ public sealed class FlowLogWriter : IDisposable
         _json.Reset();
         _json.WriteStartObject();
         _json.WriteString("kind", "gap");
-        _json.WriteString("time", Now());
+        _json.WriteString("time", _time.GetUtcNow().UtcDateTime);
         _json.WriteString("workload", _signer.WorkloadId);
         _json.WriteNumber("missing", missing);
         _json.WriteNumber("seq", _seq + 1);
@@ -118,7 +120,8 @@ public sealed class FlowLogWriter : IDisposable
     {
         var time = Now();
         var seq = _seq + 1;
-        var (signature, chain) = _signer.Sign(FlowLogFormat.SignedPayload(kind, seq, _prev, time, _signer.WorkloadId));
+        var prev = System.Text.Encoding.ASCII.GetString(_prev);
+        var (signature, chain) = _signer.Sign(FlowLogFormat.SignedPayload(kind, seq, prev, time, _signer.WorkloadId));
         _line.Clear();
         _json.Reset();
         _json.WriteStartObject();
@@ -130,7 +133,7 @@ public sealed class FlowLogWriter : IDisposable
             _json.WriteNumber("count", c);
         }
         _json.WriteNumber("seq", seq);
-        _json.WriteString("prev", _prev);
+        _json.WriteString("prev", prev);
         _json.WriteString("sig", Convert.ToBase64String(signature));
         _json.WriteString("signer_chain", chain);
         _json.WriteEndObject();
@@ -146,14 +149,15 @@ public sealed class FlowLogWriter : IDisposable
     private void WriteLine()
     {
         var line = _line.WrittenSpan;
-        if (_file!.Length > 0 && _file.Length + line.Length + 1 > _maxFileBytes)
+        if (_fileBytes > 0 && _fileBytes + line.Length + 1 > _maxFileBytes)
         {
             OpenNextFile(); // 3.
         }
-        _file.Write(line);
+        _file!.Write(line);
         _file.WriteByte((byte)'\n');
+        _fileBytes += line.Length + 1;
         _seq++;
-        _prev = FlowLogFormat.HashHex(line);
+        FlowLogFormat.HashHex(line, _prev);
     }
 
     private void OpenNextFile()
@@ -167,6 +171,7 @@ public sealed class FlowLogWriter : IDisposable
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
         _file = new FileStream(Path.Combine(_directory, FlowLogFormat.FileName(_fileNumber)), options);
+        _fileBytes = 0;
         var files = FlowLogFormat.Files(_directory);
         for (var i = 0; i < files.Count - _retainFiles; i++)
         {
@@ -174,7 +179,8 @@ public sealed class FlowLogWriter : IDisposable
         }
     }
 
-    private string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", CultureInfo.InvariantCulture);
+    // Signed records carry their time as text, since the signature covers it.
+    private string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture);
 
     /// <summary>The last line that ends with a newline and parses as JSON, or null.</summary>
     private static byte[]? LastCompleteLine(string file)

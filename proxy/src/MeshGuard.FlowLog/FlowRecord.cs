@@ -27,6 +27,7 @@ public readonly record struct FlowRecord
     public string? Rule { get; init; }
     public long BytesIn { get; init; }
     public long BytesOut { get; init; }
+    /// <summary>The W3C trace id, or the whole traceparent header it is read from when the record is written.</summary>
     public string? TraceId { get; init; }
     public string? TlsVersion { get; init; }
 }

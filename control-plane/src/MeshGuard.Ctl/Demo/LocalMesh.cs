@@ -197,8 +197,26 @@ public sealed class LocalMesh : IAsyncDisposable
         {
             _processes.Add(process);
         }
+        lock (Running)
+        {
+            Running.Add(process);
+        }
         return process;
     }
+
+    // Safety net: whatever a mesh started and nobody stopped (a fixture that failed half-way) ends with this process.
+    private static readonly List<MeshProcess> Running = [];
+
+    static LocalMesh() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        lock (Running)
+        {
+            foreach (var process in Running)
+            {
+                process.Kill();
+            }
+        }
+    };
 
     /// <summary>Stops every process this mesh started, sidecars and apps first, the control plane last.</summary>
     public async ValueTask DisposeAsync()

@@ -121,6 +121,21 @@ public sealed partial class MeshProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends the process at once (SIGKILL) if it still runs.</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync(TimeSpan.FromSeconds(10));

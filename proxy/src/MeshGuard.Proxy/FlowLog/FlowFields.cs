@@ -34,7 +34,7 @@ internal static class FlowFields
     /// </summary>
     public static string EnsureTraceParent(HttpRequest request)
     {
-        if (TraceId(request) is { } existing)
+        if (TraceParent(request) is { } existing)
         {
             return existing;
         }
@@ -50,17 +50,20 @@ internal static class FlowFields
             traceParent = "00-" + Convert.ToHexStringLower(random[..16]) + "-" + Convert.ToHexStringLower(random[16..]) + "-01";
         }
         request.Headers[TraceParentHeader] = traceParent;
-        return traceParent.Substring(3, 32);
+        return traceParent;
     }
 
-    /// <summary>The W3C trace id of the request's traceparent, when it has a well-formed one.</summary>
-    public static string? TraceId(HttpRequest request)
+    /// <summary>
+    /// The request's W3C traceparent when it is well formed, as the header string itself: the flow writer takes
+    /// the trace id out of it, so the request path does not cut a new string.
+    /// </summary>
+    public static string? TraceParent(HttpRequest request)
     {
         if (!request.Headers.TryGetValue(TraceParentHeader, out var values) || values.Count != 1 || values[0] is not { Length: 55 } traceparent)
         {
             return null;
         }
-        return traceparent[2] == '-' && traceparent[35] == '-' ? traceparent.Substring(3, 32) : null;
+        return traceparent[2] == '-' && traceparent[35] == '-' ? traceparent : null;
     }
 
     /// <summary>The path as recorded: without its query unless the operator asked to keep it.</summary>

@@ -100,7 +100,7 @@ internal sealed partial class InboundHandler(
             Rule = decision.Rule,
             BytesIn = request.ContentLength ?? 0,
             BytesOut = context.Response.ContentLength ?? 0,
-            TraceId = FlowFields.TraceId(request),
+            TraceId = FlowFields.TraceParent(request),
             TlsVersion = FlowFields.TlsVersion,
         });
     }

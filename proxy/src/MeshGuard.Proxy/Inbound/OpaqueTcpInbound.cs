@@ -2,9 +2,9 @@ using System.Net;
 using System.Net.Sockets;
 using MeshGuard.FlowLog;
 using MeshGuard.Policy.Engine;
+using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Telemetry;
 using Microsoft.AspNetCore.Connections;
 

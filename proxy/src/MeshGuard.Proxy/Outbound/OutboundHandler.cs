@@ -25,7 +25,7 @@ internal sealed partial class OutboundHandler(
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var requestId = FlowFields.EnsureRequestId(context.Request);
-        var traceId = FlowFields.EnsureTraceParent(context.Request);
+        var traceParent = FlowFields.EnsureTraceParent(context.Request);
         var host = context.Request.Host.Value;
         if (string.IsNullOrEmpty(host))
         {
@@ -37,14 +37,14 @@ internal sealed partial class OutboundHandler(
         {
             LogUnknownService(logger, host);
             await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
-            Record(context, started, requestId, traceId, null, null);
+            Record(context, started, requestId, traceParent, null, null);
             return;
         }
         var endpoint = route.Pick();
         var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance);
         if (error == ForwarderError.None)
         {
-            Record(context, started, requestId, traceId, route, endpoint);
+            Record(context, started, requestId, traceParent, route, endpoint);
             return;
         }
         var exception = context.GetForwarderErrorFeature()?.Exception;
@@ -59,10 +59,10 @@ internal sealed partial class OutboundHandler(
             LogForwardFailed(logger, route.Name, endpoint.Address, error.ToString(), exception?.Message ?? "");
             await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
         }
-        Record(context, started, requestId, traceId, route, endpoint);
+        Record(context, started, requestId, traceParent, route, endpoint);
     }
 
-    private void Record(HttpContext context, long started, string requestId, string traceId, ServiceRoute? route, MeshEndpoint? endpoint)
+    private void Record(HttpContext context, long started, string requestId, string traceParent, ServiceRoute? route, MeshEndpoint? endpoint)
     {
         if (!flows.Enabled)
         {
@@ -85,7 +85,7 @@ internal sealed partial class OutboundHandler(
             Status = context.Response.StatusCode,
             BytesIn = request.ContentLength ?? 0,
             BytesOut = context.Response.ContentLength ?? 0,
-            TraceId = traceId,
+            TraceId = traceParent,
             TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
         });
     }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Throughput of a MeshGuard sidecar pair with flow logging on and off, in one run, on loopback.
+# frontend's sidecar (outbound, plain HTTP/1.1 from wrk) -> mTLS HTTP/2 -> orders' sidecar -> meshguard-sample.
+# Both pairs run side by side; wrk alternates between them for ROUNDS rounds and the medians are compared,
+# so that noise on a shared 2-core machine hits both alike.
+# Usage: loadtests/scenarios/flowlog-overhead.sh [DURATION_S] [CONNECTIONS] [ROUNDS]; writes loadtests/results/flowlog-overhead.md
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BIN="$ROOT/out/bin"
+DURATION=${1:-10}
+CONNECTIONS=${2:-32}
+ROUNDS=${3:-3}
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
+[ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
+WORK=$(mktemp -d /tmp/meshguard-load.XXXXXX)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+
+start_pair() { # $1 = on|off; sets URL_<mode>
+  local mode=$1 dir="$WORK/$1"
+  mkdir -p "$dir"
+  local p_boot p_grpc p_admin app out=""
+  p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
+  "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" --default-policy allow-authenticated >"$dir/cp.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$p_admin/healthz"
+  app=$(free_port)
+  "$BIN/meshguard-sample" --name orders --port "$app" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for svc in orders frontend; do
+    local token in_p out_p adm met flows=()
+    token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
+    in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
+    if [ "$mode" = on ]; then flows=(--flow-log-dir "$dir/$svc-flows"); fi
+    "$BIN/meshguard-proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
+      --join-token "$token" --service "$svc" --app-port "$app" --inbound-port "$in_p" --outbound-port "$out_p" \
+      --admin-port "$adm" --metrics-port "$met" "${flows[@]}" >"$dir/$svc.log" 2>&1 &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$adm/ready"
+    if [ "$svc" = frontend ]; then out=$out_p; fi
+  done
+  local url="http://127.0.0.1:$out/orders/1"
+  sleep 1
+  curl -sf -H "Host: orders" "$url" >/dev/null
+  wrk -t2 -c"$CONNECTIONS" -d3s -H "Host: orders" "$url" >/dev/null   # warm-up
+  printf -v "URL_$mode" '%s' "$url"
+}
+
+start_pair off
+start_pair on
+for round in $(seq 1 "$ROUNDS"); do
+  for mode in off on; do
+    url_var="URL_$mode"
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Host: orders" "${!url_var}" >"$WORK/wrk-$mode-$round.txt"
+  done
+done
+LINES=$("$BIN/meshctl" flows query "$WORK/on/orders-flows" --json | wc -l)
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+rps_all() { for f in "$WORK"/wrk-"$1"-*.txt; do grep 'Requests/sec' "$f" | awk '{print $2}'; done; }
+p99_all() { for f in "$WORK"/wrk-"$1"-*.txt; do grep ' 99%' "$f" | awk '{print $2}'; done | tr '\n' ' '; }
+OFF=$(rps_all off | median)
+ON=$(rps_all on | median)
+RATIO=$(python3 -c "print(f'{$ON/$OFF*100:.1f}')")
+mkdir -p loadtests/results
+{
+  echo "# Flow log overhead ($(date -u +%Y-%m-%d), $(nproc) cores, loadtests/scenarios/flowlog-overhead.sh $DURATION $CONNECTIONS $ROUNDS)"
+  echo
+  echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s through frontend's sidecar (HTTP/1.1) -> mTLS HTTP/2 -> orders' sidecar -> meshguard-sample,"
+  echo "all on one machine; two pairs side by side, $ROUNDS alternating rounds each."
+  echo
+  echo "| flow logs | median requests/s | each round | p99 latency per round |"
+  echo "| --- | ---: | --- | --- |"
+  echo "| off | $OFF | $(rps_all off | tr '\n' ' ') | $(p99_all off) |"
+  echo "| on (both sidecars) | $ON | $(rps_all on | tr '\n' ' ') | $(p99_all on) |"
+  echo
+  echo "Throughput with flow logs on: **$RATIO%** of off. Flow records in orders' log after the run: $LINES."
+} > loadtests/results/flowlog-overhead.md
+cat loadtests/results/flowlog-overhead.md
