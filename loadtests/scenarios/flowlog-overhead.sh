@@ -13,7 +13,8 @@ CONNECTIONS=${2:-32}
 ROUNDS=${3:-3}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
 [ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
-WORK=$(mktemp -d /tmp/meshguard-load.XXXXXX)
+# MESHGUARD_LOAD_DIR puts the logs elsewhere (e.g. /dev/shm) to tell disk cost from CPU cost.
+WORK=$(mktemp -d "${MESHGUARD_LOAD_DIR:-/tmp}/meshguard-load.XXXXXX")
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -68,6 +69,7 @@ OFF=$(rps_all off | median)
 ON=$(rps_all on | median)
 RATIO=$(python3 -c "print(f'{$ON/$OFF*100:.1f}')")
 mkdir -p loadtests/results
+RESULT=loadtests/results/flowlog-overhead${MESHGUARD_LOAD_DIR:+-$(basename "$MESHGUARD_LOAD_DIR")}.md
 {
   echo "# Flow log overhead ($(date -u +%Y-%m-%d), $(nproc) cores, loadtests/scenarios/flowlog-overhead.sh $DURATION $CONNECTIONS $ROUNDS)"
   echo
@@ -80,5 +82,6 @@ mkdir -p loadtests/results
   echo "| on (both sidecars) | $ON | $(rps_all on | tr '\n' ' ') | $(p99_all on) |"
   echo
   echo "Throughput with flow logs on: **$RATIO%** of off. Flow records in orders' log after the run: $LINES."
-} > loadtests/results/flowlog-overhead.md
-cat loadtests/results/flowlog-overhead.md
+  echo "Logs written under: ${MESHGUARD_LOAD_DIR:-/tmp} ($(df --output=fstype "${MESHGUARD_LOAD_DIR:-/tmp}" | tail -1))."
+} > "$RESULT"
+cat "$RESULT"
