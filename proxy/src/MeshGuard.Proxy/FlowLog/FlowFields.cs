@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using MeshGuard.FlowLog;
+using MeshGuard.Policy.Engine;
 
 namespace MeshGuard.Proxy.FlowLog;
 
@@ -71,4 +73,33 @@ internal static class FlowFields
         keepQuery && request.QueryString.HasValue ? request.Path.Value + request.QueryString.Value : request.Path.Value ?? "";
 
     public static double ElapsedMs(long startTimestamp) => Stopwatch.GetElapsedTime(startTimestamp).TotalMilliseconds;
+
+    /// <summary>What every HTTP flow record takes from the exchange itself, either direction.</summary>
+    public static FlowRecord ForExchange(HttpContext context, FlowDirection direction, long started, DateTimeOffset now, bool keepQuery)
+    {
+        var request = context.Request;
+        return new FlowRecord
+        {
+            Time = now,
+            DurationMs = ElapsedMs(started),
+            Direction = direction,
+            Protocol = request.Protocol,
+            Method = request.Method,
+            Path = Path(request, keepQuery),
+            Status = context.Response.StatusCode,
+            BytesIn = request.ContentLength ?? 0,
+            BytesOut = context.Response.ContentLength ?? 0,
+        };
+    }
+
+    /// <summary>The authorization part of an inbound record: verdict, audit result, deciding policy and rule.</summary>
+    public static FlowRecord WithDecision(this FlowRecord record, in Decision decision) => record with
+    {
+        Decision = decision.IsAllowed ? "allow" : "deny",
+        AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
+        AuditPolicy = decision.AuditPolicy,
+        AuditRule = decision.AuditRule,
+        Policy = decision.Policy,
+        Rule = decision.Rule,
+    };
 }

@@ -77,29 +77,14 @@ internal sealed partial class InboundHandler(
             return;
         }
         var request = context.Request;
-        flows.Add(new FlowRecord
+        flows.Add(FlowFields.ForExchange(context, FlowDirection.Inbound, started, time.GetUtcNow(), flows.Settings.KeepQuery).WithDecision(decision) with
         {
-            Time = time.GetUtcNow(),
-            DurationMs = FlowFields.ElapsedMs(started),
-            Direction = FlowDirection.Inbound,
             RequestId = FlowFields.RequestId(request),
             SourceId = peer.Caller.Id,
             SourceAddr = peer.RemoteAddress,
             DestId = identity.IdText,
             DestService = settings.Service,
             DestPort = settings.AppPort,
-            Protocol = request.Protocol,
-            Method = request.Method,
-            Path = FlowFields.Path(request, flows.Settings.KeepQuery),
-            Status = context.Response.StatusCode,
-            Decision = decision.IsAllowed ? "allow" : "deny",
-            AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
-            AuditPolicy = decision.AuditPolicy,
-            AuditRule = decision.AuditRule,
-            Policy = decision.Policy,
-            Rule = decision.Rule,
-            BytesIn = request.ContentLength ?? 0,
-            BytesOut = context.Response.ContentLength ?? 0,
             TraceId = FlowFields.TraceParent(request),
             TlsVersion = FlowFields.TlsVersion,
         });

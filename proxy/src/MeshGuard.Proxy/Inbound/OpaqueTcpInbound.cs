@@ -102,14 +102,8 @@ internal sealed partial class OpaqueTcpInbound(
             DestService = settings.Service,
             DestPort = port,
             Protocol = "tcp",
-            Decision = decision.IsAllowed ? "allow" : "deny",
-            AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
-            AuditPolicy = decision.AuditPolicy,
-            AuditRule = decision.AuditRule,
-            Policy = decision.Policy,
-            Rule = decision.Rule,
             TlsVersion = FlowFields.TlsVersion,
-        });
+        }.WithDecision(decision));
     }
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]

@@ -68,23 +68,13 @@ internal sealed partial class OutboundHandler(
         {
             return;
         }
-        var request = context.Request;
-        flows.Add(new FlowRecord
+        flows.Add(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery) with
         {
-            Time = time.GetUtcNow(),
-            DurationMs = FlowFields.ElapsedMs(started),
-            Direction = FlowDirection.Outbound,
             RequestId = requestId,
             SourceId = identity.IdText,
             DestId = endpoint?.IdentityText,
-            DestService = route?.Name ?? request.Host.Value,
+            DestService = route?.Name ?? context.Request.Host.Value,
             DestPort = endpoint?.EndPoint.Port ?? 0,
-            Protocol = request.Protocol,
-            Method = request.Method,
-            Path = FlowFields.Path(request, flows.Settings.KeepQuery),
-            Status = context.Response.StatusCode,
-            BytesIn = request.ContentLength ?? 0,
-            BytesOut = context.Response.ContentLength ?? 0,
             TraceId = traceParent,
             TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
         });
