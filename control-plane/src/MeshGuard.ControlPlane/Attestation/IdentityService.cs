@@ -15,8 +15,7 @@ internal sealed partial class IdentityService(
 {
     public override Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
     {
-        var peer = PeerIdentity.Get(context.GetHttpContext())
-            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        var peer = PeerIdentity.Require(context);
         if (!SvidSigningRequest.TryParse(request.CsrPem, out var csr, out var error))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, error!));

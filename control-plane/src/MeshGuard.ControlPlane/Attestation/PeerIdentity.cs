@@ -1,10 +1,13 @@
+using Grpc.Core;
 using MeshGuard.Spiffe;
-using Microsoft.AspNetCore.Http;
 
 namespace MeshGuard.ControlPlane.Attestation;
 
-/// <summary>The SPIFFE ID of the mTLS peer of a request; Kestrel verified the certificate at the handshake.</summary>
+/// <summary>The SPIFFE ID of the mTLS peer of a call; Kestrel verified the certificate at the handshake.</summary>
 internal static class PeerIdentity
 {
-    public static SpiffeId? Get(HttpContext context) => context.Connection.ClientCertificate?.GetSpiffeId();
+    /// <summary>The caller of a gRPC call on the mTLS port; a call without a client SVID is refused.</summary>
+    public static SpiffeId Require(ServerCallContext context) =>
+        context.GetHttpContext().Connection.ClientCertificate?.GetSpiffeId()
+        ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
 }

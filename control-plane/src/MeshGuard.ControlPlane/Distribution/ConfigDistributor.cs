@@ -14,7 +14,7 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
 {
     private readonly Lock _gate = new();
     private MeshConfig? _current;
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChangeSignal _changed = new();
 
     public MeshConfig Current
     {
@@ -25,7 +25,7 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
         }
     }
 
-    public Task Changed => Volatile.Read(ref _changed).Task;
+    public Task Changed => _changed.Next;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -45,7 +45,6 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
 
     private MeshConfig Publish(PolicySnapshot policySnapshot, ServiceTable services)
     {
-        TaskCompletionSource changed;
         MeshConfig config;
         lock (_gate)
         {
@@ -53,10 +52,8 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
             var version = Math.Max(previous + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
             config = new MeshConfig(version, policySnapshot, services, time.GetUtcNow());
             _current = config;
-            changed = _changed;
-            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
-        changed.SetResult();
+        _changed.Fire();
         LogPublished(logger, config.Version, policySnapshot.Version, services.Version);
         return config;
     }

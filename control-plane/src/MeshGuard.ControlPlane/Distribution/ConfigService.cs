@@ -20,8 +20,7 @@ internal sealed partial class ConfigService(
 {
     public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)
     {
-        var peer = PeerIdentity.Get(context.GetHttpContext())
-            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        var peer = PeerIdentity.Require(context);
         var ns = peer.GetPathValue("ns");
         var sa = peer.GetPathValue("sa");
         if (ns is null || sa is null)

@@ -18,8 +18,7 @@ internal sealed partial class WitnessService(CertificateAuthority ca, DataDirect
 
     public override Task<WitnessAck> Record(WitnessRecord request, ServerCallContext context)
     {
-        var peer = PeerIdentity.Get(context.GetHttpContext())
-            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, "a client SVID is required"));
+        var peer = PeerIdentity.Require(context);
         if (request.Line.Length is 0 or > 64 * 1024)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "a witness record is one signed flow-log line of at most 64 KiB"));

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.Spiffe;
 using Endpoint = MeshGuard.Contracts.V1.Endpoint;
 
@@ -19,7 +20,7 @@ internal sealed class ServiceRegistry
     // (service name, namespace) -> (address -> identity)
     private readonly Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>> _services = [];
     private ServiceTable _table = new() { Version = 0 };
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChangeSignal _changed = new();
 
     public ServiceRegistry(DataDirectory? data = null)
     {
@@ -51,12 +52,11 @@ internal sealed class ServiceRegistry
     public ServiceTable Current => Volatile.Read(ref _table);
 
     /// <summary>A task that completes on the next change after this call.</summary>
-    public Task Changed => Volatile.Read(ref _changed).Task;
+    public Task Changed => _changed.Next;
 
     public void Register(string service, SpiffeId id, string address)
     {
         var ns = id.GetPathValue("ns") ?? "default";
-        TaskCompletionSource changed;
         lock (_gate)
         {
             // Entries are never taken from one identity by another: a sidecar that registers someone else's
@@ -77,10 +77,8 @@ internal sealed class ServiceRegistry
             {
                 SecureFile.WriteAtomically(_file, JsonFormatter.Default.Format(_table), secret: false);
             }
-            changed = _changed;
-            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
-        changed.SetResult();
+        _changed.Fire();
     }
 
     private ServiceTable BuildTable(long version)

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;
@@ -23,7 +24,7 @@ internal sealed partial class PolicyStore : BackgroundService
     private readonly Lock _gate = new();
     private readonly Dictionary<string, FileState> _files = new(StringComparer.Ordinal);
     private PolicySnapshot _current;
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ChangeSignal _changed = new();
     private readonly SemaphoreSlim _wake = new(0);
 
     public PolicyStore(DataDirectory data, ControlPlaneSettings settings, TimeProvider time, ILogger<PolicyStore> logger)
@@ -42,7 +43,7 @@ internal sealed partial class PolicyStore : BackgroundService
     public PolicySnapshot Current => Volatile.Read(ref _current);
 
     /// <summary>Completes on the next published change.</summary>
-    public Task Changed => Volatile.Read(ref _changed).Task;
+    public Task Changed => _changed.Next;
 
     /// <summary>Rereads the directory; publishes a new version if what is in force changed.</summary>
     public void Reload()
@@ -131,9 +132,7 @@ internal sealed partial class PolicyStore : BackgroundService
             : new PolicySnapshot(_current.Version + 1, new PolicySet(inForce, _meshDefault), statuses);
         PolicyState.Write(_data, snapshot.Version, _meshDefault, inForce, statuses, _time.GetUtcNow());
         Volatile.Write(ref _current, snapshot);
-        var changed = _changed;
-        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        changed.SetResult();
+        _changed.Fire();
         LogPublished(_logger, snapshot.Version, inForce.Count, statuses.Count(static s => !s.Accepted));
     }
 
