@@ -49,6 +49,14 @@ public readonly record struct Decision(
 
     public bool IsAllowed => Verdict == Verdict.Allow;
 
+    /// <summary>"allow" or "deny", as flow records, /decisions and metrics spell a verdict.</summary>
+    public string VerdictText => Text(Verdict);
+
+    /// <summary>"allow", "deny", or null when no audit policy selects the workload.</summary>
+    public string? AuditText => Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null };
+
+    public static string Text(Verdict verdict) => verdict == Verdict.Allow ? "allow" : "deny";
+
     public override string ToString() =>
         $"{(IsAllowed ? "ALLOW" : "DENY")} {Describe()}" + (Audit == AuditVerdict.None ? "" : $" audit={Audit.ToString().ToUpperInvariant()}");
 

@@ -39,9 +39,9 @@ internal static class AdminEndpoints
             var recent = decisions.Recent(Math.Clamp(limit ?? 50, 1, DecisionLog.Capacity));
             var entries = recent.ConvertAll(static r => new DecisionInfo(
                 r.Time, r.Caller, r.Method, r.Path,
-                r.Decision.IsAllowed ? "allow" : "deny",
+                r.Decision.VerdictText,
                 r.Decision.Policy, r.Decision.Rule,
-                r.Decision.Audit == MeshGuard.Policy.Engine.AuditVerdict.None ? null : r.Decision.Audit.ToString().ToLowerInvariant(),
+                r.Decision.AuditText,
                 r.Decision.AuditPolicy, r.Decision.AuditRule));
             return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
         }).RequireHost(host);

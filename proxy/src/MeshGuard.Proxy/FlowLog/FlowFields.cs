@@ -95,8 +95,8 @@ internal static class FlowFields
     /// <summary>The authorization part of an inbound record: verdict, audit result, deciding policy and rule.</summary>
     public static FlowRecord WithDecision(this FlowRecord record, in Decision decision) => record with
     {
-        Decision = decision.IsAllowed ? "allow" : "deny",
-        AuditDecision = decision.Audit switch { AuditVerdict.Allow => "allow", AuditVerdict.Deny => "deny", _ => null },
+        Decision = decision.VerdictText,
+        AuditDecision = decision.AuditText,
         AuditPolicy = decision.AuditPolicy,
         AuditRule = decision.AuditRule,
         Policy = decision.Policy,

@@ -27,7 +27,7 @@ internal sealed class AuthorizationMetrics
         Interlocked.Increment(ref counter.Value);
         if (Decisions.Enabled)
         {
-            Decisions.Add(1, new KeyValuePair<string, object?>("decision", decision.IsAllowed ? "allow" : "deny"),
+            Decisions.Add(1, new KeyValuePair<string, object?>("decision", decision.VerdictText),
                 new KeyValuePair<string, object?>("policy", decision.Policy ?? "default-deny"), new KeyValuePair<string, object?>("rule", decision.Rule ?? ""));
         }
     }
@@ -39,7 +39,7 @@ internal sealed class AuthorizationMetrics
         foreach (var ((verdict, policy, rule), counter) in _decisions)
         {
             text.Append(CultureInfo.InvariantCulture,
-                $"meshguard_authz_decisions_total{{decision=\"{(verdict == Verdict.Allow ? "allow" : "deny")}\",policy=\"{policy ?? "default-deny"}\",rule=\"{rule ?? ""}\"}} {Interlocked.Read(ref counter.Value)}\n");
+                $"meshguard_authz_decisions_total{{decision=\"{Decision.Text(verdict)}\",policy=\"{policy ?? "default-deny"}\",rule=\"{rule ?? ""}\"}} {Interlocked.Read(ref counter.Value)}\n");
         }
     }
 }
