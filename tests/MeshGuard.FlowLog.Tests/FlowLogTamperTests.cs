@@ -25,7 +25,7 @@ public sealed class FlowLogTamperTests : IDisposable
         public (byte[] Signature, string ChainPem) Sign(byte[] payload)
         {
             using var key = _leaf.GetECDsaPrivateKey()!;
-            return (key.SignData(payload, HashAlgorithmName.SHA256), _leaf.ExportCertificatePem() + "\n" + ca.Intermediate.ExportCertificatePem() + "\n");
+            return (key.SignData(payload, HashAlgorithmName.SHA256), ca.ChainPem(_leaf));
         }
     }
 

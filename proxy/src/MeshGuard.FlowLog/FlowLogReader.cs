@@ -18,24 +18,21 @@ public static class FlowLogReader
 
     public static IEnumerable<JsonElement> Records(byte[] bytes)
     {
-        var start = 0;
-        while (start < bytes.Length)
+        foreach (var (_, line, complete) in FlowLogFormat.Lines(bytes))
         {
-            var newline = Array.IndexOf(bytes, (byte)'\n', start);
-            if (newline < 0)
+            if (!complete)
             {
                 yield break;
             }
             JsonElement? record = null;
             try
             {
-                using var document = JsonDocument.Parse(bytes.AsMemory(start, newline - start));
+                using var document = JsonDocument.Parse(line);
                 record = document.RootElement.Clone();
             }
             catch (JsonException)
             {
             }
-            start = newline + 1;
             if (record is { } r)
             {
                 yield return r;

@@ -22,27 +22,20 @@ public static class FlowLogVerifier
         {
             report.Files++;
             var name = Path.GetFileName(file);
-            var bytes = File.ReadAllBytes(file);
-            var lineNumber = 0;
-            var start = 0;
-            while (start < bytes.Length)
+            foreach (var (lineNumber, bytes, complete) in FlowLogFormat.Lines(File.ReadAllBytes(file)))
             {
-                lineNumber++;
-                var newline = Array.IndexOf(bytes, (byte)'\n', start);
-                if (newline < 0)
+                if (!complete)
                 {
-                    // A line without its newline: what a crash mid-write leaves.
                     report.Add(name, lineNumber, null, FlowProblemKind.Truncated, "last line is incomplete (torn write)");
                     break;
                 }
-                var line = bytes.AsSpan(start, newline - start);
-                start = newline + 1;
+                var line = bytes.Span;
                 var hash = FlowLogFormat.HashHex(line);
 
                 JsonElement record;
                 try
                 {
-                    using var document = JsonDocument.Parse(line.ToArray());
+                    using var document = JsonDocument.Parse(bytes);
                     record = document.RootElement.Clone();
                 }
                 catch (JsonException)
@@ -129,23 +122,13 @@ public static class FlowLogVerifier
         var wanted = FlowLogFormat.HashHex(witnessedLine);
         foreach (var file in FlowLogFormat.Files(directory))
         {
-            var bytes = File.ReadAllBytes(file);
-            var start = 0;
-            var line = 0;
-            while (start < bytes.Length)
+            foreach (var (_, line, complete) in FlowLogFormat.Lines(File.ReadAllBytes(file)))
             {
-                line++;
-                var newline = Array.IndexOf(bytes, (byte)'\n', start);
-                if (newline < 0)
-                {
-                    break;
-                }
-                if (FlowLogFormat.HashHex(bytes.AsSpan(start, newline - start)) == wanted)
+                if (complete && FlowLogFormat.HashHex(line.Span) == wanted)
                 {
                     report.WitnessedSeq = seq;
                     return;
                 }
-                start = newline + 1;
             }
         }
         report.WitnessedSeq = seq;
