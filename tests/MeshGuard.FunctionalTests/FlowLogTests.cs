@@ -23,13 +23,7 @@ public sealed class FlowLogTests : IAsyncLifetime
         _app = await RecordingApp.StartAsync("orders");
         _orders = await _mesh.StartSidecarAsync("orders", _app.Port);
         _frontend = await _mesh.StartSidecarAsync("frontend", _app.Port);
-        Assert.True(await Eventually.TrueAsync(() => _mesh.Processes.Count > 0 && SidecarKnowsOrders(), TimeSpan.FromSeconds(30)));
-    }
-
-    private bool SidecarKnowsOrders()
-    {
-        using var client = new HttpClient();
-        return client.GetStringAsync(new Uri($"http://127.0.0.1:{_frontend.AdminPort}/config")).GetAwaiter().GetResult().Contains("\"services\":2", StringComparison.Ordinal);
+        await SidecarAdmin.WaitForServicesAsync(_frontend, 2);
     }
 
     public async Task DisposeAsync()
@@ -41,7 +35,7 @@ public sealed class FlowLogTests : IAsyncLifetime
 
     private async Task CallAsync(int count, string prefix)
     {
-        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{_frontend.OutboundPort}"), UseProxy = true });
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
         for (var i = 0; i < count; i++)
         {
             using var response = await client.GetAsync(new Uri($"http://orders/{prefix}/{i}?secret=1"));

@@ -6,8 +6,7 @@ namespace MeshGuard.FunctionalTests;
 [Collection(nameof(MeshCollection))]
 public sealed class MeshCallTests(MeshFixture mesh)
 {
-    private HttpClient ThroughFrontendProxy() =>
-        new(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{mesh.Frontend.OutboundPort}"), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+    private HttpClient ThroughFrontendProxy() => SidecarAdmin.ThroughOutbound(mesh.Frontend);
 
     [Fact]
     public async Task ACallThroughTwoSidecarsReachesTheAppWithTheCallersIdentity()
@@ -89,7 +88,7 @@ public sealed class MeshCallTests(MeshFixture mesh)
         // payments reach a server that proves it is orders, and must refuse it.
         await using var paymentsApp = await MeshGuard.Tests.Common.RecordingApp.StartAsync("payments");
         var payments = await mesh.Mesh.StartSidecarAsync("payments", paymentsApp.Port, advertiseAddress: $"127.0.0.1:{mesh.Orders.InboundPort}");
-        await mesh.WaitForServicesAsync(mesh.Frontend, 3);
+        await SidecarAdmin.WaitForServicesAsync(mesh.Frontend, 3);
 
         using var client = ThroughFrontendProxy();
         using var response = await client.GetAsync(new Uri("http://payments/stolen-endpoint"));

@@ -41,24 +41,7 @@ public sealed class MeshFixture : IAsyncLifetime
         Orders = await Mesh.StartSidecarAsync("orders", OrdersApp.Port);
         Frontend = await Mesh.StartSidecarAsync("frontend", FrontendApp.Port);
         // Both sidecars must know both services before tests call across.
-        await WaitForServicesAsync(Frontend, 2);
-    }
-
-    public async Task WaitForServicesAsync(MeshService sidecar, int services)
-    {
-        using var client = new HttpClient();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            var config = await client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config"));
-            using var json = System.Text.Json.JsonDocument.Parse(config);
-            if (json.RootElement.GetProperty("services").GetInt32() >= services)
-            {
-                return;
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"{sidecar.Name} never saw {services} services");
+        await SidecarAdmin.WaitForServicesAsync(Frontend, 2);
     }
 
     public async Task DisposeAsync()

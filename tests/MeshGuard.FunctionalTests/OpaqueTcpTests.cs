@@ -53,15 +53,8 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         var payments = await _mesh.StartSidecarAsync("payments", _app.Port, extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort}"]);
         foreach (var sidecar in new[] { frontend, payments })
         {
-            Assert.True(await Eventually.TrueAsync(() => ServiceCount(sidecar) >= 3, TimeSpan.FromSeconds(30)));
+            await SidecarAdmin.WaitForServicesAsync(sidecar, 3);
         }
-    }
-
-    private static int ServiceCount(MeshService sidecar)
-    {
-        using var client = new HttpClient();
-        using var json = System.Text.Json.JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config")).GetAwaiter().GetResult());
-        return json.RootElement.GetProperty("services").GetInt32();
     }
 
     private async Task EchoAsync()

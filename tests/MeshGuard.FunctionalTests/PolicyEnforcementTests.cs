@@ -48,8 +48,8 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         _orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
         _frontend = await _mesh.StartSidecarAsync("frontend", _otherApp.Port);
         _payments = await _mesh.StartSidecarAsync("payments", _otherApp.Port);
-        await WaitForServicesAsync(_frontend, 3);
-        await WaitForServicesAsync(_payments, 3);
+        await SidecarAdmin.WaitForServicesAsync(_frontend, 3);
+        await SidecarAdmin.WaitForServicesAsync(_payments, 3);
     }
 
     public async Task DisposeAsync()
@@ -60,19 +60,9 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         _temp.Dispose();
     }
 
-    private static async Task WaitForServicesAsync(MeshService sidecar, int count) =>
-        Assert.True(await Eventually.TrueAsync(() => ConfigOf(sidecar).GetProperty("services").GetInt32() >= count, TimeSpan.FromSeconds(30)));
-
-    private static JsonElement ConfigOf(MeshService sidecar)
-    {
-        using var client = new HttpClient();
-        using var json = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config")).GetAwaiter().GetResult());
-        return json.RootElement.Clone();
-    }
-
     private static async Task<(HttpStatusCode Status, string Body)> CallAsync(MeshService caller, string method, string url)
     {
-        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{caller.OutboundPort}"), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+        using var client = SidecarAdmin.ThroughOutbound(caller);
         using var response = await client.SendAsync(new HttpRequestMessage(new HttpMethod(method), new Uri(url)));
         return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
@@ -145,7 +135,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
     [Fact]
     public async Task ABrokenPolicyFileIsRefusedAndThePreviousPolicyStaysInForce()
     {
-        var before = ConfigOf(_orders).GetProperty("version").GetInt64();
+        var before = SidecarAdmin.Config(_orders).GetProperty("version").GetInt64();
         File.WriteAllText(PolicyFile, OrdersPolicy.Replace("methods: [GET]", "methods: [GET, FETCH]", StringComparison.Ordinal));
 
         using var admin = new HttpClient();
@@ -166,7 +156,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/still-ok")).Status);
         Assert.Equal(HttpStatusCode.Forbidden, (await CallAsync(_payments, "GET", "http://orders/orders/still-denied")).Status);
         Assert.Contains("policy file refused, its last good version stays in force", _mesh.Processes[0].ReadLog(), StringComparison.Ordinal);
-        Assert.Equal(before, ConfigOf(_orders).GetProperty("version").GetInt64());
+        Assert.Equal(before, SidecarAdmin.Config(_orders).GetProperty("version").GetInt64());
     }
 
     [Fact]
@@ -174,14 +164,14 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
     {
         var controlPlane = _mesh.Processes[0];
         Assert.True(await controlPlane.StopAsync(TimeSpan.FromSeconds(10)));
-        Assert.True(await Eventually.TrueAsync(() => ConfigOf(_orders).GetProperty("stale").GetBoolean()));
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(_orders).GetProperty("stale").GetBoolean()));
 
         Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/cp-down")).Status);
         Assert.Equal(HttpStatusCode.Forbidden, (await CallAsync(_payments, "GET", "http://orders/orders/cp-down")).Status);
 
         // Restarted without a join token while the control plane is down: stored SVID, disk snapshot.
         _orders = await _mesh.RestartSidecarAsync(_orders);
-        var config = ConfigOf(_orders);
+        var config = SidecarAdmin.Config(_orders);
         Assert.Equal("disk", config.GetProperty("source").GetString());
         Assert.True(config.GetProperty("stale").GetBoolean());
         Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/after-restart")).Status);
@@ -190,9 +180,9 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
 
         // The control plane comes back on the same ports and data: sidecars reconnect, the mesh is intact.
         await _mesh.StartControlPlaneAsync(ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort]);
-        Assert.True(await Eventually.TrueAsync(() => ConfigOf(_orders).GetProperty("source").GetString() == "stream", TimeSpan.FromSeconds(20)));
-        Assert.False(ConfigOf(_orders).GetProperty("stale").GetBoolean());
-        Assert.Equal(3, ConfigOf(_frontend).GetProperty("services").GetInt32());
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(_orders).GetProperty("source").GetString() == "stream", TimeSpan.FromSeconds(20)));
+        Assert.False(SidecarAdmin.Config(_orders).GetProperty("stale").GetBoolean());
+        Assert.Equal(3, SidecarAdmin.Config(_frontend).GetProperty("services").GetInt32());
         Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/cp-back")).Status);
     }
 

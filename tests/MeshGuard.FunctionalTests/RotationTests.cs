@@ -43,7 +43,7 @@ public sealed class RotationTests : IAsyncLifetime
         var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
         using var admin = new HttpClient();
         // Calls share long-lived HTTP/2 connections and also open new ones (a second client) as SVIDs change.
-        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{frontend.OutboundPort}"), UseProxy = true });
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
 
         var ordersSerials = new HashSet<string>();
         var frontendSerials = new HashSet<string>();

@@ -31,8 +31,7 @@ public sealed class TelemetryTests : IAsyncLifetime
         };
         _orders = await _mesh.StartSidecarAsync("orders", _app.Port, environment: otel);
         _frontend = await _mesh.StartSidecarAsync("frontend", _app.Port, environment: otel);
-        using var client = new HttpClient();
-        Assert.True(await Eventually.TrueAsync(() => client.GetStringAsync(new Uri($"http://127.0.0.1:{_frontend.AdminPort}/config")).GetAwaiter().GetResult().Contains("\"services\":2", StringComparison.Ordinal), TimeSpan.FromSeconds(30)));
+        await SidecarAdmin.WaitForServicesAsync(_frontend, 2);
     }
 
     public async Task DisposeAsync()
@@ -46,7 +45,7 @@ public sealed class TelemetryTests : IAsyncLifetime
     [Fact]
     public async Task ACallIsOneTraceAcrossBothSidecarsAndTheirFlowRecordsAndMetricsAreExported()
     {
-        using var client = new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{_frontend.OutboundPort}"), UseProxy = true });
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
         using (var response = await client.GetAsync(new Uri("http://orders/traced")))
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);

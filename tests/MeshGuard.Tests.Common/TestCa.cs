@@ -49,6 +49,16 @@ public sealed class TestCa
 
     public X509Certificate2 IssueLeaf(string spiffeId) => IssueLeaf(new LeafOptions { Uris = [spiffeId] });
 
+    /// <summary>PEM of a leaf and this CA's intermediate: the chain a workload presents.</summary>
+    public string ChainPem(X509Certificate2 leaf) => leaf.ExportCertificatePem() + "\n" + Intermediate.ExportCertificatePem() + "\n";
+
+    /// <summary>A workload SVID (leaf with key, and chain) for <paramref name="spiffeId"/>, as a sidecar holds it.</summary>
+    public X509Svid IssueSvid(string spiffeId)
+    {
+        var leaf = IssueLeaf(spiffeId);
+        return X509Svid.Create(ChainPem(leaf), leaf.GetECDsaPrivateKey()!, Bundle, DateTimeOffset.UtcNow);
+    }
+
     /// <summary>A leaf with its private key, signed by the intermediate (or by itself).</summary>
     public X509Certificate2 IssueLeaf(LeafOptions options)
     {

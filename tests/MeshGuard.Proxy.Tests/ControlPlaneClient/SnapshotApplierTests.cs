@@ -39,7 +39,7 @@ public sealed class SnapshotApplierTests : IDisposable
     private static SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, InboundPolicy policy)
     {
         var identity = new WorkloadIdentity(TimeProvider.System);
-        identity.Publish(Svid(ca, Orders), ca.Bundle);
+        identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
         var settings = new ProxySettings(new Uri("https://127.0.0.1:1"), new Uri("https://127.0.0.1:2"), "b.pem", null, "orders",
             System.Net.IPAddress.Loopback, 8080, System.Net.IPAddress.Loopback, 1, 2, 3, 4, "127.0.0.1:1", stateDirectory, [], [], new MeshGuard.Proxy.FlowLog.FlowLogSettings(null, 1, 1, 1, false));
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System));
@@ -47,12 +47,6 @@ public sealed class SnapshotApplierTests : IDisposable
     }
 
     public void Dispose() => _state.Dispose();
-
-    private static X509Svid Svid(TestCa ca, string id)
-    {
-        var leaf = ca.IssueLeaf(id);
-        return X509Svid.Create(leaf.ExportCertificatePem() + "\n" + ca.Intermediate.ExportCertificatePem(), leaf.GetECDsaPrivateKey()!, ca.Bundle, DateTimeOffset.UtcNow);
-    }
 
     private static Snapshot Snapshot(long version, bool allowFrontend, string workload = Orders)
     {
@@ -70,7 +64,7 @@ public sealed class SnapshotApplierTests : IDisposable
         };
     }
 
-    private byte[] SignedByControlPlane(Snapshot snapshot) => SnapshotSignature.Sign(snapshot, Svid(_ca, ControlPlaneIdentity.For("mesh.local").ToString()));
+    private byte[] SignedByControlPlane(Snapshot snapshot) => SnapshotSignature.Sign(snapshot, _ca.IssueSvid(ControlPlaneIdentity.For("mesh.local").ToString()));
 
     private bool FrontendAllowed() => _policy.Current!.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
 
@@ -104,7 +98,7 @@ public sealed class SnapshotApplierTests : IDisposable
     [Fact]
     public void RefusesASnapshotSignedByAWorkloadInsteadOfTheControlPlane()
     {
-        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), Svid(_ca, "spiffe://mesh.local/ns/shop/sa/frontend"));
+        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), _ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/frontend"));
         Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
         Assert.Null(_policy.Current);
     }
@@ -113,7 +107,7 @@ public sealed class SnapshotApplierTests : IDisposable
     public void RefusesASnapshotSignedByAForeignCaClaimingToBeTheControlPlane()
     {
         var foreign = new TestCa();
-        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), Svid(foreign, ControlPlaneIdentity.For("mesh.local").ToString()));
+        var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), foreign.IssueSvid(ControlPlaneIdentity.For("mesh.local").ToString()));
         Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
         Assert.Equal(0, _applier.Version);
     }

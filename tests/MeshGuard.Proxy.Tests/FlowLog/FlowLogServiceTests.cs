@@ -19,8 +19,7 @@ public sealed class FlowLogServiceTests : IDisposable
     private (FlowLogSink Sink, FlowLogService Service) Create(int queue)
     {
         var identity = new WorkloadIdentity(TimeProvider.System);
-        var leaf = _ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/orders");
-        identity.Publish(X509Svid.Create(leaf.ExportCertificatePem() + "\n" + _ca.Intermediate.ExportCertificatePem(), leaf.GetECDsaPrivateKey()!, _ca.Bundle, DateTimeOffset.UtcNow), _ca.Bundle);
+        identity.Publish(_ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/orders"), _ca.Bundle);
         var sink = new FlowLogSink(new FlowLogSettings(_dir.Path, queue, 10 * 1024 * 1024, 10, KeepQuery: false));
         return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), TimeProvider.System, NullLogger<FlowLogService>.Instance));
     }

@@ -1,0 +1,25 @@
+using System.Net;
+using System.Text.Json;
+using MeshGuard.Ctl.Demo;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>What the tests ask a running sidecar: its /config, and an HTTP client that calls through its outbound port.</summary>
+internal static class SidecarAdmin
+{
+    public static JsonElement Config(MeshService sidecar)
+    {
+        using var client = new HttpClient();
+        using var json = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config")).GetAwaiter().GetResult());
+        return json.RootElement.Clone();
+    }
+
+    /// <summary>Waits until the sidecar's service directory holds at least <paramref name="count"/> services.</summary>
+    public static async Task WaitForServicesAsync(MeshService sidecar, int count) =>
+        Assert.True(await Eventually.TrueAsync(() => Config(sidecar).GetProperty("services").GetInt32() >= count, TimeSpan.FromSeconds(30)),
+            $"{sidecar.Name} never saw {count} services");
+
+    /// <summary>A client whose requests go through <paramref name="caller"/>'s outbound port, as an app with HTTP_PROXY set.</summary>
+    public static HttpClient ThroughOutbound(MeshService caller) =>
+        new(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{caller.OutboundPort}"), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+}
