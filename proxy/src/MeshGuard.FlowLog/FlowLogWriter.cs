@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text.Json;
 
 namespace MeshGuard.FlowLog;
@@ -28,6 +29,8 @@ public sealed class FlowLogWriter : IDisposable
     private long _seq;
     // The previous line's hash as hex UTF-8: kept in place, never as a string per line.
     private readonly byte[] _prev = System.Text.Encoding.ASCII.GetBytes(FlowLogFormat.GenesisHash);
+    // One hash object for every line: the one-shot API would set up a fresh native context per line.
+    private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
     public FlowLogWriter(string directory, ICheckpointSigner signer, TimeProvider time, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 10)
     {
@@ -67,7 +70,7 @@ public sealed class FlowLogWriter : IDisposable
                 {
                     using var document = JsonDocument.Parse(line);
                     _seq = document.RootElement.GetProperty("seq").GetInt64();
-                    FlowLogFormat.HashHex(line, _prev);
+                    HashIntoPrev(line);
                     break;
                 }
             }
@@ -80,9 +83,7 @@ public sealed class FlowLogWriter : IDisposable
     public void Append(in FlowRecord record)
     {
         _line.Clear();
-        _json.Reset();
-        FlowLogFormat.WriteFlow(_json, record, _seq + 1, _prev);
-        _json.Flush();
+        FlowLineEncoder.Encode(_line, record, _seq + 1, _prev);
         WriteLine();
         SinceCheckpoint++;
     }
@@ -157,7 +158,15 @@ public sealed class FlowLogWriter : IDisposable
         _file.WriteByte((byte)'\n');
         _fileBytes += line.Length + 1;
         _seq++;
-        FlowLogFormat.HashHex(line, _prev);
+        HashIntoPrev(line);
+    }
+
+    private void HashIntoPrev(ReadOnlySpan<byte> line)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        _sha256.AppendData(line);
+        _sha256.GetHashAndReset(hash);
+        Convert.TryToHexStringLower(hash, _prev, out _);
     }
 
     private void OpenNextFile()
@@ -215,5 +224,6 @@ public sealed class FlowLogWriter : IDisposable
             _file = null;
         }
         _json.Dispose();
+        _sha256.Dispose();
     }
 }

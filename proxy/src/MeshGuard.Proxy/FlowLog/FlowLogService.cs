@@ -35,7 +35,7 @@ internal sealed partial class FlowLogService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (_writer is null || sink.Reader is not { } reader)
+        if (_writer is null || sink.Queue is not { } queue)
         {
             return;
         }
@@ -51,7 +51,7 @@ internal sealed partial class FlowLogService(
                     await gate.WaitAsync(stoppingToken);
                     gate.Release();
                 }
-                Drain(reader);
+                Drain(queue);
             }
         }
         catch (OperationCanceledException)
@@ -59,11 +59,11 @@ internal sealed partial class FlowLogService(
         }
     }
 
-    private void Drain(System.Threading.Channels.ChannelReader<FlowRecord> reader)
+    private void Drain(FlowRecordQueue queue)
     {
         var writer = _writer!;
         var written = false;
-        while (reader.TryRead(out var record))
+        while (queue.TryDequeue(out var record))
         {
             written = true;
             writer.Append(record);
@@ -103,9 +103,9 @@ internal sealed partial class FlowLogService(
         if (_writer is not null)
         {
             // What is still queued goes in before the final signed checkpoint.
-            if (sink.Reader is { } reader)
+            if (sink.Queue is { } queue)
             {
-                Drain(reader);
+                Drain(queue);
             }
             _writer.Dispose();
             LogClosed(logger, _writer.Seq);

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using MeshGuard.FlowLog;
 
 namespace MeshGuard.Proxy.FlowLog;
@@ -9,8 +8,9 @@ namespace MeshGuard.Proxy.FlowLog;
 /// </summary>
 internal sealed class FlowLogSink
 {
-    private readonly Channel<FlowRecord>? _queue;
+    private readonly FlowRecordQueue? _queue;
     private long _dropped;
+    private volatile bool _completed;
 
     public FlowLogSink(FlowLogSettings settings)
     {
@@ -19,13 +19,7 @@ internal sealed class FlowLogSink
             description: "Flow records lost to a full queue; each loss is also stated by a gap record.");
         if (settings.Directory is not null)
         {
-            _queue = Channel.CreateBounded<FlowRecord>(new BoundedChannelOptions(settings.QueueCapacity)
-            {
-                SingleReader = true,
-                SingleWriter = false,
-                // Wait makes TryWrite answer false when full, so the loss is seen and counted.
-                FullMode = BoundedChannelFullMode.Wait,
-            });
+            _queue = new FlowRecordQueue(settings.QueueCapacity);
         }
     }
 
@@ -43,17 +37,19 @@ internal sealed class FlowLogSink
 
     internal void CountWritten() => Interlocked.Increment(ref _written);
 
-    internal ChannelReader<FlowRecord>? Reader => _queue?.Reader;
+    /// <summary>The writer's end of the queue; null when flow logs are off.</summary>
+    internal FlowRecordQueue? Queue => _queue;
 
     public void Add(in FlowRecord record)
     {
-        if (_queue is not null && !_queue.Writer.TryWrite(record))
+        if (_queue is not null && (_completed || !_queue.TryEnqueue(record)))
         {
             Interlocked.Increment(ref _dropped);
         }
     }
 
-    internal void Complete() => _queue?.Writer.TryComplete();
+    /// <summary>The writer is stopping: what comes after its last drain is counted as lost.</summary>
+    internal void Complete() => _completed = true;
 }
 
 /// <summary>Flow log settings: directory (null: off), queue size, rotation, whether paths keep their query.</summary>

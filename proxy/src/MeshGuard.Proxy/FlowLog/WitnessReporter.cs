@@ -7,6 +7,9 @@ namespace MeshGuard.Proxy.FlowLog;
 /// <summary>
 /// Sends each signed flow-log line to the control plane's witness, off the writer's thread. Only the
 /// latest matters: a newer line replaces one not yet sent; one that failed is tried again with the next.
+/// At most one a second: under load the writer signs dozens of checkpoints a second, and the witness keeps
+/// only the newest, so sending each would cost the control plane a chain check and a file write apiece for
+/// nothing. A graceful stop sends the final checkpoint at once.
 /// </summary>
 internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeProvider time, ILogger<WitnessReporter> logger) : BackgroundService
 {
@@ -14,6 +17,8 @@ internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeP
     private readonly SemaphoreSlim _wake = new(0, 1);
     // Held while a line is on its way, so a final flush waits for it instead of racing it.
     private readonly SemaphoreSlim _sending = new(1, 1);
+
+    internal static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(1);
 
     public void Report(byte[] line)
     {
@@ -67,6 +72,10 @@ internal sealed partial class WitnessReporter(ControlPlaneChannel channel, TimeP
                 if (failed)
                 {
                     await backoff.DelayAsync(time, stoppingToken);
+                }
+                else
+                {
+                    await Task.Delay(MinInterval, time, stoppingToken);
                 }
             }
         }
