@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# MeshGuard's sidecar pair beside its peers, in one run, on loopback:
+#   client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx returning a small body)
+# for each configuration:
+#   direct     client -> backend (the floor)
+#   yarp       two plain YARP forwarders (loadtests/MeshGuard.PlainYarp), HTTP/2 over mTLS between them
+#   nginx      two Debian nginx, keepalive pools, HTTP/1.1 over mTLS between them
+#   haproxy    two Debian HAProxy, HTTP/2 over mTLS between them (http-reuse always)
+#   meshguard  a real control plane, two sidecars with SVIDs, a policy allowing the call, flow logs on
+# Every configuration gets the same warm-up, then the rounds are interleaved (A B C D A B C D ...) so machine
+# drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), latency at a fixed 1,000 rps
+# (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per 10,000 requests and RSS
+# under load, from /proc.
+# Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
+# Writes loadtests/results/latest.json and loadtests/results/latest.md.
+# MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+BIN="$ROOT/out/bin"
+ROUNDS=${1:-3}
+DURATION=${2:-10}
+WARMUP=${MESHGUARD_WARMUP_S:-10}
+CONNECTIONS=32
+CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct yarp nginx haproxy meshguard})
+for tool in wrk h2load nginx haproxy openssl curl python3; do
+  command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin"
+  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install wrk nghttp2-client nginx haproxy openssl curl python3" >&2; exit 2; }
+done
+[ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
+YARP="$ROOT/out/loadtests/plain-yarp"
+if [ ! -x "$YARP" ] || [ -n "$(find loadtests/MeshGuard.PlainYarp -newer "$YARP" -name '*.cs' -print -quit)" ]; then
+  dotnet publish loadtests/MeshGuard.PlainYarp -c Release -r linux-x64 --self-contained false \
+    -p:PublishSingleFile=true -p:DebugType=none -o "$ROOT/out/loadtests" --nologo -v quiet
+fi
+
+WORK=$(mktemp -d /tmp/meshguard-peers.XXXXXX)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_url() { for _ in $(seq 1 300); do curl -sf -H "Host: orders" "$1" >/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+# A process and its children (nginx workers).
+tree() { echo "$1"; pgrep -P "$1" || true; }
+cpu_seconds() { local ticks=0 pid; for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; python3 -c "print($ticks / $(getconf CLK_TCK))"; }
+rss_mb() { local kb=0 pid; for pid in "$@"; do kb=$((kb + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; python3 -c "print(round($kb / 1024, 1))"; }
+
+# --- certificates for the peers' mTLS leg: one CA, a server certificate for localhost, a client certificate
+pki() {
+  local d="$WORK/pki"; mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  for name in server client; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' > "$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
+    cat "$d/$name.pem" "$d/$name.key" > "$d/$name.bundle.pem"
+  done
+}
+
+nginx_conf() { # $1 dir, $2 server block(s)
+  mkdir -p "$1/tmp"
+  cat > "$1/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body; proxy_temp_path $1/tmp/proxy; fastcgi_temp_path $1/tmp/fcgi;
+  uwsgi_temp_path $1/tmp/uwsgi; scgi_temp_path $1/tmp/scgi;
+  keepalive_requests 1000000;
+  $2
+}
+EOF
+}
+
+start_nginx() { nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" & PIDS+=($!); LAST_PID=$!; }
+
+start_backend() {
+  BACKEND_PORT=$(free_port)
+  nginx_conf "$WORK/backend" "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'ok\n'; } }"
+  start_nginx "$WORK/backend"
+  wait_url "http://127.0.0.1:$BACKEND_PORT/"
+}
+
+# Each start_<config> sets URL (what the client calls) and PAIR (the pids of the two proxies, "a b").
+start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; PAIR=""; }
+
+start_yarp() {
+  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" & PIDS+=($!); local a=$!
+  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" & PIDS+=($!); local b=$!
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+}
+
+start_nginx_pair() {
+  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  nginx_conf "$WORK/nginx-in" "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$in ssl; ssl_protocols TLSv1.3; ssl_certificate $d/server.pem; ssl_certificate_key $d/server.key;
+    ssl_client_certificate $d/ca.pem; ssl_verify_client on;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  nginx_conf "$WORK/nginx-out" "upstream mesh { server 127.0.0.1:$in; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$out;
+    location / { proxy_pass https://mesh; proxy_http_version 1.1; proxy_set_header Connection \"\";
+      proxy_ssl_protocols TLSv1.3; proxy_ssl_certificate $d/client.pem; proxy_ssl_certificate_key $d/client.key;
+      proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/ca.pem; proxy_ssl_name localhost; proxy_ssl_session_reuse on; } }"
+  start_nginx "$WORK/nginx-in"; local a=$LAST_PID
+  start_nginx "$WORK/nginx-out"; local b=$LAST_PID
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+}
+
+start_haproxy() {
+  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  local defaults="defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always"
+  mkdir -p "$WORK/haproxy"
+  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend in\n  bind 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2,http/1.1 ssl-min-ver TLSv1.3\n  default_backend app\nbackend app\n  server app 127.0.0.1:%s\n' \
+    "$defaults" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
+  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend out\n  bind 127.0.0.1:%s\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
+    "$defaults" "$out" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
+  haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
+  haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+}
+
+start_meshguard() {
+  local dir="$WORK/meshguard" p_boot p_grpc p_admin
+  mkdir -p "$dir/cp/policies"
+  p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
+  cat > "$dir/cp/policies/orders.yaml" <<'EOF'
+apiVersion: meshguard.io/v1alpha1
+kind: AccessPolicy
+metadata: { name: orders-callers, namespace: shop }
+spec:
+  selector: { serviceAccount: orders }
+  action: allow
+  rules:
+    - name: frontend-reads-orders
+      from:
+        - identity: spiffe://mesh.local/ns/shop/sa/frontend
+      to:
+        - methods: [GET]
+          paths: ["/orders/*"]
+EOF
+  "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" >"$dir/cp.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p_admin/healthz" >/dev/null && break; sleep 0.1; done
+  local pair="" out=""
+  for svc in orders frontend; do
+    local token in_p out_p adm met started
+    token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
+    in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
+    started=$(date +%s%N)
+    "$BIN/meshguard-proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
+      --join-token "$token" --service "$svc" --app-port "$BACKEND_PORT" --inbound-port "$in_p" --outbound-port "$out_p" \
+      --admin-port "$adm" --metrics-port "$met" --flow-log-dir "$dir/$svc-flows" >"$dir/$svc.log" 2>&1 & PIDS+=($!)
+    pair="$pair $!"
+    for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$adm/ready" >/dev/null && break; sleep 0.01; done
+    echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$WORK/ready-ms-meshguard"
+    out=$out_p
+  done
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="${pair# }"
+}
+
+pki
+start_backend
+for config in "${CONFIGS[@]}"; do
+  case "$config" in
+    nginx) start_nginx_pair ;;
+    *) "start_$config" ;;
+  esac
+  wait_url "$URL"
+  printf -v "URL_${config//-/_}" '%s' "$URL"
+  printf -v "PAIR_${config//-/_}" '%s' "$PAIR"
+  echo "started $config: $URL (proxies: ${PAIR:-none})" >&2
+done
+
+# The pids of a configuration's proxies, children included.
+pair_pids() { local var="PAIR_${1//-/_}" pid; for pid in ${!var}; do tree "$pid"; done; }
+url_of() { local var="URL_${1//-/_}"; echo "${!var}"; }
+
+echo "warm-up: ${WARMUP} s each" >&2
+for config in "${CONFIGS[@]}"; do
+  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Host: orders" "$(url_of "$config")" >/dev/null
+done
+
+R="$WORK/results"; mkdir -p "$R"
+for round in $(seq 1 "$ROUNDS"); do
+  for config in "${CONFIGS[@]}"; do
+    # shellcheck disable=SC2046
+    before=$(cpu_seconds $(pair_pids "$config"))
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Host: orders" "$(url_of "$config")" > "$R/wrk-$config-$round.txt"
+    # shellcheck disable=SC2046
+    after=$(cpu_seconds $(pair_pids "$config"))
+    requests=$(awk '/requests in/ {print $1}' "$R/wrk-$config-$round.txt")
+    awk '/Requests\/sec/ {print $2}' "$R/wrk-$config-$round.txt" >> "$R/rps-$config"
+    python3 -c "print(($after - $before) / max($requests, 1) * 10000 / 2)" >> "$R/cpu-$config"
+    # Under load just now: the larger of the pair.
+    rss=0 pair_var="PAIR_${config//-/_}"
+    for pid in ${!pair_var}; do
+      # shellcheck disable=SC2046
+      r=$(rss_mb $(tree "$pid")); rss=$(python3 -c "print(max($rss, $r))")
+    done
+    echo "$rss" >> "$R/rss-$config"
+    echo "round $round $config: $(tail -1 "$R/rps-$config") rps" >&2
+  done
+  for config in "${CONFIGS[@]}"; do
+    # Latency at a fixed 1,000 rps: 10 connections at 100 rps each, every request's time logged.
+    timeout $((DURATION + 30)) h2load --h1 -c 10 --rps 100 -D "$DURATION" -H ":authority: orders" --log-file "$R/lat-$config-$round.tsv" "$(url_of "$config")" > "$R/h2load-$config-$round.txt" 2>&1 || true
+  done
+done
+
+MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
+mkdir -p loadtests/results
+python3 - "$R" "$MACHINE" "$ROUNDS" "$DURATION" "$WORK" "${CONFIGS[@]}" <<'EOF'
+import json, statistics, sys, os, glob, datetime
+results, machine, rounds, duration, work, configs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6:]
+def numbers(name):
+    path = os.path.join(results, name)
+    return [float(x) for x in open(path).read().split()] if os.path.exists(path) else []
+def pct(values, p):
+    if not values: return None
+    values = sorted(values); k = (len(values) - 1) * p / 100
+    lo = int(k); hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+out = {"machine": machine, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+       "method": f"wrk -t2 -c32, {rounds} interleaved rounds of {duration} s after the same warm-up; latency: h2load --h1 -c10 --rps 100 (1,000 rps) for {duration} s per round; medians over rounds",
+       "configs": {}}
+for c in configs:
+    entry = {}
+    rps = numbers(f"rps-{c}")
+    entry["max_rps"] = round(statistics.median(rps)) if rps else None
+    entry["max_rps_rounds"] = [round(x) for x in rps]
+    p50s, p99s, p999s, failed = [], [], [], 0
+    for f in sorted(glob.glob(os.path.join(results, f"lat-{c}-*.tsv"))):
+        lat = []
+        for line in open(f):
+            parts = line.split()
+            if len(parts) >= 3:
+                if parts[1] != "200": failed += 1
+                lat.append(int(parts[2]) / 1000.0)
+        if lat:
+            p50s.append(pct(lat, 50)); p99s.append(pct(lat, 99)); p999s.append(pct(lat, 99.9))
+    for key, values in (("p50_ms", p50s), ("p99_ms", p99s), ("p999_ms", p999s)):
+        entry[key] = round(statistics.median(values), 3) if values else None
+    entry["latency_non_200"] = failed
+    if c != "direct":
+        cpu, rss = numbers(f"cpu-{c}"), numbers(f"rss-{c}")
+        entry["cpu_s_per_10k"] = round(statistics.median(cpu), 4) if cpu else None
+        entry["rss_mb"] = round(max(rss), 1) if rss else None
+    ready = numbers(f"../ready-ms-{c}")
+    if ready: entry["ready_ms"] = round(statistics.median(ready))
+    out["configs"][c] = entry
+json.dump(out, open("loadtests/results/latest.json", "w"), indent=2)
+direct = out["configs"].get("direct", {})
+peers = [c for c in configs if c not in ("direct",) and not c.startswith("meshguard")]
+lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
+         f"Machine: {machine}. {out['method']}.", "",
+         "client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx, small body), all on loopback. "
+         "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after load; "
+         "added p99 is over direct at the same fixed rate.", "",
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU-s/10k per proxy | RSS MB | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def fmt(v, nd=2): return "" if v is None else (f"{v:,.0f}" if nd == 0 else f"{v:.{nd}f}")
+for c in configs:
+    e = out["configs"][c]
+    vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
+    added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {e.get('ready_ms','')} |")
+mesh = [c for c in configs if c.startswith("meshguard")]
+if mesh and peers:
+    lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]
+    for m in mesh:
+        for p in peers:
+            a, b = out["configs"][m], out["configs"][p]
+            if a["max_rps"] and b["max_rps"]:
+                cpu = f"{a['cpu_s_per_10k'] / b['cpu_s_per_10k']:.2f}x" if a.get("cpu_s_per_10k") and b.get("cpu_s_per_10k") else "n/a"
+                lines.append(f"- {m} / {p}: throughput {a['max_rps'] / b['max_rps']:.2f}x, CPU per request {cpu}")
+open("loadtests/results/latest.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+EOF
