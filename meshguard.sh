@@ -4,7 +4,8 @@
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
 #   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
-#   ./meshguard.sh bench   microbenchmarks (BenchmarkDotNet, short job); results in loadtests/results/
+#   ./meshguard.sh bench   the peer comparison (direct, plain YARP, nginx, HAProxy, MeshGuard) and the microbenchmarks;
+#                          `bench peers [ROUNDS] [DURATION_S]` or `bench micro [FILTER]` for one; results in loadtests/results/
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -35,10 +36,12 @@ needs_build() {
           \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]
 }
 
-install_test_prereqs() {
-  local missing=()
-  command -v openssl >/dev/null || missing+=(openssl)
-  command -v curl >/dev/null || missing+=(curl)
+# apt_install COMMAND:PACKAGE ...: installs the packages whose command is missing.
+apt_install() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
+  done
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       for attempt in 1 2 3 4 5; do
@@ -46,10 +49,12 @@ install_test_prereqs() {
         echo "apt-get busy or failed (attempt $attempt); retrying" >&2; sleep 5
       done
     else
-      echo "missing test prerequisites: ${missing[*]} (install them, or run as root)" >&2; exit 1
+      echo "missing prerequisites: ${missing[*]} (install them, or run as root)" >&2; exit 1
     fi
   fi
 }
+
+install_test_prereqs() { apt_install openssl:openssl curl:curl; }
 
 run_tests() {
   install_test_prereqs
@@ -74,6 +79,25 @@ run_tests() {
   [ "$failed" -eq 0 ]
 }
 
+micro_bench() {
+  local artifacts="$ROOT/out/bench"
+  rm -rf "$artifacts"
+  dotnet run -c Release --project loadtests/MeshGuard.Benchmarks -- --filter "${1:-*}" --job short --artifacts "$artifacts"
+  mkdir -p loadtests/results
+  for report in "$artifacts"/results/*-report-github.md; do
+    [ -f "$report" ] || continue
+    name=$(basename "$report" | sed 's/^MeshGuard\.Benchmarks\.//; s/-report-github\.md$//')
+    { echo "# $name ($(date -u +%Y-%m-%d), $(nproc) cores, ./meshguard.sh bench micro)"; echo; cat "$report"; } > "loadtests/results/$name.md"
+    echo "wrote loadtests/results/$name.md"
+  done
+}
+
+peer_bench() {
+  apt_install wrk:wrk h2load:nghttp2-client nginx:nginx haproxy:haproxy openssl:openssl curl:curl python3:python3
+  if needs_build; then build; fi
+  loadtests/scenarios/peers.sh "$@"
+}
+
 case "${1:-}" in
   build) build ;;
   demo)
@@ -84,15 +108,12 @@ case "${1:-}" in
   lint) dotnet format MeshGuard.sln --verify-no-changes ;;
   bench)
     shift
-    artifacts="$ROOT/out/bench"
-    rm -rf "$artifacts"
-    dotnet run -c Release --project loadtests/MeshGuard.Benchmarks -- --filter "${1:-*}" --job short --artifacts "$artifacts"
-    mkdir -p loadtests/results
-    for report in "$artifacts"/results/*-report-github.md; do
-      [ -f "$report" ] || continue
-      name=$(basename "$report" | sed 's/^MeshGuard\.Benchmarks\.//; s/-report-github\.md$//')
-      { echo "# $name ($(date -u +%Y-%m-%d), $(nproc) cores, ./meshguard.sh bench)"; echo; cat "$report"; } > "loadtests/results/$name.md"
-      echo "wrote loadtests/results/$name.md"
-    done ;;
-  *) echo "usage: $0 build | demo [--serve] | test | lint | bench [FILTER]" >&2; exit 2 ;;
+    what=${1:-all}; [ $# -gt 0 ] && shift
+    case "$what" in
+      micro) micro_bench "$@" ;;
+      peers) peer_bench "$@" ;;
+      all) peer_bench; micro_bench ;;
+      *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
+    esac ;;
+  *) echo "usage: $0 build | demo [--serve] | test | lint | bench [peers|micro]" >&2; exit 2 ;;
 esac

@@ -14,6 +14,8 @@
 # Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
 # Writes loadtests/results/latest.json and loadtests/results/latest.md.
 # MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
+# MESHGUARD_PERF_DIR=DIR: after the warm-up, record a perf profile of each proxy under load into DIR
+# (.NET code symbolized through perf maps), then stop: `perf report -i DIR/<config>-<n>.data`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -34,6 +36,10 @@ if [ ! -x "$YARP" ] || [ -n "$(find loadtests/MeshGuard.PlainYarp -newer "$YARP"
     -p:PublishSingleFile=true -p:DebugType=none -o "$ROOT/out/loadtests" --nologo -v quiet
 fi
 
+if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
+  mkdir -p "$MESHGUARD_PERF_DIR"
+  export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+fi
 WORK=$(mktemp -d /tmp/meshguard-peers.XXXXXX)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -189,6 +195,20 @@ echo "warm-up: ${WARMUP} s each" >&2
 for config in "${CONFIGS[@]}"; do
   wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Host: orders" "$(url_of "$config")" >/dev/null
 done
+
+if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
+  for config in "${CONFIGS[@]}"; do
+    pair_var="PAIR_${config//-/_}"; n=0; perfs=()
+    for pid in ${!pair_var}; do
+      n=$((n + 1))
+      perf record -F 499 -g -p "$pid" -o "$MESHGUARD_PERF_DIR/$config-$n.data" -- sleep "$DURATION" >/dev/null 2>&1 & perfs+=($!)
+    done
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Host: orders" "$(url_of "$config")" | grep Requests/sec | sed "s/^/$config /" >&2
+    for pid in "${perfs[@]}"; do wait "$pid" || true; done
+  done
+  echo "profiles in $MESHGUARD_PERF_DIR" >&2
+  exit 0
+fi
 
 R="$WORK/results"; mkdir -p "$R"
 for round in $(seq 1 "$ROUNDS"); do
