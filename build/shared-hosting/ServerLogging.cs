@@ -14,6 +14,10 @@ internal static class ServerLogging
             o.UseUtcTimestamp = true;
         });
         logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // Any level enabled here makes ASP.NET Core start an Activity and a log scope for every request, only
+        // in case something logs: measurable per request in a proxy. This category's own messages are the
+        // per-request "Request starting/finished" lines, which nobody wants from a sidecar.
+        logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
         logging.AddFilter("Grpc", LogLevel.Warning);
         logging.AddFilter("Yarp", LogLevel.Warning);

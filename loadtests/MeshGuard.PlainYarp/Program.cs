@@ -2,6 +2,8 @@
 //   plain HTTP (h1 or h2c) in, HTTP/2 over mTLS out, the server's certificate checked against CA.
 // plain-yarp inbound --port Q --upstream http://127.0.0.1:APP --cert C --key K --ca CA
 //   mTLS in (a client certificate from CA required), plain HTTP/1.1 to the app.
+// --stats-port S: GET http://127.0.0.1:S/ answers the bytes allocated since start, for the bench's
+//   bytes-per-request figure; a separate listener, off the forwarding path.
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -48,6 +50,10 @@ builder.WebHost.ConfigureKestrel(kestrel =>
             listen.Protocols = options.H2c ? HttpProtocols.Http2 : HttpProtocols.Http1;
         }
     });
+    if (options.StatsPort is { } stats)
+    {
+        kestrel.Listen(IPAddress.Loopback, stats);
+    }
 });
 builder.Services.AddHttpForwarder();
 var app = builder.Build();
@@ -79,10 +85,15 @@ var config = new ForwarderRequestConfig
 };
 var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
 var upstream = options.Upstream;
+if (options.StatsPort is { } statsPort)
+{
+    app.UseWhen(context => context.Connection.LocalPort == statsPort,
+        branch => branch.Run(context => context.Response.WriteAsync(GC.GetTotalAllocatedBytes(false).ToString(System.Globalization.CultureInfo.InvariantCulture))));
+}
 app.Run(async context => await forwarder.SendAsync(context, upstream, invoker, config, HttpTransformer.Empty));
 app.Run();
 
-internal sealed record Options(string Mode, int Port, string Upstream, string Cert, string Key, string Ca, bool H2c)
+internal sealed record Options(string Mode, int Port, string Upstream, string Cert, string Key, string Ca, bool H2c, int? StatsPort)
 {
     public static Options Parse(string[] args)
     {
@@ -93,6 +104,7 @@ internal sealed record Options(string Mode, int Port, string Upstream, string Ce
             throw new ArgumentException("usage: plain-yarp inbound|outbound --port P --upstream URL --cert PEM --key PEM --ca PEM [--h2c]");
         }
         return new Options(args[0], int.Parse(Value("--port"), System.Globalization.CultureInfo.InvariantCulture), Value("--upstream"),
-            Value("--cert"), Value("--key"), Value("--ca"), args.Contains("--h2c"));
+            Value("--cert"), Value("--key"), Value("--ca"), args.Contains("--h2c"),
+            args.Contains("--stats-port") ? int.Parse(Value("--stats-port"), System.Globalization.CultureInfo.InvariantCulture) : null);
     }
 }

@@ -92,14 +92,15 @@ start_backend() {
   wait_url "http://127.0.0.1:$BACKEND_PORT/"
 }
 
-# Each start_<config> sets URL (what the client calls) and PAIR (the pids of the two proxies, "a b").
-start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; PAIR=""; }
+# Each start_<config> sets URL (what the client calls), PAIR (the pids of the two proxies, "a b") and, for
+# the .NET proxies, ALLOC (URLs answering the bytes each has allocated: bytes per request is their growth).
+start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; PAIR=""; ALLOC=""; }
 
 start_yarp() {
-  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
-  "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" & PIDS+=($!); local a=$!
-  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" & PIDS+=($!); local b=$!
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+  local in out s_in s_out d="$WORK/pki"; in=$(free_port); out=$(free_port); s_in=$(free_port); s_out=$(free_port)
+  "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" --stats-port "$s_in" & PIDS+=($!); local a=$!
+  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" --stats-port "$s_out" & PIDS+=($!); local b=$!
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC="http://127.0.0.1:$s_in/ http://127.0.0.1:$s_out/"
 }
 
 start_nginx_pair() {
@@ -115,7 +116,7 @@ start_nginx_pair() {
       proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/ca.pem; proxy_ssl_name localhost; proxy_ssl_session_reuse on; } }"
   start_nginx "$WORK/nginx-in"; local a=$LAST_PID
   start_nginx "$WORK/nginx-out"; local b=$LAST_PID
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
 start_haproxy() {
@@ -133,7 +134,7 @@ start_haproxy() {
     "$defaults" "$out" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
   haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
   haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
 start_meshguard() {
@@ -157,7 +158,7 @@ spec:
 EOF
   "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" >"$dir/cp.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p_admin/healthz" >/dev/null && break; sleep 0.1; done
-  local pair="" out=""
+  local pair="" out="" alloc=""
   for svc in orders frontend; do
     local token in_p out_p adm met started
     token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
@@ -166,12 +167,12 @@ EOF
     "$BIN/meshguard-proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
       --join-token "$token" --service "$svc" --app-port "$BACKEND_PORT" --inbound-port "$in_p" --outbound-port "$out_p" \
       --admin-port "$adm" --metrics-port "$met" --flow-log-dir "$dir/$svc-flows" >"$dir/$svc.log" 2>&1 & PIDS+=($!)
-    pair="$pair $!"
+    pair="$pair $!"; alloc="$alloc http://127.0.0.1:$met/metrics"
     for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$adm/ready" >/dev/null && break; sleep 0.01; done
     echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$WORK/ready-ms-meshguard"
     out=$out_p
   done
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="${pair# }"
+  URL="http://127.0.0.1:$out/orders/1"; PAIR="${pair# }"; ALLOC="${alloc# }"
 }
 
 pki
@@ -184,12 +185,24 @@ for config in "${CONFIGS[@]}"; do
   wait_url "$URL"
   printf -v "URL_${config//-/_}" '%s' "$URL"
   printf -v "PAIR_${config//-/_}" '%s' "$PAIR"
+  printf -v "ALLOC_${config//-/_}" '%s' "$ALLOC"
   echo "started $config: $URL (proxies: ${PAIR:-none})" >&2
 done
 
 # The pids of a configuration's proxies, children included.
 pair_pids() { local var="PAIR_${1//-/_}" pid; for pid in ${!var}; do tree "$pid"; done; }
 url_of() { local var="URL_${1//-/_}"; echo "${!var}"; }
+# Bytes the pair's .NET processes have allocated so far (empty for native proxies).
+allocated() {
+  local var="ALLOC_${1//-/_}" url total=0 n
+  [ -n "${!var}" ] || return 0
+  for url in ${!var}; do
+    n=$(curl -sf "$url" | awk '/^dotnet_gc_allocated_bytes_total / {print $2; found=1} END {if (!found) print ""}')
+    [ -n "$n" ] || n=$(curl -sf "$url")
+    total=$((total + n))
+  done
+  echo "$total"
+}
 
 echo "warm-up: ${WARMUP} s each" >&2
 for config in "${CONFIGS[@]}"; do
@@ -215,12 +228,17 @@ for round in $(seq 1 "$ROUNDS"); do
   for config in "${CONFIGS[@]}"; do
     # shellcheck disable=SC2046
     before=$(cpu_seconds $(pair_pids "$config"))
+    alloc_before=$(allocated "$config")
     wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Host: orders" "$(url_of "$config")" > "$R/wrk-$config-$round.txt"
     # shellcheck disable=SC2046
     after=$(cpu_seconds $(pair_pids "$config"))
     requests=$(awk '/requests in/ {print $1}' "$R/wrk-$config-$round.txt")
     awk '/Requests\/sec/ {print $2}' "$R/wrk-$config-$round.txt" >> "$R/rps-$config"
     python3 -c "print(($after - $before) / max($requests, 1) * 10000 / 2)" >> "$R/cpu-$config"
+    if [ -n "$alloc_before" ]; then
+      alloc_after=$(allocated "$config")
+      python3 -c "print(($alloc_after - $alloc_before) / max($requests, 1) / 2)" >> "$R/alloc-$config"
+    fi
     # Under load just now: the larger of the pair.
     rss=0 pair_var="PAIR_${config//-/_}"
     for pid in ${!pair_var}; do
@@ -274,6 +292,8 @@ for c in configs:
         cpu, rss = numbers(f"cpu-{c}"), numbers(f"rss-{c}")
         entry["cpu_s_per_10k"] = round(statistics.median(cpu), 4) if cpu else None
         entry["rss_mb"] = round(max(rss), 1) if rss else None
+        alloc = numbers(f"alloc-{c}")
+        if alloc: entry["alloc_bytes_per_request"] = round(statistics.median(alloc))
     ready = numbers(f"../ready-ms-{c}")
     if ready: entry["ready_ms"] = round(statistics.median(ready))
     out["configs"][c] = entry
@@ -285,14 +305,14 @@ lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          "client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx, small body), all on loopback. "
          "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after load; "
          "added p99 is over direct at the same fixed rate.", "",
-         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU-s/10k per proxy | RSS MB | ready ms |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def fmt(v, nd=2): return "" if v is None else (f"{v:,.0f}" if nd == 0 else f"{v:.{nd}f}")
 for c in configs:
     e = out["configs"][c]
     vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
     added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
-    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {e.get('ready_ms','')} |")
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {e.get('ready_ms','')} |")
 mesh = [c for c in configs if c.startswith("meshguard")]
 if mesh and peers:
     lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]

@@ -152,6 +152,9 @@ public sealed class AttestationTests(MeshFixture mesh)
         using var channel = RenewalChannel(expired);
         var client = new Identity.IdentityClient(channel);
         var error = await Assert.ThrowsAsync<RpcException>(async () => await client.RenewAsync(new RenewRequest { CsrPem = Csr(Inventory) }));
-        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
+        // Under TLS 1.3 the client finishes its side of the handshake before the server has refused its
+        // certificate, so the refusal reaches the call either as a failed connection (Unavailable) or as the
+        // connection torn down under the first request (Internal); never as an answer from the service.
+        Assert.Contains(error.StatusCode, new[] { StatusCode.Unavailable, StatusCode.Internal });
     }
 }

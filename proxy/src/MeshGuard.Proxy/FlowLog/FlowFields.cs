@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using MeshGuard.FlowLog;
 using MeshGuard.Policy.Engine;
 
@@ -18,8 +17,9 @@ internal static class FlowFields
         {
             return id;
         }
+        // Unique, not secret: the shared fast generator, not the operating system's (a native call per request).
         Span<byte> random = stackalloc byte[16];
-        RandomNumberGenerator.Fill(random);
+        Random.Shared.NextBytes(random);
         var created = Convert.ToHexStringLower(random);
         request.Headers[RequestIdHeader] = created;
         return created;
@@ -47,12 +47,25 @@ internal static class FlowFields
         }
         else
         {
-            Span<byte> random = stackalloc byte[24];
-            RandomNumberGenerator.Fill(random);
-            traceParent = "00-" + Convert.ToHexStringLower(random[..16]) + "-" + Convert.ToHexStringLower(random[16..]) + "-01";
+            traceParent = NewTraceParent();
         }
         request.Headers[TraceParentHeader] = traceParent;
         return traceParent;
+    }
+
+    /// <summary>A sampled W3C traceparent with random trace and span ids, as one string built in place.</summary>
+    internal static string NewTraceParent()
+    {
+        Span<byte> random = stackalloc byte[24];
+        Random.Shared.NextBytes(random);
+        return string.Create(55, (ReadOnlySpan<byte>)random, static (text, ids) =>
+        {
+            "00-".CopyTo(text);
+            Convert.TryToHexStringLower(ids[..16], text[3..35], out _);
+            text[35] = '-';
+            Convert.TryToHexStringLower(ids[16..], text[36..52], out _);
+            "-01".CopyTo(text[52..]);
+        });
     }
 
     /// <summary>

@@ -27,7 +27,11 @@ internal static class MetricsEndpoint
                 .Append("# TYPE meshguard_flowlog_records_lost_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_lost_total {flows.Dropped}\n")
                 .Append("# TYPE meshguard_flowlog_records_written_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_written_total {flows.Written}\n");
+                .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_written_total {flows.Written}\n")
+                // What the load tests divide by the requests they sent: bytes allocated per proxied request.
+                .Append("# HELP dotnet_gc_allocated_bytes_total Bytes allocated on the managed heap since start.\n")
+                .Append("# TYPE dotnet_gc_allocated_bytes_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"dotnet_gc_allocated_bytes_total {GC.GetTotalAllocatedBytes(precise: false)}\n");
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).RequireHost(host);
     }
