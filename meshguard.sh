@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MeshGuard: one entry point for people and CI.
 #   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/
+#   ./meshguard.sh build-aot  the sidecar as a NativeAOT executable in out/aot/ (the bench runs it beside the JIT one)
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
 #   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
@@ -98,8 +99,17 @@ peer_bench() {
   loadtests/scenarios/peers.sh "$@"
 }
 
+# The sidecar as a NativeAOT executable (needs a C toolchain: gcc or clang), in out/aot/.
+build_aot() {
+  apt_install gcc:gcc
+  dotnet publish proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj -c Release -r linux-x64 -p:PublishAot=true \
+    -p:DebugType=none -p:StripSymbols=true -o "$ROOT/out/aot" --nologo -v quiet
+  echo "built: out/aot/meshguard-proxy (NativeAOT)"
+}
+
 case "${1:-}" in
   build) build ;;
+  build-aot) build_aot ;;
   demo)
     shift
     if needs_build; then build; fi
@@ -115,5 +125,5 @@ case "${1:-}" in
       all) peer_bench; micro_bench ;;
       *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: $0 build | demo [--serve] | test | lint | bench [peers|micro]" >&2; exit 2 ;;
+  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | bench [peers|micro]" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 #   nginx      two Debian nginx, keepalive pools, HTTP/1.1 over mTLS between them
 #   haproxy    two Debian HAProxy, HTTP/2 over mTLS between them (http-reuse always)
 #   meshguard  a real control plane, two sidecars with SVIDs, a policy allowing the call, flow logs on
+#   meshguard-aot  the same with the NativeAOT build of the sidecar (out/aot/meshguard-proxy)
 # Every configuration gets the same warm-up, then the rounds are interleaved (A B C D A B C D ...) so machine
 # drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), latency at a fixed 1,000 rps
 # (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per 10,000 requests and RSS
@@ -24,7 +25,7 @@ ROUNDS=${1:-3}
 DURATION=${2:-10}
 WARMUP=${MESHGUARD_WARMUP_S:-10}
 CONNECTIONS=32
-CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct yarp nginx haproxy meshguard})
+CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct yarp nginx haproxy meshguard meshguard-aot})
 for tool in wrk h2load nginx haproxy openssl curl python3; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin"
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install wrk nghttp2-client nginx haproxy openssl curl python3" >&2; exit 2; }
@@ -39,6 +40,10 @@ fi
 if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
   mkdir -p "$MESHGUARD_PERF_DIR"
   export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
+fi
+AOT_PROXY="$ROOT/out/aot/meshguard-proxy"
+if [[ " ${CONFIGS[*]} " == *" meshguard-aot "* ]] && { [ ! -x "$AOT_PROXY" ] || [ "$BIN/meshguard-proxy" -nt "$AOT_PROXY" ]; }; then
+  ./meshguard.sh build-aot
 fi
 WORK=$(mktemp -d /tmp/meshguard-peers.XXXXXX)
 PIDS=()
@@ -137,8 +142,11 @@ start_haproxy() {
   URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
-start_meshguard() {
-  local dir="$WORK/meshguard" p_boot p_grpc p_admin
+start_meshguard_aot() { start_meshguard "$AOT_PROXY" meshguard-aot; }
+
+start_meshguard() { # [PROXY_BINARY] [NAME]
+  local proxy=${1:-$BIN/meshguard-proxy} name=${2:-meshguard}
+  local dir="$WORK/$name" p_boot p_grpc p_admin
   mkdir -p "$dir/cp/policies"
   p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
   cat > "$dir/cp/policies/orders.yaml" <<'EOF'
@@ -164,12 +172,12 @@ EOF
     token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
     in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
     started=$(date +%s%N)
-    "$BIN/meshguard-proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
+    "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
       --join-token "$token" --service "$svc" --app-port "$BACKEND_PORT" --inbound-port "$in_p" --outbound-port "$out_p" \
       --admin-port "$adm" --metrics-port "$met" --flow-log-dir "$dir/$svc-flows" >"$dir/$svc.log" 2>&1 & PIDS+=($!)
     pair="$pair $!"; alloc="$alloc http://127.0.0.1:$met/metrics"
     for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$adm/ready" >/dev/null && break; sleep 0.01; done
-    echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$WORK/ready-ms-meshguard"
+    echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$WORK/ready-ms-$name"
     out=$out_p
   done
   URL="http://127.0.0.1:$out/orders/1"; PAIR="${pair# }"; ALLOC="${alloc# }"
@@ -180,7 +188,7 @@ start_backend
 for config in "${CONFIGS[@]}"; do
   case "$config" in
     nginx) start_nginx_pair ;;
-    *) "start_$config" ;;
+    *) "start_${config//-/_}" ;;
   esac
   wait_url "$URL"
   printf -v "URL_${config//-/_}" '%s' "$URL"
