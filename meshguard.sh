@@ -3,7 +3,8 @@
 #   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/
 #   ./meshguard.sh build-aot  the sidecar as a NativeAOT executable in out/aot/ (the bench runs it beside the JIT one)
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
-#   ./meshguard.sh test    install test prerequisites, build, run every test; ends with "N passed, N failed"
+#   ./meshguard.sh test    install test prerequisites, build (JIT and NativeAOT sidecar), run every test, the
+#                          functional suite against both sidecar builds; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
 #   ./meshguard.sh bench   the peer comparison (direct, plain YARP, nginx, HAProxy, MeshGuard) and the microbenchmarks;
 #                          `bench peers [ROUNDS] [DURATION_S]` or `bench micro [FILTER]` for one; results in loadtests/results/
@@ -55,7 +56,7 @@ apt_install() {
   fi
 }
 
-install_test_prereqs() { apt_install openssl:openssl curl:curl; }
+install_test_prereqs() { apt_install openssl:openssl curl:curl gcc:gcc; }
 
 run_tests() {
   install_test_prereqs
@@ -65,6 +66,16 @@ run_tests() {
   local status=0
   MESHGUARD_BIN="$BIN" dotnet test MeshGuard.sln -c Release --nologo \
     --logger "trx" --results-directory "$results" --logger "console;verbosity=normal" "$@" || status=$?
+  # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship.
+  if [ $# -eq 0 ]; then
+    build_aot
+    local aotbin="$ROOT/out/aot-bin" f
+    rm -rf "$aotbin"; mkdir -p "$aotbin"
+    for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
+    rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
+    MESHGUARD_BIN="$aotbin" dotnet test tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj -c Release --no-build --nologo \
+      --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
+  fi
   # The closing line CI reads, summed from the real results of every test assembly.
   local passed=0 failed=0 skipped=0 p f t e
   for trx in "$results"/*.trx; do
