@@ -9,8 +9,8 @@
 #   meshguard  a real control plane, two sidecars with SVIDs, a policy allowing the call, flow logs on
 #   meshguard-aot  the same with the NativeAOT build of the sidecar (out/aot/meshguard-proxy)
 # Every configuration gets the same warm-up, then the rounds are interleaved (A B C D A B C D ...) so machine
-# drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), latency at a fixed 1,000 rps
-# (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per 10,000 requests and RSS
+# drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), 1 MiB bodies down and up (wrk, 8
+# connections, MiB/s), latency at a fixed 1,000 rps (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per 10,000 requests and RSS
 # under load, from /proc.
 # Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
 # Writes loadtests/results/latest.json and loadtests/results/latest.md.
@@ -83,6 +83,7 @@ http {
   client_body_temp_path $1/tmp/body; proxy_temp_path $1/tmp/proxy; fastcgi_temp_path $1/tmp/fcgi;
   uwsgi_temp_path $1/tmp/uwsgi; scgi_temp_path $1/tmp/scgi;
   keepalive_requests 1000000;
+  client_max_body_size 2m; client_body_buffer_size 2m;
   $2
 }
 EOF
@@ -92,7 +93,14 @@ start_nginx() { nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" & PIDS+=($!);
 
 start_backend() {
   BACKEND_PORT=$(free_port)
-  nginx_conf "$WORK/backend" "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'ok\n'; } }"
+  mkdir -p "$WORK/backend/www"
+  head -c 1048576 /dev/urandom > "$WORK/backend/www/big.bin"
+  chmod 755 "$WORK" "$WORK/backend" "$WORK/backend/www"; chmod 644 "$WORK/backend/www/big.bin"  # nginx workers run as nobody
+  # /big.bin: 1 MiB down; /upload: 1 MiB up (read and dropped), "ok" back; everything else: a small body.
+  nginx_conf "$WORK/backend" "server { listen 127.0.0.1:$BACKEND_PORT;
+    location / { return 200 'ok\n'; }
+    location = /big.bin { root $WORK/backend/www; }
+    location = /upload { client_max_body_size 2m; client_body_buffer_size 2m; return 200 'ok\n'; } }"
   start_nginx "$WORK/backend"
   wait_url "http://127.0.0.1:$BACKEND_PORT/"
 }
@@ -162,7 +170,9 @@ spec:
         - identity: spiffe://mesh.local/ns/shop/sa/frontend
       to:
         - methods: [GET]
-          paths: ["/orders/*"]
+          paths: ["/orders/*", "/big.bin"]
+        - methods: [POST]
+          paths: ["/upload"]
 EOF
   "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" >"$dir/cp.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p_admin/healthz" >/dev/null && break; sleep 0.1; done
@@ -232,6 +242,8 @@ if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
 fi
 
 R="$WORK/results"; mkdir -p "$R"
+BODY_S=$(( DURATION < 5 ? DURATION : 5 ))
+printf 'wrk.method = "POST"\nwrk.body = string.rep("m", 1048576)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' > "$WORK/upload.lua"
 for round in $(seq 1 "$ROUNDS"); do
   for config in "${CONFIGS[@]}"; do
     # shellcheck disable=SC2046
@@ -255,6 +267,16 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     echo "$rss" >> "$R/rss-$config"
     echo "round $round $config: $(tail -1 "$R/rps-$config") rps" >&2
+  done
+  for config in "${CONFIGS[@]}"; do
+    # 1 MiB bodies each way, 8 connections: MiB/s of bodies.
+    base=$(url_of "$config"); base=${base%/orders/1}
+    wrk -t2 -c8 -d"${BODY_S}s" -H "Host: orders" "$base/big.bin" > "$R/down-$config-$round.txt"
+    wrk -t2 -c8 -d"${BODY_S}s" -H "Host: orders" -s "$WORK/upload.lua" "$base/upload" > "$R/up-$config-$round.txt"
+    for way in down up; do
+      awk '/requests in/ {print $1}' "$R/$way-$config-$round.txt" | python3 -c "import sys; print(int(sys.stdin.read() or 0) / $BODY_S)" >> "$R/$way-$config"
+      grep -E "Non-2xx|Socket errors" "$R/$way-$config-$round.txt" | sed "s/^/$config $way: /" >&2 || true
+    done
   done
   for config in "${CONFIGS[@]}"; do
     # Latency at a fixed 1,000 rps: 10 connections at 100 rps each, every request's time logged.
@@ -296,6 +318,12 @@ for c in configs:
     for key, values in (("p50_ms", p50s), ("p99_ms", p99s), ("p999_ms", p999s)):
         entry[key] = round(statistics.median(values), 3) if values else None
     entry["latency_non_200"] = failed
+    down, up = numbers(f"down-{c}"), numbers(f"up-{c}")
+    # 1 MiB per request: requests/s is MiB/s; the issue's figure is the mean of both directions.
+    if down and up:
+        entry["mb_per_s_down"] = round(statistics.median(down), 1)
+        entry["mb_per_s_up"] = round(statistics.median(up), 1)
+        entry["mb_per_s"] = round((entry["mb_per_s_down"] + entry["mb_per_s_up"]) / 2, 1)
     if c != "direct":
         cpu, rss = numbers(f"cpu-{c}"), numbers(f"rss-{c}")
         entry["cpu_s_per_10k"] = round(statistics.median(cpu), 4) if cpu else None
@@ -313,14 +341,14 @@ lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          "client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx, small body), all on loopback. "
          "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after load; "
          "added p99 is over direct at the same fixed rate.", "",
-         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def fmt(v, nd=2): return "" if v is None else (f"{v:,.0f}" if nd == 0 else f"{v:.{nd}f}")
 for c in configs:
     e = out["configs"][c]
     vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
     added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
-    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {e.get('ready_ms','')} |")
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {e.get('ready_ms','')} |")
 mesh = [c for c in configs if c.startswith("meshguard")]
 if mesh and peers:
     lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]
