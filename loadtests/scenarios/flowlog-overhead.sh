@@ -17,45 +17,17 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 [ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
 # MESHGUARD_LOAD_DIR puts the logs elsewhere (e.g. /dev/shm) to tell disk cost from CPU cost.
 WORK=$(mktemp -d "${MESHGUARD_LOAD_DIR:-/tmp}/meshguard-load.XXXXXX")
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_http() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
-
-# utime + stime of processes, in seconds
-cpu_seconds() { local ticks=0 pid; for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; python3 -c "print($ticks / $(getconf CLK_TCK))"; }
+# shellcheck source=loadtests/scenarios/lib.sh
+. "$ROOT/loadtests/scenarios/lib.sh"
 
 start_pair() { # $1 = on|off; sets URL_<mode> and SIDECARS_<mode>
-  local mode=$1 dir="$WORK/$1"
-  mkdir -p "$dir"
-  local p_boot p_grpc p_admin app out="" sidecars=""
-  p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
-  "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" --default-policy allow-authenticated >"$dir/cp.log" 2>&1 &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$p_admin/healthz"
+  local mode=$1 app
   app=$(free_port)
   "$BIN/meshguard-sample" --name orders --port "$app" >/dev/null 2>&1 &
   PIDS+=($!)
-  for svc in orders frontend; do
-    local token in_p out_p adm met flows=()
-    token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
-    in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
-    if [ "$mode" = on ]; then flows=(--flow-log-dir "$dir/$svc-flows"); fi
-    "$BIN/meshguard-proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
-      --join-token "$token" --service "$svc" --app-port "$app" --inbound-port "$in_p" --outbound-port "$out_p" \
-      --admin-port "$adm" --metrics-port "$met" "${flows[@]}" >"$dir/$svc.log" 2>&1 &
-    PIDS+=($!)
-    sidecars="$sidecars $!"
-    wait_http "http://127.0.0.1:$adm/ready"
-    if [ "$svc" = frontend ]; then out=$out_p; fi
-  done
-  local url="http://127.0.0.1:$out/orders/1"
-  sleep 1
-  curl -sf -H "Host: orders" "$url" >/dev/null
-  printf -v "URL_$mode" '%s' "$url"
-  printf -v "SIDECARS_$mode" '%s' "$sidecars"
+  start_mesh_pair "$WORK/$mode" "$app" "$BIN/meshguard-proxy" "$mode" --default-policy allow-authenticated
+  printf -v "URL_$mode" '%s' "$MESH_URL"
+  printf -v "SIDECARS_$mode" '%s' "$MESH_SIDECARS"
 }
 
 start_pair off

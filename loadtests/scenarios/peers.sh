@@ -46,15 +46,11 @@ if [[ " ${CONFIGS[*]} " == *" meshguard-aot "* ]] && { [ ! -x "$AOT_PROXY" ] || 
   ./meshguard.sh build-aot
 fi
 WORK=$(mktemp -d /tmp/meshguard-peers.XXXXXX)
-PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_url() { for _ in $(seq 1 300); do curl -sf -H "Host: orders" "$1" >/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+# shellcheck source=loadtests/scenarios/lib.sh
+. "$ROOT/loadtests/scenarios/lib.sh"
+wait_url() { wait_http "$1" -H "Host: orders"; }
 # A process and its children (nginx workers).
-tree() { echo "$1"; pgrep -P "$1" || true; }
-cpu_seconds() { local ticks=0 pid; for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; python3 -c "print($ticks / $(getconf CLK_TCK))"; }
+with_children() { echo "$1"; pgrep -P "$1" || true; }
 rss_mb() { local kb=0 pid; for pid in "$@"; do kb=$((kb + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; python3 -c "print(round($kb / 1024, 1))"; }
 
 # --- certificates for the peers' mTLS leg: one CA, a server certificate for localhost, a client certificate
@@ -154,10 +150,8 @@ start_meshguard_aot() { start_meshguard "$AOT_PROXY" meshguard-aot; }
 
 start_meshguard() { # [PROXY_BINARY] [NAME]
   local proxy=${1:-$BIN/meshguard-proxy} name=${2:-meshguard}
-  local dir="$WORK/$name" p_boot p_grpc p_admin
-  mkdir -p "$dir/cp/policies"
-  p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
-  cat > "$dir/cp/policies/orders.yaml" <<'EOF'
+  mkdir -p "$WORK/$name/cp/policies"
+  cat > "$WORK/$name/cp/policies/orders.yaml" <<'EOF'
 apiVersion: meshguard.io/v1alpha1
 kind: AccessPolicy
 metadata: { name: orders-callers, namespace: shop }
@@ -174,23 +168,8 @@ spec:
         - methods: [POST]
           paths: ["/upload"]
 EOF
-  "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" >"$dir/cp.log" 2>&1 & PIDS+=($!)
-  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$p_admin/healthz" >/dev/null && break; sleep 0.1; done
-  local pair="" out="" alloc=""
-  for svc in orders frontend; do
-    local token in_p out_p adm met started
-    token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
-    in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
-    started=$(date +%s%N)
-    "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
-      --join-token "$token" --service "$svc" --app-port "$BACKEND_PORT" --inbound-port "$in_p" --outbound-port "$out_p" \
-      --admin-port "$adm" --metrics-port "$met" --flow-log-dir "$dir/$svc-flows" >"$dir/$svc.log" 2>&1 & PIDS+=($!)
-    pair="$pair $!"; alloc="$alloc http://127.0.0.1:$met/metrics"
-    for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$adm/ready" >/dev/null && break; sleep 0.01; done
-    echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$WORK/ready-ms-$name"
-    out=$out_p
-  done
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="${pair# }"; ALLOC="${alloc# }"
+  start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" on
+  URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
 }
 
 pki
@@ -208,15 +187,15 @@ for config in "${CONFIGS[@]}"; do
 done
 
 # The pids of a configuration's proxies, children included.
-pair_pids() { local var="PAIR_${1//-/_}" pid; for pid in ${!var}; do tree "$pid"; done; }
+pair_pids() { local var="PAIR_${1//-/_}" pid; for pid in ${!var}; do with_children "$pid"; done; }
 url_of() { local var="URL_${1//-/_}"; echo "${!var}"; }
 # Bytes the pair's .NET processes have allocated so far (empty for native proxies).
 allocated() {
   local var="ALLOC_${1//-/_}" url total=0 n
   [ -n "${!var}" ] || return 0
   for url in ${!var}; do
-    n=$(curl -sf "$url" | awk '/^dotnet_gc_allocated_bytes_total / {print $2; found=1} END {if (!found) print ""}')
-    [ -n "$n" ] || n=$(curl -sf "$url")
+    # /metrics carries it as a Prometheus line; the YARP peer's stats port answers the bare number.
+    n=$(curl -sf "$url" | awk '/^dotnet_gc_allocated_bytes_total / {print $2; next} /^[0-9]+$/ {print $1}')
     total=$((total + n))
   done
   echo "$total"
@@ -263,7 +242,7 @@ for round in $(seq 1 "$ROUNDS"); do
     rss=0 pair_var="PAIR_${config//-/_}"
     for pid in ${!pair_var}; do
       # shellcheck disable=SC2046
-      r=$(rss_mb $(tree "$pid")); rss=$(python3 -c "print(max($rss, $r))")
+      r=$(rss_mb $(with_children "$pid")); rss=$(python3 -c "print(max($rss, $r))")
     done
     echo "$rss" >> "$R/rss-$config"
     echo "round $round $config: $(tail -1 "$R/rps-$config") rps" >&2
@@ -330,7 +309,7 @@ for c in configs:
         entry["rss_mb"] = round(max(rss), 1) if rss else None
         alloc = numbers(f"alloc-{c}")
         if alloc: entry["alloc_bytes_per_request"] = round(statistics.median(alloc))
-    ready = numbers(f"../ready-ms-{c}")
+    ready = numbers(f"../{c}/ready-ms")
     if ready: entry["ready_ms"] = round(statistics.median(ready))
     out["configs"][c] = entry
 json.dump(out, open("loadtests/results/latest.json", "w"), indent=2)

@@ -133,11 +133,8 @@ public static class FlowLineEncoder
             return;
         }
         // Rare: quotes, backslashes, control or non-ASCII characters. The same escaping as any JSON the log holds.
-        var escaped = Escape(value);
-        var target = line.GetSpan(escaped.Length + 2);
-        target[0] = (byte)'"';
-        escaped.CopyTo(target[1..]);
-        target[escaped.Length + 1] = (byte)'"';
-        line.Advance(escaped.Length + 2);
+        Raw(line, "\""u8);
+        Raw(line, Escape(value));
+        Raw(line, "\""u8);
     }
 }

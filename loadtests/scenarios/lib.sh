@@ -1,0 +1,57 @@
+# Shared by the load scenarios (sourced): the processes a scenario starts and ends, free ports, CPU from
+# /proc, and a MeshGuard pair. The sourcing script sets WORK (its temporary directory) and BIN first.
+
+PIDS=()
+# Ends what the scenario started, by id, and removes its directory.
+cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# wait_http URL [CURL_ARGS...]: until it answers 2xx, at most 30 s.
+wait_http() {
+  local url=$1; shift
+  for _ in $(seq 1 300); do curl -sf "$@" "$url" >/dev/null && return 0; sleep 0.1; done
+  echo "timeout waiting for $url" >&2; exit 1
+}
+
+# utime + stime of processes, in seconds (a process already gone counts 0).
+cpu_seconds() {
+  local ticks=0 pid
+  for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+  python3 -c "print($ticks / $(getconf CLK_TCK))"
+}
+
+# start_mesh_pair DIR APP_PORT PROXY_BINARY FLOWS(on|off) [CONTROL_PLANE_ARGS...]
+# A control plane with data in DIR/cp (policies already there are in force), orders' sidecar in front of the
+# app on APP_PORT and frontend's sidecar calling it. Sets MESH_URL (frontend's outbound, /orders/1),
+# MESH_SIDECARS and MESH_METRICS (the two sidecars' pids and /metrics URLs); appends each sidecar's
+# start-to-ready milliseconds to DIR/ready-ms.
+start_mesh_pair() {
+  local dir=$1 app=$2 proxy=$3 flows=$4; shift 4
+  local p_boot p_grpc p_admin out="" svc
+  mkdir -p "$dir/cp"
+  p_boot=$(free_port); p_grpc=$(free_port); p_admin=$(free_port)
+  "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" "$@" >"$dir/cp.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$p_admin/healthz"
+  MESH_SIDECARS="" MESH_METRICS=""
+  for svc in orders frontend; do
+    local token in_p out_p adm met started flow_args=()
+    token=$("$BIN/meshctl" token create --data "$dir/cp" --spiffe-id "spiffe://mesh.local/ns/shop/sa/$svc")
+    in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
+    if [ "$flows" = on ]; then flow_args=(--flow-log-dir "$dir/$svc-flows"); fi
+    started=$(date +%s%N)
+    "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
+      --join-token "$token" --service "$svc" --app-port "$app" --inbound-port "$in_p" --outbound-port "$out_p" \
+      --admin-port "$adm" --metrics-port "$met" "${flow_args[@]}" >"$dir/$svc.log" 2>&1 &
+    PIDS+=($!)
+    MESH_SIDECARS="$MESH_SIDECARS $!" MESH_METRICS="$MESH_METRICS http://127.0.0.1:$met/metrics"
+    for _ in $(seq 1 3000); do curl -sf "http://127.0.0.1:$adm/ready" >/dev/null && break; sleep 0.01; done
+    echo $(( ($(date +%s%N) - started) / 1000000 )) >> "$dir/ready-ms"
+    if [ "$svc" = frontend ]; then out=$out_p; fi
+  done
+  MESH_SIDECARS=${MESH_SIDECARS# } MESH_METRICS=${MESH_METRICS# }
+  MESH_URL="http://127.0.0.1:$out/orders/1"
+  wait_http "$MESH_URL" -H "Host: orders"   # the frontend sidecar has learned where orders is
+}
