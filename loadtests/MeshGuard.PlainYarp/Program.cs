@@ -1,5 +1,5 @@
-// plain-yarp outbound --port P --upstream https://127.0.0.1:Q --cert C --key K --ca CA
-//   plain HTTP (h1 or h2c) in, HTTP/2 over mTLS out, the server's certificate checked against CA.
+// plain-yarp outbound --port P --upstream https://127.0.0.1:Q --cert C --key K --ca CA [--h2c-port H]
+//   plain HTTP/1.1 in (and cleartext HTTP/2 on H), HTTP/2 over mTLS out, the server's certificate checked against CA.
 // plain-yarp inbound --port Q --upstream http://127.0.0.1:APP --cert C --key K --ca CA
 //   mTLS in (a client certificate from CA required), plain HTTP/1.1 to the app.
 // --stats-port S: GET http://127.0.0.1:S/ answers the bytes allocated since start, for the bench's
@@ -47,9 +47,13 @@ builder.WebHost.ConfigureKestrel(kestrel =>
         }
         else
         {
-            listen.Protocols = options.H2c ? HttpProtocols.Http2 : HttpProtocols.Http1;
+            listen.Protocols = HttpProtocols.Http1;
         }
     });
+    if (options.H2cPort is { } h2c)
+    {
+        kestrel.Listen(IPAddress.Loopback, h2c, listen => listen.Protocols = HttpProtocols.Http2);
+    }
     if (options.StatsPort is { } stats)
     {
         kestrel.Listen(IPAddress.Loopback, stats);
@@ -93,7 +97,7 @@ if (options.StatsPort is { } statsPort)
 app.Run(async context => await forwarder.SendAsync(context, upstream, invoker, config, HttpTransformer.Empty));
 app.Run();
 
-internal sealed record Options(string Mode, int Port, string Upstream, string Cert, string Key, string Ca, bool H2c, int? StatsPort)
+internal sealed record Options(string Mode, int Port, string Upstream, string Cert, string Key, string Ca, int? H2cPort, int? StatsPort)
 {
     public static Options Parse(string[] args)
     {
@@ -101,10 +105,10 @@ internal sealed record Options(string Mode, int Port, string Upstream, string Ce
             ?? throw new ArgumentException($"missing {name}");
         if (args.Length == 0 || args[0] is not ("inbound" or "outbound"))
         {
-            throw new ArgumentException("usage: plain-yarp inbound|outbound --port P --upstream URL --cert PEM --key PEM --ca PEM [--h2c]");
+            throw new ArgumentException("usage: plain-yarp inbound|outbound --port P --upstream URL --cert PEM --key PEM --ca PEM [--h2c-port P] [--stats-port P]");
         }
         return new Options(args[0], int.Parse(Value("--port"), System.Globalization.CultureInfo.InvariantCulture), Value("--upstream"),
-            Value("--cert"), Value("--key"), Value("--ca"), args.Contains("--h2c"),
-            args.Contains("--stats-port") ? int.Parse(Value("--stats-port"), System.Globalization.CultureInfo.InvariantCulture) : null);
+            Value("--cert"), Value("--key"), Value("--ca"), OptionalPort("--h2c-port"), OptionalPort("--stats-port"));
+        int? OptionalPort(string name) => args.Contains(name) ? int.Parse(Value(name), System.Globalization.CultureInfo.InvariantCulture) : null;
     }
 }

@@ -10,8 +10,9 @@
 #   meshguard-aot  the same with the NativeAOT build of the sidecar (out/aot/meshguard-proxy)
 # Every configuration gets the same warm-up, then the rounds are interleaved (A B C D A B C D ...) so machine
 # drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), 1 MiB bodies down and up (wrk, 8
-# connections, MiB/s), latency at a fixed 1,000 rps (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per 10,000 requests and RSS
-# under load, from /proc.
+# connections, MiB/s), HTTP/2 from the client (h2load, cleartext prior knowledge, 8 connections x 16 streams),
+# latency at a fixed 1,000 rps (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per
+# 10,000 requests and RSS under load, from /proc.
 # Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
 # Writes loadtests/results/latest.json and loadtests/results/latest.md.
 # MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
@@ -88,12 +89,12 @@ EOF
 start_nginx() { nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" & PIDS+=($!); LAST_PID=$!; }
 
 start_backend() {
-  BACKEND_PORT=$(free_port)
+  BACKEND_PORT=$(free_port); BACKEND_H2=$(free_port)
   mkdir -p "$WORK/backend/www"
   head -c 1048576 /dev/urandom > "$WORK/backend/www/big.bin"
   chmod 755 "$WORK" "$WORK/backend" "$WORK/backend/www"; chmod 644 "$WORK/backend/www/big.bin"  # nginx workers run as nobody
   # /big.bin: 1 MiB down; /upload: 1 MiB up (read and dropped), "ok" back; everything else: a small body.
-  nginx_conf "$WORK/backend" "server { listen 127.0.0.1:$BACKEND_PORT;
+  nginx_conf "$WORK/backend" "server { listen 127.0.0.1:$BACKEND_PORT; listen 127.0.0.1:$BACKEND_H2 http2;
     location / { return 200 'ok\n'; }
     location = /big.bin { root $WORK/backend/www; }
     location = /upload { client_max_body_size 2m; client_body_buffer_size 2m; return 200 'ok\n'; } }"
@@ -101,35 +102,36 @@ start_backend() {
   wait_url "http://127.0.0.1:$BACKEND_PORT/"
 }
 
-# Each start_<config> sets URL (what the client calls), PAIR (the pids of the two proxies, "a b") and, for
-# the .NET proxies, ALLOC (URLs answering the bytes each has allocated: bytes per request is their growth).
-start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; PAIR=""; ALLOC=""; }
+# Each start_<config> sets URL (what the client calls), H2URL (the same for a cleartext HTTP/2 client), PAIR
+# (the pids of the two proxies, "a b") and, for the .NET proxies, ALLOC (URLs answering the bytes each has
+# allocated: bytes per request is their growth).
+start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; H2URL="http://127.0.0.1:$BACKEND_H2/orders/1"; PAIR=""; ALLOC=""; }
 
 start_yarp() {
-  local in out s_in s_out d="$WORK/pki"; in=$(free_port); out=$(free_port); s_in=$(free_port); s_out=$(free_port)
+  local in out h2 s_in s_out d="$WORK/pki"; in=$(free_port); out=$(free_port); h2=$(free_port); s_in=$(free_port); s_out=$(free_port)
   "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" --stats-port "$s_in" & PIDS+=($!); local a=$!
-  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" --stats-port "$s_out" & PIDS+=($!); local b=$!
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC="http://127.0.0.1:$s_in/ http://127.0.0.1:$s_out/"
+  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" --stats-port "$s_out" --h2c-port "$h2" & PIDS+=($!); local b=$!
+  URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC="http://127.0.0.1:$s_in/ http://127.0.0.1:$s_out/"
 }
 
 start_nginx_pair() {
-  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  local in out h2 d="$WORK/pki"; in=$(free_port); out=$(free_port); h2=$(free_port)
   nginx_conf "$WORK/nginx-in" "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$in ssl; ssl_protocols TLSv1.3; ssl_certificate $d/server.pem; ssl_certificate_key $d/server.key;
     ssl_client_certificate $d/ca.pem; ssl_verify_client on;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
   nginx_conf "$WORK/nginx-out" "upstream mesh { server 127.0.0.1:$in; keepalive 64; keepalive_requests 1000000; }
-  server { listen 127.0.0.1:$out;
+  server { listen 127.0.0.1:$out; listen 127.0.0.1:$h2 http2;
     location / { proxy_pass https://mesh; proxy_http_version 1.1; proxy_set_header Connection \"\";
       proxy_ssl_protocols TLSv1.3; proxy_ssl_certificate $d/client.pem; proxy_ssl_certificate_key $d/client.key;
       proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/ca.pem; proxy_ssl_name localhost; proxy_ssl_session_reuse on; } }"
   start_nginx "$WORK/nginx-in"; local a=$LAST_PID
   start_nginx "$WORK/nginx-out"; local b=$LAST_PID
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC=""
+  URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
 start_haproxy() {
-  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  local in out h2 d="$WORK/pki"; in=$(free_port); out=$(free_port); h2=$(free_port)
   local defaults="defaults
   mode http
   timeout connect 5s
@@ -139,11 +141,11 @@ start_haproxy() {
   mkdir -p "$WORK/haproxy"
   printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend in\n  bind 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2,http/1.1 ssl-min-ver TLSv1.3\n  default_backend app\nbackend app\n  server app 127.0.0.1:%s\n' \
     "$defaults" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
-  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend out\n  bind 127.0.0.1:%s\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
-    "$defaults" "$out" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
+  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend out\n  bind 127.0.0.1:%s\n  bind 127.0.0.1:%s proto h2\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
+    "$defaults" "$out" "$h2" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
   haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
   haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
-  URL="http://127.0.0.1:$out/orders/1"; PAIR="$a $b"; ALLOC=""
+  URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
 start_meshguard_aot() { start_meshguard "$AOT_PROXY" meshguard-aot; }
@@ -169,7 +171,8 @@ spec:
           paths: ["/upload"]
 EOF
   start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" on
-  URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
+  # One outbound port takes both: the sidecar tells HTTP/2's preface from HTTP/1.1.
+  URL=$MESH_URL; H2URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
 }
 
 pki
@@ -181,6 +184,7 @@ for config in "${CONFIGS[@]}"; do
   esac
   wait_url "$URL"
   printf -v "URL_${config//-/_}" '%s' "$URL"
+  printf -v "H2URL_${config//-/_}" '%s' "$H2URL"
   printf -v "PAIR_${config//-/_}" '%s' "$PAIR"
   printf -v "ALLOC_${config//-/_}" '%s' "$ALLOC"
   echo "started $config: $URL (proxies: ${PAIR:-none})" >&2
@@ -189,6 +193,7 @@ done
 # The pids of a configuration's proxies, children included.
 pair_pids() { local var="PAIR_${1//-/_}" pid; for pid in ${!var}; do with_children "$pid"; done; }
 url_of() { local var="URL_${1//-/_}"; echo "${!var}"; }
+h2url_of() { local var="H2URL_${1//-/_}"; echo "${!var}"; }
 # Bytes the pair's .NET processes have allocated so far (empty for native proxies).
 allocated() {
   local var="ALLOC_${1//-/_}" url total=0 n
@@ -258,6 +263,12 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
   for config in "${CONFIGS[@]}"; do
+    # HTTP/2 from the client (cleartext, prior knowledge): 8 connections, 16 streams each.
+    timeout $((BODY_S + 30)) h2load -t2 -c8 -m16 -D "$BODY_S" -H ":authority: orders" "$(h2url_of "$config")" > "$R/h2-$config-$round.txt" 2>&1 || true
+    awk '/^finished in/ {gsub(",", "", $4); print $4}' "$R/h2-$config-$round.txt" >> "$R/h2-$config"
+    grep -E "^requests:" "$R/h2-$config-$round.txt" | grep -v " 0 failed" | sed "s/^/$config h2: /" >&2 || true
+  done
+  for config in "${CONFIGS[@]}"; do
     # Latency at a fixed 1,000 rps: 10 connections at 100 rps each, every request's time logged.
     timeout $((DURATION + 30)) h2load --h1 -c 10 --rps 100 -D "$DURATION" -H ":authority: orders" --log-file "$R/lat-$config-$round.tsv" "$(url_of "$config")" > "$R/h2load-$config-$round.txt" 2>&1 || true
   done
@@ -277,7 +288,7 @@ def pct(values, p):
     lo = int(k); hi = min(lo + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 out = {"machine": machine, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-       "method": f"wrk -t2 -c32, {rounds} interleaved rounds of {duration} s after the same warm-up; latency: h2load --h1 -c10 --rps 100 (1,000 rps) for {duration} s per round; medians over rounds",
+       "method": f"wrk -t2 -c32, {rounds} interleaved rounds of {duration} s after the same warm-up; HTTP/2 client: h2load -c8 -m16 (cleartext, prior knowledge); latency: h2load --h1 -c10 --rps 100 (1,000 rps) for {duration} s per round; medians over rounds",
        "configs": {}}
 for c in configs:
     entry = {}
@@ -303,6 +314,8 @@ for c in configs:
         entry["mb_per_s_down"] = round(statistics.median(down), 1)
         entry["mb_per_s_up"] = round(statistics.median(up), 1)
         entry["mb_per_s"] = round((entry["mb_per_s_down"] + entry["mb_per_s_up"]) / 2, 1)
+    h2 = numbers(f"h2-{c}")
+    if h2: entry["h2_client_rps"] = round(statistics.median(h2))
     if c != "direct":
         cpu, rss = numbers(f"cpu-{c}"), numbers(f"rss-{c}")
         entry["cpu_s_per_10k"] = round(statistics.median(cpu), 4) if cpu else None
@@ -320,14 +333,14 @@ lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          "client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx, small body), all on loopback. "
          "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after load; "
          "added p99 is over direct at the same fixed rate.", "",
-         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def fmt(v, nd=2): return "" if v is None else (f"{v:,.0f}" if nd == 0 else f"{v:.{nd}f}")
 for c in configs:
     e = out["configs"][c]
     vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
     added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
-    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {e.get('ready_ms','')} |")
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('h2_client_rps'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {e.get('ready_ms','')} |")
 mesh = [c for c in configs if c.startswith("meshguard")]
 if mesh and peers:
     lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace MeshGuard.Tests.Common;
 
 /// <summary>
-/// An app behind a sidecar that remembers every request it received (path and headers), so a test can
+/// An app behind a sidecar that remembers every request it received (path, headers and body), so a test can
 /// prove what reached the app and what never did.
 /// </summary>
 public sealed class RecordingApp : IAsyncDisposable
@@ -39,7 +39,9 @@ public sealed class RecordingApp : IAsyncDisposable
             {
                 headers[header.Key] = header.Value.ToString();
             }
-            recording._requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path.Value ?? "", headers));
+            using var reader = new StreamReader(context.Request.Body);
+            var body = await reader.ReadToEndAsync(context.RequestAborted);
+            recording._requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path.Value ?? "", headers, body));
             context.Response.ContentType = "text/plain";
             await context.Response.WriteAsync($"{name} {context.Request.Path.Value}");
         });
@@ -56,4 +58,4 @@ public sealed class RecordingApp : IAsyncDisposable
     }
 }
 
-public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers);
+public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body);

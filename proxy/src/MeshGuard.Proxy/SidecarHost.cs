@@ -93,15 +93,7 @@ internal static partial class SidecarHost
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity));
-            kestrel.Listen(IPAddress.Loopback, settings.OutboundPort, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http1;
-                listen.Use(next => connection =>
-                {
-                    connection.Features.Set(ListenerRole.Outbound);
-                    return next(connection);
-                });
-            });
+            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound);
             foreach (var mapping in settings.OutboundTcp)
             {
                 kestrel.Listen(IPAddress.Loopback, mapping.LocalPort, listen => listen.Use(_ =>
