@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MeshGuard: one entry point for people and CI.
-#   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/
-#   ./meshguard.sh build-aot  the sidecar as a NativeAOT executable in out/aot/ (the bench runs it beside the JIT one)
+#   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/,
+#                          and the sidecar as a NativeAOT executable to out/aot/meshguard-proxy (the one to ship)
+#   ./meshguard.sh build-aot  the NativeAOT sidecar alone
 #   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
 #   ./meshguard.sh test    install test prerequisites, build (JIT and NativeAOT sidecar), run every test, the
 #                          functional suite against both sidecar builds; ends with "N passed, N failed"
@@ -29,6 +30,7 @@ build() {
       -p:PublishSingleFile=true -p:DebugType=none -o "$BIN" --nologo -v quiet
   done
   echo "built: $(cd "$BIN" && ls meshguard-cp meshguard-proxy meshctl meshguard-sample | tr '\n' ' ')"
+  build_aot
 }
 
 needs_build() {
@@ -68,7 +70,6 @@ run_tests() {
     --logger "trx" --results-directory "$results" --logger "console;verbosity=normal" "$@" || status=$?
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship.
   if [ $# -eq 0 ]; then
-    build_aot
     local aotbin="$ROOT/out/aot-bin" f
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
