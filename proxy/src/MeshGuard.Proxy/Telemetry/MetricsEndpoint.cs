@@ -32,6 +32,11 @@ internal static class MetricsEndpoint
                 .Append("# HELP dotnet_gc_allocated_bytes_total Bytes allocated on the managed heap since start.\n")
                 .Append("# TYPE dotnet_gc_allocated_bytes_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"dotnet_gc_allocated_bytes_total {GC.GetTotalAllocatedBytes(precise: false)}\n");
+            // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
+            var gc = GC.GetGCMemoryInfo();
+            Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);
+            Gauge(text, "dotnet_gc_committed_bytes", "Memory the GC has committed.", gc.TotalCommittedBytes);
+            Gauge(text, "process_resident_memory_bytes", "Resident memory of the sidecar.", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).RequireHost(host);
     }
