@@ -26,6 +26,9 @@ public static class SvidTls
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             ApplicationProtocols = protocols,
             AllowRenegotiation = false,
+            // Every connection proves its identity afresh: a resumed session skips the certificate callback and,
+            // on this platform, leaves the peer certificate unknown, so the connection would carry no identity.
+            AllowTlsResume = false,
         };
         if (requireClientCertificate)
         {
@@ -52,6 +55,8 @@ public static class SvidTls
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             ApplicationProtocols = protocols,
             AllowRenegotiation = false,
+            // No resumption: it would skip the check that this server is the identity the caller expects.
+            AllowTlsResume = false,
             RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
             {
                 if (certificate is not X509Certificate2 peer)
