@@ -9,7 +9,6 @@ using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Outbound;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Spiffe;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace MeshGuard.Proxy;
 

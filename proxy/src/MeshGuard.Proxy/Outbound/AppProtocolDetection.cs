@@ -91,7 +91,7 @@ internal sealed class AppProtocolDetection
     }
 
     /// <summary>True: the whole preface; false: not HTTP/2; null: a proper prefix of the preface so far.</summary>
-    internal static bool? Classify(ReadOnlySequence<byte> buffer)
+    private static bool? Classify(ReadOnlySequence<byte> buffer)
     {
         var length = (int)Math.Min(buffer.Length, Preface.Length);
         Span<byte> head = stackalloc byte[Preface.Length];
