@@ -42,7 +42,7 @@ ready_poll() {
 # app on APP_PORT and frontend's sidecar calling it. Sets MESH_URL (frontend's outbound, /orders/1),
 # MESH_SIDECARS and MESH_METRICS (the two sidecars' pids and /metrics URLs); appends each sidecar's
 # start-to-ready milliseconds to DIR/ready-ms (first orders', against a control plane that has served no one
-# yet, then frontend's, against one that has).
+# yet, then frontend's, against one that has). MESH_APP_PROTOCOL (auto, http1, http2) is orders' --app-protocol.
 start_mesh_pair() {
   local dir=$1 app=$2 proxy=$3 flows=$4; shift 4
   local p_boot p_grpc p_admin out="" svc
@@ -59,7 +59,7 @@ start_mesh_pair() {
     if [ "$flows" = on ]; then flow_args=(--flow-log-dir "$dir/$svc-flows"); fi
     started=$(date +%s%N)
     "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
-      --join-token "$token" --service "$svc" --app-port "$app" --inbound-port "$in_p" --outbound-port "$out_p" \
+      --join-token "$token" --service "$svc" --app-port "$app" --app-protocol "${MESH_APP_PROTOCOL:-auto}" --inbound-port "$in_p" --outbound-port "$out_p" \
       --admin-port "$adm" --metrics-port "$met" "${flow_args[@]}" >"$dir/$svc.log" 2>&1 &
     PIDS+=($!)
     MESH_SIDECARS="$MESH_SIDECARS $!" MESH_METRICS="$MESH_METRICS http://127.0.0.1:$met/metrics"

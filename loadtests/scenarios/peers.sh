@@ -170,7 +170,8 @@ spec:
         - methods: [POST]
           paths: ["/upload"]
 EOF
-  start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" on
+  # The backend port is HTTP/1.1 only, and the other pairs speak HTTP/1.1 to it whatever the client spoke.
+  MESH_APP_PROTOCOL=http1 start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" on
   # One outbound port takes both: the sidecar tells HTTP/2's preface from HTTP/1.1.
   URL=$MESH_URL; H2URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
 }

@@ -22,4 +22,27 @@ internal static class SidecarAdmin
     /// <summary>A client whose requests go through <paramref name="caller"/>'s outbound port, as an app with HTTP_PROXY set.</summary>
     public static HttpClient ThroughOutbound(MeshService caller) =>
         new(new SocketsHttpHandler { Proxy = new WebProxy($"http://127.0.0.1:{caller.OutboundPort}"), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+
+    /// <summary>
+    /// A handler whose every connection goes to <paramref name="caller"/>'s outbound port whatever the URL names, as
+    /// an app's connections do under transparent redirect: the URL's host travels as Host/:authority and routes.
+    /// </summary>
+    public static SocketsHttpHandler RedirectedToOutbound(MeshService caller) => new()
+    {
+        UseProxy = false,
+        ConnectCallback = async (_, cancellation) =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(IPAddress.Loopback, caller.OutboundPort, cancellation);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
 }

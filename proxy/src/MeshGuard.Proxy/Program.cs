@@ -11,6 +11,7 @@ var joinToken = CliOption.Text("--join-token", "one-time join token (meshctl tok
 var service = CliOption.Text("--service", "name of the service this sidecar fronts");
 var appAddress = CliOption.Text("--app-address", "address of the local app", "127.0.0.1");
 var appPort = CliOption.Port("--app-port", "port of the local app", 8080);
+var appProtocol = CliOption.Text("--app-protocol", "HTTP version spoken to the local app: auto (the caller's own: HTTP/2 and gRPC callers over cleartext HTTP/2), http1 or http2", "auto");
 var inboundAddress = CliOption.Text("--inbound-address", "address of the inbound (mTLS) listener", "127.0.0.1");
 var inboundPort = CliOption.Port("--inbound-port", "inbound (mTLS) port", 15006);
 var outboundPort = CliOption.Port("--outbound-port", "outbound port on 127.0.0.1 for the app's plain HTTP", 15001);
@@ -28,7 +29,7 @@ var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the 
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -49,6 +50,7 @@ root.SetAction(async (parse, cancellation) =>
             CliOption.Required(parse, service),
             ParseAddress(parse.GetValue(appAddress)!, "--app-address"),
             parse.GetValue(appPort),
+            ParseAppProtocol(parse.GetValue(appProtocol)!),
             inboundIp,
             parse.GetValue(inboundPort),
             parse.GetValue(outboundPort),
@@ -103,6 +105,14 @@ static List<MeshGuard.Proxy.Outbound.OutboundTcpMapping> ParseMappings(string? t
     }
     return mappings;
 }
+
+static MeshGuard.Proxy.Protocols.AppProtocol ParseAppProtocol(string value) => value switch
+{
+    "auto" => MeshGuard.Proxy.Protocols.AppProtocol.Auto,
+    "http1" => MeshGuard.Proxy.Protocols.AppProtocol.Http1,
+    "http2" => MeshGuard.Proxy.Protocols.AppProtocol.Http2,
+    _ => throw new CliUsageException($"--app-protocol '{value}' must be auto, http1 or http2"),
+};
 
 static IPAddress ParseAddress(string value, string flag) =>
     IPAddress.TryParse(value, out var address) ? address : throw new CliUsageException($"{flag} '{value}' is not an IP address");

@@ -11,6 +11,7 @@ internal sealed record ProxySettings(
     string Service,
     IPAddress AppAddress,
     int AppPort,
+    MeshGuard.Proxy.Protocols.AppProtocol AppProtocol,
     IPAddress InboundAddress,
     int InboundPort,
     int OutboundPort,

@@ -4,6 +4,7 @@ using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Telemetry;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -19,10 +20,18 @@ internal sealed partial class InboundHandler(
 {
     public const string InvokerKey = "app";
 
-    private static readonly ForwarderRequestConfig RequestConfig = new()
+    private static readonly ForwarderRequestConfig Http1Config = new()
     {
         Version = HttpVersion.Version11,
         VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        ActivityTimeout = TimeSpan.FromSeconds(100),
+    };
+
+    // Cleartext HTTP/2 by prior knowledge: an exact version is what makes the handler skip HTTP/1.1 upgrade.
+    private static readonly ForwarderRequestConfig Http2Config = new()
+    {
+        Version = HttpVersion.Version20,
+        VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
@@ -37,7 +46,7 @@ internal sealed partial class InboundHandler(
         if (peer is null)
         {
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
-            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             return;
         }
         // Per request, against the table in force now: a policy change applies to open connections too.
@@ -45,7 +54,7 @@ internal sealed partial class InboundHandler(
         if (authorizer is null)
         {
             LogNoConfig(logger, peer.Peer);
-            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             Record(context, peer, started, new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null));
             return;
         }
@@ -58,17 +67,25 @@ internal sealed partial class InboundHandler(
         {
             // The caller learns nothing about policies; the log names what decided.
             LogDenied(logger, peer.Peer, request.Method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
-            await Outbound.OutboundHandler.RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             Record(context, peer, started, decision);
             return;
         }
-        var error = await forwarder.SendAsync(context, _appPrefix, invoker, RequestConfig, Transformer);
+        var error = await forwarder.SendAsync(context, _appPrefix, invoker, AppLegConfig(request), Transformer);
         if (error != ForwarderError.None)
         {
             LogAppFailed(logger, error.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
         }
         Record(context, peer, started, decision);
     }
+
+    /// <summary>The app hears the version its caller spoke, unless the operator fixed one.</summary>
+    private ForwarderRequestConfig AppLegConfig(HttpRequest request) => settings.AppProtocol switch
+    {
+        AppProtocol.Http1 => Http1Config,
+        AppProtocol.Http2 => Http2Config,
+        _ => request.Headers.ContainsKey(MeshHeaders.OriginalProtocol) ? Http2Config : Http1Config,
+    };
 
     private void Record(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision)
     {

@@ -8,6 +8,15 @@ internal static class MeshHeaders
     public const string ForwardedClientCert = "x-forwarded-client-cert";
     public const string MeshGuardPrefix = "x-meshguard-";
 
+    /// <summary>
+    /// Set by the caller's sidecar on requests the app sent as HTTP/2 (the leg between sidecars is always
+    /// HTTP/2, so the version the app spoke would otherwise be lost); absent means HTTP/1.x. Read by the
+    /// destination's sidecar to speak the same version to its app, then dropped with the other mesh headers.
+    /// </summary>
+    public const string OriginalProtocol = "x-meshguard-orig-proto";
+
+    public const string OriginalProtocolHttp2 = "HTTP/2";
+
     public static void RemoveForgeable(IHeaderDictionary headers)
     {
         headers.Remove(ForwardedClientCert);

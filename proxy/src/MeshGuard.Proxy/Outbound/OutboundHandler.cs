@@ -2,6 +2,7 @@ using System.Net;
 using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Protocols;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Outbound;
@@ -29,14 +30,14 @@ internal sealed partial class OutboundHandler(
         var host = context.Request.Host.Value;
         if (string.IsNullOrEmpty(host))
         {
-            await RefuseAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
+            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
             return;
         }
         var route = directory.Resolve(host);
         if (route is null)
         {
             LogUnknownService(logger, host);
-            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
+            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
             Record(context, started, requestId, traceParent, null, null);
             return;
         }
@@ -52,12 +53,12 @@ internal sealed partial class OutboundHandler(
         if (identityError is not null)
         {
             LogWrongIdentity(logger, route.Name, endpoint.Address, identityError.Reason);
-            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + identityError.Reason + "\n");
+            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + identityError.Reason + "\n");
         }
         else
         {
             LogForwardFailed(logger, route.Name, endpoint.Address, error.ToString(), exception?.Message ?? "");
-            await RefuseAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
+            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
         }
         Record(context, started, requestId, traceParent, route, endpoint);
     }
@@ -90,19 +91,6 @@ internal sealed partial class OutboundHandler(
             }
         }
         return null;
-    }
-
-    internal static Task RefuseAsync(HttpContext context, int status, string body)
-    {
-        if (context.Response.HasStarted)
-        {
-            context.Abort();
-            return Task.CompletedTask;
-        }
-        context.Response.Clear();
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        return context.Response.WriteAsync(body);
     }
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Warning, Message = "outbound: no service for host {Host}")]
