@@ -40,11 +40,12 @@ needs_build() {
           \( -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.props' \) -not -path '*/obj/*' -not -path '*/bin/*' -print -quit)" ]
 }
 
-# apt_install COMMAND:PACKAGE ...: installs the packages whose command is missing.
+# apt_install COMMAND:PACKAGE ...: installs the packages whose command is missing (and that are not installed).
 apt_install() {
   local missing=() pair
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || missing+=("${pair#*:}")
+    command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] \
+      || dpkg-query -W -f='${Status}' "${pair#*:}" 2>/dev/null | grep -q "ok installed" || missing+=("${pair#*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -58,7 +59,11 @@ apt_install() {
   fi
 }
 
-install_test_prereqs() { apt_install openssl:openssl curl:curl gcc:gcc; }
+# Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli.
+install_test_prereqs() {
+  apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
+    redis-server:redis-server redis-cli:redis-tools
+}
 
 run_tests() {
   install_test_prereqs

@@ -43,32 +43,6 @@ public sealed class MeshCallTests(MeshFixture mesh)
     }
 
     [Fact]
-    public async Task TheOutboundPortTakesCleartextHttp2FromTheAppBesideHttp11()
-    {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"http://127.0.0.1:{mesh.Frontend.OutboundPort}/h2c/orders"))
-        {
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new StringContent("over h2c"),
-        };
-        request.Headers.Host = "orders";
-        using var response = await client.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(HttpVersion.Version20, response.Version);
-        Assert.Equal("orders /h2c/orders", await response.Content.ReadAsStringAsync());
-        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/h2c/orders");
-        Assert.Equal("POST", seen.Method);
-        Assert.Equal("over h2c", seen.Body);
-
-        // The same port still speaks HTTP/1.1 to the next client.
-        using var http11 = ThroughFrontendProxy();
-        using var again = await http11.GetAsync(new Uri("http://orders/h2c/after"));
-        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
-        Assert.Equal(HttpVersion.Version11, again.Version);
-    }
-
-    [Fact]
     public async Task AnUnknownServiceGets502NamingIt()
     {
         using var client = ThroughFrontendProxy();

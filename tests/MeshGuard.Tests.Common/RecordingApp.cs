@@ -5,14 +5,17 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace MeshGuard.Tests.Common;
 
 /// <summary>
-/// An app behind a sidecar that remembers every request it received (path, headers and body), so a test can
-/// prove what reached the app and what never did.
+/// An app behind a sidecar that remembers every request it received (protocol, path, headers and body), so a
+/// test can prove what reached the app and what never did. Two paths answer specially: <c>/trailers…</c> ends an
+/// HTTP/2 response with the trailer <c>x-checksum</c>; <c>/hop…</c> answers with a header the response's
+/// <c>Connection</c> names (hop-by-hop) beside an end-to-end one.
 /// </summary>
 public sealed class RecordingApp : IAsyncDisposable
 {
@@ -25,25 +28,40 @@ public sealed class RecordingApp : IAsyncDisposable
 
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
-    public static async Task<RecordingApp> StartAsync(string name)
+    /// <param name="protocols">HTTP/1.1 (the default) or HTTP/2 alone: Kestrel serves one of them on a cleartext port.</param>
+    public static async Task<RecordingApp> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = protocols));
         var app = builder.Build();
         var recording = new RecordingApp(app);
         app.Run(async context =>
         {
+            var request = context.Request;
             var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            foreach (var header in context.Request.Headers)
+            foreach (var header in request.Headers)
             {
                 headers[header.Key] = header.Value.ToString();
             }
-            using var reader = new StreamReader(context.Request.Body);
+            using var reader = new StreamReader(request.Body);
             var body = await reader.ReadToEndAsync(context.RequestAborted);
-            recording._requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path.Value ?? "", headers, body));
-            context.Response.ContentType = "text/plain";
-            await context.Response.WriteAsync($"{name} {context.Request.Path.Value}");
+            var path = request.Path.Value ?? "";
+            recording._requests.Enqueue(new RecordedRequest(request.Method, path, headers, body, request.Protocol));
+            var response = context.Response;
+            response.ContentType = "text/plain";
+            if (path.StartsWith("/hop", StringComparison.Ordinal))
+            {
+                response.Headers.Connection = "x-resp-hop";
+                response.Headers["x-resp-hop"] = "must not pass";
+                response.Headers["x-resp-end"] = "passes";
+            }
+            await response.WriteAsync($"{name} {path}");
+            // Kestrel sends trailers over HTTP/2 only.
+            if (path.StartsWith("/trailers", StringComparison.Ordinal) && response.SupportsTrailers())
+            {
+                response.AppendTrailer("x-checksum", $"len={body.Length}");
+            }
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -58,4 +76,4 @@ public sealed class RecordingApp : IAsyncDisposable
     }
 }
 
-public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body);
+public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body, string Protocol = "HTTP/1.1");

@@ -1,10 +1,11 @@
+using MeshGuard.Proxy.Protocols;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// To the local app: the caller's request with its Host, minus forgeable mesh headers, plus
-/// x-forwarded-client-cert naming the verified caller.
+/// x-forwarded-client-cert naming the verified caller. The app's response loses the headers it declared hop-by-hop.
 /// </summary>
 internal sealed class InboundTransformer : HttpTransformer
 {
@@ -15,5 +16,19 @@ internal sealed class InboundTransformer : HttpTransformer
         proxyRequest.Headers.Host = httpContext.Request.Host.Value;
         var peer = httpContext.Features.Get<PeerIdentityFeature>()!;
         proxyRequest.Headers.TryAddWithoutValidation(MeshHeaders.ForwardedClientCert, (IEnumerable<string?>)peer.ForwardedClientCert);
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        // Only an HTTP/1.x app can declare hop-by-hop response headers; HTTP/2 has no Connection header.
+        if (proxyResponse is { Version.Major: 1 } && proxyResponse.Headers.NonValidated.TryGetValues("Connection", out var connection))
+        {
+            foreach (var value in connection)
+            {
+                ConnectionOptions.RemoveNamedHeaders(httpContext.Response.Headers, value);
+            }
+        }
+        return proceed;
     }
 }

@@ -1,0 +1,39 @@
+using MeshGuard.Proxy.Protocols;
+using Microsoft.AspNetCore.Http;
+
+namespace MeshGuard.Proxy.Tests.Protocols;
+
+public sealed class ConnectionOptionsTests
+{
+    [Fact]
+    public void EveryHeaderTheConnectionHeaderNamesIsRemovedAndOthersStay()
+    {
+        var headers = new HeaderDictionary
+        {
+            ["Connection"] = "keep-alive, x-hop ,X-Other-Hop",
+            ["x-hop"] = "1",
+            ["x-other-hop"] = "2",
+            ["x-end"] = "3",
+        };
+        ConnectionOptions.RemoveNamedHeaders(headers, headers["Connection"]);
+        Assert.False(headers.ContainsKey("x-hop"));
+        Assert.False(headers.ContainsKey("x-other-hop"));
+        Assert.Equal("3", headers["x-end"]);
+    }
+
+    [Fact]
+    public void UpgradeStaysForTheForwarderToCarryAWebSocket()
+    {
+        var headers = new HeaderDictionary { ["Connection"] = "Upgrade", ["Upgrade"] = "websocket" };
+        ConnectionOptions.RemoveNamedHeaders(headers, headers["Connection"]);
+        Assert.Equal("websocket", headers["Upgrade"]);
+    }
+
+    [Fact]
+    public void SeveralConnectionHeaderLinesAreAllRead()
+    {
+        var headers = new HeaderDictionary { ["x-a"] = "1", ["x-b"] = "2" };
+        ConnectionOptions.RemoveNamedHeaders(headers, new Microsoft.Extensions.Primitives.StringValues(["x-a", "close, x-b"]));
+        Assert.Empty(headers);
+    }
+}
