@@ -89,6 +89,8 @@ internal static partial class SidecarHost
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // Bodies are streamed, never held: a body is as long as the app makes it (Kestrel's default cap is 30 MB).
+            kestrel.Limits.MaxRequestBodySize = null;
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity));
