@@ -60,13 +60,14 @@ internal sealed partial class InboundHandler(
         }
         var request = context.Request;
         var path = request.Path.Value ?? "";
-        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, path, new KestrelHeaders(request.Headers));
-        decisions.Record(time.GetUtcNow(), peer.Caller.Id, request.Method, path, decision);
+        var method = AuthorizedMethod(context, request.Method);
+        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, method, path, new KestrelHeaders(request.Headers));
+        decisions.Record(time.GetUtcNow(), peer.Caller.Id, method, path, decision);
         metrics.Count(decision);
         if (!decision.IsAllowed)
         {
             // The caller learns nothing about policies; the log names what decided.
-            LogDenied(logger, peer.Peer, request.Method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
+            LogDenied(logger, peer.Peer, method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             Record(context, peer, started, decision);
             return;
@@ -78,6 +79,15 @@ internal sealed partial class InboundHandler(
         }
         Record(context, peer, started, decision);
     }
+
+    /// <summary>
+    /// RFC 8441: a WebSocket between sidecars arrives as an HTTP/2 extended CONNECT; it is the same act as the
+    /// app's upgrading GET, so policies name it GET whichever version carried it.
+    /// </summary>
+    private static string AuthorizedMethod(HttpContext context, string method) =>
+        HttpMethods.IsConnect(method) && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpExtendedConnectFeature>() is { IsExtendedConnect: true }
+            ? HttpMethods.Get
+            : method;
 
     /// <summary>The app hears the version its caller spoke, unless the operator fixed one.</summary>
     private ForwarderRequestConfig AppLegConfig(HttpRequest request) => settings.AppProtocol switch
