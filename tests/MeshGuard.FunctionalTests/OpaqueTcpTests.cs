@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using MeshGuard.Ctl.Demo;
+using MeshGuard.FlowLog;
 using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
@@ -16,10 +17,15 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     private int _echoConnections;
     private readonly CancellationTokenSource _stop = new();
     private int _echoPort;
+    private string _frontendFlows = "";
     private int _frontendLocal;
     private int _paymentsLocal;
     private int _undeclaredLocal;
     private MeshService _orders = null!;
+    private ServerProcess _redis = null!;
+    private int _redisPort;
+    private int _frontendRedis;
+    private int _paymentsRedis;
 
     public async Task InitializeAsync()
     {
@@ -29,6 +35,12 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         _echoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
         _ = EchoAsync();
 
+        var ports = LocalMesh.FreePorts(6);
+        (_redisPort, _frontendRedis, _paymentsRedis) = (ports[3], ports[4], ports[5]);
+        // Debian's redis-server as the app on a port declared opaque: nothing persisted, loopback only.
+        _redis = await ServerProcess.StartAsync("redis-server",
+            ["--port", $"{_redisPort}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _temp.Path],
+            "Ready to accept connections");
         _mesh = new LocalMesh(_temp.Path);
         Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
         File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, "db.yaml"), $$"""
@@ -41,16 +53,17 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
               rules:
                 - name: frontend-db
                   from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
-                  to: [ { ports: [{{_echoPort}}] } ]
+                  to: [ { ports: [{{_echoPort}}, {{_redisPort}}] } ]
             """);
         await _mesh.StartControlPlaneAsync();
         _app = await RecordingApp.StartAsync("orders");
-        var locals = LocalMesh.FreePorts(3);
-        (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (locals[0], locals[1], locals[2]);
-        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort}"]);
+        (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (ports[0], ports[1], ports[2]);
+        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort},{_redisPort}"]);
         var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port,
-            extraArguments: ["--outbound-tcp", $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port}"]);
-        var payments = await _mesh.StartSidecarAsync("payments", _app.Port, extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort}"]);
+            extraArguments: ["--outbound-tcp", $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port},{_frontendRedis}=orders:{_redisPort}"]);
+        _frontendFlows = frontend.FlowDirectory!;
+        var payments = await _mesh.StartSidecarAsync("payments", _app.Port,
+            extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort},{_paymentsRedis}=orders:{_redisPort}"]);
         foreach (var sidecar in new[] { frontend, payments })
         {
             await SidecarAdmin.WaitForServicesAsync(sidecar, 3);
@@ -92,6 +105,7 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         _echo.Stop();
         await _mesh.DisposeAsync();
         await _app.DisposeAsync();
+        await _redis.DisposeAsync();
         _temp.Dispose();
         _stop.Dispose();
     }
@@ -149,5 +163,45 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     {
         Assert.Equal("", await RoundTripAsync(_undeclaredLocal, "GET / HTTP/1.1\r\n\r\n"));
         Assert.Empty(_app.Requests);
+    }
+
+    private static Task<(int ExitCode, string Output)> RedisCliAsync(int port, params string[] command) =>
+        ExternalProcess.RunAsync("redis-cli", ["-h", "127.0.0.1", "-p", $"{port}", .. command], timeout: TimeSpan.FromSeconds(30));
+
+    private async Task<long> RedisConnectionsReceivedAsync()
+    {
+        var (_, info) = await RedisCliAsync(_redisPort, "INFO", "stats");
+        var line = info.Split('\n').Single(l => l.StartsWith("total_connections_received:", StringComparison.Ordinal));
+        return long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task RedisCliTalksToRedisServerThroughThePairAndEachConnectionIsRecordedWithItsBytes()
+    {
+        Assert.Equal("OK", (await RedisCliAsync(_frontendRedis, "SET", "mesh", "carried over mtls")).Output.Trim());
+        Assert.Equal("carried over mtls", (await RedisCliAsync(_frontendRedis, "GET", "mesh")).Output.Trim());
+        // A value of 1 MiB, read back whole: bytes, not lines, are carried.
+        var big = new string('r', 1 << 20);
+        Assert.Equal("OK", (await ExternalProcess.RunAsync("redis-cli", ["-h", "127.0.0.1", "-p", $"{_frontendRedis}", "-x", "SET", "big"], input: big)).Output.Trim());
+        Assert.Equal($"{1 << 20}", (await RedisCliAsync(_frontendRedis, "STRLEN", "big")).Output.Trim());
+
+        // Both sidecars record each connection with the bytes each way (bytes_in: the caller's direction).
+        bool BigUpload(System.Text.Json.JsonElement r) => FlowLogReader.Text(r, "protocol") == "tcp"
+            && FlowLogReader.Number(r, "dest_port") == _redisPort && FlowLogReader.Number(r, "bytes_in") > (1 << 20) && FlowLogReader.Number(r, "bytes_out") > 0;
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r => BigUpload(r)
+            && FlowLogReader.Text(r, "direction") == "inbound" && FlowLogReader.Text(r, "decision") == "allow"
+            && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/frontend")));
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_frontendFlows).Any(r => BigUpload(r)
+            && FlowLogReader.Text(r, "direction") == "outbound" && FlowLogReader.Text(r, "dest_id") == "spiffe://mesh.local/ns/shop/sa/orders")));
+    }
+
+    [Fact]
+    public async Task ARedisClientNoRuleAllowsIsCutAtConnectAndRedisNeverSeesTheConnection()
+    {
+        var before = await RedisConnectionsReceivedAsync();
+        var (_, output) = await RedisCliAsync(_paymentsRedis, "PING");
+        Assert.DoesNotContain("PONG", output, StringComparison.Ordinal);
+        // Only the second INFO connection is new: the refused one never reached redis.
+        Assert.Equal(before + 1, await RedisConnectionsReceivedAsync());
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Security;
 
@@ -18,36 +19,38 @@ internal static class OpaqueTcp
 
     public static int ReadPreamble(ReadOnlySpan<byte> buffer) => BinaryPrimitives.ReadUInt16BigEndian(buffer);
 
-    /// <summary>Copies both ways until either side closes, then closes both.</summary>
-    public static async Task PipeAsync(Stream a, Stream b, CancellationToken cancellation)
+    /// <summary>Copies both ways until either side closes, then closes both; returns the bytes that went each way.</summary>
+    public static async Task<(long AToB, long BToA)> PipeAsync(Stream a, Stream b, CancellationToken cancellation)
     {
         using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var forward = CopyAsync(a, b, done.Token);
         var backward = CopyAsync(b, a, done.Token);
         await Task.WhenAny(forward, backward);
         await done.CancelAsync();
-        try
-        {
-            await Task.WhenAll(forward, backward);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (IOException)
-        {
-        }
+        return (await forward, await backward);
     }
 
-    private static async Task CopyAsync(Stream from, Stream to, CancellationToken cancellation)
+    private static async Task<long> CopyAsync(Stream from, Stream to, CancellationToken cancellation)
     {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        long copied = 0;
         try
         {
-            // CopyToAsync rents one pooled buffer for the whole copy.
-            await from.CopyToAsync(to, 16 * 1024, cancellation);
+            int read;
+            while ((read = await from.ReadAsync(buffer, cancellation)) > 0)
+            {
+                await to.WriteAsync(buffer.AsMemory(0, read), cancellation);
+                copied += read;
+            }
             await to.FlushAsync(cancellation);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return copied;
     }
 }

@@ -63,7 +63,7 @@ internal sealed partial class OpaqueTcpInbound(
         {
             LogDenied(logger, peer.Peer, port, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             connection.Abort();
-            Record(peer, port, started, decision);
+            Record(peer, port, started, decision, 0, 0);
             return;
         }
 
@@ -80,12 +80,12 @@ internal sealed partial class OpaqueTcpInbound(
             return;
         }
         await using var appStream = new NetworkStream(app, ownsSocket: false);
-        await OpaqueTcp.PipeAsync(client, appStream, cancellation);
-        Record(peer, port, started, decision);
+        var (fromCaller, fromApp) = await OpaqueTcp.PipeAsync(client, appStream, cancellation);
+        Record(peer, port, started, decision, fromCaller, fromApp);
     }
 
-    // One record per connection, written when it ends (or is refused).
-    private void Record(PeerIdentityFeature peer, int port, long started, in Decision decision)
+    // One record per connection, written when it ends (or is refused), with the bytes each way.
+    private void Record(PeerIdentityFeature peer, int port, long started, in Decision decision, long bytesIn, long bytesOut)
     {
         if (!flows.Enabled)
         {
@@ -102,6 +102,8 @@ internal sealed partial class OpaqueTcpInbound(
             DestService = settings.Service,
             DestPort = port,
             Protocol = "tcp",
+            BytesIn = bytesIn,
+            BytesOut = bytesOut,
             TlsVersion = FlowFields.TlsVersion,
         }.WithDecision(decision));
     }

@@ -1,4 +1,6 @@
 using System.Net.Security;
+using MeshGuard.FlowLog;
+using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using Microsoft.AspNetCore.Connections;
@@ -10,12 +12,14 @@ namespace MeshGuard.Proxy.Outbound;
 /// 127.0.0.1:LOCALPORT goes to one endpoint of the service over mTLS (ALPN meshguard/tcp), which must
 /// present the registered identity; the destination port travels in the preamble; then bytes flow.
 /// </summary>
-internal sealed partial class OpaqueTcpOutbound(ServiceDirectory directory, SpiffeConnector connector, ILogger<OpaqueTcpOutbound> logger)
+internal sealed partial class OpaqueTcpOutbound(
+    ServiceDirectory directory, SpiffeConnector connector, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpOutbound> logger)
 {
     private static readonly List<SslApplicationProtocol> Protocols = [OpaqueTcp.Protocol];
 
     public async Task HandleAsync(ConnectionContext connection, OutboundTcpMapping mapping)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var cancellation = connection.ConnectionClosed;
         var route = directory.Resolve(mapping.Service);
         if (route is null)
@@ -34,6 +38,7 @@ internal sealed partial class OpaqueTcpOutbound(ServiceDirectory directory, Spif
         {
             LogConnectFailed(logger, route.Name, endpoint.Address, e.Message);
             connection.Abort();
+            Record(mapping, route, endpoint, started, 0, 0);
             return;
         }
         await using (upstream)
@@ -42,8 +47,33 @@ internal sealed partial class OpaqueTcpOutbound(ServiceDirectory directory, Spif
             OpaqueTcp.WritePreamble(preamble, mapping.Port);
             await upstream.WriteAsync(preamble, cancellation);
             await using var app = new DuplexStream(connection.Transport);
-            await OpaqueTcp.PipeAsync(app, upstream, cancellation);
+            var (fromApp, fromPeer) = await OpaqueTcp.PipeAsync(app, upstream, cancellation);
+            Record(mapping, route, endpoint, started, fromApp, fromPeer);
         }
+    }
+
+    // The caller's side of the connection, when it ends: a refusal by the peer shows as a short one with no bytes back.
+    // As in HTTP records, bytes_in is the caller's direction (app to destination), bytes_out the answer's.
+    private void Record(OutboundTcpMapping mapping, ServiceRoute route, MeshEndpoint endpoint, long started, long bytesIn, long bytesOut)
+    {
+        if (!flows.Enabled)
+        {
+            return;
+        }
+        flows.Add(new FlowRecord
+        {
+            Time = time.GetUtcNow(),
+            DurationMs = FlowFields.ElapsedMs(started),
+            Direction = FlowDirection.Outbound,
+            SourceId = identity.IdText,
+            DestId = endpoint.IdentityText,
+            DestService = route.Name,
+            DestPort = mapping.Port,
+            Protocol = "tcp",
+            BytesIn = bytesIn,
+            BytesOut = bytesOut,
+            TlsVersion = FlowFields.TlsVersion,
+        });
     }
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "outbound tcp: no service {Service}")]
