@@ -18,6 +18,11 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     private readonly CancellationTokenSource _stop = new();
     private int _echoPort;
     private string _frontendFlows = "";
+    private TcpListener _greeter = null!;
+    private int _greeterPort;
+    private int _greeterLocal;
+    private int _greeterOpaqueLocal;
+    private int _strayLocal;
     private int _frontendLocal;
     private int _paymentsLocal;
     private int _undeclaredLocal;
@@ -35,7 +40,12 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         _echoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
         _ = EchoAsync();
 
-        var ports = LocalMesh.FreePorts(6);
+        var ports = LocalMesh.FreePorts(10);
+        (_greeterLocal, _greeterOpaqueLocal, _strayLocal) = (ports[6], ports[7], ports[8]);
+        _greeter = new TcpListener(IPAddress.Loopback, 0);
+        _greeter.Start();
+        _greeterPort = ((IPEndPoint)_greeter.LocalEndpoint).Port;
+        _ = GreetAsync();
         (_redisPort, _frontendRedis, _paymentsRedis) = (ports[3], ports[4], ports[5]);
         // Debian's redis-server as the app on a port declared opaque: nothing persisted, loopback only.
         _redis = await ServerProcess.StartAsync("redis-server",
@@ -53,14 +63,17 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
               rules:
                 - name: frontend-db
                   from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
-                  to: [ { ports: [{{_echoPort}}, {{_redisPort}}] } ]
+                  to: [ { ports: [{{_echoPort}}, {{_redisPort}}, {{_greeterPort}}, {{ports[9]}}] } ]
             """);
         await _mesh.StartControlPlaneAsync();
         _app = await RecordingApp.StartAsync("orders");
         (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (ports[0], ports[1], ports[2]);
-        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort},{_redisPort}"]);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port,
-            extraArguments: ["--outbound-tcp", $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port},{_frontendRedis}=orders:{_redisPort}"]);
+        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort},{_redisPort},{_greeterPort}"]);
+        var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port, extraArguments: [
+            "--outbound-tcp",
+            $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port},{_frontendRedis}=orders:{_redisPort}," +
+            $"{_greeterLocal}=orders:{_greeterPort},{_greeterOpaqueLocal}=orders:{_greeterPort}/opaque,{_strayLocal}=orders:{ports[9]}",
+            "--protocol-detect-timeout", "1"]);
         _frontendFlows = frontend.FlowDirectory!;
         var payments = await _mesh.StartSidecarAsync("payments", _app.Port,
             extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort},{_paymentsRedis}=orders:{_redisPort}"]);
@@ -99,10 +112,41 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A protocol whose server speaks first (as SMTP's, MySQL's): a greeting on accept, then an echo.</summary>
+    private async Task GreetAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _greeter.AcceptSocketAsync(_stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            _ = Task.Run(async () =>
+            {
+                using (socket)
+                {
+                    await socket.SendAsync("220 greeter ready\r\n"u8.ToArray());
+                    var buffer = new byte[1024];
+                    int read;
+                    while ((read = await socket.ReceiveAsync(buffer)) > 0)
+                    {
+                        await socket.SendAsync(buffer.AsMemory(0, read));
+                    }
+                }
+            });
+        }
+    }
+
     public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         _echo.Stop();
+        _greeter.Stop();
         await _mesh.DisposeAsync();
         await _app.DisposeAsync();
         await _redis.DisposeAsync();
@@ -159,10 +203,39 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task APortNotDeclaredOpaqueIsRefused()
+    public async Task HttpOnAMappedPortIsDetectedAndAuthorizedPerRequest()
     {
-        Assert.Equal("", await RoundTripAsync(_undeclaredLocal, "GET / HTTP/1.1\r\n\r\n"));
+        // frontend may open TCP to orders' opaque ports, but no rule lets it make HTTP requests: 403, and the app sees nothing.
+        var answer = await RoundTripAsync(_undeclaredLocal, "GET /detected HTTP/1.1\r\nHost: anything\r\n\r\n");
+        Assert.StartsWith("HTTP/1.1 403", answer, StringComparison.Ordinal);
         Assert.Empty(_app.Requests);
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r =>
+            FlowLogReader.Text(r, "path") == "/detected" && FlowLogReader.Text(r, "decision") == "deny")));
+    }
+
+    [Fact]
+    public async Task BytesThatAreNotHttpForAPortNeitherDeclaredOpaqueNorTheAppsAreRefused()
+    {
+        Assert.Equal("", await RoundTripAsync(_strayLocal, "hello stray port"));
+    }
+
+    [Fact]
+    public async Task AServerFirstProtocolIsCarriedAsOpaqueOnceDetectionTimesOutOrAtOnceWhenDeclared()
+    {
+        foreach (var local in new[] { _greeterLocal, _greeterOpaqueLocal })
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, local);
+            var stream = client.GetStream();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var greeting = new byte["220 greeter ready\r\n".Length];
+            await stream.ReadExactlyAsync(greeting, timeout.Token);
+            Assert.Equal("220 greeter ready\r\n", Encoding.ASCII.GetString(greeting));
+            await stream.WriteAsync("EHLO mesh\r\n"u8.ToArray(), timeout.Token);
+            var echo = new byte["EHLO mesh\r\n".Length];
+            await stream.ReadExactlyAsync(echo, timeout.Token);
+            Assert.Equal("EHLO mesh\r\n", Encoding.ASCII.GetString(echo));
+        }
     }
 
     private static Task<(int ExitCode, string Output)> RedisCliAsync(int port, params string[] command) =>

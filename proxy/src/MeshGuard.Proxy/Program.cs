@@ -19,7 +19,8 @@ var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1", 15000)
 var metricsPort = CliOption.Port("--metrics-port", "Prometheus /metrics port on 127.0.0.1", 15020);
 var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars reach the inbound listener at; default inbound address:port");
 var opaquePorts = CliOption.Text("--opaque-ports", "app ports reached as opaque TCP, authorized per connection (comma-separated)");
-var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port,...: TCP listeners on 127.0.0.1 tunnelled to a service's opaque port");
+var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port[/opaque],...: listeners on 127.0.0.1 for a service's port; HTTP/1.1 and HTTP/2 are detected and carried as HTTP, anything else as opaque TCP (/opaque: no detection, for protocols whose server speaks first)");
+var detectTimeout = CliOption.Port("--protocol-detect-timeout", "seconds a new connection from the app may take to show its protocol before it is taken as opaque", 10);
 var flowLogDir = CliOption.Text("--flow-log-dir", "flow log directory (hash-chained JSON Lines); default <state-dir>/flows, off without either");
 var flowLogQuery = CliOption.Flag("--flow-log-query", "keep the query string in recorded paths");
 var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queue holds before it counts losses", 10000);
@@ -29,7 +30,7 @@ var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the 
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -60,6 +61,7 @@ root.SetAction(async (parse, cancellation) =>
             state,
             ParsePorts(parse.GetValue(opaquePorts)),
             ParseMappings(parse.GetValue(outboundTcp)),
+            TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(detectTimeout))),
             new MeshGuard.Proxy.FlowLog.FlowLogSettings(
                 flows, Math.Max(1, parse.GetValue(flowLogQueue)), Math.Max(1, parse.GetValue(flowLogMaxMb)) * 1024L * 1024L,
                 Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)));

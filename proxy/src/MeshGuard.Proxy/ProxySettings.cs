@@ -21,4 +21,5 @@ internal sealed record ProxySettings(
     string? StateDirectory,
     int[] OpaquePorts,
     IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp,
+    TimeSpan ProtocolDetectTimeout,
     MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog);

@@ -94,14 +94,24 @@ internal static partial class SidecarHost
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity));
-            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound);
+            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, settings.ProtocolDetectTimeout);
             foreach (var mapping in settings.OutboundTcp)
             {
-                kestrel.Listen(IPAddress.Loopback, mapping.LocalPort, listen => listen.Use(_ =>
+                var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
+                if (mapping.Opaque)
                 {
-                    var tcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>();
-                    return connection => tcp.HandleAsync(connection, mapping);
-                }));
+                    // Declared opaque: no detection, so a protocol whose server speaks first is not kept waiting.
+                    kestrel.Listen(local, listen => listen.Use(_ =>
+                    {
+                        var tcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>();
+                        return connection => tcp.HandleAsync(connection, mapping);
+                    }));
+                    continue;
+                }
+                OpaqueTcpOutbound? opaque = null;
+                AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, settings.ProtocolDetectTimeout,
+                    connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
+                    new OutboundDestination(mapping.Service));
             }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);

@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// An inbound mTLS connection that negotiated opaque TCP: 1. read the destination port; 2. it must be one
-/// of the ports declared opaque; 3. authorize the connection (port only: rules that name methods or paths
+/// of the ports declared opaque, or the app port; 3. authorize the connection (port only: rules that name methods or paths
 /// do not match TCP); 4. connect to the app on that port and pipe. A refused connection is closed before
 /// the app is dialled.
 /// </summary>
@@ -45,8 +45,8 @@ internal sealed partial class OpaqueTcpInbound(
         }
         var port = OpaqueTcp.ReadPreamble(preamble);
 
-        // 2.
-        if (Array.IndexOf(settings.OpaquePorts, port) < 0)
+        // 2. The app port too: the caller's sidecar found no HTTP on a connection to it.
+        if (port != settings.AppPort && Array.IndexOf(settings.OpaquePorts, port) < 0)
         {
             LogNotOpaque(logger, peer.Peer, port);
             connection.Abort();
@@ -111,7 +111,7 @@ internal sealed partial class OpaqueTcpInbound(
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]
     private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port, string policy, string rule);
 
-    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is not declared opaque")]
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is neither the app port nor declared opaque")]
     private static partial void LogNotOpaque(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port);
 
     [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "inbound tcp: app port {Port} unreachable: {Reason}")]

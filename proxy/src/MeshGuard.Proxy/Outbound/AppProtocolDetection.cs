@@ -2,31 +2,43 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Protocols;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>
-/// The outbound port takes the app's HTTP/1.1 and its cleartext HTTP/2 (prior knowledge, as gRPC clients send
-/// it) on one port. Kestrel serves a cleartext endpoint with one protocol only, so the port is an HTTP/1.1
-/// endpoint whose connection middleware looks at the first bytes: the 24-byte HTTP/2 preface hands the
-/// connection to the HTTP/2 pipeline of a second, HTTP/2-only endpoint (bound to an ephemeral loopback port
-/// that closes whatever connects to it directly); anything else goes on as HTTP/1.1. Nothing is consumed:
-/// the chosen protocol reads the same bytes.
+/// Tells what an app speaks on a connection from its first bytes, as Linkerd does: the HTTP/2 preface, an
+/// HTTP/1.x request line, or anything else (opaque bytes), within a bounded time (10 s by default); a
+/// connection that sends nothing in that time (a protocol whose server speaks first) is opaque too.
+/// Kestrel serves a cleartext endpoint with one HTTP version only, so a detecting port is an HTTP/1.1 endpoint
+/// whose connection middleware looks at the first bytes: HTTP/2 hands the connection to the pipeline of a
+/// second, HTTP/2-only endpoint (bound to an ephemeral loopback port that closes whatever connects to it
+/// directly), HTTP/1.1 goes on, opaque goes to the port's byte handler. Nothing is consumed: whoever takes
+/// the connection reads the same bytes.
 /// </summary>
 internal sealed class AppProtocolDetection
 {
-    /// <summary>How long a new connection may take to send enough bytes to tell the protocols apart.</summary>
-    public static readonly TimeSpan DetectTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>Linkerd's bound: how long a new connection may take to show what it speaks.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>An HTTP/1.x request line longer than this is not one (Kestrel's own limit is 8 KiB).</summary>
+    private const int MaxRequestLine = 8 * 1024;
 
     /// <summary>RFC 9113 section 3.4.</summary>
     private static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
     private ConnectionDelegate? _http2;
 
-    /// <summary>Listens on <paramref name="endpoint"/> for HTTP/1.1 and HTTP/2 prior knowledge, tagging each connection with <paramref name="role"/>.</summary>
-    public static void Listen(KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role)
+    /// <summary>
+    /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
+    /// <paramref name="opaque"/> is given, any other bytes; each connection carries <paramref name="features"/>.
+    /// Without an opaque handler, other bytes go to HTTP/1.1, which answers them 400.
+    /// </summary>
+    public static void Listen(
+        KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, TimeSpan timeout,
+        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null)
     {
         var detection = new AppProtocolDetection();
         // Bound first, so its pipeline exists before the public endpoint takes a connection.
@@ -46,31 +58,51 @@ internal sealed class AppProtocolDetection
         kestrel.Listen(endpoint, listen =>
         {
             listen.Protocols = HttpProtocols.Http1;
-            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role));
+            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque));
         });
     }
 
-    private async Task DispatchAsync(ConnectionContext connection, ConnectionDelegate http1, ListenerRole role)
+    private async Task DispatchAsync(
+        ConnectionContext connection, ConnectionDelegate http1, ListenerRole role, OutboundDestination? destination, TimeSpan timeout, Func<ConnectionContext, Task>? opaque)
     {
         connection.Features.Set(role);
-        bool http2;
-        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        if (destination is not null)
         {
-            timeout.CancelAfter(DetectTimeout);
+            connection.Features.Set(destination);
+        }
+        DetectedProtocol protocol;
+        using (var limit = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
+        {
+            limit.CancelAfter(timeout);
             try
             {
-                http2 = await StartsWithHttp2PrefaceAsync(connection.Transport.Input, timeout.Token);
+                protocol = await DetectAsync(connection.Transport.Input, limit.Token);
+            }
+            catch (OperationCanceledException) when (!connection.ConnectionClosed.IsCancellationRequested)
+            {
+                protocol = DetectedProtocol.Opaque;
             }
             catch (OperationCanceledException)
             {
-                connection.Abort();
                 return;
             }
         }
-        await (http2 ? _http2! : http1)(connection);
+        switch (protocol)
+        {
+            case DetectedProtocol.Http2:
+                await _http2!(connection);
+                break;
+            case DetectedProtocol.Opaque when opaque is not null:
+                await opaque(connection);
+                break;
+            default:
+                await http1(connection);
+                break;
+        }
     }
 
-    public static async ValueTask<bool> StartsWithHttp2PrefaceAsync(PipeReader input, CancellationToken cancellation)
+    /// <summary>Reads until the first bytes decide; consumes nothing. Cancellation (the time limit) is the caller's.</summary>
+    public static async ValueTask<DetectedProtocol> DetectAsync(PipeReader input, CancellationToken cancellation)
     {
         while (true)
         {
@@ -85,21 +117,59 @@ internal sealed class AppProtocolDetection
             }
             if (result.IsCompleted || result.IsCanceled)
             {
-                return false;
+                // The peer stopped sending before its bytes decided: whatever they are, they are not HTTP.
+                return DetectedProtocol.Opaque;
             }
         }
     }
 
-    /// <summary>True: the whole preface; false: not HTTP/2; null: a proper prefix of the preface so far.</summary>
-    private static bool? Classify(ReadOnlySequence<byte> buffer)
+    /// <summary>A verdict, or null while the bytes so far could still become either HTTP version.</summary>
+    internal static DetectedProtocol? Classify(ReadOnlySequence<byte> buffer)
     {
         var length = (int)Math.Min(buffer.Length, Preface.Length);
         Span<byte> head = stackalloc byte[Preface.Length];
         buffer.Slice(0, length).CopyTo(head);
-        if (!head[..length].SequenceEqual(Preface[..length]))
+        if (head[..length].SequenceEqual(Preface[..length]))
         {
-            return false;
+            return length == Preface.Length ? DetectedProtocol.Http2 : null;
         }
-        return length == Preface.Length ? true : null;
+        return ClassifyRequestLine(buffer);
+    }
+
+    /// <summary>"METHOD SP target SP HTTP/1.x CRLF": the method's letters come first, the line ends within 8 KiB.</summary>
+    private static DetectedProtocol? ClassifyRequestLine(ReadOnlySequence<byte> buffer)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        var methodLength = 0;
+        while (reader.TryPeek(out var b) && b is >= (byte)'A' and <= (byte)'Z')
+        {
+            reader.Advance(1);
+            methodLength++;
+        }
+        if (reader.End)
+        {
+            return methodLength <= 16 ? null : DetectedProtocol.Opaque;
+        }
+        if (methodLength == 0 || methodLength > 16 || !reader.IsNext((byte)' '))
+        {
+            return DetectedProtocol.Opaque;
+        }
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> line, "\r\n"u8))
+        {
+            return buffer.Length > MaxRequestLine ? DetectedProtocol.Opaque : null;
+        }
+        if (line.Length < 9)
+        {
+            return DetectedProtocol.Opaque;
+        }
+        Span<byte> version = stackalloc byte[9];
+        line.Slice(line.Length - 9).CopyTo(version);
+        return version.SequenceEqual(" HTTP/1.1"u8) || version.SequenceEqual(" HTTP/1.0"u8) ? DetectedProtocol.Http1 : DetectedProtocol.Opaque;
     }
 }
+
+/// <summary>
+/// Where the app's connection goes whatever its Host says: the service of an <c>--outbound-tcp</c> port, whose
+/// detected HTTP is routed there (as a transparently redirected connection goes to its original destination).
+/// </summary>
+internal sealed record OutboundDestination(string Service);

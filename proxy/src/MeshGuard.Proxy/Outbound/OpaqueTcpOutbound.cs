@@ -83,22 +83,32 @@ internal sealed partial class OpaqueTcpOutbound(
     private static partial void LogConnectFailed(ILogger logger, string service, string address, string reason);
 }
 
-/// <summary><c>LOCALPORT=service:port</c>: app connections to 127.0.0.1:LOCALPORT go to port <c>port</c> of <c>service</c>.</summary>
-internal sealed record OutboundTcpMapping(int LocalPort, string Service, int Port)
+/// <summary>
+/// <c>LOCALPORT=service:port[/opaque]</c>: app connections to 127.0.0.1:LOCALPORT go to <c>service</c>; HTTP on
+/// them is detected and goes as HTTP, other bytes go to port <c>port</c> as opaque TCP; <c>/opaque</c> skips detection.
+/// </summary>
+internal sealed record OutboundTcpMapping(int LocalPort, string Service, int Port, bool Opaque = false)
 {
+    private const string OpaqueSuffix = "/opaque";
+
     public static bool TryParse(string text, out OutboundTcpMapping? mapping, out string? error)
     {
         mapping = null;
+        var opaque = text.EndsWith(OpaqueSuffix, StringComparison.Ordinal);
+        if (opaque)
+        {
+            text = text[..^OpaqueSuffix.Length];
+        }
         var equals = text.IndexOf('=', StringComparison.Ordinal);
         var colon = text.LastIndexOf(':');
         if (equals <= 0 || colon <= equals + 1
             || !int.TryParse(text.AsSpan(0, equals), System.Globalization.CultureInfo.InvariantCulture, out var local) || local is < 1 or > 65535
             || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
         {
-            error = $"--outbound-tcp '{text}' must be LOCALPORT=service:port";
+            error = $"--outbound-tcp '{text}' must be LOCALPORT=service:port[/opaque]";
             return false;
         }
-        mapping = new OutboundTcpMapping(local, text[(equals + 1)..colon], port);
+        mapping = new OutboundTcpMapping(local, text[(equals + 1)..colon], port, opaque);
         error = null;
         return true;
     }

@@ -33,7 +33,8 @@ internal sealed partial class OutboundHandler(
             await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
             return;
         }
-        var route = directory.Resolve(host);
+        // A port mapped to a service sends there whatever the Host; the HTTP proxy port routes by Host.
+        var route = context.Features.Get<OutboundDestination>() is { } destination ? directory.Resolve(destination.Service) : directory.Resolve(host);
         if (route is null)
         {
             LogUnknownService(logger, host);
