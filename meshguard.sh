@@ -7,8 +7,9 @@
 #   ./meshguard.sh test    install test prerequisites, build (JIT and NativeAOT sidecar), run every test, the
 #                          functional suite against both sidecar builds; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
-#   ./meshguard.sh bench   the peer comparison (direct, plain YARP, nginx, HAProxy, MeshGuard) and the microbenchmarks;
-#                          `bench peers [ROUNDS] [DURATION_S]` or `bench micro [FILTER]` for one; results in loadtests/results/
+#   ./meshguard.sh bench   the peer comparison (direct, plain YARP, nginx, HAProxy, MeshGuard), gRPC calls through the pair
+#                          and the microbenchmarks; `bench peers [ROUNDS] [DURATION_S]`, `bench grpc [ROUNDS] [DURATION_S]`
+#                          or `bench micro [FILTER]` for one; results in loadtests/results/
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -116,6 +117,12 @@ peer_bench() {
   loadtests/scenarios/peers.sh "$@"
 }
 
+grpc_bench() {
+  apt_install h2load:nghttp2-client curl:curl python3-grpcio:python3-grpcio
+  if needs_build; then build; fi
+  loadtests/scenarios/grpc.sh "$@"
+}
+
 # The sidecar as a NativeAOT executable (needs a C toolchain: gcc or clang), in out/aot/.
 build_aot() {
   apt_install gcc:gcc
@@ -139,8 +146,9 @@ case "${1:-}" in
     case "$what" in
       micro) micro_bench "$@" ;;
       peers) peer_bench "$@" ;;
-      all) peer_bench; micro_bench ;;
-      *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
+      grpc) grpc_bench "$@" ;;
+      all) peer_bench; grpc_bench; micro_bench ;;
+      *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | grpc [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | bench [peers|micro]" >&2; exit 2 ;;
+  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | bench [peers|grpc|micro]" >&2; exit 2 ;;
 esac
