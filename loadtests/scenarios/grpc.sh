@@ -97,7 +97,7 @@ for round in $(seq 1 "$ROUNDS"); do
     after=$(cpu_seconds $(pair_of "$config"))
     rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$R/$config-$round.txt")
     echo "${rps:-0}" >> "$R/rps-$config"
-    awk '/^requests:/ {print $8}' "$R/$config-$round.txt" >> "$R/failed-$config"
+    grep -o '[0-9]* failed' "$R/$config-$round.txt" | awk '{print $1}' >> "$R/failed-$config"
     python3 -c "print(($after - $before) / max(${rps:-0} * $DURATION, 1) * 10000 / 2)" >> "$R/cpu-$config"
     echo "round $round $config: ${rps:-0} calls/s" >&2
   done
