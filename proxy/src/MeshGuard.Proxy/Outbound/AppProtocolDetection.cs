@@ -20,9 +20,6 @@ namespace MeshGuard.Proxy.Outbound;
 /// </summary>
 internal sealed class AppProtocolDetection
 {
-    /// <summary>Linkerd's bound: how long a new connection may take to show what it speaks.</summary>
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
-
     /// <summary>An HTTP/1.x request line longer than this is not one (Kestrel's own limit is 8 KiB).</summary>
     private const int MaxRequestLine = 8 * 1024;
 
@@ -33,7 +30,8 @@ internal sealed class AppProtocolDetection
 
     /// <summary>
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
-    /// <paramref name="opaque"/> is given, any other bytes; each connection carries <paramref name="features"/>.
+    /// <paramref name="opaque"/> is given, any other bytes; each connection carries <paramref name="role"/> and,
+    /// for a port mapped to a service, <paramref name="destination"/>.
     /// Without an opaque handler, other bytes go to HTTP/1.1, which answers them 400.
     /// </summary>
     public static void Listen(
