@@ -93,7 +93,10 @@ run_tests() {
     e=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' executed="[0-9]*"' | grep -o '[0-9]*')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${t:-0} - ${e:-0}))
   done
-  if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # the runner broke outside any test
+  # Name every failed test just above the totals, where a CI log's tail shows it.
+  grep -ho '<UnitTestResult [^>]*outcome="Failed"' "$results"/*.trx 2>/dev/null \
+    | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/; s/&quot;/"/g; s/&amp;/\&/g' || true
+  if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "FAILED: the test runner exited $status outside any test"; fi
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
 }

@@ -44,7 +44,7 @@ internal sealed partial class OutboundHandler(
         }
         var endpoint = route.Pick();
         var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance);
-        if (error == ForwarderError.None)
+        if (error == ForwarderError.None || IsLateRequestBodyError(error) && OutboundTransformer.DestinationAnswered(context))
         {
             Record(context, started, requestId, traceParent, route, endpoint);
             return;
@@ -81,6 +81,10 @@ internal sealed partial class OutboundHandler(
             TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
         });
     }
+
+    /// <summary>The request body failed, which YARP reports even after the destination's whole answer was relayed.</summary>
+    private static bool IsLateRequestBodyError(ForwarderError error) =>
+        error is ForwarderError.RequestBodyDestination or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient;
 
     private static PeerIdentityException? FindIdentityError(Exception? exception)
     {

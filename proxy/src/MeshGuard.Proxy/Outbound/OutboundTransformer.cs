@@ -27,4 +27,25 @@ internal sealed class OutboundTransformer : HttpTransformer
             proxyRequest.Headers.TryAddWithoutValidation(MeshHeaders.OriginalProtocol, MeshHeaders.OriginalProtocolHttp2);
         }
     }
+
+    /// <summary>
+    /// The destination's response reached this request (YARP calls this with null when it did not). YARP may
+    /// still report a request-body error after a complete response, when the callee answered before reading
+    /// the body (a refusal does) and reset the stream: that answer stands and must not be replaced by a 502.
+    /// </summary>
+    public override ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        if (proxyResponse is not null)
+        {
+            httpContext.Features.Set(DestinationAnswer.Instance);
+        }
+        return base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+    }
+
+    public static bool DestinationAnswered(HttpContext context) => context.Features.Get<DestinationAnswer>() is not null;
+
+    private sealed class DestinationAnswer
+    {
+        public static readonly DestinationAnswer Instance = new();
+    }
 }
