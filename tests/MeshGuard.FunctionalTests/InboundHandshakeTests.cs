@@ -61,17 +61,56 @@ public sealed class InboundHandshakeTests(MeshFixture mesh)
     }
 
     [Fact]
-    public async Task OpenSslWithAnSvidCompletesTheHandshakeAndWithoutOneIsRefused()
+    public Task AnSvidThatIsNotYetValidIsRefused() =>
+        AssertRefusedAndAppSawNothingAsync("/not-yet-valid",
+            mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], NotBefore = DateTimeOffset.UtcNow.AddMinutes(10) }), mesh.RealCa.Intermediates);
+
+    [Theory]
+    [InlineData("/no-uri-san", new string[0])]
+    [InlineData("/two-uri-sans", new[] { Caller, "spiffe://mesh.local/ns/shop/sa/orders" })]
+    [InlineData("/https-uri", new[] { "https://mesh.local/ns/shop/sa/checkout" })]
+    [InlineData("/trust-domain-only", new[] { "spiffe://mesh.local" })]
+    public Task ALeafFromTheMeshCaWithoutExactlyOneSpiffeIdIsRefused(string path, string[] uris) =>
+        AssertRefusedAndAppSawNothingAsync(path, mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = uris }), mesh.RealCa.Intermediates);
+
+    [Fact]
+    public Task AnSvidForServerAuthenticationOnlyIsRefusedAsAClient() =>
+        AssertRefusedAndAppSawNothingAsync("/server-auth-only",
+            mesh.RealCa.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], ExtendedKeyUsages = [TestCa.ServerAuth] }), mesh.RealCa.Intermediates);
+
+    [Theory]
+    [InlineData("-tls1")]
+    [InlineData("-tls1_1")]
+    [InlineData("-tls1_2")]
+    public async Task AnOlderTlsVersionIsRefusedEvenWithAValidSvid(string version)
     {
         using var temp = new TempDirectory();
-        var leaf = mesh.RealCa.IssueLeaf(Caller);
+        var (leaf, key, chain) = WriteSvid(temp, mesh.RealCa.IssueLeaf(Caller));
+        // SECLEVEL=0 lets openssl itself offer the old versions; the sidecar must be the one that refuses.
+        var output = await OpenSsl.SClientAsync(["-connect", $"127.0.0.1:{mesh.Orders.InboundPort}", version, "-cipher", "DEFAULT:@SECLEVEL=0",
+            "-cert", leaf, "-key", key, "-cert_chain", chain, "-ign_eof"], "GET /old-tls HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        Assert.DoesNotContain("HTTP/1.1", output, StringComparison.Ordinal);
+        Assert.Matches("alert protocol version|no protocols available|wrong version number|unsupported protocol", output);
+        Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == "/old-tls");
+    }
+
+    private (string Leaf, string Key, string Chain) WriteSvid(TempDirectory temp, X509Certificate2 leaf)
+    {
         File.WriteAllText(temp.Combine("leaf.pem"), leaf.ExportCertificatePem());
         File.WriteAllText(temp.Combine("key.pem"), leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
         File.WriteAllText(temp.Combine("chain.pem"), mesh.RealCa.Intermediate.ExportCertificatePem());
+        return (temp.Combine("leaf.pem"), temp.Combine("key.pem"), temp.Combine("chain.pem"));
+    }
+
+    [Fact]
+    public async Task OpenSslWithAnSvidCompletesTheHandshakeAndWithoutOneIsRefused()
+    {
+        using var temp = new TempDirectory();
+        var (leaf, key, chain) = WriteSvid(temp, mesh.RealCa.IssueLeaf(Caller));
         var connect = $"127.0.0.1:{mesh.Orders.InboundPort}";
 
         var withSvid = await OpenSsl.SClientAsync(["-connect", connect, "-tls1_3", "-CAfile", mesh.Mesh.Data.TrustBundle, "-verify_return_error",
-            "-cert", temp.Combine("leaf.pem"), "-key", temp.Combine("key.pem"), "-cert_chain", temp.Combine("chain.pem"), "-ign_eof"],
+            "-cert", leaf, "-key", key, "-cert_chain", chain, "-ign_eof"],
             "GET /openssl HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
         Assert.Contains("HTTP/1.1 200", withSvid, StringComparison.Ordinal);
         Assert.Contains("Verify return code: 0 (ok)", withSvid, StringComparison.Ordinal);

@@ -81,4 +81,40 @@ public sealed class X509SvidVerifierTests
         var result = X509SvidVerifier.Verify(Ca.IssueLeaf(Orders), null, Ca.Bundle, DateTimeOffset.UtcNow);
         Assert.False(result.IsValid);
     }
+
+    [Theory]
+    [InlineData(SvidPurpose.Client, new[] { TestCa.ServerAuth }, "leaf certificate is not for client authentication (extendedKeyUsage)")]
+    [InlineData(SvidPurpose.Server, new[] { TestCa.ClientAuth }, "leaf certificate is not for server authentication (extendedKeyUsage)")]
+    public void RefusesAnSvidWhoseExtendedKeyUsageExcludesTheRoleItPlays(SvidPurpose purpose, string[] usages, string reason)
+    {
+        var leaf = Ca.IssueLeaf(new TestCa.LeafOptions { Uris = [Orders], ExtendedKeyUsages = usages });
+        Assert.Equal(reason, X509SvidVerifier.Verify(leaf, Ca.Intermediates, Ca.Bundle, DateTimeOffset.UtcNow, purpose).Error);
+        // The same certificate still passes where no TLS role is asked of it.
+        Assert.True(X509SvidVerifier.Verify(leaf, Ca.Intermediates, Ca.Bundle, DateTimeOffset.UtcNow).IsValid);
+    }
+
+    [Theory]
+    [InlineData(SvidPurpose.Client)]
+    [InlineData(SvidPurpose.Server)]
+    public void AcceptsAnSvidWithBothUsagesOrNoExtendedKeyUsageForEitherRole(SvidPurpose purpose)
+    {
+        Assert.True(X509SvidVerifier.Verify(Ca.IssueLeaf(Orders), Ca.Intermediates, Ca.Bundle, DateTimeOffset.UtcNow, purpose).IsValid);
+        var unrestricted = Ca.IssueLeaf(new TestCa.LeafOptions { Uris = [Orders], ExtendedKeyUsages = [] });
+        Assert.True(X509SvidVerifier.Verify(unrestricted, Ca.Intermediates, Ca.Bundle, DateTimeOffset.UtcNow, purpose).IsValid);
+    }
+
+    [Fact]
+    public void RefusesAnSvidOfACaOnceItsRootLeavesTheBundle()
+    {
+        var retiring = new TestCa();
+        var leaf = retiring.IssueLeaf(Orders);
+        var overlap = TrustBundle.Create("mesh.local", [X509CertificateLoader.LoadCertificate(Ca.Root.RawData), X509CertificateLoader.LoadCertificate(retiring.Root.RawData)]);
+        Assert.True(X509SvidVerifier.Verify(leaf, retiring.Intermediates, overlap, DateTimeOffset.UtcNow).IsValid);
+        Assert.Equal("certificate does not chain to the trust bundle", X509SvidVerifier.Verify(leaf, retiring.Intermediates, Ca.Bundle, DateTimeOffset.UtcNow).Error);
+    }
+
+    [Fact]
+    public void RefusesAnSvidThatIsNotYetValid() =>
+        Assert.Equal("certificate expired or not yet valid",
+            Verify(Ca.IssueLeaf(new TestCa.LeafOptions { Uris = [Orders], NotBefore = DateTimeOffset.UtcNow.AddMinutes(10) })).Error);
 }

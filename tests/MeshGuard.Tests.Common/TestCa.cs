@@ -45,7 +45,13 @@ public sealed class TestCa
         public DateTimeOffset? NotBefore { get; init; }
         public DateTimeOffset? NotAfter { get; init; }
         public bool SelfSigned { get; init; }
+
+        /// <summary>extendedKeyUsage OIDs; null: serverAuth and clientAuth, as the mesh CA issues; empty: no extension.</summary>
+        public string[]? ExtendedKeyUsages { get; init; }
     }
+
+    public const string ServerAuth = "1.3.6.1.5.5.7.3.1";
+    public const string ClientAuth = "1.3.6.1.5.5.7.3.2";
 
     public X509Certificate2 IssueLeaf(string spiffeId) => IssueLeaf(new LeafOptions { Uris = [spiffeId] });
 
@@ -66,8 +72,16 @@ public sealed class TestCa
         var request = new CertificateRequest("CN=test-workload", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(options.IsCa, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(options.KeyUsage, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        var usages = options.ExtendedKeyUsages ?? [ServerAuth, ClientAuth];
+        if (usages.Length > 0)
+        {
+            var oids = new OidCollection();
+            foreach (var usage in usages)
+            {
+                oids.Add(new Oid(usage));
+            }
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(oids, false));
+        }
         if (options.Uris.Length > 0)
         {
             var writer = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);

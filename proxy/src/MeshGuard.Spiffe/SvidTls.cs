@@ -34,7 +34,7 @@ public static class SvidTls
         {
             options.RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
                 certificate is X509Certificate2 peer &&
-                X509SvidVerifier.Verify(peer, chain?.ChainPolicy.ExtraStore, bundle, time.GetUtcNow()).IsValid;
+                X509SvidVerifier.Verify(peer, chain?.ChainPolicy.ExtraStore, bundle, time.GetUtcNow(), SvidPurpose.Client).IsValid;
         }
         return options;
     }
@@ -64,7 +64,7 @@ public static class SvidTls
                     outcome.Error = "server presented no certificate";
                     return false;
                 }
-                var verification = X509SvidVerifier.Verify(peer, chain?.ChainPolicy.ExtraStore, bundle, time.GetUtcNow());
+                var verification = X509SvidVerifier.Verify(peer, chain?.ChainPolicy.ExtraStore, bundle, time.GetUtcNow(), SvidPurpose.Server);
                 if (!verification.IsValid)
                 {
                     outcome.Error = $"server certificate refused: {verification.Error}";

@@ -48,6 +48,29 @@ public static class SvidCertificateExtensions
         return false;
     }
 
+    /// <summary>
+    /// Whether the certificate may be used for <paramref name="purposeOid"/>: true when its extendedKeyUsage
+    /// lists it, or when it has no extendedKeyUsage at all (RFC 5280 4.2.1.12: no restriction).
+    /// </summary>
+    public static bool AllowsExtendedKeyUsage(this X509Certificate2 certificate, string purposeOid)
+    {
+        foreach (var extension in certificate.Extensions)
+        {
+            if (extension is X509EnhancedKeyUsageExtension usage)
+            {
+                foreach (var oid in usage.EnhancedKeyUsages)
+                {
+                    if (oid.Value == purposeOid)
+                    {
+                        return true;
+                    }
+                }
+                return false;
+            }
+        }
+        return true;
+    }
+
     public static X509KeyUsageFlags? GetKeyUsage(this X509Certificate2 certificate)
     {
         foreach (var extension in certificate.Extensions)

@@ -5,16 +5,21 @@ namespace MeshGuard.Spiffe;
 /// <summary>
 /// Verifies an X.509-SVID against a trust bundle, with the rules of the X.509-SVID spec (as go-spiffe's
 /// <c>x509svid.Verify</c>): the leaf is not a CA, has no keyCertSign or cRLSign, carries exactly one
-/// spiffe URI SAN whose trust domain is the bundle's, and chains to one of the bundle's roots at
-/// <paramref name="now"/>.
+/// spiffe URI SAN whose trust domain is the bundle's, may serve the <see cref="SvidPurpose"/> the peer
+/// plays (a client SVID must allow clientAuth, a server's serverAuth), and chains to one of the bundle's
+/// roots at <paramref name="now"/>.
 /// </summary>
 public static class X509SvidVerifier
 {
+    private const string ServerAuthOid = "1.3.6.1.5.5.7.3.1";
+    private const string ClientAuthOid = "1.3.6.1.5.5.7.3.2";
+
     public static SvidVerification Verify(
         X509Certificate2 leaf,
         X509Certificate2Collection? intermediates,
         TrustBundle bundle,
-        DateTimeOffset now)
+        DateTimeOffset now,
+        SvidPurpose purpose = SvidPurpose.Any)
     {
         ArgumentNullException.ThrowIfNull(leaf);
         ArgumentNullException.ThrowIfNull(bundle);
@@ -27,6 +32,14 @@ public static class X509SvidVerifier
         if (usage is { } flags && (flags & (X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign)) != 0)
         {
             return SvidVerification.Fail("leaf certificate has keyCertSign or cRLSign");
+        }
+        if (purpose == SvidPurpose.Client && !leaf.AllowsExtendedKeyUsage(ClientAuthOid))
+        {
+            return SvidVerification.Fail("leaf certificate is not for client authentication (extendedKeyUsage)");
+        }
+        if (purpose == SvidPurpose.Server && !leaf.AllowsExtendedKeyUsage(ServerAuthOid))
+        {
+            return SvidVerification.Fail("leaf certificate is not for server authentication (extendedKeyUsage)");
         }
         var uris = leaf.GetUriSans();
         if (uris.Count != 1)
@@ -80,6 +93,19 @@ public static class X509SvidVerifier
         X509ChainStatusFlags.NotSignatureValid => "certificate signature is not valid",
         _ => $"certificate chain does not verify ({status})",
     };
+}
+
+/// <summary>The role the SVID's holder plays in the TLS handshake being verified.</summary>
+public enum SvidPurpose
+{
+    /// <summary>No TLS role (a signer of snapshots or checkpoints, a stored SVID).</summary>
+    Any,
+
+    /// <summary>The peer is the TLS client: its SVID must allow clientAuth.</summary>
+    Client,
+
+    /// <summary>The peer is the TLS server: its SVID must allow serverAuth.</summary>
+    Server,
 }
 
 /// <summary>The outcome of verifying an SVID: the peer's SPIFFE ID, or why it was refused.</summary>
