@@ -21,6 +21,8 @@ var advertise = CliOption.Text("--advertise-address", "ip:port other sidecars re
 var opaquePorts = CliOption.Text("--opaque-ports", "app ports reached as opaque TCP, authorized per connection (comma-separated)");
 var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port[/opaque],...: listeners on 127.0.0.1 for a service's port; HTTP/1.1 and HTTP/2 are detected and carried as HTTP, anything else as opaque TCP (/opaque: no detection, for protocols whose server speaks first)");
 var detectTimeout = CliOption.Port("--protocol-detect-timeout", "seconds a new connection from the app may take to show its protocol before it is taken as opaque", 10);
+var maxConnections = CliOption.Port("--max-connections", "open connections each data listener (inbound; outbound) holds at most; more are closed at once and counted", MeshGuard.Proxy.Limits.ListenerLimits.DefaultMaxConnections);
+var headersTimeout = CliOption.Port("--request-headers-timeout", "seconds a request's headers may take to arrive before the connection is closed", MeshGuard.Proxy.Limits.ListenerLimits.DefaultRequestHeadersTimeoutSeconds);
 var flowLogDir = CliOption.Text("--flow-log-dir", "flow log directory (hash-chained JSON Lines); default <state-dir>/flows, off without either");
 var flowLogQuery = CliOption.Flag("--flow-log-query", "keep the query string in recorded paths");
 var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queue holds before it counts losses", 10000);
@@ -30,7 +32,7 @@ var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the 
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -62,6 +64,7 @@ root.SetAction(async (parse, cancellation) =>
             ParsePorts(parse.GetValue(opaquePorts)),
             ParseMappings(parse.GetValue(outboundTcp)),
             TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(detectTimeout))),
+            new MeshGuard.Proxy.Limits.ListenerLimits(Math.Max(1, parse.GetValue(maxConnections)), TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(headersTimeout)))),
             new MeshGuard.Proxy.FlowLog.FlowLogSettings(
                 flows, Math.Max(1, parse.GetValue(flowLogQueue)), Math.Max(1, parse.GetValue(flowLogMaxMb)) * 1024L * 1024L,
                 Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)));

@@ -22,4 +22,5 @@ internal sealed record ProxySettings(
     int[] OpaquePorts,
     IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp,
     TimeSpan ProtocolDetectTimeout,
+    MeshGuard.Proxy.Limits.ListenerLimits Limits,
     MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog);

@@ -6,6 +6,7 @@ using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Outbound;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Spiffe;
@@ -86,6 +87,11 @@ internal static partial class SidecarHost
         services.AddHostedService<SvidRotator>();
         services.AddHostedService<ConfigWatcher>();
         OpenTelemetrySetup.Configure(services, settings);
+        // Inbound (peers) and outbound (the app, on every outbound port) are bounded apart: a flood on one
+        // leaves the other served.
+        var connectionLimits = new ConnectionLimits(
+            new ConnectionLimit("inbound", settings.Limits.MaxConnections), new ConnectionLimit("outbound", settings.Limits.MaxConnections));
+        services.AddSingleton(connectionLimits);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -93,23 +99,28 @@ internal static partial class SidecarHost
             kestrel.Limits.MaxRequestBodySize = null;
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
-            kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity));
-            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, settings.ProtocolDetectTimeout);
+            kestrel.Limits.RequestHeadersTimeout = settings.Limits.RequestHeadersTimeout;
+            kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity, connectionLimits.Inbound));
+            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout);
             foreach (var mapping in settings.OutboundTcp)
             {
                 var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
                 if (mapping.Opaque)
                 {
                     // Declared opaque: no detection, so a protocol whose server speaks first is not kept waiting.
-                    kestrel.Listen(local, listen => listen.Use(_ =>
+                    kestrel.Listen(local, listen =>
+                    {
+                        connectionLimits.Outbound.Apply(listen);
+                        listen.Use(_ =>
                     {
                         var tcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>();
                         return connection => tcp.HandleAsync(connection, mapping);
-                    }));
+                    });
+                    });
                     continue;
                 }
                 OpaqueTcpOutbound? opaque = null;
-                AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, settings.ProtocolDetectTimeout,
+                AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                     connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
                     new OutboundDestination(mapping.Service));
             }

@@ -15,9 +15,11 @@ namespace MeshGuard.Proxy.Inbound;
 /// </summary>
 internal static class InboundConnection
 {
-    public static void Configure(ListenOptions listen, WorkloadIdentity identity)
+    public static void Configure(ListenOptions listen, WorkloadIdentity identity, MeshGuard.Proxy.Limits.ConnectionLimit limit)
     {
         listen.Protocols = HttpProtocols.Http1AndHttp2;
+        // Before TLS: a connection over the limit costs no handshake.
+        limit.Apply(listen);
         listen.UseHttps(new TlsHandshakeCallbackOptions
         {
             OnConnection = static context => ValueTask.FromResult(((WorkloadIdentity)context.State!).Current.InboundTls),

@@ -30,12 +30,12 @@ internal sealed class AppProtocolDetection
 
     /// <summary>
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
-    /// <paramref name="opaque"/> is given, any other bytes; each connection carries <paramref name="role"/> and,
-    /// for a port mapped to a service, <paramref name="destination"/>.
+    /// <paramref name="opaque"/> is given, any other bytes; each connection counts against <paramref name="limit"/>
+    /// and carries <paramref name="role"/> and, for a port mapped to a service, <paramref name="destination"/>.
     /// Without an opaque handler, other bytes go to HTTP/1.1, which answers them 400.
     /// </summary>
     public static void Listen(
-        KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, TimeSpan timeout,
+        KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Proxy.Limits.ConnectionLimit limit, TimeSpan timeout,
         Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null)
     {
         var detection = new AppProtocolDetection();
@@ -56,6 +56,7 @@ internal sealed class AppProtocolDetection
         kestrel.Listen(endpoint, listen =>
         {
             listen.Protocols = HttpProtocols.Http1;
+            limit.Apply(listen);
             listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque));
         });
     }

@@ -11,7 +11,7 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, string host)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, TimeProvider time) =>
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, TimeProvider time) =>
         {
             var text = new StringBuilder();
             authorization.WriteTo(text);
@@ -32,6 +32,13 @@ internal static class MetricsEndpoint
                 .Append("# HELP dotnet_gc_allocated_bytes_total Bytes allocated on the managed heap since start.\n")
                 .Append("# TYPE dotnet_gc_allocated_bytes_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"dotnet_gc_allocated_bytes_total {GC.GetTotalAllocatedBytes(precise: false)}\n");
+            text.Append("# HELP meshguard_connections_open Open connections on a data listener.\n# TYPE meshguard_connections_open gauge\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"inbound\"}} {limits.Inbound.Open}\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"outbound\"}} {limits.Outbound.Open}\n")
+                .Append("# HELP meshguard_connections_refused_total Connections closed at accept because the listener held --max-connections.\n")
+                .Append("# TYPE meshguard_connections_refused_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"inbound\"}} {limits.Inbound.Refused}\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"outbound\"}} {limits.Outbound.Refused}\n");
             // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
             var gc = GC.GetGCMemoryInfo();
             Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);

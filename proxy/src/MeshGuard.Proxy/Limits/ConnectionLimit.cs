@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Connections;
+
+namespace MeshGuard.Proxy.Limits;
+
+/// <summary>
+/// At most <c>max</c> open connections on one listener. It runs before TLS, so a connection over the limit
+/// costs no handshake: it is closed at once and counted. The admin and metrics ports are outside it, so an
+/// operator can still see a sidecar that is full.
+/// </summary>
+internal sealed class ConnectionLimit(string listener, int max)
+{
+    private long _open;
+    private long _refused;
+
+    public string Listener { get; } = listener;
+
+    public long Open => Interlocked.Read(ref _open);
+
+    public long Refused => Interlocked.Read(ref _refused);
+
+    public void Apply(IConnectionBuilder listen) => listen.Use(next => connection => AdmitAsync(connection, next));
+
+    private async Task AdmitAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        if (Interlocked.Increment(ref _open) > max)
+        {
+            Interlocked.Decrement(ref _open);
+            Interlocked.Increment(ref _refused);
+            connection.Abort();
+            return;
+        }
+        try
+        {
+            await next(connection);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _open);
+        }
+    }
+}
