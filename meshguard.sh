@@ -60,10 +60,11 @@ apt_install() {
   fi
 }
 
-# Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli.
+# Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
+# testssl.sh scans every TLS port.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
-    redis-server:redis-server redis-cli:redis-tools
+    redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh
 }
 
 run_tests() {
