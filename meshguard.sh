@@ -61,10 +61,10 @@ apt_install() {
 }
 
 # Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
-# testssl.sh scans every TLS port.
+# testssl.sh scans every TLS port; python3-h2 floods with rapid resets.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
-    redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh
+    redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2
 }
 
 run_tests() {

@@ -207,4 +207,32 @@ public sealed class HostileInputTests : IAsyncLifetime
             }
         }
     }
+
+    [Fact]
+    public async Task AnHttp2RapidResetFloodIsCutOffAfterBoundedWorkAndOtherPeersAreStillServed()
+    {
+        // CVE-2023-44487: streams opened and cancelled at once cost the server work but never count against
+        // its stream limit. Kestrel ends such a connection; the test measures how much got through first.
+        const int Flood = 20_000;
+        var leaf = _ca.IssueLeaf(Caller);
+        File.WriteAllText(_temp.Combine("rr-chain.pem"), _ca.ChainPem(leaf));
+        File.WriteAllText(_temp.Combine("rr-key.pem"), leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        var script = Path.Combine(AppContext.BaseDirectory, "Apps", "rapid_reset.py");
+        var (exit, output) = await ExternalProcess.RunAsync("/usr/bin/python3", [script, "127.0.0.1", _orders.InboundPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _temp.Combine("rr-chain.pem"), _temp.Combine("rr-key.pem"), _mesh.Data.TrustBundle, Flood.ToString(System.Globalization.CultureInfo.InvariantCulture), "orders"],
+            timeout: TimeSpan.FromSeconds(60));
+        Assert.True(exit == 0, output);
+        using var result = System.Text.Json.JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+        var sent = result.RootElement.GetProperty("sent").GetInt32();
+        Assert.True(result.RootElement.GetProperty("closed").GetBoolean() || result.RootElement.GetProperty("goaway").ValueKind == System.Text.Json.JsonValueKind.String, output);
+        Assert.True(sent < Flood, $"the sidecar took all {Flood} reset streams: {output}");
+        await Task.Delay(500);
+        var reachedApp = _ordersApp.Requests.Count(r => r.Path.StartsWith("/rapid/", StringComparison.Ordinal));
+        Console.WriteLine($"rapid reset: connection ended after {sent} streams; {reachedApp} reached the app");
+        Assert.True(reachedApp <= sent, $"{reachedApp} requests reached the app from {sent} streams");
+
+        // Another peer is served as usual.
+        await using var other = await PeerAsync();
+        Assert.StartsWith("HTTP/1.1 200", await ExchangeAsync(other, "GET /after-flood HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n"), StringComparison.Ordinal);
+    }
 }
