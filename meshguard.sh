@@ -7,6 +7,8 @@
 #   ./meshguard.sh test    install test prerequisites, build (JIT and NativeAOT sidecar), run every test, the
 #                          functional suite against both sidecar builds; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
+#   ./meshguard.sh fuzz    coverage-guided fuzzing under AFL++ (SharpFuzz): `fuzz [SECONDS] [TARGET...]`, 300 s per
+#                          target by default; findings in out/fuzz/runs/TARGET/default/crashes
 #   ./meshguard.sh bench   the peer comparison (direct, plain YARP, nginx, HAProxy, MeshGuard), gRPC calls through the pair
 #                          and the microbenchmarks; `bench peers [ROUNDS] [DURATION_S]`, `bench grpc [ROUNDS] [DURATION_S]`
 #                          or `bench micro [FILTER]` for one; results in loadtests/results/
@@ -135,6 +137,33 @@ build_aot() {
   echo "built: out/aot/meshguard-proxy (NativeAOT)"
 }
 
+# AFL++ drives each harness of tests/MeshGuard.Fuzz over the target assemblies that SharpFuzz instruments,
+# starting from tests/fuzz/corpus/TARGET. A crash found becomes a regression input there once fixed.
+fuzz() {
+  local seconds=${1:-300}; [ $# -gt 0 ] && shift
+  local targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spiffe-id policy snapshot snapshot-content flow-log)
+  apt_install afl-fuzz:afl++
+  local out="$ROOT/out/fuzz" tools="$ROOT/out/tools" target found=0
+  [ -x "$tools/sharpfuzz" ] || dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path "$tools" >/dev/null
+  rm -rf "$out/bin"
+  dotnet publish tests/MeshGuard.Fuzz/MeshGuard.Fuzz.csproj -c Release -o "$out/bin" --nologo -v quiet
+  for assembly in MeshGuard.Spiffe MeshGuard.Policy MeshGuard.Contracts MeshGuard.FlowLog YamlDotNet; do
+    "$tools/sharpfuzz" "$out/bin/$assembly.dll" >/dev/null
+  done
+  for target in "${targets[@]}"; do
+    rm -rf "$out/runs/$target"; mkdir -p "$out/runs"
+    echo "fuzz $target for ${seconds}s"
+    AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 \
+      afl-fuzz -i "tests/fuzz/corpus/$target" -o "$out/runs/$target" -V "$seconds" -t 5000 -m none \
+      -- dotnet "$out/bin/meshguard-fuzz.dll" "$target" afl > "$out/runs/$target.log" 2>&1 || true
+    local crashes; crashes=$(find "$out/runs/$target/default/crashes" -type f -name 'id:*' 2>/dev/null | wc -l)
+    local stats="$out/runs/$target/default/fuzzer_stats"
+    echo "  $(awk '/^execs_done/ {print $3}' "$stats" 2>/dev/null) inputs, corpus grew to $(awk '/^corpus_count/ {print $3}' "$stats" 2>/dev/null), $crashes crash(es)"
+    found=$((found + crashes))
+  done
+  [ "$found" -eq 0 ]
+}
+
 case "${1:-}" in
   build) build ;;
   build-aot) build_aot ;;
@@ -144,6 +173,7 @@ case "${1:-}" in
     exec "$BIN/meshctl" demo --policies "$ROOT/samples/policies" "$@" ;;
   test) shift; run_tests "$@" ;;
   lint) dotnet format MeshGuard.sln --verify-no-changes ;;
+  fuzz) shift; fuzz "$@" ;;
   bench)
     shift
     what=${1:-all}; [ $# -gt 0 ] && shift
@@ -154,5 +184,5 @@ case "${1:-}" in
       all) peer_bench; grpc_bench; micro_bench ;;
       *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | grpc [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | bench [peers|grpc|micro]" >&2; exit 2 ;;
+  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | fuzz [SECONDS] [TARGET...] | bench [peers|grpc|micro]" >&2; exit 2 ;;
 esac

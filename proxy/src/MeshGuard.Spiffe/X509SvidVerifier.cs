@@ -23,7 +23,20 @@ public static class X509SvidVerifier
     {
         ArgumentNullException.ThrowIfNull(leaf);
         ArgumentNullException.ThrowIfNull(bundle);
+        try
+        {
+            return VerifyDecoded(leaf, intermediates, bundle, now, purpose);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            // Extensions are decoded on first use; a peer's malformed one (found by fuzzing) is a refusal, not a crash.
+            return SvidVerification.Fail("certificate has a malformed extension");
+        }
+    }
 
+    private static SvidVerification VerifyDecoded(
+        X509Certificate2 leaf, X509Certificate2Collection? intermediates, TrustBundle bundle, DateTimeOffset now, SvidPurpose purpose)
+    {
         if (leaf.IsCertificateAuthority())
         {
             return SvidVerification.Fail("leaf certificate is a CA");

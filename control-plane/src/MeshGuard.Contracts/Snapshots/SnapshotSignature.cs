@@ -13,9 +13,12 @@ namespace MeshGuard.Contracts.Snapshots;
 /// </summary>
 public static class SnapshotSignature
 {
-    public static byte[] Sign(Snapshot snapshot, X509Svid signer)
+    public static byte[] Sign(Snapshot snapshot, X509Svid signer) => SignContent(snapshot.ToByteArray(), signer);
+
+    /// <summary>Any bytes signed as a snapshot would be: what the fuzzer feeds the decoder behind a valid signature.</summary>
+    public static byte[] SignContent(byte[] content, X509Svid signer)
     {
-        var cms = new SignedCms(new ContentInfo(snapshot.ToByteArray()), detached: false);
+        var cms = new SignedCms(new ContentInfo(content), detached: false);
         var cmsSigner = new CmsSigner(SubjectIdentifierType.SubjectKeyIdentifier, signer.Certificate)
         {
             DigestAlgorithm = new Oid("2.16.840.1.101.3.4.2.1"), // SHA-256

@@ -54,6 +54,12 @@ public sealed class PolicyParser
             Error(e.Start.Line, e.Start.Column, "not valid YAML: " + (e.InnerException?.Message ?? e.Message));
             return policies;
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // The YAML reader fails these ways on some malformed input (found by fuzzing), without a position.
+            Error(1, 1, "not valid YAML (the reader could not say where)");
+            return policies;
+        }
         foreach (var document in stream.Documents)
         {
             if (document.RootNode is YamlScalarNode { Value: null or "" })
