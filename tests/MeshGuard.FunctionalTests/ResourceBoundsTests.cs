@@ -12,10 +12,12 @@ namespace MeshGuard.FunctionalTests;
 /// that are denied. Figures are printed for the record; the bounds asserted are per connection and per
 /// request, generous enough for either sidecar build, and far below what unbounded buffering would take.
 /// </summary>
+[Collection(nameof(ResourceBoundsCollection))]
 public sealed partial class ResourceBoundsTests : IAsyncLifetime
 {
     private const int IdleConnections = 10_000;
     private const int DeniedRequests = 20_000;
+    private static readonly System.Net.IPAddress ClientAddress = System.Net.IPAddress.Parse("127.0.0.2");
     private readonly TempDirectory _temp = new();
     private LocalMesh _mesh = null!;
     private RecordingApp _ordersApp = null!;
@@ -128,6 +130,8 @@ public sealed partial class ResourceBoundsTests : IAsyncLifetime
         await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, cancellation) =>
         {
             var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            // From 127.0.0.2: ten thousand client ports there never collide with a port another test binds on 127.0.0.1.
+            socket.Bind(new System.Net.IPEndPoint(ClientAddress, 0));
             await socket.ConnectAsync("127.0.0.1", _frontend.OutboundPort, cancellation);
             await socket.SendAsync(request, cancellation);
             var buffer = new byte[1024];
@@ -158,3 +162,7 @@ public sealed partial class ResourceBoundsTests : IAsyncLifetime
     [GeneratedRegex(@"^meshguard_authz_decisions_total\{decision=""deny"",policy=""default-deny"",rule=""""\} (\d+)$", RegexOptions.Multiline)]
     private static partial Regex DeniedLine();
 }
+
+/// <summary>Runs alone, after the parallel classes: its figures are not disturbed, and its sockets disturb no one.</summary>
+[CollectionDefinition(nameof(ResourceBoundsCollection), DisableParallelization = true)]
+public sealed class ResourceBoundsCollection;
