@@ -214,6 +214,25 @@ public sealed class FlowLogWriter : IDisposable
     }
 
     /// <summary>Writes a final checkpoint and closes the file.</summary>
+    /// <summary>
+    /// Lets go of the file after a write failed (a full disk): nothing more is written, not even a checkpoint.
+    /// A line the failure cut short stays at the file's end, where verify reports it; the next writer's
+    /// Open chains on from the last complete line.
+    /// </summary>
+    public void Abandon()
+    {
+        var file = _file;
+        _file = null;
+        try
+        {
+            file?.Dispose();
+        }
+        catch (IOException)
+        {
+            // Dispose flushes what is buffered, which fails the same way; those records are already counted as lost.
+        }
+    }
+
     public void Dispose()
     {
         if (_file is not null)

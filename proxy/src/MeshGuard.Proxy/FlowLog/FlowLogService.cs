@@ -4,13 +4,20 @@ namespace MeshGuard.Proxy.FlowLog;
 
 /// <summary>
 /// The background writer: drains the queue into the hash-chained log, writes a gap record for every loss,
-/// a signed checkpoint every 1,000 records or 5 seconds, and a final checkpoint on a graceful stop.
+/// a signed checkpoint every 1,000 records or 5 seconds, and a final checkpoint on a graceful stop. When a
+/// write fails (a full disk) the sidecar goes on serving: the writer is dropped, records are counted as lost
+/// (those of the failed batch, then the queue's overflow), and once a second it tries a new file; the first
+/// record after it is back is the gap record that says how many were lost.
 /// </summary>
 internal sealed partial class FlowLogService(
     FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, WitnessReporter? witness = null) : BackgroundService
 {
     private FlowLogWriter? _writer;
     private long _gapsWritten;
+    private long _unflushed;
+    private DateTimeOffset _reopenAt;
+
+    private static readonly TimeSpan ReopenEvery = TimeSpan.FromSeconds(1);
 
     /// <summary>Set by tests to hold the writer as a slow disk would.</summary>
     internal SemaphoreSlim? Gate { get; set; }
@@ -19,15 +26,60 @@ internal sealed partial class FlowLogService(
     {
         if (sink.Settings.Directory is { } directory)
         {
-            _writer = new FlowLogWriter(directory, signer, time, sink.Settings.MaxFileBytes, sink.Settings.RetainFiles);
-            if (witness is not null)
-            {
-                _writer.SignedRecordWritten = witness.Report;
-            }
-            _writer.Open();
+            _writer = OpenWriter(directory);
             LogOpened(logger, directory, _writer.Seq);
         }
         return base.StartAsync(cancellationToken);
+    }
+
+    private FlowLogWriter OpenWriter(string directory)
+    {
+        var writer = new FlowLogWriter(directory, signer, time, sink.Settings.MaxFileBytes, sink.Settings.RetainFiles);
+        if (witness is not null)
+        {
+            writer.SignedRecordWritten = witness.Report;
+        }
+        try
+        {
+            writer.Open();
+        }
+        catch (IOException)
+        {
+            writer.Abandon();
+            throw;
+        }
+        return writer;
+    }
+
+    /// <summary>After a failed write: a new file once a second, until one takes its first record.</summary>
+    private bool TryReopen()
+    {
+        if (time.GetUtcNow() < _reopenAt)
+        {
+            return false;
+        }
+        try
+        {
+            _writer = OpenWriter(sink.Settings.Directory!);
+            LogRecovered(logger, sink.Dropped - _gapsWritten);
+            return true;
+        }
+        catch (IOException e)
+        {
+            _reopenAt = time.GetUtcNow() + ReopenEvery;
+            LogStillFailing(logger, e.Message);
+            return false;
+        }
+    }
+
+    private void Fail(IOException error)
+    {
+        sink.CountLost(_unflushed);
+        _unflushed = 0;
+        _writer?.Abandon();
+        _writer = null;
+        _reopenAt = time.GetUtcNow() + ReopenEvery;
+        LogWriteFailed(logger, error.Message);
     }
 
     /// <summary>How often the writer drains the queue: records are written in batches, one flush per batch.</summary>
@@ -39,6 +91,7 @@ internal sealed partial class FlowLogService(
         {
             return;
         }
+        // While the writer is down the queue fills and its overflow is counted; serving never waits on the disk.
         // A steady tick rather than a wake-up per record: under load each tick writes a batch with one
         // flush; idle, it costs fifty wake-ups a second and gives checkpoints their 5-second clock.
         using var timer = new PeriodicTimer(DrainInterval, time);
@@ -51,7 +104,18 @@ internal sealed partial class FlowLogService(
                     await gate.WaitAsync(stoppingToken);
                     gate.Release();
                 }
-                Drain(queue);
+                if (_writer is null && !TryReopen())
+                {
+                    continue;
+                }
+                try
+                {
+                    Drain(queue);
+                }
+                catch (IOException e)
+                {
+                    Fail(e);
+                }
             }
         }
         catch (OperationCanceledException)
@@ -66,8 +130,8 @@ internal sealed partial class FlowLogService(
         while (queue.TryDequeue(out var record))
         {
             written = true;
+            _unflushed++;
             writer.Append(record);
-            sink.CountWritten();
             if (writer.SinceCheckpoint >= FlowLogSettings.CheckpointEvery)
             {
                 writer.Checkpoint();
@@ -83,6 +147,9 @@ internal sealed partial class FlowLogService(
         {
             writer.Flush();
         }
+        // Written means on disk (as far as a flush can tell): only now are the batch's records counted so.
+        sink.CountWritten(_unflushed);
+        _unflushed = 0;
     }
 
     private void WriteGapIfAny(FlowLogWriter writer)
@@ -103,12 +170,19 @@ internal sealed partial class FlowLogService(
         if (_writer is not null)
         {
             // What is still queued goes in before the final signed checkpoint.
-            if (sink.Queue is { } queue)
+            try
             {
-                Drain(queue);
+                if (sink.Queue is { } queue)
+                {
+                    Drain(queue);
+                }
+                _writer.Dispose();
+                LogClosed(logger, _writer.Seq);
             }
-            _writer.Dispose();
-            LogClosed(logger, _writer.Seq);
+            catch (IOException e)
+            {
+                Fail(e);
+            }
             _writer = null;
             if (witness is not null)
             {
@@ -122,6 +196,15 @@ internal sealed partial class FlowLogService(
 
     [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "flow log queue was full: {Count} records lost, gap record written")]
     private static partial void LogGap(ILogger logger, long count);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Error, Message = "flow log write failed ({Reason}); requests are still served, records are counted as lost until the log can be written again")]
+    private static partial void LogWriteFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "flow log still cannot be written: {Reason}")]
+    private static partial void LogStillFailing(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Information, Message = "flow log writable again in a new file; a gap record states the {Count} records lost")]
+    private static partial void LogRecovered(ILogger logger, long count);
 
     [LoggerMessage(EventId = 402, Level = LogLevel.Information, Message = "flow log closed with a final signed checkpoint at seq {Seq}")]
     private static partial void LogClosed(ILogger logger, long seq);

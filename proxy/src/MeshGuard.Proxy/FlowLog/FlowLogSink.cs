@@ -27,7 +27,7 @@ internal sealed class FlowLogSink
 
     public bool Enabled => _queue is not null;
 
-    /// <summary>Records lost to a full queue since start.</summary>
+    /// <summary>Records lost since start: to a full queue, or to a failed write.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
     private long _written;
@@ -35,7 +35,10 @@ internal sealed class FlowLogSink
     /// <summary>Records the writer has put in the log.</summary>
     public long Written => Interlocked.Read(ref _written);
 
-    internal void CountWritten() => Interlocked.Increment(ref _written);
+    internal void CountWritten(long records) => Interlocked.Add(ref _written, records);
+
+    /// <summary>Records the writer took but could not put on disk (a write failed): lost like an overflow.</summary>
+    internal void CountLost(long records) => Interlocked.Add(ref _dropped, records);
 
     /// <summary>The writer's end of the queue; null when flow logs are off.</summary>
     internal FlowRecordQueue? Queue => _queue;
