@@ -40,8 +40,23 @@ public static class FlowLogReader
         }
     }
 
-    public static string? Text(this JsonElement record, string name) =>
-        record.ValueKind == JsonValueKind.Object && record.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    /// <summary>The string field <paramref name="name"/>, or null when it is absent, not a string, or not text (a lone escaped surrogate).</summary>
+    public static string? Text(this JsonElement record, string name)
+    {
+        if (record.ValueKind != JsonValueKind.Object || !record.TryGetProperty(name, out var value) || value.ValueKind != JsonValueKind.String)
+        {
+            return null;
+        }
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            // "\ud800" alone is valid JSON but no string (found by fuzzing): a log holding it was changed.
+            return null;
+        }
+    }
 
     public static long Number(this JsonElement record, string name) =>
         record.ValueKind == JsonValueKind.Object && record.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var number) ? number : 0;
