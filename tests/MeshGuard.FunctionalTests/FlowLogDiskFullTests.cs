@@ -64,7 +64,7 @@ public sealed partial class FlowLogDiskFullTests : IAsyncLifetime
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
             await Task.Delay(100);
-            lost = Counter(await MetricsAsync(), "meshguard_flowlog_records_lost_total");
+            lost = Counter(await SidecarAdmin.MetricsAsync(_orders), "meshguard_flowlog_records_lost_total");
         }
         Assert.True(lost > 0, $"{calls} calls and no record was lost: is the log really on the small disk?");
         Assert.Equal(calls, _ordersApp.Requests.Count(r => r.Path.StartsWith("/disk/", StringComparison.Ordinal)));
@@ -79,7 +79,7 @@ public sealed partial class FlowLogDiskFullTests : IAsyncLifetime
         // The writer retries once a second; the gap record is the first thing it writes after the new start.
         Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_mount).Any(r => r.Text("path") == "/after/19"), TimeSpan.FromSeconds(10)),
             "records after the disk had space again never reached the log");
-        var metrics = await MetricsAsync();
+        var metrics = await SidecarAdmin.MetricsAsync(_orders);
         lost = Counter(metrics, "meshguard_flowlog_records_lost_total");
         var declared = FlowLogReader.Records(_mount).Where(r => r.Text("kind") == "gap").Sum(r => r.Number("missing"));
         Assert.Equal(lost, declared);
@@ -88,12 +88,6 @@ public sealed partial class FlowLogDiskFullTests : IAsyncLifetime
         // The verifier sees the declared gap (and the line the full disk cut short), nothing silent.
         var (_, verify) = await Cli.RunAsync("meshctl", "flows", "verify", _mount, "--bundle", _mesh.Data.TrustBundle);
         Assert.Contains("lost", verify, StringComparison.OrdinalIgnoreCase);
-    }
-
-    private async Task<string> MetricsAsync()
-    {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        return await client.GetStringAsync(new Uri($"http://127.0.0.1:{_orders.MetricsPort}/metrics"));
     }
 
     private static long Counter(string metrics, string name) =>

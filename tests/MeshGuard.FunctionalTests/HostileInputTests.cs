@@ -183,7 +183,7 @@ public sealed class HostileInputTests : IAsyncLifetime
             // The fifth is closed before any TLS: the handshake fails.
             await Assert.ThrowsAnyAsync<Exception>(PeerAsync);
             using var admin = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            var metrics = await admin.GetStringAsync(new Uri($"http://127.0.0.1:{_orders.MetricsPort}/metrics"));
+            var metrics = await SidecarAdmin.MetricsAsync(_orders);
             Assert.Contains("meshguard_connections_open{listener=\"inbound\"} 4", metrics, StringComparison.Ordinal);
             Assert.Matches("meshguard_connections_refused_total\\{listener=\"inbound\"\\} [1-9]", metrics);
             Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri($"http://127.0.0.1:{_orders.AdminPort}/ready"))).StatusCode);

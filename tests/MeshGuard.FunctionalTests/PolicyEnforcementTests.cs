@@ -82,8 +82,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         Assert.DoesNotContain(_ordersApp.Requests, r => r.Path is "/orders/2" or "/orders/3");
 
         // Metrics name what decided, on the sidecar's loopback metrics port.
-        using var client = new HttpClient();
-        var metrics = await client.GetStringAsync(new Uri($"http://127.0.0.1:{_orders.MetricsPort}/metrics"));
+        var metrics = await SidecarAdmin.MetricsAsync(_orders);
         Assert.Contains("meshguard_authz_decisions_total{decision=\"allow\",policy=\"shop/orders-callers\",rule=\"frontend-reads\"} 1", metrics, StringComparison.Ordinal);
         Assert.Contains("meshguard_authz_decisions_total{decision=\"deny\",policy=\"default-deny\",rule=\"\"} 2", metrics, StringComparison.Ordinal);
         Assert.Contains("meshguard_config_stale 0", metrics, StringComparison.Ordinal);

@@ -69,7 +69,7 @@ public sealed partial class ResourceBoundsTests : IAsyncLifetime
             await OpenIdleAsync(sockets, IdleConnections - sockets.Count);
             Assert.Equal(IdleConnections, sockets.Count);
             await Task.Delay(1000);
-            var metrics = await MetricsAsync(_frontend);
+            var metrics = await SidecarAdmin.MetricsAsync(_frontend);
             Assert.Contains($"meshguard_connections_open{{listener=\"outbound\"}} {IdleConnections}", metrics, StringComparison.Ordinal);
             var after = Resident(metrics);
             var perConnection = (after - before) / (double)(IdleConnections - 200);
@@ -90,9 +90,9 @@ public sealed partial class ResourceBoundsTests : IAsyncLifetime
     {
         await SendDeniedAsync(2_000);
         var before = await ResidentBytesAsync(_orders);
-        var decisionsBefore = DeniedCount(await MetricsAsync(_orders));
+        var decisionsBefore = DeniedCount(await SidecarAdmin.MetricsAsync(_orders));
         await SendDeniedAsync(DeniedRequests);
-        var metrics = await MetricsAsync(_orders);
+        var metrics = await SidecarAdmin.MetricsAsync(_orders);
         var after = Resident(metrics);
         var denied = DeniedCount(metrics) - decisionsBefore;
         Console.WriteLine($"deny flood: {denied} denied; callee sidecar RSS {before / 1048576.0:F0} MiB -> {after / 1048576.0:F0} MiB");
@@ -142,13 +142,7 @@ public sealed partial class ResourceBoundsTests : IAsyncLifetime
         sockets.AddRange(opened);
     }
 
-    private static async Task<string> MetricsAsync(MeshService sidecar)
-    {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        return await client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.MetricsPort}/metrics"));
-    }
-
-    private static async Task<long> ResidentBytesAsync(MeshService sidecar) => Resident(await MetricsAsync(sidecar));
+    private static async Task<long> ResidentBytesAsync(MeshService sidecar) => Resident(await SidecarAdmin.MetricsAsync(sidecar));
 
     private static long Resident(string metrics) =>
         (long)double.Parse(ResidentLine().Match(metrics).Groups[1].Value, CultureInfo.InvariantCulture);

@@ -4,7 +4,7 @@ using MeshGuard.Ctl.Demo;
 
 namespace MeshGuard.FunctionalTests;
 
-/// <summary>What the tests ask a running sidecar: its /config, and an HTTP client that calls through its outbound port.</summary>
+/// <summary>What the tests ask a running sidecar: its /config and /metrics, and an HTTP client that calls through its outbound port.</summary>
 internal static class SidecarAdmin
 {
     public static JsonElement Config(MeshService sidecar)
@@ -12,6 +12,13 @@ internal static class SidecarAdmin
         using var client = new HttpClient();
         using var json = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/config")).GetAwaiter().GetResult());
         return json.RootElement.Clone();
+    }
+
+    /// <summary>The sidecar's Prometheus text, from its loopback metrics port.</summary>
+    public static async Task<string> MetricsAsync(MeshService sidecar)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        return await client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.MetricsPort}/metrics"));
     }
 
     /// <summary>Waits until the sidecar's service directory holds at least <paramref name="count"/> services.</summary>
