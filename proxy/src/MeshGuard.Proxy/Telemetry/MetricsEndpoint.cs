@@ -33,12 +33,12 @@ internal static class MetricsEndpoint
                 .Append("# TYPE dotnet_gc_allocated_bytes_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"dotnet_gc_allocated_bytes_total {GC.GetTotalAllocatedBytes(precise: false)}\n");
             text.Append("# HELP meshguard_connections_open Open connections on a data listener.\n# TYPE meshguard_connections_open gauge\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"inbound\"}} {limits.Inbound.Open}\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"outbound\"}} {limits.Outbound.Open}\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"{limits.Inbound.Listener}\"}} {limits.Inbound.Open}\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_open{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Open}\n")
                 .Append("# HELP meshguard_connections_refused_total Connections closed at accept because the listener held --max-connections.\n")
                 .Append("# TYPE meshguard_connections_refused_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"inbound\"}} {limits.Inbound.Refused}\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"outbound\"}} {limits.Outbound.Refused}\n");
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Inbound.Listener}\"}} {limits.Inbound.Refused}\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Refused}\n");
             // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
             var gc = GC.GetGCMemoryInfo();
             Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);
