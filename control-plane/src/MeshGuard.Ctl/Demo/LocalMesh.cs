@@ -235,8 +235,8 @@ public sealed class LocalMesh : IAsyncDisposable
     private static readonly HashSet<int> HandedOut = [];
 
     /// <summary>
-    /// Ports the OS says are free right now (probed by binding port 0), never one this process handed out
-    /// before: a probed port is free again the moment the probe closes, and the OS may offer it twice.
+    /// Ports free right now (probed by binding each), never one this process handed out before, and outside
+    /// the kernel's ephemeral range, so nothing the OS assigns on its own can take one before it is used.
     /// </summary>
     public static int[] FreePorts(int count)
     {
@@ -244,12 +244,31 @@ public sealed class LocalMesh : IAsyncDisposable
         var probes = new List<TcpListener>();
         try
         {
-            while (ports.Count < count)
+            // Below the kernel's ephemeral range: no connect() and no bind to port 0 (a sidecar's internal
+            // listener, ten thousand test clients) can take the port between this probe and the real bind.
+            var (low, high) = ProbeRange();
+            var span = high - low + 1;
+            var start = Random.Shared.Next(span);
+            for (var i = 0; i < span && ports.Count < count; i++)
             {
-                var listener = new TcpListener(IPAddress.Loopback, 0);
-                listener.Start();
+                var port = low + (start + i) % span;
+                lock (HandedOut)
+                {
+                    if (HandedOut.Contains(port))
+                    {
+                        continue;
+                    }
+                }
+                var listener = new TcpListener(IPAddress.Loopback, port);
+                try
+                {
+                    listener.Start();
+                }
+                catch (SocketException)
+                {
+                    continue;
+                }
                 probes.Add(listener);
-                var port = ((IPEndPoint)listener.LocalEndpoint).Port;
                 lock (HandedOut)
                 {
                     if (HandedOut.Add(port))
@@ -257,6 +276,10 @@ public sealed class LocalMesh : IAsyncDisposable
                         ports.Add(port);
                     }
                 }
+            }
+            if (ports.Count < count)
+            {
+                throw new InvalidOperationException($"no {count} free ports between {low} and {high}");
             }
         }
         finally
@@ -267,6 +290,21 @@ public sealed class LocalMesh : IAsyncDisposable
             }
         }
         return [.. ports];
+    }
+
+    /// <summary>Ports from 10000 up to the start of the ephemeral range (Linux: ip_local_port_range; 32768 by default).</summary>
+    private static (int Low, int High) ProbeRange()
+    {
+        var ephemeralStart = 32768;
+        try
+        {
+            var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            ephemeralStart = int.Parse(range[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+        }
+        return ephemeralStart > 11000 ? (10000, ephemeralStart - 1) : (ephemeralStart, 65535);
     }
 
     private static string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
