@@ -15,7 +15,8 @@ namespace MeshGuard.Tests.Common;
 /// An app behind a sidecar that remembers every request it received (protocol, path, headers and body), so a
 /// test can prove what reached the app and what never did. Two paths answer specially: <c>/trailers…</c> ends an
 /// HTTP/2 response with the trailer <c>x-checksum</c>; <c>/hop…</c> answers with a header the response's
-/// <c>Connection</c> names (hop-by-hop) beside an end-to-end one.
+/// <c>Connection</c> names (hop-by-hop) beside an end-to-end one; <c>/abort…</c> reads the request, then drops the
+/// connection without an answer. <see cref="Delay"/> holds every answer back for a while (a slow replica).
 /// </summary>
 public sealed class RecordingApp : IAsyncDisposable
 {
@@ -26,14 +27,18 @@ public sealed class RecordingApp : IAsyncDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>How long each request waits, after it was recorded, before it is answered.</summary>
+    public TimeSpan Delay { get; set; }
+
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
     /// <param name="protocols">HTTP/1.1 (the default) or HTTP/2 alone: Kestrel serves one of them on a cleartext port.</param>
-    public static async Task<RecordingApp> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1)
+    /// <param name="port">A port to listen on (to start an app again where it was); 0 for any free one.</param>
+    public static async Task<RecordingApp> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1, int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = protocols));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen => listen.Protocols = protocols));
         var app = builder.Build();
         var recording = new RecordingApp(app);
         app.Run(async context =>
@@ -48,6 +53,15 @@ public sealed class RecordingApp : IAsyncDisposable
             var body = await reader.ReadToEndAsync(context.RequestAborted);
             var path = request.Path.Value ?? "";
             recording._requests.Enqueue(new RecordedRequest(request.Method, path, headers, body, request.Protocol));
+            if (recording.Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(recording.Delay, context.RequestAborted);
+            }
+            if (path.StartsWith("/abort", StringComparison.Ordinal))
+            {
+                context.Abort();
+                return;
+            }
             var response = context.Response;
             response.ContentType = "text/plain";
             if (path.StartsWith("/hop", StringComparison.Ordinal))

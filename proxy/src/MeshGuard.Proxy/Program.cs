@@ -23,6 +23,14 @@ var outboundTcp = CliOption.Text("--outbound-tcp", "LOCALPORT=service:port[/opaq
 var detectTimeout = CliOption.Port("--protocol-detect-timeout", "seconds a new connection from the app may take to show its protocol before it is taken as opaque", 10);
 var maxConnections = CliOption.Port("--max-connections", "open connections each data listener (inbound; outbound) holds at most; more are closed at once and counted", MeshGuard.Proxy.Limits.ListenerLimits.DefaultMaxConnections);
 var headersTimeout = CliOption.Port("--request-headers-timeout", "seconds a request's headers may take to arrive before the connection is closed", MeshGuard.Proxy.Limits.ListenerLimits.DefaultRequestHeadersTimeoutSeconds);
+var retryAttempts = CliOption.Port("--retry-attempts", "tries per outbound request, the first included (1: no retries); only requests that never left, or idempotent ones without a body, are tried again", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultAttempts);
+var perTryTimeout = CliOption.Duration("--per-try-timeout", "how long one try of a retryable outbound request waits for response headers before another endpoint gets it (0s: no limit)", TimeSpan.FromSeconds(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultPerTryTimeoutSeconds));
+var retryBudgetPercent = CliOption.Port("--retry-budget-percent", "retries may add at most this share to the requests sent", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultRetryBudgetPercent);
+var retryBudgetMin = CliOption.Port("--retry-budget-min-per-second", "retries allowed each second whatever the request rate", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultRetryBudgetMinPerSecond);
+var ejectAfter = CliOption.Port("--eject-after-failures", "failed tries in a row that eject an endpoint from balancing (passive health)", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultConsecutiveFailuresToEject);
+var circuitFailurePercent = CliOption.Port("--circuit-failure-percent", "share of an endpoint's failed tries over 10s that opens its circuit (ejects it)", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultCircuitFailurePercent);
+var circuitMinRequests = CliOption.Port("--circuit-min-requests", "tries an endpoint must have seen in the window before its circuit may open", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultCircuitMinimumThroughput);
+var circuitBreak = CliOption.Duration("--circuit-break", "how long an ejected endpoint (or one whose circuit opened) stays out before it is tried again; each failure in a row after that adds as much again (at most 60s)", TimeSpan.FromSeconds(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultCircuitBreakSeconds));
 var flowLogDir = CliOption.Text("--flow-log-dir", "flow log directory (hash-chained JSON Lines); default <state-dir>/flows, off without either");
 var flowLogQuery = CliOption.Flag("--flow-log-query", "keep the query string in recorded paths");
 var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queue holds before it counts losses", 10000);
@@ -32,7 +40,7 @@ var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the 
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -65,6 +73,7 @@ root.SetAction(async (parse, cancellation) =>
             ParseMappings(parse.GetValue(outboundTcp)),
             TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(detectTimeout))),
             new MeshGuard.Proxy.Limits.ListenerLimits(Math.Max(1, parse.GetValue(maxConnections)), TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(headersTimeout)))),
+            ParseResilience(parse),
             new MeshGuard.Proxy.FlowLog.FlowLogSettings(
                 flows, Math.Max(1, parse.GetValue(flowLogQueue)), Math.Max(1, parse.GetValue(flowLogMaxMb)) * 1024L * 1024L,
                 Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)));
@@ -83,6 +92,28 @@ root.SetAction(async (parse, cancellation) =>
 });
 // The host handles SIGTERM and SIGINT itself and shuts down gracefully, exiting 0.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+
+MeshGuard.Proxy.Outbound.Resilience.OutboundResilience ParseResilience(System.CommandLine.ParseResult parse)
+{
+    var defaults = MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default;
+    var failurePercent = parse.GetValue(circuitFailurePercent);
+    if (failurePercent is < 1 or > 100)
+    {
+        throw new CliUsageException($"--circuit-failure-percent {failurePercent} must be between 1 and 100");
+    }
+    var breakFor = parse.GetValue(circuitBreak);
+    return defaults with
+    {
+        Attempts = Math.Max(1, parse.GetValue(retryAttempts)),
+        PerTryTimeout = parse.GetValue(perTryTimeout),
+        RetryBudgetRatio = parse.GetValue(retryBudgetPercent) / 100.0,
+        RetryBudgetMinPerSecond = parse.GetValue(retryBudgetMin),
+        ConsecutiveFailuresToEject = Math.Max(1, parse.GetValue(ejectAfter)),
+        CircuitFailureRatio = failurePercent / 100.0,
+        CircuitMinimumThroughput = Math.Max(2, parse.GetValue(circuitMinRequests)),
+        CircuitBreakDuration = breakFor < TimeSpan.FromMilliseconds(500) ? TimeSpan.FromMilliseconds(500) : breakFor,
+    };
+}
 
 static Uri ParseUri(string value, string flag) =>
     Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"

@@ -23,4 +23,5 @@ internal sealed record ProxySettings(
     IReadOnlyList<MeshGuard.Proxy.Outbound.OutboundTcpMapping> OutboundTcp,
     TimeSpan ProtocolDetectTimeout,
     MeshGuard.Proxy.Limits.ListenerLimits Limits,
+    MeshGuard.Proxy.Outbound.Resilience.OutboundResilience Resilience,
     MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog);

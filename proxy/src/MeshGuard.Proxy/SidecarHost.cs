@@ -8,8 +8,10 @@ using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Outbound;
+using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Spiffe;
+using Microsoft.Extensions.ObjectPool;
 
 namespace MeshGuard.Proxy;
 
@@ -59,7 +61,13 @@ internal static partial class SidecarHost
         services.AddSingleton(identityClient);
         var pools = new MeshConnectionPools(connector);
         services.AddSingleton(pools);
-        services.AddSingleton(new ServiceDirectory(svid.Id.GetPathValue("ns") ?? "default", pools));
+        var outboundMetrics = new OutboundMetrics();
+        services.AddSingleton(outboundMetrics);
+        services.AddSingleton(settings.Resilience);
+        services.AddSingleton(new RetryBudget(settings.Resilience.RetryBudgetRatio, settings.Resilience.RetryBudgetMinPerSecond, time));
+        services.AddSingleton<ObjectPool<OutboundExchange>>(new DefaultObjectPool<OutboundExchange>(new OutboundExchange.Policy(), 1024));
+        services.AddSingleton(new ServiceDirectory(
+            svid.Id.GetPathValue("ns") ?? "default", pools, () => new EndpointCircuit(settings.Resilience, time, outboundMetrics)));
         services.AddSingleton<ControlPlaneChannel>();
         services.AddSingleton<InboundPolicy>();
         services.AddSingleton<DecisionLog>();

@@ -1,13 +1,45 @@
 using MeshGuard.Contracts.V1;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound;
+using MeshGuard.Proxy.Outbound.Resilience;
+using Microsoft.Extensions.Time.Testing;
 
 namespace MeshGuard.Proxy.Tests.Outbound;
 
 public sealed class ServiceDirectoryTests
 {
-    private static ServiceDirectory NewDirectory(string ownNamespace) =>
-        new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System)));
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-11-24T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+
+    private static readonly OutboundResilience Resilience = OutboundResilience.Default with
+    {
+        CircuitMinimumThroughput = 4,
+        CircuitBreakDuration = TimeSpan.FromSeconds(5),
+    };
+
+    private ServiceDirectory NewDirectory(string ownNamespace) =>
+        new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System)),
+            () => new EndpointCircuit(Resilience, _time, new OutboundMetrics()));
+
+    private static Task<Polly.Outcome<TryOutcome>> TryAsync(MeshEndpoint endpoint, TryOutcome outcome) =>
+        endpoint.Circuit.RunAsync(static o => ValueTask.FromResult(o), outcome, CancellationToken.None).AsTask();
+
+    private static async Task EjectAsync(MeshEndpoint endpoint)
+    {
+        for (var i = 0; i < Resilience.CircuitMinimumThroughput; i++)
+        {
+            await TryAsync(endpoint, TryOutcome.ConnectFailed);
+        }
+        Assert.True(endpoint.Circuit.IsOpen);
+    }
+
+    private ServiceRoute TwoEndpoints()
+    {
+        var table = Table(("orders", "shop", "127.0.0.1:1001"));
+        table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/orders" });
+        var directory = NewDirectory("shop");
+        directory.Apply(table);
+        return directory.Resolve("orders")!;
+    }
 
     private static ServiceTable Table(params (string Name, string Ns, string Address)[] services)
     {
@@ -33,7 +65,7 @@ public sealed class ServiceDirectoryTests
         var route = directory.Resolve(host);
         Assert.NotNull(route);
         Assert.Equal("orders", route.Name);
-        Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", route.Pick().Identity.ToString());
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", route.Pick()!.Identity.ToString());
     }
 
     [Fact]
@@ -65,15 +97,145 @@ public sealed class ServiceDirectoryTests
     }
 
     [Fact]
-    public void EndpointsAreTakenInTurn()
+    public async Task PickSendsToTheEndpointWithFewerTriesInFlight()
+    {
+        var route = TwoEndpoints();
+        var busy = route.Endpoints[0];
+        var hold = new TaskCompletionSource<TryOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inFlight = busy.Circuit.RunAsync(static h => new ValueTask<TryOutcome>(h.Task), hold, CancellationToken.None).AsTask();
+        Assert.Equal(1, busy.Circuit.InFlight);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Same(route.Endpoints[1], route.Pick());
+        }
+        hold.SetResult(TryOutcome.Relayed);
+        await inFlight;
+        Assert.Equal(0, busy.Circuit.InFlight);
+        var seen = new HashSet<MeshEndpoint>();
+        for (var i = 0; i < 50; i++)
+        {
+            seen.Add(route.Pick()!);
+        }
+        Assert.Equal(2, seen.Count);
+    }
+
+    [Fact]
+    public async Task AnEjectedEndpointIsSkippedUntilItsBreakEndsAndATrialThatSucceedsBringsItBack()
+    {
+        var route = TwoEndpoints();
+        var failing = route.Endpoints[0];
+        await EjectAsync(failing);
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Same(route.Endpoints[1], route.Pick());
+        }
+        // The other endpoint is avoided after its failure, but an ejected one is still not an option.
+        Assert.Same(route.Endpoints[1], route.Pick(avoid: route.Endpoints[1]));
+
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.False(failing.Circuit.IsOpen);
+        Assert.True(failing.Circuit.IsEjected);
+        var trial = await TryAsync(failing, TryOutcome.Relayed);
+        Assert.Equal(TryOutcome.Relayed, trial.Result);
+        Assert.False(failing.Circuit.IsEjected);
+    }
+
+    [Fact]
+    public async Task AFailedTrialKeepsTheEndpointOutForLongerEachTime()
+    {
+        var route = TwoEndpoints();
+        var failing = route.Endpoints[0];
+        await EjectAsync(failing);
+        _time.Advance(Resilience.CircuitBreakDuration);
+        await TryAsync(failing, TryOutcome.ConnectFailed);
+        Assert.True(failing.Circuit.IsOpen);
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.True(failing.Circuit.IsOpen);
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.False(failing.Circuit.IsOpen);
+    }
+
+    [Fact]
+    public async Task WhileItsCircuitIsOpenAnEndpointRefusesTriesWithoutRunningThem()
+    {
+        var route = TwoEndpoints();
+        await EjectAsync(route.Endpoints[0]);
+        var ran = false;
+        var outcome = await route.Endpoints[0].Circuit.RunAsync(_ => { ran = true; return ValueTask.FromResult(TryOutcome.Relayed); }, 0, CancellationToken.None);
+        Assert.False(ran);
+        Assert.IsType<Polly.CircuitBreaker.BrokenCircuitException>(outcome.Exception);
+    }
+
+    [Fact]
+    public async Task FiveFailuresInARowEjectAnEndpointBeforeItsFailureRatioCouldAndASuccessClearsItsRecord()
+    {
+        // A window full of earlier successes: the ratio alone would need as many failures again.
+        var circuit = new EndpointCircuit(Resilience with { CircuitMinimumThroughput = 1000 }, _time, new OutboundMetrics());
+        Task<Polly.Outcome<TryOutcome>> Try(TryOutcome outcome) => circuit.RunAsync(static o => ValueTask.FromResult(o), outcome, CancellationToken.None).AsTask();
+        for (var i = 0; i < 50; i++)
+        {
+            await Try(TryOutcome.Relayed);
+        }
+        for (var i = 0; i < 4; i++)
+        {
+            await Try(TryOutcome.ConnectFailed);
+        }
+        await Try(TryOutcome.Relayed);
+        for (var i = 0; i < 4; i++)
+        {
+            await Try(TryOutcome.RelayedFailure);
+        }
+        Assert.False(circuit.IsEjected);
+        await Try(TryOutcome.TimedOut);
+        Assert.True(circuit.IsOpen);
+
+        // Back after the break; one more failure ejects it for twice as long, a success clears it.
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.False(circuit.IsOpen);
+        await Try(TryOutcome.ConnectFailed);
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.True(circuit.IsOpen);
+        _time.Advance(Resilience.CircuitBreakDuration);
+        Assert.False(circuit.IsOpen);
+        await Try(TryOutcome.Relayed);
+        Assert.False(circuit.IsEjected);
+    }
+
+    [Fact]
+    public async Task WithEveryEndpointEjectedPickReturnsNone()
+    {
+        var route = TwoEndpoints();
+        await EjectAsync(route.Endpoints[0]);
+        await EjectAsync(route.Endpoints[1]);
+        Assert.Null(route.Pick());
+    }
+
+    [Fact]
+    public async Task AnswersTheAppGetsAndCallersThatLeaveDoNotEjectAnEndpoint()
+    {
+        var route = TwoEndpoints();
+        for (var i = 0; i < 20; i++)
+        {
+            await TryAsync(route.Endpoints[0], i % 2 == 0 ? TryOutcome.Relayed : TryOutcome.AppSide);
+        }
+        Assert.False(route.Endpoints[0].Circuit.IsEjected);
+    }
+
+    [Fact]
+    public async Task AnEndpointKeepsItsCircuitWhenANewServiceTableListsItAgain()
     {
         var table = Table(("orders", "shop", "127.0.0.1:1001"));
-        table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/orders" });
         var directory = NewDirectory("shop");
         directory.Apply(table);
-        var route = directory.Resolve("orders")!;
-        var seen = new HashSet<string> { route.Pick().Address, route.Pick().Address };
-        Assert.Equal(2, seen.Count);
+        var before = directory.Resolve("orders")!.Endpoints[0];
+        await EjectAsync(before);
+        table.Version++;
+        table.Services.Add(new Service { Name = "payments", Namespace = "shop", Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } } });
+        directory.Apply(table);
+        var after = directory.Resolve("orders")!.Endpoints[0];
+        Assert.Same(before, after);
+        Assert.Equal(1, directory.EjectedEndpoints);
+        Assert.Null(directory.Resolve("orders")!.Pick());
     }
 
     [Fact]

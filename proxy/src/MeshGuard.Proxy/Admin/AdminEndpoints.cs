@@ -63,6 +63,8 @@ internal static class AdminEndpoints
                     config.LastContact,
                     config.Refused,
                     directory.ServiceCount,
+                    directory.EndpointCount,
+                    directory.EjectedEndpoints,
                     applied?.Policies ?? []),
                 AdminJsonContext.Default.ConfigInfo);
         }).RequireHost(host);
@@ -90,6 +92,8 @@ internal sealed record ConfigInfo(
     [property: JsonPropertyName("last_contact")] DateTimeOffset? LastContact,
     [property: JsonPropertyName("snapshots_refused")] long SnapshotsRefused,
     [property: JsonPropertyName("services")] int Services,
+    [property: JsonPropertyName("endpoints")] int Endpoints,
+    [property: JsonPropertyName("endpoints_ejected")] int EndpointsEjected,
     [property: JsonPropertyName("policies")] IReadOnlyList<string> Policies);
 
 /// <summary>One inbound decision as /decisions shows it (newest first).</summary>

@@ -75,7 +75,14 @@ internal sealed partial class InboundHandler(
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, AppLegConfig(request), Transformer);
         if (error != ForwarderError.None)
         {
-            LogAppFailed(logger, error.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
+            var exception = context.GetForwarderErrorFeature()?.Exception;
+            LogAppFailed(logger, error.ToString(), exception?.Message ?? "");
+            if (error == ForwarderError.Request && exception is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
+            {
+                // Nothing listens at the app's port (it is down or restarting): 503, as Envoy answers, so that the
+                // caller's sidecar counts this endpoint as unavailable and may try another one.
+                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: the app is not reachable\n");
+            }
         }
         Record(context, peer, started, decision);
     }

@@ -13,7 +13,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// present the registered identity; the destination port travels in the preamble; then bytes flow.
 /// </summary>
 internal sealed partial class OpaqueTcpOutbound(
-    ServiceDirectory directory, SpiffeConnector connector, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpOutbound> logger)
+    ServiceDirectory directory, SpiffeConnector connector, MeshGuard.Proxy.Outbound.Resilience.OutboundResilience resilience, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpOutbound> logger)
 {
     private static readonly List<SslApplicationProtocol> Protocols = [OpaqueTcp.Protocol];
 
@@ -28,18 +28,33 @@ internal sealed partial class OpaqueTcpOutbound(
             connection.Abort();
             return;
         }
-        var endpoint = route.Pick();
-        Stream upstream;
-        try
+        // Nothing has been sent before the connection stands, so a failed connect moves on to another endpoint.
+        MeshEndpoint? endpoint = null;
+        Stream? upstream = null;
+        for (var attempt = 0; upstream is null; attempt++)
         {
-            upstream = await connector.ConnectAsync(endpoint.EndPoint, endpoint.Identity, Protocols, cancellation);
-        }
-        catch (Exception e) when (e is PeerIdentityException or IOException or System.Net.Sockets.SocketException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
-        {
-            LogConnectFailed(logger, route.Name, endpoint.Address, e.Message);
-            connection.Abort();
-            Record(mapping, route, endpoint, started, 0, 0);
-            return;
+            var candidate = route.Pick(avoid: endpoint);
+            if (candidate is null || attempt == resilience.Attempts)
+            {
+                connection.Abort();
+                Record(mapping, route, endpoint, started, 0, 0);
+                return;
+            }
+            endpoint = candidate;
+            try
+            {
+                upstream = await connector.ConnectAsync(endpoint.EndPoint, endpoint.Identity, Protocols, cancellation);
+            }
+            catch (Exception e) when (e is PeerIdentityException or IOException or System.Net.Sockets.SocketException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+            {
+                LogConnectFailed(logger, route.Name, endpoint.Address, e.Message);
+                if (cancellation.IsCancellationRequested)
+                {
+                    connection.Abort();
+                    Record(mapping, route, endpoint, started, 0, 0);
+                    return;
+                }
+            }
         }
         await using (upstream)
         {
@@ -54,7 +69,7 @@ internal sealed partial class OpaqueTcpOutbound(
 
     // The caller's side of the connection, when it ends: a refusal by the peer shows as a short one with no bytes back.
     // As in HTTP records, bytes_in is the caller's direction (app to destination), bytes_out the answer's.
-    private void Record(OutboundTcpMapping mapping, ServiceRoute route, MeshEndpoint endpoint, long started, long bytesIn, long bytesOut)
+    private void Record(OutboundTcpMapping mapping, ServiceRoute route, MeshEndpoint? endpoint, long started, long bytesIn, long bytesOut)
     {
         if (!flows.Enabled)
         {
@@ -66,13 +81,13 @@ internal sealed partial class OpaqueTcpOutbound(
             DurationMs = FlowFields.ElapsedMs(started),
             Direction = FlowDirection.Outbound,
             SourceId = identity.IdText,
-            DestId = endpoint.IdentityText,
+            DestId = endpoint?.IdentityText,
             DestService = route.Name,
             DestPort = mapping.Port,
             Protocol = "tcp",
             BytesIn = bytesIn,
             BytesOut = bytesOut,
-            TlsVersion = FlowFields.TlsVersion,
+            TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
         });
     }
 

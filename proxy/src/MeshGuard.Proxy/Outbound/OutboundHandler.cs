@@ -3,17 +3,26 @@ using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Outbound.Resilience;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.ObjectPool;
+using Polly.CircuitBreaker;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>
 /// The outbound listener's request handler: the app's plain HTTP (absolute-form through HTTP_PROXY, or by
-/// Host) is resolved to a service, one of its endpoints is picked, and the request goes out over mTLS to
-/// that endpoint's sidecar, which must present the identity the directory lists for it.
+/// Host) is resolved to a service, one of its endpoints is picked (least requests, open circuits skipped),
+/// and the request goes out over mTLS to that endpoint's sidecar, which must present the identity the
+/// directory lists for it. A failed try goes to another endpoint when that is safe: any request that never
+/// left (no connection, wrong identity), and an idempotent request without a body after a reset, a per-try
+/// timeout or a 502/503 answer; never a request whose body was sent. Retries are bounded by the attempts
+/// setting and the retry budget.
 /// </summary>
 internal sealed partial class OutboundHandler(
-    IHttpForwarder forwarder, ServiceDirectory directory, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OutboundHandler> logger)
+    IHttpForwarder forwarder, ServiceDirectory directory, FlowLogSink flows, WorkloadIdentity identity, OutboundResilience resilience, RetryBudget budget,
+    OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TimeProvider time, ILogger<OutboundHandler> logger)
 {
     private static readonly ForwarderRequestConfig RequestConfig = new()
     {
@@ -21,6 +30,10 @@ internal sealed partial class OutboundHandler(
         VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
+
+    private static readonly Func<TryState, ValueTask<TryOutcome>> TryOnce = static state => state.Handler.TryAsync(state.Context, state.Endpoint, state.Exchange);
+
+    private readonly record struct TryState(OutboundHandler Handler, HttpContext Context, MeshEndpoint Endpoint, OutboundExchange Exchange);
 
     public async Task HandleAsync(HttpContext context)
     {
@@ -42,26 +55,165 @@ internal sealed partial class OutboundHandler(
             Record(context, started, requestId, traceParent, null, null);
             return;
         }
-        var endpoint = route.Pick();
-        var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance);
-        if (error == ForwarderError.None || IsLateRequestBodyError(error) && OutboundTransformer.DestinationAnswered(context))
+        budget.Deposit();
+        var exchange = exchanges.Get();
+        exchange.Start(IsRetryable(context), budget);
+        context.Features.Set(exchange);
+        try
         {
+            var endpoint = await ForwardAsync(context, route, exchange);
             Record(context, started, requestId, traceParent, route, endpoint);
-            return;
         }
-        var exception = context.GetForwarderErrorFeature()?.Exception;
-        var identityError = FindIdentityError(exception);
-        if (identityError is not null)
+        finally
         {
-            LogWrongIdentity(logger, route.Name, endpoint.Address, identityError.Reason);
-            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + identityError.Reason + "\n");
+            context.Features.Set<OutboundExchange>(null);
+            exchanges.Return(exchange);
         }
-        else
+    }
+
+    /// <summary>Tries endpoints until one answers or no further try is allowed; returns the endpoint tried last.</summary>
+    private async Task<MeshEndpoint?> ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange)
+    {
+        MeshEndpoint? endpoint = null;
+        var refusedByCircuit = 0;
+        while (true)
         {
-            LogForwardFailed(logger, route.Name, endpoint.Address, error.ToString(), exception?.Message ?? "");
-            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + error + "\n");
+            var candidate = route.Pick(avoid: endpoint);
+            if (candidate is null || refusedByCircuit > route.Endpoints.Length)
+            {
+                metrics.NoAvailableEndpoint();
+                LogNoEndpoint(logger, route.Name);
+                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: no endpoint of " + route.Name + " is available (every circuit is open)\n");
+                return endpoint;
+            }
+            endpoint = candidate;
+            var result = await endpoint.Circuit.RunAsync(TryOnce, new TryState(this, context, endpoint, exchange), context.RequestAborted);
+            if (result.Exception is BrokenCircuitException)
+            {
+                // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
+                refusedByCircuit++;
+                continue;
+            }
+            if (result.Exception is OperationCanceledException)
+            {
+                return endpoint;
+            }
+            result.ThrowIfException();
+            var outcome = result.Result;
+            if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
+            {
+                exchange.UseRetry();
+                metrics.Retry();
+                LogRetry(logger, route.Name, endpoint.Address, outcome, exchange.Tries + 1);
+                context.Response.Clear();
+                context.Features.Set<IForwarderErrorFeature>(null);
+                continue;
+            }
+            await AnswerFailureAsync(context, route, endpoint, outcome);
+            return endpoint;
         }
-        Record(context, started, requestId, traceParent, route, endpoint);
+    }
+
+    /// <summary>Whether the request may go out again after this try (a held-back answer already has its retry).</summary>
+    private bool MayTryAgain(OutboundExchange exchange, TryOutcome outcome)
+    {
+        if (exchange.RetryReserved)
+        {
+            return true;
+        }
+        return (exchange.Retryable || outcome.NothingSent()) && exchange.Tries < resilience.Attempts && budget.TryWithdraw();
+    }
+
+    private async ValueTask<TryOutcome> TryAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
+    {
+        exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
+        try
+        {
+            var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
+            return Classify(context, exchange, error);
+        }
+        finally
+        {
+            exchange.EndTry();
+        }
+    }
+
+    private static TryOutcome Classify(HttpContext context, OutboundExchange exchange, ForwarderError error)
+    {
+        if (exchange.Answered)
+        {
+            if (exchange.AnswerHeldBack)
+            {
+                return TryOutcome.AnswerHeldBack;
+            }
+            // YARP reports a request-body error even after the destination's whole answer was relayed.
+            if (error is ForwarderError.None or ForwarderError.RequestBodyDestination or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient)
+            {
+                return context.Response.StatusCode is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable or StatusCodes.Status504GatewayTimeout
+                    ? TryOutcome.RelayedFailure
+                    : TryOutcome.Relayed;
+            }
+            return error is ForwarderError.ResponseBodyDestination or ForwarderError.UpgradeResponseDestination or ForwarderError.UpgradeRequestDestination
+                ? TryOutcome.BrokenMidAnswer
+                : TryOutcome.AppSide;
+        }
+        if (context.RequestAborted.IsCancellationRequested || error is ForwarderError.RequestBodyClient)
+        {
+            return TryOutcome.AppSide;
+        }
+        if (exchange.TimedOut || error is ForwarderError.RequestTimedOut)
+        {
+            return TryOutcome.TimedOut;
+        }
+        for (var e = context.GetForwarderErrorFeature()?.Exception; e is not null; e = e.InnerException)
+        {
+            if (e is PeerIdentityException)
+            {
+                return TryOutcome.WrongIdentity;
+            }
+            if (e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
+            {
+                return TryOutcome.ConnectFailed;
+            }
+        }
+        return TryOutcome.Broken;
+    }
+
+    /// <summary>The sidecar's own answer when the last try brought none the app can have.</summary>
+    private async Task AnswerFailureAsync(HttpContext context, ServiceRoute route, MeshEndpoint endpoint, TryOutcome outcome)
+    {
+        switch (outcome)
+        {
+            case TryOutcome.Relayed or TryOutcome.RelayedFailure or TryOutcome.AppSide:
+                return;
+            case TryOutcome.BrokenMidAnswer:
+                // YARP has answered 502 if nothing was sent yet, or aborted the exchange.
+                LogForwardFailed(logger, route.Name, endpoint.Address, outcome.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
+                return;
+            case TryOutcome.WrongIdentity:
+                var reason = FindIdentityError(context.GetForwarderErrorFeature()?.Exception)?.Reason ?? "unexpected identity";
+                LogWrongIdentity(logger, route.Name, endpoint.Address, reason);
+                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + reason + "\n");
+                return;
+            case TryOutcome.TimedOut:
+                LogForwardFailed(logger, route.Name, endpoint.Address, outcome.ToString(), "no answer within the per-try timeout");
+                await Refusal.WriteAsync(context, StatusCodes.Status504GatewayTimeout, "meshguard: upstream " + route.Name + " timed out\n");
+                return;
+            default:
+                var error = context.GetForwarderErrorFeature();
+                LogForwardFailed(logger, route.Name, endpoint.Address, error?.Error.ToString() ?? outcome.ToString(), error?.Exception?.Message ?? "");
+                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + (error?.Error ?? ForwarderError.Request) + "\n");
+                return;
+        }
+    }
+
+    /// <summary>RFC 9110 9.2.2: methods whose repetition has the effect of one; and only without a body, which was streamed once.</summary>
+    private static bool IsRetryable(HttpContext context)
+    {
+        var method = context.Request.Method;
+        return (HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
+                || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method))
+            && context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
     }
 
     private void Record(HttpContext context, long started, string requestId, string traceParent, ServiceRoute? route, MeshEndpoint? endpoint)
@@ -82,10 +234,6 @@ internal sealed partial class OutboundHandler(
         });
     }
 
-    /// <summary>The request body failed, which YARP reports even after the destination's whole answer was relayed.</summary>
-    private static bool IsLateRequestBodyError(ForwarderError error) =>
-        error is ForwarderError.RequestBodyDestination or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient;
-
     private static PeerIdentityException? FindIdentityError(Exception? exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
@@ -103,6 +251,12 @@ internal sealed partial class OutboundHandler(
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "outbound: refused endpoint {Address} of service {Service}: {Reason}")]
     private static partial void LogWrongIdentity(ILogger logger, string service, string address, string reason);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "outbound: no endpoint of service {Service} is available: every circuit is open")]
+    private static partial void LogNoEndpoint(ILogger logger, string service);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "outbound: {Outcome} at {Address} of service {Service}; try {Try} goes to another endpoint")]
+    private static partial void LogRetry(ILogger logger, string service, string address, TryOutcome outcome, int @try);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "outbound: forwarding to {Address} of service {Service} failed: {Error} {Detail}")]
     private static partial void LogForwardFailed(ILogger logger, string service, string address, string error, string detail);

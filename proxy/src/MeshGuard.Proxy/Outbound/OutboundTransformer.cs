@@ -1,4 +1,5 @@
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -29,23 +30,23 @@ internal sealed class OutboundTransformer : HttpTransformer
     }
 
     /// <summary>
-    /// The destination's response reached this request (YARP calls this with null when it did not). YARP may
-    /// still report a request-body error after a complete response, when the callee answered before reading
-    /// the body (a refusal does) and reset the stream: that answer stands and must not be replaced by a 502.
+    /// The destination's response reached this request (YARP calls this with null when it did not). A 502 or
+    /// 503 answer to a request that may be tried again is held back (not copied) when the retry budget grants
+    /// another try. Once an answer came, a request-body error YARP reports afterwards (the callee answered
+    /// before reading the body, as a refusal does, and reset the stream) must not replace it with a 502.
     /// </summary>
     public override ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
-        if (proxyResponse is not null)
+        if (proxyResponse is not null && httpContext.Features.Get<OutboundExchange>() is { } exchange)
         {
-            httpContext.Features.Set(DestinationAnswer.Instance);
+            var holdBack = proxyResponse.StatusCode is System.Net.HttpStatusCode.BadGateway or System.Net.HttpStatusCode.ServiceUnavailable
+                && exchange.TryReserveRetry();
+            exchange.MarkAnswered(holdBack);
+            if (holdBack)
+            {
+                return ValueTask.FromResult(false);
+            }
         }
         return base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-    }
-
-    public static bool DestinationAnswered(HttpContext context) => context.Features.Get<DestinationAnswer>() is not null;
-
-    private sealed class DestinationAnswer
-    {
-        public static readonly DestinationAnswer Instance = new();
     }
 }

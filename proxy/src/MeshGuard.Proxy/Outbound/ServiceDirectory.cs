@@ -1,11 +1,12 @@
 using System.Net;
 using MeshGuard.Contracts.V1;
+using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Outbound;
 
-/// <summary>An inbound sidecar of a service: where to connect and who must answer there.</summary>
-internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity, HttpMessageInvoker pool)
+/// <summary>An inbound sidecar of a service: where to connect, who must answer there, and how it has been doing.</summary>
+internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity, HttpMessageInvoker pool, EndpointCircuit circuit)
 {
     public string Address { get; } = address;
 
@@ -20,20 +21,67 @@ internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeI
 
     /// <summary>The connection pool of this endpoint's identity.</summary>
     public HttpMessageInvoker Pool { get; } = pool;
+
+    /// <summary>Passive health and tries in flight; kept across service tables while address and identity stay.</summary>
+    public EndpointCircuit Circuit { get; } = circuit;
 }
 
-/// <summary>A service and its endpoints, with a round-robin cursor.</summary>
+/// <summary>
+/// A service and its endpoints. <see cref="Pick"/> balances by least requests with the power of two choices
+/// (as Envoy's default and YARP's): two endpoints drawn at random, the one with fewer tries in flight wins;
+/// endpoints whose circuit is open are skipped.
+/// </summary>
 internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoints)
 {
-    private uint _next;
-
     public string Name { get; } = name;
 
     public string Namespace { get; } = ns;
 
     public MeshEndpoint[] Endpoints { get; } = endpoints;
 
-    public MeshEndpoint Pick() => Endpoints[(int)(Interlocked.Increment(ref _next) % (uint)Endpoints.Length)];
+    /// <summary>
+    /// An endpoint to try, other than <paramref name="avoid"/> (the one that just failed) if another is
+    /// available; null when every endpoint's circuit is open.
+    /// </summary>
+    public MeshEndpoint? Pick(MeshEndpoint? avoid = null)
+    {
+        var all = Endpoints;
+        if (all.Length == 1)
+        {
+            return all[0].Circuit.IsOpen ? null : all[0];
+        }
+        var a = Random.Shared.Next(all.Length);
+        var b = Random.Shared.Next(all.Length - 1);
+        if (b >= a)
+        {
+            b++;
+        }
+        var first = all[a];
+        var second = all[b];
+        var firstUsable = first != avoid && !first.Circuit.IsOpen;
+        var secondUsable = second != avoid && !second.Circuit.IsOpen;
+        if (firstUsable && secondUsable)
+        {
+            return first.Circuit.InFlight <= second.Circuit.InFlight ? first : second;
+        }
+        if (firstUsable)
+        {
+            return first;
+        }
+        if (secondUsable)
+        {
+            return second;
+        }
+        for (var i = 1; i < all.Length; i++)
+        {
+            var candidate = all[(a + i) % all.Length];
+            if (candidate != avoid && !candidate.Circuit.IsOpen)
+            {
+                return candidate;
+            }
+        }
+        return avoid is not null && !avoid.Circuit.IsOpen ? avoid : null;
+    }
 }
 
 /// <summary>
@@ -41,7 +89,7 @@ internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoi
 /// resolves to the caller's own namespace first (as Kubernetes DNS does), else to the only namespace that
 /// has it. The lookup table is rebuilt per table version and read without locks or allocation.
 /// </summary>
-internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools pools)
+internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools pools, Func<EndpointCircuit> newCircuit)
 {
     private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes, int Services);
 
@@ -52,8 +100,29 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
     /// <summary>Services with at least one usable endpoint (each reachable by several host names).</summary>
     public int ServiceCount => Volatile.Read(ref _current).Services;
 
+    // An endpoint's circuit outlives a table version: a new table must not forgive an endpoint that keeps failing.
+    private Dictionary<(string Address, SpiffeId Identity), MeshEndpoint> _known = [];
+
+    /// <summary>Endpoints of every service in the current table.</summary>
+    public int EndpointCount => Volatile.Read(ref _known).Count;
+
+    /// <summary>Endpoints whose circuit has opened and not closed again (ejected, or waiting for their trial call).</summary>
+    public int EjectedEndpoints
+    {
+        get
+        {
+            var ejected = 0;
+            foreach (var endpoint in Volatile.Read(ref _known).Values)
+            {
+                ejected += endpoint.Circuit.IsEjected ? 1 : 0;
+            }
+            return ejected;
+        }
+    }
+
     public void Apply(ServiceTable table)
     {
+        var known = new Dictionary<(string Address, SpiffeId Identity), MeshEndpoint>();
         var routes = new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase);
         var bareNames = new Dictionary<string, List<ServiceRoute>>(StringComparer.OrdinalIgnoreCase);
         foreach (var service in table.Services)
@@ -63,7 +132,13 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
             {
                 if (IPEndPoint.TryParse(endpoint.Address, out var ip) && SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
                 {
-                    endpoints.Add(new MeshEndpoint(endpoint.Address, new DnsEndPoint(ip.Address.ToString(), ip.Port), id, pools.For(id)));
+                    var key = (endpoint.Address, id);
+                    if (!_known.TryGetValue(key, out var meshEndpoint))
+                    {
+                        meshEndpoint = new MeshEndpoint(endpoint.Address, new DnsEndPoint(ip.Address.ToString(), ip.Port), id, pools.For(id), newCircuit());
+                    }
+                    known[key] = meshEndpoint;
+                    endpoints.Add(meshEndpoint);
                 }
             }
             if (endpoints.Count == 0)
@@ -96,6 +171,7 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
         {
             services += sameName.Count;
         }
+        Volatile.Write(ref _known, known);
         Volatile.Write(ref _current, new Snapshot(table.Version, routes, services));
     }
 

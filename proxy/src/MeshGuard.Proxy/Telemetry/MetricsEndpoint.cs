@@ -11,7 +11,8 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, string host)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, TimeProvider time) =>
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
+            MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, MeshGuard.Proxy.Outbound.ServiceDirectory directory, TimeProvider time) =>
         {
             var text = new StringBuilder();
             authorization.WriteTo(text);
@@ -39,6 +40,22 @@ internal static class MetricsEndpoint
                 .Append("# TYPE meshguard_connections_refused_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Inbound.Listener}\"}} {limits.Inbound.Refused}\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Refused}\n");
+            text.Append("# HELP meshguard_outbound_retries_total Outbound tries after the first (another endpoint for a request that failed safely).\n")
+                .Append("# TYPE meshguard_outbound_retries_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_retries_total {outbound.Retries}\n")
+                .Append("# HELP meshguard_outbound_retry_budget_exhausted_total Retries refused because the retry budget was spent.\n")
+                .Append("# TYPE meshguard_outbound_retry_budget_exhausted_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_retry_budget_exhausted_total {budget.Exhausted}\n")
+                .Append("# HELP meshguard_outbound_ejections_total Times an endpoint was ejected for failures in a row (passive health).\n")
+                .Append("# TYPE meshguard_outbound_ejections_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_ejections_total {outbound.Ejections}\n")
+                .Append("# HELP meshguard_outbound_circuits_opened_total Times an endpoint's circuit opened (its failure ratio crossed the threshold).\n")
+                .Append("# TYPE meshguard_outbound_circuits_opened_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_circuits_opened_total {outbound.CircuitsOpened}\n")
+                .Append("# HELP meshguard_outbound_no_endpoint_total Requests answered 503 at once because every endpoint of the service was ejected.\n")
+                .Append("# TYPE meshguard_outbound_no_endpoint_total counter\n")
+                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_no_endpoint_total {outbound.NoEndpoint}\n");
+            Gauge(text, "meshguard_outbound_endpoints_ejected", "Endpoints ejected or with an open circuit, and not yet back to a success.", directory.EjectedEndpoints);
             // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
             var gc = GC.GetGCMemoryInfo();
             Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);

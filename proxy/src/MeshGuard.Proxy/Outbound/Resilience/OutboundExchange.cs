@@ -1,0 +1,102 @@
+using Microsoft.Extensions.ObjectPool;
+
+namespace MeshGuard.Proxy.Outbound.Resilience;
+
+/// <summary>
+/// One app request's passage through the outbound side, across its tries: whether it may be tried again,
+/// the per-try timer, and what the last try saw. Pooled, and set as a request feature so the transformer
+/// (shared by all requests) can reach it.
+/// </summary>
+internal sealed class OutboundExchange : IDisposable
+{
+    private CancellationTokenSource _tryTimer = new();
+    private RetryBudget? _budget;
+    private bool _mayHoldBack;
+
+    /// <summary>An idempotent request without a body: it can be sent again after a failed try.</summary>
+    public bool Retryable { get; private set; }
+
+    /// <summary>Tries begun so far.</summary>
+    public int Tries { get; private set; }
+
+    /// <summary>The budget granted one more try, and a retryable answer (502, 503) may be held back for it.</summary>
+    public bool RetryReserved { get; private set; }
+
+    /// <summary>Response headers of the current try arrived.</summary>
+    public bool Answered { get; private set; }
+
+    /// <summary>The current try's answer was a 502 or 503 that was not relayed, so the request can go elsewhere.</summary>
+    public bool AnswerHeldBack { get; private set; }
+
+    public bool TimedOut => _tryTimer.IsCancellationRequested;
+
+    public CancellationToken TryToken => _tryTimer.Token;
+
+    public void Start(bool retryable, RetryBudget budget)
+    {
+        Retryable = retryable;
+        _budget = budget;
+        Tries = 0;
+        RetryReserved = false;
+    }
+
+    /// <summary>
+    /// A try begins. A retryable request's try may wait <paramref name="timeout"/> for its answer, and if
+    /// <paramref name="triesLeft"/>, a 502 or 503 answer may be held back for another try.
+    /// </summary>
+    public void BeginTry(TimeSpan timeout, bool triesLeft)
+    {
+        Tries++;
+        Answered = false;
+        AnswerHeldBack = false;
+        _mayHoldBack = Retryable && triesLeft;
+        if (Retryable && timeout > TimeSpan.Zero)
+        {
+            _tryTimer.CancelAfter(timeout);
+        }
+    }
+
+    /// <summary>Takes a retry from the budget for an answer that is worth another try; false if the request may not have one.</summary>
+    public bool TryReserveRetry()
+    {
+        if (!_mayHoldBack || _budget is null || !_budget.TryWithdraw())
+        {
+            return false;
+        }
+        RetryReserved = true;
+        return true;
+    }
+
+    /// <summary>The reserved retry is being used.</summary>
+    public void UseRetry() => RetryReserved = false;
+
+    /// <summary>Response headers arrived: the per-try timer stops (the body may take as long as it takes).</summary>
+    public void MarkAnswered(bool heldBack)
+    {
+        Answered = true;
+        AnswerHeldBack = heldBack;
+        _tryTimer.CancelAfter(Timeout.InfiniteTimeSpan);
+    }
+
+    public void EndTry()
+    {
+        if (!_tryTimer.TryReset())
+        {
+            _tryTimer.Dispose();
+            _tryTimer = new CancellationTokenSource();
+        }
+    }
+
+    public void Dispose() => _tryTimer.Dispose();
+
+    public sealed class Policy : PooledObjectPolicy<OutboundExchange>
+    {
+        public override OutboundExchange Create() => new();
+
+        public override bool Return(OutboundExchange obj)
+        {
+            obj.EndTry();
+            return true;
+        }
+    }
+}
