@@ -74,9 +74,15 @@ run_tests() {
   build
   local results="$ROOT/out/test-results"
   rm -rf "$results"; mkdir -p "$results"
-  local status=0
-  MESHGUARD_BIN="$BIN" dotnet test MeshGuard.sln -c Release --nologo \
-    --logger "trx" --results-directory "$results" --logger "console;verbosity=normal" "$@" || status=$?
+  local status=0 project
+  dotnet build MeshGuard.sln -c Release --nologo -v quiet || status=$?
+  # One run per test project, each with its own results file: trx files named by the second they were
+  # written overwrite each other when two projects finish together, and a count must never lose a project.
+  for project in tests/*/*.Tests.csproj tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj; do
+    MESHGUARD_BIN="$BIN" dotnet test "$project" -c Release --no-build --nologo \
+      --logger "trx;LogFileName=$(basename "$project" .csproj).trx" --results-directory "$results" \
+      --logger "console;verbosity=normal" "$@" || status=$?
+  done
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship.
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f

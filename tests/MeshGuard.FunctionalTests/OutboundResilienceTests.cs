@@ -134,12 +134,18 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
     public async Task ATryThatOutlastsThePerTryTimeoutGoesToAnotherReplicaAndEveryGetSucceeds()
     {
         var slow = await AppAsync("orders-slow");
-        slow.Delay = TimeSpan.FromSeconds(5);
         var fast = await AppAsync("orders-fast");
         await _mesh.StartSidecarAsync("orders", slow.Port);
         await _mesh.StartSidecarAsync("orders", fast.Port);
-        var frontend = await FrontendAsync(3, "--per-try-timeout", "300ms", "--circuit-min-requests", "100");
+        var frontend = await FrontendAsync(3, "--per-try-timeout", "1s", "--circuit-min-requests", "100");
         using var client = SidecarAdmin.ThroughOutbound(frontend);
+        // Connections and code paths warm first, so that only the slow app can make a try outlast the timeout.
+        while (Served(slow, "/warm") == 0 || Served(fast, "/warm") == 0)
+        {
+            using var warm = await client.GetAsync(new Uri("http://orders/warm"));
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+        slow.Delay = TimeSpan.FromSeconds(5);
 
         for (var i = 0; i < 12; i++)
         {

@@ -85,6 +85,8 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(new ServiceRegistry(dataDirectory));
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
+            builder.Services.AddSingleton<RevocationStore>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton<BootstrapEndpoint>();

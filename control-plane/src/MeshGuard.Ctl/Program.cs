@@ -10,6 +10,7 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     PolicyCommand.Create(),
     AuthzCommand.Create(),
     FlowsCommand.Create(),
+    IdentityCommand.Create(),
     DemoCommand.Create(),
 };
 // Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).

@@ -70,6 +70,7 @@ internal static partial class SidecarHost
             svid.Id.GetPathValue("ns") ?? "default", pools, () => new EndpointCircuit(settings.Resilience, time, outboundMetrics)));
         services.AddSingleton<ControlPlaneChannel>();
         services.AddSingleton<InboundPolicy>();
+        services.AddSingleton<RevokedIdentities>();
         services.AddSingleton<DecisionLog>();
         services.AddSingleton(new FlowLogSink(settings.FlowLog));
         services.AddSingleton<SvidCheckpointSigner>();

@@ -17,6 +17,9 @@ public sealed class DataDirectory(string root)
     /// <summary>The trust bundle (PEM roots) sidecars are given with <c>--cp-bundle</c>.</summary>
     public string TrustBundle => Path.Combine(Root, "bundle.pem");
 
+    /// <summary>Revoked identities, one SPIFFE ID a line (<see cref="RevocationList"/>), watched by the control plane.</summary>
+    public string Revocations => Path.Combine(Root, "revocations.txt");
+
     /// <summary>AccessPolicy YAML files, watched by the control plane.</summary>
     public string PoliciesDirectory => Path.Combine(Root, "policies");
 

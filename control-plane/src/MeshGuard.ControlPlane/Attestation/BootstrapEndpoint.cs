@@ -13,7 +13,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// the token usable, so a sidecar with a typo can try again.
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
-    CertificateAuthority ca, JoinTokenStore tokens, ServiceRegistry registry, ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
+    CertificateAuthority ca, JoinTokenStore tokens, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)
     {
@@ -51,6 +51,10 @@ internal sealed partial class BootstrapEndpoint(
             return Refuse(StatusCodes.Status403Forbidden, lookup.Describe());
         }
         var id = lookup.SpiffeId!;
+        if (revocations.IsRevoked(id))
+        {
+            return Refuse(StatusCodes.Status403Forbidden, $"{id} is revoked");
+        }
 
         // 3.
         var mismatch = csr!.CheckRequestedIdentity(id);

@@ -10,12 +10,17 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// trust domain) is the proof; it may renew its own SPIFFE ID only.
 /// </summary>
 internal sealed partial class IdentityService(
-    CertificateAuthority ca, ServiceRegistry registry, ControlPlaneSettings settings, ILogger<IdentityService> logger)
+    CertificateAuthority ca, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<IdentityService> logger)
     : Identity.IdentityBase
 {
     public override Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
     {
         var peer = PeerIdentity.Require(context);
+        if (revocations.IsRevoked(peer))
+        {
+            LogRenewalRefused(logger, peer.ToString(), "the identity is revoked");
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{peer} is revoked"));
+        }
         if (!SvidSigningRequest.TryParse(request.CsrPem, out var csr, out var error))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, error!));

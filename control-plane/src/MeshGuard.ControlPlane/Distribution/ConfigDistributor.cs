@@ -1,6 +1,8 @@
+using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
+using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Distribution;
 
@@ -9,7 +11,8 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// wakes the snapshot streams when it changes. Versions only grow, across restarts too: a new version is
 /// never below the current time in milliseconds.
 /// </summary>
-internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceRegistry registry, TimeProvider time, ILogger<ConfigDistributor> logger)
+internal sealed partial class ConfigDistributor(
+    PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, TimeProvider time, ILogger<ConfigDistributor> logger)
     : BackgroundService
 {
     private readonly Lock _gate = new();
@@ -21,7 +24,7 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
         get
         {
             var current = Volatile.Read(ref _current);
-            return current ?? Publish(policies.Current, registry.Current);
+            return current ?? Publish(policies.Current, registry.Current, revocations.Current);
         }
     }
 
@@ -33,34 +36,62 @@ internal sealed partial class ConfigDistributor(PolicyStore policies, ServiceReg
         {
             var policyChange = policies.Changed;
             var registryChange = registry.Changed;
+            var revocationChange = revocations.Changed;
             var current = Current;
-            if (!ReferenceEquals(current.Policies.Set, policies.Current.Set) || current.Services != registry.Current)
+            if (!ReferenceEquals(current.Policies.Set, policies.Current.Set) || current.RegistryTable != registry.Current
+                || !ReferenceEquals(current.Revoked, revocations.Current))
             {
-                Publish(policies.Current, registry.Current);
+                Publish(policies.Current, registry.Current, revocations.Current);
                 continue;
             }
-            await Task.WhenAny(policyChange, registryChange).WaitAsync(stoppingToken);
+            await Task.WhenAny(policyChange, registryChange, revocationChange).WaitAsync(stoppingToken);
         }
     }
 
-    private MeshConfig Publish(PolicySnapshot policySnapshot, ServiceTable services)
+    private MeshConfig Publish(PolicySnapshot policySnapshot, ServiceTable registryTable, RevocationList revoked)
     {
         MeshConfig config;
         lock (_gate)
         {
             var previous = _current?.Version ?? 0;
             var version = Math.Max(previous + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
-            config = new MeshConfig(version, policySnapshot, services, time.GetUtcNow());
+            config = new MeshConfig(version, policySnapshot, registryTable, WithoutRevoked(registryTable, revoked), revoked, time.GetUtcNow());
             _current = config;
         }
         _changed.Fire();
-        LogPublished(logger, config.Version, policySnapshot.Version, services.Version);
+        LogPublished(logger, config.Version, policySnapshot.Version, registryTable.Version);
         return config;
+    }
+
+    /// <summary>The registry's table less the endpoints of revoked identities: no caller is sent to them.</summary>
+    private static ServiceTable WithoutRevoked(ServiceTable table, RevocationList revoked)
+    {
+        if (revoked.Ids.Count == 0)
+        {
+            return table;
+        }
+        var filtered = new ServiceTable { Version = table.Version };
+        foreach (var service in table.Services)
+        {
+            var kept = new Service { Name = service.Name, Namespace = service.Namespace };
+            foreach (var endpoint in service.Endpoints)
+            {
+                if (!SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _) || !revoked.Contains(id))
+                {
+                    kept.Endpoints.Add(endpoint);
+                }
+            }
+            if (kept.Endpoints.Count > 0)
+            {
+                filtered.Services.Add(kept);
+            }
+        }
+        return filtered;
     }
 
     [LoggerMessage(EventId = 50, Level = LogLevel.Information, Message = "mesh config version {Version} (policies {PolicyVersion}, services {ServiceVersion})")]
     private static partial void LogPublished(ILogger logger, long version, long policyVersion, long serviceVersion);
 }
 
-/// <summary>One version of everything sidecars are sent.</summary>
-internal sealed record MeshConfig(long Version, PolicySnapshot Policies, ServiceTable Services, DateTimeOffset IssuedAt);
+/// <summary>One version of everything sidecars are sent; <see cref="RegistryTable"/> is the registry's table it was made from.</summary>
+internal sealed record MeshConfig(long Version, PolicySnapshot Policies, ServiceTable RegistryTable, ServiceTable Services, RevocationList Revoked, DateTimeOffset IssuedAt);

@@ -15,7 +15,8 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// sidecar names the version it has and gets nothing older or equal.
 /// </summary>
 internal sealed partial class ConfigService(
-    ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, IHostApplicationLifetime lifetime, ILogger<ConfigService> logger)
+    ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    IHostApplicationLifetime lifetime, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {
     public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)
@@ -26,6 +27,10 @@ internal sealed partial class ConfigService(
         if (ns is null || sa is null)
         {
             throw new RpcException(new Status(StatusCode.PermissionDenied, $"{peer} is not a workload identity (spiffe://td/ns/NS/sa/SA)"));
+        }
+        if (revocations.IsRevoked(peer))
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{peer} is revoked"));
         }
         var known = request.KnownVersion;
         // The stream ends when the caller goes or this control plane stops: a stopping control plane must
@@ -68,6 +73,10 @@ internal sealed partial class ConfigService(
             TrustBundlePem = ca.Bundle.ToPem(),
         };
         snapshot.Services.AddRange(config.Services.Services);
+        foreach (var revoked in config.Revoked.Ids)
+        {
+            snapshot.RevokedIds.Add(revoked.ToString());
+        }
         return snapshot;
     }
 

@@ -20,6 +20,9 @@ public enum DecisionReason : byte
 
     /// <summary>No enforce-mode policy selects the workload: the mesh default decided.</summary>
     MeshDefault,
+
+    /// <summary>The caller's identity is on the control plane's revocation list.</summary>
+    Revoked,
 }
 
 /// <summary>What audit-mode policies would have decided; <see cref="None"/> when none selects the workload.</summary>
@@ -47,6 +50,12 @@ public readonly record struct Decision(
     /// <summary>The policy name a mesh-default decision carries; its rule is the default ("deny", "allow", ...).</summary>
     public const string MeshDefaultPolicy = "mesh-default";
 
+    /// <summary>The policy name a revocation carries in flow records and /decisions; its rule is "revoked".</summary>
+    public const string RevocationPolicy = "mesh-revocations";
+
+    /// <summary>The decision for a caller whose identity is revoked, whatever the policies say.</summary>
+    public static Decision Revoked { get; } = new(Verdict.Deny, DecisionReason.Revoked, RevocationPolicy, "revoked");
+
     public bool IsAllowed => Verdict == Verdict.Allow;
 
     /// <summary>"allow" or "deny", as flow records, /decisions and metrics spell a verdict.</summary>
@@ -65,6 +74,7 @@ public readonly record struct Decision(
     {
         DecisionReason.DenyRule or DecisionReason.AllowRule => $"policy {Policy} rule {Rule}",
         DecisionReason.NoAllowRuleMatched => "no rule of the allow policies selecting this workload matched (default deny)",
+        DecisionReason.Revoked => "the caller's identity is revoked",
         _ => $"mesh default ({Rule})",
     };
 }

@@ -8,9 +8,13 @@ internal struct Backoff(TimeSpan min, TimeSpan max)
     private TimeSpan _next = min;
 
     // Not async: the struct must update itself, not a copy of itself.
-    public Task DelayAsync(TimeProvider time, CancellationToken cancellation)
+    public Task DelayAsync(TimeProvider time, CancellationToken cancellation) => DelayAsync(time, TimeSpan.MaxValue, cancellation);
+
+    /// <summary>Waits the next backoff step, but never longer than <paramref name="limit"/> (an SVID's time left).</summary>
+    public Task DelayAsync(TimeProvider time, TimeSpan limit, CancellationToken cancellation)
     {
-        var wait = _next;
+        var wait = _next < limit ? _next : limit;
+        wait = wait < _min ? _min : wait;
         _next = _next * 2 > _max ? _max : _next * 2;
         return Task.Delay(wait, time, cancellation);
     }

@@ -18,7 +18,7 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// snapshot changes nothing; it is counted and logged.
 /// </summary>
 internal sealed partial class SnapshotApplier(
-    WorkloadIdentity identity, InboundPolicy inboundPolicy, ServiceDirectory directory, ProxySettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
+    WorkloadIdentity identity, InboundPolicy inboundPolicy, RevokedIdentities revoked, ServiceDirectory directory, ProxySettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
 {
     private const string FileName = "snapshot.cms";
     private long _refused;
@@ -73,6 +73,7 @@ internal sealed partial class SnapshotApplier(
         var ns = own.GetPathValue("ns") ?? "";
         var sa = own.GetPathValue("sa") ?? "";
         var authorizer = new PolicySet(policies, meshDefault).For(ns, sa);
+        revoked.Apply(snapshot.RevokedIds);
         inboundPolicy.Apply(authorizer);
         directory.Apply(new ServiceTable { Version = snapshot.Version, Services = { snapshot.Services } });
         Volatile.Write(ref _applied, new AppliedSnapshot(snapshot.Version, DateTimeOffset.FromUnixTimeMilliseconds(snapshot.IssuedAtUnixMs), now, source, authorizer.Policies));

@@ -49,7 +49,9 @@ internal sealed partial class SvidRotator(
                 {
                     var left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
-                    await backoff.DelayAsync(time, stoppingToken);
+                    // The backoff never sleeps past a quarter of the life left: a control plane that returns just
+                    // before expiry must still be asked in time.
+                    await backoff.DelayAsync(time, left / 4, stoppingToken);
                 }
             }
         }

@@ -1,3 +1,4 @@
+using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
@@ -11,7 +12,8 @@ namespace MeshGuard.Proxy.Inbound;
 /// <summary>
 /// The inbound listener's TLS and connection setup: each handshake takes the TLS options of the current
 /// SVID (built once per rotation), requires a client SVID, and the peer's SPIFFE ID is read once per
-/// connection and published as a <see cref="PeerIdentityFeature"/>.
+/// connection and published as a <see cref="PeerIdentityFeature"/>. A peer whose identity is revoked is closed
+/// right after its handshake, and its connection is followed so that a later revocation closes it too.
 /// </summary>
 internal static class InboundConnection
 {
@@ -29,11 +31,12 @@ internal static class InboundConnection
         listen.Use(next =>
         {
             var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
-            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp);
+            var revoked = listen.ApplicationServices.GetRequiredService<RevokedIdentities>();
+            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp, revoked);
         });
     }
 
-    private static Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp)
+    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp, RevokedIdentities revoked)
     {
         // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
         var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
@@ -42,15 +45,23 @@ internal static class InboundConnection
         {
             // The handshake requires a verified SVID, so this is unreachable; close rather than serve.
             connection.Abort();
-            return Task.CompletedTask;
+            return;
         }
         var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()), connection.RemoteEndPoint?.ToString());
+        // Tracked before the check, so that a revocation arriving in between still finds and closes it.
+        using var tracked = revoked.Track(connection, feature.Caller.Id);
+        if (revoked.Contains(feature.Caller.Id))
+        {
+            connection.Abort(new ConnectionAbortedException($"{peer} is revoked"));
+            return;
+        }
         if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(OpaqueTcp.Protocol.Protocol.Span) == true)
         {
-            return opaqueTcp.HandleAsync(connection, feature);
+            await opaqueTcp.HandleAsync(connection, feature);
+            return;
         }
         connection.Features.Set(feature);
         connection.Features.Set(ListenerRole.Inbound);
-        return next(connection);
+        await next(connection);
     }
 }

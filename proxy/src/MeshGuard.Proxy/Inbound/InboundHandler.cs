@@ -16,7 +16,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, RevokedIdentities revoked, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -61,7 +61,10 @@ internal sealed partial class InboundHandler(
         var request = context.Request;
         var path = request.Path.Value ?? "";
         var method = AuthorizedMethod(context, request.Method);
-        var decision = authorizer.Evaluate(peer.Caller, settings.AppPort, method, path, new KestrelHeaders(request.Headers));
+        // A revocation outranks every policy; its connections are being closed, this covers requests in between.
+        var decision = revoked.Contains(peer.Caller.Id)
+            ? Decision.Revoked
+            : authorizer.Evaluate(peer.Caller, settings.AppPort, method, path, new KestrelHeaders(request.Headers));
         decisions.Record(time.GetUtcNow(), peer.Caller.Id, method, path, decision);
         metrics.Count(decision);
         if (!decision.IsAllowed)

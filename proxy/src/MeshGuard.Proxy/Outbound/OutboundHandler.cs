@@ -165,12 +165,13 @@ internal sealed partial class OutboundHandler(
         {
             return TryOutcome.TimedOut;
         }
-        for (var e = context.GetForwarderErrorFeature()?.Exception; e is not null; e = e.InnerException)
+        var exception = context.GetForwarderErrorFeature()?.Exception;
+        if (FindIdentityError(exception) is not null)
         {
-            if (e is PeerIdentityException)
-            {
-                return TryOutcome.WrongIdentity;
-            }
+            return TryOutcome.WrongIdentity;
+        }
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
             if (e is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError })
             {
                 return TryOutcome.ConnectFailed;

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// The control plane is not on the data path: killed under steady load it costs no request while SVIDs are
+/// valid, and when it returns the snapshot streams reconnect from the version each sidecar holds and SVID
+/// renewal goes on.
+/// </summary>
+public sealed class ControlPlaneFaultTests : IAsyncLifetime
+{
+    // Renewal at 65-75% of life leaves at least 4 s of validity at any moment: more than the outage below.
+    private static readonly TimeSpan SvidTtl = TimeSpan.FromSeconds(16);
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(2);
+
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _ordersApp = null!;
+    private RecordingApp _frontendApp = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _mesh = new LocalMesh(_temp.Path);
+        _ordersApp = await RecordingApp.StartAsync("orders");
+        _frontendApp = await RecordingApp.StartAsync("frontend");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _ordersApp.DisposeAsync();
+        await _frontendApp.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    private static string Serial(MeshService service)
+    {
+        using var client = new HttpClient();
+        using var certs = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{service.AdminPort}/certs")).GetAwaiter().GetResult());
+        return certs.RootElement.GetProperty("serial").GetString()!;
+    }
+
+    [Fact]
+    public async Task AKilledControlPlaneFailsNoRequestAndWhenItReturnsStreamsResumeAndRenewalGoesOn()
+    {
+        var cp = await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated");
+        var orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/steady/{n}"), workers: 2);
+        await load.RunForAsync(100);
+        var versionBefore = SidecarAdmin.Config(frontend).GetProperty("version").GetInt64();
+
+        _mesh.Processes[0].Kill();
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("stale").GetBoolean(), TimeSpan.FromSeconds(5)),
+            "the sidecar never noticed the control plane was gone");
+        await Task.Delay(Outage);
+        await load.RunForAsync(100);
+
+        // The same data directory and ports: the same CA, registry and policies.
+        var serials = (Orders: Serial(orders), Frontend: Serial(frontend));
+        await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort]);
+        foreach (var sidecar in new[] { orders, frontend })
+        {
+            Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(sidecar).GetProperty("connected").GetBoolean(), TimeSpan.FromSeconds(15)),
+                $"{sidecar.Name} never reconnected to the control plane");
+            var config = SidecarAdmin.Config(sidecar);
+            Assert.False(config.GetProperty("stale").GetBoolean());
+            Assert.True(config.GetProperty("version").GetInt64() >= versionBefore);
+        }
+        // Renewal goes on with the returned control plane: each sidecar gets a new SVID from it.
+        Assert.True(await Eventually.TrueAsync(() => Serial(orders) != serials.Orders && Serial(frontend) != serials.Frontend, SvidTtl),
+            "SVID renewal did not resume after the control plane returned");
+        await load.RunForAsync(100);
+        await load.StopAsync();
+
+        Assert.Empty(load.Failures);
+        // Every request reached the app; the stop may cut one per worker after the app saw it.
+        Assert.InRange(_ordersApp.Requests.Count(r => r.Path.StartsWith("/steady/", StringComparison.Ordinal)), load.Sent, load.Sent + 2);
+        Console.WriteLine($"control plane killed for {Outage.TotalSeconds:F0}s and restarted: {load.Sent} requests, 0 failed");
+    }
+}
