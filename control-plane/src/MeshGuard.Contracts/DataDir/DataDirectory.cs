@@ -14,6 +14,12 @@ public sealed class DataDirectory(string root)
     public string IntermediateCertificate => Path.Combine(CaDirectory, "intermediate.crt");
     public string IntermediateKey => Path.Combine(CaDirectory, "intermediate.key");
 
+    /// <summary>A root (with its intermediate) prepared for rotation: trusted already, not yet signing.</summary>
+    public string NextCaDirectory => Path.Combine(CaDirectory, "next");
+
+    /// <summary>Roots that signed before the last rotation, one directory each: still trusted until retired.</summary>
+    public string RetiredCaDirectory => Path.Combine(CaDirectory, "retired");
+
     /// <summary>The trust bundle (PEM roots) sidecars are given with <c>--cp-bundle</c>.</summary>
     public string TrustBundle => Path.Combine(Root, "bundle.pem");
 

@@ -8,7 +8,8 @@ namespace MeshGuard.ControlPlane.Ca;
 /// <summary>
 /// The mesh CA: a root that only signs the intermediate, and an intermediate that signs SVIDs. Created on
 /// first start (ECDSA P-256, key files 0600); later starts load them and refuse key files that group or
-/// others can read.
+/// others can read. The trust bundle holds the active root and, during a rotation (<see cref="RootRotation"/>),
+/// the prepared next root or the roots retired by the last activation.
 /// </summary>
 internal sealed class CertificateAuthority : IDisposable
 {
@@ -19,12 +20,12 @@ internal sealed class CertificateAuthority : IDisposable
 
     private readonly TimeProvider _time;
 
-    private CertificateAuthority(string trustDomain, X509Certificate2 root, X509Certificate2 intermediate, TimeProvider time)
+    private CertificateAuthority(string trustDomain, X509Certificate2 root, X509Certificate2 intermediate, IReadOnlyList<X509Certificate2> otherRoots, TimeProvider time)
     {
         TrustDomain = trustDomain;
         Root = root;
         Intermediate = intermediate;
-        Bundle = TrustBundle.Create(trustDomain, [root]);
+        Bundle = TrustBundle.Create(trustDomain, [root, .. otherRoots]);
         _time = time;
     }
 
@@ -42,7 +43,7 @@ internal sealed class CertificateAuthority : IDisposable
     {
         if (!Directory.Exists(data.CaDirectory))
         {
-            Create(data, trustDomain, time);
+            CreateFiles(data.CaDirectory, trustDomain, time);
         }
         foreach (var file in new[] { data.RootCertificate, data.IntermediateCertificate })
         {
@@ -67,10 +68,44 @@ internal sealed class CertificateAuthority : IDisposable
             throw new InvalidOperationException(
                 $"the CA in {data.CaDirectory} is for trust domain '{rootId?.TrustDomain}', not '{trustDomain}'");
         }
-        return new CertificateAuthority(trustDomain, root, intermediate, time);
+        return new CertificateAuthority(trustDomain, root, intermediate, OtherTrustedRoots(data, trustDomain), time);
     }
 
-    private static void Create(DataDirectory data, string trustDomain, TimeProvider time)
+    /// <summary>The prepared next root and the retired roots: trusted beside the active one while a rotation runs.</summary>
+    private static List<X509Certificate2> OtherTrustedRoots(DataDirectory data, string trustDomain)
+    {
+        var files = new List<string>();
+        var next = Path.Combine(data.NextCaDirectory, "root.crt");
+        if (File.Exists(next))
+        {
+            files.Add(next);
+        }
+        if (Directory.Exists(data.RetiredCaDirectory))
+        {
+            foreach (var retired in Directory.GetDirectories(data.RetiredCaDirectory).Order(StringComparer.Ordinal))
+            {
+                var file = Path.Combine(retired, "root.crt");
+                if (File.Exists(file))
+                {
+                    files.Add(file);
+                }
+            }
+        }
+        var roots = new List<X509Certificate2>();
+        foreach (var file in files)
+        {
+            var root = X509Certificate2.CreateFromPem(File.ReadAllText(file));
+            if (root.GetSpiffeId()?.TrustDomain != trustDomain)
+            {
+                throw new InvalidOperationException($"root {file} is not for trust domain '{trustDomain}'");
+            }
+            roots.Add(root);
+        }
+        return roots;
+    }
+
+    /// <summary>Writes a new root and intermediate into <paramref name="directory"/>, which must not exist yet.</summary>
+    internal static void CreateFiles(string directory, string trustDomain, TimeProvider time)
     {
         var now = time.GetUtcNow();
         var trustDomainId = SpiffeId.Scheme + trustDomain;
@@ -85,17 +120,17 @@ internal sealed class CertificateAuthority : IDisposable
 
         // Everything is written into a fresh sibling directory that is renamed into place at the end, so a
         // crash half-way leaves no CA at all rather than half of one.
-        var staging = data.CaDirectory + $".new-{Environment.ProcessId}";
+        var staging = directory + $".new-{Environment.ProcessId}";
         if (Directory.Exists(staging))
         {
             Directory.Delete(staging, recursive: true);
         }
         Directory.CreateDirectory(staging);
-        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.RootKey)), rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.IntermediateKey)), intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.RootCertificate)), root.ExportCertificatePem() + "\n", secret: false);
-        SecureFile.WriteAtomically(Path.Combine(staging, Path.GetFileName(data.IntermediateCertificate)), intermediate.ExportCertificatePem() + "\n", secret: false);
-        Directory.Move(staging, data.CaDirectory);
+        SecureFile.WriteAtomically(Path.Combine(staging, "root.key"), rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.key"), intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, "root.crt"), root.ExportCertificatePem() + "\n", secret: false);
+        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.crt"), intermediate.ExportCertificatePem() + "\n", secret: false);
+        Directory.Move(staging, directory);
     }
 
     private static CertificateRequest CreateCaRequest(string subject, ECDsa key, string trustDomainId, int pathLength)

@@ -13,7 +13,8 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// <summary>
 /// Takes a signed snapshot only if 1. the CMS signature verifies, 2. the signer chains to our trust bundle
 /// and is the control plane's SPIFFE ID, 3. it is meant for this workload, and 4. its version is newer than
-/// the one in force. Then it compiles the policies, swaps in the new decision table and service directory,
+/// the one in force. Then it compiles the policies, swaps in the new decision table, service directory,
+/// revocation list and trust bundle (a new bundle only if it still trusts the sidecar's own SVID),
 /// and writes the signed bytes to disk (0600) for a restart while the control plane is away. A refused
 /// snapshot changes nothing; it is counted and logged.
 /// </summary>
@@ -59,6 +60,29 @@ internal sealed partial class SnapshotApplier(
         {
             return Refuse(source, $"unknown mesh default '{snapshot.MeshDefault}'");
         }
+        TrustBundle? newBundle = null;
+        if (snapshot.TrustBundlePem.Length > 0 && snapshot.TrustBundlePem != identity.Bundle.ToPem())
+        {
+            // A root rotation: adopt the bundle only if it is of our trust domain and still trusts the SVID we hold.
+            try
+            {
+                newBundle = TrustBundle.FromPem(snapshot.TrustBundlePem);
+            }
+            catch (FormatException e)
+            {
+                return Refuse(source, $"trust bundle does not parse: {e.Message}");
+            }
+            if (newBundle.TrustDomain != own.TrustDomain)
+            {
+                return Refuse(source, $"trust bundle is for {newBundle.TrustDomain}, not {own.TrustDomain}");
+            }
+            var svid = identity.Current.Svid;
+            var check = X509SvidVerifier.Verify(svid.Certificate, svid.Intermediates, newBundle, now);
+            if (!check.IsValid)
+            {
+                return Refuse(source, $"trust bundle would refuse this sidecar's own SVID: {check.Error}");
+            }
+        }
         IReadOnlyList<AccessPolicy> policies;
         try
         {
@@ -73,6 +97,11 @@ internal sealed partial class SnapshotApplier(
         var ns = own.GetPathValue("ns") ?? "";
         var sa = own.GetPathValue("sa") ?? "";
         var authorizer = new PolicySet(policies, meshDefault).For(ns, sa);
+        if (newBundle is not null)
+        {
+            identity.PublishBundle(newBundle);
+            LogBundle(logger, newBundle.Roots.Count);
+        }
         revoked.Apply(snapshot.RevokedIds);
         inboundPolicy.Apply(authorizer);
         directory.Apply(new ServiceTable { Version = snapshot.Version, Services = { snapshot.Services } });
@@ -114,6 +143,9 @@ internal sealed partial class SnapshotApplier(
 
     [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "applied config version {Version} from {Source}: {Policies} policies select this workload, {Services} services")]
     private static partial void LogApplied(ILogger logger, long version, SnapshotSource source, int policies, int services);
+
+    [LoggerMessage(EventId = 122, Level = LogLevel.Information, Message = "trust bundle updated from the control plane: {Roots} root(s)")]
+    private static partial void LogBundle(ILogger logger, int roots);
 
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "refused config snapshot from {Source}: {Reason}; version {Current} stays in force")]
     private static partial void LogRefused(ILogger logger, SnapshotSource source, string reason, long current);

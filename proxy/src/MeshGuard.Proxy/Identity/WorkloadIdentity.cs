@@ -5,7 +5,8 @@ namespace MeshGuard.Proxy.Identity;
 
 /// <summary>
 /// The sidecar's current SVID, trust bundle and inbound TLS options, published together as one immutable
-/// snapshot. The rotator is the only writer; handshakes read <see cref="Current"/> once and use what they got.
+/// snapshot. The rotator writes SVIDs, the snapshot applier a new bundle; handshakes read <see cref="Current"/>
+/// once and use what they got.
 /// </summary>
 internal sealed class WorkloadIdentity(TimeProvider time)
 {
@@ -35,5 +36,13 @@ internal sealed class WorkloadIdentity(TimeProvider time)
     {
         var inbound = SvidTls.CreateServerOptions(svid, bundle, time, InboundProtocols);
         Volatile.Write(ref _current, new IdentitySnapshot(svid, bundle, inbound, time.GetUtcNow()));
+    }
+
+    /// <summary>A new trust bundle for the SVID in hand (a root rotation): the SVID and its renewal schedule stay.</summary>
+    public void PublishBundle(TrustBundle bundle)
+    {
+        var current = Current;
+        var inbound = SvidTls.CreateServerOptions(current.Svid, bundle, time, InboundProtocols);
+        Volatile.Write(ref _current, current with { Bundle = bundle, InboundTls = inbound });
     }
 }
