@@ -25,6 +25,7 @@ public sealed class SnapshotApplierTests : IDisposable
     private readonly TempDirectory _state = new();
     private readonly InboundPolicy _policy = new();
     private readonly SnapshotApplier _applier;
+    private WorkloadIdentity _identity = null!;
 
     public SnapshotApplierTests() => _applier = CreateApplier(_ca, _state.Path, _policy);
 
@@ -36,9 +37,9 @@ public sealed class SnapshotApplierTests : IDisposable
         _applier = CreateApplier(ca, state.Path, _policy);
     }
 
-    private static SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, InboundPolicy policy)
+    private SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, InboundPolicy policy)
     {
-        var identity = new WorkloadIdentity(TimeProvider.System);
+        var identity = _identity = new WorkloadIdentity(TimeProvider.System);
         identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
         var settings = new ProxySettings(new Uri("https://127.0.0.1:1"), new Uri("https://127.0.0.1:2"), "b.pem", null, "orders",
             System.Net.IPAddress.Loopback, 8080, MeshGuard.Proxy.Protocols.AppProtocol.Auto, System.Net.IPAddress.Loopback, 1, 2, 3, 4, "127.0.0.1:1", stateDirectory, [], [], TimeSpan.FromSeconds(10), new MeshGuard.Proxy.Limits.ListenerLimits(100, TimeSpan.FromSeconds(10)), MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default, new MeshGuard.Proxy.FlowLog.FlowLogSettings(null, 1, 1, 1, false));
@@ -67,6 +68,23 @@ public sealed class SnapshotApplierTests : IDisposable
     private byte[] SignedByControlPlane(Snapshot snapshot) => SnapshotSignature.Sign(snapshot, _ca.IssueSvid(ControlPlaneIdentity.For("mesh.local").ToString()));
 
     private bool FrontendAllowed() => _policy.Current!.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
+
+    [Fact]
+    public void ABundleWithANewRootIsAdoptedButOneThatWouldRefuseTheSidecarsOwnSvidRefusesTheSnapshot()
+    {
+        var next = new TestCa();
+        var overlap = Snapshot(11, allowFrontend: true);
+        overlap.TrustBundlePem = TrustBundle.Create("mesh.local", [_ca.Root, next.Root]).ToPem();
+        Assert.True(_applier.TryApply(SignedByControlPlane(overlap), SnapshotSource.Stream));
+        Assert.Equal(2, _identity.Bundle.Roots.Count);
+
+        var onlyNext = Snapshot(12, allowFrontend: false);
+        onlyNext.TrustBundlePem = TrustBundle.Create("mesh.local", [next.Root]).ToPem();
+        Assert.False(_applier.TryApply(SignedByControlPlane(onlyNext), SnapshotSource.Stream));
+        Assert.Equal(11, _applier.Version);
+        Assert.True(FrontendAllowed());
+        Assert.Equal(2, _identity.Bundle.Roots.Count);
+    }
 
     [Fact]
     public void AppliesASnapshotSignedByTheControlPlaneAndKeepsItOnDiskOwnerOnly()
