@@ -82,9 +82,12 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
         }
 
         replicas[2].Sidecar!.Kill();
-        var servedByDead = Served(apps[2], "/steady/");
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("endpoints_ejected").GetInt32() == 1, TimeSpan.FromSeconds(10)),
             "the killed replica was never ejected");
+        // Counted once the process is gone: a request its sidecar forwarded just before the kill may land after it.
+        Assert.True(await Eventually.TrueAsync(() => replicas[2].Sidecar!.HasExited, TimeSpan.FromSeconds(10)));
+        await Task.Delay(200);
+        var servedByDead = Served(apps[2], "/steady/");
         await load.RunForAsync(500);
         Assert.Equal(servedByDead, Served(apps[2], "/steady/"));
         Assert.True(await MetricAsync(frontend, "meshguard_outbound_ejections_total") >= 1);

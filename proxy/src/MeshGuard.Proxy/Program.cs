@@ -24,7 +24,7 @@ var detectTimeout = CliOption.Port("--protocol-detect-timeout", "seconds a new c
 var maxConnections = CliOption.Port("--max-connections", "open connections each data listener (inbound; outbound) holds at most; more are closed at once and counted", MeshGuard.Proxy.Limits.ListenerLimits.DefaultMaxConnections);
 var headersTimeout = CliOption.Port("--request-headers-timeout", "seconds a request's headers may take to arrive before the connection is closed", MeshGuard.Proxy.Limits.ListenerLimits.DefaultRequestHeadersTimeoutSeconds);
 var retryAttempts = CliOption.Port("--retry-attempts", "tries per outbound request, the first included (1: no retries); only requests that never left, or idempotent ones without a body, are tried again", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultAttempts);
-var perTryTimeout = CliOption.Duration("--per-try-timeout", "how long one try of a retryable outbound request waits for response headers before another endpoint gets it (0s: no limit)", TimeSpan.FromSeconds(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultPerTryTimeoutSeconds));
+var perTryTimeout = CliOption.Text("--per-try-timeout", "how long one try of a retryable outbound request waits for response headers before another endpoint gets it (default 0: no limit)", $"{MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultPerTryTimeoutSeconds}s");
 var retryBudgetPercent = CliOption.Port("--retry-budget-percent", "retries may add at most this share to the requests sent", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultRetryBudgetPercent);
 var retryBudgetMin = CliOption.Port("--retry-budget-min-per-second", "retries allowed each second whatever the request rate", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultRetryBudgetMinPerSecond);
 var ejectAfter = CliOption.Port("--eject-after-failures", "failed tries in a row that eject an endpoint from balancing (passive health)", MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.DefaultConsecutiveFailuresToEject);
@@ -105,7 +105,9 @@ MeshGuard.Proxy.Outbound.Resilience.OutboundResilience ParseResilience(System.Co
     return defaults with
     {
         Attempts = Math.Max(1, parse.GetValue(retryAttempts)),
-        PerTryTimeout = parse.GetValue(perTryTimeout),
+        PerTryTimeout = parse.GetValue(perTryTimeout) is "0" or "0s" or "off"
+            ? TimeSpan.Zero
+            : Durations.TryParse(parse.GetValue(perTryTimeout)!, out var perTry) ? perTry : throw new CliUsageException($"--per-try-timeout '{parse.GetValue(perTryTimeout)}' is not a duration (examples: 500ms, 15s) or 0"),
         RetryBudgetRatio = parse.GetValue(retryBudgetPercent) / 100.0,
         RetryBudgetMinPerSecond = parse.GetValue(retryBudgetMin),
         ConsecutiveFailuresToEject = Math.Max(1, parse.GetValue(ejectAfter)),

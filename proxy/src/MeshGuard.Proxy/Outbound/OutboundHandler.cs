@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
@@ -72,7 +73,8 @@ internal sealed partial class OutboundHandler(
     }
 
     /// <summary>Tries endpoints until one answers or no further try is allowed; returns the endpoint tried last.</summary>
-    private async Task<MeshEndpoint?> ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<MeshEndpoint?> ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange)
     {
         MeshEndpoint? endpoint = null;
         var refusedByCircuit = 0;
@@ -124,6 +126,8 @@ internal sealed partial class OutboundHandler(
         return (exchange.Retryable || outcome.NothingSent()) && exchange.Tries < resilience.Attempts && budget.TryWithdraw();
     }
 
+    // Pooled state machines: each request awaits through these once per try, and their boxes would be garbage.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<TryOutcome> TryAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
     {
         exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);

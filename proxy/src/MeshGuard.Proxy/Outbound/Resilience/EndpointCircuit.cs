@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Polly;
 using Polly.CircuitBreaker;
 
@@ -121,6 +122,7 @@ internal sealed class EndpointCircuit
     /// Runs one try through the breaker. A circuit that is open (or whose one trial is already under way)
     /// refuses at once with <see cref="BrokenCircuitException"/> in the outcome; nothing was sent then.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Outcome<TryOutcome>> RunAsync<TState>(Func<TState, ValueTask<TryOutcome>> tryOnce, TState state, CancellationToken cancellation)
     {
         var context = ResilienceContextPool.Shared.Get(cancellation);
@@ -128,7 +130,8 @@ internal sealed class EndpointCircuit
         try
         {
             var outcome = await _pipeline.ExecuteOutcomeAsync(
-                static async (_, s) => Outcome.FromResult(await s.TryOnce(s.State)),
+                [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] static async ValueTask<Outcome<TryOutcome>> (ResilienceContext _, (Func<TState, ValueTask<TryOutcome>> TryOnce, TState State) s) =>
+                    Outcome.FromResult(await s.TryOnce(s.State)),
                 context,
                 (TryOnce: tryOnce, State: state));
             if (outcome.Exception is null)

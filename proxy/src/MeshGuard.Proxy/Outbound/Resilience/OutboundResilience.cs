@@ -7,7 +7,7 @@ namespace MeshGuard.Proxy.Outbound.Resilience;
 /// (a failure ratio over a sampling window, then one trial call after the break).
 /// </summary>
 /// <param name="Attempts">Tries per request, the first included (1: no retries).</param>
-/// <param name="PerTryTimeout">How long one try of a retryable request may wait for response headers (zero: no limit).</param>
+/// <param name="PerTryTimeout">How long one try of a retryable request may wait for response headers (zero, the default: no limit).</param>
 /// <param name="RetryBudgetRatio">Retries allowed per original request, over time.</param>
 /// <param name="RetryBudgetMinPerSecond">Retries allowed each second whatever the request rate, so a quiet service can retry too.</param>
 /// <param name="ConsecutiveFailuresToEject">Failed tries in a row that eject an endpoint at once (passive health, Envoy's default 5).</param>
@@ -29,7 +29,9 @@ internal sealed record OutboundResilience(
     TimeSpan CircuitMaxBreakDuration)
 {
     public const int DefaultAttempts = 3;
-    public const int DefaultPerTryTimeoutSeconds = 15;
+    // Off, as in Istio and Linkerd: arming a timer for every try cost about a third more CPU per request in
+    // the peers bench (0.414 -> 0.561 CPU-s per 10k requests), a price to pay only where it is wanted.
+    public const int DefaultPerTryTimeoutSeconds = 0;
     public const int DefaultRetryBudgetPercent = 20;
     public const int DefaultRetryBudgetMinPerSecond = 10;
     public const int DefaultConsecutiveFailuresToEject = 5;
