@@ -9,31 +9,19 @@ namespace MeshGuard.FunctionalTests;
 /// valid, and when it returns the snapshot streams reconnect from the version each sidecar holds and SVID
 /// renewal goes on; a replica restarted while it is away serves from its disk snapshot.
 /// </summary>
-public sealed class ControlPlaneFaultTests : IAsyncLifetime
+public sealed class ControlPlaneFaultTests : MeshTest
 {
     // Renewal at 65-75% of life leaves at least 4 s of validity at any moment: more than the outage below.
     private static readonly TimeSpan SvidTtl = TimeSpan.FromSeconds(16);
     private static readonly TimeSpan Outage = TimeSpan.FromSeconds(2);
 
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
     private RecordingApp _ordersApp = null!;
     private RecordingApp _frontendApp = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task StartAsync()
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        _ordersApp = await RecordingApp.StartAsync("orders");
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
+        _ordersApp = await StartAppAsync("orders");
+        _frontendApp = await StartAppAsync("frontend");
     }
 
     private static string Serial(MeshService service)
@@ -46,16 +34,16 @@ public sealed class ControlPlaneFaultTests : IAsyncLifetime
     [Fact]
     public async Task AKilledControlPlaneFailsNoRequestAndWhenItReturnsStreamsResumeAndRenewalGoesOn()
     {
-        var cp = await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated");
-        var orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        var cp = await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated");
+        var orders = await Mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        var frontend = await Mesh.StartSidecarAsync("frontend", _frontendApp.Port);
         await SidecarAdmin.WaitForServicesAsync(frontend, 2);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/steady/{n}"), workers: 2);
         await load.RunForAsync(100);
         var versionBefore = SidecarAdmin.Config(frontend).GetProperty("version").GetInt64();
 
-        _mesh.Processes[0].Kill();
+        Mesh.Processes[0].Kill();
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("stale").GetBoolean(), TimeSpan.FromSeconds(5)),
             "the sidecar never noticed the control plane was gone");
         await Task.Delay(Outage);
@@ -63,7 +51,7 @@ public sealed class ControlPlaneFaultTests : IAsyncLifetime
 
         // The same data directory and ports: the same CA, registry and policies.
         var serials = (Orders: Serial(orders), Frontend: Serial(frontend));
-        await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort]);
+        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort]);
         foreach (var sidecar in new[] { orders, frontend })
         {
             Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(sidecar).GetProperty("connected").GetBoolean(), TimeSpan.FromSeconds(15)),
@@ -87,18 +75,18 @@ public sealed class ControlPlaneFaultTests : IAsyncLifetime
     [Fact]
     public async Task AReplicaRestartedWhileTheControlPlaneIsDownServesFromItsDiskSnapshotAndNoRequestFails()
     {
-        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
-        await using var otherApp = await RecordingApp.StartAsync("orders-b");
-        var restarted = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        await _mesh.StartSidecarAsync("orders", otherApp.Port);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        await Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+        var otherApp = await StartAppAsync("orders-b");
+        var restarted = await Mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        await Mesh.StartSidecarAsync("orders", otherApp.Port);
+        var frontend = await Mesh.StartSidecarAsync("frontend", _frontendApp.Port);
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("endpoints").GetInt32() >= 3, TimeSpan.FromSeconds(30)));
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/steady/{n}"), workers: 2);
         await load.RunForAsync(100);
 
-        _mesh.Processes[0].Kill();
-        await _mesh.RestartSidecarAsync(restarted);
+        Mesh.Processes[0].Kill();
+        await Mesh.RestartSidecarAsync(restarted);
         var config = SidecarAdmin.Config(restarted);
         Assert.Equal("disk", config.GetProperty("source").GetString());
         Assert.True(config.GetProperty("stale").GetBoolean());

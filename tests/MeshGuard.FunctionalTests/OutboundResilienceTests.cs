@@ -10,41 +10,15 @@ namespace MeshGuard.FunctionalTests;
 /// (a failing endpoint's circuit opens and it is tried again later), retries for requests that may be repeated,
 /// per-try timeouts, and a fast 503 when no endpoint is left.
 /// </summary>
-public sealed partial class OutboundResilienceTests : IAsyncLifetime
+public sealed class OutboundResilienceTests : MeshTest
 {
-    private readonly TempDirectory _temp = new();
-    private readonly List<RecordingApp> _apps = [];
-    private LocalMesh _mesh = null!;
-
-    public async Task InitializeAsync()
-    {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        foreach (var app in _apps)
-        {
-            await app.DisposeAsync();
-        }
-        _temp.Dispose();
-    }
-
-    private async Task<RecordingApp> AppAsync(string name, int port = 0)
-    {
-        var app = await RecordingApp.StartAsync(name, port: port);
-        _apps.Add(app);
-        return app;
-    }
+    protected override Task StartAsync() => Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
 
     /// <summary>A frontend sidecar that knows <paramref name="endpoints"/> endpoints (its own included).</summary>
     private async Task<MeshService> FrontendAsync(int endpoints, params string[] arguments)
     {
-        var app = await AppAsync("frontend");
-        var frontend = await _mesh.StartSidecarAsync("frontend", app.Port, extraArguments: arguments);
+        var app = await StartAppAsync("frontend");
+        var frontend = await Mesh.StartSidecarAsync("frontend", app.Port, extraArguments: arguments);
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("endpoints").GetInt32() >= endpoints, TimeSpan.FromSeconds(30)),
             $"frontend never saw {endpoints} endpoints");
         return frontend;
@@ -66,8 +40,8 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
         var replicas = new MeshService[3];
         for (var i = 0; i < 3; i++)
         {
-            apps[i] = await AppAsync($"orders-{i}");
-            replicas[i] = await _mesh.StartSidecarAsync("orders", apps[i].Port);
+            apps[i] = await StartAppAsync($"orders-{i}");
+            replicas[i] = await Mesh.StartSidecarAsync("orders", apps[i].Port);
         }
         var frontend = await FrontendAsync(4, "--circuit-break", "2s");
         using var client = SidecarAdmin.ThroughOutbound(frontend);
@@ -93,7 +67,7 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
         Assert.True(await MetricAsync(frontend, "meshguard_outbound_ejections_total") >= 1);
 
         // Back on the same address: after its break, a trial call succeeds and it takes its share again.
-        await _mesh.RestartSidecarAsync(replicas[2]);
+        await Mesh.RestartSidecarAsync(replicas[2]);
         Assert.True(await Eventually.TrueAsync(() => Served(apps[2], "/steady/") > servedByDead + 20, TimeSpan.FromSeconds(30)),
             "the replica that came back never got requests again");
         Assert.Equal(0, SidecarAdmin.Config(frontend).GetProperty("endpoints_ejected").GetInt32());
@@ -111,9 +85,9 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
     public async Task AGetThatBreaksIsTriedAgainElsewhereButAPostWhoseBodyWasSentIsNeverRetried()
     {
         // Two replicas in front of one app, whose /abort paths read the request and drop the connection.
-        var app = await AppAsync("orders");
-        await _mesh.StartSidecarAsync("orders", app.Port);
-        await _mesh.StartSidecarAsync("orders", app.Port);
+        var app = await StartAppAsync("orders");
+        await Mesh.StartSidecarAsync("orders", app.Port);
+        await Mesh.StartSidecarAsync("orders", app.Port);
         var frontend = await FrontendAsync(3, "--circuit-min-requests", "100");
         using var client = SidecarAdmin.ThroughOutbound(frontend);
 
@@ -136,10 +110,10 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
     [Fact]
     public async Task ATryThatOutlastsThePerTryTimeoutGoesToAnotherReplicaAndEveryGetSucceeds()
     {
-        var slow = await AppAsync("orders-slow");
-        var fast = await AppAsync("orders-fast");
-        await _mesh.StartSidecarAsync("orders", slow.Port);
-        await _mesh.StartSidecarAsync("orders", fast.Port);
+        var slow = await StartAppAsync("orders-slow");
+        var fast = await StartAppAsync("orders-fast");
+        await Mesh.StartSidecarAsync("orders", slow.Port);
+        await Mesh.StartSidecarAsync("orders", fast.Port);
         var frontend = await FrontendAsync(3, "--per-try-timeout", "1s", "--circuit-min-requests", "100");
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         // Connections and code paths warm first, so that only the slow app can make a try outlast the timeout.
@@ -164,9 +138,9 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
     [Fact]
     public async Task WithTheAppDownCallersGetA503FastItsCircuitOpensAndCallsSucceedAgainOnceTheAppIsBack()
     {
-        var app = await AppAsync("orders");
+        var app = await StartAppAsync("orders");
         var port = app.Port;
-        await _mesh.StartSidecarAsync("orders", port);
+        await Mesh.StartSidecarAsync("orders", port);
         // The first call's three tries and the one before it make four: the circuit opens on the next call's first failure.
         var frontend = await FrontendAsync(2, "--circuit-break", "1s", "--circuit-min-requests", "5");
         using var client = SidecarAdmin.ThroughOutbound(frontend);
@@ -175,8 +149,7 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, up.StatusCode);
         }
 
-        await app.DisposeAsync();
-        _apps.Remove(app);
+        await StopAppAsync(app);
         var bodies = new List<string>();
         for (var i = 0; i < 20; i++)
         {
@@ -189,7 +162,7 @@ public sealed partial class OutboundResilienceTests : IAsyncLifetime
         Assert.True(await MetricAsync(frontend, "meshguard_outbound_no_endpoint_total") >= 1);
         Assert.Equal(1, SidecarAdmin.Config(frontend).GetProperty("endpoints_ejected").GetInt32());
 
-        var back = await AppAsync("orders", port);
+        var back = await StartAppAsync("orders", port);
         Assert.True(await Eventually.TrueAsync(() =>
         {
             using var response = client.GetAsync(new Uri("http://orders/back")).GetAwaiter().GetResult();

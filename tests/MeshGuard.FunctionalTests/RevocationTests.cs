@@ -9,34 +9,14 @@ namespace MeshGuard.FunctionalTests;
 /// <c>meshctl identity revoke</c>: the control plane sends the revocation list in every snapshot, and each
 /// sidecar refuses the revoked identity at once, closes its open connections, while everyone else is served.
 /// </summary>
-public sealed partial class RevocationTests : IAsyncLifetime
+public sealed partial class RevocationTests : MeshTest
 {
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
-    private readonly List<RecordingApp> _apps = [];
-
-    public async Task InitializeAsync()
-    {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        foreach (var app in _apps)
-        {
-            await app.DisposeAsync();
-        }
-        _temp.Dispose();
-    }
+    protected override Task StartAsync() => Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
 
     private async Task<(MeshService Sidecar, RecordingApp App)> ServiceAsync(string name)
     {
-        var app = await RecordingApp.StartAsync(name);
-        _apps.Add(app);
-        return (await _mesh.StartSidecarAsync(name, app.Port), app);
+        var app = await StartAppAsync(name);
+        return (await Mesh.StartSidecarAsync(name, app.Port), app);
     }
 
     private static int From(RecordingApp app, string caller) =>
@@ -61,7 +41,7 @@ public sealed partial class RevocationTests : IAsyncLifetime
         await revokedLoad.RunForAsync(100);
         Assert.Empty(revokedLoad.Failures);
 
-        var (exit, output) = await Cli.RunAsync("meshctl", "identity", "revoke", "--data", _mesh.Data.Root, "--spiffe-id", frontend.Identity.ToString());
+        var (exit, output) = await Cli.RunAsync("meshctl", "identity", "revoke", "--data", Mesh.Data.Root, "--spiffe-id", frontend.Identity.ToString());
         Assert.True(exit == 0, output);
         var revokedAt = DateTime.UtcNow;
         Assert.True(await Eventually.TrueAsync(() => orders.Sidecar!.ReadLog().Contains("revocation list applied", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
@@ -84,13 +64,13 @@ public sealed partial class RevocationTests : IAsyncLifetime
         await revokedLoad.StopAsync();
 
         // The revoked identity cannot come back through a join token either.
-        var again = await _mesh.StartSidecarAsync("frontend", 9, waitReady: false);
+        var again = await Mesh.StartSidecarAsync("frontend", 9, waitReady: false);
         Assert.True(await Eventually.TrueAsync(() => again.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), "a revoked identity was admitted");
         Assert.Contains("is revoked", again.Sidecar!.ReadLog(), StringComparison.Ordinal);
         Console.WriteLine($"revocation: applied at the callee {applied.TotalMilliseconds:F0} ms after meshctl, {closed.Groups[1].Value} open connection(s) closed");
 
         // Taken off the list, the identity is served again (after its endpoint's ejection at the caller ends).
-        (exit, output) = await Cli.RunAsync("meshctl", "identity", "unrevoke", "--data", _mesh.Data.Root, "--spiffe-id", frontend.Identity.ToString());
+        (exit, output) = await Cli.RunAsync("meshctl", "identity", "unrevoke", "--data", Mesh.Data.Root, "--spiffe-id", frontend.Identity.ToString());
         Assert.True(exit == 0, output);
         Assert.True(await Eventually.TrueAsync(() =>
         {

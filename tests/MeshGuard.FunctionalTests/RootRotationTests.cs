@@ -10,46 +10,34 @@ namespace MeshGuard.FunctionalTests;
 /// restarted after each: no request fails, every sidecar ends with an SVID of the new root, and once the old
 /// root is retired an SVID it signed is refused at the handshake.
 /// </summary>
-public sealed class RootRotationTests : IAsyncLifetime
+public sealed class RootRotationTests : MeshTest
 {
     // Renewal at 65-75% of life leaves at least 3 s at any moment: more than a control-plane restart.
     private static readonly TimeSpan SvidTtl = TimeSpan.FromSeconds(12);
 
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
     private RecordingApp _ordersApp = null!;
     private RecordingApp _frontendApp = null!;
     private ControlPlaneEndpoints _cp = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task StartAsync()
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        _cp = await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated");
-        _ordersApp = await RecordingApp.StartAsync("orders");
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
+        _cp = await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated");
+        _ordersApp = await StartAppAsync("orders");
+        _frontendApp = await StartAppAsync("frontend");
     }
 
     private async Task StepAsync(string step)
     {
-        var (exit, output) = await Cli.RunAsync("meshguard-cp", "rotate-root", step, "--data", _mesh.Data.Root);
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "rotate-root", step, "--data", Mesh.Data.Root);
         Assert.True(exit == 0, output);
-        foreach (var process in _mesh.Processes)
+        foreach (var process in Mesh.Processes)
         {
             if (process.Name == "control-plane" && !process.HasExited)
             {
                 Assert.True(await process.StopAsync(TimeSpan.FromSeconds(10)));
             }
         }
-        await _mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort]);
+        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort]);
     }
 
     private static JsonElement Certs(MeshService sidecar)
@@ -68,11 +56,11 @@ public sealed class RootRotationTests : IAsyncLifetime
     [Fact]
     public async Task RotatingTheRootWithAnOverlappingBundleFailsNoRequestAndRetiringTheOldRootLocksItsSvidsOut()
     {
-        var orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        var orders = await Mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        var frontend = await Mesh.StartSidecarAsync("frontend", _frontendApp.Port);
         await SidecarAdmin.WaitForServicesAsync(frontend, 2);
         var sidecars = new[] { orders, frontend };
-        var data = _mesh.Data;
+        var data = Mesh.Data;
         var oldCa = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
         const string Caller = "spiffe://mesh.local/ns/shop/sa/checkout";
         using var client = SidecarAdmin.ThroughOutbound(frontend);

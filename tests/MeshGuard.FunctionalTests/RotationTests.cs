@@ -6,28 +6,16 @@ using MeshGuard.Tests.Common;
 namespace MeshGuard.FunctionalTests;
 
 /// <summary>SVIDs that live 5 seconds are renewed under steady traffic without a single failed call.</summary>
-public sealed class RotationTests : IAsyncLifetime
+public sealed class RotationTests : MeshTest
 {
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
     private RecordingApp _ordersApp = null!;
     private RecordingApp _frontendApp = null!;
 
-    public async Task InitializeAsync()
+    protected override async Task StartAsync()
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromSeconds(5), defaultPolicy: "allow-authenticated");
-        _ordersApp = await RecordingApp.StartAsync("orders");
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
+        await Mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromSeconds(5), defaultPolicy: "allow-authenticated");
+        _ordersApp = await StartAppAsync("orders");
+        _frontendApp = await StartAppAsync("frontend");
     }
 
     private static async Task<string> SerialAsync(HttpClient client, MeshService service)
@@ -39,8 +27,8 @@ public sealed class RotationTests : IAsyncLifetime
     [Fact]
     public async Task SteadyCallsSeeNoFailureAcrossSeveralRenewalsAndProcessesStopGracefully()
     {
-        var orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        var orders = await Mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        var frontend = await Mesh.StartSidecarAsync("frontend", _frontendApp.Port);
         using var admin = new HttpClient();
         // Calls share long-lived HTTP/2 connections and also open new ones (a second client) as SVIDs change.
         using var client = SidecarAdmin.ThroughOutbound(frontend);
@@ -82,7 +70,7 @@ public sealed class RotationTests : IAsyncLifetime
         Assert.Equal(calls, _ordersApp.Requests.Count(r => r.Path.StartsWith("/steady/", StringComparison.Ordinal)));
 
         // SIGTERM: each process exits by itself, with code 0, well within the grace period.
-        foreach (var process in new[] { frontend.Sidecar!, orders.Sidecar!, _mesh.Processes[0] })
+        foreach (var process in new[] { frontend.Sidecar!, orders.Sidecar!, Mesh.Processes[0] })
         {
             Assert.True(await process.StopAsync(TimeSpan.FromSeconds(10)), $"{process.Name} had to be killed");
             Assert.Equal(0, process.ExitCode);
