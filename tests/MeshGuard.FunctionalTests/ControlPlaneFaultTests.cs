@@ -51,7 +51,7 @@ public sealed class ControlPlaneFaultTests : MeshTest
 
         // The same data directory and ports: the same CA, registry and policies.
         var serials = (Orders: Serial(orders), Frontend: Serial(frontend));
-        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort]);
+        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort, cp.WebhookPort]);
         foreach (var sidecar in new[] { orders, frontend })
         {
             Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(sidecar).GetProperty("connected").GetBoolean(), TimeSpan.FromSeconds(15)),

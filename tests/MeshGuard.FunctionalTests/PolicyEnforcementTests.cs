@@ -178,7 +178,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         Assert.Contains(_ordersApp.Requests, r => r.Path == "/orders/after-restart");
 
         // The control plane comes back on the same ports and data: sidecars reconnect, the mesh is intact.
-        await _mesh.StartControlPlaneAsync(ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort]);
+        await _mesh.StartControlPlaneAsync(ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort, _cp.WebhookPort]);
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(_orders).GetProperty("source").GetString() == "stream", TimeSpan.FromSeconds(20)));
         Assert.False(SidecarAdmin.Config(_orders).GetProperty("stale").GetBoolean());
         Assert.Equal(3, SidecarAdmin.Config(_frontend).GetProperty("services").GetInt32());

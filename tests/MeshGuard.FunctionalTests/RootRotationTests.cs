@@ -37,7 +37,7 @@ public sealed class RootRotationTests : MeshTest
                 Assert.True(await process.StopAsync(TimeSpan.FromSeconds(10)));
             }
         }
-        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort]);
+        await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort, _cp.WebhookPort]);
     }
 
     private static JsonElement Certs(MeshService sidecar)

@@ -43,12 +43,14 @@ public sealed class TlsScanTests : IAsyncLifetime
     [InlineData("sidecar inbound")]
     [InlineData("control-plane bootstrap")]
     [InlineData("control-plane grpc")]
+    [InlineData("control-plane webhook")]
     public async Task TestsslFindsOnlyTls13StrongCiphersAndNoVulnerability(string port)
     {
         var number = port switch
         {
             "sidecar inbound" => _orders.InboundPort,
             "control-plane bootstrap" => _mesh.ControlPlane!.BootstrapPort,
+            "control-plane webhook" => _mesh.ControlPlane!.WebhookPort,
             _ => _mesh.ControlPlane!.GrpcPort,
         };
         var findings = await ScanAsync(number);

@@ -8,5 +8,6 @@ internal sealed record ControlPlaneSettings(
     int BootstrapPort,
     int GrpcPort,
     int AdminPort,
+    int WebhookPort,
     TimeSpan SvidTtl,
     MeshGuard.Policy.Engine.MeshDefault MeshDefault);

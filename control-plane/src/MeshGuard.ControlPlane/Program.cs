@@ -21,12 +21,13 @@ var bind = CliOption.Text("--bind-address", "address of the bootstrap and gRPC l
 var bootstrapPort = CliOption.Port("--bootstrap-port", "bootstrap port: join token + CSR in, SVID out (TLS)", 15012);
 var grpcPort = CliOption.Port("--grpc-port", "gRPC port: SVID renewal and the service stream (mTLS)", 15010);
 var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1: /healthz /readyz /metrics", 15014);
+var webhookPort = CliOption.Port("--webhook-port", "the Kubernetes sidecar-injection webhook (HTTPS: POST /inject, admission.k8s.io/v1 AdmissionReview)", 15017);
 var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
 var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
-    data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, svidTtl, defaultPolicy,
+    data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -39,6 +40,7 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(bootstrapPort),
             parse.GetValue(grpcPort),
             parse.GetValue(adminPort),
+            parse.GetValue(webhookPort),
             parse.GetValue(svidTtl),
             MeshDefaults.TryParse(parse.GetValue(defaultPolicy), out var meshDefault)
                 ? meshDefault
@@ -124,6 +126,8 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton<BootstrapEndpoint>();
+            builder.Services.AddSingleton(new MeshGuard.Contracts.Injection.InjectionTemplate());
+            builder.Services.AddSingleton<MeshGuard.ControlPlane.Injector.InjectorEndpoint>();
             builder.Services.AddSingleton<ControlPlaneCredentials>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
             builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024);
@@ -136,6 +140,8 @@ namespace MeshGuard.ControlPlane
                 var credentials = kestrel.ApplicationServices.GetRequiredService<ControlPlaneCredentials>();
                 ListenTls(kestrel, bindAddress, settings.BootstrapPort, HttpProtocols.Http1, credentials, static c => c.BootstrapOptions);
                 ListenTls(kestrel, bindAddress, settings.GrpcPort, HttpProtocols.Http2, credentials, static c => c.GrpcOptions);
+                // The API server calls the webhook over server-only TLS, as a joining sidecar calls the bootstrap port.
+                ListenTls(kestrel, bindAddress, settings.WebhookPort, HttpProtocols.Http1AndHttp2, credentials, static c => c.BootstrapOptions);
                 kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             });
 
@@ -143,6 +149,8 @@ namespace MeshGuard.ControlPlane
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
+            app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
+                .RequireHost($"*:{settings.WebhookPort}");
             app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
             app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
             app.MapGrpcService<WitnessService>().RequireHost(grpcHost);
@@ -151,7 +159,8 @@ namespace MeshGuard.ControlPlane
             await app.StartAsync(cancellation);
             Console.WriteLine(
                 $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} " +
-                $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort}");
+                $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort} " +
+                $"webhook={settings.BindAddress}:{settings.WebhookPort}");
             await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
         }

@@ -17,6 +17,9 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
 
     private Snapshot? _current;
 
+    /// <summary>The names of the control plane's Service in a cluster (manifests/ deploys it as meshguard-cp in meshguard).</summary>
+    public static readonly string[] ServiceDnsNames = ["meshguard-cp.meshguard.svc", "meshguard-cp.meshguard.svc.cluster.local"];
+
     private sealed record Snapshot(X509Svid Svid, DateTimeOffset IssuedAt, SslServerAuthenticationOptions Bootstrap, SslServerAuthenticationOptions Grpc);
 
     public X509Svid Svid => Current.Svid;
@@ -38,8 +41,9 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
         {
             throw new InvalidOperationException($"control plane CSR: {error}");
         }
-        // DNS and IP SANs too, so that curl and openssl can check the bootstrap port by name.
-        using var leaf = ca.IssueSvid(csr!, id, Lifetime, ["localhost", "127.0.0.1"]);
+        // DNS and IP SANs too, so that curl, openssl and the Kubernetes API server (which calls the injection
+        // webhook at the control plane's Service name) can check the server by name.
+        using var leaf = ca.IssueSvid(csr!, id, Lifetime, ["localhost", "127.0.0.1", .. ServiceDnsNames]);
         var svid = X509Svid.Create(ca.ChainPem(leaf), key, ca.Bundle, time.GetUtcNow());
         var snapshot = new Snapshot(
             svid,

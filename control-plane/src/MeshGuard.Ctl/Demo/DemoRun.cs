@@ -34,7 +34,7 @@ internal static class DemoRun
             {
                 started[name] = await mesh.StartServiceAsync(name, cancellation: cancellation);
             }
-            Console.WriteLine($"control-plane data={cp.DataDirectory} bundle={cp.BundleFile} bootstrap=127.0.0.1:{cp.BootstrapPort} admin=127.0.0.1:{cp.AdminPort}");
+            Console.WriteLine($"control-plane data={cp.DataDirectory} bundle={cp.BundleFile} bootstrap=127.0.0.1:{cp.BootstrapPort} admin=127.0.0.1:{cp.AdminPort} webhook=127.0.0.1:{cp.WebhookPort}");
             foreach (var name in Services)
             {
                 var s = started[name];

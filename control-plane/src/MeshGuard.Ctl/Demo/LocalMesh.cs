@@ -44,14 +44,15 @@ public sealed class LocalMesh : IAsyncDisposable
                 File.Copy(file, Path.Combine(Data.PoliciesDirectory, Path.GetFileName(file)), overwrite: true);
             }
         }
-        ports ??= FreePorts(3);
-        var endpoints = new ControlPlaneEndpoints(Data.Root, Data.TrustBundle, ports[0], ports[1], ports[2]);
+        ports ??= FreePorts(4);
+        var endpoints = new ControlPlaneEndpoints(Data.Root, Data.TrustBundle, ports[0], ports[1], ports[2], ports.Length > 3 ? ports[3] : FreePorts(1)[0]);
         var arguments = new List<string>
         {
             "--data", Data.Root, "--trust-domain", TrustDomain,
             "--bootstrap-port", ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--grpc-port", ports[1].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--admin-port", ports[2].ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--webhook-port", endpoints.WebhookPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--default-policy", defaultPolicy,
         };
         if (svidTtl is { } ttl)
@@ -310,7 +311,7 @@ public sealed class LocalMesh : IAsyncDisposable
     private static string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
-public sealed record ControlPlaneEndpoints(string DataDirectory, string BundleFile, int BootstrapPort, int GrpcPort, int AdminPort);
+public sealed record ControlPlaneEndpoints(string DataDirectory, string BundleFile, int BootstrapPort, int GrpcPort, int AdminPort, int WebhookPort);
 
 public sealed record MeshService(string Name, string Namespace, int AppPort, int InboundPort, int OutboundPort, int AdminPort, int MetricsPort)
 {
