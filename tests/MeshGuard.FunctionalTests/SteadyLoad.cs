@@ -4,13 +4,15 @@ using System.Net;
 namespace MeshGuard.FunctionalTests;
 
 /// <summary>
-/// Requests sent without pause by a few workers while a test breaks something, counting every one that did
-/// not end in the expected status: the "failed requests under steady load" a fault test asserts on.
+/// Requests sent by a few workers while a test breaks something, counting every one that did not end in the
+/// expected status: the "failed requests under steady load" a fault test asserts on. Each worker pauses a
+/// moment between requests: steady, not saturating, so that tests running beside it keep their timing.
 /// </summary>
 internal sealed class SteadyLoad : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly Task[] _workers;
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(2);
     private readonly ConcurrentQueue<string> _failures = new();
     private int _sent;
 
@@ -61,6 +63,14 @@ internal sealed class SteadyLoad : IAsyncDisposable
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
             {
                 _failures.Enqueue($"request {n}: {e.GetType().Name} {e.Message}");
+            }
+            try
+            {
+                await Task.Delay(Pause, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
         }
     }
