@@ -11,6 +11,7 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     AuthzCommand.Create(),
     FlowsCommand.Create(),
     IdentityCommand.Create(),
+    InjectCommand.Create(),
     DemoCommand.Create(),
 };
 // Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).

@@ -96,9 +96,9 @@ public static class SidecarInjector
             return annotated;
         }
         if (spec["containers"] is JsonArray { Count: > 0 } containers && containers[0]?["ports"] is JsonArray { Count: > 0 } ports
-            && ports[0]?["containerPort"]?.GetValue<int>() is { } declared)
+            && ports[0]?["containerPort"] is JsonValue declared && declared.TryGetValue<int>(out var port) && port is > 0 and < 65536)
         {
-            return declared;
+            return port;
         }
         return template.DefaultAppPort;
     }

@@ -1,0 +1,71 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using MeshGuard.CommandLine;
+using MeshGuard.Contracts.Injection;
+
+namespace MeshGuard.Ctl.Commands;
+
+/// <summary>
+/// <c>meshctl inject -f deploy.yaml</c>: the webhook's change, offline (as <c>istioctl kube-inject</c>). Every
+/// Pod, and every pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob in the
+/// file, gets exactly the patch the control plane's webhook would give it; other documents pass unchanged.
+/// </summary>
+internal static class InjectCommand
+{
+    public static Command Create()
+    {
+        var file = CliOption.Text("-f", "manifest file (YAML, several documents allowed; - for standard input)");
+        var output = CliOption.Text("-o", "where to write the result (default: standard output)");
+        var image = CliOption.Text("--image", "the sidecar image", new InjectionTemplate().Image);
+        var cp = CliOption.Text("--cp", "the control plane's bootstrap URL as pods reach it", new InjectionTemplate().ControlPlane);
+        var inject = new Command("inject", "add the MeshGuard sidecar to the pods of a manifest, as the injection webhook does") { file, output, image, cp };
+        inject.SetAction(parse => Cli.Run(() =>
+        {
+            var path = CliOption.Required(parse, file);
+            var template = new InjectionTemplate { Image = parse.GetValue(image)!, ControlPlane = parse.GetValue(cp)! };
+            List<JsonNode> documents;
+            using (var reader = path == "-" ? Console.In : new StreamReader(path))
+            {
+                try
+                {
+                    documents = ManifestYaml.Read(reader);
+                }
+                catch (YamlDotNet.Core.YamlException e)
+                {
+                    throw new FormatException($"{path}:{e.Start.Line}: {e.Message}");
+                }
+            }
+            foreach (var document in documents)
+            {
+                if (PodOf(document) is { } pod)
+                {
+                    var decision = SidecarInjector.Decide(pod, template);
+                    if (decision.Inject)
+                    {
+                        JsonPatch.Apply(pod, decision.Patch);
+                    }
+                    Console.Error.WriteLine($"meshctl inject: {document["kind"]} {document["metadata"]?["name"]}: {(decision.Inject ? "injected" : "unchanged")} ({decision.Reason})");
+                }
+            }
+            if (parse.GetValue(output) is { Length: > 0 } target)
+            {
+                using var writer = new StreamWriter(target);
+                ManifestYaml.Write(writer, documents);
+            }
+            else
+            {
+                ManifestYaml.Write(Console.Out, documents);
+            }
+        }));
+        return inject;
+    }
+
+    /// <summary>The pod (or pod template: it has the same metadata and spec) a document runs, if any.</summary>
+    private static JsonObject? PodOf(JsonNode document) => document["kind"]?.GetValue<string>() switch
+    {
+        "Pod" => document as JsonObject,
+        "Deployment" or "StatefulSet" or "DaemonSet" or "ReplicaSet" or "Job" => document["spec"]?["template"] as JsonObject,
+        "CronJob" => document["spec"]?["jobTemplate"]?["spec"]?["template"] as JsonObject,
+        _ => null,
+    };
+}

@@ -1,0 +1,102 @@
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary><c>meshctl inject -f</c>: the webhook's change applied to a manifest file, offline.</summary>
+public sealed class MeshctlInjectTests : IDisposable
+{
+    private const string Manifest = """
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: orders
+          namespace: shop
+        spec:
+          selector: { app: orders }
+          ports:
+            - port: 80
+              targetPort: 8080
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: orders
+          namespace: shop
+        spec:
+          replicas: 2
+          selector:
+            matchLabels: { app: orders }
+          template:
+            metadata:
+              labels: { app: orders }
+              annotations:
+                prometheus.io/port: "9102"
+            spec:
+              serviceAccountName: orders
+              containers:
+                - name: orders
+                  image: registry.example/shop/orders:1.4.2
+                  ports:
+                    - containerPort: 8080
+                  env:
+                    - name: FEATURE_ON
+                      value: "true"
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: debug
+          namespace: shop
+          annotations:
+            meshguard.io/inject: "false"
+        spec:
+          containers:
+            - name: shell
+              image: registry.example/tools/shell:1
+        """;
+
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task APodTemplateGetsTheSidecarQuotedStringsStayStringsAndASecondRunChangesNothing()
+    {
+        MeshBinaries.Ensure();
+        var input = Path.Combine(_temp.Path, "deploy.yaml");
+        var injected = Path.Combine(_temp.Path, "injected.yaml");
+        var again = Path.Combine(_temp.Path, "again.yaml");
+        await File.WriteAllTextAsync(input, Manifest);
+
+        var (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", input, "-o", injected);
+        Assert.True(exit == 0, output);
+        Assert.Contains("Deployment orders: injected (sidecar for service orders, app port 8080)", output, StringComparison.Ordinal);
+        Assert.Contains("Pod debug: unchanged (the pod opts out", output, StringComparison.Ordinal);
+        var yaml = await File.ReadAllTextAsync(injected);
+        Assert.Contains("- name: meshguard-proxy", yaml, StringComparison.Ordinal);
+        Assert.Contains("- name: meshguard-init", yaml, StringComparison.Ordinal);
+        Assert.Contains("audience: meshguard", yaml, StringComparison.Ordinal);
+        Assert.Contains("meshguard.io/status: injected", yaml, StringComparison.Ordinal);
+        // Types survive the round trip: numbers stay numbers, quoted strings stay strings.
+        Assert.Contains("- containerPort: 8080\n", yaml, StringComparison.Ordinal);
+        Assert.Contains("value: \"true\"", yaml, StringComparison.Ordinal);
+        Assert.Contains("prometheus.io/port: \"9102\"", yaml, StringComparison.Ordinal);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(yaml, "name: meshguard-proxy"));
+
+        (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", injected, "-o", again);
+        Assert.True(exit == 0, output);
+        Assert.Contains("Deployment orders: unchanged (the pod already has a sidecar)", output, StringComparison.Ordinal);
+        Assert.Equal(yaml, await File.ReadAllTextAsync(again));
+    }
+
+    [Fact]
+    public async Task AManifestThatIsNoYamlIsRefusedWithItsLine()
+    {
+        MeshBinaries.Ensure();
+        var input = Path.Combine(_temp.Path, "broken.yaml");
+        await File.WriteAllTextAsync(input, "kind: Pod\nmetadata:\n  name: [unclosed\n");
+        var (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", input);
+        Assert.NotEqual(0, exit);
+        Assert.Contains($"{input}:", output, StringComparison.Ordinal);
+    }
+}
