@@ -1,4 +1,3 @@
-using System.Text.Json;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Tests.Common;
 
@@ -24,13 +23,6 @@ public sealed class ControlPlaneFaultTests : MeshTest
         _frontendApp = await StartAppAsync("frontend");
     }
 
-    private static string Serial(MeshService service)
-    {
-        using var client = new HttpClient();
-        using var certs = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{service.AdminPort}/certs")).GetAwaiter().GetResult());
-        return certs.RootElement.GetProperty("serial").GetString()!;
-    }
-
     [Fact]
     public async Task AKilledControlPlaneFailsNoRequestAndWhenItReturnsStreamsResumeAndRenewalGoesOn()
     {
@@ -50,7 +42,7 @@ public sealed class ControlPlaneFaultTests : MeshTest
         await load.RunForAsync(100);
 
         // The same data directory and ports: the same CA, registry and policies.
-        var serials = (Orders: Serial(orders), Frontend: Serial(frontend));
+        var serials = (Orders: SidecarAdmin.SvidSerial(orders), Frontend: SidecarAdmin.SvidSerial(frontend));
         await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort, cp.WebhookPort]);
         foreach (var sidecar in new[] { orders, frontend })
         {
@@ -61,7 +53,7 @@ public sealed class ControlPlaneFaultTests : MeshTest
             Assert.True(config.GetProperty("version").GetInt64() >= versionBefore);
         }
         // Renewal goes on with the returned control plane: each sidecar gets a new SVID from it.
-        Assert.True(await Eventually.TrueAsync(() => Serial(orders) != serials.Orders && Serial(frontend) != serials.Frontend, SvidTtl),
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.SvidSerial(orders) != serials.Orders && SidecarAdmin.SvidSerial(frontend) != serials.Frontend, SvidTtl),
             "SVID renewal did not resume after the control plane returned");
         await load.RunForAsync(100);
         await load.StopAsync();

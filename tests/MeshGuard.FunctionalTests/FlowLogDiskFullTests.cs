@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Net;
-using System.Text.RegularExpressions;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.FlowLog;
 using MeshGuard.Tests.Common;
@@ -90,8 +88,5 @@ public sealed partial class FlowLogDiskFullTests : IAsyncLifetime
         Assert.Contains("lost", verify, StringComparison.OrdinalIgnoreCase);
     }
 
-    private static long Counter(string metrics, string name) =>
-        Regex.Match(metrics, "^" + Regex.Escape(name) + @" (\d+)$", RegexOptions.Multiline) is { Success: true } match
-            ? long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture)
-            : 0;
+    private static long Counter(string metrics, string name) => SidecarAdmin.MetricValue(metrics, name) ?? 0;
 }

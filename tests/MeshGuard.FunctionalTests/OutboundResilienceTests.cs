@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Tests.Common;
 
@@ -24,12 +23,8 @@ public sealed class OutboundResilienceTests : MeshTest
         return frontend;
     }
 
-    private static async Task<long> MetricAsync(MeshService sidecar, string name)
-    {
-        var match = Regex.Match(await SidecarAdmin.MetricsAsync(sidecar), "^" + Regex.Escape(name) + " (\\d+)", RegexOptions.Multiline);
-        Assert.True(match.Success, $"{name} is not in /metrics");
-        return long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static async Task<long> MetricAsync(MeshService sidecar, string name) =>
+        SidecarAdmin.MetricValue(await SidecarAdmin.MetricsAsync(sidecar), name) ?? throw new Xunit.Sdk.XunitException($"{name} is not in /metrics");
 
     private static int Served(RecordingApp app, string prefix) => app.Requests.Count(r => r.Path.StartsWith(prefix, StringComparison.Ordinal));
 

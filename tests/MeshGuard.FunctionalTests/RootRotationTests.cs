@@ -1,4 +1,3 @@
-using System.Text.Json;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
@@ -40,18 +39,11 @@ public sealed class RootRotationTests : MeshTest
         await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort, _cp.WebhookPort]);
     }
 
-    private static JsonElement Certs(MeshService sidecar)
-    {
-        using var client = new HttpClient();
-        using var json = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/certs")).GetAwaiter().GetResult());
-        return json.RootElement.Clone();
-    }
-
-    private static int BundleRoots(MeshService sidecar) => TrustBundle.FromPem(Certs(sidecar).GetProperty("trust_bundle_pem").GetString()!).Roots.Count;
+    private static int BundleRoots(MeshService sidecar) => TrustBundle.FromPem(SidecarAdmin.Certs(sidecar).GetProperty("trust_bundle_pem").GetString()!).Roots.Count;
 
     /// <summary>Whether the sidecar's SVID was signed by the intermediate in this PEM.</summary>
     private static bool SignedBy(MeshService sidecar, string intermediatePem) =>
-        Certs(sidecar).GetProperty("chain_pem")[1].GetString()!.Trim() == intermediatePem.Trim();
+        SidecarAdmin.Certs(sidecar).GetProperty("chain_pem")[1].GetString()!.Trim() == intermediatePem.Trim();
 
     [Fact]
     public async Task RotatingTheRootWithAnOverlappingBundleFailsNoRequestAndRetiringTheOldRootLocksItsSvidsOut()

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.Json;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Tests.Common;
 
@@ -18,18 +17,11 @@ public sealed class RotationTests : MeshTest
         _frontendApp = await StartAppAsync("frontend");
     }
 
-    private static async Task<string> SerialAsync(HttpClient client, MeshService service)
-    {
-        using var certs = JsonDocument.Parse(await client.GetStringAsync(new Uri($"http://127.0.0.1:{service.AdminPort}/certs")));
-        return certs.RootElement.GetProperty("serial").GetString()!;
-    }
-
     [Fact]
     public async Task SteadyCallsSeeNoFailureAcrossSeveralRenewalsAndProcessesStopGracefully()
     {
         var orders = await Mesh.StartSidecarAsync("orders", _ordersApp.Port);
         var frontend = await Mesh.StartSidecarAsync("frontend", _frontendApp.Port);
-        using var admin = new HttpClient();
         // Calls share long-lived HTTP/2 connections and also open new ones (a second client) as SVIDs change.
         using var client = SidecarAdmin.ThroughOutbound(frontend);
 
@@ -56,8 +48,8 @@ public sealed class RotationTests : MeshTest
             calls++;
             if (DateTime.UtcNow >= nextSample)
             {
-                ordersSerials.Add(await SerialAsync(admin, orders));
-                frontendSerials.Add(await SerialAsync(admin, frontend));
+                ordersSerials.Add(SidecarAdmin.SvidSerial(orders));
+                frontendSerials.Add(SidecarAdmin.SvidSerial(frontend));
                 nextSample = DateTime.UtcNow.AddMilliseconds(500);
             }
             await Task.Delay(20);

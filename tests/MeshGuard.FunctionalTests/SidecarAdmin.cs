@@ -14,6 +14,23 @@ internal static class SidecarAdmin
         return json.RootElement.Clone();
     }
 
+    /// <summary>The sidecar's current SVID, chain and bundle, as /certs shows them.</summary>
+    public static JsonElement Certs(MeshService sidecar)
+    {
+        using var client = new HttpClient();
+        using var json = JsonDocument.Parse(client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/certs")).GetAwaiter().GetResult());
+        return json.RootElement.Clone();
+    }
+
+    /// <summary>The serial number of the sidecar's current SVID: it changes at each renewal.</summary>
+    public static string SvidSerial(MeshService sidecar) => Certs(sidecar).GetProperty("serial").GetString()!;
+
+    /// <summary>The value of an unlabelled sample in Prometheus text; null when the metric is not there.</summary>
+    public static long? MetricValue(string metrics, string name) =>
+        System.Text.RegularExpressions.Regex.Match(metrics, "^" + System.Text.RegularExpressions.Regex.Escape(name) + @" (\d+)$", System.Text.RegularExpressions.RegexOptions.Multiline) is { Success: true } match
+            ? long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+
     /// <summary>The sidecar's Prometheus text, from its loopback metrics port.</summary>
     public static async Task<string> MetricsAsync(MeshService sidecar)
     {

@@ -40,21 +40,11 @@ internal static class MetricsEndpoint
                 .Append("# TYPE meshguard_connections_refused_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Inbound.Listener}\"}} {limits.Inbound.Refused}\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Refused}\n");
-            text.Append("# HELP meshguard_outbound_retries_total Outbound tries after the first (another endpoint for a request that failed safely).\n")
-                .Append("# TYPE meshguard_outbound_retries_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_retries_total {outbound.Retries}\n")
-                .Append("# HELP meshguard_outbound_retry_budget_exhausted_total Retries refused because the retry budget was spent.\n")
-                .Append("# TYPE meshguard_outbound_retry_budget_exhausted_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_retry_budget_exhausted_total {budget.Exhausted}\n")
-                .Append("# HELP meshguard_outbound_ejections_total Times an endpoint was ejected for failures in a row (passive health).\n")
-                .Append("# TYPE meshguard_outbound_ejections_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_ejections_total {outbound.Ejections}\n")
-                .Append("# HELP meshguard_outbound_circuits_opened_total Times an endpoint's circuit opened (its failure ratio crossed the threshold).\n")
-                .Append("# TYPE meshguard_outbound_circuits_opened_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_circuits_opened_total {outbound.CircuitsOpened}\n")
-                .Append("# HELP meshguard_outbound_no_endpoint_total Requests answered 503 at once because every endpoint of the service was ejected.\n")
-                .Append("# TYPE meshguard_outbound_no_endpoint_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_outbound_no_endpoint_total {outbound.NoEndpoint}\n");
+            Counter(text, "meshguard_outbound_retries_total", "Outbound tries after the first (another endpoint for a request that failed safely).", outbound.Retries);
+            Counter(text, "meshguard_outbound_retry_budget_exhausted_total", "Retries refused because the retry budget was spent.", budget.Exhausted);
+            Counter(text, "meshguard_outbound_ejections_total", "Times an endpoint was ejected for failures in a row (passive health).", outbound.Ejections);
+            Counter(text, "meshguard_outbound_circuits_opened_total", "Times an endpoint's circuit opened (its failure ratio crossed the threshold).", outbound.CircuitsOpened);
+            Counter(text, "meshguard_outbound_no_endpoint_total", "Requests answered 503 at once because every endpoint of the service was ejected.", outbound.NoEndpoint);
             Gauge(text, "meshguard_outbound_endpoints_ejected", "Endpoints ejected or with an open circuit, and not yet back to a success.", directory.EjectedEndpoints);
             // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
             var gc = GC.GetGCMemoryInfo();
@@ -64,6 +54,9 @@ internal static class MetricsEndpoint
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).RequireHost(host);
     }
+
+    private static void Counter(StringBuilder text, string name, string help, long value) =>
+        text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
 
     private static void Gauge(StringBuilder text, string name, string help, double value) =>
         text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
