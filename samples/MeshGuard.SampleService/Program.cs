@@ -2,16 +2,17 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-// meshguard-sample --name orders --port 8080 [--outbound http://127.0.0.1:15001]
+// meshguard-sample --name orders --port 8080 [--address 127.0.0.1] [--outbound http://127.0.0.1:15001]
 //   GET /anything        -> {"service":"orders","method":"GET","path":"/anything","x_forwarded_client_cert":"..."}
 //   GET /call/payments/x[?method=POST] -> calls http://payments/x through the sidecar's outbound port and reports what came back
 var name = Arg("--name") ?? "sample";
 var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
 var outbound = Arg("--outbound");
+var address = IPAddress.Parse(Arg("--address") ?? "127.0.0.1");
 
 var builder = WebApplication.CreateSlimBuilder();
 builder.Logging.ClearProviders();
-builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+builder.WebHost.ConfigureKestrel(k => k.Listen(address, port));
 var app = builder.Build();
 
 using var client = outbound is null
@@ -51,7 +52,7 @@ app.Run(async context =>
     await context.Response.WriteAsJsonAsync(echo, SampleJson.Default.Echo);
 });
 
-Console.WriteLine($"sample {name} listening on 127.0.0.1:{port}");
+Console.WriteLine($"sample {name} listening on {address}:{port}");
 await app.RunAsync();
 
 string? Arg(string flag)

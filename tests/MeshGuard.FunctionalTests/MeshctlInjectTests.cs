@@ -99,4 +99,25 @@ public sealed class MeshctlInjectTests : IDisposable
         Assert.NotEqual(0, exit);
         Assert.Contains($"{input}:", output, StringComparison.Ordinal);
     }
+    [Fact]
+    public async Task InjectedInitContainerCommandIsOneRedirectInstallAccepts()
+    {
+        MeshBinaries.Ensure();
+        var pod = (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse("""
+            {"apiVersion":"v1","kind":"Pod","metadata":{"name":"orders","namespace":"shop"},
+             "spec":{"serviceAccountName":"orders","containers":[{"name":"orders","image":"shop/orders:1","ports":[{"containerPort":8080}]}]}}
+            """)!;
+        var decision = MeshGuard.Contracts.Injection.SidecarInjector.Decide(pod, new MeshGuard.Contracts.Injection.InjectionTemplate());
+        MeshGuard.Contracts.Injection.JsonPatch.Apply(pod, decision.Patch);
+        var init = pod["spec"]!["initContainers"]!.AsArray().Single(c => (string?)c!["name"] == "meshguard-init")!;
+        var arguments = init["args"]!.AsArray().Select(a => (string)a!).ToArray();
+
+        var (exit, output) = await Cli.RunAsync("meshguard-proxy", [.. arguments, "--dry-run"]);
+
+        Assert.True(exit == 0, output);
+        Assert.Contains("-A MESHGUARD_OUTPUT -m owner --uid-owner 1337 -j RETURN", output, StringComparison.Ordinal);
+        Assert.Contains("-A MESHGUARD_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006", output, StringComparison.Ordinal);
+        Assert.Contains("-A MESHGUARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001", output, StringComparison.Ordinal);
+        Assert.Contains("-A MESHGUARD_INBOUND -p tcp --dport 15020 -j RETURN", output, StringComparison.Ordinal);
+    }
 }

@@ -34,6 +34,7 @@ public static class FlowLineEncoder
         Optional(line, ",\"source_addr\":"u8, r.SourceAddr);
         Optional(line, ",\"dest_id\":"u8, r.DestId);
         Optional(line, ",\"dest_service\":"u8, r.DestService);
+        Optional(line, ",\"dest_addr\":"u8, r.DestAddr);
         Raw(line, ",\"dest_port\":"u8);
         Number(line, r.DestPort);
         Optional(line, ",\"protocol\":"u8, r.Protocol);

@@ -14,6 +14,9 @@ public readonly record struct FlowRecord
     public string? SourceAddr { get; init; }
     public string? DestId { get; init; }
     public string? DestService { get; init; }
+
+    /// <summary>The address a connection was headed for, where no mesh identity names it (traffic passed through out of the mesh).</summary>
+    public string? DestAddr { get; init; }
     public int DestPort { get; init; }
     public string? Protocol { get; init; }
     public string? Method { get; init; }

@@ -36,12 +36,14 @@ var flowLogQuery = CliOption.Flag("--flow-log-query", "keep the query string in 
 var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queue holds before it counts losses", 10000);
 var flowLogRetain = CliOption.Port("--flow-log-retain", "flow log files kept (rotation by size)", 10);
 var flowLogMaxMb = CliOption.Port("--flow-log-max-mb", "size of one flow log file before it rotates", 10);
+var outboundTrafficPolicy = CliOption.Text("--outbound-traffic-policy", "what a redirected connection to an address outside the mesh gets: allow-any (passed through as plain TCP and recorded, as Istio's default) or registry-only (closed)", "allow-any");
 var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the last good config snapshot are kept, for restarts while the control plane is away");
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb, outboundTrafficPolicy,
 };
+root.Subcommands.Add(MeshGuard.Proxy.Redirect.RedirectCommand.Create());
 root.SetAction(async (parse, cancellation) =>
 {
     try
@@ -69,14 +71,20 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(metricsPort),
             parse.GetValue(advertise) is { Length: > 0 } a ? a : new IPEndPoint(inboundIp, parse.GetValue(inboundPort)).ToString(),
             state,
-            ParsePorts(parse.GetValue(opaquePorts)),
+            PortList.Parse(parse.GetValue(opaquePorts), "--opaque-ports"),
             ParseMappings(parse.GetValue(outboundTcp)),
             TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(detectTimeout))),
             new MeshGuard.Proxy.Limits.ListenerLimits(Math.Max(1, parse.GetValue(maxConnections)), TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(headersTimeout)))),
             ParseResilience(parse),
             new MeshGuard.Proxy.FlowLog.FlowLogSettings(
                 flows, Math.Max(1, parse.GetValue(flowLogQueue)), Math.Max(1, parse.GetValue(flowLogMaxMb)) * 1024L * 1024L,
-                Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)));
+                Math.Max(1, parse.GetValue(flowLogRetain)), parse.GetValue(flowLogQuery)),
+            parse.GetValue(outboundTrafficPolicy) switch
+            {
+                "allow-any" => true,
+                "registry-only" => false,
+                var other => throw new CliUsageException($"--outbound-traffic-policy '{other}' must be allow-any or registry-only"),
+            });
         return await SidecarHost.RunAsync(settings, cancellation);
     }
     catch (CliUsageException e)
@@ -121,18 +129,6 @@ static Uri ParseUri(string value, string flag) =>
     Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"
         ? uri
         : throw new CliUsageException($"{flag} '{value}' must be an https:// URL");
-
-static int[] ParsePorts(string? text)
-{
-    var ports = new List<int>();
-    foreach (var part in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-    {
-        ports.Add(int.TryParse(part, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is >= 1 and <= 65535
-            ? port
-            : throw new CliUsageException($"--opaque-ports: '{part}' is not a port"));
-    }
-    return [.. ports];
-}
 
 static List<MeshGuard.Proxy.Outbound.OutboundTcpMapping> ParseMappings(string? text)
 {

@@ -24,4 +24,5 @@ internal sealed record ProxySettings(
     TimeSpan ProtocolDetectTimeout,
     MeshGuard.Proxy.Limits.ListenerLimits Limits,
     MeshGuard.Proxy.Outbound.Resilience.OutboundResilience Resilience,
-    MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog);
+    MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog,
+    bool OutboundPassthrough = true);

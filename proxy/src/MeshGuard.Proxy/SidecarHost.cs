@@ -93,6 +93,7 @@ internal static partial class SidecarHost
         services.AddSingleton<OpaqueTcpInbound>();
         services.AddSingleton<OpaqueTcpOutbound>();
         services.AddSingleton<OutboundHandler>();
+        services.AddSingleton<TransparentOutbound>();
         services.AddHostedService<SvidRotator>();
         services.AddHostedService<ConfigWatcher>();
         OpenTelemetrySetup.Configure(services, settings);
@@ -110,7 +111,11 @@ internal static partial class SidecarHost
             kestrel.AllowAlternateSchemes = true;
             kestrel.Limits.RequestHeadersTimeout = settings.Limits.RequestHeadersTimeout;
             kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity, connectionLimits.Inbound));
-            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout);
+            // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
+            TransparentOutbound? transparent = null;
+            AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
+                connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).HandleOpaqueAsync(connection),
+                intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection));
             foreach (var mapping in settings.OutboundTcp)
             {
                 var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
@@ -131,7 +136,7 @@ internal static partial class SidecarHost
                 OpaqueTcpOutbound? opaque = null;
                 AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                     connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
-                    new OutboundDestination(mapping.Service));
+                    new OutboundDestination(mapping));
             }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);

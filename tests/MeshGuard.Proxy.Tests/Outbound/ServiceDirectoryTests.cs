@@ -53,12 +53,35 @@ public sealed class ServiceDirectoryTests
         return table;
     }
 
+    [Fact]
+    public void RedirectedAddressResolvesToTheServiceWithAnEndpointThere()
+    {
+        var directory = NewDirectory("shop");
+        directory.Apply(Table(("orders", "shop", "10.77.0.2:15006"), ("payments", "billing", "10.77.0.3:15006")));
+
+        Assert.Equal("orders.shop", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.2"))!.QualifiedName);
+        Assert.Equal("payments.billing", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.3"))!.QualifiedName);
+        Assert.Null(directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.9")));
+    }
+
+    [Fact]
+    public void AddressSharedByTwoServicesResolvesToNeither()
+    {
+        var directory = NewDirectory("shop");
+        directory.Apply(Table(("orders", "shop", "127.0.0.1:1001"), ("payments", "shop", "127.0.0.1:1002"), ("stock", "shop", "10.77.0.4:15006")));
+
+        Assert.Null(directory.ResolveAddress(System.Net.IPAddress.Loopback));
+        Assert.Equal("stock", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.4"))!.Name);
+    }
+
     [Theory]
     [InlineData("orders")]
     [InlineData("orders:8080")]
     [InlineData("orders.shop")]
     [InlineData("ORDERS.shop:80")]
-    public void ResolvesABareNameOrNameDotNamespaceWithOrWithoutPort(string host)
+    [InlineData("orders.shop.svc")]
+    [InlineData("orders.shop.svc.cluster.local:8080")]
+    public void ResolvesABareNameNameDotNamespaceOrKubernetesServiceNameWithOrWithoutPort(string host)
     {
         var directory = NewDirectory("shop");
         directory.Apply(Table(("orders", "shop", "127.0.0.1:1001")));

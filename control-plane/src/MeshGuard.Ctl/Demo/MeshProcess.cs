@@ -34,9 +34,20 @@ public sealed partial class MeshProcess : IAsyncDisposable
     public static string BinDirectory =>
         Environment.GetEnvironmentVariable("MESHGUARD_BIN") is { Length: > 0 } bin ? bin : AppContext.BaseDirectory;
 
-    public static MeshProcess Start(string name, string executable, IEnumerable<string> arguments, string logPath, IDictionary<string, string>? environment = null)
+    /// <param name="launcher">A program and its arguments that run the executable (e.g. "ip netns exec NS"); it must exec, so the id stays the executable's.</param>
+    public static MeshProcess Start(
+        string name, string executable, IEnumerable<string> arguments, string logPath, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
     {
         var start = CreateStartInfo(executable);
+        if (launcher is { Count: > 0 })
+        {
+            var launched = new ProcessStartInfo(launcher[0]);
+            foreach (var argument in launcher.Skip(1).Append(start.FileName).Concat(start.ArgumentList))
+            {
+                launched.ArgumentList.Add(argument);
+            }
+            start = launched;
+        }
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);

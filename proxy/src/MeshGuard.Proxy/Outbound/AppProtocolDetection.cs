@@ -32,11 +32,13 @@ internal sealed class AppProtocolDetection
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
     /// <paramref name="opaque"/> is given, any other bytes; each connection counts against <paramref name="limit"/>
     /// and carries <paramref name="role"/> and, for a port mapped to a service, <paramref name="destination"/>.
-    /// Without an opaque handler, other bytes go to HTTP/1.1, which answers them 400.
+    /// <paramref name="intercept"/>, where given, sees each connection first: it may set the destination, or take
+    /// the connection itself (returning true). Other bytes go to the opaque handler on a connection with a
+    /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400.
     /// </summary>
     public static void Listen(
         KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Proxy.Limits.ConnectionLimit limit, TimeSpan timeout,
-        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null)
+        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null)
     {
         var detection = new AppProtocolDetection();
         // Bound first, so its pipeline exists before the public endpoint takes a connection.
@@ -57,17 +59,22 @@ internal sealed class AppProtocolDetection
         {
             listen.Protocols = HttpProtocols.Http1;
             limit.Apply(listen);
-            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque));
+            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque, intercept));
         });
     }
 
     private async Task DispatchAsync(
-        ConnectionContext connection, ConnectionDelegate http1, ListenerRole role, OutboundDestination? destination, TimeSpan timeout, Func<ConnectionContext, Task>? opaque)
+        ConnectionContext connection, ConnectionDelegate http1, ListenerRole role, OutboundDestination? destination, TimeSpan timeout,
+        Func<ConnectionContext, Task>? opaque, Func<ConnectionContext, ValueTask<bool>>? intercept)
     {
         connection.Features.Set(role);
         if (destination is not null)
         {
             connection.Features.Set(destination);
+        }
+        if (intercept is not null && await intercept(connection))
+        {
+            return;
         }
         DetectedProtocol protocol;
         using (var limit = CancellationTokenSource.CreateLinkedTokenSource(connection.ConnectionClosed))
@@ -91,7 +98,8 @@ internal sealed class AppProtocolDetection
             case DetectedProtocol.Http2:
                 await _http2!(connection);
                 break;
-            case DetectedProtocol.Opaque when opaque is not null:
+            case DetectedProtocol.Opaque when opaque is not null
+                && (connection.Features.Get<OutboundDestination>() is not null || connection.Features.Get<RedirectedConnection>() is not null):
                 await opaque(connection);
                 break;
             default:
@@ -171,4 +179,7 @@ internal sealed class AppProtocolDetection
 /// Where the app's connection goes whatever its Host says: the service of an <c>--outbound-tcp</c> port, whose
 /// detected HTTP is routed there (as a transparently redirected connection goes to its original destination).
 /// </summary>
-internal sealed record OutboundDestination(string Service);
+internal sealed record OutboundDestination(OutboundTcpMapping Mapping)
+{
+    public string Service => Mapping.Service;
+}

@@ -23,7 +23,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// </summary>
 internal sealed partial class OutboundHandler(
     IHttpForwarder forwarder, ServiceDirectory directory, FlowLogSink flows, WorkloadIdentity identity, OutboundResilience resilience, RetryBudget budget,
-    OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TimeProvider time, ILogger<OutboundHandler> logger)
+    OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TransparentOutbound transparent, TimeProvider time, ILogger<OutboundHandler> logger)
 {
     private static readonly ForwarderRequestConfig RequestConfig = new()
     {
@@ -51,6 +51,10 @@ internal sealed partial class OutboundHandler(
         var route = context.Features.Get<OutboundDestination>() is { } destination ? directory.Resolve(destination.Service) : directory.Resolve(host);
         if (route is null)
         {
+            if (await transparent.TryForwardOutsideAsync(context, started))
+            {
+                return;
+            }
             LogUnknownService(logger, host);
             await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
             Record(context, started, requestId, traceParent, null, null);

@@ -37,6 +37,9 @@ internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoi
 
     public string Namespace { get; } = ns;
 
+    /// <summary>"name.namespace": resolves to this service from any namespace.</summary>
+    public string QualifiedName { get; } = name + "." + ns;
+
     public MeshEndpoint[] Endpoints { get; } = endpoints;
 
     /// <summary>
@@ -91,9 +94,9 @@ internal sealed class ServiceRoute(string name, string ns, MeshEndpoint[] endpoi
 /// </summary>
 internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools pools, Func<EndpointCircuit> newCircuit)
 {
-    private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes, int Services);
+    private sealed record Snapshot(long Version, Dictionary<string, ServiceRoute> Routes, Dictionary<IPAddress, ServiceRoute> ByAddress, int Services);
 
-    private Snapshot _current = new(0, new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase), 0);
+    private Snapshot _current = new(0, new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase), [], 0);
 
     public long Version => Volatile.Read(ref _current).Version;
 
@@ -125,6 +128,7 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
         var known = new Dictionary<(string Address, SpiffeId Identity), MeshEndpoint>();
         var routes = new Dictionary<string, ServiceRoute>(StringComparer.OrdinalIgnoreCase);
         var bareNames = new Dictionary<string, List<ServiceRoute>>(StringComparer.OrdinalIgnoreCase);
+        var byAddress = new Dictionary<IPAddress, ServiceRoute?>();
         foreach (var service in table.Services)
         {
             var endpoints = new List<MeshEndpoint>(service.Endpoints.Count);
@@ -146,7 +150,24 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
                 continue;
             }
             var route = new ServiceRoute(service.Name, service.Namespace, [.. endpoints]);
-            routes[service.Name + "." + service.Namespace] = route;
+            routes[route.QualifiedName] = route;
+            foreach (var endpoint in endpoints)
+            {
+                var address = endpoint.EndPoint.Host is { } host && IPAddress.TryParse(host, out var ip) ? ip : null;
+                if (address is null)
+                {
+                    continue;
+                }
+                // An address two services share (several sidecars on one host) says nothing about which was meant.
+                if (byAddress.TryGetValue(address, out var other) && other is not null && other != route)
+                {
+                    byAddress[address] = null;
+                }
+                else if (!byAddress.ContainsKey(address))
+                {
+                    byAddress[address] = route;
+                }
+            }
             if (!bareNames.TryGetValue(service.Name, out var sameName))
             {
                 sameName = [];
@@ -172,16 +193,37 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
             services += sameName.Count;
         }
         Volatile.Write(ref _known, known);
-        Volatile.Write(ref _current, new Snapshot(table.Version, routes, services));
+        var addresses = new Dictionary<IPAddress, ServiceRoute>();
+        foreach (var (address, route) in byAddress)
+        {
+            if (route is not null)
+            {
+                addresses[address] = route;
+            }
+        }
+        Volatile.Write(ref _current, new Snapshot(table.Version, routes, addresses, services));
     }
 
-    /// <summary>Finds the service for a Host value ("orders", "orders.shop", with or without ":port").</summary>
+    /// <summary>
+    /// The service with an endpoint at <paramref name="address"/> (a pod IP): where a transparently redirected
+    /// connection was headed. Null for an address outside the mesh or shared by several services.
+    /// </summary>
+    public ServiceRoute? ResolveAddress(IPAddress address) =>
+        Volatile.Read(ref _current).ByAddress.TryGetValue(address, out var route) ? route : null;
+
+    /// <summary>Finds the service for a Host value ("orders", "orders.shop", "orders.shop.svc.cluster.local", with or without ":port").</summary>
     public ServiceRoute? Resolve(ReadOnlySpan<char> host)
     {
         var colon = host.LastIndexOf(':');
         if (colon >= 0 && host.IndexOf(']') < 0)
         {
             host = host[..colon];
+        }
+        // Kubernetes DNS names: "orders.shop.svc" and "orders.shop.svc.cluster.local" are "orders.shop".
+        var svc = host.IndexOf(".svc", StringComparison.OrdinalIgnoreCase);
+        if (svc > 0 && (svc + 4 == host.Length || host[svc + 4] == '.'))
+        {
+            host = host[..svc];
         }
         var lookup = Volatile.Read(ref _current).Routes.GetAlternateLookup<ReadOnlySpan<char>>();
         return lookup.TryGetValue(host, out var route) ? route : null;
