@@ -41,7 +41,7 @@ public abstract class MeshTest : IAsyncLifetime
         await app.DisposeAsync();
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Mesh.DisposeAsync();
         foreach (var app in _apps)

@@ -9,12 +9,16 @@ public static class Bootstrap
     public const int MaxRequestBytes = 64 * 1024;
 }
 
-/// <summary>What a sidecar sends to join: proof (a join token), its CSR, and where its inbound listener is.</summary>
+/// <summary>
+/// What a sidecar sends to join: proof (a one-time join token, or in a cluster its projected service-account
+/// token), its CSR, and where its inbound listener is.
+/// </summary>
 public sealed record AttestRequest(
     [property: JsonPropertyName("join_token")] string? JoinToken,
     [property: JsonPropertyName("csr_pem")] string? CsrPem,
     [property: JsonPropertyName("service")] string? Service,
-    [property: JsonPropertyName("inbound_address")] string? InboundAddress);
+    [property: JsonPropertyName("inbound_address")] string? InboundAddress,
+    [property: JsonPropertyName("service_account_token")] string? ServiceAccountToken = null);
 
 /// <summary>The SVID chain (leaf first) and the trust bundle the sidecar must use from now on.</summary>
 public sealed record AttestResponse(

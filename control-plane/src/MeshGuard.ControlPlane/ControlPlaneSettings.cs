@@ -10,4 +10,5 @@ internal sealed record ControlPlaneSettings(
     int AdminPort,
     int WebhookPort,
     TimeSpan SvidTtl,
-    MeshGuard.Policy.Engine.MeshDefault MeshDefault);
+    MeshGuard.Policy.Engine.MeshDefault MeshDefault,
+    MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null);

@@ -24,10 +24,17 @@ var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1: /health
 var webhookPort = CliOption.Port("--webhook-port", "the Kubernetes sidecar-injection webhook (HTTPS: POST /inject, admission.k8s.io/v1 AdmissionReview)", 15017);
 var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
 var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
+var saIssuer = CliOption.Text("--sa-issuer", "accept projected Kubernetes service-account tokens from this issuer (its 'iss') in place of join tokens");
+var saAudience = CliOption.Text("--sa-audience", "the audience those tokens must carry", ServiceAccountIssuer.DefaultAudience);
+var saJwksFile = CliOption.Text("--sa-jwks-file", "the issuer's keys as a JWKS file (the API server's /openid/v1/jwks); read again when it changes");
+var saDiscovery = CliOption.Text("--sa-oidc-discovery", "the issuer's OIDC discovery URL (https; .../.well-known/openid-configuration), read every minute");
+var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discovery and JWKS URLs are checked against (default: the system's)");
+var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
+    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -44,7 +51,8 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(svidTtl),
             MeshDefaults.TryParse(parse.GetValue(defaultPolicy), out var meshDefault)
                 ? meshDefault
-                : throw new CliUsageException($"--default-policy '{parse.GetValue(defaultPolicy)}' must be deny, allow-authenticated or allow"));
+                : throw new CliUsageException($"--default-policy '{parse.GetValue(defaultPolicy)}' must be deny, allow-authenticated or allow"),
+            ParseServiceAccountIssuer(parse));
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -54,6 +62,29 @@ root.SetAction(async (parse, cancellation) =>
     }
 });
 root.Subcommands.Add(RotateRootCommand());
+
+ServiceAccountIssuer? ParseServiceAccountIssuer(ParseResult parse)
+{
+    var jwks = parse.GetValue(saJwksFile) is { Length: > 0 } file ? Path.GetFullPath(file) : null;
+    var discovery = parse.GetValue(saDiscovery) is { Length: > 0 } url ? url : null;
+    if (parse.GetValue(saIssuer) is not { Length: > 0 } issuer)
+    {
+        return jwks is null && discovery is null ? null : throw new CliUsageException("--sa-jwks-file and --sa-oidc-discovery need --sa-issuer");
+    }
+    if ((jwks is null) == (discovery is null))
+    {
+        throw new CliUsageException("--sa-issuer needs the issuer's keys: exactly one of --sa-jwks-file or --sa-oidc-discovery");
+    }
+    Uri? discoveryUrl = null;
+    if (discovery is not null && (!Uri.TryCreate(discovery, UriKind.Absolute, out discoveryUrl) || !ServiceAccountIssuerKeys.Allowed(discoveryUrl)))
+    {
+        throw new CliUsageException($"--sa-oidc-discovery '{discovery}' must be an https URL (http only on loopback)");
+    }
+    return new ServiceAccountIssuer(
+        issuer, parse.GetValue(saAudience)!, jwks, discoveryUrl,
+        parse.GetValue(saDiscoveryCa) is { Length: > 0 } ca ? Path.GetFullPath(ca) : null,
+        parse.GetValue(saDiscoveryToken) is { Length: > 0 } token ? Path.GetFullPath(token) : null);
+}
 // The host handles SIGTERM and SIGINT itself and shuts down gracefully, exiting 0.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
@@ -125,6 +156,9 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
+            builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
+                settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ServiceAccountIssuerKeys>());
             builder.Services.AddSingleton<BootstrapEndpoint>();
             builder.Services.AddSingleton(new MeshGuard.Contracts.Injection.InjectionTemplate());
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Injector.InjectorEndpoint>();
@@ -146,6 +180,7 @@ namespace MeshGuard.ControlPlane
             });
 
             var app = builder.Build();
+            await app.Services.GetRequiredService<ServiceAccountIssuerKeys>().LoadAsync(cancellation);
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);

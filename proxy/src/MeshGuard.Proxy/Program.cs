@@ -8,6 +8,7 @@ var cp = CliOption.Text("--cp", "control plane bootstrap URL", "https://127.0.0.
 var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL; default: the --cp host on port 15010");
 var cpBundle = CliOption.Text("--cp-bundle", "PEM trust bundle to check the control plane with");
 var joinToken = CliOption.Text("--join-token", "one-time join token (meshctl token create)");
+var saTokenFile = CliOption.Text("--sa-token-file", "in a cluster: the projected service-account token (audience meshguard) to attest with when there is no join token");
 var service = CliOption.Text("--service", "name of the service this sidecar fronts");
 var appAddress = CliOption.Text("--app-address", "address of the local app", "127.0.0.1");
 var appPort = CliOption.Port("--app-port", "port of the local app", 8080);
@@ -41,7 +42,7 @@ var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the 
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb, outboundTrafficPolicy,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb, outboundTrafficPolicy, saTokenFile,
 };
 root.Subcommands.Add(MeshGuard.Proxy.Redirect.RedirectCommand.Create());
 root.SetAction(async (parse, cancellation) =>
@@ -84,7 +85,8 @@ root.SetAction(async (parse, cancellation) =>
                 "allow-any" => true,
                 "registry-only" => false,
                 var other => throw new CliUsageException($"--outbound-traffic-policy '{other}' must be allow-any or registry-only"),
-            });
+            },
+            parse.GetValue(saTokenFile) is { Length: > 0 } tokenFile ? Path.GetFullPath(tokenFile) : null);
         return await SidecarHost.RunAsync(settings, cancellation);
     }
     catch (CliUsageException e)

@@ -25,4 +25,5 @@ internal sealed record ProxySettings(
     MeshGuard.Proxy.Limits.ListenerLimits Limits,
     MeshGuard.Proxy.Outbound.Resilience.OutboundResilience Resilience,
     MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog,
-    bool OutboundPassthrough = true);
+    bool OutboundPassthrough = true,
+    string? ServiceAccountTokenFile = null);

@@ -7,13 +7,16 @@ using MeshGuard.ControlPlane.Registry;
 namespace MeshGuard.ControlPlane.Attestation;
 
 /// <summary>
-/// POST /v1/attest on the bootstrap port: a join token and a CSR in, the SVID chain and trust bundle out.
-/// Steps: 1. parse and bound the request; 2. look the token up (not yet spent); 3. check that the CSR asks
-/// for nothing but the token's identity; 4. spend the token; 5. issue and register. A refusal at 1-3 leaves
-/// the token usable, so a sidecar with a typo can try again.
+/// POST /v1/attest on the bootstrap port: a join token (or a projected service-account token) and a CSR in,
+/// the SVID chain and trust bundle out. Steps: 1. parse and bound the request; 2. look the join token up (not
+/// yet spent), or verify the service-account token against the cluster issuer's keys; 3. check that the CSR
+/// asks for nothing but that identity; 4. spend the join token; 5. issue and register. A refusal at 1-3
+/// leaves a join token usable, so a sidecar with a typo can try again. A service-account token is not spent:
+/// it is bound to the audience meshguard and expires, as the API server made it.
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
-    CertificateAuthority ca, JoinTokenStore tokens, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
+    CertificateAuthority ca, JoinTokenStore tokens, ServiceAccountIssuerKeys serviceAccounts, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)
     {
@@ -45,12 +48,29 @@ internal sealed partial class BootstrapEndpoint(
         }
 
         // 2.
-        var lookup = tokens.Find(request.JoinToken);
-        if (lookup.Status != JoinTokenStatus.Valid)
+        var byServiceAccount = string.IsNullOrEmpty(request.JoinToken) && !string.IsNullOrEmpty(request.ServiceAccountToken);
+        MeshGuard.Spiffe.SpiffeId id;
+        if (byServiceAccount)
         {
-            return Refuse(StatusCodes.Status403Forbidden, lookup.Describe());
+            if (serviceAccounts.Verifier is not { } verifier)
+            {
+                return Refuse(StatusCodes.Status403Forbidden, "this control plane takes no service-account tokens (it was started without --sa-issuer)");
+            }
+            if (!verifier.TryVerify(request.ServiceAccountToken!, out var accountId, out var tokenError))
+            {
+                return Refuse(StatusCodes.Status403Forbidden, "service-account token refused: " + tokenError);
+            }
+            id = accountId!;
         }
-        var id = lookup.SpiffeId!;
+        else
+        {
+            var lookup = tokens.Find(request.JoinToken);
+            if (lookup.Status != JoinTokenStatus.Valid)
+            {
+                return Refuse(StatusCodes.Status403Forbidden, lookup.Describe());
+            }
+            id = lookup.SpiffeId!;
+        }
         if (revocations.IsRevoked(id))
         {
             return Refuse(StatusCodes.Status403Forbidden, $"{id} is revoked");
@@ -60,14 +80,17 @@ internal sealed partial class BootstrapEndpoint(
         var mismatch = csr!.CheckRequestedIdentity(id);
         if (mismatch is not null)
         {
-            return Refuse(StatusCodes.Status403Forbidden, mismatch.Replace("the caller is", "the join token is bound to", StringComparison.Ordinal));
+            return Refuse(StatusCodes.Status403Forbidden, mismatch.Replace("the caller is", byServiceAccount ? "the service-account token is for" : "the join token is bound to", StringComparison.Ordinal));
         }
 
         // 4.
-        lookup = tokens.Consume(request.JoinToken);
-        if (lookup.Status != JoinTokenStatus.Valid)
+        if (!byServiceAccount)
         {
-            return Refuse(StatusCodes.Status403Forbidden, lookup.Describe());
+            var spent = tokens.Consume(request.JoinToken);
+            if (spent.Status != JoinTokenStatus.Valid)
+            {
+                return Refuse(StatusCodes.Status403Forbidden, spent.Describe());
+            }
         }
 
         // 5.

@@ -34,7 +34,8 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <param name="policiesFrom">A directory whose *.yaml files are copied into the control plane's policies/ first.</param>
     /// <param name="defaultPolicy">The mesh default: deny, allow-authenticated or allow.</param>
     public async Task<ControlPlaneEndpoints> StartControlPlaneAsync(
-        TimeSpan? svidTtl = null, string? policiesFrom = null, string defaultPolicy = "deny", int[]? ports = null, CancellationToken cancellation = default)
+        TimeSpan? svidTtl = null, string? policiesFrom = null, string defaultPolicy = "deny", int[]? ports = null, IReadOnlyList<string>? extraArguments = null,
+        CancellationToken cancellation = default)
     {
         if (policiesFrom is not null)
         {
@@ -60,6 +61,7 @@ public sealed class LocalMesh : IAsyncDisposable
             arguments.Add("--svid-ttl");
             arguments.Add($"{ttl.TotalMilliseconds:F0}ms");
         }
+        arguments.AddRange(extraArguments ?? []);
         var process = Track(MeshProcess.Start("control-plane", "meshguard-cp", arguments, Path.Combine(Directory, "logs", "control-plane.log")));
         await WaitForAsync(process, new Uri($"http://127.0.0.1:{endpoints.AdminPort}/healthz"), cancellation);
         ControlPlane = endpoints;

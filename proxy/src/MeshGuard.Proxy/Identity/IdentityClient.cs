@@ -29,12 +29,25 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
         };
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
         using var key = SvidKey.CreateKey();
-        // The CSR names no identity: the join token decides who we are.
+        // The CSR names no identity: the join token, or the service-account token, decides who we are.
+        string? accountToken = null;
         if (string.IsNullOrEmpty(settings.JoinToken))
         {
-            throw new AttestationRefusedException("no valid stored SVID and no --join-token to get one");
+            if (settings.ServiceAccountTokenFile is not { } tokenFile)
+            {
+                throw new AttestationRefusedException("no valid stored SVID and no --join-token or --sa-token-file to get one");
+            }
+            // Read at each attempt: the kubelet replaces the projected token before it expires.
+            try
+            {
+                accountToken = (await File.ReadAllTextAsync(tokenFile, cancellation)).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new AttestationRefusedException($"--sa-token-file {tokenFile}: {e.Message}");
+            }
         }
-        var request = new AttestRequest(settings.JoinToken, CreateCsrWithoutIdentity(key), settings.Service, settings.AdvertiseAddress);
+        var request = new AttestRequest(settings.JoinToken, CreateCsrWithoutIdentity(key), settings.Service, settings.AdvertiseAddress, accountToken);
         var uri = new UriBuilder(settings.ControlPlaneBootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
         using var response = await client.PostAsJsonAsync(uri, request, ContractsJsonContext.Default.AttestRequest, cancellation);
         if (!response.IsSuccessStatusCode)

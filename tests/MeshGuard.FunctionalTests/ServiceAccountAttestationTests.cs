@@ -1,0 +1,108 @@
+using System.Security.Cryptography;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// Service-account attestation end to end: a sidecar with no join token presents its projected token
+/// (<c>--sa-token-file</c>, as the injected container does) and the control plane checks it against the
+/// issuer's keys, made in the test and given as a JWKS file or served by OIDC discovery.
+/// </summary>
+public sealed class ServiceAccountAttestationTests : MeshTest
+{
+    private readonly TestTokenIssuer _issuer = new();
+    private readonly TempDirectory _files = new();
+
+    private string TokenFile(string token)
+    {
+        var path = _files.Combine(Guid.NewGuid().ToString("N") + ".jwt");
+        File.WriteAllText(path, token);
+        return path;
+    }
+
+    private async Task StartControlPlaneWithJwksFileAsync()
+    {
+        var jwks = _files.Combine("jwks.json");
+        await File.WriteAllTextAsync(jwks, _issuer.Jwks());
+        await Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated", extraArguments: ["--sa-issuer", _issuer.Issuer, "--sa-jwks-file", jwks]);
+    }
+
+    private Task<MeshService> StartSidecarWithTokenAsync(string token, int appPort, bool waitReady = true) =>
+        Mesh.StartSidecarAsync("orders", appPort, joinToken: "", waitReady: waitReady, extraArguments: ["--sa-token-file", TokenFile(token)]);
+
+    [Fact]
+    public async Task SidecarWithAProjectedTokenAttestsAsItsServiceAccountAndServes()
+    {
+        await StartControlPlaneWithJwksFileAsync();
+        var app = await StartAppAsync("orders");
+
+        var orders = await StartSidecarWithTokenAsync(_issuer.Sign(_issuer.Claims(DateTimeOffset.UtcNow)), app.Port);
+
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", SidecarAdmin.Certs(orders).GetProperty("spiffe_id").GetString());
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port);
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        using var response = await client.GetAsync(new Uri("http://orders/orders/1"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(app.Requests, r => r.Path == "/orders/1");
+    }
+
+    [Fact]
+    public async Task TokensForAnotherAudienceExpiredOrSignedByAnUnknownKeyAreRefused()
+    {
+        await StartControlPlaneWithJwksFileAsync();
+        var app = await StartAppAsync("orders");
+        var now = DateTimeOffset.UtcNow;
+        using var stranger = RSA.Create(2048);
+        var cases = new (string Token, string Reason)[]
+        {
+            (_issuer.Sign(_issuer.Claims(now, audience: "https://kubernetes.default.svc")), "audience"),
+            (_issuer.Sign(_issuer.Claims(now - TimeSpan.FromHours(2), expiresIn: TimeSpan.FromHours(1))), "expired"),
+            (TestTokenIssuer.Sign(_issuer.Claims(now), "RS256", "rsa-1", stranger), "does not verify"),
+        };
+        foreach (var (token, reason) in cases)
+        {
+            var sidecar = await StartSidecarWithTokenAsync(token, app.Port, waitReady: false);
+            Assert.True(await Eventually.TrueAsync(() => sidecar.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), $"a sidecar with a bad token ({reason}) kept running");
+            Assert.Equal(1, sidecar.Sidecar!.ExitCode);
+            var log = sidecar.Sidecar.ReadLog();
+            Assert.Contains("service-account token refused", log, StringComparison.Ordinal);
+            Assert.Contains(reason, log, StringComparison.Ordinal);
+        }
+        Assert.Empty(app.Requests);
+    }
+
+    [Fact]
+    public async Task IssuerKeysFoundByOidcDiscoveryVerifyTokens()
+    {
+        var discovery = await _issuer.ServeDiscoveryAsync();
+        await Mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated", extraArguments: ["--sa-issuer", _issuer.Issuer, "--sa-oidc-discovery", discovery.ToString()]);
+        var app = await StartAppAsync("orders");
+
+        var orders = await StartSidecarWithTokenAsync(
+            TestTokenIssuer.Sign(_issuer.Claims(DateTimeOffset.UtcNow, subject: "system:serviceaccount:shop:orders"), "ES256", "ec-1", _issuer.Ec), app.Port);
+
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", SidecarAdmin.Certs(orders).GetProperty("spiffe_id").GetString());
+    }
+
+    [Fact]
+    public async Task ControlPlaneRefusesToStartOnTheDiscoveryDocumentOfAnotherIssuer()
+    {
+        var discovery = await _issuer.ServeDiscoveryAsync(documentIssuer: "https://evil.example");
+        var ports = LocalMesh.FreePorts(4);
+
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "--data", _files.Combine("cp"), "--bootstrap-port", $"{ports[0]}", "--grpc-port", $"{ports[1]}",
+            "--admin-port", $"{ports[2]}", "--webhook-port", $"{ports[3]}", "--sa-issuer", _issuer.Issuer, "--sa-oidc-discovery", discovery.ToString());
+
+        Assert.Equal(1, exit);
+        Assert.Contains("'https://evil.example', not 'https://kubernetes.default.svc.cluster.local'", output, StringComparison.Ordinal);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _issuer.DisposeAsync();
+        _files.Dispose();
+    }
+}
