@@ -154,7 +154,7 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
         // The sidecar still enforces the last good version.
         Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/still-ok")).Status);
         Assert.Equal(HttpStatusCode.Forbidden, (await CallAsync(_payments, "GET", "http://orders/orders/still-denied")).Status);
-        Assert.Contains("policy file refused, its last good version stays in force", _mesh.Processes[0].ReadLog(), StringComparison.Ordinal);
+        Assert.Contains("policy document refused, its last good version stays in force", _mesh.Processes[0].ReadLog(), StringComparison.Ordinal);
         Assert.Equal(before, SidecarAdmin.Config(_orders).GetProperty("version").GetInt64());
     }
 

@@ -11,4 +11,6 @@ internal sealed record ControlPlaneSettings(
     int WebhookPort,
     TimeSpan SvidTtl,
     MeshGuard.Policy.Engine.MeshDefault MeshDefault,
-    MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null);
+    MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null,
+    string PolicySource = "files",
+    string? KubeConfig = null);

@@ -24,6 +24,8 @@ var adminPort = CliOption.Port("--admin-port", "admin port on 127.0.0.1: /health
 var webhookPort = CliOption.Port("--webhook-port", "the Kubernetes sidecar-injection webhook (HTTPS: POST /inject, admission.k8s.io/v1 AdmissionReview)", 15017);
 var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
 var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
+var policySource = CliOption.Text("--policy-source", "where AccessPolicies come from: files (DATA/policies/*.yaml) or kubernetes (AccessPolicy objects, list+watch)", "files");
+var kubeconfig = CliOption.Text("--kubeconfig", "with --policy-source kubernetes: a kubeconfig file; default: the pod's service account, else ~/.kube/config");
 var saIssuer = CliOption.Text("--sa-issuer", "accept projected Kubernetes service-account tokens from this issuer (its 'iss') in place of join tokens");
 var saAudience = CliOption.Text("--sa-audience", "the audience those tokens must carry", ServiceAccountIssuer.DefaultAudience);
 var saJwksFile = CliOption.Text("--sa-jwks-file", "the issuer's keys as a JWKS file (the API server's /openid/v1/jwks); read again when it changes");
@@ -34,7 +36,7 @@ var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
-    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken,
+    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -52,7 +54,9 @@ root.SetAction(async (parse, cancellation) =>
             MeshDefaults.TryParse(parse.GetValue(defaultPolicy), out var meshDefault)
                 ? meshDefault
                 : throw new CliUsageException($"--default-policy '{parse.GetValue(defaultPolicy)}' must be deny, allow-authenticated or allow"),
-            ParseServiceAccountIssuer(parse));
+            ParseServiceAccountIssuer(parse),
+            parse.GetValue(policySource) is "files" or "kubernetes" ? parse.GetValue(policySource)! : throw new CliUsageException($"--policy-source '{parse.GetValue(policySource)}' must be files or kubernetes"),
+            parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null);
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -150,6 +154,9 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
             builder.Services.AddSingleton(dataDirectory);
             builder.Services.AddSingleton(new ServiceRegistry(dataDirectory));
+            builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
+                ? KubernetesSource(settings, time, sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
+                : new PolicyFileSource(dataDirectory, time));
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton<RevocationStore>();
@@ -181,6 +188,7 @@ namespace MeshGuard.ControlPlane
 
             var app = builder.Build();
             await app.Services.GetRequiredService<ServiceAccountIssuerKeys>().LoadAsync(cancellation);
+            await LoadPoliciesAsync(app.Services.GetRequiredService<PolicyStore>(), app.Services.GetRequiredService<IPolicySource>(), cancellation);
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
@@ -198,6 +206,32 @@ namespace MeshGuard.ControlPlane
                 $"webhook={settings.BindAddress}:{settings.WebhookPort}");
             await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
+        }
+
+        private static readonly TimeSpan PolicySyncDeadline = TimeSpan.FromSeconds(30);
+
+        private static async Task LoadPoliciesAsync(PolicyStore store, IPolicySource source, CancellationToken cancellation)
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            deadline.CancelAfter(PolicySyncDeadline);
+            try
+            {
+                await store.LoadAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                throw new IOException($"no AccessPolicy list from {source.Description} within {PolicySyncDeadline.TotalSeconds:F0}s (the log says why)");
+            }
+        }
+
+        private static KubernetesPolicySource KubernetesSource(ControlPlaneSettings settings, TimeProvider time, ILogger<KubernetesPolicySource> logger)
+        {
+            var config = settings.KubeConfig is { } file
+                ? k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(file)
+                : k8s.KubernetesClientConfiguration.IsInCluster()
+                    ? k8s.KubernetesClientConfiguration.InClusterConfig()
+                    : k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile();
+            return new KubernetesPolicySource(new k8s.Kubernetes(config), config.Host, time, logger);
         }
 
         // Each handshake takes the options of the control plane's current SVID.

@@ -8,16 +8,20 @@ using MeshGuard.Policy.Parsing;
 namespace MeshGuard.ControlPlane.Store;
 
 /// <summary>
-/// The embedded policy store: <c>DATA/policies/**/*.yaml</c>, watched. Each file is taken or refused
-/// whole; a refused file keeps its last good version in force. Every accepted change publishes a new
-/// <see cref="PolicySet"/> with a higher version and writes the state meshctl reads.
+/// The policy store: the documents of its source (the data directory's policy files, or a cluster's
+/// AccessPolicy objects), each taken or refused whole; a refused document keeps its last good version in force.
+/// Every accepted change publishes a new <see cref="PolicySet"/> with a higher version and writes the state
+/// meshctl reads.
 /// </summary>
 internal sealed partial class PolicyStore : BackgroundService
 {
+    /// <summary>A document the source could not read this time: whatever it had stays as it was.</summary>
+    public const string Unreadable = "\0unreadable";
+
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan Rescan = TimeSpan.FromSeconds(2);
 
     private readonly DataDirectory _data;
+    private readonly IPolicySource _source;
     private readonly MeshDefault _meshDefault;
     private readonly TimeProvider _time;
     private readonly ILogger<PolicyStore> _logger;
@@ -27,14 +31,27 @@ internal sealed partial class PolicyStore : BackgroundService
     private readonly ChangeSignal _changed = new();
     private readonly SemaphoreSlim _wake = new(0);
 
-    public PolicyStore(DataDirectory data, ControlPlaneSettings settings, TimeProvider time, ILogger<PolicyStore> logger)
+    public PolicyStore(DataDirectory data, IPolicySource source, ControlPlaneSettings settings, TimeProvider time, ILogger<PolicyStore> logger)
     {
         _data = data;
+        _source = source;
         _meshDefault = settings.MeshDefault;
         _time = time;
         _logger = logger;
         _current = new PolicySnapshot(0, new PolicySet([], _meshDefault), []);
-        Directory.CreateDirectory(data.PoliciesDirectory);
+    }
+
+    private readonly CancellationTokenSource _lifetime = new();
+    private Task? _watching;
+
+    /// <summary>
+    /// Starts watching the source, waits for its first complete read, then publishes the first version. Before
+    /// that nothing is served: a sidecar must never get an empty set that only means "not read yet".
+    /// </summary>
+    public async Task LoadAsync(CancellationToken cancellation)
+    {
+        _watching ??= _source.WatchAsync(() => _wake.Release(), _lifetime.Token);
+        await (await Task.WhenAny(_source.SyncedAsync(cancellation), _watching));
         Reload();
     }
 
@@ -52,28 +69,23 @@ internal sealed partial class PolicyStore : BackgroundService
         {
             var present = new HashSet<string>(StringComparer.Ordinal);
             var changed = false;
-            foreach (var file in Enumerate())
+            foreach (var (file, text) in _source.Read())
             {
                 present.Add(file);
-                string text;
-                try
+                if (ReferenceEquals(text, Unreadable))
                 {
-                    text = File.ReadAllText(file);
-                }
-                catch (IOException)
-                {
-                    continue; // being written; the next event or rescan reads it
+                    continue;
                 }
                 var hash = Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
                 if (_files.TryGetValue(file, out var known) && known.Hash == hash)
                 {
                     continue;
                 }
-                var result = PolicyParser.Parse(text, Relative(file));
+                var result = PolicyParser.Parse(text, file);
                 if (result.IsValid)
                 {
                     _files[file] = new FileState(hash, result.Policies, [], true);
-                    LogAccepted(_logger, Relative(file), result.Policies.Count);
+                    LogAccepted(_logger, file, result.Policies.Count);
                     changed = true;
                 }
                 else
@@ -90,7 +102,7 @@ internal sealed partial class PolicyStore : BackgroundService
             foreach (var gone in _files.Keys.Where(f => !present.Contains(f)).ToList())
             {
                 _files.Remove(gone);
-                LogRemoved(_logger, Relative(gone));
+                LogRemoved(_logger, gone);
                 changed = true;
             }
             if (changed || _current.Version == 0)
@@ -114,16 +126,16 @@ internal sealed partial class PolicyStore : BackgroundService
             var clash = policies.FirstOrDefault(p => owners.ContainsKey(p.Id));
             if (clash is not null)
             {
-                errors.Add(new PolicyError(Relative(file), clash.Location?.Line ?? 1, clash.Location?.Column ?? 1,
+                errors.Add(new PolicyError(file, clash.Location?.Line ?? 1, clash.Location?.Column ?? 1,
                     $"duplicate policy name '{clash.Id}': already defined in {owners[clash.Id]}"));
                 policies = [];
             }
             foreach (var policy in policies)
             {
-                owners[policy.Id] = Relative(file);
+                owners[policy.Id] = file;
             }
             inForce.AddRange(policies);
-            statuses.Add(new PolicyStateFile(Relative(file), errors.Count == 0, policies.Select(static p => p.Id).ToList(), errors.Select(static e => e.ToString()).ToList()));
+            statuses.Add(new PolicyStateFile(file, errors.Count == 0, policies.Select(static p => p.Id).ToList(), errors.Select(static e => e.ToString()).ToList()));
         }
         // A refused file changes what people see, not what is enforced: keep the set (and its version) then.
         var unchanged = _current.Version > 0 && inForce.SequenceEqual(_current.Set.Policies);
@@ -138,20 +150,16 @@ internal sealed partial class PolicyStore : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var watcher = new FileSystemWatcher(_data.PoliciesDirectory)
-        {
-            IncludeSubdirectories = true,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.DirectoryName,
-        };
-        watcher.Changed += (_, _) => _wake.Release();
-        watcher.Created += (_, _) => _wake.Release();
-        watcher.Deleted += (_, _) => _wake.Release();
-        watcher.Renamed += (_, _) => _wake.Release();
-        watcher.EnableRaisingEvents = true;
+        using var stopping = stoppingToken.Register(_lifetime.Cancel);
+        var watching = _watching ??= _source.WatchAsync(() => _wake.Release(), _lifetime.Token);
         while (!stoppingToken.IsCancellationRequested)
         {
-            // A periodic rescan catches what the watcher may miss (editors, network file systems).
-            await _wake.WaitAsync(Rescan, stoppingToken);
+            await Task.WhenAny(_wake.WaitAsync(stoppingToken), watching);
+            if (watching.IsCompleted)
+            {
+                await watching; // a source that stops on its own has failed: let the host see it
+                return;
+            }
             await Task.Delay(Debounce, _time, stoppingToken);
             while (_wake.CurrentCount > 0)
             {
@@ -161,28 +169,24 @@ internal sealed partial class PolicyStore : BackgroundService
         }
     }
 
-    private IEnumerable<string> Enumerate() =>
-        Directory.EnumerateFiles(_data.PoliciesDirectory, "*.*", SearchOption.AllDirectories)
-            .Where(static f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal));
-
-    private string Relative(string file) => Path.GetRelativePath(_data.Root, file);
-
     public override void Dispose()
     {
+        _lifetime.Cancel();
+        _lifetime.Dispose();
         _wake.Dispose();
         base.Dispose();
     }
 
-    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "policy file {File} accepted: {Count} policies")]
+    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "policy document {File} accepted: {Count} policies")]
     private static partial void LogAccepted(ILogger logger, string file, int count);
 
-    [LoggerMessage(EventId = 41, Level = LogLevel.Error, Message = "policy file refused, {Consequence}: {Error}")]
+    [LoggerMessage(EventId = 41, Level = LogLevel.Error, Message = "policy document refused, {Consequence}: {Error}")]
     private static partial void LogRefused(ILogger logger, string error, string consequence);
 
-    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "policy file {File} removed")]
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "policy document {File} removed")]
     private static partial void LogRemoved(ILogger logger, string file);
 
-    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "policy version {Version}: {Policies} policies in force, {Refused} files refused")]
+    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "policy version {Version}: {Policies} policies in force, {Refused} documents refused")]
     private static partial void LogPublished(ILogger logger, long version, int policies, int refused);
 }
 
