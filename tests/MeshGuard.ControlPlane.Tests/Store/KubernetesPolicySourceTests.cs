@@ -1,0 +1,226 @@
+using System.Net;
+using System.Threading.Channels;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Store;
+using MeshGuard.Policy.Engine;
+using MeshGuard.Tests.Common;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace MeshGuard.ControlPlane.Tests.Store;
+
+/// <summary>
+/// The AccessPolicy source against the Kubernetes API's responses (testdata/kubernetes), replayed by a local
+/// HTTP server to the real KubernetesClient: list in pages, watch, resume, 410, relist; the policy store on top
+/// judges each object as it judges a file.
+/// </summary>
+public sealed class KubernetesPolicySourceTests : IAsyncDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly ApiReplay _api = new();
+
+    private static string Recorded(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", name));
+
+    private static string[] WatchEvents() => File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "accesspolicies-watch.jsonl"));
+
+    private async Task<PolicyStore> StartStoreAsync()
+    {
+        var url = await _api.StartAsync();
+        var client = new k8s.Kubernetes(new k8s.KubernetesClientConfiguration { Host = url });
+        var source = new KubernetesPolicySource(client, url, TimeProvider.System, NullLogger<KubernetesPolicySource>.Instance);
+        var settings = new ControlPlaneSettings(_temp.Path, "mesh.local", "127.0.0.1", 0, 0, 0, 0, TimeSpan.FromHours(1), MeshDefault.Deny);
+        var store = new PolicyStore(new DataDirectory(_temp.Path), source, settings, TimeProvider.System, NullLogger<PolicyStore>.Instance);
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await store.LoadAsync(limit.Token);
+        await store.StartAsync(CancellationToken.None);
+        _stores.Add(store);
+        return store;
+    }
+
+    private readonly List<PolicyStore> _stores = [];
+
+    private static string[] InForce(PolicyStore store) => [.. store.Current.Set.Policies.Select(p => p.Id).Order(StringComparer.Ordinal)];
+
+    private static async Task WaitForAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for " + what);
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task ListedPagesAreInForceBeforeAnythingIsServed()
+    {
+        _api.Lists.Enqueue(Recorded("accesspolicies-list-page1.json"));
+
+        var store = await StartStoreAsync();
+
+        Assert.Equal(["billing/ledger-writers", "shop/no-payments", "shop/orders-callers"], InForce(store));
+        Assert.Equal(1, store.Current.Version);
+        Assert.All(store.Current.Files, f => Assert.True(f.Accepted, f.File));
+        Assert.Contains(store.Current.Files, f => f.File == "accesspolicy/shop/orders-callers");
+        Assert.Equal(1, _api.ContinuedLists);
+    }
+
+    [Fact]
+    public async Task WatchEventsAreAppliedAndAnObjectTheParserRefusesKeepsItsLastGoodVersion()
+    {
+        _api.Lists.Enqueue(Recorded("accesspolicies-list-page1.json"));
+        _api.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
+        var events = WatchEvents();
+        var store = await StartStoreAsync();
+        await WaitForAsync(() => _api.WatchVersions.Count == 1, "the first watch");
+        Assert.Equal("48300", _api.WatchVersions[0]);
+
+        // ADDED, then a bookmark, then the server ends the watch: it is resumed at the bookmark's version, no relist.
+        await _api.SendAsync(events[0]);
+        await WaitForAsync(() => InForce(store).Contains("inventory/stock-readers"), "the added object");
+        await _api.SendAsync(events[1]);
+        await _api.EndWatchAsync();
+        await WaitForAsync(() => _api.WatchVersions.Count == 2, "the resumed watch");
+        Assert.Equal("48340", _api.WatchVersions[1]);
+        Assert.Equal(1, _api.ListRequests);
+
+        // MODIFIED into two rules of one name: refused whole, with where and why; its last good version stays.
+        await _api.SendAsync(events[2]);
+        await WaitForAsync(() => store.Current.Files.Any(f => f.File == "accesspolicy/shop/orders-callers" && !f.Accepted), "the refusal");
+        var refused = store.Current.Files.Single(f => f.File == "accesspolicy/shop/orders-callers");
+        Assert.Contains(refused.Errors, e => e.StartsWith("accesspolicy/shop/orders-callers:", StringComparison.Ordinal) && e.Contains("duplicate rule name 'frontend-orders'", StringComparison.Ordinal));
+        var ordersCallers = store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers");
+        Assert.Single(ordersCallers.Rules);
+
+        // DELETED.
+        await _api.SendAsync(events[3]);
+        await WaitForAsync(() => !InForce(store).Contains("billing/ledger-writers"), "the deletion");
+
+        // 410 Expired: the source lists again and watches from the new list's version.
+        await _api.SendAsync(events[4]);
+        await _api.EndWatchAsync();
+        await WaitForAsync(() => _api.WatchVersions.Count == 3, "the watch after the relist");
+        Assert.Equal(2, _api.ListRequests);
+        Assert.Equal("48912", _api.WatchVersions[2]);
+        await WaitForAsync(() => InForce(store).SequenceEqual(["billing/payments-callers", "inventory/stock-readers", "shop/orders-callers"]), "the relisted set");
+        Assert.Single(store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers").Rules);
+    }
+
+    [Fact]
+    public async Task AnApiServerThatFailsIsAskedAgainAndTheLastObjectsStayInForce()
+    {
+        _api.Lists.Enqueue(Recorded("accesspolicies-list-page1.json"));
+        var store = await StartStoreAsync();
+        await WaitForAsync(() => _api.WatchVersions.Count == 1, "the first watch");
+        var version = store.Current.Version;
+
+        // The watch breaks and the next list answers 500 (nothing queued): the set stays, the source keeps asking.
+        _api.FailLists = true;
+        await _api.EndWatchAsync();
+        await WaitForAsync(() => _api.FailedLists >= 1, "a failed relist");
+        Assert.Equal(version, store.Current.Version);
+        Assert.Equal(3, InForce(store).Length);
+
+        _api.FailLists = false;
+        _api.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
+        await WaitForAsync(() => InForce(store).Contains("billing/payments-callers"), "the list after the failure");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var store in _stores)
+        {
+            await store.StopAsync(CancellationToken.None);
+            store.Dispose();
+        }
+        await _api.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    /// <summary>Answers the AccessPolicy list and watch requests as the API server would, from what the test queues.</summary>
+    private sealed class ApiReplay : IAsyncDisposable
+    {
+        private const string Path = "/apis/meshguard.io/v1alpha1/accesspolicies";
+        private WebApplication? _app;
+        private Channel<string?> _watch = Channel.CreateUnbounded<string?>();
+
+        public Queue<string> Lists { get; } = new();
+
+        public List<string> WatchVersions { get; } = [];
+
+        public int ListRequests { get; private set; }
+
+        public int ContinuedLists { get; private set; }
+
+        public int FailedLists { get; private set; }
+
+        public bool FailLists { get; set; }
+
+        public async Task<string> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            _app = builder.Build();
+            _app.MapGet(Path, HandleAsync);
+            await _app.StartAsync();
+            return _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        }
+
+        public ValueTask SendAsync(string line) => _watch.Writer.WriteAsync(line);
+
+        /// <summary>The server closes the current watch (as at its timeout, or after an ERROR event).</summary>
+        public ValueTask EndWatchAsync() => _watch.Writer.WriteAsync(null);
+
+        private async Task HandleAsync(HttpContext context)
+        {
+            var query = context.Request.Query;
+            context.Response.ContentType = "application/json";
+            if (query["watch"] is { Count: > 0 } watch && watch[0] is "true" or "1")
+            {
+                lock (WatchVersions)
+                {
+                    WatchVersions.Add(query["resourceVersion"].ToString());
+                }
+                await context.Response.StartAsync(context.RequestAborted);
+                while (await _watch.Reader.ReadAsync(context.RequestAborted) is { } line)
+                {
+                    await context.Response.WriteAsync(line + "\n", context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                }
+                return;
+            }
+            if (query["continue"].ToString() is { Length: > 0 })
+            {
+                ContinuedLists++;
+                await context.Response.WriteAsync(File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "accesspolicies-list-page2.json")));
+                return;
+            }
+            ListRequests++;
+            if (FailLists || !Lists.TryDequeue(out var body))
+            {
+                FailedLists++;
+                context.Response.StatusCode = 500;
+                await context.Response.WriteAsync("""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"etcdserver: request timed out","code":500}""");
+                return;
+            }
+            await context.Response.WriteAsync(body);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _watch.Writer.TryComplete();
+            if (_app is not null)
+            {
+                await _app.StopAsync();
+                await _app.DisposeAsync();
+            }
+        }
+    }
+}
