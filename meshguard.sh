@@ -64,11 +64,11 @@ apt_install() {
 
 # Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
 # testssl.sh scans every TLS port; python3-h2 floods with rapid resets; ip, iptables and setpriv build the
-# network namespaces of the transparent-redirect test.
+# network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
-    ip:iproute2 iptables:iptables setpriv:util-linux
+    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client
 }
 
 run_tests() {

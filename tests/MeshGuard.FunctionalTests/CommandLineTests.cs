@@ -19,6 +19,32 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task ControlPlaneInitMakesACaOnceWithOwnerOnlyKeysAndABundleOpenSslChecksItWith()
+    {
+        using var temp = new TempDirectory();
+        var data = Path.Combine(temp.Path, "ca-out");
+
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "init", "--data", data, "--trust-domain", "cluster.example");
+        Assert.True(exit == 0, output);
+        Assert.Contains("made a CA for trust domain cluster.example", output, StringComparison.Ordinal);
+        foreach (var key in new[] { "root.key", "intermediate.key" })
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "ca", key)));
+        }
+        var (verify, verified) = OpenSsl.Run("verify", "-CAfile", Path.Combine(data, "bundle.pem"), Path.Combine(data, "ca", "intermediate.crt"));
+        Assert.True(verify == 0, verified);
+        var root = await File.ReadAllTextAsync(Path.Combine(data, "ca", "root.crt"));
+
+        (exit, output) = await Cli.RunAsync("meshguard-cp", "init", "--data", data, "--trust-domain", "cluster.example");
+        Assert.True(exit == 0, output);
+        Assert.Contains("kept the existing CA", output, StringComparison.Ordinal);
+        (exit, output) = await Cli.RunAsync("meshguard-cp", "init", "--data", data, "--trust-domain", "other.example");
+        Assert.Equal(1, exit);
+        Assert.Contains("is for trust domain 'cluster.example', not 'other.example'", output, StringComparison.Ordinal);
+        Assert.Equal(root, await File.ReadAllTextAsync(Path.Combine(data, "ca", "root.crt")));
+    }
+
+    [Fact]
     public async Task MeshctlTokenCreateRefusesAMissingDataDirectory()
     {
         var (exit, output) = await Cli.RunAsync("meshctl", "token", "create", "--data", "/nonexistent/meshguard", "--spiffe-id", "spiffe://mesh.local/ns/a/sa/b");

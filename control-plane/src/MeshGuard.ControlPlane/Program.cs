@@ -66,6 +66,7 @@ root.SetAction(async (parse, cancellation) =>
     }
 });
 root.Subcommands.Add(RotateRootCommand());
+root.Subcommands.Add(InitCommand());
 
 ServiceAccountIssuer? ParseServiceAccountIssuer(ParseResult parse)
 {
@@ -91,6 +92,33 @@ ServiceAccountIssuer? ParseServiceAccountIssuer(ParseResult parse)
 }
 // The host handles SIGTERM and SIGINT itself and shuts down gracefully, exiting 0.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+
+// meshguard-cp init --data DIR: the CA (root and intermediate, keys 0600) and bundle, made once, for a cluster's Secret.
+static Command InitCommand()
+{
+    var dataOption = CliOption.Text("--data", "directory to create the CA in (DIR/ca) and write the bundle (DIR/bundle.pem)");
+    var trustDomainOption = CliOption.Text("--trust-domain", "SPIFFE trust domain", "mesh.local");
+    var command = new Command("init", "make the mesh CA and bundle and exit (for the meshguard-ca Secret of a cluster install)") { dataOption, trustDomainOption };
+    command.SetAction(parse =>
+    {
+        try
+        {
+            var directory = new DataDirectory(Path.GetFullPath(CliOption.Required(parse, dataOption)));
+            var existed = Directory.Exists(directory.CaDirectory);
+            Directory.CreateDirectory(directory.Root);
+            var ca = CertificateAuthority.LoadOrCreate(directory, parse.GetValue(trustDomainOption)!, TimeProvider.System);
+            SecureFile.WriteAtomically(directory.TrustBundle, ca.Bundle.ToPem(), secret: false);
+            Console.WriteLine($"{(existed ? "kept the existing CA" : "made a CA")} for trust domain {ca.TrustDomain} in {directory.CaDirectory}; bundle {directory.TrustBundle}");
+            return 0;
+        }
+        catch (Exception e) when (e is CliUsageException or InsecureFileException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"meshguard-cp init: {e.Message}");
+            return e is CliUsageException ? 2 : 1;
+        }
+    });
+    return command;
+}
 
 // meshguard-cp rotate-root prepare|activate|retire --data DIR: the three steps of a root rotation (RootRotation).
 static Command RotateRootCommand()

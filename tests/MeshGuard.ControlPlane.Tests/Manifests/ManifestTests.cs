@@ -1,0 +1,193 @@
+using System.Text.Json.Nodes;
+using MeshGuard.Ctl.Commands;
+using MeshGuard.Policy.Parsing;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.ControlPlane.Tests.Manifests;
+
+/// <summary>
+/// manifests/ as <c>kubectl kustomize</c> builds it: every object is read into KubernetesClient's typed model of
+/// its API version with unknown fields refused, and every AccessPolicy (the example's and samples/) passes both
+/// the CRD's schema and the policy parser that <c>meshctl policy lint</c> runs. Schema and parser agree on
+/// documents that either refuses.
+/// </summary>
+public sealed class ManifestTests
+{
+    private static readonly string Root = RepositoryRoot();
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "MeshGuard.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("repository root not found");
+    }
+
+    private static async Task<string> KustomizeAsync(string directory)
+    {
+        var (exit, output) = await ExternalProcess.RunAsync("kubectl", ["kustomize", Path.Combine(Root, directory)]);
+        Assert.True(exit == 0, $"kubectl kustomize {directory} failed: {output}");
+        return output;
+    }
+
+    /// <summary>The documents of a multi-document YAML stream as kubectl writes it.</summary>
+    private static List<string> Documents(string yaml) =>
+        [.. yaml.Split("\n---\n").Select(d => d.Trim()).Where(d => d.Length > 0 && d != "---")];
+
+    private static string KindOf(string document) =>
+        document.Split('\n').First(l => l.StartsWith("kind: ", StringComparison.Ordinal))["kind: ".Length..].Trim();
+
+    private static JsonNode Crd() =>
+        ManifestYaml.Read(new StringReader(File.ReadAllText(Path.Combine(Root, "manifests", "crd", "accesspolicy.yaml"))))[0];
+
+    private static JsonNode AccessPolicySchema() =>
+        Crd()["spec"]!["versions"]!.AsArray().Single(v => (string?)v!["name"] == "v1alpha1")!["schema"]!["openAPIV3Schema"]!;
+
+    /// <summary>Typed and strict: an unknown or misspelled field is an exception, as kubectl's strict validation makes it an error.</summary>
+    private static object ReadTyped(string document)
+    {
+        var objects = k8s.KubernetesYaml.LoadAllFromString(document, typeMap: null, strict: true);
+        return Assert.Single(objects);
+    }
+
+    [Theory]
+    [InlineData("manifests")]
+    [InlineData("manifests/example")]
+    public async Task EveryObjectIsValidForTheModelOfItsApiVersion(string directory)
+    {
+        var documents = Documents(await KustomizeAsync(directory));
+
+        Assert.NotEmpty(documents);
+        foreach (var document in documents.Where(d => KindOf(d) != "AccessPolicy"))
+        {
+            var typed = ReadTyped(document);
+            Assert.IsAssignableFrom<k8s.IKubernetesObject>(typed);
+        }
+    }
+
+    [Fact]
+    public async Task TheInstallHasEveryPieceAPlatformTeamNeeds()
+    {
+        var kinds = Documents(await KustomizeAsync("manifests")).Select(KindOf).ToList();
+
+        Assert.Equal(
+            ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace", "Service", "ServiceAccount"],
+            kinds.Order(StringComparer.Ordinal));
+        var deployment = (k8s.Models.V1Deployment)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Deployment"));
+        var container = Assert.Single(deployment.Spec.Template.Spec.Containers);
+        Assert.True(deployment.Spec.Template.Spec.SecurityContext.RunAsNonRoot);
+        Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
+        Assert.Equal(["ALL"], container.SecurityContext.Capabilities.Drop);
+        Assert.NotNull(container.ReadinessProbe);
+        Assert.NotNull(container.LivenessProbe);
+        Assert.NotNull(container.Resources.Limits["memory"]);
+        Assert.Contains("--policy-source=kubernetes", container.Args);
+        var webhook = (k8s.Models.V1MutatingWebhookConfiguration)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "MutatingWebhookConfiguration"));
+        var hook = Assert.Single(webhook.Webhooks);
+        Assert.Equal("Ignore", hook.FailurePolicy);
+        Assert.Equal("enabled", hook.NamespaceSelector.MatchLabels["meshguard.io/inject"]);
+        Assert.Equal(15017, hook.ClientConfig.Service.Port);
+        Assert.Equal("/inject", hook.ClientConfig.Service.Path);
+        var role = (k8s.Models.V1ClusterRole)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "ClusterRole"));
+        var rule = Assert.Single(role.Rules);
+        Assert.Equal(["get", "list", "watch"], rule.Verbs);
+        Assert.Equal(["accesspolicies"], rule.Resources);
+    }
+
+    [Fact]
+    public void AManifestWithAMisspelledFieldIsRefused()
+    {
+        const string Document = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: { name: orders, namespace: shop }
+            spec:
+              replica: 2
+              selector: { matchLabels: { app: orders } }
+              template:
+                metadata: { labels: { app: orders } }
+                spec:
+                  containers: [{ name: orders, image: shop/orders:1 }]
+            """;
+
+        Assert.ThrowsAny<Exception>(() => ReadTyped(Document));
+    }
+
+    [Fact]
+    public async Task EveryExamplePolicyPassesTheCrdSchemaAndTheLinter()
+    {
+        var schema = AccessPolicySchema();
+        var examples = new List<(string File, string Yaml)>();
+        foreach (var document in Documents(await KustomizeAsync("manifests/example")).Where(d => KindOf(d) == "AccessPolicy"))
+        {
+            examples.Add(("manifests/example", document));
+        }
+        foreach (var file in Directory.GetFiles(Path.Combine(Root, "samples", "policies"), "*.yaml"))
+        {
+            examples.AddRange(Documents("\n" + File.ReadAllText(file) + "\n").Select(d => (Path.GetFileName(file), d)));
+        }
+
+        Assert.True(examples.Count >= 5, $"only {examples.Count} example policies found");
+        foreach (var (file, yaml) in examples)
+        {
+            var lint = PolicyParser.Parse(yaml, file);
+            Assert.True(lint.IsValid, string.Join('\n', lint.Errors));
+            var errors = StructuralSchema.Validate(ManifestYaml.Read(new StringReader(yaml))[0], schema);
+            Assert.True(errors.Count == 0, $"{file}: {string.Join("; ", errors)}");
+        }
+    }
+
+    private const string ValidPolicy = """
+        apiVersion: meshguard.io/v1alpha1
+        kind: AccessPolicy
+        metadata: { name: orders-callers, namespace: shop }
+        spec:
+          selector: { serviceAccount: orders }
+          action: allow
+          mode: audit
+          rules:
+            - name: frontend-orders
+              from:
+                - identity: spiffe://mesh.local/ns/shop/sa/frontend
+                - namespace: ops
+              to:
+                - ports: [8080]
+                  methods: [GET, POST]
+                  paths: ["/orders", "/orders/*", "*"]
+              when:
+                - header: x-tenant
+                  values: [blue]
+        """;
+
+    [Theory]
+    [InlineData("action: allow", "action: permit")]
+    [InlineData("mode: audit", "mode: dry-run")]
+    [InlineData("methods: [GET, POST]", "methods: [GET, get]")]
+    [InlineData("ports: [8080]", "ports: [70000]")]
+    [InlineData("- namespace: ops", "- { namespace: ops, identity: spiffe://mesh.local/ns/ops/sa/x }")]
+    [InlineData("- namespace: ops", "- {}")]
+    [InlineData("paths: [\"/orders\", \"/orders/*\", \"*\"]", "paths: [\"orders\"]")]
+    [InlineData("- header: x-tenant", "- header: \"x tenant\"")]
+    [InlineData("values: [blue]", "values: []")]
+    [InlineData("selector: { serviceAccount: orders }", "selector: { serviceAccount: Orders }")]
+    [InlineData("selector: { serviceAccount: orders }", "selector: { app: orders }")]
+    [InlineData("action: allow", "action: allow\n  priority: 1")]
+    [InlineData("- identity: spiffe://mesh.local/ns/shop/sa/frontend", "- identity: https://mesh.local/ns/shop/sa/frontend")]
+    public void SchemaAndLinterRefuseTheSameDocuments(string valid, string invalid)
+    {
+        Assert.True(PolicyParser.Parse(ValidPolicy, "valid.yaml").IsValid);
+        Assert.Empty(StructuralSchema.Validate(ManifestYaml.Read(new StringReader(ValidPolicy))[0], AccessPolicySchema()));
+        Assert.Contains(valid, ValidPolicy, StringComparison.Ordinal);
+        var yaml = ValidPolicy.Replace(valid, invalid, StringComparison.Ordinal);
+
+        var lint = PolicyParser.Parse(yaml, "invalid.yaml");
+        var schemaErrors = StructuralSchema.Validate(ManifestYaml.Read(new StringReader(yaml))[0], AccessPolicySchema());
+
+        Assert.False(lint.IsValid, $"the linter accepted: {invalid}");
+        Assert.True(schemaErrors.Count > 0, $"the CRD schema accepted: {invalid}");
+    }
+}
