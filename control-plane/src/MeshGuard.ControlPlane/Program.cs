@@ -254,11 +254,19 @@ namespace MeshGuard.ControlPlane
 
         private static KubernetesPolicySource KubernetesSource(ControlPlaneSettings settings, TimeProvider time, ILogger<KubernetesPolicySource> logger)
         {
-            var config = settings.KubeConfig is { } file
-                ? k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(file)
-                : k8s.KubernetesClientConfiguration.IsInCluster()
-                    ? k8s.KubernetesClientConfiguration.InClusterConfig()
-                    : k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile();
+            k8s.KubernetesClientConfiguration config;
+            try
+            {
+                config = settings.KubeConfig is { } file
+                    ? k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(file)
+                    : k8s.KubernetesClientConfiguration.IsInCluster()
+                        ? k8s.KubernetesClientConfiguration.InClusterConfig()
+                        : k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile();
+            }
+            catch (k8s.Exceptions.KubeConfigException e)
+            {
+                throw new FormatException($"--policy-source kubernetes: no usable cluster configuration ({settings.KubeConfig ?? "in-cluster or ~/.kube/config"}): {e.Message}", e);
+            }
             return new KubernetesPolicySource(new k8s.Kubernetes(config), config.Host, time, logger);
         }
 

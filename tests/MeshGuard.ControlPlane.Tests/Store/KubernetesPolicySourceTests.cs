@@ -1,16 +1,7 @@
-using System.Net;
-using System.Threading.Channels;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Tests.Common;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace MeshGuard.ControlPlane.Tests.Store;
@@ -23,9 +14,9 @@ namespace MeshGuard.ControlPlane.Tests.Store;
 public sealed class KubernetesPolicySourceTests : IAsyncDisposable
 {
     private readonly TempDirectory _temp = new();
-    private readonly ApiReplay _api = new();
+    private readonly KubernetesApiReplay _api = new();
 
-    private static string Recorded(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", name));
+    private static string Recorded(string name) => KubernetesApiReplay.Recorded(name);
 
     private static string[] WatchEvents() => File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "accesspolicies-watch.jsonl"));
 
@@ -141,86 +132,5 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
         }
         await _api.DisposeAsync();
         _temp.Dispose();
-    }
-
-    /// <summary>Answers the AccessPolicy list and watch requests as the API server would, from what the test queues.</summary>
-    private sealed class ApiReplay : IAsyncDisposable
-    {
-        private const string Path = "/apis/meshguard.io/v1alpha1/accesspolicies";
-        private WebApplication? _app;
-        private Channel<string?> _watch = Channel.CreateUnbounded<string?>();
-
-        public Queue<string> Lists { get; } = new();
-
-        public List<string> WatchVersions { get; } = [];
-
-        public int ListRequests { get; private set; }
-
-        public int ContinuedLists { get; private set; }
-
-        public int FailedLists { get; private set; }
-
-        public bool FailLists { get; set; }
-
-        public async Task<string> StartAsync()
-        {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-            _app = builder.Build();
-            _app.MapGet(Path, HandleAsync);
-            await _app.StartAsync();
-            return _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        }
-
-        public ValueTask SendAsync(string line) => _watch.Writer.WriteAsync(line);
-
-        /// <summary>The server closes the current watch (as at its timeout, or after an ERROR event).</summary>
-        public ValueTask EndWatchAsync() => _watch.Writer.WriteAsync(null);
-
-        private async Task HandleAsync(HttpContext context)
-        {
-            var query = context.Request.Query;
-            context.Response.ContentType = "application/json";
-            if (query["watch"] is { Count: > 0 } watch && watch[0] is "true" or "1")
-            {
-                lock (WatchVersions)
-                {
-                    WatchVersions.Add(query["resourceVersion"].ToString());
-                }
-                await context.Response.StartAsync(context.RequestAborted);
-                while (await _watch.Reader.ReadAsync(context.RequestAborted) is { } line)
-                {
-                    await context.Response.WriteAsync(line + "\n", context.RequestAborted);
-                    await context.Response.Body.FlushAsync(context.RequestAborted);
-                }
-                return;
-            }
-            if (query["continue"].ToString() is { Length: > 0 })
-            {
-                ContinuedLists++;
-                await context.Response.WriteAsync(File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "accesspolicies-list-page2.json")));
-                return;
-            }
-            ListRequests++;
-            if (FailLists || !Lists.TryDequeue(out var body))
-            {
-                FailedLists++;
-                context.Response.StatusCode = 500;
-                await context.Response.WriteAsync("""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"etcdserver: request timed out","code":500}""");
-                return;
-            }
-            await context.Response.WriteAsync(body);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _watch.Writer.TryComplete();
-            if (_app is not null)
-            {
-                await _app.StopAsync();
-                await _app.DisposeAsync();
-            }
-        }
     }
 }
