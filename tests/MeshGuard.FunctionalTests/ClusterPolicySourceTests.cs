@@ -17,7 +17,7 @@ public sealed class ClusterPolicySourceTests : MeshTest
     [Fact]
     public async Task PoliciesListedFromTheApiAreEnforcedAndADeletedOneStopsAllowing()
     {
-        _api.Lists.Enqueue(KubernetesApiReplay.Recorded("accesspolicies-list-page1.json"));
+        _api.AccessPolicies.Lists.Enqueue(KubernetesApiReplay.Recorded("accesspolicies-list-page1.json"));
         await _api.StartAsync();
         await Mesh.StartControlPlaneAsync(extraArguments: ["--policy-source", "kubernetes", "--kubeconfig", _api.WriteKubeConfig(_files.Combine("kubeconfig"))]);
         var ordersApp = await StartAppAsync("orders");
@@ -37,12 +37,12 @@ public sealed class ClusterPolicySourceTests : MeshTest
         }
 
         // The orders team deletes its policy: the default deny takes over.
-        Assert.True(await Eventually.TrueAsync(() => _api.WatchVersions.Count == 1), "the control plane never watched");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.WatchVersions.Count == 1), "the control plane never watched");
         var deleted = KubernetesApiReplay.Recorded("accesspolicies-list-page1.json");
         using var list = System.Text.Json.JsonDocument.Parse(deleted);
         // One line: a watch stream is newline-delimited JSON.
         var ordersCallers = System.Text.Json.JsonSerializer.Serialize(list.RootElement.GetProperty("items")[0]).Replace("\"48211\"", "\"48400\"", StringComparison.Ordinal);
-        await _api.SendAsync($$"""{"type":"DELETED","object":{{ordersCallers}}}""");
+        await _api.AccessPolicies.SendAsync($$"""{"type":"DELETED","object":{{ordersCallers}}}""");
         var denied = await Eventually.TrueAsync(() =>
         {
             using var response = client.GetAsync(new Uri("http://orders/orders/2")).GetAwaiter().GetResult();
@@ -85,7 +85,7 @@ public sealed class ClusterPolicySourceTests : MeshTest
             _files.Combine("cp.log")));
 
         // Until the first list, nothing listens: no sidecar can be handed an empty policy set.
-        Assert.True(await Eventually.TrueAsync(() => process.ReadLog().Contains("AccessPolicy list or watch", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), process.ReadLog());
+        Assert.True(await Eventually.TrueAsync(() => process.ReadLog().Contains("list or watch failed", StringComparison.Ordinal), TimeSpan.FromSeconds(15)), process.ReadLog());
         using var probe = new HttpClient();
         await Assert.ThrowsAsync<HttpRequestException>(() => probe.GetAsync(new Uri($"http://127.0.0.1:{ports[2]}/healthz")));
         Assert.Contains($"127.0.0.1:{ports[4]}", process.ReadLog(), StringComparison.Ordinal);

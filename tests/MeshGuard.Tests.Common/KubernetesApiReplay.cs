@@ -1,5 +1,4 @@
 using System.Net;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -11,27 +10,17 @@ using Microsoft.Extensions.Logging;
 namespace MeshGuard.Tests.Common;
 
 /// <summary>
-/// The Kubernetes API's AccessPolicy list and watch, answered from what the test queues (responses in the API
-/// server's wire format, testdata/kubernetes): lists in turn, the second page for a continue token, and a watch
-/// stream the test feeds line by line and ends when it wants.
+/// The Kubernetes API's list and watch of AccessPolicy objects and of pods, answered from what the test queues
+/// (responses in the API server's wire format, testdata/kubernetes), to any number of clients at once, as the
+/// API server answers several control-plane replicas.
 /// </summary>
 public sealed class KubernetesApiReplay : IAsyncDisposable
 {
-    private const string Path = "/apis/meshguard.io/v1alpha1/accesspolicies";
     private WebApplication? _app;
-    private readonly Channel<string?> _watch = Channel.CreateUnbounded<string?>();
 
-    public Queue<string> Lists { get; } = new();
+    public ReplayedResource AccessPolicies { get; } = new("/apis/meshguard.io/v1alpha1/accesspolicies", "accesspolicies-list-page2.json");
 
-    public List<string> WatchVersions { get; } = [];
-
-    public int ListRequests { get; private set; }
-
-    public int ContinuedLists { get; private set; }
-
-    public int FailedLists { get; private set; }
-
-    public bool FailLists { get; set; }
+    public ReplayedResource Pods { get; } = new("/api/v1/pods", null);
 
     /// <summary>A response from testdata/kubernetes (copied beside the test assembly).</summary>
     public static string Recorded(string name) => File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", name));
@@ -68,59 +57,154 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         _app = builder.Build();
-        _app.MapGet(Path, HandleAsync);
+        _app.MapGet(AccessPolicies.Path, AccessPolicies.HandleAsync);
+        _app.MapGet(Pods.Path, Pods.HandleAsync);
         await _app.StartAsync();
         Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return Url;
     }
 
-    public ValueTask SendAsync(string line) => _watch.Writer.WriteAsync(line);
-
-    /// <summary>The server closes the current watch (as at its timeout, or after an ERROR event).</summary>
-    public ValueTask EndWatchAsync() => _watch.Writer.WriteAsync(null);
-
-    private async Task HandleAsync(HttpContext context)
-    {
-        var query = context.Request.Query;
-        context.Response.ContentType = "application/json";
-        if (query["watch"] is { Count: > 0 } watch && watch[0] is "true" or "1")
-        {
-            lock (WatchVersions)
-            {
-                WatchVersions.Add(query["resourceVersion"].ToString());
-            }
-            await context.Response.StartAsync(context.RequestAborted);
-            while (await _watch.Reader.ReadAsync(context.RequestAborted) is { } line)
-            {
-                await context.Response.WriteAsync(line + "\n", context.RequestAborted);
-                await context.Response.Body.FlushAsync(context.RequestAborted);
-            }
-            return;
-        }
-        if (query["continue"].ToString() is { Length: > 0 })
-        {
-            ContinuedLists++;
-            await context.Response.WriteAsync(Recorded("accesspolicies-list-page2.json"));
-            return;
-        }
-        ListRequests++;
-        if (FailLists || !Lists.TryDequeue(out var body))
-        {
-            FailedLists++;
-            context.Response.StatusCode = 500;
-            await context.Response.WriteAsync("""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"etcdserver: request timed out","code":500}""");
-            return;
-        }
-        await context.Response.WriteAsync(body);
-    }
-
     public async ValueTask DisposeAsync()
     {
-        _watch.Writer.TryComplete();
+        AccessPolicies.Close();
+        Pods.Close();
         if (_app is not null)
         {
             await _app.StopAsync();
             await _app.DisposeAsync();
         }
+    }
+}
+
+/// <summary>
+/// One resource of the replayed API: lists served in turn (the last one again and again), the second page for
+/// a continue token, and a watch stream that every open watch receives from the moment it connected, fed line
+/// by line by the test and ended when the test says.
+/// </summary>
+public sealed class ReplayedResource(string path, string? secondPage)
+{
+    private readonly Lock _gate = new();
+    private readonly List<string?> _events = [];
+    private TaskCompletionSource _more = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _closed;
+
+    public string Path { get; } = path;
+
+    public Queue<string> Lists { get; } = new();
+
+    public List<string> WatchVersions { get; } = [];
+
+    public int ListRequests { get; private set; }
+
+    public int ContinuedLists { get; private set; }
+
+    public int FailedLists { get; private set; }
+
+    /// <summary>While set, lists answer 500 as an overloaded API server does.</summary>
+    public bool FailLists { get; set; }
+
+    public ValueTask SendAsync(string line)
+    {
+        Append(line);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The server closes the open watches (as at their timeout, or after an ERROR event).</summary>
+    public ValueTask EndWatchAsync()
+    {
+        Append(null);
+        return ValueTask.CompletedTask;
+    }
+
+    private void Append(string? line)
+    {
+        TaskCompletionSource more;
+        lock (_gate)
+        {
+            _events.Add(line);
+            more = _more;
+            _more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        more.TrySetResult();
+    }
+
+    internal void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+        }
+        Append(null);
+    }
+
+    internal async Task HandleAsync(HttpContext context)
+    {
+        var query = context.Request.Query;
+        context.Response.ContentType = "application/json";
+        if (query["watch"] is { Count: > 0 } watch && watch[0] is "true" or "1")
+        {
+            int cursor;
+            lock (_gate)
+            {
+                WatchVersions.Add(query["resourceVersion"].ToString());
+                cursor = _events.Count;
+                if (_closed)
+                {
+                    return;
+                }
+            }
+            await context.Response.StartAsync(context.RequestAborted);
+            while (true)
+            {
+                string? line;
+                Task more;
+                lock (_gate)
+                {
+                    more = _more.Task;
+                    if (cursor >= _events.Count)
+                    {
+                        line = "";
+                    }
+                    else
+                    {
+                        line = _events[cursor++];
+                        if (line is null)
+                        {
+                            return;
+                        }
+                    }
+                }
+                if (line.Length == 0)
+                {
+                    await more.WaitAsync(context.RequestAborted);
+                    continue;
+                }
+                await context.Response.WriteAsync(line + "\n", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        if (query["continue"].ToString() is { Length: > 0 } && secondPage is not null)
+        {
+            ContinuedLists++;
+            await context.Response.WriteAsync(KubernetesApiReplay.Recorded(secondPage));
+            return;
+        }
+        string? body;
+        lock (_gate)
+        {
+            ListRequests++;
+            body = FailLists ? null : Lists.Count > 1 ? Lists.Dequeue() : Lists.TryPeek(out var last) ? last : null;
+            if (body is null)
+            {
+                FailedLists++;
+            }
+        }
+        if (body is null)
+        {
+            context.Response.StatusCode = 500;
+            await context.Response.WriteAsync("""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"etcdserver: request timed out","code":500}""");
+            return;
+        }
+        await context.Response.WriteAsync(body);
     }
 }

@@ -13,4 +13,5 @@ internal sealed record ControlPlaneSettings(
     MeshGuard.Policy.Engine.MeshDefault MeshDefault,
     MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null,
     string PolicySource = "files",
-    string? KubeConfig = null);
+    string? KubeConfig = null,
+    string EndpointSource = "attestation");

@@ -25,6 +25,7 @@ var webhookPort = CliOption.Port("--webhook-port", "the Kubernetes sidecar-injec
 var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeSpan.FromHours(1));
 var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
 var policySource = CliOption.Text("--policy-source", "where AccessPolicies come from: files (DATA/policies/*.yaml) or kubernetes (AccessPolicy objects, list+watch)", "files");
+var endpointSource = CliOption.Text("--endpoint-source", "where the service table comes from: attestation (what sidecars register) or kubernetes (meshed pods, list+watch; the same for every replica)", "attestation");
 var kubeconfig = CliOption.Text("--kubeconfig", "with --policy-source kubernetes: a kubeconfig file; default: the pod's service account, else ~/.kube/config");
 var saIssuer = CliOption.Text("--sa-issuer", "accept projected Kubernetes service-account tokens from this issuer (its 'iss') in place of join tokens");
 var saAudience = CliOption.Text("--sa-audience", "the audience those tokens must carry", ServiceAccountIssuer.DefaultAudience);
@@ -36,7 +37,7 @@ var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
-    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig,
+    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -56,7 +57,8 @@ root.SetAction(async (parse, cancellation) =>
                 : throw new CliUsageException($"--default-policy '{parse.GetValue(defaultPolicy)}' must be deny, allow-authenticated or allow"),
             ParseServiceAccountIssuer(parse),
             parse.GetValue(policySource) is "files" or "kubernetes" ? parse.GetValue(policySource)! : throw new CliUsageException($"--policy-source '{parse.GetValue(policySource)}' must be files or kubernetes"),
-            parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null);
+            parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null,
+            parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"));
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -181,7 +183,18 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(ca);
             builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
             builder.Services.AddSingleton(dataDirectory);
-            builder.Services.AddSingleton(new ServiceRegistry(dataDirectory));
+            var registry = new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes");
+            builder.Services.AddSingleton(registry);
+            if (settings.EndpointSource == "kubernetes")
+            {
+                builder.Services.AddSingleton(sp =>
+                {
+                    var (client, server) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
+                    return new MeshGuard.ControlPlane.Registry.KubernetesEndpointSource(
+                        client, server, registry, settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
+                });
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
+            }
             builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
                 ? KubernetesSource(settings, time, sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
                 : new PolicyFileSource(dataDirectory, time));
@@ -217,6 +230,10 @@ namespace MeshGuard.ControlPlane
             var app = builder.Build();
             await app.Services.GetRequiredService<ServiceAccountIssuerKeys>().LoadAsync(cancellation);
             await LoadPoliciesAsync(app.Services.GetRequiredService<PolicyStore>(), app.Services.GetRequiredService<IPolicySource>(), cancellation);
+            if (app.Services.GetService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>() is { } pods)
+            {
+                await LoadFromClusterAsync(pods.LoadAsync, pods.Description, cancellation);
+            }
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
@@ -238,36 +255,28 @@ namespace MeshGuard.ControlPlane
 
         private static readonly TimeSpan PolicySyncDeadline = TimeSpan.FromSeconds(30);
 
-        private static async Task LoadPoliciesAsync(PolicyStore store, IPolicySource source, CancellationToken cancellation)
+        private static Task LoadPoliciesAsync(PolicyStore store, IPolicySource source, CancellationToken cancellation) =>
+            LoadFromClusterAsync(store.LoadAsync, "AccessPolicies from " + source.Description, cancellation);
+
+        // Nothing is served before the first complete read: a sidecar must never get an empty set that only means "not read yet".
+        private static async Task LoadFromClusterAsync(Func<CancellationToken, Task> load, string what, CancellationToken cancellation)
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             deadline.CancelAfter(PolicySyncDeadline);
             try
             {
-                await store.LoadAsync(deadline.Token);
+                await load(deadline.Token);
             }
             catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
             {
-                throw new IOException($"no AccessPolicy list from {source.Description} within {PolicySyncDeadline.TotalSeconds:F0}s (the log says why)");
+                throw new IOException($"no complete list of {what} within {PolicySyncDeadline.TotalSeconds:F0}s (the log says why)");
             }
         }
 
         private static KubernetesPolicySource KubernetesSource(ControlPlaneSettings settings, TimeProvider time, ILogger<KubernetesPolicySource> logger)
         {
-            k8s.KubernetesClientConfiguration config;
-            try
-            {
-                config = settings.KubeConfig is { } file
-                    ? k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(file)
-                    : k8s.KubernetesClientConfiguration.IsInCluster()
-                        ? k8s.KubernetesClientConfiguration.InClusterConfig()
-                        : k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile();
-            }
-            catch (k8s.Exceptions.KubeConfigException e)
-            {
-                throw new FormatException($"--policy-source kubernetes: no usable cluster configuration ({settings.KubeConfig ?? "in-cluster or ~/.kube/config"}): {e.Message}", e);
-            }
-            return new KubernetesPolicySource(new k8s.Kubernetes(config), config.Host, time, logger);
+            var (client, server) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
+            return new KubernetesPolicySource(client, server, time, logger);
         }
 
         // Each handshake takes the options of the control plane's current SVID.

@@ -75,7 +75,7 @@ public sealed class ManifestTests
         var kinds = Documents(await KustomizeAsync("manifests")).Select(KindOf).ToList();
 
         Assert.Equal(
-            ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace", "Service", "ServiceAccount"],
+            ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Service", "ServiceAccount"],
             kinds.Order(StringComparer.Ordinal));
         var deployment = (k8s.Models.V1Deployment)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Deployment"));
         var container = Assert.Single(deployment.Spec.Template.Spec.Containers);
@@ -86,6 +86,8 @@ public sealed class ManifestTests
         Assert.NotNull(container.LivenessProbe);
         Assert.NotNull(container.Resources.Limits["memory"]);
         Assert.Contains("--policy-source=kubernetes", container.Args);
+        Assert.Contains("--endpoint-source=kubernetes", container.Args);
+        Assert.True(deployment.Spec.Replicas >= 2);
         var webhook = (k8s.Models.V1MutatingWebhookConfiguration)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "MutatingWebhookConfiguration"));
         var hook = Assert.Single(webhook.Webhooks);
         Assert.Equal("Ignore", hook.FailurePolicy);
@@ -93,9 +95,9 @@ public sealed class ManifestTests
         Assert.Equal(15017, hook.ClientConfig.Service.Port);
         Assert.Equal("/inject", hook.ClientConfig.Service.Path);
         var role = (k8s.Models.V1ClusterRole)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "ClusterRole"));
-        var rule = Assert.Single(role.Rules);
-        Assert.Equal(["get", "list", "watch"], rule.Verbs);
-        Assert.Equal(["accesspolicies"], rule.Resources);
+        // Read-only, and only what it reads.
+        Assert.All(role.Rules, rule => Assert.Equal(["get", "list", "watch"], rule.Verbs));
+        Assert.Equal(["accesspolicies", "pods"], role.Rules.SelectMany(r => r.Resources).Order(StringComparer.Ordinal));
     }
 
     [Fact]

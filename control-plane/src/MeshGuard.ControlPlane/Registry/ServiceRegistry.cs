@@ -8,10 +8,11 @@ using Endpoint = MeshGuard.Contracts.V1.Endpoint;
 namespace MeshGuard.ControlPlane.Registry;
 
 /// <summary>
-/// Which sidecar serves which service at which address, as sidecars registered at attestation and renewal.
-/// Readers get an immutable table with a version; a change publishes a new table and wakes the watchers.
-/// The table is kept in the data directory, so a restarted control plane still knows the mesh and never
-/// sends sidecars an empty one.
+/// Which sidecar serves which service at which address: as sidecars registered at attestation, or in a
+/// cluster as the pods show it (<see cref="KubernetesEndpointSource"/> replaces the whole table, and
+/// registrations are then ignored). Readers get an immutable table with a version; a change publishes a new
+/// table and wakes the watchers. The table is kept in the data directory, so a restarted control plane still
+/// knows the mesh and never sends sidecars an empty one.
 /// </summary>
 internal sealed class ServiceRegistry
 {
@@ -22,8 +23,11 @@ internal sealed class ServiceRegistry
     private ServiceTable _table = new() { Version = 0 };
     private readonly ChangeSignal _changed = new();
 
-    public ServiceRegistry(DataDirectory? data = null)
+    private readonly bool _acceptsRegistrations;
+
+    public ServiceRegistry(DataDirectory? data = null, bool acceptsRegistrations = true)
     {
+        _acceptsRegistrations = acceptsRegistrations;
         if (data is null)
         {
             return;
@@ -56,6 +60,10 @@ internal sealed class ServiceRegistry
 
     public void Register(string service, SpiffeId id, string address)
     {
+        if (!_acceptsRegistrations)
+        {
+            return;
+        }
         var ns = id.GetPathValue("ns") ?? "default";
         lock (_gate)
         {
@@ -72,13 +80,72 @@ internal sealed class ServiceRegistry
                 return;
             }
             entries[address] = id;
-            _table = BuildTable(_table.Version + 1);
-            if (_file is not null)
-            {
-                SecureFile.WriteAtomically(_file, JsonFormatter.Default.Format(_table), secret: false);
-            }
+            PublishLocked();
         }
         _changed.Fire();
+    }
+
+    /// <summary>The whole table from a source that knows it (a cluster's pods); a new version only when it differs.</summary>
+    public void Replace(IReadOnlyList<PodEndpoint> endpoints)
+    {
+        var services = new Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>>();
+        foreach (var endpoint in endpoints)
+        {
+            var key = (endpoint.Service, endpoint.Namespace);
+            if (!services.TryGetValue(key, out var entries))
+            {
+                entries = new Dictionary<string, SpiffeId>(StringComparer.Ordinal);
+                services[key] = entries;
+            }
+            entries[endpoint.Address] = endpoint.Identity;
+        }
+        lock (_gate)
+        {
+            if (Same(services, _services))
+            {
+                return;
+            }
+            _services.Clear();
+            foreach (var (key, entries) in services)
+            {
+                _services[key] = entries;
+            }
+            PublishLocked();
+        }
+        _changed.Fire();
+    }
+
+    private static bool Same(
+        Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>> a, Dictionary<(string Name, string Namespace), Dictionary<string, SpiffeId>> b)
+    {
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+        foreach (var (key, entries) in a)
+        {
+            if (!b.TryGetValue(key, out var other) || other.Count != entries.Count)
+            {
+                return false;
+            }
+            foreach (var (address, id) in entries)
+            {
+                if (!other.TryGetValue(address, out var otherId) || otherId != id)
+                {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private void PublishLocked()
+    {
+        _table = BuildTable(_table.Version + 1);
+        if (_file is not null)
+        {
+            SecureFile.WriteAtomically(_file, JsonFormatter.Default.Format(_table), secret: false);
+        }
     }
 
     private ServiceTable BuildTable(long version)

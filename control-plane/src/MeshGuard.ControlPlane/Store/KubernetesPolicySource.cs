@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s;
-using k8s.Autorest;
+using MeshGuard.ControlPlane.Kubernetes;
 
 namespace MeshGuard.ControlPlane.Store;
 
@@ -9,11 +9,10 @@ namespace MeshGuard.ControlPlane.Store;
 /// AccessPolicy objects (meshguard.io/v1alpha1, all namespaces) from the Kubernetes API: a list, then a watch
 /// from the list's resourceVersion (bookmarks on), as an informer does. Each object becomes one document named
 /// <c>accesspolicy/NAMESPACE/NAME</c> holding only apiVersion, kind, name, namespace and spec, so the store's
-/// parser judges exactly what the file store would. A watch that ends is resumed at the last version seen; an
-/// expired version (410) or a broken connection lists again, after a growing pause; meanwhile the last objects
-/// seen stay in force.
+/// parser judges exactly what the file store would. <see cref="ResourceWatch{T}"/> keeps the view: resumed
+/// watches, relists after 410 or failures, the last objects seen in force meanwhile.
 /// </summary>
-internal sealed partial class KubernetesPolicySource(IKubernetes client, string server, TimeProvider time, ILogger<KubernetesPolicySource> logger) : IPolicySource
+internal sealed class KubernetesPolicySource(IKubernetes client, string server, TimeProvider time, ILogger<KubernetesPolicySource> logger) : IPolicySource
 {
     public const string Group = "meshguard.io";
     public const string Version = "v1alpha1";
@@ -37,105 +36,78 @@ internal sealed partial class KubernetesPolicySource(IKubernetes client, string 
 
     public Task SyncedAsync(CancellationToken cancellation) => _synced.Task.WaitAsync(cancellation);
 
-    public async Task WatchAsync(Action changed, CancellationToken cancellation)
+    public Task WatchAsync(Action changed, CancellationToken cancellation)
     {
-        var pause = TimeSpan.FromSeconds(1);
-        while (!cancellation.IsCancellationRequested)
-        {
-            try
+        var watch = new ResourceWatch<JsonElement>(
+            "AccessPolicy objects at " + server,
+            ListPageAsync,
+            (version, onError, token) => WatchFrom(version, onError, token),
+            static item => item.ValueKind == JsonValueKind.Object && item.TryGetProperty("metadata", out var metadata)
+                && metadata.TryGetProperty("resourceVersion", out var version) ? version.GetString() : null,
+            time,
+            logger);
+        return watch.RunAsync(
+            items =>
             {
-                var version = await ListAsync(cancellation);
+                var documents = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var item in items)
+                {
+                    var (name, text) = Document(item);
+                    documents[name] = text;
+                }
+                lock (_gate)
+                {
+                    _documents = documents;
+                }
                 changed();
                 _synced.TrySetResult();
-                pause = TimeSpan.FromSeconds(1);
-                // Watch until the version expires or the connection breaks; a watch the server ends is resumed.
-                while (version is not null)
-                {
-                    version = await WatchFromAsync(version, changed, cancellation);
-                }
-                LogRelist(logger, "the watched version expired");
-            }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException or IOException or KubernetesException or JsonException
-                                      || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
-            {
-                LogFailed(logger, server, e.Message, pause.TotalSeconds);
-                await Task.Delay(pause, time, cancellation);
-                pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
-            }
-        }
-    }
-
-    /// <summary>Lists every page; replaces the documents; returns the list's resourceVersion.</summary>
-    private async Task<string> ListAsync(CancellationToken cancellation)
-    {
-        var documents = new Dictionary<string, string>(StringComparer.Ordinal);
-        string? next = null;
-        string version;
-        do
-        {
-            using var response = await client.CustomObjects.ListClusterCustomObjectWithHttpMessagesAsync<JsonElement>(
-                Group, Version, Plural, continueParameter: next, limit: PageSize, cancellationToken: cancellation);
-            var list = response.Body;
-            foreach (var item in list.GetProperty("items").EnumerateArray())
+            },
+            (type, item) =>
             {
                 var (name, text) = Document(item);
-                documents[name] = text;
-            }
-            var metadata = list.GetProperty("metadata");
-            version = metadata.GetProperty("resourceVersion").GetString() ?? "";
-            next = metadata.TryGetProperty("continue", out var token) && token.GetString() is { Length: > 0 } more ? more : null;
-        }
-        while (next is not null);
-        lock (_gate)
-        {
-            _documents = documents;
-        }
-        LogListed(logger, documents.Count, version);
-        return version;
-    }
-
-    /// <summary>One watch request: applies its events; the version to resume at, or null when the version expired.</summary>
-    private async Task<string?> WatchFromAsync(string version, Action changed, CancellationToken cancellation)
-    {
-        Exception? failure = null;
-        var events = client.CustomObjects.WatchListClusterCustomObjectAsync(
-            Group, Version, Plural, allowWatchBookmarks: true, resourceVersion: version, timeoutSeconds: (int)WatchTimeout.TotalSeconds,
-            onError: e => failure = e, cancellationToken: cancellation);
-        await foreach (var (type, body) in events)
-        {
-            var item = body is JsonElement element ? element : JsonSerializer.SerializeToElement(body);
-            if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("metadata", out var metadata)
-                && metadata.TryGetProperty("resourceVersion", out var seen) && seen.GetString() is { Length: > 0 } next)
-            {
-                version = next;
-            }
-            switch (type)
-            {
-                case WatchEventType.Added or WatchEventType.Modified:
-                    var (name, text) = Document(item);
-                    lock (_gate)
+                lock (_gate)
+                {
+                    if (type == WatchEventType.Deleted)
+                    {
+                        _documents.Remove(name);
+                    }
+                    else
                     {
                         _documents[name] = text;
                     }
-                    changed();
-                    break;
-                case WatchEventType.Deleted:
-                    lock (_gate)
-                    {
-                        _documents.Remove(Document(item).Name);
-                    }
-                    changed();
-                    break;
-                default:
-                    break; // bookmarks only move the version
-            }
-        }
-        return failure switch
+                }
+                changed();
+            },
+            cancellation);
+    }
+
+    private async Task<ResourcePage<JsonElement>> ListPageAsync(string? next, CancellationToken cancellation)
+    {
+        using var response = await client.CustomObjects.ListClusterCustomObjectWithHttpMessagesAsync<JsonElement>(
+            Group, Version, Plural, continueParameter: next, limit: PageSize, cancellationToken: cancellation);
+        var list = response.Body;
+        var items = new List<JsonElement>();
+        foreach (var item in list.GetProperty("items").EnumerateArray())
         {
-            null => version,
-            KubernetesException { Status.Code: 410 } => null,
-            _ => throw failure,
-        };
+            items.Add(item.Clone());
+        }
+        var metadata = list.GetProperty("metadata");
+        return new ResourcePage<JsonElement>(
+            items,
+            metadata.GetProperty("resourceVersion").GetString() ?? "",
+            metadata.TryGetProperty("continue", out var token) && token.GetString() is { Length: > 0 } more ? more : null);
+    }
+
+    private async IAsyncEnumerable<(WatchEventType, JsonElement)> WatchFrom(
+        string version, Action<Exception> onError, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation)
+    {
+        var events = client.CustomObjects.WatchListClusterCustomObjectAsync(
+            Group, Version, Plural, allowWatchBookmarks: true, resourceVersion: version, timeoutSeconds: (int)WatchTimeout.TotalSeconds,
+            onError: onError, cancellationToken: cancellation);
+        await foreach (var (type, body) in events)
+        {
+            yield return (type, body is JsonElement element ? element : JsonSerializer.SerializeToElement(body));
+        }
     }
 
     /// <summary>The object as a policy document: only what the file format has, indented so errors point at a line.</summary>
@@ -158,13 +130,4 @@ internal sealed partial class KubernetesPolicySource(IKubernetes client, string 
     }
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
-    [LoggerMessage(EventId = 70, Level = LogLevel.Information, Message = "kubernetes: listed {Count} AccessPolicy objects at version {Version}")]
-    private static partial void LogListed(ILogger logger, int count, string version);
-
-    [LoggerMessage(EventId = 71, Level = LogLevel.Information, Message = "kubernetes: listing AccessPolicy objects again: {Reason}")]
-    private static partial void LogRelist(ILogger logger, string reason);
-
-    [LoggerMessage(EventId = 72, Level = LogLevel.Warning, Message = "kubernetes: AccessPolicy list or watch at {Server} failed ({Reason}); the last objects seen stay in force; trying again in {Seconds}s")]
-    private static partial void LogFailed(ILogger logger, string server, string reason, double seconds);
 }

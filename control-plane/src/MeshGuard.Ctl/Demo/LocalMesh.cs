@@ -88,20 +88,22 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
     public Task<MeshService> StartSidecarAsync(
         string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true,
-        IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, CancellationToken cancellation = default)
+        IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, ControlPlaneEndpoints? controlPlane = null,
+        CancellationToken cancellation = default)
     {
         var ports = FreePorts(4);
         var service = new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3])
         {
             ExtraArguments = extraArguments ?? [],
             Environment = environment,
+            ControlPlane = controlPlane,
         };
         return StartSidecarAsync(service, joinToken, advertiseAddress, waitReady, cancellation);
     }
 
     private async Task<MeshService> StartSidecarAsync(MeshService service, string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
     {
-        var cp = ControlPlane ?? throw new InvalidOperationException("start the control plane first");
+        var cp = service.ControlPlane ?? ControlPlane ?? throw new InvalidOperationException("start the control plane first");
         var arguments = new List<string>
         {
             "--cp", $"https://127.0.0.1:{cp.BootstrapPort}",
@@ -326,6 +328,9 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
 
     /// <summary>Environment variables for the sidecar (e.g. OTEL_*), kept for restarts.</summary>
     public IDictionary<string, string>? Environment { get; init; }
+
+    /// <summary>The control plane this sidecar joins, where it is not the mesh's first one (a second replica).</summary>
+    public ControlPlaneEndpoints? ControlPlane { get; init; }
 
     /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];

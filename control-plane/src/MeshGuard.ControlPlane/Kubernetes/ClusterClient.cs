@@ -1,0 +1,25 @@
+using k8s;
+
+namespace MeshGuard.ControlPlane.Kubernetes;
+
+/// <summary>The control plane's client of its cluster's API: a kubeconfig file if given, else the pod's service account, else ~/.kube/config.</summary>
+internal static class ClusterClient
+{
+    public static (IKubernetes Client, string Server) Create(string? kubeconfig)
+    {
+        KubernetesClientConfiguration config;
+        try
+        {
+            config = kubeconfig is { } file
+                ? KubernetesClientConfiguration.BuildConfigFromConfigFile(file)
+                : KubernetesClientConfiguration.IsInCluster()
+                    ? KubernetesClientConfiguration.InClusterConfig()
+                    : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+        }
+        catch (k8s.Exceptions.KubeConfigException e)
+        {
+            throw new FormatException($"no usable cluster configuration ({kubeconfig ?? "in-cluster or ~/.kube/config"}): {e.Message}", e);
+        }
+        return (new k8s.Kubernetes(config), config.Host);
+    }
+}
