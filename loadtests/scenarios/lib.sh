@@ -72,3 +72,26 @@ start_mesh_pair() {
   # The frontend sidecar has learned where orders is (an HTTP/2-only app checks for itself: MESH_NO_WAIT=1).
   if [ -z "${MESH_NO_WAIT:-}" ]; then wait_http "$MESH_URL" -H "Host: orders"; fi
 }
+
+# nginx_conf DIR SERVER_BLOCKS: a small nginx configuration in DIR (two workers, no access log, long keepalive).
+nginx_conf() { # $1 dir, $2 server block(s)
+  mkdir -p "$1/tmp"
+  cat > "$1/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body; proxy_temp_path $1/tmp/proxy; fastcgi_temp_path $1/tmp/fcgi;
+  uwsgi_temp_path $1/tmp/uwsgi; scgi_temp_path $1/tmp/scgi;
+  keepalive_requests 1000000;
+  client_max_body_size 2m; client_body_buffer_size 2m;
+  $2
+}
+EOF
+}
+
+# start_nginx DIR [LAUNCHER...]: nginx with DIR/nginx.conf, run through LAUNCHER if given (ip netns exec NS).
+start_nginx() { local dir=$1; shift; "$@" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" & PIDS+=($!); LAST_PID=$!; }

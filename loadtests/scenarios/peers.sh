@@ -67,27 +67,6 @@ pki() {
   done
 }
 
-nginx_conf() { # $1 dir, $2 server block(s)
-  mkdir -p "$1/tmp"
-  cat > "$1/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $1/tmp/body; proxy_temp_path $1/tmp/proxy; fastcgi_temp_path $1/tmp/fcgi;
-  uwsgi_temp_path $1/tmp/uwsgi; scgi_temp_path $1/tmp/scgi;
-  keepalive_requests 1000000;
-  client_max_body_size 2m; client_body_buffer_size 2m;
-  $2
-}
-EOF
-}
-
-start_nginx() { nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" & PIDS+=($!); LAST_PID=$!; }
-
 start_backend() {
   BACKEND_PORT=$(free_port); BACKEND_H2=$(free_port)
   mkdir -p "$WORK/backend/www"
