@@ -30,17 +30,18 @@ public sealed class ControlPlaneReplicasTests : MeshTest
         return new JsonObject { ["type"] = "ADDED", ["object"] = pod }.ToJsonString();
     }
 
-    [Fact]
-    public async Task ASidecarOfOneReplicaReachesAServiceThatAttestedAtTheOther()
+    private static readonly TimeSpan SvidTtl = TimeSpan.FromSeconds(10);
+
+    /// <summary>Replicas A (the mesh's control plane) and B: one CA, the same replayed API, each its own data and ports.</summary>
+    private async Task<(ControlPlaneEndpoints A, ControlPlaneEndpoints B)> StartReplicasAsync()
     {
         _api.AccessPolicies.Lists.Enqueue(KubernetesApiReplay.Recorded("accesspolicies-list-page1.json"));
         _api.Pods.Lists.Enqueue(NoPods);
         await _api.StartAsync();
         var kubeconfig = _api.WriteKubeConfig(_files.Combine("kubeconfig"));
         string[] fromCluster = ["--policy-source", "kubernetes", "--endpoint-source", "kubernetes", "--kubeconfig", kubeconfig];
-        var replicaA = await Mesh.StartControlPlaneAsync(extraArguments: fromCluster);
+        var replicaA = await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: fromCluster);
 
-        // Replica B: the same CA, its own data directory and ports.
         var dataB = new DataDirectory(_files.Combine("cp-b"));
         Directory.CreateDirectory(dataB.CaDirectory);
         foreach (var file in Directory.GetFiles(Mesh.Data.CaDirectory))
@@ -52,28 +53,69 @@ public sealed class ControlPlaneReplicasTests : MeshTest
         var ports = LocalMesh.FreePorts(4);
         var processB = Mesh.Track(MeshProcess.Start("control-plane-b", "meshguard-cp",
             ["--data", dataB.Root, "--trust-domain", LocalMesh.TrustDomain, "--bootstrap-port", $"{ports[0]}", "--grpc-port", $"{ports[1]}",
-             "--admin-port", $"{ports[2]}", "--webhook-port", $"{ports[3]}", .. fromCluster],
+             "--admin-port", $"{ports[2]}", "--webhook-port", $"{ports[3]}", "--svid-ttl", $"{SvidTtl.TotalMilliseconds:F0}ms", .. fromCluster],
             _files.Combine("cp-b.log")));
         await Mesh.WaitForAsync(processB, new Uri($"http://127.0.0.1:{ports[2]}/healthz"), CancellationToken.None);
         var replicaB = new ControlPlaneEndpoints(dataB.Root, dataB.TrustBundle, ports[0], ports[1], ports[2], ports[3]);
         Assert.Equal(await File.ReadAllTextAsync(replicaA.BundleFile), await File.ReadAllTextAsync(replicaB.BundleFile));
+        return (replicaA, replicaB);
+    }
 
-        var ordersApp = await StartAppAsync("orders");
-        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlane: replicaB,
-            joinToken: new JoinTokenStore(dataB.Root, TimeProvider.System).Create(LocalMesh.IdentityOf("orders"), TimeSpan.FromMinutes(5)));
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlane: replicaA);
-
-        // The pods appear in the API: both replicas learn them from there, not from who attested where.
+    /// <summary>The two services' pods appear in the API; both replicas learn them from there.</summary>
+    private async Task PublishPodsAsync(MeshService orders, MeshService frontend)
+    {
         Assert.True(await Eventually.TrueAsync(() => _api.Pods.WatchVersions.Count >= 2), "both replicas should watch pods");
         await _api.Pods.SendAsync(PodEvent(0, "orders-7d9c5b6f4-x2k8p", orders.InboundPort, 200));
         await _api.Pods.SendAsync(PodEvent(2, "frontend-5f8d7c9b2-m7n3k", frontend.InboundPort, 201));
         await SidecarAdmin.WaitForServicesAsync(frontend, 2);
         await SidecarAdmin.WaitForServicesAsync(orders, 2);
+    }
+
+    [Fact]
+    public async Task ASidecarOfOneReplicaReachesAServiceThatAttestedAtTheOther()
+    {
+        var (replicaA, replicaB) = await StartReplicasAsync();
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [replicaB],
+            joinToken: new JoinTokenStore(replicaB.DataDirectory, TimeProvider.System).Create(LocalMesh.IdentityOf("orders"), TimeSpan.FromMinutes(5)));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [replicaA]);
+        await PublishPodsAsync(orders, frontend);
 
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         using var response = await client.GetAsync(new Uri("http://orders/orders/1"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains(ordersApp.Requests, r => r.Path == "/orders/1" && r.Headers["x-forwarded-client-cert"].Contains("URI=spiffe://mesh.local/ns/shop/sa/frontend", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task LosingTheReplicaSidecarsStreamFromFailsNoRequestAndTheyRenewAtTheOther()
+    {
+        var (replicaA, replicaB) = await StartReplicasAsync();
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [replicaA, replicaB]);
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [replicaA, replicaB]);
+        await PublishPodsAsync(orders, frontend);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/orders/{n}"), workers: 2);
+        await load.RunForAsync(100);
+        Mesh.Processes[0].Kill();
+
+        var atB = $"https://127.0.0.1:{replicaB.GrpcPort}/";
+        foreach (var sidecar in new[] { orders, frontend })
+        {
+            Assert.True(await Eventually.TrueAsync(() => sidecar.Sidecar!.ReadLog().Contains("using " + atB, StringComparison.Ordinal)
+                    && SidecarAdmin.Config(sidecar).GetProperty("connected").GetBoolean(), TimeSpan.FromSeconds(15)),
+                $"{sidecar.Name} did not move its stream to replica B:\n{sidecar.Sidecar!.ReadLog()}");
+        }
+        // The next renewal of each goes to replica B.
+        Assert.True(await Eventually.TrueAsync(
+                () => orders.Sidecar!.ReadLog().Contains("at " + atB, StringComparison.Ordinal) && frontend.Sidecar!.ReadLog().Contains("at " + atB, StringComparison.Ordinal),
+                SvidTtl + TimeSpan.FromSeconds(5)),
+            "no renewal at replica B after replica A was lost");
+        await load.RunForAsync(100);
+        await load.StopAsync();
+
+        Assert.Empty(load.Failures);
     }
 
     public override async Task DisposeAsync()

@@ -4,8 +4,8 @@ using MeshGuard.CommandLine;
 using MeshGuard.Proxy;
 using MeshGuard.Spiffe;
 
-var cp = CliOption.Text("--cp", "control plane bootstrap URL", "https://127.0.0.1:15012");
-var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL; default: the --cp host on port 15010");
+var cp = CliOption.Text("--cp", "control plane bootstrap URL, or several replicas' (comma-separated; tried in turn)", "https://127.0.0.1:15012");
+var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL, or several; default: each --cp host on port 15010");
 var cpBundle = CliOption.Text("--cp-bundle", "PEM trust bundle to check the control plane with");
 var joinToken = CliOption.Text("--join-token", "one-time join token (meshctl token create)");
 var saTokenFile = CliOption.Text("--sa-token-file", "in a cluster: the projected service-account token (audience meshguard) to attest with when there is no join token");
@@ -49,10 +49,10 @@ root.SetAction(async (parse, cancellation) =>
 {
     try
     {
-        var bootstrap = ParseUri(parse.GetValue(cp)!, "--cp");
+        var bootstrap = ParseUris(parse.GetValue(cp)!, "--cp");
         var grpc = parse.GetValue(cpGrpc) is { Length: > 0 } g
-            ? ParseUri(g, "--cp-grpc")
-            : new UriBuilder(bootstrap) { Port = 15010 }.Uri;
+            ? ParseUris(g, "--cp-grpc")
+            : bootstrap.ConvertAll(static b => new UriBuilder(b) { Port = 15010 }.Uri);
         var inboundIp = ParseAddress(parse.GetValue(inboundAddress)!, "--inbound-address");
         var state = parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null;
         var flows = parse.GetValue(flowLogDir) is { Length: > 0 } f ? Path.GetFullPath(f) : state is null ? null : Path.Combine(state, "flows");
@@ -127,10 +127,17 @@ MeshGuard.Proxy.Outbound.Resilience.OutboundResilience ParseResilience(System.Co
     };
 }
 
-static Uri ParseUri(string value, string flag) =>
-    Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == "https"
-        ? uri
-        : throw new CliUsageException($"{flag} '{value}' must be an https:// URL");
+static List<Uri> ParseUris(string value, string flag)
+{
+    var uris = new List<Uri>();
+    foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    {
+        uris.Add(Uri.TryCreate(part, UriKind.Absolute, out var uri) && uri.Scheme == "https"
+            ? uri
+            : throw new CliUsageException($"{flag} '{part}' must be an https:// URL"));
+    }
+    return uris.Count > 0 ? uris : throw new CliUsageException($"{flag} names no URL");
+}
 
 static List<MeshGuard.Proxy.Outbound.OutboundTcpMapping> ParseMappings(string? text)
 {

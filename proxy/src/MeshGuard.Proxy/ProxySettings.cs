@@ -4,8 +4,8 @@ namespace MeshGuard.Proxy;
 
 /// <summary>What meshguard-proxy was started with, after the flags and MESHGUARD_* variables were read.</summary>
 internal sealed record ProxySettings(
-    Uri ControlPlaneBootstrap,
-    Uri ControlPlaneGrpc,
+    IReadOnlyList<Uri> ControlPlaneBootstraps,
+    IReadOnlyList<Uri> ControlPlaneGrpcs,
     string ControlPlaneBundleFile,
     string? JoinToken,
     string Service,

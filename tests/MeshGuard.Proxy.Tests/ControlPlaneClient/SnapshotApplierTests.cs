@@ -41,8 +41,7 @@ public sealed class SnapshotApplierTests : IDisposable
     {
         var identity = _identity = new WorkloadIdentity(TimeProvider.System);
         identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
-        var settings = new ProxySettings(new Uri("https://127.0.0.1:1"), new Uri("https://127.0.0.1:2"), "b.pem", null, "orders",
-            System.Net.IPAddress.Loopback, 8080, MeshGuard.Proxy.Protocols.AppProtocol.Auto, System.Net.IPAddress.Loopback, 1, 2, 3, 4, "127.0.0.1:1", stateDirectory, [], [], TimeSpan.FromSeconds(10), new MeshGuard.Proxy.Limits.ListenerLimits(100, TimeSpan.FromSeconds(10)), MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default, new MeshGuard.Proxy.FlowLog.FlowLogSettings(null, 1, 1, 1, false));
+        var settings = TestProxySettings.Create(stateDirectory);
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System));
         return new SnapshotApplier(identity, policy, new MeshGuard.Proxy.Authorization.RevokedIdentities(NullLogger<MeshGuard.Proxy.Authorization.RevokedIdentities>.Instance), new ServiceDirectory("shop", pools, () => new MeshGuard.Proxy.Outbound.Resilience.EndpointCircuit(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default, TimeProvider.System, new MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics())), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
     }

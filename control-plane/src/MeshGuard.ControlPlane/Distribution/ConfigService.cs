@@ -37,6 +37,9 @@ internal sealed partial class ConfigService(
         // not wait for streams that never end, and sidecars notice at once that they are on their own.
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         var cancellation = linked.Token;
+        // Headers at once: the sidecar knows its stream stands even when it already has everything (it may come
+        // from another replica with the same snapshot), rather than waiting for the next change to say so.
+        await context.WriteResponseHeadersAsync([]);
         while (!cancellation.IsCancellationRequested)
         {
             // Take the change signal before the config so that no change slips between the two reads.

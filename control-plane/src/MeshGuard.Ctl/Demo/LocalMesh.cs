@@ -88,7 +88,7 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts a sidecar for an app that already listens on <paramref name="appPort"/>.</summary>
     public Task<MeshService> StartSidecarAsync(
         string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true,
-        IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, ControlPlaneEndpoints? controlPlane = null,
+        IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, IReadOnlyList<ControlPlaneEndpoints>? controlPlanes = null,
         CancellationToken cancellation = default)
     {
         var ports = FreePorts(4);
@@ -96,19 +96,20 @@ public sealed class LocalMesh : IAsyncDisposable
         {
             ExtraArguments = extraArguments ?? [],
             Environment = environment,
-            ControlPlane = controlPlane,
+            ControlPlanes = controlPlanes,
         };
         return StartSidecarAsync(service, joinToken, advertiseAddress, waitReady, cancellation);
     }
 
     private async Task<MeshService> StartSidecarAsync(MeshService service, string? joinToken = null, string? advertiseAddress = null, bool waitReady = true, CancellationToken cancellation = default)
     {
-        var cp = service.ControlPlane ?? ControlPlane ?? throw new InvalidOperationException("start the control plane first");
+        IReadOnlyList<ControlPlaneEndpoints> replicas = service.ControlPlanes
+            ?? [ControlPlane ?? throw new InvalidOperationException("start the control plane first")];
         var arguments = new List<string>
         {
-            "--cp", $"https://127.0.0.1:{cp.BootstrapPort}",
-            "--cp-grpc", $"https://127.0.0.1:{cp.GrpcPort}",
-            "--cp-bundle", cp.BundleFile,
+            "--cp", string.Join(',', replicas.Select(static r => $"https://127.0.0.1:{r.BootstrapPort}")),
+            "--cp-grpc", string.Join(',', replicas.Select(static r => $"https://127.0.0.1:{r.GrpcPort}")),
+            "--cp-bundle", replicas[0].BundleFile,
             "--join-token", joinToken ?? CreateJoinToken(IdentityOf(service.Name, service.Namespace)),
             "--service", service.Name,
             "--app-port", Text(service.AppPort),
@@ -329,8 +330,8 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
     /// <summary>Environment variables for the sidecar (e.g. OTEL_*), kept for restarts.</summary>
     public IDictionary<string, string>? Environment { get; init; }
 
-    /// <summary>The control plane this sidecar joins, where it is not the mesh's first one (a second replica).</summary>
-    public ControlPlaneEndpoints? ControlPlane { get; init; }
+    /// <summary>The control-plane replicas this sidecar is given, in order, where it is not just the mesh's first one.</summary>
+    public IReadOnlyList<ControlPlaneEndpoints>? ControlPlanes { get; init; }
 
     /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];

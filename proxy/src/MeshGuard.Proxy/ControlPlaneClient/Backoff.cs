@@ -1,6 +1,9 @@
 namespace MeshGuard.Proxy.ControlPlaneClient;
 
-/// <summary>Exponential backoff between retries: doubles from a minimum up to a maximum; reset after a success.</summary>
+/// <summary>
+/// Exponential backoff between retries: doubles from a minimum up to a maximum; reset after a success. Each
+/// wait is jittered (80-120%) so that a fleet that lost its control plane together does not return together.
+/// </summary>
 internal struct Backoff(TimeSpan min, TimeSpan max)
 {
     private readonly TimeSpan _min = min;
@@ -15,6 +18,7 @@ internal struct Backoff(TimeSpan min, TimeSpan max)
     {
         var wait = _next < limit ? _next : limit;
         wait = wait < _min ? _min : wait;
+        wait *= 0.8 + (0.4 * Random.Shared.NextDouble());
         _next = _next * 2 > _max ? _max : _next * 2;
         return Task.Delay(wait, time, cancellation);
     }

@@ -5,7 +5,8 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 
 /// <summary>
 /// Follows the control plane's signed snapshot stream, resuming from the version in force after every
-/// reconnect. While the control plane is away the last good snapshot stays in force (fail-static).
+/// reconnect, at the next replica when the one in use fails (backing off, jittered, after a full round).
+/// While the control plane is away the last good snapshot stays in force (fail-static).
 /// </summary>
 internal sealed partial class ConfigWatcher(ControlPlaneChannel channel, SnapshotApplier applier, TimeProvider time, ILogger<ConfigWatcher> logger)
     : BackgroundService
@@ -15,14 +16,22 @@ internal sealed partial class ConfigWatcher(ControlPlaneChannel channel, Snapsho
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         while (!stoppingToken.IsCancellationRequested)
         {
+            var replica = channel.CurrentIndex;
             try
             {
+                // Any replica resumes from the version in force here: it sends only what is newer.
                 using var call = channel.Config.Watch(new WatchConfigRequest { KnownVersion = applier.Version }, cancellationToken: stoppingToken);
+                // The control plane answers with headers at once: the stream stands, whether or not it has anything newer.
+                await call.ResponseHeadersAsync;
+                applier.Connected = true;
+                applier.LastContact = time.GetUtcNow();
+                channel.Succeeded();
                 await foreach (var signed in call.ResponseStream.ReadAllAsync(stoppingToken))
                 {
                     applier.Connected = true;
                     applier.LastContact = time.GetUtcNow();
                     applier.TryApply(signed.Cms.Span, SnapshotSource.Stream);
+                    channel.Succeeded();
                     backoff.Reset();
                 }
             }
@@ -38,7 +47,10 @@ internal sealed partial class ConfigWatcher(ControlPlaneChannel channel, Snapsho
                 }
             }
             applier.Connected = false;
-            await backoff.DelayAsync(time, stoppingToken);
+            if (!channel.Failover(replica))
+            {
+                await backoff.DelayAsync(time, stoppingToken);
+            }
         }
     }
 

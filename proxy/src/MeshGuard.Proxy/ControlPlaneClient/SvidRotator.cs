@@ -39,16 +39,22 @@ internal sealed partial class SvidRotator(
             var backoff = new Backoff(MinRetry, MaxRetry);
             while (!stoppingToken.IsCancellationRequested)
             {
+                var replica = channel.CurrentIndex;
                 try
                 {
                     var svid = await client.RenewAsync(channel.Identity, stoppingToken);
-                    LogRenewed(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter);
+                    channel.Succeeded();
+                    LogRenewed(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter, channel.CurrentAddress);
                     break;
                 }
                 catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
                     var left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
+                    if (channel.Failover(replica))
+                    {
+                        continue;
+                    }
                     // The backoff never sleeps past a quarter of the life left: a control plane that returns just
                     // before expiry must still be asked in time.
                     await backoff.DelayAsync(time, left / 4, stoppingToken);
@@ -57,8 +63,8 @@ internal sealed partial class SvidRotator(
         }
     }
 
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "renewed SVID {SpiffeId}, serial {Serial}, valid until {NotAfter:o}")]
-    private static partial void LogRenewed(ILogger logger, MeshGuard.Spiffe.SpiffeId spiffeId, string serial, DateTimeOffset notAfter);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "renewed SVID {SpiffeId}, serial {Serial}, valid until {NotAfter:o}, at {ControlPlane}")]
+    private static partial void LogRenewed(ILogger logger, MeshGuard.Spiffe.SpiffeId spiffeId, string serial, DateTimeOffset notAfter, Uri controlPlane);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "SVID renewal failed ({Reason}); current SVID has {SecondsLeft:F1}s left, retrying")]
     private static partial void LogRenewalFailed(ILogger logger, string reason, double secondsLeft);

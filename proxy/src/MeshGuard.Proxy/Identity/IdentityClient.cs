@@ -17,6 +17,25 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
 {
     private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
+    /// <summary>The bootstrap ports in turn until one answers; the last network error when none does (the caller retries).</summary>
+    private async Task<HttpResponseMessage> PostToAnyReplicaAsync(HttpClient client, AttestRequest request, CancellationToken cancellation)
+    {
+        HttpRequestException? last = null;
+        foreach (var bootstrap in settings.ControlPlaneBootstraps)
+        {
+            var uri = new UriBuilder(bootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
+            try
+            {
+                return await client.PostAsJsonAsync(uri, request, ContractsJsonContext.Default.AttestRequest, cancellation);
+            }
+            catch (HttpRequestException e) when (e.InnerException is not PeerIdentityException)
+            {
+                last = e;
+            }
+        }
+        throw last!;
+    }
+
     /// <summary>Attests with the join token. A refusal by the control plane is final; a network error is retried by the caller.</summary>
     public async Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, CancellationToken cancellation)
     {
@@ -48,8 +67,7 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
             }
         }
         var request = new AttestRequest(settings.JoinToken, CreateCsrWithoutIdentity(key), settings.Service, settings.AdvertiseAddress, accountToken);
-        var uri = new UriBuilder(settings.ControlPlaneBootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
-        using var response = await client.PostAsJsonAsync(uri, request, ContractsJsonContext.Default.AttestRequest, cancellation);
+        using var response = await PostToAnyReplicaAsync(client, request, cancellation);
         if (!response.IsSuccessStatusCode)
         {
             var error = await ReadErrorAsync(response, cancellation);
