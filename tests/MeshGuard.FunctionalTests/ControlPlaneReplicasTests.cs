@@ -37,9 +37,10 @@ public sealed class ControlPlaneReplicasTests : MeshTest
     {
         _api.AccessPolicies.Lists.Enqueue(KubernetesApiReplay.Recorded("accesspolicies-list-page1.json"));
         _api.Pods.Lists.Enqueue(NoPods);
+        _api.ConfigMaps.Lists.Enqueue(KubernetesApiReplay.Recorded("configmaps-revocations-list.json"));
         await _api.StartAsync();
         var kubeconfig = _api.WriteKubeConfig(_files.Combine("kubeconfig"));
-        string[] fromCluster = ["--policy-source", "kubernetes", "--endpoint-source", "kubernetes", "--kubeconfig", kubeconfig];
+        string[] fromCluster = ["--policy-source", "kubernetes", "--endpoint-source", "kubernetes", "--revocation-source", "kubernetes", "--kubeconfig", kubeconfig];
         var replicaA = await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: fromCluster);
 
         var dataB = new DataDirectory(_files.Combine("cp-b"));
@@ -85,6 +86,23 @@ public sealed class ControlPlaneReplicasTests : MeshTest
         using var response = await client.GetAsync(new Uri("http://orders/orders/1"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains(ordersApp.Requests, r => r.Path == "/orders/1" && r.Headers["x-forwarded-client-cert"].Contains("URI=spiffe://mesh.local/ns/shop/sa/frontend", StringComparison.Ordinal));
+
+        // The revocation list is one ConfigMap for both replicas: frontend revoked there is refused by orders,
+        // whose sidecar streams from the other replica.
+        var revocations = JsonNode.Parse(KubernetesApiReplay.Recorded("configmaps-revocations-list.json"))!["items"]![0]!.DeepClone();
+        revocations["data"]!["revocations.txt"] = "spiffe://mesh.local/ns/shop/sa/frontend\n";
+        revocations["metadata"]!["resourceVersion"] = "60500";
+        await _api.ConfigMaps.SendAsync(new JsonObject { ["type"] = "MODIFIED", ["object"] = revocations }.ToJsonString());
+        Assert.True(await Eventually.TrueAsync(() =>
+        {
+            using var refused = client.GetAsync(new Uri("http://orders/orders/2")).GetAwaiter().GetResult();
+            return refused.StatusCode != HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(10)), "orders still let the revoked frontend in");
+        using (var after = await client.GetAsync(new Uri("http://orders/orders/3")))
+        {
+            Assert.NotEqual(HttpStatusCode.OK, after.StatusCode);
+        }
+        Assert.DoesNotContain(ordersApp.Requests, r => r.Path == "/orders/3");
     }
 
     [Fact]

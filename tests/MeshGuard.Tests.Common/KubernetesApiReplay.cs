@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace MeshGuard.Tests.Common;
 
 /// <summary>
-/// The Kubernetes API's list and watch of AccessPolicy objects and of pods, answered from what the test queues
+/// The Kubernetes API's list and watch of AccessPolicy objects, pods and the control plane's ConfigMaps, answered from what the test queues
 /// (responses in the API server's wire format, testdata/kubernetes), to any number of clients at once, as the
 /// API server answers several control-plane replicas.
 /// </summary>
@@ -21,6 +21,8 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
     public ReplayedResource AccessPolicies { get; } = new("/apis/meshguard.io/v1alpha1/accesspolicies", "accesspolicies-list-page2.json");
 
     public ReplayedResource Pods { get; } = new("/api/v1/pods", null);
+
+    public ReplayedResource ConfigMaps { get; } = new("/api/v1/namespaces/meshguard/configmaps", null);
 
     /// <summary>A response from testdata/kubernetes (copied beside the test assembly).</summary>
     public static string Recorded(string name) => File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", name));
@@ -59,6 +61,7 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
         _app = builder.Build();
         _app.MapGet(AccessPolicies.Path, AccessPolicies.HandleAsync);
         _app.MapGet(Pods.Path, Pods.HandleAsync);
+        _app.MapGet(ConfigMaps.Path, ConfigMaps.HandleAsync);
         await _app.StartAsync();
         Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return Url;
@@ -68,6 +71,7 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
     {
         AccessPolicies.Close();
         Pods.Close();
+        ConfigMaps.Close();
         if (_app is not null)
         {
             await _app.StopAsync();

@@ -14,4 +14,6 @@ internal sealed record ControlPlaneSettings(
     MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null,
     string PolicySource = "files",
     string? KubeConfig = null,
-    string EndpointSource = "attestation");
+    string EndpointSource = "attestation",
+    string RevocationSource = "files",
+    string Namespace = "meshguard");

@@ -26,6 +26,8 @@ var svidTtl = CliOption.Duration("--svid-ttl", "lifetime of issued SVIDs", TimeS
 var defaultPolicy = CliOption.Text("--default-policy", "for workloads no policy selects: deny | allow-authenticated | allow", "deny");
 var policySource = CliOption.Text("--policy-source", "where AccessPolicies come from: files (DATA/policies/*.yaml) or kubernetes (AccessPolicy objects, list+watch)", "files");
 var endpointSource = CliOption.Text("--endpoint-source", "where the service table comes from: attestation (what sidecars register) or kubernetes (meshed pods, list+watch; the same for every replica)", "attestation");
+var revocationSource = CliOption.Text("--revocation-source", "where the revocation list comes from: files (DATA/revocations.txt) or kubernetes (the ConfigMap meshguard-revocations in --namespace, watched)", "files");
+var ns = CliOption.Text("--namespace", "the control plane's own namespace in a cluster; default: the pod's, else meshguard");
 var kubeconfig = CliOption.Text("--kubeconfig", "with --policy-source kubernetes: a kubeconfig file; default: the pod's service account, else ~/.kube/config");
 var saIssuer = CliOption.Text("--sa-issuer", "accept projected Kubernetes service-account tokens from this issuer (its 'iss') in place of join tokens");
 var saAudience = CliOption.Text("--sa-audience", "the audience those tokens must carry", ServiceAccountIssuer.DefaultAudience);
@@ -37,7 +39,7 @@ var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
-    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource,
+    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -58,7 +60,9 @@ root.SetAction(async (parse, cancellation) =>
             ParseServiceAccountIssuer(parse),
             parse.GetValue(policySource) is "files" or "kubernetes" ? parse.GetValue(policySource)! : throw new CliUsageException($"--policy-source '{parse.GetValue(policySource)}' must be files or kubernetes"),
             parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null,
-            parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"));
+            parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"),
+            parse.GetValue(revocationSource) is "files" or "kubernetes" ? parse.GetValue(revocationSource)! : throw new CliUsageException($"--revocation-source '{parse.GetValue(revocationSource)}' must be files or kubernetes"),
+            parse.GetValue(ns) is { Length: > 0 } own ? own : MeshGuard.ControlPlane.Kubernetes.ClusterClient.OwnNamespace());
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -194,14 +198,25 @@ namespace MeshGuard.ControlPlane
                         client, server, registry, settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
                 });
                 builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
+                builder.Services.AddSingleton<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
             }
             builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
                 ? KubernetesSource(settings, time, sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
                 : new PolicyFileSource(dataDirectory, time));
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
-            builder.Services.AddSingleton<RevocationStore>();
+            builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files"));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
+            if (settings.RevocationSource == "kubernetes")
+            {
+                builder.Services.AddSingleton(sp =>
+                {
+                    var (client, _) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
+                    return new KubernetesRevocationSource(client, settings.Namespace, sp.GetRequiredService<RevocationStore>(), time, sp.GetRequiredService<ILogger<KubernetesRevocationSource>>());
+                });
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesRevocationSource>());
+                builder.Services.AddSingleton<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>(sp => sp.GetRequiredService<KubernetesRevocationSource>());
+            }
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
@@ -230,9 +245,9 @@ namespace MeshGuard.ControlPlane
             var app = builder.Build();
             await app.Services.GetRequiredService<ServiceAccountIssuerKeys>().LoadAsync(cancellation);
             await LoadPoliciesAsync(app.Services.GetRequiredService<PolicyStore>(), app.Services.GetRequiredService<IPolicySource>(), cancellation);
-            if (app.Services.GetService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>() is { } pods)
+            foreach (var watch in app.Services.GetServices<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>())
             {
-                await LoadFromClusterAsync(pods.LoadAsync, pods.Description, cancellation);
+                await LoadFromClusterAsync(watch.LoadAsync, watch.Description, cancellation);
             }
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";

@@ -75,7 +75,8 @@ public sealed class ManifestTests
         var kinds = Documents(await KustomizeAsync("manifests")).Select(KindOf).ToList();
 
         Assert.Equal(
-            ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Service", "ServiceAccount"],
+            ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace",
+             "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"],
             kinds.Order(StringComparer.Ordinal));
         var deployment = (k8s.Models.V1Deployment)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Deployment"));
         var container = Assert.Single(deployment.Spec.Template.Spec.Containers);
@@ -87,6 +88,7 @@ public sealed class ManifestTests
         Assert.NotNull(container.Resources.Limits["memory"]);
         Assert.Contains("--policy-source=kubernetes", container.Args);
         Assert.Contains("--endpoint-source=kubernetes", container.Args);
+        Assert.Contains("--revocation-source=kubernetes", container.Args);
         Assert.True(deployment.Spec.Replicas >= 2);
         var webhook = (k8s.Models.V1MutatingWebhookConfiguration)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "MutatingWebhookConfiguration"));
         var hook = Assert.Single(webhook.Webhooks);
@@ -98,6 +100,10 @@ public sealed class ManifestTests
         // Read-only, and only what it reads.
         Assert.All(role.Rules, rule => Assert.Equal(["get", "list", "watch"], rule.Verbs));
         Assert.Equal(["accesspolicies", "pods"], role.Rules.SelectMany(r => r.Resources).Order(StringComparer.Ordinal));
+        var local = (k8s.Models.V1Role)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Role"));
+        Assert.Equal("meshguard", local.Metadata.NamespaceProperty);
+        Assert.Equal(["configmaps"], Assert.Single(local.Rules).Resources);
+        Assert.Equal(["get", "list", "watch"], local.Rules[0].Verbs);
     }
 
     [Fact]

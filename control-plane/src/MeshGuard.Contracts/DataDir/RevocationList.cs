@@ -33,13 +33,16 @@ public sealed class RevocationList
     public static RevocationList Load(string path, out string? error)
     {
         error = null;
-        if (!File.Exists(path))
-        {
-            return Empty;
-        }
+        return File.Exists(path) ? Parse(File.ReadAllText(path), path, out error) : Empty;
+    }
+
+    /// <summary>Parses the list's text (from the file, or a cluster's ConfigMap named by <paramref name="source"/>); a bad line refuses it all.</summary>
+    public static RevocationList Parse(string text, string source, out string? error)
+    {
+        error = null;
         var ids = new SortedSet<string>(StringComparer.Ordinal);
         var lineNumber = 0;
-        foreach (var raw in File.ReadLines(path))
+        foreach (var raw in text.Split('\n'))
         {
             lineNumber++;
             var hash = raw.IndexOf('#', StringComparison.Ordinal);
@@ -50,7 +53,7 @@ public sealed class RevocationList
             }
             if (!SpiffeId.TryParse(line, out var id, out var reason))
             {
-                error = $"{path}:{lineNumber}: '{line}' is not a SPIFFE ID: {reason}";
+                error = $"{source}:{lineNumber}: '{line}' is not a SPIFFE ID: {reason}";
                 return Empty;
             }
             ids.Add(id.ToString());

@@ -22,4 +22,11 @@ internal static class ClusterClient
         }
         return (new k8s.Kubernetes(config), config.Host);
     }
+
+    /// <summary>The namespace of the pod this runs in (from its service-account mount), else meshguard.</summary>
+    public static string OwnNamespace()
+    {
+        const string File = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+        return System.IO.File.Exists(File) && System.IO.File.ReadAllText(File).Trim() is { Length: > 0 } ns ? ns : "meshguard";
+    }
 }

@@ -16,7 +16,7 @@ internal readonly record struct PodEndpoint(string Service, string Namespace, st
 /// sidecar's <c>meshguard-in</c> port, its identity its service account's SPIFFE ID.
 /// </summary>
 internal sealed class KubernetesEndpointSource(IKubernetes client, string server, ServiceRegistry registry, string trustDomain, TimeProvider time, ILogger<KubernetesEndpointSource> logger)
-    : BackgroundService
+    : ClusterWatchService
 {
     public const string ProxyContainer = "meshguard-proxy";
     public const string InboundPortName = "meshguard-in";
@@ -24,34 +24,11 @@ internal sealed class KubernetesEndpointSource(IKubernetes client, string server
     private static readonly TimeSpan WatchTimeout = TimeSpan.FromMinutes(5);
 
     private readonly Dictionary<string, PodEndpoint> _endpoints = new(StringComparer.Ordinal);
-    private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public string Description => "pods at " + server;
+    public override string Description => "pods at " + server;
 
-    private readonly CancellationTokenSource _lifetime = new();
-    private Task? _running;
 
-    /// <summary>Starts watching and waits for the first complete list: before it, the table would be empty or stale.</summary>
-    public async Task LoadAsync(CancellationToken cancellation)
-    {
-        _running ??= RunAsync(_lifetime.Token);
-        await (await Task.WhenAny(_synced.Task.WaitAsync(cancellation), _running));
-    }
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var stopping = stoppingToken.Register(_lifetime.Cancel);
-        await (_running ??= RunAsync(_lifetime.Token));
-    }
-
-    public override void Dispose()
-    {
-        _lifetime.Cancel();
-        _lifetime.Dispose();
-        base.Dispose();
-    }
-
-    private Task RunAsync(CancellationToken cancellation)
+    protected override Task WatchAsync(CancellationToken cancellation)
     {
         var watch = new ResourceWatch<V1Pod>(
             "meshed pods at " + server,
@@ -74,7 +51,7 @@ internal sealed class KubernetesEndpointSource(IKubernetes client, string server
                     Apply(WatchEventType.Added, pod);
                 }
                 Publish();
-                _synced.TrySetResult();
+                MarkSynced();
             },
             (type, pod) =>
             {

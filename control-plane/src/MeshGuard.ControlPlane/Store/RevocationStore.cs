@@ -5,15 +5,17 @@ using MeshGuard.Spiffe;
 namespace MeshGuard.ControlPlane.Store;
 
 /// <summary>
-/// The revocation list in force, from <c>revocations.txt</c> in the data directory. The file is looked at
-/// every 200 ms (its size and time of change), so a revocation reaches the snapshot stream well within a
-/// second; a file with a bad line is refused and the previous list stays.
+/// The revocation list in force, from <c>revocations.txt</c> in the data directory, or in a cluster from the
+/// ConfigMap <c>meshguard-revocations</c> (<see cref="KubernetesRevocationSource"/> offers its text, so every
+/// replica holds the same list). The file is looked at every 200 ms (its size and time of change), so a
+/// revocation reaches the snapshot stream well within a second; a list with a bad line is refused and the
+/// previous list stays.
 /// </summary>
-internal sealed partial class RevocationStore(DataDirectory data, TimeProvider time, ILogger<RevocationStore> logger) : BackgroundService
+internal sealed partial class RevocationStore(DataDirectory data, TimeProvider time, ILogger<RevocationStore> logger, bool fromFile = true) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(200);
     private readonly ChangeSignal _changed = new();
-    private RevocationList _current = Load(data, logger);
+    private RevocationList _current = fromFile ? Load(data, logger) : RevocationList.Empty;
     private (DateTime Written, long Length) _stamp = Stamp(data.Revocations);
 
     public RevocationList Current => Volatile.Read(ref _current);
@@ -22,9 +24,23 @@ internal sealed partial class RevocationStore(DataDirectory data, TimeProvider t
 
     public bool IsRevoked(SpiffeId id) => Current.Contains(id);
 
+    /// <summary>A new text of the list (from a cluster): in force if it parses, refused whole otherwise.</summary>
+    public void Offer(string text, string source)
+    {
+        var list = RevocationList.Parse(text, source, out var error);
+        if (error is not null)
+        {
+            LogRefused(logger, error, Current.Ids.Count);
+            return;
+        }
+        Volatile.Write(ref _current, list);
+        _changed.Fire();
+        LogLoaded(logger, list.Ids.Count);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        while (fromFile && !stoppingToken.IsCancellationRequested)
         {
             await Task.Delay(Interval, time, stoppingToken);
             var stamp = Stamp(data.Revocations);
