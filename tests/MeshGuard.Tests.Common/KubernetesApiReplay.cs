@@ -24,6 +24,14 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
 
     public ReplayedResource ConfigMaps { get; } = new("/api/v1/namespaces/meshguard/configmaps", null);
 
+    public ReplayedResource Namespaces { get; } = new("/api/v1/namespaces", null);
+
+    /// <summary>ConfigMaps written by clients (POST, PUT), by "namespace/name", as the JSON they sent.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, string> WrittenConfigMaps { get; } = new();
+
+    /// <summary>Each write, in order: "POST ns/name" or "PUT ns/name".</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Writes { get; } = new();
+
     /// <summary>A response from testdata/kubernetes (copied beside the test assembly).</summary>
     public static string Recorded(string name) => File.ReadAllText(System.IO.Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", name));
 
@@ -62,9 +70,29 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
         _app.MapGet(AccessPolicies.Path, AccessPolicies.HandleAsync);
         _app.MapGet(Pods.Path, Pods.HandleAsync);
         _app.MapGet(ConfigMaps.Path, ConfigMaps.HandleAsync);
+        _app.MapGet(Namespaces.Path, Namespaces.HandleAsync);
+        _app.MapGet("/api/v1/namespaces/{ns}/configmaps/{name}", (string ns, string name) =>
+            WrittenConfigMaps.TryGetValue($"{ns}/{name}", out var body)
+                ? Results.Text(body, "application/json")
+                : Results.Text($$"""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"{{name}}\" not found","reason":"NotFound","details":{"name":"{{name}}","kind":"configmaps"},"code":404}""", "application/json", statusCode: 404));
+        _app.MapPost("/api/v1/namespaces/{ns}/configmaps", async (string ns, HttpRequest request) => await StoreAsync("POST", ns, null, request, 201));
+        _app.MapPut("/api/v1/namespaces/{ns}/configmaps/{name}", async (string ns, string name, HttpRequest request) => await StoreAsync("PUT", ns, name, request, 200));
         await _app.StartAsync();
         Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return Url;
+    }
+
+    private async Task<IResult> StoreAsync(string method, string ns, string? name, HttpRequest request, int status)
+    {
+        using var reader = new StreamReader(request.Body);
+        var body = System.Text.Json.Nodes.JsonNode.Parse(await reader.ReadToEndAsync())!;
+        name ??= (string?)body["metadata"]?["name"] ?? "";
+        // As the API server does: a resourceVersion of its own on what it stored.
+        body["metadata"]!["resourceVersion"] = (70000 + Writes.Count).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var text = body.ToJsonString();
+        WrittenConfigMaps[$"{ns}/{name}"] = text;
+        Writes.Enqueue($"{method} {ns}/{name}");
+        return Results.Text(text, "application/json", statusCode: status);
     }
 
     public async ValueTask DisposeAsync()
@@ -72,6 +100,7 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
         AccessPolicies.Close();
         Pods.Close();
         ConfigMaps.Close();
+        Namespaces.Close();
         if (_app is not null)
         {
             await _app.StopAsync();

@@ -16,4 +16,5 @@ internal sealed record ControlPlaneSettings(
     string? KubeConfig = null,
     string EndpointSource = "attestation",
     string RevocationSource = "files",
-    string Namespace = "meshguard");
+    string Namespace = "meshguard",
+    bool PublishBundle = false);

@@ -28,6 +28,7 @@ var policySource = CliOption.Text("--policy-source", "where AccessPolicies come 
 var endpointSource = CliOption.Text("--endpoint-source", "where the service table comes from: attestation (what sidecars register) or kubernetes (meshed pods, list+watch; the same for every replica)", "attestation");
 var revocationSource = CliOption.Text("--revocation-source", "where the revocation list comes from: files (DATA/revocations.txt) or kubernetes (the ConfigMap meshguard-revocations in --namespace, watched)", "files");
 var ns = CliOption.Text("--namespace", "the control plane's own namespace in a cluster; default: the pod's, else meshguard");
+var publishBundle = CliOption.Flag("--publish-bundle", "in a cluster: write the trust bundle as the ConfigMap meshguard-ca-bundle into every namespace labelled meshguard.io/inject=enabled");
 var kubeconfig = CliOption.Text("--kubeconfig", "with --policy-source kubernetes: a kubeconfig file; default: the pod's service account, else ~/.kube/config");
 var saIssuer = CliOption.Text("--sa-issuer", "accept projected Kubernetes service-account tokens from this issuer (its 'iss') in place of join tokens");
 var saAudience = CliOption.Text("--sa-audience", "the audience those tokens must carry", ServiceAccountIssuer.DefaultAudience);
@@ -39,7 +40,7 @@ var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
-    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns,
+    saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns, publishBundle,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -62,7 +63,8 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null,
             parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"),
             parse.GetValue(revocationSource) is "files" or "kubernetes" ? parse.GetValue(revocationSource)! : throw new CliUsageException($"--revocation-source '{parse.GetValue(revocationSource)}' must be files or kubernetes"),
-            parse.GetValue(ns) is { Length: > 0 } own ? own : MeshGuard.ControlPlane.Kubernetes.ClusterClient.OwnNamespace());
+            parse.GetValue(ns) is { Length: > 0 } own ? own : MeshGuard.ControlPlane.Kubernetes.ClusterClient.OwnNamespace(),
+            parse.GetValue(publishBundle));
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -207,6 +209,12 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files"));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
+            if (settings.PublishBundle)
+            {
+                builder.Services.AddHostedService(sp => new MeshGuard.ControlPlane.Kubernetes.BundlePublisher(
+                    MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig).Client, ca, time,
+                    sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Kubernetes.BundlePublisher>>()));
+            }
             if (settings.RevocationSource == "kubernetes")
             {
                 builder.Services.AddSingleton(sp =>

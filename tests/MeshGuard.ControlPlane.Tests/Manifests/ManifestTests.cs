@@ -89,6 +89,7 @@ public sealed class ManifestTests
         Assert.Contains("--policy-source=kubernetes", container.Args);
         Assert.Contains("--endpoint-source=kubernetes", container.Args);
         Assert.Contains("--revocation-source=kubernetes", container.Args);
+        Assert.Contains("--publish-bundle", container.Args);
         Assert.True(deployment.Spec.Replicas >= 2);
         var webhook = (k8s.Models.V1MutatingWebhookConfiguration)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "MutatingWebhookConfiguration"));
         var hook = Assert.Single(webhook.Webhooks);
@@ -97,9 +98,11 @@ public sealed class ManifestTests
         Assert.Equal(15017, hook.ClientConfig.Service.Port);
         Assert.Equal("/inject", hook.ClientConfig.Service.Path);
         var role = (k8s.Models.V1ClusterRole)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "ClusterRole"));
-        // Read-only, and only what it reads.
-        Assert.All(role.Rules, rule => Assert.Equal(["get", "list", "watch"], rule.Verbs));
-        Assert.Equal(["accesspolicies", "pods"], role.Rules.SelectMany(r => r.Resources).Order(StringComparer.Ordinal));
+        // Read-only but for the bundle ConfigMap: nothing may delete, patch or write anything else.
+        Assert.DoesNotContain(role.Rules, rule => rule.Verbs.Intersect(["delete", "deletecollection", "patch", "*"]).Any());
+        Assert.All(role.Rules.Where(r => r.Verbs.Contains("update")), rule => Assert.Equal(["meshguard-ca-bundle"], rule.ResourceNames));
+        Assert.All(role.Rules.Where(r => r.Verbs.Intersect(["create", "update"]).Any()), rule => Assert.Equal(["configmaps"], rule.Resources));
+        Assert.Equal(["accesspolicies", "configmaps", "configmaps", "namespaces", "pods"], role.Rules.SelectMany(r => r.Resources).Order(StringComparer.Ordinal));
         var local = (k8s.Models.V1Role)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Role"));
         Assert.Equal("meshguard", local.Metadata.NamespaceProperty);
         Assert.Equal(["configmaps"], Assert.Single(local.Rules).Resources);

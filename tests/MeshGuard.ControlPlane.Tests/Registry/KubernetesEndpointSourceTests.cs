@@ -30,16 +30,6 @@ public sealed class KubernetesEndpointSourceTests : IAsyncDisposable
     private string[] Endpoints(string service) =>
         [.. _registry.Current.Services.Where(s => s.Name == service).SelectMany(s => s.Endpoints).Select(e => $"{e.Address} {e.SpiffeId}").Order(StringComparer.Ordinal)];
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for " + what);
-            await Task.Delay(20);
-        }
-    }
-
     [Fact]
     public async Task OnlyRunningReadyInjectedPodsWithAnAddressAreEndpoints()
     {
@@ -67,17 +57,17 @@ public sealed class KubernetesEndpointSourceTests : IAsyncDisposable
     public async Task APodThatBecomesReadyJoinsAndOneBeingDeletedLeaves()
     {
         await StartAsync();
-        await WaitForAsync(() => _api.Pods.WatchVersions.Count == 1, "the watch");
+        await Poll.UntilAsync(() => _api.Pods.WatchVersions.Count == 1, "the watch");
         Assert.Equal("51100", _api.Pods.WatchVersions[0]);
         var events = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "pods-watch.jsonl"));
 
         await _api.Pods.SendAsync(events[0]);
-        await WaitForAsync(() => Endpoints("orders").Length == 2, "the second replica");
+        await Poll.UntilAsync(() => Endpoints("orders").Length == 2, "the second replica");
         Assert.Contains("10.244.2.9:15006 spiffe://mesh.local/ns/shop/sa/orders", Endpoints("orders"));
 
         // Marked for deletion: out at once, before the DELETED event.
         await _api.Pods.SendAsync(events[1]);
-        await WaitForAsync(() => Endpoints("orders").Length == 1, "the terminating replica to leave");
+        await Poll.UntilAsync(() => Endpoints("orders").Length == 1, "the terminating replica to leave");
         Assert.Equal(["10.244.2.9:15006 spiffe://mesh.local/ns/shop/sa/orders"], Endpoints("orders"));
         var version = _registry.Current.Version;
         await _api.Pods.SendAsync(events[2]);

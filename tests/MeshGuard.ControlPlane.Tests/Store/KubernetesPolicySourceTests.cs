@@ -38,16 +38,6 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
 
     private static string[] InForce(PolicyStore store) => [.. store.Current.Set.Policies.Select(p => p.Id).Order(StringComparer.Ordinal)];
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for " + what);
-            await Task.Delay(20);
-        }
-    }
-
     [Fact]
     public async Task ListedPagesAreInForceBeforeAnythingIsServed()
     {
@@ -69,21 +59,21 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
         var events = WatchEvents();
         var store = await StartStoreAsync();
-        await WaitForAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
+        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
         Assert.Equal("48300", _api.AccessPolicies.WatchVersions[0]);
 
         // ADDED, then a bookmark, then the server ends the watch: it is resumed at the bookmark's version, no relist.
         await _api.AccessPolicies.SendAsync(events[0]);
-        await WaitForAsync(() => InForce(store).Contains("inventory/stock-readers"), "the added object");
+        await Poll.UntilAsync(() => InForce(store).Contains("inventory/stock-readers"), "the added object");
         await _api.AccessPolicies.SendAsync(events[1]);
         await _api.AccessPolicies.EndWatchAsync();
-        await WaitForAsync(() => _api.AccessPolicies.WatchVersions.Count == 2, "the resumed watch");
+        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 2, "the resumed watch");
         Assert.Equal("48340", _api.AccessPolicies.WatchVersions[1]);
         Assert.Equal(1, _api.AccessPolicies.ListRequests);
 
         // MODIFIED into two rules of one name: refused whole, with where and why; its last good version stays.
         await _api.AccessPolicies.SendAsync(events[2]);
-        await WaitForAsync(() => store.Current.Files.Any(f => f.File == "accesspolicy/shop/orders-callers" && !f.Accepted), "the refusal");
+        await Poll.UntilAsync(() => store.Current.Files.Any(f => f.File == "accesspolicy/shop/orders-callers" && !f.Accepted), "the refusal");
         var refused = store.Current.Files.Single(f => f.File == "accesspolicy/shop/orders-callers");
         Assert.Contains(refused.Errors, e => e.StartsWith("accesspolicy/shop/orders-callers:", StringComparison.Ordinal) && e.Contains("duplicate rule name 'frontend-orders'", StringComparison.Ordinal));
         var ordersCallers = store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers");
@@ -91,15 +81,15 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
 
         // DELETED.
         await _api.AccessPolicies.SendAsync(events[3]);
-        await WaitForAsync(() => !InForce(store).Contains("billing/ledger-writers"), "the deletion");
+        await Poll.UntilAsync(() => !InForce(store).Contains("billing/ledger-writers"), "the deletion");
 
         // 410 Expired: the source lists again and watches from the new list's version.
         await _api.AccessPolicies.SendAsync(events[4]);
         await _api.AccessPolicies.EndWatchAsync();
-        await WaitForAsync(() => _api.AccessPolicies.WatchVersions.Count == 3, "the watch after the relist");
+        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 3, "the watch after the relist");
         Assert.Equal(2, _api.AccessPolicies.ListRequests);
         Assert.Equal("48912", _api.AccessPolicies.WatchVersions[2]);
-        await WaitForAsync(() => InForce(store).SequenceEqual(["billing/payments-callers", "inventory/stock-readers", "shop/orders-callers"]), "the relisted set");
+        await Poll.UntilAsync(() => InForce(store).SequenceEqual(["billing/payments-callers", "inventory/stock-readers", "shop/orders-callers"]), "the relisted set");
         Assert.Single(store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers").Rules);
     }
 
@@ -108,20 +98,20 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
     {
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-page1.json"));
         var store = await StartStoreAsync();
-        await WaitForAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
+        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
         var version = store.Current.Version;
 
         // The watch breaks and the next lists answer 500: the set stays, the source keeps asking.
         _api.AccessPolicies.FailLists = true;
         await _api.AccessPolicies.EndWatchAsync();
-        await WaitForAsync(() => _api.AccessPolicies.FailedLists >= 1, "a failed relist");
+        await Poll.UntilAsync(() => _api.AccessPolicies.FailedLists >= 1, "a failed relist");
         Assert.Equal(version, store.Current.Version);
         Assert.Equal(3, InForce(store).Length);
 
         _api.AccessPolicies.Lists.Clear();
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
         _api.AccessPolicies.FailLists = false;
-        await WaitForAsync(() => InForce(store).Contains("billing/payments-callers"), "the list after the failure");
+        await Poll.UntilAsync(() => InForce(store).Contains("billing/payments-callers"), "the list after the failure");
     }
 
     public async ValueTask DisposeAsync()

@@ -36,16 +36,6 @@ public sealed class KubernetesRevocationSourceTests : IAsyncDisposable
         return new JsonObject { ["type"] = type, ["object"] = map }.ToJsonString();
     }
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "timed out waiting for " + what);
-            await Task.Delay(20);
-        }
-    }
-
     private static string[] Revoked(RevocationStore store) => [.. store.Current.Ids.Select(i => i.ToString())];
 
     [Fact]
@@ -53,20 +43,20 @@ public sealed class KubernetesRevocationSourceTests : IAsyncDisposable
     {
         var store = await StartAsync();
         Assert.Equal(["spiffe://mesh.local/ns/shop/sa/payments"], Revoked(store));
-        await WaitForAsync(() => _api.ConfigMaps.WatchVersions.Count == 1, "the watch");
+        await Poll.UntilAsync(() => _api.ConfigMaps.WatchVersions.Count == 1, "the watch");
 
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nspiffe://mesh.local/ns/shop/sa/legacy\n", 60400));
-        await WaitForAsync(() => Revoked(store).Length == 2, "the second revocation");
+        await Poll.UntilAsync(() => Revoked(store).Length == 2, "the second revocation");
 
         // A line that is no SPIFFE ID: the whole edit is refused, both revocations stay.
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nlegacy\n", 60410));
         await Task.Delay(300);
         Assert.Equal(["spiffe://mesh.local/ns/shop/sa/legacy", "spiffe://mesh.local/ns/shop/sa/payments"], Revoked(store));
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nspiffe://mesh.local/ns/shop/sa/legacy\nspiffe://mesh.local/ns/shop/sa/old\n", 60420));
-        await WaitForAsync(() => Revoked(store).Length == 3, "the edit after the refused one");
+        await Poll.UntilAsync(() => Revoked(store).Length == 3, "the edit after the refused one");
 
         await _api.ConfigMaps.SendAsync(Event("DELETED", "", 60430));
-        await WaitForAsync(() => Revoked(store).Length == 0, "the deletion");
+        await Poll.UntilAsync(() => Revoked(store).Length == 0, "the deletion");
     }
 
     public async ValueTask DisposeAsync()

@@ -5,7 +5,12 @@ using k8s.Autorest;
 namespace MeshGuard.ControlPlane.Kubernetes;
 
 /// <summary>One page of a list: its items, the list's resourceVersion, and the continue token of the next page.</summary>
-internal readonly record struct ResourcePage<T>(IReadOnlyList<T> Items, string Version, string? Continue);
+internal readonly record struct ResourcePage<T>(IReadOnlyList<T> Items, string Version, string? Continue)
+{
+    /// <summary>A page of a typed list, from its items and list metadata.</summary>
+    public static ResourcePage<T> Of(IList<T> items, k8s.Models.V1ListMeta? metadata) =>
+        new([.. items], metadata?.ResourceVersion ?? "", metadata?.ContinueProperty is { Length: > 0 } more ? more : null);
+}
 
 /// <summary>
 /// Keeps a local view of one kind of Kubernetes object as an informer does: list every page, then watch from

@@ -35,7 +35,7 @@ internal sealed class KubernetesEndpointSource(IKubernetes client, string server
             async (next, token) =>
             {
                 var list = await client.CoreV1.ListPodForAllNamespacesAsync(continueParameter: next, limit: PageSize, cancellationToken: token);
-                return new ResourcePage<V1Pod>([.. list.Items], list.Metadata?.ResourceVersion ?? "", list.Metadata?.ContinueProperty is { Length: > 0 } more ? more : null);
+                return ResourcePage<V1Pod>.Of(list.Items, list.Metadata);
             },
             (version, onError, token) => client.CoreV1.WatchListPodForAllNamespacesAsync(
                 allowWatchBookmarks: true, resourceVersion: version, timeoutSeconds: (int)WatchTimeout.TotalSeconds, onError: onError, cancellationToken: token),

@@ -26,7 +26,7 @@ internal sealed class KubernetesRevocationSource(IKubernetes client, string ns, 
             async (next, token) =>
             {
                 var list = await client.CoreV1.ListNamespacedConfigMapAsync(ns, continueParameter: next, fieldSelector: FieldSelector, cancellationToken: token);
-                return new ResourcePage<V1ConfigMap>([.. list.Items], list.Metadata?.ResourceVersion ?? "", list.Metadata?.ContinueProperty is { Length: > 0 } more ? more : null);
+                return ResourcePage<V1ConfigMap>.Of(list.Items, list.Metadata);
             },
             (version, onError, token) => client.CoreV1.WatchListNamespacedConfigMapAsync(
                 ns, allowWatchBookmarks: true, fieldSelector: FieldSelector, resourceVersion: version, timeoutSeconds: 300, onError: onError, cancellationToken: token),
