@@ -7,6 +7,7 @@ using Grpc.Net.Client;
 using MeshGuard.Contracts;
 using MeshGuard.Contracts.V1;
 using MeshGuard.Spiffe;
+using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 

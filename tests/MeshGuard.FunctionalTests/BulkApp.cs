@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net;
+using MeshGuard.Tests.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -31,13 +32,8 @@ public sealed class BulkApp : IAsyncDisposable
 
     public static async Task<BulkApp> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.Limits.MaxRequestBodySize = null;
-            k.Listen(IPAddress.Loopback, 0);
-        });
+        var builder = LoopbackApp.CreateBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null);
         var app = builder.Build();
         var bulk = new BulkApp(app);
         app.MapPost("/sink", async context =>
@@ -71,8 +67,7 @@ public sealed class BulkApp : IAsyncDisposable
                 // The caller went away mid-body.
             }
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = await LoopbackApp.StartAsync(app);
         bulk.Port = new Uri(address).Port;
         return bulk;
     }

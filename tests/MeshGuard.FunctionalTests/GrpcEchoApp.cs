@@ -1,6 +1,7 @@
 using System.Net;
 using Grpc.Core;
 using MeshGuard.FunctionalTests.Grpc;
+using MeshGuard.Tests.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -25,14 +26,11 @@ public sealed class GrpcEchoApp : IAsyncDisposable
 
     public static async Task<GrpcEchoApp> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
+        var builder = LoopbackApp.CreateBuilder(HttpProtocols.Http2);
         builder.Services.AddGrpc();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2));
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = await LoopbackApp.StartAsync(app);
         return new GrpcEchoApp(app) { Port = new Uri(address).Port };
     }
 

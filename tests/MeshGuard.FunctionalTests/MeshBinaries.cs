@@ -15,16 +15,9 @@ internal static class MeshBinaries
         {
             return fromEnvironment;
         }
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "MeshGuard.sln")))
-            {
-                var bin = Path.Combine(dir.FullName, "out", "bin");
-                Environment.SetEnvironmentVariable("MESHGUARD_BIN", bin);
-                return bin;
-            }
-        }
-        throw new InvalidOperationException("cannot find out/bin: run ./meshguard.sh build or set MESHGUARD_BIN");
+        var bin = Path.Combine(MeshGuard.Tests.Common.RepositoryRoot.Path, "out", "bin");
+        Environment.SetEnvironmentVariable("MESHGUARD_BIN", bin);
+        return bin;
     }
 
     public static string Of(string executable) => Path.Combine(Directory, executable);

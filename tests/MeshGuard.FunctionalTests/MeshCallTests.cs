@@ -1,4 +1,5 @@
 using System.Net;
+using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 

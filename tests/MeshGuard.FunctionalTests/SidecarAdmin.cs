@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 

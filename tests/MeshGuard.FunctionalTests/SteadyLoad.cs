@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 

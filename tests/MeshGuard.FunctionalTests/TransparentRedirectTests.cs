@@ -43,7 +43,7 @@ public sealed class PodNetworkFixture : IAsyncLifetime
 
         var data = new DataDirectory(_temp.Combine("cp"));
         Directory.CreateDirectory(data.PoliciesDirectory);
-        File.Copy(Path.Combine(RepositoryRoot(), "samples", "policies", "orders.yaml"), Path.Combine(data.PoliciesDirectory, "orders.yaml"));
+        File.Copy(Path.Combine(RepositoryRoot.Path, "samples", "policies", "orders.yaml"), Path.Combine(data.PoliciesDirectory, "orders.yaml"));
         var controlPlane = Start("control-plane", "meshguard-cp", PodNetwork.In(Node),
             "--data", data.Root, "--trust-domain", LocalMesh.TrustDomain, "--bind-address", PodNetwork.NodeAddress);
         await WaitForLineAsync(controlPlane, " webhook=");
@@ -85,18 +85,6 @@ public sealed class PodNetworkFixture : IAsyncLifetime
     {
         var seen = await Eventually.TrueAsync(() => process.HasExited || process.ReadLog().Contains(text, StringComparison.Ordinal), TimeSpan.FromSeconds(60));
         Assert.True(seen && !process.HasExited, $"{process.Name} did not log '{text}':\n{process.ReadLog()}");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "MeshGuard.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("repository root not found");
     }
 
     public async Task DisposeAsync()

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
+using MeshGuard.Tests.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -29,10 +30,7 @@ public sealed class WebSocketApp : IAsyncDisposable
 
     public static async Task<WebSocketApp> StartAsync(HttpProtocols protocols)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = protocols));
-        var app = builder.Build();
+        var app = LoopbackApp.CreateBuilder(protocols).Build();
         var server = new WebSocketApp(app);
         app.UseWebSockets();
         app.Run(async context =>
@@ -59,8 +57,7 @@ public sealed class WebSocketApp : IAsyncDisposable
                 await socket.SendAsync(echo, WebSocketMessageType.Text, true, context.RequestAborted);
             }
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = await LoopbackApp.StartAsync(app);
         server.Port = new Uri(address).Port;
         return server;
     }

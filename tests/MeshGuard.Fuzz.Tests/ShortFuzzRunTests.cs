@@ -1,4 +1,5 @@
 using System.Globalization;
+using MeshGuard.Tests.Common;
 
 namespace MeshGuard.Fuzz.Tests;
 
@@ -17,7 +18,7 @@ public sealed class ShortFuzzRunTests
     [MemberData(nameof(Targets))]
     public void MutatedInputsAreRefusedWithAReasonAndNeverThrow(string target)
     {
-        var corpus = Path.Combine(RepositoryRoot(), "tests", "fuzz", "corpus", target);
+        var corpus = Path.Combine(RepositoryRoot.Path, "tests", "fuzz", "corpus", target);
         var seconds = double.Parse(Environment.GetEnvironmentVariable("MESHGUARD_FUZZ_SECONDS") ?? "15", CultureInfo.InvariantCulture);
         var seed = int.Parse(Environment.GetEnvironmentVariable("MESHGUARD_FUZZ_SEED") ?? "20261124", CultureInfo.InvariantCulture);
         var outcome = FuzzRun.Run(target, corpus, TimeSpan.FromSeconds(seconds), seed);
@@ -31,15 +32,4 @@ public sealed class ShortFuzzRunTests
         Assert.True(outcome.Executions > Directory.GetFiles(corpus).Length, "the run tried no mutated input");
     }
 
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "MeshGuard.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new DirectoryNotFoundException("MeshGuard.sln not found above " + AppContext.BaseDirectory);
-    }
 }

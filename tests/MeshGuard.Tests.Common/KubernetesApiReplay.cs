@@ -63,10 +63,7 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
 
     public async Task<string> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _app = builder.Build();
+        _app = LoopbackApp.CreateBuilder().Build();
         _app.MapGet(AccessPolicies.Path, AccessPolicies.HandleAsync);
         _app.MapGet(Pods.Path, Pods.HandleAsync);
         _app.MapGet(ConfigMaps.Path, ConfigMaps.HandleAsync);
@@ -77,8 +74,7 @@ public sealed class KubernetesApiReplay : IAsyncDisposable
                 : Results.Text($$"""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"{{name}}\" not found","reason":"NotFound","details":{"name":"{{name}}","kind":"configmaps"},"code":404}""", "application/json", statusCode: 404));
         _app.MapPost("/api/v1/namespaces/{ns}/configmaps", async (string ns, HttpRequest request) => await StoreAsync("POST", ns, null, request, 201));
         _app.MapPut("/api/v1/namespaces/{ns}/configmaps/{name}", async (string ns, string name, HttpRequest request) => await StoreAsync("PUT", ns, name, request, 200));
-        await _app.StartAsync();
-        Url = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Url = await LoopbackApp.StartAsync(_app);
         return Url;
     }
 

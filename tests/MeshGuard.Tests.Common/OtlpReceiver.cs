@@ -30,10 +30,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
 
     public static async Task<OtlpReceiver> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
+        var app = LoopbackApp.CreateBuilder().Build();
         var receiver = new OtlpReceiver(app);
         app.MapPost("/v1/traces", async (HttpContext context) =>
         {
@@ -45,8 +42,7 @@ public sealed class OtlpReceiver : IAsyncDisposable
             receiver.DecodeMetrics(await ReadAsync(context));
             return Results.Bytes([], "application/x-protobuf");
         });
-        await app.StartAsync();
-        receiver.Endpoint = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        receiver.Endpoint = await LoopbackApp.StartAsync(app);
         return receiver;
     }
 

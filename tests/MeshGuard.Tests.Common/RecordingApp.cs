@@ -36,10 +36,7 @@ public sealed class RecordingApp : IAsyncDisposable
     /// <param name="port">A port to listen on (to start an app again where it was); 0 for any free one.</param>
     public static async Task<RecordingApp> StartAsync(string name, HttpProtocols protocols = HttpProtocols.Http1, int port = 0)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen => listen.Protocols = protocols));
-        var app = builder.Build();
+        var app = LoopbackApp.CreateBuilder(protocols, port).Build();
         var recording = new RecordingApp(app);
         app.Run(async context =>
         {
@@ -77,8 +74,7 @@ public sealed class RecordingApp : IAsyncDisposable
                 response.AppendTrailer("x-checksum", $"len={body.Length}");
             }
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = await LoopbackApp.StartAsync(app);
         recording.Port = new Uri(address).Port;
         return recording;
     }

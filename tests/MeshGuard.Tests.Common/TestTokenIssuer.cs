@@ -80,10 +80,7 @@ public sealed class TestTokenIssuer : IAsyncDisposable
     /// </summary>
     public async Task<Uri> ServeDiscoveryAsync(string? documentIssuer = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        _server = builder.Build();
+        _server = LoopbackApp.CreateBuilder().Build();
         _server.MapGet("/openid/v1/jwks", () => Results.Text(Jwks(), "application/json"));
         _server.MapGet("/.well-known/openid-configuration", (HttpContext context) =>
         {
@@ -97,8 +94,7 @@ public sealed class TestTokenIssuer : IAsyncDisposable
                 ["id_token_signing_alg_values_supported"] = new JsonArray("RS256"),
             }.ToJsonString(), "application/json");
         });
-        await _server.StartAsync();
-        var address = _server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = await LoopbackApp.StartAsync(_server);
         return new Uri(new Uri(address), "/.well-known/openid-configuration");
     }
 

@@ -47,16 +47,16 @@ public sealed class BundlePublisherTests : IAsyncDisposable
 
         await _publisher.StartAsync(CancellationToken.None);
 
-        await Poll.UntilAsync(() => _api.Writes.Count >= 2, "both namespaces");
+        Assert.True(await Eventually.TrueAsync(() => _api.Writes.Count >= 2), "timed out waiting for both namespaces");
         Assert.Equal(["POST shop/meshguard-ca-bundle", "PUT billing/meshguard-ca-bundle"], _api.Writes.Order(StringComparer.Ordinal));
         Assert.Equal(bundle, BundleIn("shop"));
         Assert.Equal(bundle, BundleIn("billing"));
 
         // A namespace labelled later gets it; one that already has the right bundle gets no write.
-        await Poll.UntilAsync(() => _api.Namespaces.WatchVersions.Count == 1, "the namespace watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.Namespaces.WatchVersions.Count == 1), "timed out waiting for the namespace watch");
         await _api.Namespaces.SendAsync($$"""{"type":"MODIFIED","object":{{Namespace("shop", 920)}}}""");
         await _api.Namespaces.SendAsync($$"""{"type":"ADDED","object":{{Namespace("inventory", 921)}}}""");
-        await Poll.UntilAsync(() => _api.WrittenConfigMaps.ContainsKey("inventory/meshguard-ca-bundle"), "the new namespace");
+        Assert.True(await Eventually.TrueAsync(() => _api.WrittenConfigMaps.ContainsKey("inventory/meshguard-ca-bundle")), "timed out waiting for the new namespace");
         Assert.Equal(3, _api.Writes.Count);
         Assert.Equal(bundle, BundleIn("inventory"));
     }

@@ -13,23 +13,9 @@ namespace MeshGuard.ControlPlane.Tests.Manifests;
 /// </summary>
 public sealed class ManifestTests
 {
-    private static readonly string Root = RepositoryRoot();
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "MeshGuard.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("repository root not found");
-    }
-
     private static async Task<string> KustomizeAsync(string directory)
     {
-        var (exit, output) = await ExternalProcess.RunAsync("kubectl", ["kustomize", Path.Combine(Root, directory)]);
+        var (exit, output) = await ExternalProcess.RunAsync("kubectl", ["kustomize", Path.Combine(RepositoryRoot.Path, directory)]);
         Assert.True(exit == 0, $"kubectl kustomize {directory} failed: {output}");
         return output;
     }
@@ -42,7 +28,7 @@ public sealed class ManifestTests
         document.Split('\n').First(l => l.StartsWith("kind: ", StringComparison.Ordinal))["kind: ".Length..].Trim();
 
     private static JsonNode Crd() =>
-        ManifestYaml.Read(new StringReader(File.ReadAllText(Path.Combine(Root, "manifests", "crd", "accesspolicy.yaml"))))[0];
+        ManifestYaml.Read(new StringReader(File.ReadAllText(Path.Combine(RepositoryRoot.Path, "manifests", "crd", "accesspolicy.yaml"))))[0];
 
     private static JsonNode AccessPolicySchema() =>
         Crd()["spec"]!["versions"]!.AsArray().Single(v => (string?)v!["name"] == "v1alpha1")!["schema"]!["openAPIV3Schema"]!;
@@ -72,13 +58,15 @@ public sealed class ManifestTests
     [Fact]
     public async Task TheInstallHasEveryPieceAPlatformTeamNeeds()
     {
-        var kinds = Documents(await KustomizeAsync("manifests")).Select(KindOf).ToList();
+        var documents = Documents(await KustomizeAsync("manifests"));
+        T Only<T>(string kind) => (T)ReadTyped(documents.Single(d => KindOf(d) == kind));
+        var kinds = documents.Select(KindOf).ToList();
 
         Assert.Equal(
             ["ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration", "Namespace",
              "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"],
             kinds.Order(StringComparer.Ordinal));
-        var deployment = (k8s.Models.V1Deployment)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Deployment"));
+        var deployment = Only<k8s.Models.V1Deployment>("Deployment");
         var container = Assert.Single(deployment.Spec.Template.Spec.Containers);
         Assert.True(deployment.Spec.Template.Spec.SecurityContext.RunAsNonRoot);
         Assert.True(container.SecurityContext.ReadOnlyRootFilesystem);
@@ -91,19 +79,19 @@ public sealed class ManifestTests
         Assert.Contains("--revocation-source=kubernetes", container.Args);
         Assert.Contains("--publish-bundle", container.Args);
         Assert.True(deployment.Spec.Replicas >= 2);
-        var webhook = (k8s.Models.V1MutatingWebhookConfiguration)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "MutatingWebhookConfiguration"));
+        var webhook = Only<k8s.Models.V1MutatingWebhookConfiguration>("MutatingWebhookConfiguration");
         var hook = Assert.Single(webhook.Webhooks);
         Assert.Equal("Ignore", hook.FailurePolicy);
         Assert.Equal("enabled", hook.NamespaceSelector.MatchLabels["meshguard.io/inject"]);
         Assert.Equal(15017, hook.ClientConfig.Service.Port);
         Assert.Equal("/inject", hook.ClientConfig.Service.Path);
-        var role = (k8s.Models.V1ClusterRole)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "ClusterRole"));
+        var role = Only<k8s.Models.V1ClusterRole>("ClusterRole");
         // Read-only but for the bundle ConfigMap: nothing may delete, patch or write anything else.
         Assert.DoesNotContain(role.Rules, rule => rule.Verbs.Intersect(["delete", "deletecollection", "patch", "*"]).Any());
         Assert.All(role.Rules.Where(r => r.Verbs.Contains("update")), rule => Assert.Equal(["meshguard-ca-bundle"], rule.ResourceNames));
         Assert.All(role.Rules.Where(r => r.Verbs.Intersect(["create", "update"]).Any()), rule => Assert.Equal(["configmaps"], rule.Resources));
         Assert.Equal(["accesspolicies", "configmaps", "configmaps", "namespaces", "pods"], role.Rules.SelectMany(r => r.Resources).Order(StringComparer.Ordinal));
-        var local = (k8s.Models.V1Role)ReadTyped(Documents(await KustomizeAsync("manifests")).Single(d => KindOf(d) == "Role"));
+        var local = Only<k8s.Models.V1Role>("Role");
         Assert.Equal("meshguard", local.Metadata.NamespaceProperty);
         Assert.Equal(["configmaps"], Assert.Single(local.Rules).Resources);
         Assert.Equal(["get", "list", "watch"], local.Rules[0].Verbs);
@@ -137,7 +125,7 @@ public sealed class ManifestTests
         {
             examples.Add(("manifests/example", document));
         }
-        foreach (var file in Directory.GetFiles(Path.Combine(Root, "samples", "policies"), "*.yaml"))
+        foreach (var file in Directory.GetFiles(Path.Combine(RepositoryRoot.Path, "samples", "policies"), "*.yaml"))
         {
             examples.AddRange(Documents("\n" + File.ReadAllText(file) + "\n").Select(d => (Path.GetFileName(file), d)));
         }

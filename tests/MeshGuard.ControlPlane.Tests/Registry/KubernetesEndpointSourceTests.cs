@@ -57,17 +57,17 @@ public sealed class KubernetesEndpointSourceTests : IAsyncDisposable
     public async Task APodThatBecomesReadyJoinsAndOneBeingDeletedLeaves()
     {
         await StartAsync();
-        await Poll.UntilAsync(() => _api.Pods.WatchVersions.Count == 1, "the watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.Pods.WatchVersions.Count == 1), "timed out waiting for the watch");
         Assert.Equal("51100", _api.Pods.WatchVersions[0]);
         var events = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "testdata", "kubernetes", "pods-watch.jsonl"));
 
         await _api.Pods.SendAsync(events[0]);
-        await Poll.UntilAsync(() => Endpoints("orders").Length == 2, "the second replica");
+        Assert.True(await Eventually.TrueAsync(() => Endpoints("orders").Length == 2), "timed out waiting for the second replica");
         Assert.Contains("10.244.2.9:15006 spiffe://mesh.local/ns/shop/sa/orders", Endpoints("orders"));
 
         // Marked for deletion: out at once, before the DELETED event.
         await _api.Pods.SendAsync(events[1]);
-        await Poll.UntilAsync(() => Endpoints("orders").Length == 1, "the terminating replica to leave");
+        Assert.True(await Eventually.TrueAsync(() => Endpoints("orders").Length == 1), "timed out waiting for the terminating replica to leave");
         Assert.Equal(["10.244.2.9:15006 spiffe://mesh.local/ns/shop/sa/orders"], Endpoints("orders"));
         var version = _registry.Current.Version;
         await _api.Pods.SendAsync(events[2]);

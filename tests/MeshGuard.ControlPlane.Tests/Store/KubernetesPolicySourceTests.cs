@@ -59,21 +59,21 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
         var events = WatchEvents();
         var store = await StartStoreAsync();
-        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.WatchVersions.Count == 1), "timed out waiting for the first watch");
         Assert.Equal("48300", _api.AccessPolicies.WatchVersions[0]);
 
         // ADDED, then a bookmark, then the server ends the watch: it is resumed at the bookmark's version, no relist.
         await _api.AccessPolicies.SendAsync(events[0]);
-        await Poll.UntilAsync(() => InForce(store).Contains("inventory/stock-readers"), "the added object");
+        Assert.True(await Eventually.TrueAsync(() => InForce(store).Contains("inventory/stock-readers")), "timed out waiting for the added object");
         await _api.AccessPolicies.SendAsync(events[1]);
         await _api.AccessPolicies.EndWatchAsync();
-        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 2, "the resumed watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.WatchVersions.Count == 2), "timed out waiting for the resumed watch");
         Assert.Equal("48340", _api.AccessPolicies.WatchVersions[1]);
         Assert.Equal(1, _api.AccessPolicies.ListRequests);
 
         // MODIFIED into two rules of one name: refused whole, with where and why; its last good version stays.
         await _api.AccessPolicies.SendAsync(events[2]);
-        await Poll.UntilAsync(() => store.Current.Files.Any(f => f.File == "accesspolicy/shop/orders-callers" && !f.Accepted), "the refusal");
+        Assert.True(await Eventually.TrueAsync(() => store.Current.Files.Any(f => f.File == "accesspolicy/shop/orders-callers" && !f.Accepted)), "timed out waiting for the refusal");
         var refused = store.Current.Files.Single(f => f.File == "accesspolicy/shop/orders-callers");
         Assert.Contains(refused.Errors, e => e.StartsWith("accesspolicy/shop/orders-callers:", StringComparison.Ordinal) && e.Contains("duplicate rule name 'frontend-orders'", StringComparison.Ordinal));
         var ordersCallers = store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers");
@@ -81,15 +81,15 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
 
         // DELETED.
         await _api.AccessPolicies.SendAsync(events[3]);
-        await Poll.UntilAsync(() => !InForce(store).Contains("billing/ledger-writers"), "the deletion");
+        Assert.True(await Eventually.TrueAsync(() => !InForce(store).Contains("billing/ledger-writers")), "timed out waiting for the deletion");
 
         // 410 Expired: the source lists again and watches from the new list's version.
         await _api.AccessPolicies.SendAsync(events[4]);
         await _api.AccessPolicies.EndWatchAsync();
-        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 3, "the watch after the relist");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.WatchVersions.Count == 3), "timed out waiting for the watch after the relist");
         Assert.Equal(2, _api.AccessPolicies.ListRequests);
         Assert.Equal("48912", _api.AccessPolicies.WatchVersions[2]);
-        await Poll.UntilAsync(() => InForce(store).SequenceEqual(["billing/payments-callers", "inventory/stock-readers", "shop/orders-callers"]), "the relisted set");
+        Assert.True(await Eventually.TrueAsync(() => InForce(store).SequenceEqual(["billing/payments-callers", "inventory/stock-readers", "shop/orders-callers"])), "timed out waiting for the relisted set");
         Assert.Single(store.Current.Set.Policies.Single(p => p.Id == "shop/orders-callers").Rules);
     }
 
@@ -98,20 +98,20 @@ public sealed class KubernetesPolicySourceTests : IAsyncDisposable
     {
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-page1.json"));
         var store = await StartStoreAsync();
-        await Poll.UntilAsync(() => _api.AccessPolicies.WatchVersions.Count == 1, "the first watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.WatchVersions.Count == 1), "timed out waiting for the first watch");
         var version = store.Current.Version;
 
         // The watch breaks and the next lists answer 500: the set stays, the source keeps asking.
         _api.AccessPolicies.FailLists = true;
         await _api.AccessPolicies.EndWatchAsync();
-        await Poll.UntilAsync(() => _api.AccessPolicies.FailedLists >= 1, "a failed relist");
+        Assert.True(await Eventually.TrueAsync(() => _api.AccessPolicies.FailedLists >= 1), "timed out waiting for a failed relist");
         Assert.Equal(version, store.Current.Version);
         Assert.Equal(3, InForce(store).Length);
 
         _api.AccessPolicies.Lists.Clear();
         _api.AccessPolicies.Lists.Enqueue(Recorded("accesspolicies-list-after-expiry.json"));
         _api.AccessPolicies.FailLists = false;
-        await Poll.UntilAsync(() => InForce(store).Contains("billing/payments-callers"), "the list after the failure");
+        Assert.True(await Eventually.TrueAsync(() => InForce(store).Contains("billing/payments-callers")), "timed out waiting for the list after the failure");
     }
 
     public async ValueTask DisposeAsync()

@@ -43,20 +43,20 @@ public sealed class KubernetesRevocationSourceTests : IAsyncDisposable
     {
         var store = await StartAsync();
         Assert.Equal(["spiffe://mesh.local/ns/shop/sa/payments"], Revoked(store));
-        await Poll.UntilAsync(() => _api.ConfigMaps.WatchVersions.Count == 1, "the watch");
+        Assert.True(await Eventually.TrueAsync(() => _api.ConfigMaps.WatchVersions.Count == 1), "timed out waiting for the watch");
 
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nspiffe://mesh.local/ns/shop/sa/legacy\n", 60400));
-        await Poll.UntilAsync(() => Revoked(store).Length == 2, "the second revocation");
+        Assert.True(await Eventually.TrueAsync(() => Revoked(store).Length == 2), "timed out waiting for the second revocation");
 
         // A line that is no SPIFFE ID: the whole edit is refused, both revocations stay.
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nlegacy\n", 60410));
         await Task.Delay(300);
         Assert.Equal(["spiffe://mesh.local/ns/shop/sa/legacy", "spiffe://mesh.local/ns/shop/sa/payments"], Revoked(store));
         await _api.ConfigMaps.SendAsync(Event("MODIFIED", "spiffe://mesh.local/ns/shop/sa/payments\nspiffe://mesh.local/ns/shop/sa/legacy\nspiffe://mesh.local/ns/shop/sa/old\n", 60420));
-        await Poll.UntilAsync(() => Revoked(store).Length == 3, "the edit after the refused one");
+        Assert.True(await Eventually.TrueAsync(() => Revoked(store).Length == 3), "timed out waiting for the edit after the refused one");
 
         await _api.ConfigMaps.SendAsync(Event("DELETED", "", 60430));
-        await Poll.UntilAsync(() => Revoked(store).Length == 0, "the deletion");
+        Assert.True(await Eventually.TrueAsync(() => Revoked(store).Length == 0), "timed out waiting for the deletion");
     }
 
     public async ValueTask DisposeAsync()

@@ -1,7 +1,7 @@
-namespace MeshGuard.FunctionalTests;
+namespace MeshGuard.Tests.Common;
 
 /// <summary>Polls a condition about another process (its log, its state) until it holds or time runs out.</summary>
-internal static class Eventually
+public static class Eventually
 {
     public static async Task<bool> TrueAsync(Func<bool> condition, TimeSpan? timeout = null)
     {
