@@ -8,6 +8,7 @@ using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Hosting;
@@ -63,7 +64,7 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(kubeconfig) is { Length: > 0 } kube ? Path.GetFullPath(kube) : null,
             parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"),
             parse.GetValue(revocationSource) is "files" or "kubernetes" ? parse.GetValue(revocationSource)! : throw new CliUsageException($"--revocation-source '{parse.GetValue(revocationSource)}' must be files or kubernetes"),
-            parse.GetValue(ns) is { Length: > 0 } own ? own : MeshGuard.ControlPlane.Kubernetes.ClusterClient.OwnNamespace(),
+            parse.GetValue(ns) is { Length: > 0 } own ? own : ClusterClient.OwnNamespace(),
             parse.GetValue(publishBundle));
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
@@ -191,39 +192,41 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(dataDirectory);
             var registry = new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes");
             builder.Services.AddSingleton(registry);
+            // Made on first use, and only when a source reads the cluster.
+            builder.Services.AddSingleton(_ => ClusterClient.Create(settings.KubeConfig));
             if (settings.EndpointSource == "kubernetes")
             {
                 builder.Services.AddSingleton(sp =>
                 {
-                    var (client, server) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
+                    var cluster = sp.GetRequiredService<ClusterConnection>();
                     return new MeshGuard.ControlPlane.Registry.KubernetesEndpointSource(
-                        client, server, registry, settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
+                        cluster.Client, cluster.Server, registry, settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
                 });
                 builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
-                builder.Services.AddSingleton<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
+                builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
             }
             builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
-                ? KubernetesSource(settings, time, sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
+                ? new KubernetesPolicySource(sp.GetRequiredService<ClusterConnection>().Client, sp.GetRequiredService<ClusterConnection>().Server, time,
+                    sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
                 : new PolicyFileSource(dataDirectory, time));
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
+            builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files"));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
             if (settings.PublishBundle)
             {
-                builder.Services.AddHostedService(sp => new MeshGuard.ControlPlane.Kubernetes.BundlePublisher(
-                    MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig).Client, ca, time,
-                    sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Kubernetes.BundlePublisher>>()));
+                builder.Services.AddHostedService(sp => new BundlePublisher(
+                    sp.GetRequiredService<ClusterConnection>().Client, ca, time,
+                    sp.GetRequiredService<ILogger<BundlePublisher>>()));
             }
             if (settings.RevocationSource == "kubernetes")
             {
-                builder.Services.AddSingleton(sp =>
-                {
-                    var (client, _) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
-                    return new KubernetesRevocationSource(client, settings.Namespace, sp.GetRequiredService<RevocationStore>(), time, sp.GetRequiredService<ILogger<KubernetesRevocationSource>>());
-                });
+                builder.Services.AddSingleton(sp => new KubernetesRevocationSource(
+                    sp.GetRequiredService<ClusterConnection>().Client, settings.Namespace, sp.GetRequiredService<RevocationStore>(), time,
+                    sp.GetRequiredService<ILogger<KubernetesRevocationSource>>()));
                 builder.Services.AddHostedService(sp => sp.GetRequiredService<KubernetesRevocationSource>());
-                builder.Services.AddSingleton<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>(sp => sp.GetRequiredService<KubernetesRevocationSource>());
+                builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<KubernetesRevocationSource>());
             }
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
@@ -252,10 +255,10 @@ namespace MeshGuard.ControlPlane
 
             var app = builder.Build();
             await app.Services.GetRequiredService<ServiceAccountIssuerKeys>().LoadAsync(cancellation);
-            await LoadPoliciesAsync(app.Services.GetRequiredService<PolicyStore>(), app.Services.GetRequiredService<IPolicySource>(), cancellation);
-            foreach (var watch in app.Services.GetServices<MeshGuard.ControlPlane.Kubernetes.ClusterWatchService>())
+            // The policies, and in a cluster the pods and the revocation list, each read once before any port opens.
+            foreach (var watch in app.Services.GetServices<SyncedWatchService>())
             {
-                await LoadFromClusterAsync(watch.LoadAsync, watch.Description, cancellation);
+                await LoadBeforeServingAsync(watch, cancellation);
             }
             var bootstrapHost = $"*:{settings.BootstrapPort}";
             var grpcHost = $"*:{settings.GrpcPort}";
@@ -276,30 +279,21 @@ namespace MeshGuard.ControlPlane
             return 0;
         }
 
-        private static readonly TimeSpan PolicySyncDeadline = TimeSpan.FromSeconds(30);
-
-        private static Task LoadPoliciesAsync(PolicyStore store, IPolicySource source, CancellationToken cancellation) =>
-            LoadFromClusterAsync(store.LoadAsync, "AccessPolicies from " + source.Description, cancellation);
+        private static readonly TimeSpan SyncDeadline = TimeSpan.FromSeconds(30);
 
         // Nothing is served before the first complete read: a sidecar must never get an empty set that only means "not read yet".
-        private static async Task LoadFromClusterAsync(Func<CancellationToken, Task> load, string what, CancellationToken cancellation)
+        private static async Task LoadBeforeServingAsync(SyncedWatchService watch, CancellationToken cancellation)
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            deadline.CancelAfter(PolicySyncDeadline);
+            deadline.CancelAfter(SyncDeadline);
             try
             {
-                await load(deadline.Token);
+                await watch.LoadAsync(deadline.Token);
             }
             catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
             {
-                throw new IOException($"no complete list of {what} within {PolicySyncDeadline.TotalSeconds:F0}s (the log says why)");
+                throw new IOException($"no complete list of {watch.Description} within {SyncDeadline.TotalSeconds:F0}s (the log says why)");
             }
-        }
-
-        private static KubernetesPolicySource KubernetesSource(ControlPlaneSettings settings, TimeProvider time, ILogger<KubernetesPolicySource> logger)
-        {
-            var (client, server) = MeshGuard.ControlPlane.Kubernetes.ClusterClient.Create(settings.KubeConfig);
-            return new KubernetesPolicySource(client, server, time, logger);
         }
 
         // Each handshake takes the options of the control plane's current SVID.

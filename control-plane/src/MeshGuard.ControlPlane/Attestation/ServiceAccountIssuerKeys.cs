@@ -15,8 +15,8 @@ internal sealed partial class ServiceAccountIssuerKeys(ServiceAccountIssuer? iss
 {
     private const int MaxDocumentBytes = 1024 * 1024;
     private ServiceAccountTokenVerifier? _verifier;
-    private DateTime _jwksWritten;
-    private string _kids = "";
+    // The JWKS document in force: an unchanged document is not parsed into keys again.
+    private string? _jwks;
 
     /// <summary>Null when the control plane takes join tokens only.</summary>
     public ServiceAccountTokenVerifier? Verifier => Volatile.Read(ref _verifier);
@@ -66,20 +66,10 @@ internal sealed partial class ServiceAccountIssuerKeys(ServiceAccountIssuer? iss
 
     private async Task RefreshAsync(ServiceAccountIssuer source, CancellationToken cancellation)
     {
-        string jwks;
-        if (source.JwksFile is { } file)
+        var jwks = source.JwksFile is { } file ? await File.ReadAllTextAsync(file, cancellation) : await DiscoverAsync(source, cancellation);
+        if (jwks == _jwks)
         {
-            var written = File.GetLastWriteTimeUtc(file);
-            if (_verifier is not null && written == _jwksWritten)
-            {
-                return;
-            }
-            jwks = await File.ReadAllTextAsync(file, cancellation);
-            _jwksWritten = written;
-        }
-        else
-        {
-            jwks = await DiscoverAsync(source, cancellation);
+            return;
         }
         Dictionary<string, AsymmetricAlgorithm> keys;
         try
@@ -95,12 +85,8 @@ internal sealed partial class ServiceAccountIssuerKeys(ServiceAccountIssuer? iss
             throw new FormatException($"{source.Source}: the JWKS document has no RSA or P-256 key");
         }
         Volatile.Write(ref _verifier, new ServiceAccountTokenVerifier(keys, source.Issuer, source.Audience, trustDomain, time));
-        var kids = string.Join(',', keys.Keys.Order(StringComparer.Ordinal));
-        if (kids != _kids)
-        {
-            _kids = kids;
-            LogLoaded(logger, kids, source.Source);
-        }
+        _jwks = jwks;
+        LogLoaded(logger, string.Join(',', keys.Keys.Order(StringComparer.Ordinal)), source.Source);
     }
 
     /// <summary>OIDC discovery: the issuer's document names its jwks_uri; the document must be the issuer's own.</summary>

@@ -2,10 +2,13 @@ using k8s;
 
 namespace MeshGuard.ControlPlane.Kubernetes;
 
-/// <summary>The control plane's client of its cluster's API: a kubeconfig file if given, else the pod's service account, else ~/.kube/config.</summary>
+/// <summary>The control plane's one client of its cluster's API, shared by every source that reads the cluster, and the server it talks to.</summary>
+internal sealed record ClusterConnection(IKubernetes Client, string Server);
+
+/// <summary>Where the cluster's API is: a kubeconfig file if given, else the pod's service account, else ~/.kube/config.</summary>
 internal static class ClusterClient
 {
-    public static (IKubernetes Client, string Server) Create(string? kubeconfig)
+    public static ClusterConnection Create(string? kubeconfig)
     {
         KubernetesClientConfiguration config;
         try
@@ -20,7 +23,7 @@ internal static class ClusterClient
         {
             throw new FormatException($"no usable cluster configuration ({kubeconfig ?? "in-cluster or ~/.kube/config"}): {e.Message}", e);
         }
-        return (new k8s.Kubernetes(config), config.Host);
+        return new ClusterConnection(new k8s.Kubernetes(config), config.Host);
     }
 
     /// <summary>The namespace of the pod this runs in (from its service-account mount), else meshguard.</summary>

@@ -1,6 +1,7 @@
 using k8s;
 using k8s.Models;
 using MeshGuard.ControlPlane.Kubernetes;
+using MeshGuard.ControlPlane.Store;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Registry;
@@ -16,7 +17,7 @@ internal readonly record struct PodEndpoint(string Service, string Namespace, st
 /// sidecar's <c>meshguard-in</c> port, its identity its service account's SPIFFE ID.
 /// </summary>
 internal sealed class KubernetesEndpointSource(IKubernetes client, string server, ServiceRegistry registry, string trustDomain, TimeProvider time, ILogger<KubernetesEndpointSource> logger)
-    : ClusterWatchService
+    : SyncedWatchService
 {
     public const string ProxyContainer = "meshguard-proxy";
     public const string InboundPortName = "meshguard-in";

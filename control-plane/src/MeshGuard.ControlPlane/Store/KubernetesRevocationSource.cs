@@ -10,7 +10,7 @@ namespace MeshGuard.ControlPlane.Store;
 /// A text with a bad line is refused whole and the last good list stays; a deleted ConfigMap is an empty list.
 /// </summary>
 internal sealed class KubernetesRevocationSource(IKubernetes client, string ns, RevocationStore store, TimeProvider time, ILogger<KubernetesRevocationSource> logger)
-    : ClusterWatchService
+    : SyncedWatchService
 {
     public const string ConfigMapName = "meshguard-revocations";
     public const string Key = "revocations.txt";

@@ -13,7 +13,7 @@ namespace MeshGuard.ControlPlane.Store;
 /// Every accepted change publishes a new <see cref="PolicySet"/> with a higher version and writes the state
 /// meshctl reads.
 /// </summary>
-internal sealed partial class PolicyStore : BackgroundService
+internal sealed partial class PolicyStore : SyncedWatchService
 {
     /// <summary>A document the source could not read this time: whatever it had stays as it was.</summary>
     public const string Unreadable = "\0unreadable";
@@ -41,19 +41,7 @@ internal sealed partial class PolicyStore : BackgroundService
         _current = new PolicySnapshot(0, new PolicySet([], _meshDefault), []);
     }
 
-    private readonly CancellationTokenSource _lifetime = new();
-    private Task? _watching;
-
-    /// <summary>
-    /// Starts watching the source, waits for its first complete read, then publishes the first version. Before
-    /// that nothing is served: a sidecar must never get an empty set that only means "not read yet".
-    /// </summary>
-    public async Task LoadAsync(CancellationToken cancellation)
-    {
-        _watching ??= _source.WatchAsync(() => _wake.Release(), _lifetime.Token);
-        await (await Task.WhenAny(_source.SyncedAsync(cancellation), _watching));
-        Reload();
-    }
+    public override string Description => "AccessPolicies from " + _source.Description;
 
     private sealed record FileState(string Hash, IReadOnlyList<AccessPolicy> InForce, IReadOnlyList<PolicyError> Errors, bool HasGoodVersion);
 
@@ -148,22 +136,33 @@ internal sealed partial class PolicyStore : BackgroundService
         LogPublished(_logger, snapshot.Version, inForce.Count, statuses.Count(static s => !s.Accepted));
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Watches the source; after its first complete read publishes the first version and counts as synced. Before
+    /// that nothing is served: a sidecar must never get an empty set that only means "not read yet".
+    /// </summary>
+    protected override async Task WatchAsync(CancellationToken cancellation)
     {
-        using var stopping = stoppingToken.Register(_lifetime.Cancel);
-        var watching = _watching ??= _source.WatchAsync(() => _wake.Release(), _lifetime.Token);
-        while (!stoppingToken.IsCancellationRequested)
+        var watching = _source.WatchAsync(() => _wake.Release(), cancellation);
+        await Task.WhenAny(_source.SyncedAsync(cancellation), watching);
+        if (watching.IsCompleted)
         {
-            await Task.WhenAny(_wake.WaitAsync(stoppingToken), watching);
+            await watching; // a source that stops on its own has failed: let the host see it
+            return;
+        }
+        Reload();
+        MarkSynced();
+        while (!cancellation.IsCancellationRequested)
+        {
+            await Task.WhenAny(_wake.WaitAsync(cancellation), watching);
             if (watching.IsCompleted)
             {
-                await watching; // a source that stops on its own has failed: let the host see it
+                await watching;
                 return;
             }
-            await Task.Delay(Debounce, _time, stoppingToken);
+            await Task.Delay(Debounce, _time, cancellation);
             while (_wake.CurrentCount > 0)
             {
-                await _wake.WaitAsync(stoppingToken);
+                await _wake.WaitAsync(cancellation);
             }
             Reload();
         }
@@ -171,8 +170,6 @@ internal sealed partial class PolicyStore : BackgroundService
 
     public override void Dispose()
     {
-        _lifetime.Cancel();
-        _lifetime.Dispose();
         _wake.Dispose();
         base.Dispose();
     }

@@ -25,9 +25,11 @@ internal sealed partial class RevocationStore(DataDirectory data, TimeProvider t
     public bool IsRevoked(SpiffeId id) => Current.Contains(id);
 
     /// <summary>A new text of the list (from a cluster): in force if it parses, refused whole otherwise.</summary>
-    public void Offer(string text, string source)
+    public void Offer(string text, string source) => Apply(RevocationList.Parse(text, source, out var error), error);
+
+    // One way in for every new list, from the file or a cluster: in force, or refused with the last good one kept.
+    private void Apply(RevocationList list, string? error)
     {
-        var list = RevocationList.Parse(text, source, out var error);
         if (error is not null)
         {
             LogRefused(logger, error, Current.Ids.Count);
@@ -49,15 +51,7 @@ internal sealed partial class RevocationStore(DataDirectory data, TimeProvider t
                 continue;
             }
             _stamp = stamp;
-            var list = RevocationList.Load(data.Revocations, out var error);
-            if (error is not null)
-            {
-                LogRefused(logger, error, Current.Ids.Count);
-                continue;
-            }
-            Volatile.Write(ref _current, list);
-            _changed.Fire();
-            LogLoaded(logger, list.Ids.Count);
+            Apply(RevocationList.Load(data.Revocations, out var error), error);
         }
     }
 

@@ -28,10 +28,8 @@ internal sealed partial class ConfigWatcher(ControlPlaneChannel channel, Snapsho
                 channel.Succeeded();
                 await foreach (var signed in call.ResponseStream.ReadAllAsync(stoppingToken))
                 {
-                    applier.Connected = true;
                     applier.LastContact = time.GetUtcNow();
                     applier.TryApply(signed.Cms.Span, SnapshotSource.Stream);
-                    channel.Succeeded();
                     backoff.Reset();
                 }
             }

@@ -1,11 +1,11 @@
-namespace MeshGuard.ControlPlane.Kubernetes;
+namespace MeshGuard.ControlPlane.Store;
 
 /// <summary>
-/// A background watch of cluster objects that must have read them once before the control plane serves:
-/// <see cref="LoadAsync"/> starts it and waits for the first complete list (<see cref="MarkSynced"/>), the host
-/// then keeps the same watch running until it stops.
+/// A background watch of state the control plane must have read once before it serves (policies, the pods of a
+/// cluster, the revocation list): <see cref="LoadAsync"/> starts it and waits for the first complete read
+/// (<see cref="MarkSynced"/>), the host then keeps the same watch running until it stops.
 /// </summary>
-internal abstract class ClusterWatchService : BackgroundService
+internal abstract class SyncedWatchService : BackgroundService
 {
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _lifetime = new();
@@ -14,7 +14,7 @@ internal abstract class ClusterWatchService : BackgroundService
     /// <summary>What is watched, for logs and startup errors.</summary>
     public abstract string Description { get; }
 
-    /// <summary>Starts watching and waits for the first complete list (or the watch failing for good).</summary>
+    /// <summary>Starts watching and waits for the first complete read (or the watch failing for good).</summary>
     public async Task LoadAsync(CancellationToken cancellation)
     {
         _running ??= WatchAsync(_lifetime.Token);
@@ -24,7 +24,7 @@ internal abstract class ClusterWatchService : BackgroundService
     /// <summary>Runs the watch until cancelled.</summary>
     protected abstract Task WatchAsync(CancellationToken cancellation);
 
-    /// <summary>The first complete list is in.</summary>
+    /// <summary>The first complete read is in.</summary>
     protected void MarkSynced() => _synced.TrySetResult();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
