@@ -17,16 +17,7 @@ public sealed class AttestationTests(MeshFixture mesh)
 {
     private static readonly SpiffeId Inventory = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/inventory");
 
-    private HttpClient BootstrapClient() => new(new SocketsHttpHandler
-    {
-        UseProxy = false,
-        SslOptions = new SslClientAuthenticationOptions
-        {
-            RemoteCertificateValidationCallback = (_, server, chain, _) =>
-                server is X509Certificate2 s && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, mesh.Bundle, DateTimeOffset.UtcNow).Id == ControlPlaneIdentity.For("mesh.local"),
-        },
-    })
-    { BaseAddress = new Uri($"https://127.0.0.1:{mesh.Mesh.ControlPlane!.BootstrapPort}") };
+    private HttpClient BootstrapClient() => FunctionalTests.BootstrapClient.For(mesh.Mesh.ControlPlane!.BootstrapPort, mesh.Bundle);
 
     private static string Csr(SpiffeId? id = null)
     {

@@ -51,13 +51,7 @@ public sealed class ControlPlaneReplicasTests : MeshTest
             File.Copy(file, copy);
             File.SetUnixFileMode(copy, File.GetUnixFileMode(file));
         }
-        var ports = LocalMesh.FreePorts(4);
-        var processB = Mesh.Track(MeshProcess.Start("control-plane-b", "meshguard-cp",
-            ["--data", dataB.Root, "--trust-domain", LocalMesh.TrustDomain, "--bootstrap-port", $"{ports[0]}", "--grpc-port", $"{ports[1]}",
-             "--admin-port", $"{ports[2]}", "--webhook-port", $"{ports[3]}", "--svid-ttl", $"{SvidTtl.TotalMilliseconds:F0}ms", .. fromCluster],
-            _files.Combine("cp-b.log")));
-        await Mesh.WaitForAsync(processB, new Uri($"http://127.0.0.1:{ports[2]}/healthz"), CancellationToken.None);
-        var replicaB = new ControlPlaneEndpoints(dataB.Root, dataB.TrustBundle, ports[0], ports[1], ports[2], ports[3]);
+        var replicaB = await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: fromCluster, replica: ("control-plane-b", dataB));
         Assert.Equal(await File.ReadAllTextAsync(replicaA.BundleFile), await File.ReadAllTextAsync(replicaB.BundleFile));
         return (replicaA, replicaB);
     }

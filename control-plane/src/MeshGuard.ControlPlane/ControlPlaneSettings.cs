@@ -17,4 +17,6 @@ internal sealed record ControlPlaneSettings(
     string EndpointSource = "attestation",
     string RevocationSource = "files",
     string Namespace = "meshguard",
-    bool PublishBundle = false);
+    bool PublishBundle = false,
+    MeshGuard.Store.StoreLocation? Store = null,
+    string? StoreKeyFile = null);

@@ -37,11 +37,14 @@ var saJwksFile = CliOption.Text("--sa-jwks-file", "the issuer's keys as a JWKS f
 var saDiscovery = CliOption.Text("--sa-oidc-discovery", "the issuer's OIDC discovery URL (https; .../.well-known/openid-configuration), read every minute");
 var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discovery and JWKS URLs are checked against (default: the system's)");
 var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
+var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
+var storeKeyFile = CliOption.Text("--store-key-file", "with --store etcd: a 0600 file holding the key that seals the CA's keys (base64 of 32 bytes); default: the variable " + MeshGuard.Store.StoreKey.EnvironmentVariable);
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
     saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns, publishBundle,
+    store, storeKeyFile,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -65,7 +68,13 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(endpointSource) is "attestation" or "kubernetes" ? parse.GetValue(endpointSource)! : throw new CliUsageException($"--endpoint-source '{parse.GetValue(endpointSource)}' must be attestation or kubernetes"),
             parse.GetValue(revocationSource) is "files" or "kubernetes" ? parse.GetValue(revocationSource)! : throw new CliUsageException($"--revocation-source '{parse.GetValue(revocationSource)}' must be files or kubernetes"),
             parse.GetValue(ns) is { Length: > 0 } own ? own : ClusterClient.OwnNamespace(),
-            parse.GetValue(publishBundle));
+            parse.GetValue(publishBundle),
+            ParseStore(parse.GetValue(store)),
+            parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null);
+        if (settings.Store is not null && (settings.PolicySource != "files" || settings.EndpointSource != "attestation" || settings.RevocationSource != "files"))
+        {
+            throw new CliUsageException("--store etcd: keeps policies, registrations and revocations in etcd; leave --policy-source, --endpoint-source and --revocation-source at their defaults");
+        }
         return await ControlPlaneHost.RunAsync(settings, cancellation);
     }
     catch (Exception e) when (e is CliUsageException or InsecureFileException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
@@ -76,6 +85,9 @@ root.SetAction(async (parse, cancellation) =>
 });
 root.Subcommands.Add(RotateRootCommand());
 root.Subcommands.Add(InitCommand());
+
+static MeshGuard.Store.StoreLocation? ParseStore(string? text) =>
+    string.IsNullOrEmpty(text) ? null : MeshGuard.Store.StoreLocation.Parse(text, out var error) ?? throw new CliUsageException("--store " + error);
 
 ServiceAccountIssuer? ParseServiceAccountIssuer(ParseResult parse)
 {
@@ -179,7 +191,17 @@ namespace MeshGuard.ControlPlane
             var dataDirectory = new DataDirectory(settings.DataDirectory);
             Directory.CreateDirectory(dataDirectory.Root);
             var time = TimeProvider.System;
-            var ca = CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
+            using var etcd = settings.Store is { } location ? new MeshGuard.Store.EtcdConnection(location) : null;
+            CertificateAuthority ca;
+            if (etcd is null)
+            {
+                ca = CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
+            }
+            else
+            {
+                using var key = MeshGuard.Store.StoreKey.Load(settings.StoreKeyFile);
+                ca = await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.LoadOrCreateAsync(etcd, key, settings.TrustDomain, time, cancellation);
+            }
             SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
 
             var builder = WebApplication.CreateSlimBuilder();
@@ -188,10 +210,19 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(settings);
             builder.Services.AddSingleton(time);
             builder.Services.AddSingleton(ca);
-            builder.Services.AddSingleton(new JoinTokenStore(dataDirectory.Root, time));
             builder.Services.AddSingleton(dataDirectory);
-            var registry = new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes");
+            // With etcd, the registry is etcd's registrations (EtcdMeshSync), not a file of this replica's.
+            var registry = etcd is null ? new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes") : new ServiceRegistry();
             builder.Services.AddSingleton(registry);
+            if (etcd is null)
+            {
+                builder.Services.AddSingleton<IJoinTokens>(new JoinTokenStore(dataDirectory.Root, time));
+                builder.Services.AddSingleton<IEndpointRegistrar>(registry);
+            }
+            else
+            {
+                AddEtcdStore(builder.Services, etcd);
+            }
             // Made on first use, and only when a source reads the cluster.
             builder.Services.AddSingleton(_ => ClusterClient.Create(settings.KubeConfig));
             if (settings.EndpointSource == "kubernetes")
@@ -208,11 +239,18 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
                 ? new KubernetesPolicySource(sp.GetRequiredService<ClusterConnection>().Client, sp.GetRequiredService<ClusterConnection>().Server, time,
                     sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
-                : new PolicyFileSource(dataDirectory, time));
+                : etcd is null ? new PolicyFileSource(dataDirectory, time) : sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdPolicySource>());
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<PolicyStore>());
-            builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files"));
+            if (etcd is not null)
+            {
+                // After the state and the policy store, so that its first read finds both.
+                builder.Services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>();
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>());
+                builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>());
+            }
+            builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files" && etcd is null));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
             if (settings.PublishBundle)
             {
@@ -272,11 +310,26 @@ namespace MeshGuard.ControlPlane
 
             await app.StartAsync(cancellation);
             Console.WriteLine(
-                $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} " +
+                $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} store={settings.Store?.ToString() ?? "files"} " +
                 $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort} " +
                 $"webhook={settings.BindAddress}:{settings.WebhookPort}");
             await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
+        }
+
+        // etcd holds the CA, join tokens, policies, registrations and revocations; the mesh state is watched first.
+        private static void AddEtcdStore(IServiceCollection services, MeshGuard.Store.EtcdConnection etcd)
+        {
+            services.AddSingleton(etcd);
+            services.AddSingleton(sp => new MeshGuard.Store.EtcdJoinTokens(etcd, sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton<IJoinTokens>(sp => sp.GetRequiredService<MeshGuard.Store.EtcdJoinTokens>());
+            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>();
+            services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>());
+            services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>());
+            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdPolicySource>();
+            services.AddSingleton<IEndpointRegistrar, MeshGuard.ControlPlane.Store.Etcd.EtcdEndpointRegistrar>();
+            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>();
+            services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>());
         }
 
         private static readonly TimeSpan SyncDeadline = TimeSpan.FromSeconds(30);

@@ -9,9 +9,10 @@ namespace MeshGuard.Contracts.DataDir;
 /// <summary>
 /// One-time join tokens, bound to one SPIFFE ID and an expiry. Only a SHA-256 of each token is stored, so
 /// reading the data directory does not reveal a usable token. A token is spent by an atomic rename into
-/// used/, so two control-plane processes can never both accept it.
+/// used/, so two control-plane processes can never both accept it. (With several replicas the tokens live in
+/// etcd instead, spent by a transaction; both follow <see cref="IJoinTokens"/>.)
 /// </summary>
-public sealed class JoinTokenStore
+public sealed class JoinTokenStore : IJoinTokens
 {
     private const string Prefix = "mgjt_";
     private readonly string _directory;
@@ -28,13 +29,7 @@ public sealed class JoinTokenStore
     /// <summary>Creates a token and returns it; only its hash is written.</summary>
     public string Create(SpiffeId id, TimeSpan ttl)
     {
-        if (ttl <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(ttl), "token TTL must be positive");
-        }
-        var token = Prefix + Base64Url(RandomNumberGenerator.GetBytes(32));
-        var now = _time.GetUtcNow();
-        var record = new JoinTokenRecord(id.ToString(), now, now + ttl);
+        var (token, record) = NewToken(id, ttl, _time);
         Directory.CreateDirectory(_usedDirectory);
         SecureFile.WriteAtomically(PathFor(_directory, token), JsonSerializer.Serialize(record, DataDirJsonContext.Default.JoinTokenRecord), secret: true);
         return token;
@@ -43,16 +38,38 @@ public sealed class JoinTokenStore
     /// <summary>Looks a token up without spending it.</summary>
     public JoinTokenLookup Find(string? token)
     {
-        if (string.IsNullOrEmpty(token) || !token.StartsWith(Prefix, StringComparison.Ordinal) || token.Length > 128)
+        if (!IsWellFormed(token))
         {
             return JoinTokenLookup.Refused(JoinTokenStatus.Unknown);
         }
         var record = Read(PathFor(_directory, token));
-        if (record is null)
+        return record is null
+            ? JoinTokenLookup.Refused(File.Exists(PathFor(_usedDirectory, token)) ? JoinTokenStatus.AlreadyUsed : JoinTokenStatus.Unknown)
+            : Evaluate(record, _time);
+    }
+
+    /// <summary>A new token for <paramref name="id"/> and the record that is stored under its hash.</summary>
+    public static (string Token, JoinTokenRecord Record) NewToken(SpiffeId id, TimeSpan ttl, TimeProvider time)
+    {
+        if (ttl <= TimeSpan.Zero)
         {
-            return JoinTokenLookup.Refused(File.Exists(PathFor(_usedDirectory, token)) ? JoinTokenStatus.AlreadyUsed : JoinTokenStatus.Unknown);
+            throw new ArgumentOutOfRangeException(nameof(ttl), "token TTL must be positive");
         }
-        if (_time.GetUtcNow() >= record.ExpiresAt)
+        var now = time.GetUtcNow();
+        return (Prefix + Base64Url(RandomNumberGenerator.GetBytes(32)), new JoinTokenRecord(id.ToString(), now, now + ttl));
+    }
+
+    /// <summary>Whether <paramref name="token"/> has a join token's shape (anything else is unknown without a lookup).</summary>
+    public static bool IsWellFormed([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? token) =>
+        !string.IsNullOrEmpty(token) && token.StartsWith(Prefix, StringComparison.Ordinal) && token.Length <= 128;
+
+    /// <summary>The hex SHA-256 that a token is stored under: the store never holds a usable token.</summary>
+    public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    /// <summary>What a stored, unspent record admits now.</summary>
+    public static JoinTokenLookup Evaluate(JoinTokenRecord record, TimeProvider time)
+    {
+        if (time.GetUtcNow() >= record.ExpiresAt)
         {
             return JoinTokenLookup.Refused(JoinTokenStatus.Expired);
         }
@@ -60,6 +77,12 @@ public sealed class JoinTokenStore
             ? new JoinTokenLookup(JoinTokenStatus.Valid, id)
             : JoinTokenLookup.Refused(JoinTokenStatus.Unknown);
     }
+
+    public Task<string> CreateAsync(SpiffeId id, TimeSpan ttl, CancellationToken cancellation) => Task.FromResult(Create(id, ttl));
+
+    public Task<JoinTokenLookup> FindAsync(string? token, CancellationToken cancellation) => Task.FromResult(Find(token));
+
+    public Task<JoinTokenLookup> ConsumeAsync(string? token, CancellationToken cancellation) => Task.FromResult(Consume(token));
 
     /// <summary>Spends a token: exactly one caller succeeds.</summary>
     public JoinTokenLookup Consume(string? token)
@@ -102,8 +125,7 @@ public sealed class JoinTokenStore
         }
     }
 
-    private static string PathFor(string directory, string token) =>
-        Path.Combine(directory, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token))) + ".json");
+    private static string PathFor(string directory, string token) => Path.Combine(directory, Hash(token) + ".json");
 
     private static string Base64Url(byte[] bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
@@ -136,4 +158,15 @@ public sealed record JoinTokenRecord(
     [property: JsonPropertyName("expires_at")] DateTimeOffset ExpiresAt);
 
 [JsonSerializable(typeof(JoinTokenRecord))]
-internal sealed partial class DataDirJsonContext : JsonSerializerContext;
+public sealed partial class DataDirJsonContext : JsonSerializerContext;
+
+/// <summary>One-time join tokens, wherever they are kept: create, look up without spending, spend exactly once.</summary>
+public interface IJoinTokens
+{
+    Task<string> CreateAsync(SpiffeId id, TimeSpan ttl, CancellationToken cancellation);
+
+    Task<JoinTokenLookup> FindAsync(string? token, CancellationToken cancellation);
+
+    /// <summary>Spends a token: of any number of concurrent callers, on any replica, exactly one gets Valid.</summary>
+    Task<JoinTokenLookup> ConsumeAsync(string? token, CancellationToken cancellation);
+}

@@ -74,8 +74,15 @@ public sealed class RevocationList
         {
             throw new InvalidDataException(error);
         }
+        SecureFile.WriteAtomically(path, current.With(id, revoke), secret: false);
+        return Load(path, out _);
+    }
+
+    /// <summary>The text of this list with <paramref name="id"/> added (or with <paramref name="revoke"/> false, removed).</summary>
+    public string With(SpiffeId id, bool revoke)
+    {
         var ids = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var existing in current.Ids)
+        foreach (var existing in Ids)
         {
             ids.Add(existing.ToString());
         }
@@ -92,7 +99,6 @@ public sealed class RevocationList
         {
             text.Append(revoked).Append('\n');
         }
-        SecureFile.WriteAtomically(path, text.ToString(), secret: false);
-        return Load(path, out _);
+        return text.ToString();
     }
 }

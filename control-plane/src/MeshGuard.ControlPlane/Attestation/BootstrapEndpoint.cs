@@ -15,7 +15,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// it is bound to the audience meshguard and expires, as the API server made it.
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
-    CertificateAuthority ca, JoinTokenStore tokens, ServiceAccountIssuerKeys serviceAccounts, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    CertificateAuthority ca, IJoinTokens tokens, ServiceAccountIssuerKeys serviceAccounts, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
     ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)
@@ -64,7 +64,7 @@ internal sealed partial class BootstrapEndpoint(
         }
         else
         {
-            var lookup = tokens.Find(request.JoinToken);
+            var lookup = await tokens.FindAsync(request.JoinToken, context.RequestAborted);
             if (lookup.Status != JoinTokenStatus.Valid)
             {
                 return Refuse(StatusCodes.Status403Forbidden, lookup.Describe());
@@ -86,7 +86,7 @@ internal sealed partial class BootstrapEndpoint(
         // 4.
         if (!byServiceAccount)
         {
-            var spent = tokens.Consume(request.JoinToken);
+            var spent = await tokens.ConsumeAsync(request.JoinToken, context.RequestAborted);
             if (spent.Status != JoinTokenStatus.Valid)
             {
                 return Refuse(StatusCodes.Status403Forbidden, spent.Describe());
@@ -95,7 +95,7 @@ internal sealed partial class BootstrapEndpoint(
 
         // 5.
         using var svid = ca.IssueSvid(csr, id, settings.SvidTtl);
-        registry.Register(request.Service!, id, request.InboundAddress!);
+        await registry.RegisterAsync(request.Service!, id, request.InboundAddress!, context.RequestAborted);
         LogAttested(logger, id.ToString(), request.Service!, request.InboundAddress!, svid.SerialNumber);
         return Results.Json(
             new AttestResponse(id.ToString(), ca.ChainPem(svid), ca.Bundle.ToPem()),

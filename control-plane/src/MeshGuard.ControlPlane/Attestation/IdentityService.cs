@@ -10,10 +10,10 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// trust domain) is the proof; it may renew its own SPIFFE ID only.
 /// </summary>
 internal sealed partial class IdentityService(
-    CertificateAuthority ca, ServiceRegistry registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<IdentityService> logger)
+    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<IdentityService> logger)
     : Identity.IdentityBase
 {
-    public override Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
+    public override async Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
     {
         var peer = PeerIdentity.Require(context);
         if (revocations.IsRevoked(peer))
@@ -40,15 +40,15 @@ internal sealed partial class IdentityService(
         using var svid = ca.IssueSvid(csr, peer, settings.SvidTtl);
         if (registers)
         {
-            registry.Register(request.Service, peer, request.InboundAddress);
+            await registry.RegisterAsync(request.Service, peer, request.InboundAddress, context.CancellationToken);
         }
         LogRenewed(logger, peer.ToString(), svid.SerialNumber, svid.NotAfter.ToUniversalTime());
-        return Task.FromResult(new SvidResponse
+        return new SvidResponse
         {
             SpiffeId = peer.ToString(),
             SvidChainPem = ca.ChainPem(svid),
             TrustBundlePem = ca.Bundle.ToPem(),
-        });
+        };
     }
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "renewed SVID for {SpiffeId}, serial {Serial}, expires {NotAfter:o}")]

@@ -60,15 +60,10 @@ internal sealed class CertificateAuthority : IDisposable
             }
             SecureFile.RequireOwnerOnly(keyFile);
         }
-        var root = X509Certificate2.CreateFromPemFile(data.RootCertificate, data.RootKey);
-        var intermediate = X509Certificate2.CreateFromPemFile(data.IntermediateCertificate, data.IntermediateKey);
-        var rootId = root.GetSpiffeId();
-        if (rootId is null || rootId.TrustDomain != trustDomain)
-        {
-            throw new InvalidOperationException(
-                $"the CA in {data.CaDirectory} is for trust domain '{rootId?.TrustDomain}', not '{trustDomain}'");
-        }
-        return new CertificateAuthority(trustDomain, root, intermediate, OtherTrustedRoots(data, trustDomain), time);
+        var material = new CaMaterial(
+            File.ReadAllText(data.RootCertificate), File.ReadAllText(data.RootKey),
+            File.ReadAllText(data.IntermediateCertificate), File.ReadAllText(data.IntermediateKey));
+        return FromMaterial(material, trustDomain, data.CaDirectory, time, OtherTrustedRoots(data, trustDomain));
     }
 
     /// <summary>The prepared next root and the retired roots: trusted beside the active one while a rotation runs.</summary>
@@ -107,6 +102,25 @@ internal sealed class CertificateAuthority : IDisposable
     /// <summary>Writes a new root and intermediate into <paramref name="directory"/>, which must not exist yet.</summary>
     internal static void CreateFiles(string directory, string trustDomain, TimeProvider time)
     {
+        var material = CreateMaterial(trustDomain, time);
+        // Everything is written into a fresh sibling directory that is renamed into place at the end, so a
+        // crash half-way leaves no CA at all rather than half of one.
+        var staging = directory + $".new-{Environment.ProcessId}";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+        Directory.CreateDirectory(staging);
+        SecureFile.WriteAtomically(Path.Combine(staging, "root.key"), material.RootKeyPem, secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.key"), material.IntermediateKeyPem, secret: true);
+        SecureFile.WriteAtomically(Path.Combine(staging, "root.crt"), material.RootPem, secret: false);
+        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.crt"), material.IntermediatePem, secret: false);
+        Directory.Move(staging, directory);
+    }
+
+    /// <summary>A new root and intermediate, as PEM.</summary>
+    internal static CaMaterial CreateMaterial(string trustDomain, TimeProvider time)
+    {
         var now = time.GetUtcNow();
         var trustDomainId = SpiffeId.Scheme + trustDomain;
         using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -117,20 +131,23 @@ internal sealed class CertificateAuthority : IDisposable
         var intermediateRequest = CreateCaRequest($"CN=MeshGuard Intermediate CA,O={trustDomain}", intermediateKey, trustDomainId, pathLength: 0);
         intermediateRequest.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(root, true, false));
         using var intermediate = intermediateRequest.Create(root, now - Backdate, now + IntermediateLifetime, NewSerial());
+        return new CaMaterial(
+            root.ExportCertificatePem() + "\n", rootKey.ExportPkcs8PrivateKeyPem(),
+            intermediate.ExportCertificatePem() + "\n", intermediateKey.ExportPkcs8PrivateKeyPem());
+    }
 
-        // Everything is written into a fresh sibling directory that is renamed into place at the end, so a
-        // crash half-way leaves no CA at all rather than half of one.
-        var staging = directory + $".new-{Environment.ProcessId}";
-        if (Directory.Exists(staging))
+    /// <summary>The CA from its PEM (kept in a shared store), checked to be of <paramref name="trustDomain"/>.</summary>
+    internal static CertificateAuthority FromMaterial(
+        CaMaterial material, string trustDomain, string source, TimeProvider time, IReadOnlyList<X509Certificate2>? otherRoots = null)
+    {
+        var root = X509Certificate2.CreateFromPem(material.RootPem, material.RootKeyPem);
+        var intermediate = X509Certificate2.CreateFromPem(material.IntermediatePem, material.IntermediateKeyPem);
+        var rootId = root.GetSpiffeId();
+        if (rootId is null || rootId.TrustDomain != trustDomain)
         {
-            Directory.Delete(staging, recursive: true);
+            throw new InvalidOperationException($"the CA in {source} is for trust domain '{rootId?.TrustDomain}', not '{trustDomain}'");
         }
-        Directory.CreateDirectory(staging);
-        SecureFile.WriteAtomically(Path.Combine(staging, "root.key"), rootKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.key"), intermediateKey.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(Path.Combine(staging, "root.crt"), root.ExportCertificatePem() + "\n", secret: false);
-        SecureFile.WriteAtomically(Path.Combine(staging, "intermediate.crt"), intermediate.ExportCertificatePem() + "\n", secret: false);
-        Directory.Move(staging, directory);
+        return new CertificateAuthority(trustDomain, root, intermediate, otherRoots ?? [], time);
     }
 
     private static CertificateRequest CreateCaRequest(string subject, ECDsa key, string trustDomainId, int pathLength)
@@ -184,3 +201,6 @@ internal sealed class CertificateAuthority : IDisposable
         Intermediate.Dispose();
     }
 }
+
+/// <summary>The CA's certificates and private keys, as PEM.</summary>
+internal sealed record CaMaterial(string RootPem, string RootKeyPem, string IntermediatePem, string IntermediateKeyPem);

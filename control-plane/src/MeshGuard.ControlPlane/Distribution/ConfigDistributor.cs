@@ -9,10 +9,11 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// <summary>
 /// Joins what sidecars need (policies in force, the service table) into one versioned mesh config and
 /// wakes the snapshot streams when it changes. Versions only grow, across restarts too: a new version is
-/// never below the current time in milliseconds.
+/// never below the current time in milliseconds. With the etcd store the version is instead the etcd revision
+/// the config was read at (<see cref="PublishAt"/>), the same on every replica.
 /// </summary>
 internal sealed partial class ConfigDistributor(
-    PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, TimeProvider time, ILogger<ConfigDistributor> logger)
+    PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, ControlPlaneSettings settings, TimeProvider time, ILogger<ConfigDistributor> logger)
     : BackgroundService
 {
     private readonly Lock _gate = new();
@@ -24,37 +25,51 @@ internal sealed partial class ConfigDistributor(
         get
         {
             var current = Volatile.Read(ref _current);
-            return current ?? Publish(policies.Current, registry.Current, revocations.Current);
+            return current ?? Publish(policies.Current, registry.Current, revocations.Current, storeRevision: null);
         }
     }
 
     public Task Changed => _changed.Next;
 
+    /// <summary>Publishes what is in force as <paramref name="version"/> (an etcd revision), unless it is what is published already.</summary>
+    public bool PublishAt(long version)
+    {
+        var current = Volatile.Read(ref _current);
+        if (current is not null && (version <= current.Version || Same(current)))
+        {
+            return false;
+        }
+        Publish(policies.Current, registry.Current, revocations.Current, storeRevision: version);
+        return true;
+    }
+
+    private bool Same(MeshConfig config) =>
+        ReferenceEquals(config.Policies.Set, policies.Current.Set) && config.RegistryTable == registry.Current && ReferenceEquals(config.Revoked, revocations.Current);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        // With the etcd store, EtcdMeshSync publishes each revision it applied.
+        while (settings.Store is null && !stoppingToken.IsCancellationRequested)
         {
             var policyChange = policies.Changed;
             var registryChange = registry.Changed;
             var revocationChange = revocations.Changed;
-            var current = Current;
-            if (!ReferenceEquals(current.Policies.Set, policies.Current.Set) || current.RegistryTable != registry.Current
-                || !ReferenceEquals(current.Revoked, revocations.Current))
+            if (!Same(Current))
             {
-                Publish(policies.Current, registry.Current, revocations.Current);
+                Publish(policies.Current, registry.Current, revocations.Current, storeRevision: null);
                 continue;
             }
             await Task.WhenAny(policyChange, registryChange, revocationChange).WaitAsync(stoppingToken);
         }
     }
 
-    private MeshConfig Publish(PolicySnapshot policySnapshot, ServiceTable registryTable, RevocationList revoked)
+    private MeshConfig Publish(PolicySnapshot policySnapshot, ServiceTable registryTable, RevocationList revoked, long? storeRevision)
     {
         MeshConfig config;
         lock (_gate)
         {
             var previous = _current?.Version ?? 0;
-            var version = Math.Max(previous + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
+            var version = storeRevision ?? Math.Max(previous + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
             config = new MeshConfig(version, policySnapshot, registryTable, WithoutRevoked(registryTable, revoked), revoked, time.GetUtcNow());
             _current = config;
         }

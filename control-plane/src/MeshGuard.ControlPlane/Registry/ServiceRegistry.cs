@@ -14,7 +14,7 @@ namespace MeshGuard.ControlPlane.Registry;
 /// table and wakes the watchers. The table is kept in the data directory, so a restarted control plane still
 /// knows the mesh and never sends sidecars an empty one.
 /// </summary>
-internal sealed class ServiceRegistry
+internal sealed class ServiceRegistry : IEndpointRegistrar
 {
     private readonly Lock _gate = new();
     private readonly string? _file;
@@ -57,6 +57,12 @@ internal sealed class ServiceRegistry
 
     /// <summary>A task that completes on the next change after this call.</summary>
     public Task Changed => _changed.Next;
+
+    public Task RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation)
+    {
+        Register(service, id, address);
+        return Task.CompletedTask;
+    }
 
     public void Register(string service, SpiffeId id, string address)
     {

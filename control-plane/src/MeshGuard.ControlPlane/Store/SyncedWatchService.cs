@@ -21,6 +21,9 @@ internal abstract class SyncedWatchService : BackgroundService
         await (await Task.WhenAny(_synced.Task.WaitAsync(cancellation), _running));
     }
 
+    /// <summary>Completes with the first complete read.</summary>
+    public Task Synced => _synced.Task;
+
     /// <summary>Runs the watch until cancelled.</summary>
     protected abstract Task WatchAsync(CancellationToken cancellation);
 

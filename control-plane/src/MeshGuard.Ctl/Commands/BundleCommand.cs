@@ -11,13 +11,25 @@ internal static class BundleCommand
     public static Command Create()
     {
         var data = CliOption.Text("--data", "control-plane data directory");
-        var show = new Command("show", "print the trust bundle (PEM)") { data };
-        show.SetAction(parse => Cli.Run(() =>
+        var store = SharedStore.Option();
+        var show = new Command("show", "print the trust bundle (PEM)") { data, store };
+        show.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var directory = new DataDirectory(CliOption.Required(parse, data));
-            directory.RequireExists();
+            using var etcd = SharedStore.Open(parse, store, data);
+            TrustBundle bundle;
+            if (etcd is null)
+            {
+                var directory = new DataDirectory(CliOption.Required(parse, data));
+                directory.RequireExists();
+                bundle = TrustBundle.Load(directory.TrustBundle);
+            }
+            else
+            {
+                var ca = await SharedStore.CaAsync(etcd);
+                bundle = TrustBundle.Create(ca.TrustDomain, [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(ca.RootPem)]);
+            }
             // Parse before printing: a damaged bundle is an error, not output.
-            Console.Write(TrustBundle.Load(directory.TrustBundle).ToPem());
+            Console.Write(bundle.ToPem());
         }));
         return new Command("bundle", "the mesh trust bundle") { show };
     }

@@ -15,20 +15,30 @@ internal static class IdentityCommand
     public static Command Create()
     {
         var data = CliOption.Text("--data", "control-plane data directory");
+        var store = SharedStore.Option();
         var spiffeId = CliOption.Text("--spiffe-id", "the identity, spiffe://<td>/ns/<ns>/sa/<sa>");
-        var revoke = new Command("revoke", "revoke an identity: the mesh refuses its SVIDs and closes its connections") { data, spiffeId };
-        revoke.SetAction(parse => Cli.Run(() => Update(parse, data, spiffeId, revoke: true)));
-        var unrevoke = new Command("unrevoke", "take an identity off the revocation list") { data, spiffeId };
-        unrevoke.SetAction(parse => Cli.Run(() => Update(parse, data, spiffeId, revoke: false)));
-        var list = new Command("revoked", "print the revocation list") { data };
-        list.SetAction(parse => Cli.Run(() =>
+        var revoke = new Command("revoke", "revoke an identity: the mesh refuses its SVIDs and closes its connections") { data, store, spiffeId };
+        revoke.SetAction(parse => Cli.RunAsync(() => UpdateAsync(parse, data, store, spiffeId, revoke: true)));
+        var unrevoke = new Command("unrevoke", "take an identity off the revocation list") { data, store, spiffeId };
+        unrevoke.SetAction(parse => Cli.RunAsync(() => UpdateAsync(parse, data, store, spiffeId, revoke: false)));
+        var list = new Command("revoked", "print the revocation list") { data, store };
+        list.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var directory = new DataDirectory(CliOption.Required(parse, data));
-            directory.RequireExists();
-            var revoked = RevocationList.Load(directory.Revocations, out var error);
-            if (error is not null)
+            using var etcd = SharedStore.Open(parse, store, data);
+            RevocationList revoked;
+            if (etcd is null)
             {
-                throw new InvalidOperationException(error);
+                var directory = new DataDirectory(CliOption.Required(parse, data));
+                directory.RequireExists();
+                revoked = RevocationList.Load(directory.Revocations, out var error);
+                if (error is not null)
+                {
+                    throw new InvalidOperationException(error);
+                }
+            }
+            else
+            {
+                revoked = await MeshGuard.Store.EtcdRevocations.ReadAsync(etcd, CancellationToken.None);
             }
             foreach (var id in revoked.Ids)
             {
@@ -38,10 +48,9 @@ internal static class IdentityCommand
         return new Command("identity", "workload identities: revocation") { revoke, unrevoke, list };
     }
 
-    private static void Update(ParseResult parse, Option<string?> data, Option<string?> spiffeId, bool revoke)
+    private static async Task UpdateAsync(ParseResult parse, Option<string?> data, Option<string?> store, Option<string?> spiffeId, bool revoke)
     {
-        var directory = new DataDirectory(CliOption.Required(parse, data));
-        directory.RequireExists();
+        using var etcd = SharedStore.Open(parse, store, data);
         var text = CliOption.Required(parse, spiffeId);
         if (!SpiffeId.TryParse(text, out var id, out var error))
         {
@@ -49,7 +58,17 @@ internal static class IdentityCommand
         }
         try
         {
-            var list = RevocationList.Update(directory.Revocations, id, revoke);
+            RevocationList list;
+            if (etcd is null)
+            {
+                var directory = new DataDirectory(CliOption.Required(parse, data));
+                directory.RequireExists();
+                list = RevocationList.Update(directory.Revocations, id, revoke);
+            }
+            else
+            {
+                list = await MeshGuard.Store.EtcdRevocations.UpdateAsync(etcd, id, revoke, CancellationToken.None);
+            }
             Console.WriteLine($"{(revoke ? "revoked" : "unrevoked")} {id} ({list.Ids.Count} identities on the revocation list)");
         }
         catch (InvalidDataException e)

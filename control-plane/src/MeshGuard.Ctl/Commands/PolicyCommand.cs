@@ -56,7 +56,7 @@ internal static class PolicyCommand
                 Console.WriteLine($"policy {policy.Id}: {policy.Action.ToString().ToLowerInvariant()} {policy.Mode.ToString().ToLowerInvariant()}, selects {(policy.ServiceAccount is null ? "every workload" : "sa " + policy.ServiceAccount)}, {policy.Rules.Count} rules");
             }
         }));
-        return new Command("policy", "AccessPolicy files") { lint, status, Suggest(), Unused(), WhatIf() };
+        return new Command("policy", "AccessPolicy files") { lint, status, PolicyApplyCommand.Apply(), PolicyApplyCommand.Delete(), Suggest(), Unused(), WhatIf() };
     }
 
     private static Command Suggest()

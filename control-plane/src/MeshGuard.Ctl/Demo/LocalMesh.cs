@@ -33,10 +33,12 @@ public sealed class LocalMesh : IAsyncDisposable
     /// <summary>Starts meshguard-cp and waits until its admin port answers.</summary>
     /// <param name="policiesFrom">A directory whose *.yaml files are copied into the control plane's policies/ first.</param>
     /// <param name="defaultPolicy">The mesh default: deny, allow-authenticated or allow.</param>
+    /// <param name="replica">Another replica: its name (for its log) and data directory; the mesh's own control plane stays the first.</param>
     public async Task<ControlPlaneEndpoints> StartControlPlaneAsync(
         TimeSpan? svidTtl = null, string? policiesFrom = null, string defaultPolicy = "deny", int[]? ports = null, IReadOnlyList<string>? extraArguments = null,
-        CancellationToken cancellation = default)
+        (string Name, DataDirectory Data)? replica = null, CancellationToken cancellation = default)
     {
+        var (name, data) = replica ?? ("control-plane", Data);
         if (policiesFrom is not null)
         {
             System.IO.Directory.CreateDirectory(Data.PoliciesDirectory);
@@ -46,10 +48,10 @@ public sealed class LocalMesh : IAsyncDisposable
             }
         }
         ports ??= FreePorts(4);
-        var endpoints = new ControlPlaneEndpoints(Data.Root, Data.TrustBundle, ports[0], ports[1], ports[2], ports.Length > 3 ? ports[3] : FreePorts(1)[0]);
+        var endpoints = new ControlPlaneEndpoints(data.Root, data.TrustBundle, ports[0], ports[1], ports[2], ports.Length > 3 ? ports[3] : FreePorts(1)[0]);
         var arguments = new List<string>
         {
-            "--data", Data.Root, "--trust-domain", TrustDomain,
+            "--data", data.Root, "--trust-domain", TrustDomain,
             "--bootstrap-port", ports[0].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--grpc-port", ports[1].ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--admin-port", ports[2].ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -62,9 +64,12 @@ public sealed class LocalMesh : IAsyncDisposable
             arguments.Add($"{ttl.TotalMilliseconds:F0}ms");
         }
         arguments.AddRange(extraArguments ?? []);
-        var process = Track(MeshProcess.Start("control-plane", "meshguard-cp", arguments, Path.Combine(Directory, "logs", "control-plane.log")));
+        var process = Track(MeshProcess.Start(name, "meshguard-cp", arguments, Path.Combine(Directory, "logs", name + ".log")));
         await WaitForAsync(process, new Uri($"http://127.0.0.1:{endpoints.AdminPort}/healthz"), cancellation);
-        ControlPlane = endpoints;
+        if (replica is null)
+        {
+            ControlPlane = endpoints;
+        }
         return endpoints;
     }
 

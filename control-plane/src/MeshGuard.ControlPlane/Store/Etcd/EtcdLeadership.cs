@@ -1,0 +1,126 @@
+using Etcdserverpb;
+using Grpc.Core;
+using MeshGuard.Store;
+
+namespace MeshGuard.ControlPlane.Store.Etcd;
+
+/// <summary>
+/// The replica that does the work that must happen once (sweeping expired join tokens), chosen through etcd:
+/// whoever creates <c>/meshguard/leader</c> under its lease leads while it keeps the lease alive; when it stops
+/// or loses etcd, the lease expires after <see cref="LeaseTtl"/> and another replica takes over.
+/// </summary>
+internal sealed partial class EtcdLeadership(
+    EtcdConnection etcd, EtcdJoinTokens tokens, ControlPlaneSettings settings, TimeProvider time, ILogger<EtcdLeadership> logger) : BackgroundService
+{
+    public static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Tick = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
+    private readonly string _name = $"{Environment.MachineName}/{Environment.ProcessId} grpc {settings.BindAddress}:{settings.GrpcPort}";
+    private long _lease;
+    private DateTimeOffset _nextSweep;
+
+    public bool IsLeader { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (IsLeader ? await KeepAsync(stoppingToken) : await TryTakeAsync(stoppingToken))
+                {
+                    await LeadAsync(stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is RpcException or IOException && !stoppingToken.IsCancellationRequested)
+            {
+                if (IsLeader)
+                {
+                    LogLost(logger, e.Message);
+                }
+                IsLeader = false;
+                _lease = 0;
+            }
+            await Task.Delay(Tick, time, stoppingToken);
+        }
+    }
+
+    private async Task<bool> TryTakeAsync(CancellationToken cancellation)
+    {
+        if (_lease == 0)
+        {
+            _lease = (await etcd.GrantLeaseAsync(LeaseTtl, cancellation)).ID;
+        }
+        else if ((await etcd.KeepAliveOnceAsync(_lease, cancellation)).TTL <= 0)
+        {
+            _lease = (await etcd.GrantLeaseAsync(LeaseTtl, cancellation)).ID;
+        }
+        var take = new TxnRequest();
+        take.Compare.Add(new Compare
+        {
+            Key = EtcdKeys.Key(EtcdKeys.Leader),
+            Target = Compare.Types.CompareTarget.Create,
+            Result = Compare.Types.CompareResult.Equal,
+            CreateRevision = 0,
+        });
+        take.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.Leader), Value = EtcdKeys.Key(_name), Lease = _lease } });
+        IsLeader = (await etcd.TxnAsync(take, cancellation)).Succeeded;
+        if (IsLeader)
+        {
+            LogTaken(logger, _name, LeaseTtl.TotalSeconds);
+        }
+        return IsLeader;
+    }
+
+    private async Task<bool> KeepAsync(CancellationToken cancellation)
+    {
+        if ((await etcd.KeepAliveOnceAsync(_lease, cancellation)).TTL > 0)
+        {
+            return true;
+        }
+        LogLost(logger, "the lease expired");
+        IsLeader = false;
+        _lease = 0;
+        return false;
+    }
+
+    private async Task LeadAsync(CancellationToken cancellation)
+    {
+        if (time.GetUtcNow() < _nextSweep)
+        {
+            return;
+        }
+        _nextSweep = time.GetUtcNow() + SweepInterval;
+        var swept = await tokens.SweepExpiredAsync(cancellation);
+        if (swept > 0)
+        {
+            LogSwept(logger, swept);
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        if (_lease != 0)
+        {
+            // Hand over at once rather than after the lease's TTL.
+            try
+            {
+                await etcd.RevokeLeaseAsync(_lease, cancellationToken);
+            }
+            catch (Exception e) when (e is RpcException or IOException)
+            {
+                LogLost(logger, "could not revoke the lease: " + e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 75, Level = LogLevel.Information, Message = "etcd: this replica ({Name}) leads, lease {Ttl}s")]
+    private static partial void LogTaken(ILogger logger, string name, double ttl);
+
+    [LoggerMessage(EventId = 76, Level = LogLevel.Warning, Message = "etcd: leadership lost: {Reason}")]
+    private static partial void LogLost(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 77, Level = LogLevel.Information, Message = "etcd: swept {Count} expired join tokens")]
+    private static partial void LogSwept(ILogger logger, int count);
+}

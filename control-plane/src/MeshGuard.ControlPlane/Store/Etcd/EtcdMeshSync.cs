@@ -1,0 +1,58 @@
+using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.Registry;
+using MeshGuard.Store;
+
+namespace MeshGuard.ControlPlane.Store.Etcd;
+
+/// <summary>
+/// Turns each new etcd view into the mesh config: the policy store reads the view's documents, the registry
+/// takes its endpoints, the revocation store its list, and the distributor publishes them as version = the
+/// view's etcd revision. So a version means the same content on every replica, and a sidecar that moves to
+/// another replica resumes at its version there.
+/// </summary>
+internal sealed partial class EtcdMeshSync(
+    EtcdMeshState state, EtcdPolicySource policySource, PolicyStore policies, ServiceRegistry registry, RevocationStore revocations,
+    ConfigDistributor distributor, ILogger<EtcdMeshSync> logger) : SyncedWatchService
+{
+    private string? _revocationText;
+
+    public override string Description => "the mesh config from " + state.Description;
+
+    protected override async Task WatchAsync(CancellationToken cancellation)
+    {
+        await state.Synced.WaitAsync(cancellation);
+        long applied = -1;
+        while (!cancellation.IsCancellationRequested)
+        {
+            var changed = state.Changed;
+            var view = state.Current;
+            if (view.Revision != applied)
+            {
+                Apply(view);
+                applied = view.Revision;
+                MarkSynced();
+            }
+            await changed.WaitAsync(cancellation);
+        }
+    }
+
+    private void Apply(EtcdView view)
+    {
+        policySource.Pin(view);
+        policies.Reload();
+        registry.Replace(EtcdEndpointRegistrar.Endpoints(view));
+        var text = view.Keys.GetValueOrDefault(EtcdKeys.Revocations, "");
+        if (text != _revocationText)
+        {
+            _revocationText = text;
+            revocations.Offer(text, "etcd " + EtcdKeys.Revocations);
+        }
+        if (distributor.PublishAt(view.Revision))
+        {
+            LogApplied(logger, view.Revision);
+        }
+    }
+
+    [LoggerMessage(EventId = 74, Level = LogLevel.Debug, Message = "mesh config from etcd revision {Revision}")]
+    private static partial void LogApplied(ILogger logger, long revision);
+}

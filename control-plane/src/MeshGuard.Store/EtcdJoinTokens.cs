@@ -1,0 +1,103 @@
+using System.Text.Json;
+using Etcdserverpb;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Spiffe;
+
+namespace MeshGuard.Store;
+
+/// <summary>
+/// Join tokens in etcd, for replicas that share them: stored under the token's SHA-256, spent by one transaction
+/// that deletes the token only if it is still the version that was looked up and records it as spent. Two
+/// replicas handed the same token at once both look it up, but only one transaction succeeds.
+/// </summary>
+public sealed class EtcdJoinTokens(EtcdConnection etcd, TimeProvider time) : IJoinTokens
+{
+    public async Task<string> CreateAsync(SpiffeId id, TimeSpan ttl, CancellationToken cancellation)
+    {
+        var (token, record) = JoinTokenStore.NewToken(id, ttl, time);
+        await etcd.PutAsync(EtcdKeys.Tokens + JoinTokenStore.Hash(token), JsonSerializer.Serialize(record, DataDirJsonContext.Default.JoinTokenRecord), cancellation);
+        return token;
+    }
+
+    public async Task<JoinTokenLookup> FindAsync(string? token, CancellationToken cancellation) => (await LookUpAsync(token, cancellation)).Lookup;
+
+    public async Task<JoinTokenLookup> ConsumeAsync(string? token, CancellationToken cancellation)
+    {
+        var (lookup, revision, value) = await LookUpAsync(token, cancellation);
+        if (lookup.Status != JoinTokenStatus.Valid)
+        {
+            return lookup;
+        }
+        var key = EtcdKeys.Tokens + JoinTokenStore.Hash(token!);
+        var spend = new TxnRequest();
+        spend.Compare.Add(new Compare
+        {
+            Key = EtcdKeys.Key(key),
+            Target = Compare.Types.CompareTarget.Mod,
+            Result = Compare.Types.CompareResult.Equal,
+            ModRevision = revision,
+        });
+        spend.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdKeys.Key(key) } });
+        spend.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.SpentTokens + JoinTokenStore.Hash(token!)), Value = EtcdKeys.Key(value!) } });
+        var result = await etcd.TxnAsync(spend, cancellation);
+        return result.Succeeded ? lookup : JoinTokenLookup.Refused(JoinTokenStatus.AlreadyUsed);
+    }
+
+    /// <summary>Deletes tokens and spent markers past their expiry (the leader's sweep); returns how many.</summary>
+    public async Task<int> SweepExpiredAsync(CancellationToken cancellation)
+    {
+        var swept = 0;
+        foreach (var prefix in new[] { EtcdKeys.Tokens, EtcdKeys.SpentTokens })
+        {
+            var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(prefix), RangeEnd = EtcdKeys.RangeEnd(prefix) }, cancellation);
+            foreach (var kv in range.Kvs)
+            {
+                var record = Parse(kv.Value.ToStringUtf8());
+                if (record is not null && time.GetUtcNow() < record.ExpiresAt)
+                {
+                    continue;
+                }
+                // Only the version that was read: a token written again meanwhile stays.
+                var delete = new TxnRequest();
+                delete.Compare.Add(new Compare { Key = kv.Key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = kv.ModRevision });
+                delete.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = kv.Key } });
+                if ((await etcd.TxnAsync(delete, cancellation)).Succeeded)
+                {
+                    swept++;
+                }
+            }
+        }
+        return swept;
+    }
+
+    private async Task<(JoinTokenLookup Lookup, long Revision, string? Value)> LookUpAsync(string? token, CancellationToken cancellation)
+    {
+        if (!JoinTokenStore.IsWellFormed(token))
+        {
+            return (JoinTokenLookup.Refused(JoinTokenStatus.Unknown), 0, null);
+        }
+        var hash = JoinTokenStore.Hash(token);
+        var stored = await etcd.GetAsync(EtcdKeys.Tokens + hash, cancellation);
+        if (stored is not { } found)
+        {
+            var spent = await etcd.GetAsync(EtcdKeys.SpentTokens + hash, cancellation);
+            return (JoinTokenLookup.Refused(spent is null ? JoinTokenStatus.Unknown : JoinTokenStatus.AlreadyUsed), 0, null);
+        }
+        var record = Parse(found.Value);
+        return record is null
+            ? (JoinTokenLookup.Refused(JoinTokenStatus.Unknown), 0, null)
+            : (JoinTokenStore.Evaluate(record, time), found.ModRevision, found.Value);
+    }
+
+    private static JoinTokenRecord? Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, DataDirJsonContext.Default.JoinTokenRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using MeshGuard.Contracts;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Spiffe;
+using MeshGuard.Store;
+using MeshGuard.Tests.Common;
+using Xunit.Abstractions;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// Two control-plane replicas sharing a real etcd (Debian's etcd-server, started here): one CA sealed in etcd,
+/// join tokens spent once across replicas, policies pushed with meshctl reaching sidecars of both, a replica
+/// lost under load, and etcd itself restarted.
+/// </summary>
+public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
+{
+    private static readonly TimeSpan SvidTtl = TimeSpan.FromSeconds(10);
+    private readonly TempDirectory _files = new();
+    private EtcdServer _etcd = null!;
+    private string _keyFile = null!;
+
+    private const string OrdersAllowsFrontend = """
+        apiVersion: meshguard.io/v1alpha1
+        kind: AccessPolicy
+        metadata: { name: orders-callers, namespace: shop }
+        spec:
+          selector: { serviceAccount: orders }
+          action: allow
+          rules:
+            - name: frontend-orders
+              from:
+                - identity: spiffe://mesh.local/ns/shop/sa/frontend
+              to:
+                - methods: [GET]
+                  paths: ["/orders/*"]
+        """;
+
+    protected override async Task StartAsync()
+    {
+        _etcd = await EtcdServer.StartAsync(LocalMesh.FreePorts(2));
+        _keyFile = _files.Combine("store.key");
+        SecureFile.WriteAtomically(_keyFile, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)), secret: true);
+    }
+
+    private string[] StoreArguments => ["--store", _etcd.Store, "--store-key-file", _keyFile];
+
+    /// <summary>Replicas A and B, started at the same moment on the same empty etcd: each its own data directory and ports.</summary>
+    private async Task<(ControlPlaneEndpoints A, ControlPlaneEndpoints B)> StartReplicasAsync()
+    {
+        var a = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: StoreArguments);
+        var b = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: StoreArguments, replica: ("control-plane-b", new DataDirectory(_files.Combine("cp-b"))));
+        await Task.WhenAll(a, b);
+        return (await a, await b);
+    }
+
+    private EtcdConnection Etcd() => new(StoreLocation.Parse(_etcd.Store, out _)!);
+
+    private async Task<string> TokenAsync(string service) =>
+        await new EtcdJoinTokens(Etcd(), TimeProvider.System).CreateAsync(LocalMesh.IdentityOf(service), TimeSpan.FromMinutes(5), CancellationToken.None);
+
+    private static long ConfigVersion(MeshService sidecar) => SidecarAdmin.Config(sidecar).GetProperty("version").GetInt64();
+
+    [Fact]
+    public async Task ReplicasStartedTogetherShareOneCaWhosePrivateKeysEtcdHoldsOnlySealed()
+    {
+        var (a, b) = await StartReplicasAsync();
+        Assert.Equal(await File.ReadAllTextAsync(a.BundleFile), await File.ReadAllTextAsync(b.BundleFile));
+
+        using var etcd = Etcd();
+        var stored = (await etcd.GetAsync(EtcdKeys.Ca, CancellationToken.None))!.Value.Value;
+        Assert.Contains("BEGIN CERTIFICATE", stored, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY", stored, StringComparison.Ordinal);
+        var document = (await CaDocument.ReadAsync(etcd, CancellationToken.None))!;
+        Assert.StartsWith("mgsealed1:", document.SealedRootKey, StringComparison.Ordinal);
+        Assert.StartsWith("mgsealed1:", document.SealedIntermediateKey, StringComparison.Ordinal);
+        // Neither replica wrote the CA to its own disk.
+        Assert.False(Directory.Exists(Mesh.Data.CaDirectory));
+        Assert.False(Directory.Exists(new DataDirectory(_files.Combine("cp-b")).CaDirectory));
+
+        // meshctl reads the same bundle from etcd.
+        var (code, bundle) = await Cli.RunAsync("meshctl", "bundle", "show", "--store", _etcd.Store);
+        Assert.Equal(0, code);
+        Assert.Equal(TrustBundle.Load(a.BundleFile).ToPem(), bundle);
+
+        // A third replica with another store key cannot open the CA and does not start.
+        var wrongKey = _files.Combine("wrong.key");
+        SecureFile.WriteAtomically(wrongKey, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)), secret: true);
+        var ports = LocalMesh.FreePorts(4);
+        var third = Mesh.Track(MeshProcess.Start("control-plane-c", "meshguard-cp",
+            ["--data", _files.Combine("cp-c"), "--store", _etcd.Store, "--store-key-file", wrongKey, "--bootstrap-port", $"{ports[0]}",
+             "--grpc-port", $"{ports[1]}", "--admin-port", $"{ports[2]}", "--webhook-port", $"{ports[3]}"], _files.Combine("cp-c.log")));
+        Assert.True(await Eventually.TrueAsync(() => third.HasExited, TimeSpan.FromSeconds(30)), "a replica with the wrong store key kept running");
+        Assert.Equal(1, third.ExitCode);
+        Assert.Contains("does not open with this store key", third.ReadLog(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AJoinTokenRacedToBothReplicasIsAcceptedExactlyOnce()
+    {
+        var (a, b) = await StartReplicasAsync();
+        var bundle = TrustBundle.Load(a.BundleFile);
+        var inventory = LocalMesh.IdentityOf("inventory");
+        using var clientA = BootstrapClient.For(a.BootstrapPort, bundle);
+        using var clientB = BootstrapClient.For(b.BootstrapPort, bundle);
+        for (var round = 0; round < 20; round++)
+        {
+            // Made with meshctl, as an operator would.
+            var (code, tokenOutput) = await Cli.RunAsync("meshctl", "token", "create", "--store", _etcd.Store, "--spiffe-id", inventory.ToString());
+            Assert.True(code == 0, tokenOutput);
+            var token = tokenOutput.Trim();
+            var attempts = new[] { clientA, clientB, clientA, clientB }.Select(async client =>
+            {
+                using var key = SvidKey.CreateKey();
+                using var response = await client.PostAsJsonAsync(Bootstrap.AttestPath,
+                    new AttestRequest(token, SvidKey.CreateSigningRequestPem(key, inventory), "inventory", "127.0.0.1:9"), ContractsJsonContext.Default.AttestRequest);
+                return (response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+            }).ToList();
+            var results = await Task.WhenAll(attempts);
+            Assert.Single(results, r => r.StatusCode == HttpStatusCode.OK);
+            Assert.All(results.Where(r => r.StatusCode != HttpStatusCode.OK), r =>
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
+                Assert.Contains("join token was already used", r.Body, StringComparison.Ordinal);
+            });
+        }
+    }
+
+    [Fact]
+    public async Task APolicyPushedWithMeshctlReachesSidecarsOfBothReplicasWithinOneSecond()
+    {
+        var (a, b) = await StartReplicasAsync();
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
+        // Each replica's table holds both: the registrations are in etcd.
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        await SidecarAdmin.WaitForServicesAsync(orders, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        using (var denied = await client.GetAsync(new Uri("http://orders/orders/1")))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        }
+
+        // A bad file is refused whole with file:line and nothing reaches etcd.
+        var bad = _files.Combine("orders.yaml");
+        await File.WriteAllTextAsync(bad, OrdersAllowsFrontend.Replace("action: allow", "action: permit", StringComparison.Ordinal));
+        var (badCode, badOutput) = await Cli.RunAsync("meshctl", "policy", "apply", "-f", bad, "--store", _etcd.Store);
+        Assert.Equal(1, badCode);
+        Assert.Matches(@"orders\.yaml:\d+:\d+: ", badOutput);
+        Assert.Contains("nothing written", badOutput, StringComparison.Ordinal);
+        using (var etcd = Etcd())
+        {
+            Assert.Null(await etcd.GetAsync(EtcdKeys.Policy("orders.yaml"), CancellationToken.None));
+        }
+
+        var good = _files.Combine("good", "orders.yaml");
+        Directory.CreateDirectory(Path.GetDirectoryName(good)!);
+        await File.WriteAllTextAsync(good, OrdersAllowsFrontend);
+        var clock = Stopwatch.StartNew();
+        var (code, applied) = await Cli.RunAsync("meshctl", "policy", "apply", "-f", good, "--store", _etcd.Store);
+        Assert.True(code == 0, applied);
+        var appliedAt = clock.Elapsed;
+        var revision = long.Parse(System.Text.RegularExpressions.Regex.Match(applied, @"at revision (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        // The version sidecars hold is the etcd revision of the change, whichever replica they stream from.
+        Assert.True(await Eventually.TrueAsync(() => ConfigVersion(orders) == revision && ConfigVersion(frontend) == revision, TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(10)),
+            $"sidecars hold versions {ConfigVersion(orders)} and {ConfigVersion(frontend)}, not the revision {revision}");
+        var reached = clock.Elapsed - appliedAt;
+        output.WriteLine($"policy reached both sidecars {reached.TotalMilliseconds:F0} ms after meshctl policy apply returned");
+        Assert.True(reached < TimeSpan.FromSeconds(1), $"the policy took {reached.TotalMilliseconds:F0} ms to reach both sidecars");
+        using var allowed = await client.GetAsync(new Uri("http://orders/orders/2"));
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+
+        // Deleting the document brings the default deny back.
+        var (deleteCode, deleted) = await Cli.RunAsync("meshctl", "policy", "delete", "orders.yaml", "--store", _etcd.Store);
+        Assert.True(deleteCode == 0, deleted);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync(new Uri("http://orders/orders/3"));
+            return response.StatusCode == HttpStatusCode.Forbidden;
+        }), "the deleted policy still allows frontend");
+    }
+
+    [Fact]
+    public async Task LosingTheReplicaASidecarStreamsFromFailsNoRequestAndItResumesAtItsVersionOnTheOther()
+    {
+        var (a, b) = await StartReplicasAsync();
+        await ApplyAsync(OrdersAllowsFrontend);
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [a, b], joinToken: await TokenAsync("orders"));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a, b], joinToken: await TokenAsync("frontend"));
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/orders/{n}"), workers: 2);
+        await load.RunForAsync(100);
+        var versionBefore = ConfigVersion(frontend);
+        Mesh.Processes[0].Kill();
+
+        var atB = $"https://127.0.0.1:{b.GrpcPort}/";
+        foreach (var sidecar in new[] { orders, frontend })
+        {
+            Assert.True(await Eventually.TrueAsync(() => sidecar.Sidecar!.ReadLog().Contains("using " + atB, StringComparison.Ordinal)
+                    && SidecarAdmin.Config(sidecar).GetProperty("connected").GetBoolean(), TimeSpan.FromSeconds(15)),
+                $"{sidecar.Name} did not move its stream to replica B:\n{sidecar.Sidecar!.ReadLog()}");
+        }
+        // Same revision, same version: B had nothing newer to send.
+        Assert.Equal(versionBefore, ConfigVersion(frontend));
+        Assert.True(await Eventually.TrueAsync(
+                () => orders.Sidecar!.ReadLog().Contains("at " + atB, StringComparison.Ordinal) && frontend.Sidecar!.ReadLog().Contains("at " + atB, StringComparison.Ordinal),
+                SvidTtl + TimeSpan.FromSeconds(5)),
+            "no renewal at replica B after replica A was lost");
+        await load.RunForAsync(100);
+        await load.StopAsync();
+        Assert.Empty(load.Failures);
+    }
+
+    [Fact]
+    public async Task WhileEtcdIsDownSidecarsKeepEnforcingAndTheReplicasPickUpChangesWhenItIsBack()
+    {
+        var (a, b) = await StartReplicasAsync();
+        await ApplyAsync(OrdersAllowsFrontend);
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+
+        await _etcd.KillAsync();
+        Assert.True(await Eventually.TrueAsync(() => Mesh.Processes[0].ReadLog().Contains("etcd: watch on", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+            "replica A did not notice etcd was gone:\n" + Mesh.Processes[0].ReadLog());
+        for (var i = 0; i < 20; i++)
+        {
+            using var allowed = await client.GetAsync(new Uri($"http://orders/orders/{i}"));
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+            using var denied = await client.PostAsync(new Uri($"http://orders/orders/{i}"), null);
+            Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        }
+
+        await _etcd.StartAgainAsync();
+        // The change made after the outage reaches both replicas' sidecars: the watches were resumed.
+        await ApplyAsync(OrdersAllowsFrontend.Replace("methods: [GET]", "methods: [GET, POST]", StringComparison.Ordinal));
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.PostAsync(new Uri("http://orders/orders/9"), null);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, TimeSpan.FromSeconds(20)), "a policy change after etcd came back did not reach the mesh:\n" + Mesh.Processes[0].ReadLog());
+        Assert.Equal(ConfigVersion(frontend), ConfigVersion(orders));
+    }
+
+    private async Task ApplyAsync(string policy)
+    {
+        var file = _files.Combine($"apply-{Guid.NewGuid():N}", "orders.yaml");
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await File.WriteAllTextAsync(file, policy);
+        var (code, applied) = await Cli.RunAsync("meshctl", "policy", "apply", "-f", file, "--store", _etcd.Store);
+        Assert.True(code == 0, applied);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _etcd.DisposeAsync();
+        _files.Dispose();
+    }
+}
