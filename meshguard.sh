@@ -64,11 +64,12 @@ apt_install() {
 
 # Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
 # testssl.sh scans every TLS port; python3-h2 floods with rapid resets; ip, iptables and setpriv build the
-# network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize.
+# network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize;
+# etcd (etcd-server) is the replicas' shared store.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
-    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client
+    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server
 }
 
 run_tests() {

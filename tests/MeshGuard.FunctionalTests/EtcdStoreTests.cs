@@ -251,6 +251,41 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         Assert.Equal(ConfigVersion(frontend), ConfigVersion(orders));
     }
 
+    [Fact]
+    public async Task AnIdentityRevokedThroughTheStoreIsRefusedByASidecarOfTheOtherReplicaAndCannotRenew()
+    {
+        var (a, b) = await StartReplicasAsync();
+        await ApplyAsync(OrdersAllowsFrontend);
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        using (var before = await client.GetAsync(new Uri("http://orders/orders/1")))
+        {
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
+
+        var (code, revoked) = await Cli.RunAsync("meshctl", "identity", "revoke", "--store", _etcd.Store, "--spiffe-id", LocalMesh.IdentityOf("frontend").ToString());
+        Assert.True(code == 0, revoked);
+        Assert.True(await Eventually.TrueAsync(async () =>
+        {
+            using var response = await client.GetAsync(new Uri("http://orders/orders/2"));
+            return response.StatusCode != HttpStatusCode.OK;
+        }), "orders, whose sidecar streams from replica B, still lets the revoked frontend in");
+        var (listCode, list) = await Cli.RunAsync("meshctl", "identity", "revoked", "--store", _etcd.Store);
+        Assert.Equal(0, listCode);
+        Assert.Contains(LocalMesh.IdentityOf("frontend").ToString(), list, StringComparison.Ordinal);
+        // Replica A, where frontend renews, refuses it too.
+        Assert.True(await Eventually.TrueAsync(() => frontend.Sidecar!.ReadLog().Contains("is revoked", StringComparison.Ordinal), SvidTtl + TimeSpan.FromSeconds(5)),
+            "frontend renewed although revoked:\n" + frontend.Sidecar!.ReadLog());
+        using (var after = await client.GetAsync(new Uri("http://orders/orders/after")))
+        {
+            Assert.NotEqual(HttpStatusCode.OK, after.StatusCode);
+        }
+        Assert.DoesNotContain(ordersApp.Requests, r => r.Path == "/orders/after");
+    }
+
     private async Task ApplyAsync(string policy)
     {
         var file = _files.Combine($"apply-{Guid.NewGuid():N}", "orders.yaml");

@@ -1,0 +1,106 @@
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Store.Etcd;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Spiffe;
+using MeshGuard.Store;
+using MeshGuard.Tests.Common;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace MeshGuard.ControlPlane.Tests.Store.Etcd;
+
+/// <summary>The store's transactions against a real etcd: tokens spent once, leadership held by one replica, revocations merged.</summary>
+public sealed class EtcdStoreTests : IAsyncLifetime
+{
+    private static readonly SpiffeId Orders = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/orders");
+    private EtcdServer _etcd = null!;
+    private EtcdConnection _connection = null!;
+
+    public async Task InitializeAsync()
+    {
+        _etcd = await EtcdServer.StartAsync(LocalMesh.FreePorts(2));
+        _connection = new EtcdConnection(StoreLocation.Parse(_etcd.Store, out _)!);
+    }
+
+    [Fact]
+    public async Task OfFiftyConcurrentSpendsOfOneTokenExactlyOneSucceeds()
+    {
+        var tokens = new EtcdJoinTokens(_connection, TimeProvider.System);
+        var token = await tokens.CreateAsync(Orders, TimeSpan.FromMinutes(1), CancellationToken.None);
+        Assert.Equal(JoinTokenStatus.Valid, (await tokens.FindAsync(token, CancellationToken.None)).Status);
+        // Each spender its own connection, as separate replicas would have.
+        var spenders = Enumerable.Range(0, 50).Select(async _ =>
+        {
+            using var connection = new EtcdConnection(_connection.Location);
+            return await new EtcdJoinTokens(connection, TimeProvider.System).ConsumeAsync(token, CancellationToken.None);
+        });
+        var results = await Task.WhenAll(spenders);
+        var valid = Assert.Single(results, r => r.Status == JoinTokenStatus.Valid);
+        Assert.Equal(Orders, valid.SpiffeId);
+        Assert.All(results.Where(r => r.Status != JoinTokenStatus.Valid), r => Assert.Equal(JoinTokenStatus.AlreadyUsed, r.Status));
+        Assert.Equal(JoinTokenStatus.AlreadyUsed, (await tokens.FindAsync(token, CancellationToken.None)).Status);
+        // Only the hash is stored.
+        var stored = await _connection.RangeAsync(new Etcdserverpb.RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Root), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Root) }, CancellationToken.None);
+        Assert.DoesNotContain(stored.Kvs, kv => kv.Key.ToStringUtf8().Contains(token, StringComparison.Ordinal) || kv.Value.ToStringUtf8().Contains(token, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ExpiredTokensAreRefusedAsExpiredAndSweptWithTheirSpentMarkers()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var tokens = new EtcdJoinTokens(_connection, time);
+        var expiring = await tokens.CreateAsync(Orders, TimeSpan.FromMinutes(1), CancellationToken.None);
+        var spent = await tokens.CreateAsync(Orders, TimeSpan.FromMinutes(1), CancellationToken.None);
+        var lasting = await tokens.CreateAsync(Orders, TimeSpan.FromHours(1), CancellationToken.None);
+        Assert.Equal(JoinTokenStatus.Valid, (await tokens.ConsumeAsync(spent, CancellationToken.None)).Status);
+        time.Advance(TimeSpan.FromMinutes(2));
+        Assert.Equal(JoinTokenStatus.Expired, (await tokens.ConsumeAsync(expiring, CancellationToken.None)).Status);
+
+        Assert.Equal(2, await tokens.SweepExpiredAsync(CancellationToken.None));
+        Assert.Equal(JoinTokenStatus.Unknown, (await tokens.FindAsync(expiring, CancellationToken.None)).Status);
+        Assert.Equal(JoinTokenStatus.Unknown, (await tokens.FindAsync(spent, CancellationToken.None)).Status);
+        Assert.Equal(JoinTokenStatus.Valid, (await tokens.FindAsync(lasting, CancellationToken.None)).Status);
+    }
+
+    [Fact]
+    public async Task OneOfTwoReplicasLeadsAndTheOtherTakesOverWhenItStops()
+    {
+        var settingsA = new ControlPlaneSettings("/nonexistent", "mesh.local", "127.0.0.1", 1, 2, 3, 4, TimeSpan.FromHours(1), MeshGuard.Policy.Engine.MeshDefault.Deny);
+        var settingsB = settingsA with { GrpcPort = 5 };
+        using var connectionB = new EtcdConnection(_connection.Location);
+        using var a = new EtcdLeadership(_connection, new EtcdJoinTokens(_connection, TimeProvider.System), settingsA, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
+        using var b = new EtcdLeadership(connectionB, new EtcdJoinTokens(connectionB, TimeProvider.System), settingsB, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
+        await a.StartAsync(CancellationToken.None);
+        await b.StartAsync(CancellationToken.None);
+        Assert.True(await Eventually.TrueAsync(() => a.IsLeader || b.IsLeader), "nobody took the lead");
+        await Task.Delay(TimeSpan.FromSeconds(4)); // more than a tick: the other tried and was refused
+        Assert.True(a.IsLeader ^ b.IsLeader, $"leaders: a={a.IsLeader} b={b.IsLeader}");
+
+        var (leader, follower) = a.IsLeader ? (a, b) : (b, a);
+        var holder = (await _connection.GetAsync(EtcdKeys.Leader, CancellationToken.None))!.Value.Value;
+        Assert.Contains(leader == a ? "grpc 127.0.0.1:2" : "grpc 127.0.0.1:5", holder, StringComparison.Ordinal);
+        await leader.StopAsync(CancellationToken.None);
+        Assert.True(await Eventually.TrueAsync(() => follower.IsLeader, TimeSpan.FromSeconds(10)), "the follower did not take over from a stopped leader");
+        await follower.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task ConcurrentRevocationsThroughTheStoreAllLand()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => SpiffeId.Parse($"spiffe://mesh.local/ns/shop/sa/app{i}")).ToList();
+        await Task.WhenAll(ids.Select(async id =>
+        {
+            using var connection = new EtcdConnection(_connection.Location);
+            await EtcdRevocations.UpdateAsync(connection, id, revoke: true, CancellationToken.None);
+        }));
+        Assert.Equal(ids.Select(static i => i.ToString()).Order(StringComparer.Ordinal), (await EtcdRevocations.ReadAsync(_connection, CancellationToken.None)).Ids.Select(static i => i.ToString()));
+        await EtcdRevocations.UpdateAsync(_connection, ids[0], revoke: false, CancellationToken.None);
+        Assert.DoesNotContain(ids[0], (await EtcdRevocations.ReadAsync(_connection, CancellationToken.None)).Ids);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _connection.Dispose();
+        await _etcd.DisposeAsync();
+    }
+}
