@@ -82,6 +82,10 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         Assert.False(Directory.Exists(Mesh.Data.CaDirectory));
         Assert.False(Directory.Exists(new DataDirectory(_files.Combine("cp-b")).CaDirectory));
 
+        // Exactly one of them leads (the once-only work), as their /metrics say.
+        Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_leader") + await MetricAsync(b, "meshguard_cp_leader") == 1),
+            "not exactly one leader of two replicas");
+
         // meshctl reads the same bundle from etcd.
         var (code, bundle) = await Cli.RunAsync("meshctl", "bundle", "show", "--store", _etcd.Store);
         Assert.Equal(0, code);
@@ -97,6 +101,25 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         Assert.True(await Eventually.TrueAsync(() => third.HasExited, TimeSpan.FromSeconds(30)), "a replica with the wrong store key kept running");
         Assert.Equal(1, third.ExitCode);
         Assert.Contains("does not open with this store key", third.ReadLog(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InitMovesAnExistingCaIntoEtcdAndReplicasSignWithIt()
+    {
+        var existing = _files.Combine("existing-ca");
+        var (made, madeOutput) = await Cli.RunAsync("meshguard-cp", "init", "--data", existing);
+        Assert.True(made == 0, madeOutput);
+        var (moved, movedOutput) = await Cli.RunAsync("meshguard-cp", "init", "--data", existing, "--store", _etcd.Store, "--store-key-file", _keyFile);
+        Assert.True(moved == 0, movedOutput);
+        Assert.Contains("its keys sealed", movedOutput, StringComparison.Ordinal);
+
+        var replica = await Mesh.StartControlPlaneAsync(extraArguments: StoreArguments);
+        Assert.Equal(await File.ReadAllTextAsync(new DataDirectory(existing).TrustBundle), await File.ReadAllTextAsync(replica.BundleFile));
+
+        // Another CA is not put over the one the replicas use.
+        var (other, otherOutput) = await Cli.RunAsync("meshguard-cp", "init", "--data", _files.Combine("other-ca"), "--store", _etcd.Store, "--store-key-file", _keyFile);
+        Assert.Equal(1, other);
+        Assert.Contains("holds another CA", otherOutput, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -229,9 +252,11 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         await SidecarAdmin.WaitForServicesAsync(frontend, 2);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
 
+        Assert.Equal(1, await MetricAsync(a, "meshguard_cp_store_connected"));
         await _etcd.KillAsync();
-        Assert.True(await Eventually.TrueAsync(() => Mesh.Processes[0].ReadLog().Contains("etcd: watch on", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
-            "replica A did not notice etcd was gone:\n" + Mesh.Processes[0].ReadLog());
+        Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_store_connected") == 0 && await MetricAsync(b, "meshguard_cp_store_connected") == 0, TimeSpan.FromSeconds(30)),
+            "the replicas did not notice etcd was gone:\n" + Mesh.Processes[0].ReadLog());
+        Assert.Contains("etcd: watch on", Mesh.Processes[0].ReadLog(), StringComparison.Ordinal);
         for (var i = 0; i < 20; i++)
         {
             using var allowed = await client.GetAsync(new Uri($"http://orders/orders/{i}"));
@@ -241,6 +266,8 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         }
 
         await _etcd.StartAgainAsync();
+        Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_store_connected") == 1 && await MetricAsync(b, "meshguard_cp_store_connected") == 1, TimeSpan.FromSeconds(30)),
+            "the replicas did not reconnect to etcd:\n" + Mesh.Processes[0].ReadLog());
         // The change made after the outage reaches both replicas' sidecars: the watches were resumed.
         await ApplyAsync(OrdersAllowsFrontend.Replace("methods: [GET]", "methods: [GET, POST]", StringComparison.Ordinal));
         Assert.True(await Eventually.TrueAsync(async () =>
@@ -284,6 +311,13 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
             Assert.NotEqual(HttpStatusCode.OK, after.StatusCode);
         }
         Assert.DoesNotContain(ordersApp.Requests, r => r.Path == "/orders/after");
+    }
+
+    private static async Task<long> MetricAsync(ControlPlaneEndpoints replica, string name)
+    {
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{replica.AdminPort}/metrics"));
+        return SidecarAdmin.MetricValue(metrics, name) ?? throw new InvalidOperationException($"{name} is not in the metrics:\n{metrics}");
     }
 
     private async Task ApplyAsync(string policy)

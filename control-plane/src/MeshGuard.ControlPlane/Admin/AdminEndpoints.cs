@@ -11,11 +11,19 @@ internal static class AdminEndpoints
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
         // Ready while it serves; refused policy files are listed as detail (their last good version is in force).
+        // With etcd: a replica that lost etcd stays ready, serving the last state it read (as sidecars keep their last snapshot).
+        var etcd = app.ServiceProvider.GetService<Store.Etcd.EtcdMeshState>();
+        var leadership = app.ServiceProvider.GetService<Store.Etcd.EtcdLeadership>();
         app.MapGet("/readyz", (PolicyStore policies) =>
         {
             var text = new System.Text.StringBuilder("ready\n");
             var snapshot = policies.Current;
             text.Append(CultureInfo.InvariantCulture, $"policy version {snapshot.Version}: {snapshot.Set.Policies.Count} policies in force\n");
+            if (etcd is not null)
+            {
+                text.Append(CultureInfo.InvariantCulture,
+                    $"etcd: {(etcd.Connected ? "watching" : "not connected, the last state stays in force")}, revision {etcd.Current.Revision}{(leadership?.IsLeader == true ? ", leader" : "")}\n");
+            }
             foreach (var file in snapshot.Files)
             {
                 foreach (var error in file.Errors)
@@ -25,7 +33,7 @@ internal static class AdminEndpoints
             }
             return Results.Text(text.ToString());
         }).RequireHost(host);
-        app.MapGet("/metrics", (ServiceRegistry registry) =>
+        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor) =>
         {
             var table = registry.Current;
             var endpoints = 0;
@@ -35,7 +43,15 @@ internal static class AdminEndpoints
             }
             var text = string.Create(CultureInfo.InvariantCulture,
                 $"# TYPE meshguard_cp_registry_version gauge\nmeshguard_cp_registry_version {table.Version}\n" +
-                $"# TYPE meshguard_cp_registered_endpoints gauge\nmeshguard_cp_registered_endpoints {endpoints}\n");
+                $"# TYPE meshguard_cp_registered_endpoints gauge\nmeshguard_cp_registered_endpoints {endpoints}\n" +
+                $"# TYPE meshguard_cp_config_version gauge\nmeshguard_cp_config_version {distributor.Current.Version}\n");
+            if (etcd is not null)
+            {
+                text += string.Create(CultureInfo.InvariantCulture,
+                    $"# TYPE meshguard_cp_store_connected gauge\nmeshguard_cp_store_connected {(etcd.Connected ? 1 : 0)}\n" +
+                    $"# TYPE meshguard_cp_store_revision gauge\nmeshguard_cp_store_revision {etcd.Current.Revision}\n" +
+                    $"# TYPE meshguard_cp_leader gauge\nmeshguard_cp_leader {(leadership?.IsLeader == true ? 1 : 0)}\n");
+            }
             return Results.Text(text, "text/plain; version=0.0.4");
         }).RequireHost(host);
     }

@@ -45,6 +45,12 @@ internal sealed class CertificateAuthority : IDisposable
         {
             CreateFiles(data.CaDirectory, trustDomain, time);
         }
+        return FromMaterial(ReadMaterial(data), trustDomain, data.CaDirectory, time, OtherTrustedRoots(data, trustDomain));
+    }
+
+    /// <summary>The CA files of the data directory; key files must be 0600.</summary>
+    internal static CaMaterial ReadMaterial(DataDirectory data)
+    {
         foreach (var file in new[] { data.RootCertificate, data.IntermediateCertificate })
         {
             if (!File.Exists(file))
@@ -60,10 +66,9 @@ internal sealed class CertificateAuthority : IDisposable
             }
             SecureFile.RequireOwnerOnly(keyFile);
         }
-        var material = new CaMaterial(
+        return new CaMaterial(
             File.ReadAllText(data.RootCertificate), File.ReadAllText(data.RootKey),
             File.ReadAllText(data.IntermediateCertificate), File.ReadAllText(data.IntermediateKey));
-        return FromMaterial(material, trustDomain, data.CaDirectory, time, OtherTrustedRoots(data, trustDomain));
     }
 
     /// <summary>The prepared next root and the retired roots: trusted beside the active one while a rotation runs.</summary>
