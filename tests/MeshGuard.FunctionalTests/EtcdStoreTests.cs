@@ -58,6 +58,9 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         return (await a, await b);
     }
 
+    /// <summary>Replica A's process (the two start at once, so not by position).</summary>
+    private MeshProcess ReplicaA => Mesh.Processes.Single(static p => p.Name == "control-plane");
+
     private EtcdConnection Etcd() => new(StoreLocation.Parse(_etcd.Store, out _)!);
 
     private async Task<string> TokenAsync(string service) =>
@@ -115,6 +118,11 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
 
         var replica = await Mesh.StartControlPlaneAsync(extraArguments: StoreArguments);
         Assert.Equal(await File.ReadAllTextAsync(new DataDirectory(existing).TrustBundle), await File.ReadAllTextAsync(replica.BundleFile));
+
+        // Every replica enforces the mesh default the first recorded.
+        var (mismatch, mismatchOutput) = await Cli.RunAsync("meshguard-cp", ["--data", _files.Combine("cp-allow"), "--default-policy", "allow", .. StoreArguments]);
+        Assert.Equal(2, mismatch);
+        Assert.Contains("enforce --default-policy deny", mismatchOutput, StringComparison.Ordinal);
 
         // Another CA is not put over the one the replicas use.
         var (other, otherOutput) = await Cli.RunAsync("meshguard-cp", "init", "--data", _files.Combine("other-ca"), "--store", _etcd.Store, "--store-key-file", _keyFile);
@@ -195,8 +203,30 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         var reached = clock.Elapsed - appliedAt;
         output.WriteLine($"policy reached both sidecars {reached.TotalMilliseconds:F0} ms after meshctl policy apply returned");
         Assert.True(reached < TimeSpan.FromSeconds(1), $"the policy took {reached.TotalMilliseconds:F0} ms to reach both sidecars");
-        using var allowed = await client.GetAsync(new Uri("http://orders/orders/2"));
-        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        using (var allowed = await client.GetAsync(new Uri("http://orders/orders/2")))
+        {
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        }
+
+        // meshctl answers from the store what the replicas enforce.
+        var (statusCode, status) = await Cli.RunAsync("meshctl", "policy", "status", "--store", _etcd.Store);
+        Assert.True(statusCode == 0, status);
+        Assert.Contains($"policy version {revision}, mesh default deny", status, StringComparison.Ordinal);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(status, @"ok\s+/meshguard/policies/orders\.yaml: shop/orders-callers"), status);
+        var (authzCode, authz) = await Cli.RunAsync("meshctl", "authz", "check", "--store", _etcd.Store,
+            "--from", LocalMesh.IdentityOf("frontend").ToString(), "--to", LocalMesh.IdentityOf("orders").ToString(), "--path", "/orders/7");
+        Assert.True(authzCode == 0, authz);
+        Assert.Contains("policy shop/orders-callers rule frontend-orders", authz, StringComparison.Ordinal);
+
+        // The flow-log checkpoints orders' sidecar gives replica B are witnessed in etcd, and the log verifies against them.
+        using (var etcd = Etcd())
+        {
+            Assert.True(await Eventually.TrueAsync(async () => await etcd.GetAsync(EtcdKeys.Witness + DataDirectory.WitnessName(orders.Identity.ToString()), CancellationToken.None) is not null, TimeSpan.FromSeconds(20)),
+                "no witnessed checkpoint of orders in etcd");
+        }
+        var (verifyCode, verified) = await Cli.RunAsync("meshctl", "flows", "verify", orders.FlowDirectory!, "--bundle", a.BundleFile, "--store", _etcd.Store);
+        Assert.True(verifyCode == 0, verified);
+        Assert.Contains("witnessed seq", verified, StringComparison.Ordinal);
 
         // Deleting the document brings the default deny back.
         var (deleteCode, deleted) = await Cli.RunAsync("meshctl", "policy", "delete", "orders.yaml", "--store", _etcd.Store);
@@ -221,7 +251,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/orders/{n}"), workers: 2);
         await load.RunForAsync(100);
         var versionBefore = ConfigVersion(frontend);
-        Mesh.Processes[0].Kill();
+        ReplicaA.Kill();
 
         var atB = $"https://127.0.0.1:{b.GrpcPort}/";
         foreach (var sidecar in new[] { orders, frontend })
@@ -255,8 +285,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         Assert.Equal(1, await MetricAsync(a, "meshguard_cp_store_connected"));
         await _etcd.KillAsync();
         Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_store_connected") == 0 && await MetricAsync(b, "meshguard_cp_store_connected") == 0, TimeSpan.FromSeconds(30)),
-            "the replicas did not notice etcd was gone:\n" + Mesh.Processes[0].ReadLog());
-        Assert.Contains("etcd: watch on", Mesh.Processes[0].ReadLog(), StringComparison.Ordinal);
+            "the replicas did not notice etcd was gone:\n" + ReplicaA.ReadLog());
         for (var i = 0; i < 20; i++)
         {
             using var allowed = await client.GetAsync(new Uri($"http://orders/orders/{i}"));
@@ -267,14 +296,14 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
 
         await _etcd.StartAgainAsync();
         Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_store_connected") == 1 && await MetricAsync(b, "meshguard_cp_store_connected") == 1, TimeSpan.FromSeconds(30)),
-            "the replicas did not reconnect to etcd:\n" + Mesh.Processes[0].ReadLog());
+            "the replicas did not reconnect to etcd:\n" + ReplicaA.ReadLog());
         // The change made after the outage reaches both replicas' sidecars: the watches were resumed.
         await ApplyAsync(OrdersAllowsFrontend.Replace("methods: [GET]", "methods: [GET, POST]", StringComparison.Ordinal));
         Assert.True(await Eventually.TrueAsync(async () =>
         {
             using var response = await client.PostAsync(new Uri("http://orders/orders/9"), null);
             return response.StatusCode == HttpStatusCode.OK;
-        }, TimeSpan.FromSeconds(20)), "a policy change after etcd came back did not reach the mesh:\n" + Mesh.Processes[0].ReadLog());
+        }, TimeSpan.FromSeconds(20)), "a policy change after etcd came back did not reach the mesh:\n" + ReplicaA.ReadLog());
         Assert.Equal(ConfigVersion(frontend), ConfigVersion(orders));
     }
 

@@ -220,6 +220,10 @@ namespace MeshGuard.ControlPlane
             }
             else
             {
+                if (await MeshGuard.Store.EtcdPolicies.AgreeMeshDefaultAsync(etcd, settings.MeshDefault.ToText(), cancellation) is { } disagreement)
+                {
+                    throw new CliUsageException(disagreement);
+                }
                 using var key = MeshGuard.Store.StoreKey.Load(settings.StoreKeyFile);
                 ca = await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.LoadOrCreateAsync(etcd, key, settings.TrustDomain, time, cancellation);
             }
@@ -239,6 +243,7 @@ namespace MeshGuard.ControlPlane
             {
                 builder.Services.AddSingleton<IJoinTokens>(new JoinTokenStore(dataDirectory.Root, time));
                 builder.Services.AddSingleton<IEndpointRegistrar>(registry);
+                builder.Services.AddSingleton<IWitnessRecords>(new WitnessFiles(dataDirectory));
             }
             else
             {
@@ -349,6 +354,7 @@ namespace MeshGuard.ControlPlane
             services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>());
             services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdPolicySource>();
             services.AddSingleton<IEndpointRegistrar, MeshGuard.ControlPlane.Store.Etcd.EtcdEndpointRegistrar>();
+            services.AddSingleton<IWitnessRecords, MeshGuard.ControlPlane.Store.Etcd.EtcdWitnessRecords>();
             services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>();
             services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>());
         }

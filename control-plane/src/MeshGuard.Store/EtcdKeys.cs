@@ -30,6 +30,12 @@ public static class EtcdKeys
     /// <summary>Spent join tokens, kept until they would have expired so a replay is told "already used".</summary>
     public const string SpentTokens = Root + "tokens-spent/";
 
+    /// <summary>The mesh default every replica enforces (deny | allow-authenticated | allow), recorded by the first.</summary>
+    public const string MeshDefault = Root + "mesh-default";
+
+    /// <summary>The latest signed flow-log record each workload's sidecar gave a replica: <c>witness/HASH</c>.</summary>
+    public const string Witness = Root + "witness/";
+
     /// <summary>The replica that does the once-only work, held under a lease.</summary>
     public const string Leader = Root + "leader";
 

@@ -35,9 +35,11 @@ public sealed class DataDirectory(string root)
     public string PolicyStateFile => Path.Combine(StateDirectory, "policies.json");
 
     /// <summary>The latest witnessed signed flow-log record of a workload (file named by a hash of its ID).</summary>
-    public string WitnessFile(string workloadId) =>
-        Path.Combine(StateDirectory, "witness",
-            Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workloadId)))[..32] + ".json");
+    public string WitnessFile(string workloadId) => Path.Combine(StateDirectory, "witness", WitnessName(workloadId) + ".json");
+
+    /// <summary>The name a workload's witnessed record is kept under (here and in an etcd store).</summary>
+    public static string WitnessName(string workloadId) =>
+        Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(workloadId)))[..32];
 
     /// <summary>Fails with a clear message when the directory is not there.</summary>
     public void RequireExists()

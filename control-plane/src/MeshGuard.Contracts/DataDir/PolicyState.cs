@@ -14,10 +14,16 @@ public static class PolicyState
 {
     public static void Write(DataDirectory data, long version, MeshDefault meshDefault, IReadOnlyList<AccessPolicy> inForce, IReadOnlyList<PolicyStateFile> files, DateTimeOffset now)
     {
-        using var policies = JsonDocument.Parse(PolicyCodec.Serialize(inForce));
-        var document = new PolicyStateDocument(version, meshDefault.ToText(), now, files, policies.RootElement.Clone());
+        var document = Build(version, meshDefault.ToText(), inForce, files, now);
         Directory.CreateDirectory(data.StateDirectory);
         SecureFile.WriteAtomically(data.PolicyStateFile, JsonSerializer.Serialize(document, PolicyStateJsonContext.Default.PolicyStateDocument), secret: false);
+    }
+
+    /// <summary>The state as a document (what the file holds; meshctl builds the same from an etcd store).</summary>
+    public static PolicyStateDocument Build(long version, string meshDefault, IReadOnlyList<AccessPolicy> inForce, IReadOnlyList<PolicyStateFile> files, DateTimeOffset now)
+    {
+        using var policies = JsonDocument.Parse(PolicyCodec.Serialize(inForce));
+        return new PolicyStateDocument(version, meshDefault, now, files, policies.RootElement.Clone());
     }
 
     /// <summary>Reads the state; a missing file means the control plane has not run on this directory.</summary>

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Grpc.Core;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
@@ -12,11 +11,9 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// The flow-log witness: keeps, per workload, the latest signed record its sidecar wrote. Only a record the
 /// caller itself signed (checked against the bundle) and newer than the one kept is taken.
 /// </summary>
-internal sealed partial class WitnessService(CertificateAuthority ca, DataDirectory data, ILogger<WitnessService> logger) : Witness.WitnessBase
+internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRecords records, ILogger<WitnessService> logger) : Witness.WitnessBase
 {
-    private readonly Lock _gate = new();
-
-    public override Task<WitnessAck> Record(WitnessRecord request, ServerCallContext context)
+    public override async Task<WitnessAck> Record(WitnessRecord request, ServerCallContext context)
     {
         var peer = PeerIdentity.Require(context);
         if (request.Line.Length is 0 or > 64 * 1024)
@@ -41,20 +38,7 @@ internal sealed partial class WitnessService(CertificateAuthority ca, DataDirect
             throw new RpcException(new Status(StatusCode.PermissionDenied, reason));
         }
         var seq = record.Number("seq");
-        var file = data.WitnessFile(peer.ToString());
-        lock (_gate)
-        {
-            if (File.Exists(file))
-            {
-                using var kept = JsonDocument.Parse(File.ReadAllBytes(file));
-                if (kept.RootElement.Number("seq") >= seq)
-                {
-                    return Task.FromResult(new WitnessAck { Seq = kept.RootElement.Number("seq") });
-                }
-            }
-            SecureFile.WriteAtomically(file, request.Line.ToStringUtf8(), secret: false);
-        }
-        return Task.FromResult(new WitnessAck { Seq = seq });
+        return new WitnessAck { Seq = await records.KeepAsync(peer.ToString(), request.Line.Memory, seq, context.CancellationToken) };
     }
 
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "witness refused a record from {SpiffeId}: {Reason}")]

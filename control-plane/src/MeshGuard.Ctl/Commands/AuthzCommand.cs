@@ -19,6 +19,7 @@ internal static class AuthzCommand
     public static Command Create()
     {
         var data = CliOption.Text("--data", "control-plane data directory: check what is deployed");
+        var store = SharedStore.Option();
         var policies = CliOption.Text("--policies", "a policy file or directory: check a proposed set (what-if)");
         var defaultPolicy = CliOption.Text("--default-policy", "mesh default: deny | allow-authenticated | allow (default: the deployed one, else deny)");
         var from = CliOption.Text("--from", "the caller's SPIFFE ID");
@@ -27,10 +28,10 @@ internal static class AuthzCommand
         var method = CliOption.Text("--method", "HTTP method", "GET");
         var path = CliOption.Text("--path", "request path (no query)", "/");
         var header = new Option<string[]>("--header") { Description = "a request header, name=value (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var check = new Command("check", "decide one request with the sidecars' engine") { data, policies, defaultPolicy, from, to, port, method, path, header };
-        check.SetAction(parse => Cli.Run(() =>
+        var check = new Command("check", "decide one request with the sidecars' engine") { data, store, policies, defaultPolicy, from, to, port, method, path, header };
+        check.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var (set, source) = PolicySets.Load(parse.GetValue(data), parse.GetValue(policies), parse.GetValue(defaultPolicy));
+            var (set, source) = await PolicySets.LoadAsync(parse, data, store, policies, parse.GetValue(defaultPolicy));
             var caller = ParseId(CliOption.Required(parse, from), "--from");
             var destination = ParseId(CliOption.Required(parse, to), "--to");
             var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);

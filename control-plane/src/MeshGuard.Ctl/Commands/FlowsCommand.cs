@@ -16,8 +16,9 @@ internal static class FlowsCommand
         var dir = new Argument<string>("DIR") { Description = "a sidecar's flow log directory" };
         var bundle = CliOption.Text("--bundle", "the mesh trust bundle (PEM) the checkpoints must chain to");
         var data = CliOption.Text("--data", "control-plane data directory: also check against the checkpoint it witnessed");
-        var verify = new Command("verify", "check the hash chain and every signed checkpoint; exit 1 on any problem") { dir, bundle, data };
-        verify.SetAction(parse => Cli.Run(() =>
+        var store = SharedStore.Option();
+        var verify = new Command("verify", "check the hash chain and every signed checkpoint; exit 1 on any problem") { dir, bundle, data, store };
+        verify.SetAction(parse => Cli.RunAsync(async () =>
         {
             var directory = parse.GetValue(dir)!;
             if (!Directory.Exists(directory))
@@ -29,16 +30,16 @@ internal static class FlowsCommand
             {
                 throw new CliUsageException($"{directory}: no flow log files");
             }
-            if (parse.GetValue(data) is { } dataDirectory)
+            if (DeployedPolicies.Named(parse, data, store))
             {
-                var witness = new Contracts.DataDir.DataDirectory(dataDirectory).WitnessFile(report.Workload ?? "");
-                if (report.Workload is null || !File.Exists(witness))
+                var (witness, where) = await WitnessedAsync(parse, data, store, report.Workload);
+                if (witness is null)
                 {
-                    Console.WriteLine($"note: the control plane in {dataDirectory} witnessed nothing for {report.Workload ?? "this log"}");
+                    Console.WriteLine($"note: the control plane ({where}) witnessed nothing for {report.Workload ?? "this log"}");
                 }
                 else
                 {
-                    FlowLogVerifier.CheckWitness(report, directory, File.ReadAllBytes(witness));
+                    FlowLogVerifier.CheckWitness(report, directory, witness);
                 }
             }
             foreach (var problem in report.Problems)
@@ -54,6 +55,19 @@ internal static class FlowsCommand
             }
         }));
         return verify;
+    }
+
+    /// <summary>The record the control plane witnessed for <paramref name="workload"/>, from its data directory or the etcd store.</summary>
+    private static async Task<(byte[]? Record, string Where)> WitnessedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? workload)
+    {
+        using var etcd = SharedStore.Open(parse, store, data);
+        if (etcd is null)
+        {
+            var file = new Contracts.DataDir.DataDirectory(parse.GetValue(data)!).WitnessFile(workload ?? "");
+            return (workload is not null && File.Exists(file) ? await File.ReadAllBytesAsync(file) : null, parse.GetValue(data)!);
+        }
+        var kept = workload is null ? null : await etcd.GetAsync(MeshGuard.Store.EtcdKeys.Witness + Contracts.DataDir.DataDirectory.WitnessName(workload), CancellationToken.None);
+        return (kept is { } found ? System.Text.Encoding.UTF8.GetBytes(found.Value) : null, etcd.Location.ToString());
     }
 
     private static Command Query()

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Etcdserverpb;
 using MeshGuard.CommandLine;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Policy.Parsing;
@@ -100,11 +99,6 @@ internal static class PolicyApplyCommand
             ? [.. PolicyDirectory.Load(directory.PoliciesDirectory).Where(r => Path.GetRelativePath(directory.PoliciesDirectory, r.File) != name)]
             : [];
 
-    private static async Task<List<PolicyFileResult>> OtherDocumentsAsync(EtcdConnection etcd, string name)
-    {
-        var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Policies), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Policies) }, CancellationToken.None);
-        return [.. range.Kvs
-            .Where(kv => kv.Key.ToStringUtf8() != EtcdKeys.Policy(name))
-            .Select(static kv => PolicyParser.Parse(kv.Value.ToStringUtf8(), kv.Key.ToStringUtf8()))];
-    }
+    private static async Task<List<PolicyFileResult>> OtherDocumentsAsync(EtcdConnection etcd, string name) =>
+        [.. (await EtcdPolicies.ReadAsync(etcd, CancellationToken.None)).Results.Where(r => r.File != EtcdKeys.Policy(name))];
 }

@@ -36,12 +36,11 @@ internal static class PolicyCommand
         }));
 
         var data = CliOption.Text("--data", "control-plane data directory");
-        var status = new Command("status", "the policies the control plane has in force, and refused files") { data };
-        status.SetAction(parse => Cli.Run(() =>
+        var store = SharedStore.Option();
+        var status = new Command("status", "the policies the control plane has in force, and refused files") { data, store };
+        status.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var directory = new DataDirectory(CliOption.Required(parse, data));
-            directory.RequireExists();
-            var (state, inForce) = PolicyState.Read(directory);
+            var (state, inForce) = await DeployedPolicies.LoadAsync(parse, data, store);
             Console.WriteLine($"policy version {state.Version}, mesh default {state.MeshDefault}, as of {state.WrittenAt:yyyy-MM-ddTHH:mm:ssZ}");
             foreach (var file in state.Files)
             {
@@ -87,11 +86,12 @@ internal static class PolicyCommand
     {
         var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
         var data = CliOption.Text("--data", "control-plane data directory: the deployed policies");
-        var unused = new Command("unused", "rules of the deployed policies that no recorded request exercised") { flows, data };
-        unused.SetAction(parse => Cli.Run(() =>
+        var store = SharedStore.Option();
+        var unused = new Command("unused", "rules of the deployed policies that no recorded request exercised") { flows, data, store };
+        unused.SetAction(parse => Cli.RunAsync(async () =>
         {
             var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
-            var (set, source) = PolicySets.Load(CliOption.Required(parse, data), null, null);
+            var (set, source) = await PolicySets.DeployedAsync(parse, data, store, null);
             var rules = PolicyReplay.Unused(set.Policies, observed);
             foreach (var (policy, rule) in rules)
             {
@@ -107,17 +107,18 @@ internal static class PolicyCommand
         var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
         var policies = CliOption.Text("--policies", "the proposed policy file or directory");
         var data = CliOption.Text("--data", "control-plane data directory: take its mesh default");
+        var store = SharedStore.Option();
         var defaultPolicy = CliOption.Text("--default-policy", "mesh default for the replay: deny | allow-authenticated | allow");
-        var whatIf = new Command("whatif", "replay recorded requests through proposed policies; list every decision that would change") { flows, policies, data, defaultPolicy };
-        whatIf.SetAction(parse => Cli.Run(() =>
+        var whatIf = new Command("whatif", "replay recorded requests through proposed policies; list every decision that would change") { flows, policies, data, store, defaultPolicy };
+        whatIf.SetAction(parse => Cli.RunAsync(async () =>
         {
             var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
             var meshDefault = parse.GetValue(defaultPolicy);
-            if (meshDefault is null && parse.GetValue(data) is { } dir)
+            if (meshDefault is null && DeployedPolicies.Named(parse, data, store))
             {
-                meshDefault = PolicyState.Read(new DataDirectory(dir)).Document.MeshDefault;
+                meshDefault = (await DeployedPolicies.LoadAsync(parse, data, store)).Document.MeshDefault;
             }
-            var (set, _) = PolicySets.Load(null, CliOption.Required(parse, policies), meshDefault);
+            var (set, _) = PolicySets.Proposed(CliOption.Required(parse, policies), meshDefault);
             var changes = PolicyReplay.Changes(set, observed);
             foreach (var edge in changes
                 .GroupBy(static c => (c.Request.SourceId, c.Request.DestId, From: c.Request.Decision, To: c.Proposed.Verdict))

@@ -1,7 +1,6 @@
+using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.Policy.Engine;
-using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;
 
 namespace MeshGuard.Ctl.Commands;
@@ -9,41 +8,32 @@ namespace MeshGuard.Ctl.Commands;
 /// <summary>Loads the policy set a meshctl question is asked against.</summary>
 internal static class PolicySets
 {
-    /// <summary>What is deployed (<c>--data</c>) or a proposed set of files (<c>--policies</c>); exactly one of the two.</summary>
-    public static (PolicySet Set, string Source) Load(string? data, string? policies, string? defaultPolicy)
+    /// <summary>What is deployed (<c>--data</c> or <c>--store</c>) or a proposed set of files (<c>--policies</c>); exactly one of the two.</summary>
+    public static async Task<(PolicySet Set, string Source)> LoadAsync(
+        ParseResult parse, Option<string?> data, Option<string?> store, Option<string?> proposed, string? defaultPolicy)
     {
-        if ((data is null) == (policies is null))
+        var policies = parse.GetValue(proposed);
+        if (DeployedPolicies.Named(parse, data, store) == (policies is not null))
         {
-            throw new CliUsageException("give either --data DIR (what is deployed) or --policies DIR (a proposed set)");
+            throw new CliUsageException("give either --data DIR or --store etcd:URL (what is deployed), or --policies DIR (a proposed set)");
         }
-        MeshDefault? explicitDefault = null;
-        if (defaultPolicy is not null)
-        {
-            explicitDefault = MeshDefaults.TryParse(defaultPolicy, out var parsed)
-                ? parsed
-                : throw new CliUsageException($"--default-policy '{defaultPolicy}' must be deny, allow-authenticated or allow");
-        }
-        if (data is not null)
-        {
-            var directory = new DataDirectory(data);
-            PolicyStateDocument state;
-            IReadOnlyList<AccessPolicy> inForce;
-            try
-            {
-                directory.RequireExists();
-                (state, inForce) = PolicyState.Read(directory);
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or FormatException)
-            {
-                throw new CliUsageException(e.Message);
-            }
-            var deployedDefault = MeshDefaults.TryParse(state.MeshDefault, out var d) ? d : MeshDefault.Deny;
-            return (new PolicySet(inForce, explicitDefault ?? deployedDefault), $"deployed, version {state.Version}");
-        }
+        return policies is null ? await DeployedAsync(parse, data, store, defaultPolicy) : Proposed(policies, defaultPolicy);
+    }
+
+    /// <summary>What is deployed, with the deployed mesh default unless <paramref name="defaultPolicy"/> overrides it.</summary>
+    public static async Task<(PolicySet Set, string Source)> DeployedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? defaultPolicy)
+    {
+        var (state, inForce) = await DeployedPolicies.LoadAsync(parse, data, store);
+        return (new PolicySet(inForce, ParseDefault(defaultPolicy ?? state.MeshDefault)), $"deployed, version {state.Version}");
+    }
+
+    /// <summary>A proposed set of files, which must validate, with <paramref name="defaultPolicy"/> (else deny).</summary>
+    public static (PolicySet Set, string Source) Proposed(string policies, string? defaultPolicy)
+    {
         IReadOnlyList<PolicyFileResult> results;
         try
         {
-            results = PolicyDirectory.Load(policies!);
+            results = PolicyDirectory.Load(policies);
         }
         catch (DirectoryNotFoundException e)
         {
@@ -55,6 +45,11 @@ internal static class PolicySets
             // A proposed set with a mistake is bad input: the answer would not be what ships.
             throw new CliUsageException("the proposed policies do not validate:\n" + string.Join("\n", errors));
         }
-        return (new PolicySet(PolicyDirectory.ValidPolicies(results), explicitDefault ?? MeshDefault.Deny), $"proposed, from {policies}");
+        return (new PolicySet(PolicyDirectory.ValidPolicies(results), ParseDefault(defaultPolicy ?? "deny")), $"proposed, from {policies}");
     }
+
+    private static MeshDefault ParseDefault(string text) =>
+        MeshDefaults.TryParse(text, out var parsed)
+            ? parsed
+            : throw new CliUsageException($"--default-policy '{text}' must be deny, allow-authenticated or allow");
 }
