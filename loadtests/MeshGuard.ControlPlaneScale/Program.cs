@@ -45,7 +45,8 @@ var clients = bootstraps.Select(b => new HttpClient(new SocketsHttpHandler
         RemoteCertificateValidationCallback = (_, server, chain, _) => server is System.Security.Cryptography.X509Certificates.X509Certificate2 s
             && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, bundle, DateTimeOffset.UtcNow).Id == ControlPlaneIdentity.For(bundle.TrustDomain),
     },
-}) { BaseAddress = b }).ToArray();
+})
+{ BaseAddress = b }).ToArray();
 var cpu = ReplicaUsage.CpuSeconds(pids);
 var clock = Stopwatch.StartNew();
 await Parallel.ForEachAsync(Enumerable.Range(0, sidecars), new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (i, c) =>
