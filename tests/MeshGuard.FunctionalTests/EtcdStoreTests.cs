@@ -58,6 +58,26 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         return (await a, await b);
     }
 
+    /// <summary>Orders and frontend with their sidecars; orders' streams from B and frontend's from A, or each from both.</summary>
+    private sealed record TwoReplicaMesh(ControlPlaneEndpoints A, ControlPlaneEndpoints B, RecordingApp OrdersApp, MeshService Orders, MeshService Frontend);
+
+    /// <param name="policy">Put into etcd before the sidecars start, if given.</param>
+    private async Task<TwoReplicaMesh> StartMeshAsync(string? policy, bool eachFromBoth = false)
+    {
+        var (a, b) = await StartReplicasAsync();
+        if (policy is not null)
+        {
+            await ApplyAsync(policy);
+        }
+        var ordersApp = await StartAppAsync("orders");
+        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: eachFromBoth ? [a, b] : [b], joinToken: await TokenAsync("orders"));
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: eachFromBoth ? [a, b] : [a], joinToken: await TokenAsync("frontend"));
+        // Each replica's table holds both: the registrations are in etcd.
+        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        await SidecarAdmin.WaitForServicesAsync(orders, 2);
+        return new TwoReplicaMesh(a, b, ordersApp, orders, frontend);
+    }
+
     /// <summary>Replica A's process (the two start at once, so not by position).</summary>
     private MeshProcess ReplicaA => Mesh.Processes.Single(static p => p.Name == "control-plane");
 
@@ -164,13 +184,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     [Fact]
     public async Task APolicyPushedWithMeshctlReachesSidecarsOfBothReplicasWithinOneSecond()
     {
-        var (a, b) = await StartReplicasAsync();
-        var ordersApp = await StartAppAsync("orders");
-        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
-        // Each replica's table holds both: the registrations are in etcd.
-        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
-        await SidecarAdmin.WaitForServicesAsync(orders, 2);
+        var (a, _, _, orders, frontend) = await StartMeshAsync(policy: null);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         using (var denied = await client.GetAsync(new Uri("http://orders/orders/1")))
         {
@@ -241,12 +255,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     [Fact]
     public async Task LosingTheReplicaASidecarStreamsFromFailsNoRequestAndItResumesAtItsVersionOnTheOther()
     {
-        var (a, b) = await StartReplicasAsync();
-        await ApplyAsync(OrdersAllowsFrontend);
-        var ordersApp = await StartAppAsync("orders");
-        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [a, b], joinToken: await TokenAsync("orders"));
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a, b], joinToken: await TokenAsync("frontend"));
-        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        var (_, b, _, orders, frontend) = await StartMeshAsync(OrdersAllowsFrontend, eachFromBoth: true);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/orders/{n}"), workers: 2);
         await load.RunForAsync(100);
@@ -274,12 +283,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     [Fact]
     public async Task WhileEtcdIsDownSidecarsKeepEnforcingAndTheReplicasPickUpChangesWhenItIsBack()
     {
-        var (a, b) = await StartReplicasAsync();
-        await ApplyAsync(OrdersAllowsFrontend);
-        var ordersApp = await StartAppAsync("orders");
-        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
-        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        var (a, b, _, orders, frontend) = await StartMeshAsync(OrdersAllowsFrontend);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
 
         Assert.Equal(1, await MetricAsync(a, "meshguard_cp_store_connected"));
@@ -310,12 +314,7 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     [Fact]
     public async Task AnIdentityRevokedThroughTheStoreIsRefusedByASidecarOfTheOtherReplicaAndCannotRenew()
     {
-        var (a, b) = await StartReplicasAsync();
-        await ApplyAsync(OrdersAllowsFrontend);
-        var ordersApp = await StartAppAsync("orders");
-        var orders = await Mesh.StartSidecarAsync("orders", ordersApp.Port, controlPlanes: [b], joinToken: await TokenAsync("orders"));
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port, controlPlanes: [a], joinToken: await TokenAsync("frontend"));
-        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
+        var (_, _, ordersApp, _, frontend) = await StartMeshAsync(OrdersAllowsFrontend);
         using var client = SidecarAdmin.ThroughOutbound(frontend);
         using (var before = await client.GetAsync(new Uri("http://orders/orders/1")))
         {

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Etcdserverpb;
 
 namespace MeshGuard.Store;
 
@@ -44,15 +43,7 @@ public sealed record CaDocument(
         {
             throw new InvalidOperationException("the CA's keys must be sealed before they go into the store");
         }
-        var create = new TxnRequest();
-        create.Compare.Add(new Compare
-        {
-            Key = EtcdKeys.Key(EtcdKeys.Ca),
-            Target = Compare.Types.CompareTarget.Create,
-            Result = Compare.Types.CompareResult.Equal,
-            CreateRevision = 0,
-        });
-        create.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.Ca), Value = EtcdKeys.Key(JsonSerializer.Serialize(this, StoreJsonContext.Default.CaDocument)) } });
+        var create = EtcdTxn.When(EtcdTxn.Absent(EtcdKeys.Ca), EtcdTxn.Put(EtcdKeys.Ca, JsonSerializer.Serialize(this, StoreJsonContext.Default.CaDocument)));
         return (await etcd.TxnAsync(create, cancellation)).Succeeded;
     }
 }

@@ -29,16 +29,8 @@ public sealed class EtcdJoinTokens(EtcdConnection etcd, TimeProvider time) : IJo
             return lookup;
         }
         var key = EtcdKeys.Tokens + JoinTokenStore.Hash(token!);
-        var spend = new TxnRequest();
-        spend.Compare.Add(new Compare
-        {
-            Key = EtcdKeys.Key(key),
-            Target = Compare.Types.CompareTarget.Mod,
-            Result = Compare.Types.CompareResult.Equal,
-            ModRevision = revision,
-        });
-        spend.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = EtcdKeys.Key(key) } });
-        spend.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.SpentTokens + JoinTokenStore.Hash(token!)), Value = EtcdKeys.Key(value!) } });
+        var spend = EtcdTxn.When(EtcdTxn.Unchanged(key, revision),
+            EtcdTxn.Delete(EtcdKeys.Key(key)), EtcdTxn.Put(EtcdKeys.SpentTokens + JoinTokenStore.Hash(token!), value!));
         var result = await etcd.TxnAsync(spend, cancellation);
         return result.Succeeded ? lookup : JoinTokenLookup.Refused(JoinTokenStatus.AlreadyUsed);
     }
@@ -58,10 +50,7 @@ public sealed class EtcdJoinTokens(EtcdConnection etcd, TimeProvider time) : IJo
                     continue;
                 }
                 // Only the version that was read: a token written again meanwhile stays.
-                var delete = new TxnRequest();
-                delete.Compare.Add(new Compare { Key = kv.Key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = kv.ModRevision });
-                delete.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = kv.Key } });
-                if ((await etcd.TxnAsync(delete, cancellation)).Succeeded)
+                if ((await etcd.TxnAsync(EtcdTxn.When(EtcdTxn.Unchanged(kv.Key, kv.ModRevision), EtcdTxn.Delete(kv.Key)), cancellation)).Succeeded)
                 {
                     swept++;
                 }

@@ -26,15 +26,7 @@ public static class EtcdPolicies
     /// </summary>
     public static async Task<string?> AgreeMeshDefaultAsync(EtcdConnection etcd, string meshDefault, CancellationToken cancellation)
     {
-        var record = new TxnRequest();
-        record.Compare.Add(new Compare
-        {
-            Key = EtcdKeys.Key(EtcdKeys.MeshDefault),
-            Target = Compare.Types.CompareTarget.Create,
-            Result = Compare.Types.CompareResult.Equal,
-            CreateRevision = 0,
-        });
-        record.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.MeshDefault), Value = EtcdKeys.Key(meshDefault) } });
+        var record = EtcdTxn.When(EtcdTxn.Absent(EtcdKeys.MeshDefault), EtcdTxn.Put(EtcdKeys.MeshDefault, meshDefault));
         record.Failure.Add(new RequestOp { RequestRange = new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.MeshDefault) } });
         var result = await etcd.TxnAsync(record, cancellation);
         if (result.Succeeded)

@@ -1,4 +1,3 @@
-using Etcdserverpb;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Spiffe;
 
@@ -20,15 +19,7 @@ public static class EtcdRevocations
         {
             var stored = await etcd.GetAsync(EtcdKeys.Revocations, cancellation);
             var text = Parse(stored?.Value ?? "").With(id, revoke);
-            var write = new TxnRequest();
-            write.Compare.Add(new Compare
-            {
-                Key = EtcdKeys.Key(EtcdKeys.Revocations),
-                Target = Compare.Types.CompareTarget.Mod,
-                Result = Compare.Types.CompareResult.Equal,
-                ModRevision = stored?.ModRevision ?? 0,
-            });
-            write.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.Revocations), Value = EtcdKeys.Key(text) } });
+            var write = EtcdTxn.When(EtcdTxn.Unchanged(EtcdKeys.Revocations, stored?.ModRevision ?? 0), EtcdTxn.Put(EtcdKeys.Revocations, text));
             if ((await etcd.TxnAsync(write, cancellation)).Succeeded)
             {
                 return Parse(text);

@@ -1,4 +1,3 @@
-using Etcdserverpb;
 using Grpc.Core;
 using MeshGuard.Store;
 
@@ -55,16 +54,7 @@ internal sealed partial class EtcdLeadership(
         {
             _lease = (await etcd.GrantLeaseAsync(LeaseTtl, cancellation)).ID;
         }
-        var take = new TxnRequest();
-        take.Compare.Add(new Compare
-        {
-            Key = EtcdKeys.Key(EtcdKeys.Leader),
-            Target = Compare.Types.CompareTarget.Create,
-            Result = Compare.Types.CompareResult.Equal,
-            CreateRevision = 0,
-        });
-        take.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(EtcdKeys.Leader), Value = EtcdKeys.Key(_name), Lease = _lease } });
-        IsLeader = (await etcd.TxnAsync(take, cancellation)).Succeeded;
+        IsLeader = (await etcd.TxnAsync(EtcdTxn.When(EtcdTxn.Absent(EtcdKeys.Leader), EtcdTxn.Put(EtcdKeys.Leader, _name, _lease)), cancellation)).Succeeded;
         if (IsLeader)
         {
             LogTaken(logger, _name, LeaseTtl.TotalSeconds);

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Etcdserverpb;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.FlowLog;
@@ -29,15 +28,7 @@ internal sealed class EtcdWitnessRecords(EtcdConnection etcd) : IWitnessRecords
                     return keptSeq;
                 }
             }
-            var write = new TxnRequest();
-            write.Compare.Add(new Compare
-            {
-                Key = EtcdKeys.Key(key),
-                Target = Compare.Types.CompareTarget.Mod,
-                Result = Compare.Types.CompareResult.Equal,
-                ModRevision = kept?.ModRevision ?? 0,
-            });
-            write.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = EtcdKeys.Key(key), Value = Google.Protobuf.ByteString.CopyFrom(line.Span) } });
+            var write = EtcdTxn.When(EtcdTxn.Unchanged(key, kept?.ModRevision ?? 0), EtcdTxn.Put(key, Google.Protobuf.ByteString.CopyFrom(line.Span)));
             if ((await etcd.TxnAsync(write, cancellation)).Succeeded)
             {
                 return seq;
