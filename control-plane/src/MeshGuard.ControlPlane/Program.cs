@@ -293,6 +293,7 @@ namespace MeshGuard.ControlPlane
                 builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<KubernetesRevocationSource>());
             }
             builder.Services.AddSingleton<ConfigDistributor>();
+            builder.Services.AddSingleton<SnapshotBuilder>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
                 settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));

@@ -15,7 +15,7 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// sidecar names the version it has and gets nothing older or equal.
 /// </summary>
 internal sealed partial class ConfigService(
-    ConfigDistributor distributor, ControlPlaneCredentials credentials, CertificateAuthority ca, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    ConfigDistributor distributor, ControlPlaneCredentials credentials, SnapshotBuilder snapshots, MeshGuard.ControlPlane.Store.RevocationStore revocations,
     IHostApplicationLifetime lifetime, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {
@@ -47,8 +47,8 @@ internal sealed partial class ConfigService(
             var config = distributor.Current;
             if (config.Version > known)
             {
-                var snapshot = Build(config, peer.ToString(), ns, sa);
-                await responseStream.WriteAsync(new SignedSnapshot { Cms = ByteString.CopyFrom(SnapshotSignature.Sign(snapshot, credentials.Svid)) }, cancellation);
+                var content = snapshots.Build(config, peer.ToString(), ns, sa);
+                await responseStream.WriteAsync(new SignedSnapshot { Cms = UnsafeByteOperations.UnsafeWrap(SnapshotSignature.SignContent(content, credentials.Svid)) }, cancellation);
                 LogSent(logger, config.Version, peer.ToString());
                 known = config.Version;
             }
@@ -61,26 +61,6 @@ internal sealed partial class ConfigService(
                 return;
             }
         }
-    }
-
-    private Snapshot Build(MeshConfig config, string workloadId, string ns, string sa)
-    {
-        var set = config.Policies.Set;
-        var snapshot = new Snapshot
-        {
-            Version = config.Version,
-            WorkloadId = workloadId,
-            IssuedAtUnixMs = config.IssuedAt.ToUnixTimeMilliseconds(),
-            MeshDefault = set.MeshDefault.ToText(),
-            PoliciesJson = ByteString.CopyFrom(PolicyCodec.Serialize(set.Selecting(ns, sa))),
-            TrustBundlePem = ca.Bundle.ToPem(),
-        };
-        snapshot.Services.AddRange(config.Services.Services);
-        foreach (var revoked in config.Revoked.Ids)
-        {
-            snapshot.RevokedIds.Add(revoked.ToString());
-        }
-        return snapshot;
     }
 
     [LoggerMessage(EventId = 51, Level = LogLevel.Debug, Message = "sent config version {Version} to {SpiffeId}")]
