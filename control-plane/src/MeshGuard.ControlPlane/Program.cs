@@ -214,6 +214,7 @@ namespace MeshGuard.ControlPlane
             var time = TimeProvider.System;
             using var etcd = settings.Store is { } location ? new MeshGuard.Store.EtcdConnection(location) : null;
             CertificateAuthority ca;
+            MeshGuard.Store.StoreKey? storeKey = null;
             if (etcd is null)
             {
                 ca = CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
@@ -224,8 +225,8 @@ namespace MeshGuard.ControlPlane
                 {
                     throw new CliUsageException(disagreement);
                 }
-                using var key = MeshGuard.Store.StoreKey.Load(settings.StoreKeyFile);
-                ca = await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.LoadOrCreateAsync(etcd, key, settings.TrustDomain, time, cancellation);
+                storeKey = MeshGuard.Store.StoreKey.Load(settings.StoreKeyFile);
+                ca = await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.LoadOrCreateAsync(etcd, storeKey, settings.TrustDomain, time, cancellation);
             }
             SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
 
@@ -247,7 +248,7 @@ namespace MeshGuard.ControlPlane
             }
             else
             {
-                AddEtcdStore(builder.Services, etcd);
+                AddEtcdStore(builder.Services, etcd, storeKey!);
             }
             // Made on first use, and only when a source reads the cluster.
             builder.Services.AddSingleton(_ => ClusterClient.Create(settings.KubeConfig));
@@ -345,9 +346,11 @@ namespace MeshGuard.ControlPlane
         }
 
         // etcd holds the CA, join tokens, policies, registrations and revocations; the mesh state is watched first.
-        private static void AddEtcdStore(IServiceCollection services, MeshGuard.Store.EtcdConnection etcd)
+        private static void AddEtcdStore(IServiceCollection services, MeshGuard.Store.EtcdConnection etcd, MeshGuard.Store.StoreKey storeKey)
         {
             services.AddSingleton(etcd);
+            services.AddSingleton(storeKey);
+            services.AddHostedService<MeshGuard.ControlPlane.Store.Etcd.EtcdIntermediateFollower>();
             services.AddSingleton(sp => new MeshGuard.Store.EtcdJoinTokens(etcd, sp.GetRequiredService<TimeProvider>()));
             services.AddSingleton<IJoinTokens>(sp => sp.GetRequiredService<MeshGuard.Store.EtcdJoinTokens>());
             services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>();

@@ -18,17 +18,22 @@ public sealed record CaDocument(
     public const string RootKeySlot = EtcdKeys.Ca + "#root_key";
     public const string IntermediateKeySlot = EtcdKeys.Ca + "#intermediate_key";
 
-    public static async Task<CaDocument?> ReadAsync(EtcdConnection etcd, CancellationToken cancellation)
+    public static async Task<CaDocument?> ReadAsync(EtcdConnection etcd, CancellationToken cancellation) =>
+        (await ReadVersionedAsync(etcd, cancellation))?.Document;
+
+    /// <summary>The CA with the etcd revision it was last written at (to replace it only if nobody else did).</summary>
+    public static async Task<(CaDocument Document, long ModRevision)?> ReadVersionedAsync(EtcdConnection etcd, CancellationToken cancellation)
     {
         var stored = await etcd.GetAsync(EtcdKeys.Ca, cancellation);
-        if (stored is null)
+        if (stored is not { } found)
         {
             return null;
         }
         try
         {
-            return JsonSerializer.Deserialize(stored.Value.Value, StoreJsonContext.Default.CaDocument)
+            var document = JsonSerializer.Deserialize(found.Value, StoreJsonContext.Default.CaDocument)
                 ?? throw new InvalidOperationException($"{EtcdKeys.Ca} in {etcd.Location} is empty");
+            return (document, found.ModRevision);
         }
         catch (JsonException e)
         {
@@ -37,14 +42,19 @@ public sealed record CaDocument(
     }
 
     /// <summary>Writes this CA unless one is there already; true if this one was written.</summary>
-    public async Task<bool> CreateAsync(EtcdConnection etcd, CancellationToken cancellation)
+    public Task<bool> CreateAsync(EtcdConnection etcd, CancellationToken cancellation) => WriteAsync(etcd, EtcdTxn.Absent(EtcdKeys.Ca), cancellation);
+
+    /// <summary>Writes this CA over the one read at <paramref name="modRevision"/>, unless it changed since; true if written.</summary>
+    public Task<bool> ReplaceAsync(EtcdConnection etcd, long modRevision, CancellationToken cancellation) =>
+        WriteAsync(etcd, EtcdTxn.Unchanged(EtcdKeys.Ca, modRevision), cancellation);
+
+    private async Task<bool> WriteAsync(EtcdConnection etcd, Etcdserverpb.Compare guard, CancellationToken cancellation)
     {
         if (!StoreKey.IsSealed(SealedRootKey) || !StoreKey.IsSealed(SealedIntermediateKey))
         {
             throw new InvalidOperationException("the CA's keys must be sealed before they go into the store");
         }
-        var create = EtcdTxn.When(EtcdTxn.Absent(EtcdKeys.Ca), EtcdTxn.Put(EtcdKeys.Ca, JsonSerializer.Serialize(this, StoreJsonContext.Default.CaDocument)));
-        return (await etcd.TxnAsync(create, cancellation)).Succeeded;
+        return (await etcd.TxnAsync(EtcdTxn.When(guard, EtcdTxn.Put(EtcdKeys.Ca, JsonSerializer.Serialize(this, StoreJsonContext.Default.CaDocument))), cancellation)).Succeeded;
     }
 }
 

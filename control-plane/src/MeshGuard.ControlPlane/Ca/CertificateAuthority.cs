@@ -9,7 +9,9 @@ namespace MeshGuard.ControlPlane.Ca;
 /// The mesh CA: a root that only signs the intermediate, and an intermediate that signs SVIDs. Created on
 /// first start (ECDSA P-256, key files 0600); later starts load them and refuse key files that group or
 /// others can read. The trust bundle holds the active root and, during a rotation (<see cref="RootRotation"/>),
-/// the prepared next root or the roots retired by the last activation.
+/// the prepared next root or the roots retired by the last activation. With the etcd store the intermediate is
+/// renewed by the leading replica once two thirds of its life have passed (<see cref="RenewIntermediateIfDue"/>)
+/// and every replica switches to it (<see cref="UseIntermediate"/>); the bundle, roots only, does not change.
 /// </summary>
 internal sealed class CertificateAuthority : IDisposable
 {
@@ -19,12 +21,15 @@ internal sealed class CertificateAuthority : IDisposable
     private static readonly TimeSpan Backdate = TimeSpan.FromSeconds(30);
 
     private readonly TimeProvider _time;
+    private X509Certificate2 _intermediate;
+    // The intermediate before the last switch: SVIDs it issued a moment ago still get their chain from it.
+    private X509Certificate2? _previous;
 
     private CertificateAuthority(string trustDomain, X509Certificate2 root, X509Certificate2 intermediate, IReadOnlyList<X509Certificate2> otherRoots, TimeProvider time)
     {
         TrustDomain = trustDomain;
         Root = root;
-        Intermediate = intermediate;
+        _intermediate = intermediate;
         Bundle = TrustBundle.Create(trustDomain, [root, .. otherRoots]);
         _time = time;
     }
@@ -34,7 +39,17 @@ internal sealed class CertificateAuthority : IDisposable
     public X509Certificate2 Root { get; }
 
     /// <summary>The signing intermediate, with its private key.</summary>
-    public X509Certificate2 Intermediate { get; }
+    public X509Certificate2 Intermediate => Volatile.Read(ref _intermediate);
+
+    /// <summary>Signs with <paramref name="next"/> from now on; it must be issued by this CA's root and hold its key.</summary>
+    public void UseIntermediate(X509Certificate2 next)
+    {
+        if (!next.HasPrivateKey || !IssuedBy(next, Root) || next.GetSpiffeId()?.TrustDomain != TrustDomain)
+        {
+            throw new InvalidOperationException($"intermediate {next.Subject} ({next.Thumbprint}) is not one of this CA's root, or has no key");
+        }
+        _previous = Interlocked.Exchange(ref _intermediate, next);
+    }
 
     public TrustBundle Bundle { get; }
 
@@ -188,9 +203,46 @@ internal sealed class CertificateAuthority : IDisposable
         return request.Create(Intermediate, now - Backdate, notAfter, NewSerial());
     }
 
-    /// <summary>PEM of the SVID chain as a workload presents it: leaf, then the intermediate.</summary>
-    public string ChainPem(X509Certificate2 leaf) =>
-        leaf.ExportCertificatePem() + "\n" + Intermediate.ExportCertificatePem() + "\n";
+    /// <summary>PEM of the SVID chain as a workload presents it: leaf, then the intermediate that issued it.</summary>
+    public string ChainPem(X509Certificate2 leaf)
+    {
+        var issuer = Intermediate;
+        if (!IssuedBy(leaf, issuer) && _previous is { } previous && IssuedBy(leaf, previous))
+        {
+            issuer = previous;
+        }
+        return leaf.ExportCertificatePem() + "\n" + issuer.ExportCertificatePem() + "\n";
+    }
+
+    // By key identifier: the intermediates share a name, not a key.
+    private static bool IssuedBy(X509Certificate2 certificate, X509Certificate2 issuer)
+    {
+        var authority = certificate.Extensions.OfType<X509AuthorityKeyIdentifierExtension>().FirstOrDefault()?.KeyIdentifier;
+        var subject = issuer.Extensions.OfType<X509SubjectKeyIdentifierExtension>().FirstOrDefault()?.SubjectKeyIdentifierBytes;
+        return authority is { } a && subject is { } b && a.Span.SequenceEqual(b.Span);
+    }
+
+    /// <summary>
+    /// A new intermediate (new key, signed by the root) once two thirds of the current one's life have passed;
+    /// null while it has longer to go. The new one lives as long as the first did, never past the root.
+    /// </summary>
+    internal static CaMaterial? RenewIntermediateIfDue(CaMaterial material, string trustDomain, TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        using var current = X509Certificate2.CreateFromPem(material.IntermediatePem);
+        var renewAt = current.NotBefore.ToUniversalTime() + ((current.NotAfter - current.NotBefore) * 2 / 3);
+        if (now < renewAt)
+        {
+            return null;
+        }
+        using var root = X509Certificate2.CreateFromPem(material.RootPem, material.RootKeyPem);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = CreateCaRequest($"CN=MeshGuard Intermediate CA,O={trustDomain}", key, SpiffeId.Scheme + trustDomain, pathLength: 0);
+        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(root, true, false));
+        var notAfter = now + IntermediateLifetime < root.NotAfter ? now + IntermediateLifetime : new DateTimeOffset(root.NotAfter);
+        using var next = request.Create(root, now - Backdate, notAfter, NewSerial());
+        return material with { IntermediatePem = next.ExportCertificatePem() + "\n", IntermediateKeyPem = key.ExportPkcs8PrivateKeyPem() };
+    }
 
     private static byte[] NewSerial()
     {
@@ -204,6 +256,7 @@ internal sealed class CertificateAuthority : IDisposable
     {
         Root.Dispose();
         Intermediate.Dispose();
+        _previous?.Dispose();
     }
 }
 

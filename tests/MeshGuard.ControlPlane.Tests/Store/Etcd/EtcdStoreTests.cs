@@ -1,4 +1,5 @@
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Store.Etcd;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Spiffe;
@@ -68,8 +69,10 @@ public sealed class EtcdStoreTests : IAsyncLifetime
         var settingsA = new ControlPlaneSettings("/nonexistent", "mesh.local", "127.0.0.1", 1, 2, 3, 4, TimeSpan.FromHours(1), MeshGuard.Policy.Engine.MeshDefault.Deny);
         var settingsB = settingsA with { GrpcPort = 5 };
         using var connectionB = new EtcdConnection(_connection.Location);
-        using var a = new EtcdLeadership(_connection, new EtcdJoinTokens(_connection, TimeProvider.System), settingsA, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
-        using var b = new EtcdLeadership(connectionB, new EtcdJoinTokens(connectionB, TimeProvider.System), settingsB, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
+        using var key = NewStoreKey();
+        using var ca = await EtcdCertificateAuthority.LoadOrCreateAsync(_connection, key, "mesh.local", TimeProvider.System, CancellationToken.None);
+        using var a = new EtcdLeadership(_connection, new EtcdJoinTokens(_connection, TimeProvider.System), key, ca, settingsA, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
+        using var b = new EtcdLeadership(connectionB, new EtcdJoinTokens(connectionB, TimeProvider.System), key, ca, settingsB, TimeProvider.System, NullLogger<EtcdLeadership>.Instance);
         await a.StartAsync(CancellationToken.None);
         await b.StartAsync(CancellationToken.None);
         Assert.True(await Eventually.TrueAsync(() => a.IsLeader || b.IsLeader), "nobody took the lead");
@@ -82,6 +85,47 @@ public sealed class EtcdStoreTests : IAsyncLifetime
         await leader.StopAsync(CancellationToken.None);
         Assert.True(await Eventually.TrueAsync(() => follower.IsLeader, TimeSpan.FromSeconds(10)), "the follower did not take over from a stopped leader");
         await follower.StopAsync(CancellationToken.None);
+    }
+
+    private static StoreKey NewStoreKey() => StoreKey.FromBase64(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), "test");
+
+    private static SvidSigningRequest Csr()
+    {
+        using var key = SvidKey.CreateKey();
+        Assert.True(SvidSigningRequest.TryParse(SvidKey.CreateSigningRequestPem(key, Orders), out var csr, out var error), error);
+        return csr!;
+    }
+
+    [Fact]
+    public async Task TheIntermediateIsRenewedInEtcdOnceTwoThirdsOfItsLifeHavePassedAndAReplicaSignsWithTheNewOne()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var key = NewStoreKey();
+        using var replica = await EtcdCertificateAuthority.LoadOrCreateAsync(_connection, key, "mesh.local", time, CancellationToken.None);
+        var first = replica.Intermediate.ExportCertificatePem();
+        var bundle = replica.Bundle.ToPem();
+        using var early = replica.IssueSvid(Csr(), Orders, TimeSpan.FromHours(1));
+
+        time.Advance(TimeSpan.FromDays(240)); // 365-day intermediate: due after 243 1/3 days
+        Assert.False(await EtcdCertificateAuthority.RenewIntermediateIfDueAsync(_connection, key, "mesh.local", time, CancellationToken.None));
+        Assert.False(await EtcdCertificateAuthority.FollowAsync(_connection, key, replica, CancellationToken.None));
+        time.Advance(TimeSpan.FromDays(4));
+        Assert.True(await EtcdCertificateAuthority.RenewIntermediateIfDueAsync(_connection, key, "mesh.local", time, CancellationToken.None));
+        Assert.False(await EtcdCertificateAuthority.RenewIntermediateIfDueAsync(_connection, key, "mesh.local", time, CancellationToken.None)); // the new one is young
+
+        Assert.True(await EtcdCertificateAuthority.FollowAsync(_connection, key, replica, CancellationToken.None));
+        Assert.NotEqual(first, replica.Intermediate.ExportCertificatePem());
+        Assert.Equal(bundle, replica.Bundle.ToPem()); // roots only: sidecars need nothing new
+        Assert.True(replica.Intermediate.NotAfter.ToUniversalTime() > time.GetUtcNow().AddDays(364));
+        using var late = replica.IssueSvid(Csr(), Orders, TimeSpan.FromHours(1));
+        Assert.True(X509SvidVerifier.Verify(late, [replica.Intermediate], replica.Bundle, time.GetUtcNow()).IsValid);
+        Assert.EndsWith(replica.Intermediate.ExportCertificatePem() + "\n", replica.ChainPem(late), StringComparison.Ordinal);
+        // An SVID the old intermediate issued keeps its own chain.
+        Assert.EndsWith(first.TrimEnd() + "\n", replica.ChainPem(early), StringComparison.Ordinal);
+
+        // The sealed keys stay sealed.
+        var stored = (await _connection.GetAsync(EtcdKeys.Ca, CancellationToken.None))!.Value.Value;
+        Assert.DoesNotContain("PRIVATE KEY", stored, StringComparison.Ordinal);
     }
 
     [Fact]

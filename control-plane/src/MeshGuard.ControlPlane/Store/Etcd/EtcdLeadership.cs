@@ -4,12 +4,14 @@ using MeshGuard.Store;
 namespace MeshGuard.ControlPlane.Store.Etcd;
 
 /// <summary>
-/// The replica that does the work that must happen once (sweeping expired join tokens), chosen through etcd:
+/// The replica that does the work that must happen once (sweeping expired join tokens, renewing the CA's
+/// intermediate when it is due), chosen through etcd:
 /// whoever creates <c>/meshguard/leader</c> under its lease leads while it keeps the lease alive; when it stops
 /// or loses etcd, the lease expires after <see cref="LeaseTtl"/> and another replica takes over.
 /// </summary>
 internal sealed partial class EtcdLeadership(
-    EtcdConnection etcd, EtcdJoinTokens tokens, ControlPlaneSettings settings, TimeProvider time, ILogger<EtcdLeadership> logger) : BackgroundService
+    EtcdConnection etcd, EtcdJoinTokens tokens, StoreKey storeKey, MeshGuard.ControlPlane.Ca.CertificateAuthority ca, ControlPlaneSettings settings,
+    TimeProvider time, ILogger<EtcdLeadership> logger) : BackgroundService
 {
     public static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Tick = TimeSpan.FromSeconds(3);
@@ -86,6 +88,11 @@ internal sealed partial class EtcdLeadership(
         {
             LogSwept(logger, swept);
         }
+        if (await EtcdCertificateAuthority.RenewIntermediateIfDueAsync(etcd, storeKey, ca.TrustDomain, time, cancellation))
+        {
+            await EtcdCertificateAuthority.FollowAsync(etcd, storeKey, ca, cancellation);
+            LogRenewed(logger, ca.Intermediate.NotAfter.ToUniversalTime());
+        }
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -110,6 +117,9 @@ internal sealed partial class EtcdLeadership(
 
     [LoggerMessage(EventId = 76, Level = LogLevel.Warning, Message = "etcd: leadership lost: {Reason}")]
     private static partial void LogLost(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 78, Level = LogLevel.Warning, Message = "etcd: renewed the CA's intermediate (two thirds of its life had passed); the new one expires {NotAfter:o}")]
+    private static partial void LogRenewed(ILogger logger, DateTime notAfter);
 
     [LoggerMessage(EventId = 77, Level = LogLevel.Information, Message = "etcd: swept {Count} expired join tokens")]
     private static partial void LogSwept(ILogger logger, int count);
