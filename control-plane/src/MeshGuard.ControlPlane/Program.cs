@@ -249,6 +249,7 @@ namespace MeshGuard.ControlPlane
             else
             {
                 AddEtcdStore(builder.Services, etcd, storeKey!);
+                builder.Services.AddSingleton(await MeshGuard.Store.EtcdVersionBase.ReadOrCreateAsync(etcd, time, cancellation));
             }
             // Made on first use, and only when a source reads the cluster.
             builder.Services.AddSingleton(_ => ClusterClient.Create(settings.KubeConfig));

@@ -36,6 +36,9 @@ public static class EtcdKeys
     /// <summary>The latest signed flow-log record each workload's sidecar gave a replica: <c>witness/HASH</c>.</summary>
     public const string Witness = Root + "witness/";
 
+    /// <summary>What config versions count from: the time in milliseconds when the first replica started on this etcd.</summary>
+    public const string VersionBase = Root + "version-base";
+
     /// <summary>The replica that does the once-only work, held under a lease.</summary>
     public const string Leader = Root + "leader";
 

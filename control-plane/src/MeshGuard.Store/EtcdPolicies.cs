@@ -10,14 +10,16 @@ namespace MeshGuard.Store;
 /// </summary>
 public static class EtcdPolicies
 {
-    public sealed record Documents(long Revision, string? MeshDefault, IReadOnlyList<PolicyFileResult> Results);
+    /// <param name="Version">The config version the replicas give this revision (<see cref="EtcdVersionBase"/>).</param>
+    public sealed record Documents(long Revision, long Version, string? MeshDefault, IReadOnlyList<PolicyFileResult> Results);
 
     public static async Task<Documents> ReadAsync(EtcdConnection etcd, CancellationToken cancellation)
     {
         var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Policies), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Policies) }, cancellation);
         var results = range.Kvs.Select(static kv => PolicyParser.Parse(kv.Value.ToStringUtf8(), kv.Key.ToStringUtf8())).ToList();
         var meshDefault = await etcd.GetAsync(EtcdKeys.MeshDefault, cancellation);
-        return new Documents(range.Header.Revision, meshDefault?.Value, PolicyDirectory.CheckNamesAcrossFiles(results));
+        var versionBase = await etcd.GetAsync(EtcdKeys.VersionBase, cancellation) is { } stored && long.TryParse(stored.Value, out var value) ? value : 0;
+        return new Documents(range.Header.Revision, versionBase + range.Header.Revision, meshDefault?.Value, PolicyDirectory.CheckNamesAcrossFiles(results));
     }
 
     /// <summary>

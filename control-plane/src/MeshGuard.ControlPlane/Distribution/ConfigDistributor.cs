@@ -9,8 +9,8 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// <summary>
 /// Joins what sidecars need (policies in force, the service table) into one versioned mesh config and
 /// wakes the snapshot streams when it changes. Versions only grow, across restarts too: a new version is
-/// never below the current time in milliseconds. With the etcd store the version is instead the etcd revision
-/// the config was read at (<see cref="PublishAt"/>), the same on every replica.
+/// never below the current time in milliseconds. With the etcd store the version is instead the store's base
+/// plus the etcd revision the config was read at (<see cref="PublishAt"/>), the same on every replica.
 /// </summary>
 internal sealed partial class ConfigDistributor(
     PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, ControlPlaneSettings settings, TimeProvider time, ILogger<ConfigDistributor> logger)

@@ -37,6 +37,6 @@ internal static class DeployedPolicies
         var files = documents.Results
             .Select(static r => new PolicyStateFile(r.File, r.IsValid, [.. r.Policies.Select(static p => p.Id)], [.. r.Errors.Select(static e => e.ToString())]))
             .ToList();
-        return (PolicyState.Build(documents.Revision, documents.MeshDefault ?? "deny", inForce, files, DateTimeOffset.UtcNow), inForce);
+        return (PolicyState.Build(documents.Version, documents.MeshDefault ?? "deny", inForce, files, DateTimeOffset.UtcNow), inForce);
     }
 }

@@ -129,6 +129,19 @@ public sealed class EtcdStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task VersionsCountFromTheFirstReplicasStartSoTheyExceedTheFileStoresAndAgreeAcrossReplicas()
+    {
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(); // a file-store version made just before the move
+        var first = await EtcdVersionBase.ReadOrCreateAsync(_connection, TimeProvider.System, CancellationToken.None);
+        var later = new FakeTimeProvider(DateTimeOffset.UtcNow.AddHours(1));
+        using var other = new EtcdConnection(_connection.Location);
+        var second = await EtcdVersionBase.ReadOrCreateAsync(other, later, CancellationToken.None);
+        Assert.Equal(first, second);
+        Assert.True(first.VersionAt(1) > before);
+        Assert.True(first.VersionAt(8) > first.VersionAt(7));
+    }
+
+    [Fact]
     public async Task ConcurrentRevocationsThroughTheStoreAllLand()
     {
         var ids = Enumerable.Range(0, 8).Select(i => SpiffeId.Parse($"spiffe://mesh.local/ns/shop/sa/app{i}")).ToList();

@@ -7,12 +7,12 @@ namespace MeshGuard.ControlPlane.Store.Etcd;
 /// <summary>
 /// Turns each new etcd view into the mesh config: the policy store reads the view's documents, the registry
 /// takes its endpoints, the revocation store its list, and the distributor publishes them as version = the
-/// view's etcd revision. So a version means the same content on every replica, and a sidecar that moves to
-/// another replica resumes at its version there.
+/// store's base plus the view's etcd revision (<see cref="EtcdVersionBase"/>). So a version means the same
+/// content on every replica, and a sidecar that moves to another replica resumes at its version there.
 /// </summary>
 internal sealed partial class EtcdMeshSync(
     EtcdMeshState state, EtcdPolicySource policySource, PolicyStore policies, ServiceRegistry registry, RevocationStore revocations,
-    ConfigDistributor distributor, ILogger<EtcdMeshSync> logger) : SyncedWatchService
+    ConfigDistributor distributor, EtcdVersionBase versions, ILogger<EtcdMeshSync> logger) : SyncedWatchService
 {
     private string? _revocationText;
 
@@ -47,7 +47,7 @@ internal sealed partial class EtcdMeshSync(
             _revocationText = text;
             revocations.Offer(text, "etcd " + EtcdKeys.Revocations);
         }
-        if (distributor.PublishAt(view.Revision))
+        if (distributor.PublishAt(versions.VersionAt(view.Revision)))
         {
             LogApplied(logger, view.Revision);
         }
