@@ -58,5 +58,11 @@ public sealed record CaDocument(
     }
 }
 
+/// <summary>One registration in etcd: who serves there, and when its sidecar last attested or renewed.</summary>
+public sealed record RegistrationRecord(
+    [property: JsonPropertyName("spiffe_id")] string SpiffeId,
+    [property: JsonPropertyName("seen_at")] DateTimeOffset SeenAt);
+
 [JsonSerializable(typeof(CaDocument))]
-internal sealed partial class StoreJsonContext : JsonSerializerContext;
+[JsonSerializable(typeof(RegistrationRecord))]
+public sealed partial class StoreJsonContext : JsonSerializerContext;

@@ -142,6 +142,33 @@ public sealed class EtcdStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ARenewalRefreshesItsRegistrationAtMostEveryHalfLifetimeAndTheSweepRemovesSidecarsGoneForThreeLifetimes()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var state = new EtcdMeshState(_connection, TimeProvider.System, NullLogger<EtcdMeshState>.Instance);
+        await state.LoadAsync(CancellationToken.None);
+        var settings = new ControlPlaneSettings("/nonexistent", "mesh.local", "127.0.0.1", 1, 2, 3, 4, TimeSpan.FromHours(1), MeshGuard.Policy.Engine.MeshDefault.Deny);
+        var registrar = new EtcdEndpointRegistrar(_connection, state, settings, time);
+        var frontend = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/frontend");
+        var ordersKey = EtcdKeys.Registration("shop", "orders", "10.0.0.1:15006");
+        await registrar.RegisterAsync("orders", Orders, "10.0.0.1:15006", CancellationToken.None);
+        await registrar.RegisterAsync("frontend", frontend, "10.0.0.2:15006", CancellationToken.None);
+        Assert.True(await Eventually.TrueAsync(() => EtcdEndpointRegistrar.Endpoints(state.Current).Count == 2), "the view never held both registrations");
+
+        var written = (await _connection.GetAsync(ordersKey, CancellationToken.None))!.Value.ModRevision;
+        time.Advance(TimeSpan.FromMinutes(20));
+        await registrar.RegisterAsync("orders", Orders, "10.0.0.1:15006", CancellationToken.None);
+        Assert.Equal(written, (await _connection.GetAsync(ordersKey, CancellationToken.None))!.Value.ModRevision); // seen 20 min ago: nothing written
+        time.Advance(TimeSpan.FromMinutes(20));
+        await registrar.RegisterAsync("orders", Orders, "10.0.0.1:15006", CancellationToken.None);
+        Assert.True((await _connection.GetAsync(ordersKey, CancellationToken.None))!.Value.ModRevision > written);
+
+        time.Advance(TimeSpan.FromHours(2.5)); // frontend last seen 3 h 10 min ago, orders 2 h 30 min ago
+        Assert.Equal(1, await EtcdEndpointRegistrar.SweepStaleAsync(_connection, settings.SvidTtl * 3, time, CancellationToken.None));
+        Assert.True(await Eventually.TrueAsync(() => EtcdEndpointRegistrar.Endpoints(state.Current) is [{ Service: "orders" }]), "the sweep left the wrong endpoints");
+    }
+
+    [Fact]
     public async Task ConcurrentRevocationsThroughTheStoreAllLand()
     {
         var ids = Enumerable.Range(0, 8).Select(i => SpiffeId.Parse($"spiffe://mesh.local/ns/shop/sa/app{i}")).ToList();

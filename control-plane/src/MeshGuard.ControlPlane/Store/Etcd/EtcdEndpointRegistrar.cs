@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Etcdserverpb;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.Spiffe;
 using MeshGuard.Store;
@@ -5,21 +7,24 @@ using MeshGuard.Store;
 namespace MeshGuard.ControlPlane.Store.Etcd;
 
 /// <summary>
-/// Registrations in etcd (<c>/meshguard/registrations/NS/SERVICE/ADDRESS</c> = SPIFFE ID), so every replica's
-/// service table holds every sidecar, whichever replica it attested at. A registration etcd already holds
-/// (a renewal, mostly) writes nothing.
+/// Registrations in etcd (<c>/meshguard/registrations/NS/SERVICE/ADDRESS</c>: the SPIFFE ID and when its sidecar
+/// was last seen), so every replica's service table holds every sidecar, whichever replica it attested at. A
+/// renewal writes only when the last sighting is older than half an SVID lifetime; the leader removes endpoints
+/// whose sidecar has not renewed within three lifetimes (<see cref="SweepStaleAsync"/>), so sidecars that are
+/// gone leave the table.
 /// </summary>
-internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState state) : IEndpointRegistrar
+internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState state, ControlPlaneSettings settings, TimeProvider time) : IEndpointRegistrar
 {
     public async Task RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation)
     {
         var key = EtcdKeys.Registration(id.GetPathValue("ns") ?? "default", service, address);
-        var value = id.ToString();
-        if (state.Current.Keys.TryGetValue(key, out var known) && known == value)
+        var now = time.GetUtcNow();
+        if (state.Current.Keys.TryGetValue(key, out var known) && Parse(known) is { } record
+            && record.SpiffeId == id.ToString() && now - record.SeenAt < settings.SvidTtl / 2)
         {
             return;
         }
-        await etcd.PutAsync(key, value, cancellation);
+        await etcd.PutAsync(key, JsonSerializer.Serialize(new RegistrationRecord(id.ToString(), now), StoreJsonContext.Default.RegistrationRecord), cancellation);
     }
 
     /// <summary>The endpoints a view holds; keys that do not parse are skipped (only replicas write them).</summary>
@@ -29,11 +34,43 @@ internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState s
         foreach (var (path, value) in view.Under(EtcdKeys.Registrations))
         {
             var parts = path.Split('/', 3);
-            if (parts.Length == 3 && SpiffeId.TryParse(value, out var id, out _))
+            if (parts.Length == 3 && Parse(value) is { } record && SpiffeId.TryParse(record.SpiffeId, out var id, out _))
             {
                 endpoints.Add(new PodEndpoint(parts[1], parts[0], parts[2], id));
             }
         }
         return endpoints;
+    }
+
+    /// <summary>The leader's sweep: removes registrations last seen more than <paramref name="maxAge"/> ago; returns how many.</summary>
+    public static async Task<int> SweepStaleAsync(EtcdConnection etcd, TimeSpan maxAge, TimeProvider time, CancellationToken cancellation)
+    {
+        var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Registrations), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Registrations) }, cancellation);
+        var swept = 0;
+        foreach (var kv in range.Kvs)
+        {
+            if (Parse(kv.Value.ToStringUtf8()) is { } record && time.GetUtcNow() - record.SeenAt <= maxAge)
+            {
+                continue;
+            }
+            // Only the version that was read: a sidecar that renewed meanwhile stays.
+            if ((await etcd.TxnAsync(EtcdTxn.When(EtcdTxn.Unchanged(kv.Key, kv.ModRevision), EtcdTxn.Delete(kv.Key)), cancellation)).Succeeded)
+            {
+                swept++;
+            }
+        }
+        return swept;
+    }
+
+    private static RegistrationRecord? Parse(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, StoreJsonContext.Default.RegistrationRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }

@@ -4,8 +4,8 @@ using MeshGuard.Store;
 namespace MeshGuard.ControlPlane.Store.Etcd;
 
 /// <summary>
-/// The replica that does the work that must happen once (sweeping expired join tokens, renewing the CA's
-/// intermediate when it is due), chosen through etcd:
+/// The replica that does the work that must happen once (sweeping expired join tokens and the registrations of
+/// sidecars gone for three SVID lifetimes, renewing the CA's intermediate when it is due), chosen through etcd:
 /// whoever creates <c>/meshguard/leader</c> under its lease leads while it keeps the lease alive; when it stops
 /// or loses etcd, the lease expires after <see cref="LeaseTtl"/> and another replica takes over.
 /// </summary>
@@ -84,9 +84,10 @@ internal sealed partial class EtcdLeadership(
         }
         _nextSweep = time.GetUtcNow() + SweepInterval;
         var swept = await tokens.SweepExpiredAsync(cancellation);
-        if (swept > 0)
+        var gone = await EtcdEndpointRegistrar.SweepStaleAsync(etcd, settings.SvidTtl * 3, time, cancellation);
+        if (swept + gone > 0)
         {
-            LogSwept(logger, swept);
+            LogSwept(logger, swept, gone);
         }
         if (await EtcdCertificateAuthority.RenewIntermediateIfDueAsync(etcd, storeKey, ca.TrustDomain, time, cancellation))
         {
@@ -121,6 +122,6 @@ internal sealed partial class EtcdLeadership(
     [LoggerMessage(EventId = 78, Level = LogLevel.Warning, Message = "etcd: renewed the CA's intermediate (two thirds of its life had passed); the new one expires {NotAfter:o}")]
     private static partial void LogRenewed(ILogger logger, DateTime notAfter);
 
-    [LoggerMessage(EventId = 77, Level = LogLevel.Information, Message = "etcd: swept {Count} expired join tokens")]
-    private static partial void LogSwept(ILogger logger, int count);
+    [LoggerMessage(EventId = 77, Level = LogLevel.Information, Message = "etcd: swept {Tokens} expired join tokens and {Endpoints} endpoints not renewed in three SVID lifetimes")]
+    private static partial void LogSwept(ILogger logger, int tokens, int endpoints);
 }
