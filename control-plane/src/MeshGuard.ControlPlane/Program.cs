@@ -11,6 +11,7 @@ using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Store.Etcd;
 using MeshGuard.Hosting;
 using MeshGuard.Policy.Engine;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -138,7 +139,7 @@ static Command InitCommand()
                 using var etcd = new MeshGuard.Store.EtcdConnection(location);
                 using var key = MeshGuard.Store.StoreKey.Load(parse.GetValue(storeKeyOption) is { Length: > 0 } file ? Path.GetFullPath(file) : null);
                 var material = CertificateAuthority.ReadMaterial(directory);
-                if (await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.UploadAsync(etcd, key, material, ca.TrustDomain, cancellation))
+                if (await EtcdCertificateAuthority.UploadAsync(etcd, key, material, ca.TrustDomain, cancellation))
                 {
                     Console.WriteLine($"put the CA into {location} {MeshGuard.Store.EtcdKeys.Ca}, its keys sealed");
                 }
@@ -213,21 +214,8 @@ namespace MeshGuard.ControlPlane
             Directory.CreateDirectory(dataDirectory.Root);
             var time = TimeProvider.System;
             using var etcd = settings.Store is { } location ? new MeshGuard.Store.EtcdConnection(location) : null;
-            CertificateAuthority ca;
-            MeshGuard.Store.StoreKey? storeKey = null;
-            if (etcd is null)
-            {
-                ca = CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
-            }
-            else
-            {
-                if (await MeshGuard.Store.EtcdPolicies.AgreeMeshDefaultAsync(etcd, settings.MeshDefault.ToText(), cancellation) is { } disagreement)
-                {
-                    throw new CliUsageException(disagreement);
-                }
-                storeKey = MeshGuard.Store.StoreKey.Load(settings.StoreKeyFile);
-                ca = await MeshGuard.ControlPlane.Store.Etcd.EtcdCertificateAuthority.LoadOrCreateAsync(etcd, storeKey, settings.TrustDomain, time, cancellation);
-            }
+            var opened = etcd is null ? null : await EtcdStoreServices.OpenAsync(etcd, settings, time, cancellation);
+            var ca = opened?.Ca ?? CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
             SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
 
             var builder = WebApplication.CreateSlimBuilder();
@@ -248,8 +236,7 @@ namespace MeshGuard.ControlPlane
             }
             else
             {
-                AddEtcdStore(builder.Services, etcd, storeKey!);
-                builder.Services.AddSingleton(await MeshGuard.Store.EtcdVersionBase.ReadOrCreateAsync(etcd, time, cancellation));
+                builder.Services.AddEtcdStore(etcd, opened!);
             }
             // Made on first use, and only when a source reads the cluster.
             builder.Services.AddSingleton(_ => ClusterClient.Create(settings.KubeConfig));
@@ -267,16 +254,16 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<IPolicySource>(sp => settings.PolicySource == "kubernetes"
                 ? new KubernetesPolicySource(sp.GetRequiredService<ClusterConnection>().Client, sp.GetRequiredService<ClusterConnection>().Server, time,
                     sp.GetRequiredService<ILogger<KubernetesPolicySource>>())
-                : etcd is null ? new PolicyFileSource(dataDirectory, time) : sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdPolicySource>());
+                : etcd is null ? new PolicyFileSource(dataDirectory, time) : sp.GetRequiredService<EtcdPolicySource>());
             builder.Services.AddSingleton<PolicyStore>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<PolicyStore>());
             builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<PolicyStore>());
             if (etcd is not null)
             {
                 // After the state and the policy store, so that its first read finds both.
-                builder.Services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>();
-                builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>());
-                builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshSync>());
+                builder.Services.AddSingleton<EtcdMeshSync>();
+                builder.Services.AddHostedService(sp => sp.GetRequiredService<EtcdMeshSync>());
+                builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<EtcdMeshSync>());
             }
             builder.Services.AddSingleton(sp => new RevocationStore(dataDirectory, time, sp.GetRequiredService<ILogger<RevocationStore>>(), fromFile: settings.RevocationSource == "files" && etcd is null));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RevocationStore>());
@@ -344,24 +331,6 @@ namespace MeshGuard.ControlPlane
                 $"webhook={settings.BindAddress}:{settings.WebhookPort}");
             await app.WaitForShutdownAsync(CancellationToken.None);
             return 0;
-        }
-
-        // etcd holds the CA, join tokens, policies, registrations and revocations; the mesh state is watched first.
-        private static void AddEtcdStore(IServiceCollection services, MeshGuard.Store.EtcdConnection etcd, MeshGuard.Store.StoreKey storeKey)
-        {
-            services.AddSingleton(etcd);
-            services.AddSingleton(storeKey);
-            services.AddHostedService<MeshGuard.ControlPlane.Store.Etcd.EtcdIntermediateFollower>();
-            services.AddSingleton(sp => new MeshGuard.Store.EtcdJoinTokens(etcd, sp.GetRequiredService<TimeProvider>()));
-            services.AddSingleton<IJoinTokens>(sp => sp.GetRequiredService<MeshGuard.Store.EtcdJoinTokens>());
-            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>();
-            services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>());
-            services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdMeshState>());
-            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdPolicySource>();
-            services.AddSingleton<IEndpointRegistrar, MeshGuard.ControlPlane.Store.Etcd.EtcdEndpointRegistrar>();
-            services.AddSingleton<IWitnessRecords, MeshGuard.ControlPlane.Store.Etcd.EtcdWitnessRecords>();
-            services.AddSingleton<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>();
-            services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Store.Etcd.EtcdLeadership>());
         }
 
         private static readonly TimeSpan SyncDeadline = TimeSpan.FromSeconds(30);

@@ -56,6 +56,7 @@ internal static class AdminEndpoints
                     applied?.Version ?? 0,
                     applied?.Source.ToString().ToLowerInvariant(),
                     applied?.IssuedAt,
+                    applied?.AppliedAt,
                     applied is null ? null : (now - applied.IssuedAt).TotalSeconds,
                     config.Connected,
                     // Stale: the control plane cannot currently tell us about changes.
@@ -86,6 +87,7 @@ internal sealed record ConfigInfo(
     [property: JsonPropertyName("version")] long Version,
     [property: JsonPropertyName("source")] string? Source,
     [property: JsonPropertyName("issued_at")] DateTimeOffset? IssuedAt,
+    [property: JsonPropertyName("applied_at")] DateTimeOffset? AppliedAt,
     [property: JsonPropertyName("age_seconds")] double? AgeSeconds,
     [property: JsonPropertyName("connected")] bool Connected,
     [property: JsonPropertyName("stale")] bool Stale,
