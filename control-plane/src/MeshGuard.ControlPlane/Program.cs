@@ -283,6 +283,8 @@ namespace MeshGuard.ControlPlane
             }
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddSingleton<SnapshotBuilder>();
+            builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
+            builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
                 settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));
@@ -323,8 +325,11 @@ namespace MeshGuard.ControlPlane
             app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
             app.MapGrpcService<WitnessService>().RequireHost(grpcHost);
             AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
+            MeshGuard.ControlPlane.Review.ConsoleEndpoints.Map(app, settings.AdminPort);
 
             await app.StartAsync(cancellation);
+            // meshctl console url reads where the console is.
+            SecureFile.WriteAtomically(dataDirectory.AdminAddressFile, $"127.0.0.1:{settings.AdminPort}\n", secret: false);
             Console.WriteLine(
                 $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} store={settings.Store?.ToString() ?? "files"} " +
                 $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort} " +

@@ -12,6 +12,7 @@ var root = new RootCommand("meshctl: the MeshGuard command line")
     FlowsCommand.Create(),
     IdentityCommand.Create(),
     InjectCommand.Create(),
+    ConsoleCommand.Create(),
     DemoCommand.Create(),
 };
 // Ctrl-C or SIGTERM cancels the command; the demo then stops its processes (up to 10 s each, in parallel).

@@ -34,6 +34,12 @@ public sealed class DataDirectory(string root)
 
     public string PolicyStateFile => Path.Combine(StateDirectory, "policies.json");
 
+    /// <summary>Where the running control plane's admin port is (written at start), for meshctl console url.</summary>
+    public string AdminAddressFile => Path.Combine(StateDirectory, "admin-address");
+
+    /// <summary>One-time console logins (<see cref="ConsoleLogins"/>), by hash.</summary>
+    public string ConsoleLoginsDirectory => Path.Combine(StateDirectory, "console-logins");
+
     /// <summary>The latest witnessed signed flow-log record of a workload (file named by a hash of its ID).</summary>
     public string WitnessFile(string workloadId) => Path.Combine(StateDirectory, "witness", WitnessName(workloadId) + ".json");
 
