@@ -15,19 +15,13 @@ internal static class BundleCommand
         var show = new Command("show", "print the trust bundle (PEM)") { data, store };
         show.SetAction(parse => Cli.RunAsync(async () =>
         {
-            using var etcd = SharedStore.Open(parse, store, data);
-            TrustBundle bundle;
-            if (etcd is null)
-            {
-                var directory = new DataDirectory(CliOption.Required(parse, data));
-                directory.RequireExists();
-                bundle = TrustBundle.Load(directory.TrustBundle);
-            }
-            else
-            {
-                var ca = await SharedStore.CaAsync(etcd);
-                bundle = TrustBundle.Create(ca.TrustDomain, [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(ca.RootPem)]);
-            }
+            var bundle = await SharedStore.FromEitherAsync(parse, store, data,
+                static directory => TrustBundle.Load(directory.TrustBundle),
+                static async etcd =>
+                {
+                    var ca = await SharedStore.CaAsync(etcd);
+                    return TrustBundle.Create(ca.TrustDomain, [System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(ca.RootPem)]);
+                });
             // Parse before printing: a damaged bundle is an error, not output.
             Console.Write(bundle.ToPem());
         }));

@@ -18,20 +18,18 @@ internal static class DeployedPolicies
 
     public static async Task<(PolicyStateDocument Document, IReadOnlyList<AccessPolicy> InForce)> LoadAsync(ParseResult parse, Option<string?> data, Option<string?> store)
     {
-        using var etcd = SharedStore.Open(parse, store, data);
-        if (etcd is null)
+        try
         {
-            try
-            {
-                var directory = new DataDirectory(CliOption.Required(parse, data));
-                directory.RequireExists();
-                return PolicyState.Read(directory);
-            }
-            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or FormatException)
-            {
-                throw new CliUsageException(e.Message);
-            }
+            return await SharedStore.FromEitherAsync(parse, store, data, PolicyState.Read, FromEtcdAsync);
         }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or FormatException)
+        {
+            throw new CliUsageException(e.Message);
+        }
+    }
+
+    private static async Task<(PolicyStateDocument Document, IReadOnlyList<AccessPolicy> InForce)> FromEtcdAsync(EtcdConnection etcd)
+    {
         var documents = await EtcdPolicies.ReadAsync(etcd, CancellationToken.None);
         var inForce = PolicyDirectory.ValidPolicies(documents.Results);
         var files = documents.Results

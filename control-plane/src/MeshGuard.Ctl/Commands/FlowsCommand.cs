@@ -58,17 +58,14 @@ internal static class FlowsCommand
     }
 
     /// <summary>The record the control plane witnessed for <paramref name="workload"/>, from its data directory or the etcd store.</summary>
-    private static async Task<(byte[]? Record, string Where)> WitnessedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? workload)
-    {
-        using var etcd = SharedStore.Open(parse, store, data);
-        if (etcd is null)
-        {
-            var file = new Contracts.DataDir.DataDirectory(parse.GetValue(data)!).WitnessFile(workload ?? "");
-            return (workload is not null && File.Exists(file) ? await File.ReadAllBytesAsync(file) : null, parse.GetValue(data)!);
-        }
-        var kept = workload is null ? null : await etcd.GetAsync(MeshGuard.Store.EtcdKeys.Witness + Contracts.DataDir.DataDirectory.WitnessName(workload), CancellationToken.None);
-        return (kept is { } found ? System.Text.Encoding.UTF8.GetBytes(found.Value) : null, etcd.Location.ToString());
-    }
+    private static Task<(byte[]? Record, string Where)> WitnessedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? workload) =>
+        SharedStore.FromEitherAsync<(byte[]?, string)>(parse, store, data,
+            directory => (workload is not null && File.Exists(directory.WitnessFile(workload)) ? File.ReadAllBytes(directory.WitnessFile(workload)) : null, directory.Root),
+            async etcd =>
+            {
+                var kept = workload is null ? null : await etcd.GetAsync(MeshGuard.Store.EtcdKeys.Witness + Contracts.DataDir.DataDirectory.WitnessName(workload), CancellationToken.None);
+                return (kept is { } found ? System.Text.Encoding.UTF8.GetBytes(found.Value) : null, etcd.Location.ToString());
+            });
 
     private static Command Query()
     {

@@ -24,22 +24,9 @@ internal static class IdentityCommand
         var list = new Command("revoked", "print the revocation list") { data, store };
         list.SetAction(parse => Cli.RunAsync(async () =>
         {
-            using var etcd = SharedStore.Open(parse, store, data);
-            RevocationList revoked;
-            if (etcd is null)
-            {
-                var directory = new DataDirectory(CliOption.Required(parse, data));
-                directory.RequireExists();
-                revoked = RevocationList.Load(directory.Revocations, out var error);
-                if (error is not null)
-                {
-                    throw new InvalidOperationException(error);
-                }
-            }
-            else
-            {
-                revoked = await MeshGuard.Store.EtcdRevocations.ReadAsync(etcd, CancellationToken.None);
-            }
+            var revoked = await SharedStore.FromEitherAsync(parse, store, data,
+                static directory => RevocationList.Load(directory.Revocations, out var error) is var list && error is null ? list : throw new InvalidOperationException(error),
+                static etcd => MeshGuard.Store.EtcdRevocations.ReadAsync(etcd, CancellationToken.None));
             foreach (var id in revoked.Ids)
             {
                 Console.WriteLine(id);
@@ -50,7 +37,6 @@ internal static class IdentityCommand
 
     private static async Task UpdateAsync(ParseResult parse, Option<string?> data, Option<string?> store, Option<string?> spiffeId, bool revoke)
     {
-        using var etcd = SharedStore.Open(parse, store, data);
         var text = CliOption.Required(parse, spiffeId);
         if (!SpiffeId.TryParse(text, out var id, out var error))
         {
@@ -58,17 +44,9 @@ internal static class IdentityCommand
         }
         try
         {
-            RevocationList list;
-            if (etcd is null)
-            {
-                var directory = new DataDirectory(CliOption.Required(parse, data));
-                directory.RequireExists();
-                list = RevocationList.Update(directory.Revocations, id, revoke);
-            }
-            else
-            {
-                list = await MeshGuard.Store.EtcdRevocations.UpdateAsync(etcd, id, revoke, CancellationToken.None);
-            }
+            var list = await SharedStore.FromEitherAsync(parse, store, data,
+                directory => RevocationList.Update(directory.Revocations, id, revoke),
+                etcd => MeshGuard.Store.EtcdRevocations.UpdateAsync(etcd, id, revoke, CancellationToken.None));
             Console.WriteLine($"{(revoke ? "revoked" : "unrevoked")} {id} ({list.Ids.Count} identities on the revocation list)");
         }
         catch (InvalidDataException e)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
+using MeshGuard.Contracts.DataDir;
 using MeshGuard.Store;
 
 namespace MeshGuard.Ctl.Commands;
@@ -26,6 +27,23 @@ internal static class SharedStore
             throw new CliUsageException("give --data or --store, not both");
         }
         return new EtcdConnection(StoreLocation.Parse(text, out var error) ?? throw new CliUsageException("--store " + error));
+    }
+
+    /// <summary>
+    /// Answers from the data directory (which must exist) or from etcd, whichever the command was given: one
+    /// place that opens, checks and closes either.
+    /// </summary>
+    public static async Task<T> FromEitherAsync<T>(
+        ParseResult parse, Option<string?> store, Option<string?> data, Func<DataDirectory, T> fromDirectory, Func<EtcdConnection, Task<T>> fromEtcd)
+    {
+        using var etcd = Open(parse, store, data);
+        if (etcd is not null)
+        {
+            return await fromEtcd(etcd);
+        }
+        var directory = new DataDirectory(CliOption.Required(parse, data));
+        directory.RequireExists();
+        return fromDirectory(directory);
     }
 
     /// <summary>The CA in etcd (certificates; its keys stay sealed); a store no replica has started on has none yet.</summary>

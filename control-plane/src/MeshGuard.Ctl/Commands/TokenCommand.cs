@@ -17,32 +17,21 @@ internal static class TokenCommand
         var create = new Command("create", "print a one-time join token for one SPIFFE ID") { data, store, spiffeId, ttl };
         create.SetAction(parse => Cli.RunAsync(async () =>
         {
-            using var etcd = SharedStore.Open(parse, store, data);
             var text = CliOption.Required(parse, spiffeId);
             if (!SpiffeId.TryParse(text, out var id, out var error))
             {
                 throw new CliUsageException($"--spiffe-id '{text}': {error}");
             }
-            IJoinTokens tokens;
-            string trustDomain;
-            if (etcd is null)
-            {
-                var directory = new DataDirectory(CliOption.Required(parse, data));
-                directory.RequireExists();
-                trustDomain = TrustBundle.Load(directory.TrustBundle).TrustDomain;
-                tokens = new JoinTokenStore(directory.Root, TimeProvider.System);
-            }
-            else
-            {
-                trustDomain = (await SharedStore.CaAsync(etcd)).TrustDomain;
-                tokens = new MeshGuard.Store.EtcdJoinTokens(etcd, TimeProvider.System);
-            }
-            if (id.TrustDomain != trustDomain)
-            {
-                throw new CliUsageException($"--spiffe-id is in trust domain '{id.TrustDomain}' but this control plane serves '{trustDomain}'");
-            }
-            Console.WriteLine(await tokens.CreateAsync(id, parse.GetValue(ttl), CancellationToken.None));
+            var lifetime = parse.GetValue(ttl);
+            Console.WriteLine(await SharedStore.FromEitherAsync(parse, store, data,
+                directory => new JoinTokenStore(directory.Root, TimeProvider.System).Create(InTrustDomainOf(id, TrustBundle.Load(directory.TrustBundle).TrustDomain), lifetime),
+                async etcd => await new MeshGuard.Store.EtcdJoinTokens(etcd, TimeProvider.System)
+                    .CreateAsync(InTrustDomainOf(id, (await SharedStore.CaAsync(etcd)).TrustDomain), lifetime, CancellationToken.None)));
         }));
         return new Command("token", "join tokens for sidecars") { create };
     }
+
+    private static SpiffeId InTrustDomainOf(SpiffeId id, string trustDomain) => id.TrustDomain == trustDomain
+        ? id
+        : throw new CliUsageException($"--spiffe-id is in trust domain '{id.TrustDomain}' but this control plane serves '{trustDomain}'");
 }
