@@ -33,9 +33,9 @@ internal sealed partial class EtcdIntermediateFollower(
         }
     }
 
-    [LoggerMessage(EventId = 79, Level = LogLevel.Information, Message = "signing with the intermediate {Thumbprint} from etcd, expires {NotAfter:o}")]
+    [LoggerMessage(EventId = 109, Level = LogLevel.Information, Message = "signing with the intermediate {Thumbprint} from etcd, expires {NotAfter:o}")]
     private static partial void LogSwitched(ILogger logger, string thumbprint, DateTime notAfter);
 
-    [LoggerMessage(EventId = 80, Level = LogLevel.Warning, Message = "could not read the CA from etcd: {Reason}; signing on with the intermediate in use")]
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "could not read the CA from etcd: {Reason}; signing on with the intermediate in use")]
     private static partial void LogFailed(ILogger logger, string reason);
 }

@@ -113,15 +113,15 @@ internal sealed partial class EtcdLeadership(
         }
     }
 
-    [LoggerMessage(EventId = 75, Level = LogLevel.Information, Message = "etcd: this replica ({Name}) leads, lease {Ttl}s")]
+    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "etcd: this replica ({Name}) leads, lease {Ttl}s")]
     private static partial void LogTaken(ILogger logger, string name, double ttl);
 
-    [LoggerMessage(EventId = 76, Level = LogLevel.Warning, Message = "etcd: leadership lost: {Reason}")]
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "etcd: leadership lost: {Reason}")]
     private static partial void LogLost(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 78, Level = LogLevel.Warning, Message = "etcd: renewed the CA's intermediate (two thirds of its life had passed); the new one expires {NotAfter:o}")]
+    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "etcd: renewed the CA's intermediate (two thirds of its life had passed); the new one expires {NotAfter:o}")]
     private static partial void LogRenewed(ILogger logger, DateTime notAfter);
 
-    [LoggerMessage(EventId = 77, Level = LogLevel.Information, Message = "etcd: swept {Tokens} expired join tokens and {Endpoints} endpoints not renewed in three SVID lifetimes")]
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "etcd: swept {Tokens} expired join tokens and {Endpoints} endpoints not renewed in three SVID lifetimes")]
     private static partial void LogSwept(ILogger logger, int tokens, int endpoints);
 }

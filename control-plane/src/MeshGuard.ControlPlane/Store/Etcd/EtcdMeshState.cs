@@ -124,16 +124,16 @@ internal sealed partial class EtcdMeshState(EtcdConnection etcd, TimeProvider ti
         _changed.Fire();
     }
 
-    [LoggerMessage(EventId = 70, Level = LogLevel.Information, Message = "etcd: listed {Count} keys at revision {Revision} from {Member}")]
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "etcd: listed {Count} keys at revision {Revision} from {Member}")]
     private static partial void LogListed(ILogger logger, int count, long revision, string member);
 
-    [LoggerMessage(EventId = 71, Level = LogLevel.Information, Message = "etcd: watching {Member} from revision {Revision}")]
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "etcd: watching {Member} from revision {Revision}")]
     private static partial void LogWatching(ILogger logger, string member, long revision);
 
-    [LoggerMessage(EventId = 72, Level = LogLevel.Warning, Message = "etcd: watch on {Member} broke ({Reason}); the last state stays in force, trying again in {Delay} ms")]
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "etcd: watch on {Member} broke ({Reason}); the last state stays in force, trying again in {Delay} ms")]
     private static partial void LogBroken(ILogger logger, string member, string reason, double delay);
 
-    [LoggerMessage(EventId = 73, Level = LogLevel.Warning, Message = "etcd: watch from revision {Revision} refused (compacted at {Compacted}; {Reason}); listing again")]
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "etcd: watch from revision {Revision} refused (compacted at {Compacted}; {Reason}); listing again")]
     private static partial void LogRelist(ILogger logger, long revision, long compacted, string reason);
 }
 

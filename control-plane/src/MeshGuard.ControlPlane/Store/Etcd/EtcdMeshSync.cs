@@ -53,6 +53,6 @@ internal sealed partial class EtcdMeshSync(
         }
     }
 
-    [LoggerMessage(EventId = 74, Level = LogLevel.Debug, Message = "mesh config from etcd revision {Revision}")]
+    [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "mesh config from etcd revision {Revision}")]
     private static partial void LogApplied(ILogger logger, long revision);
 }
