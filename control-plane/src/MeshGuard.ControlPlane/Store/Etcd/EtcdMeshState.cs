@@ -49,6 +49,11 @@ internal sealed partial class EtcdMeshState(EtcdConnection etcd, TimeProvider ti
                     MarkSynced();
                 }
                 listed = await FollowAsync(member, () => backoff = MinBackoff, cancellation);
+                if (!listed)
+                {
+                    // A watch etcd refuses every time must not turn into a tight list-and-watch loop.
+                    await Task.Delay(MinBackoff, time, cancellation);
+                }
             }
             catch (Exception e) when (e is RpcException or IOException && !cancellation.IsCancellationRequested)
             {
