@@ -38,6 +38,14 @@ public sealed class ConsoleTests(MeshFixture mesh)
         Assert.Equal(HttpStatusCode.OK, overview.StatusCode);
         Assert.Contains("<td>orders</td><td>shop</td>", page, StringComparison.Ordinal);
         Assert.Contains("spiffe://mesh.local/ns/shop/sa/frontend", page, StringComparison.Ordinal);
+        // Each sidecar with the serial and expiry of the SVID it holds, and its stream current.
+        foreach (var sidecar in new[] { mesh.Frontend, mesh.Orders })
+        {
+            var certs = SidecarAdmin.Certs(sidecar);
+            Assert.Contains($"<td>{sidecar.Identity}</td><td>{certs.GetProperty("serial").GetString()}</td><td>{certs.GetProperty("not_after").GetDateTimeOffset():yyyy-MM-ddTHH:mm:ssZ} (in ",
+                page, StringComparison.Ordinal);
+        }
+        Assert.Matches(@"<td>spiffe://mesh.local/ns/shop/sa/orders</td><td>[0-9A-F]+</td><td>[^<]+</td><td>connected, current</td>", page);
         Assert.Contains("frame-ancestors 'none'", Assert.Single(overview.Headers.GetValues("Content-Security-Policy")), StringComparison.Ordinal);
         Assert.DoesNotContain("PRIVATE KEY", page, StringComparison.Ordinal);
         Assert.DoesNotContain(url.Query["?token=".Length..], page, StringComparison.Ordinal);

@@ -285,6 +285,7 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<SnapshotBuilder>();
             builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
+            builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.WorkloadStatus>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
                 settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));

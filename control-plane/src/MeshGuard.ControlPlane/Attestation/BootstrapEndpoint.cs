@@ -16,7 +16,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
     CertificateAuthority ca, IJoinTokens tokens, ServiceAccountIssuerKeys serviceAccounts, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
-    ControlPlaneSettings settings, ILogger<BootstrapEndpoint> logger)
+    ControlPlaneSettings settings, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)
     {
@@ -95,6 +95,7 @@ internal sealed partial class BootstrapEndpoint(
 
         // 5.
         using var svid = ca.IssueSvid(csr, id, settings.SvidTtl);
+        status.SvidIssued(id, svid);
         await registry.RegisterAsync(request.Service!, id, request.InboundAddress!, context.RequestAborted);
         LogAttested(logger, id.ToString(), request.Service!, request.InboundAddress!, svid.SerialNumber);
         return Results.Json(

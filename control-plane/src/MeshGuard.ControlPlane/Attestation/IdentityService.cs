@@ -10,7 +10,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// trust domain) is the proof; it may renew its own SPIFFE ID only.
 /// </summary>
 internal sealed partial class IdentityService(
-    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, ILogger<IdentityService> logger)
+    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<IdentityService> logger)
     : Identity.IdentityBase
 {
     public override async Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)
@@ -38,6 +38,7 @@ internal sealed partial class IdentityService(
             throw new RpcException(new Status(StatusCode.InvalidArgument, registrationError!));
         }
         using var svid = ca.IssueSvid(csr, peer, settings.SvidTtl);
+        status.SvidIssued(peer, svid);
         if (registers)
         {
             await registry.RegisterAsync(request.Service, peer, request.InboundAddress, context.CancellationToken);

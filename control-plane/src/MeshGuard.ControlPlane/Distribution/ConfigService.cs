@@ -16,7 +16,7 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// </summary>
 internal sealed partial class ConfigService(
     ConfigDistributor distributor, ControlPlaneCredentials credentials, SnapshotBuilder snapshots, MeshGuard.ControlPlane.Store.RevocationStore revocations,
-    IHostApplicationLifetime lifetime, ILogger<ConfigService> logger)
+    IHostApplicationLifetime lifetime, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {
     public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)
@@ -40,6 +40,19 @@ internal sealed partial class ConfigService(
         // Headers at once: the sidecar knows its stream stands even when it already has everything (it may come
         // from another replica with the same snapshot), rather than waiting for the next change to say so.
         await context.WriteResponseHeadersAsync([]);
+        status.StreamOpened(peer);
+        try
+        {
+            await StreamAsync(peer, ns, sa, known, responseStream, cancellation);
+        }
+        finally
+        {
+            status.StreamClosed(peer);
+        }
+    }
+
+    private async Task StreamAsync(MeshGuard.Spiffe.SpiffeId peer, string ns, string sa, long known, IServerStreamWriter<SignedSnapshot> responseStream, CancellationToken cancellation)
+    {
         while (!cancellation.IsCancellationRequested)
         {
             // Take the change signal before the config so that no change slips between the two reads.
@@ -50,6 +63,7 @@ internal sealed partial class ConfigService(
                 var content = snapshots.Build(config, peer.ToString(), ns, sa);
                 await responseStream.WriteAsync(new SignedSnapshot { Cms = UnsafeByteOperations.UnsafeWrap(SnapshotSignature.SignContent(content, credentials.Svid)) }, cancellation);
                 LogSent(logger, config.Version, peer.ToString());
+                status.Sent(peer, config.Version);
                 known = config.Version;
             }
             try

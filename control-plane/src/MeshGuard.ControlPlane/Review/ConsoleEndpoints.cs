@@ -42,9 +42,10 @@ internal static class ConsoleEndpoints
             return Results.Redirect("/console/", permanent: false, preserveMethod: false);
         }).RequireHost(host);
 
-        app.MapGet("/console/", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies) =>
+        app.MapGet("/console/", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
+                Distribution.ConfigDistributor distributor, TimeProvider time) =>
             Refused(context, adminPort) ?? (sessions.IsValid(context.Request.Cookies[ConsoleSessions.Cookie])
-                ? Page(StatusCodes.Status200OK, "Mesh overview", Overview(registry, policies))
+                ? Page(StatusCodes.Status200OK, "Mesh overview", Sidecars(status, distributor.Current.Version, time.GetUtcNow()) + Overview(registry, policies))
                 : Page(StatusCodes.Status401Unauthorized, "Log in", "<p>Open the URL <code>meshctl console url</code> prints to log in.</p>"))).RequireHost(host);
     }
 
@@ -64,6 +65,27 @@ internal static class ConsoleEndpoints
         response.Headers.XContentTypeOptions = "nosniff";
         response.Headers["Referrer-Policy"] = "no-referrer";
         response.Headers.CacheControl = "no-store";
+    }
+
+    // Each sidecar this replica served: its SVID's expiry, and whether its stream has the current version.
+    private static string Sidecars(WorkloadStatus status, long currentVersion, DateTimeOffset now)
+    {
+        var html = new StringBuilder();
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Sidecars (config version {currentVersion})</h2>");
+        html.Append("<table><tr><th>identity</th><th>SVID serial</th><th>SVID expires</th><th>stream</th><th>version sent</th></tr>");
+        foreach (var (id, sidecar) in status.All())
+        {
+            var left = sidecar.SvidNotAfter - now;
+            var expiry = sidecar.SvidSerial.Length == 0 ? "-"
+                : left <= TimeSpan.Zero ? $"{sidecar.SvidNotAfter:yyyy-MM-ddTHH:mm:ssZ} (expired)"
+                : $"{sidecar.SvidNotAfter:yyyy-MM-ddTHH:mm:ssZ} (in {(int)left.TotalMinutes} min)";
+            var stream = sidecar.OpenStreams == 0 ? "not connected"
+                : sidecar.SentVersion == currentVersion ? "connected, current" : "connected, behind";
+            html.Append(CultureInfo.InvariantCulture,
+                $"<tr class=\"{(stream == "connected, current" ? "ok" : "refused")}\"><td>{E(id)}</td><td>{E(sidecar.SvidSerial)}</td><td>{E(expiry)}</td><td>{E(stream)}</td><td>{sidecar.SentVersion}</td></tr>");
+        }
+        html.Append("</table>");
+        return html.ToString();
     }
 
     private static string Overview(ServiceRegistry registry, PolicyStore policies)
