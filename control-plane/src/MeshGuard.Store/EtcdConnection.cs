@@ -82,6 +82,28 @@ public sealed class EtcdConnection : IDisposable
             return await call.ResponseStream.MoveNext(options.CancellationToken) ? call.ResponseStream.Current : new LeaseKeepAliveResponse { ID = lease, TTL = 0 };
         }, cancellation);
 
+    /// <summary>Every key under <paramref name="prefix"/>.</summary>
+    public Task<RangeResponse> RangePrefixAsync(string prefix, CancellationToken cancellation) =>
+        RangeAsync(new RangeRequest { Key = EtcdKeys.Key(prefix), RangeEnd = EtcdKeys.RangeEnd(prefix) }, cancellation);
+
+    /// <summary>
+    /// Deletes the keys under <paramref name="prefix"/> whose value <paramref name="stale"/> says are due (the
+    /// leader's sweeps), each only at the revision that was read, so one written again meanwhile stays; returns how many.
+    /// </summary>
+    public async Task<int> SweepAsync(string prefix, Func<string, bool> stale, CancellationToken cancellation)
+    {
+        var swept = 0;
+        foreach (var kv in (await RangePrefixAsync(prefix, cancellation)).Kvs)
+        {
+            if (stale(kv.Value.ToStringUtf8())
+                && (await TxnAsync(EtcdTxn.When(EtcdTxn.Unchanged(kv.Key, kv.ModRevision), EtcdTxn.Delete(kv.Key)), cancellation)).Succeeded)
+            {
+                swept++;
+            }
+        }
+        return swept;
+    }
+
     /// <summary>The value of one key as text, with its revision; null when absent.</summary>
     public async Task<(string Value, long ModRevision)?> GetAsync(string key, CancellationToken cancellation)
     {

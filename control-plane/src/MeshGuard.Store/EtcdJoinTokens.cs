@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Etcdserverpb;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Spiffe;
 
@@ -38,25 +37,9 @@ public sealed class EtcdJoinTokens(EtcdConnection etcd, TimeProvider time) : IJo
     /// <summary>Deletes tokens and spent markers past their expiry (the leader's sweep); returns how many.</summary>
     public async Task<int> SweepExpiredAsync(CancellationToken cancellation)
     {
-        var swept = 0;
-        foreach (var prefix in new[] { EtcdKeys.Tokens, EtcdKeys.SpentTokens })
-        {
-            var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(prefix), RangeEnd = EtcdKeys.RangeEnd(prefix) }, cancellation);
-            foreach (var kv in range.Kvs)
-            {
-                var record = Parse(kv.Value.ToStringUtf8());
-                if (record is not null && time.GetUtcNow() < record.ExpiresAt)
-                {
-                    continue;
-                }
-                // Only the version that was read: a token written again meanwhile stays.
-                if ((await etcd.TxnAsync(EtcdTxn.When(EtcdTxn.Unchanged(kv.Key, kv.ModRevision), EtcdTxn.Delete(kv.Key)), cancellation)).Succeeded)
-                {
-                    swept++;
-                }
-            }
-        }
-        return swept;
+        // A token that no longer parses is swept too: only replicas and meshctl write here.
+        bool Expired(string json) => Parse(json) is not { } record || time.GetUtcNow() >= record.ExpiresAt;
+        return await etcd.SweepAsync(EtcdKeys.Tokens, Expired, cancellation) + await etcd.SweepAsync(EtcdKeys.SpentTokens, Expired, cancellation);
     }
 
     private async Task<(JoinTokenLookup Lookup, long Revision, string? Value)> LookUpAsync(string? token, CancellationToken cancellation)

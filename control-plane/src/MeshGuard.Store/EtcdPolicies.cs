@@ -15,7 +15,7 @@ public static class EtcdPolicies
 
     public static async Task<Documents> ReadAsync(EtcdConnection etcd, CancellationToken cancellation)
     {
-        var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Policies), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Policies) }, cancellation);
+        var range = await etcd.RangePrefixAsync(EtcdKeys.Policies, cancellation);
         var results = range.Kvs.Select(static kv => PolicyParser.Parse(kv.Value.ToStringUtf8(), kv.Key.ToStringUtf8())).ToList();
         var meshDefault = await etcd.GetAsync(EtcdKeys.MeshDefault, cancellation);
         var versionBase = await etcd.GetAsync(EtcdKeys.VersionBase, cancellation) is { } stored && long.TryParse(stored.Value, out var value) ? value : 0;

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Etcdserverpb;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.Spiffe;
 using MeshGuard.Store;
@@ -43,24 +42,8 @@ internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState s
     }
 
     /// <summary>The leader's sweep: removes registrations last seen more than <paramref name="maxAge"/> ago; returns how many.</summary>
-    public static async Task<int> SweepStaleAsync(EtcdConnection etcd, TimeSpan maxAge, TimeProvider time, CancellationToken cancellation)
-    {
-        var range = await etcd.RangeAsync(new RangeRequest { Key = EtcdKeys.Key(EtcdKeys.Registrations), RangeEnd = EtcdKeys.RangeEnd(EtcdKeys.Registrations) }, cancellation);
-        var swept = 0;
-        foreach (var kv in range.Kvs)
-        {
-            if (Parse(kv.Value.ToStringUtf8()) is { } record && time.GetUtcNow() - record.SeenAt <= maxAge)
-            {
-                continue;
-            }
-            // Only the version that was read: a sidecar that renewed meanwhile stays.
-            if ((await etcd.TxnAsync(EtcdTxn.When(EtcdTxn.Unchanged(kv.Key, kv.ModRevision), EtcdTxn.Delete(kv.Key)), cancellation)).Succeeded)
-            {
-                swept++;
-            }
-        }
-        return swept;
-    }
+    public static Task<int> SweepStaleAsync(EtcdConnection etcd, TimeSpan maxAge, TimeProvider time, CancellationToken cancellation) =>
+        etcd.SweepAsync(EtcdKeys.Registrations, json => Parse(json) is not { } record || time.GetUtcNow() - record.SeenAt > maxAge, cancellation);
 
     private static RegistrationRecord? Parse(string json)
     {
