@@ -66,9 +66,10 @@ public sealed class ServiceAccountAttestationTests : MeshTest
             var sidecar = await StartSidecarWithTokenAsync(token, app.Port, waitReady: false);
             Assert.True(await Eventually.TrueAsync(() => sidecar.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), $"a sidecar with a bad token ({reason}) kept running");
             Assert.Equal(1, sidecar.Sidecar!.ExitCode);
-            var log = sidecar.Sidecar.ReadLog();
-            Assert.Contains("service-account token refused", log, StringComparison.Ordinal);
-            Assert.Contains(reason, log, StringComparison.Ordinal);
+            // The output pump may write the last lines to the log a moment after the process has exited.
+            Assert.True(await Eventually.TrueAsync(() => sidecar.Sidecar.ReadLog().Contains("service-account token refused", StringComparison.Ordinal)),
+                sidecar.Sidecar.ReadLog());
+            Assert.Contains(reason, sidecar.Sidecar.ReadLog(), StringComparison.Ordinal);
         }
         Assert.Empty(app.Requests);
     }
