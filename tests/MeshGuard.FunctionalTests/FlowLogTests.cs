@@ -102,6 +102,30 @@ public sealed class FlowLogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheControlPlaneHoldsACopyOfEachSidecarsLogUploadedAcrossARestartThatVerifiesAndMatchesByteForByte()
+    {
+        await CallAsync(30, "before");
+        _orders = await _mesh.RestartSidecarAsync(_orders);
+        await CallAsync(10, "after");
+        Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await _frontend.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+
+        foreach (var sidecar in new[] { _orders, _frontend })
+        {
+            var copy = _mesh.Data.CollectedFlowLog(sidecar.Identity.ToString());
+            byte[] Whole(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
+            // The final checkpoint goes up as the sidecar stops; the copy is then the log, line for line.
+            Assert.True(await Eventually.TrueAsync(() => Whole(copy).AsSpan().SequenceEqual(Whole(sidecar.FlowDirectory!))),
+                $"the copy of {sidecar.Identity} holds {Whole(copy).Length} bytes, the log {Whole(sidecar.FlowDirectory!).Length}");
+            Assert.Equal(sidecar.Identity + "\n", File.ReadAllText(Path.Combine(copy, "workload")));
+            var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", copy, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root);
+            Assert.True(exit == 0, output);
+            Assert.Contains($"workload {sidecar.Identity}", output, StringComparison.Ordinal);
+        }
+        Assert.Equal(40, FlowLogReader.Records(_mesh.Data.CollectedFlowLog(_orders.Identity.ToString())).Count(r => r.Text("kind") == "flow"));
+    }
+
+    [Fact]
     public async Task ALogCutShortAfterItsLastCheckpointIsCaughtOnlyAgainstTheWitness()
     {
         await CallAsync(20, "witnessed");

@@ -8,6 +8,7 @@ using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
@@ -284,6 +285,7 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<ConfigDistributor>();
             builder.Services.AddSingleton<SnapshotBuilder>();
             builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
+            builder.Services.AddSingleton(new CollectedFlowLogs(dataDirectory));
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.WorkloadStatus>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
@@ -295,7 +297,8 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Injector.InjectorEndpoint>();
             builder.Services.AddSingleton<ControlPlaneCredentials>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
-            builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024);
+            builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024)
+                .AddServiceOptions<WitnessService>(o => o.MaxReceiveMessageSize = WitnessService.MaxSegmentBytes);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
                 kestrel.AddServerHeader = false;

@@ -24,6 +24,10 @@ public static class FlowLogFormat
 
     public static string FileName(long number) => FilePrefix + number.ToString("D6", CultureInfo.InvariantCulture) + FileSuffix;
 
+    /// <summary>The number in a log file's name (flows-000042.jsonl: 42).</summary>
+    public static long FileNumber(string file) =>
+        long.Parse(Path.GetFileName(file).AsSpan(FilePrefix.Length, 6), CultureInfo.InvariantCulture);
+
     /// <summary>Every log file below a directory (several sidecars' logs), each directory's in order.</summary>
     public static List<string> FilesBelow(string directory)
     {
@@ -78,4 +82,26 @@ public static class FlowLogFormat
     /// <summary>The bytes a checkpoint (or start) signature covers: the chain up to it, by seq and prev hash.</summary>
     public static byte[] SignedPayload(string kind, long seq, string prev, string time, string workload) =>
         Encoding.UTF8.GetBytes($"meshguard-flowlog/v1\n{kind}\n{seq.ToString(CultureInfo.InvariantCulture)}\n{prev}\n{time}\n{workload}");
+
+    /// <summary>The last line that ends with a newline and parses as JSON, or null.</summary>
+    public static byte[]? LastCompleteLine(string file)
+    {
+        var bytes = File.ReadAllBytes(file);
+        var end = bytes.AsSpan().LastIndexOf((byte)'\n');
+        while (end >= 0)
+        {
+            var start = bytes.AsSpan(0, end).LastIndexOf((byte)'\n') + 1;
+            var line = bytes.AsSpan(start, end - start).ToArray();
+            try
+            {
+                using var _ = JsonDocument.Parse(line);
+                return line;
+            }
+            catch (JsonException)
+            {
+                end = start - 1;
+            }
+        }
+        return null;
+    }
 }

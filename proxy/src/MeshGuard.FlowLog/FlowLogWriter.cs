@@ -62,11 +62,11 @@ public sealed class FlowLogWriter : IDisposable
         if (files.Count > 0)
         {
             var last = files[^1];
-            _fileNumber = long.Parse(Path.GetFileName(last).AsSpan(FlowLogFormat.FilePrefix.Length, 6), CultureInfo.InvariantCulture);
+            _fileNumber = FlowLogFormat.FileNumber(last);
             // The newest file may end in a torn line; the chain goes on from the last complete line of any file.
             for (var i = files.Count - 1; i >= 0; i--)
             {
-                if (LastCompleteLine(files[i]) is { } line)
+                if (FlowLogFormat.LastCompleteLine(files[i]) is { } line)
                 {
                     using var document = JsonDocument.Parse(line);
                     _seq = document.RootElement.GetProperty("seq").GetInt64();
@@ -191,29 +191,6 @@ public sealed class FlowLogWriter : IDisposable
     // Signed records carry their time as text, since the signature covers it.
     private string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture);
 
-    /// <summary>The last line that ends with a newline and parses as JSON, or null.</summary>
-    private static byte[]? LastCompleteLine(string file)
-    {
-        var bytes = File.ReadAllBytes(file);
-        var end = bytes.AsSpan().LastIndexOf((byte)'\n');
-        while (end >= 0)
-        {
-            var start = bytes.AsSpan(0, end).LastIndexOf((byte)'\n') + 1;
-            var line = bytes.AsSpan(start, end - start).ToArray();
-            try
-            {
-                using var _ = JsonDocument.Parse(line);
-                return line;
-            }
-            catch (JsonException)
-            {
-                end = start - 1;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>Writes a final checkpoint and closes the file.</summary>
     /// <summary>
     /// Lets go of the file after a write failed (a full disk): nothing more is written, not even a checkpoint.
     /// A line the failure cut short stays at the file's end, where verify reports it; the next writer's
@@ -233,6 +210,7 @@ public sealed class FlowLogWriter : IDisposable
         }
     }
 
+    /// <summary>Writes a final checkpoint and closes the file.</summary>
     public void Dispose()
     {
         if (_file is not null)

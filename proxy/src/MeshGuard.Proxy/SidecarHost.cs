@@ -74,8 +74,8 @@ internal static partial class SidecarHost
         services.AddSingleton<DecisionLog>();
         services.AddSingleton(new FlowLogSink(settings.FlowLog));
         services.AddSingleton<SvidCheckpointSigner>();
-        services.AddSingleton<WitnessReporter>();
-        services.AddHostedService(sp => sp.GetRequiredService<WitnessReporter>());
+        services.AddSingleton<FlowLogUploader>();
+        services.AddHostedService(sp => sp.GetRequiredService<FlowLogUploader>());
         services.AddHostedService<FlowLogService>();
         services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<SnapshotApplier>();

@@ -40,6 +40,12 @@ public sealed class DataDirectory(string root)
     /// <summary>One-time console logins (<see cref="ConsoleLogins"/>), by hash.</summary>
     public string ConsoleLoginsDirectory => Path.Combine(StateDirectory, "console-logins");
 
+    /// <summary>The flow logs sidecars uploaded, one directory per workload (see <see cref="CollectedFlowLog"/>).</summary>
+    public string FlowsDirectory => Path.Combine(Root, "flows");
+
+    /// <summary>A workload's uploaded flow log: its files as the sidecar wrote them, and a file naming the workload.</summary>
+    public string CollectedFlowLog(string workloadId) => Path.Combine(FlowsDirectory, WitnessName(workloadId));
+
     /// <summary>The latest witnessed signed flow-log record of a workload (file named by a hash of its ID).</summary>
     public string WitnessFile(string workloadId) => Path.Combine(StateDirectory, "witness", WitnessName(workloadId) + ".json");
 

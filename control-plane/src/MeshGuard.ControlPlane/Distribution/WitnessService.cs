@@ -1,46 +1,40 @@
-using System.Text.Json;
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.FlowLog;
 
 namespace MeshGuard.ControlPlane.Distribution;
 
 /// <summary>
-/// The flow-log witness: keeps, per workload, the latest signed record its sidecar wrote. Only a record the
-/// caller itself signed (checked against the bundle) and newer than the one kept is taken.
+/// The flow-log collector and witness. Keeps each workload's log as its sidecar uploads it, in segments that
+/// must chain on to the copy held and end in a record the caller itself signed (<see cref="CollectedFlowLogs"/>),
+/// and the closing record of the latest as its witness record.
 /// </summary>
-internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRecords records, ILogger<WitnessService> logger) : Witness.WitnessBase
+internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRecords records, CollectedFlowLogs collected, ILogger<WitnessService> logger) : Witness.WitnessBase
 {
-    public override async Task<WitnessAck> Record(WitnessRecord request, ServerCallContext context)
+    /// <summary>The largest segment taken: a sidecar checkpoints every 1,000 records, far below it.</summary>
+    internal const int MaxSegmentBytes = 16 * 1024 * 1024;
+
+    public override async Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context)
     {
-        var peer = PeerIdentity.Require(context);
-        if (request.Line.Length is 0 or > 64 * 1024)
+        var peer = PeerIdentity.Require(context).ToString();
+        if (request.Lines.IsEmpty)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "a witness record is one signed flow-log line of at most 64 KiB"));
+            return new WitnessAck { Seq = collected.HeldSeq(peer) };
         }
-        JsonElement record;
-        try
+        var verdict = collected.Append(peer, request.Lines.ToByteArray(), request.Discontinuous, ca.Bundle);
+        if (verdict.Refusal is { } refusal)
         {
-            using var document = JsonDocument.Parse(request.Line.Memory);
-            record = document.RootElement.Clone();
+            LogSegmentRefused(logger, peer, refusal);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, refusal));
         }
-        catch (JsonException e)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"not JSON: {e.Message}"));
-        }
-        var check = FlowLogVerifier.VerifySigned(record, ca.Bundle);
-        if (check.Problem is not null || check.Signer != peer.ToString())
-        {
-            var reason = check.Detail ?? $"signed by {check.Signer}, not the caller {peer}";
-            LogRefused(logger, peer.ToString(), reason);
-            throw new RpcException(new Status(StatusCode.PermissionDenied, reason));
-        }
-        var seq = record.Number("seq");
-        return new WitnessAck { Seq = await records.KeepAsync(peer.ToString(), request.Line.Memory, seq, context.CancellationToken) };
+        // The segment's closing record is the newest signed one: the witness keeps it as a Record call would.
+        await records.KeepAsync(peer, verdict.LastLine, verdict.LastSeq, context.CancellationToken);
+        return new WitnessAck { Seq = verdict.LastSeq };
     }
 
-    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "witness refused a record from {SpiffeId}: {Reason}")]
-    private static partial void LogRefused(ILogger logger, string spiffeId, string reason);
+    [LoggerMessage(EventId = 62, Level = LogLevel.Warning, Message = "flow-log segment from {SpiffeId} refused: {Reason}")]
+    private static partial void LogSegmentRefused(ILogger logger, string spiffeId, string reason);
 }

@@ -10,7 +10,7 @@ namespace MeshGuard.Proxy.FlowLog;
 /// record after it is back is the gap record that says how many were lost.
 /// </summary>
 internal sealed partial class FlowLogService(
-    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, WitnessReporter? witness = null) : BackgroundService
+    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, FlowLogUploader? uploader = null) : BackgroundService
 {
     private FlowLogWriter? _writer;
     private long _gapsWritten;
@@ -35,9 +35,9 @@ internal sealed partial class FlowLogService(
     private FlowLogWriter OpenWriter(string directory)
     {
         var writer = new FlowLogWriter(directory, signer, time, sink.Settings.MaxFileBytes, sink.Settings.RetainFiles);
-        if (witness is not null)
+        if (uploader is not null)
         {
-            writer.SignedRecordWritten = witness.Report;
+            writer.SignedRecordWritten = uploader.SignedRecordWritten;
         }
         try
         {
@@ -184,9 +184,9 @@ internal sealed partial class FlowLogService(
                 Fail(e);
             }
             _writer = null;
-            if (witness is not null)
+            if (uploader is not null)
             {
-                await witness.FlushAsync(cancellationToken);
+                await uploader.FlushAsync(cancellationToken);
             }
         }
     }

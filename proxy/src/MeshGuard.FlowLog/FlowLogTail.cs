@@ -1,0 +1,198 @@
+namespace MeshGuard.FlowLog;
+
+/// <summary>
+/// Reads a flow log directory forward from a seq, in segments that end at a signed record, for upload:
+/// a segment is whole lines, contiguous, and its last line's signature covers all of it through the hash
+/// chain. The position moves only when the caller says the segment arrived (<see cref="Advance"/>).
+/// Follows the writer across files; a torn line a crash left at the end of an older file is passed over,
+/// since the writer chained on from the complete line before it.
+/// </summary>
+public sealed class FlowLogTail(string directory)
+{
+    private string? _file;
+    private long _offset;
+
+    /// <summary>The seq the next segment should start at.</summary>
+    public long NextSeq { get; private set; } = 1;
+
+    /// <summary>
+    /// True when the log no longer holds <see cref="NextSeq"/> (deleted by retention, or a log started anew):
+    /// the next segment starts later, and says so.
+    /// </summary>
+    public bool Discontinuous { get; private set; }
+
+    /// <summary>
+    /// Positions at the line with <paramref name="nextSeq"/>, or at the end when the log ends just before it.
+    /// <paramref name="discontinuous"/>: the line there does not chain on to what the receiver holds, so the
+    /// next segment says it starts anew.
+    /// </summary>
+    public void Seek(long nextSeq, bool discontinuous = false)
+    {
+        NextSeq = nextSeq;
+        Discontinuous = discontinuous;
+        _file = null;
+        _offset = 0;
+        var files = FlowLogFormat.Files(directory);
+        if (files.Count == 0)
+        {
+            return;
+        }
+        for (var i = files.Count - 1; i >= 0; i--)
+        {
+            var (bytes, _) = ReadFrom(files[i], 0, int.MaxValue);
+            long? first = null;
+            long last = -1;
+            var end = 0;
+            foreach (var (start, length) in CompleteLines(bytes))
+            {
+                if (!FlowLineHead.TryRead(bytes.AsSpan(start, length), out var head))
+                {
+                    continue;
+                }
+                first ??= head.Seq;
+                if (head.Seq == nextSeq)
+                {
+                    (_file, _offset) = (files[i], start);
+                    return;
+                }
+                last = head.Seq;
+                end = start + length + 1;
+            }
+            if (first is { } f && f <= nextSeq)
+            {
+                if (last == nextSeq - 1)
+                {
+                    (_file, _offset) = (files[i], end);
+                    return;
+                }
+                break;
+            }
+        }
+        // What was asked for is gone (or never was): go on from the oldest line there is.
+        (_file, _offset) = (files[0], 0);
+        Discontinuous = true;
+    }
+
+    /// <summary>
+    /// The lines from the position up to the last signed record within <paramref name="maxBytes"/>, or null
+    /// when there is none yet.
+    /// </summary>
+    public FlowLogSegment? Read(int maxBytes)
+    {
+        if (_file is null || !File.Exists(_file))
+        {
+            // Not yet there, or retention deleted the file under us: find the place again.
+            Seek(NextSeq);
+            if (_file is null)
+            {
+                return null;
+            }
+        }
+        var buffer = new MemoryStream();
+        var file = _file;
+        var offset = _offset;
+        long firstSeq = -1;
+        (long Length, string File, long Offset, long Seq)? signed = null;
+        while (buffer.Length < maxBytes)
+        {
+            var (bytes, reachedEnd) = ReadFrom(file, offset, maxBytes - (int)buffer.Length);
+            var consumed = 0;
+            foreach (var (start, length) in CompleteLines(bytes))
+            {
+                var line = bytes.AsSpan(start, length);
+                // A line that does not parse is copied as it is: the control plane refuses it with the reason,
+                // rather than this reader hiding a changed line.
+                var head = FlowLineHead.TryRead(line, out var h) ? h : new FlowLineHead(-1, false, 0, 0);
+                if (firstSeq < 0)
+                {
+                    firstSeq = head.Seq;
+                }
+                buffer.Write(line);
+                buffer.WriteByte((byte)'\n');
+                consumed = start + length + 1;
+                if (head.IsSignedRecord)
+                {
+                    signed = (buffer.Length, file, offset + consumed, head.Seq);
+                }
+            }
+            offset += consumed;
+            if (!reachedEnd)
+            {
+                break;
+            }
+            if (consumed > 0)
+            {
+                continue; // the writer may have added more meanwhile
+            }
+            // Nothing more here. If the writer moved on to a newer file, whatever follows the last complete
+            // line here is torn and stays behind.
+            if (NextFile(file) is not { } next)
+            {
+                break;
+            }
+            (file, offset) = (next, 0);
+        }
+        if (signed is not { } s)
+        {
+            return null;
+        }
+        var segment = buffer.GetBuffer().AsSpan(0, (int)s.Length).ToArray();
+        return new FlowLogSegment(segment, firstSeq, s.Seq, Discontinuous, s.File, s.Offset);
+    }
+
+    /// <summary>The segment arrived: the next one starts after it.</summary>
+    public void Advance(FlowLogSegment segment)
+    {
+        (_file, _offset) = (segment.EndFile, segment.EndOffset);
+        NextSeq = segment.LastSeq + 1;
+        Discontinuous = false;
+    }
+
+    private string? NextFile(string file)
+    {
+        foreach (var candidate in FlowLogFormat.Files(directory))
+        {
+            if (string.CompareOrdinal(candidate, file) > 0)
+            {
+                return candidate;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Up to <paramref name="maxBytes"/> from <paramref name="offset"/>, and whether that reached the file's end.</summary>
+    private static (byte[] Bytes, bool ReachedEnd) ReadFrom(string file, long offset, int maxBytes)
+    {
+        try
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var available = Math.Max(0, stream.Length - offset);
+            var bytes = new byte[(int)Math.Min(available, maxBytes)];
+            stream.Position = offset;
+            stream.ReadExactly(bytes);
+            return (bytes, bytes.Length == available);
+        }
+        catch (FileNotFoundException)
+        {
+            return ([], true);
+        }
+    }
+
+    private static IEnumerable<(int Start, int Length)> CompleteLines(byte[] bytes)
+    {
+        var start = 0;
+        while (start < bytes.Length)
+        {
+            var newline = Array.IndexOf(bytes, (byte)'\n', start);
+            if (newline < 0)
+            {
+                yield break;
+            }
+            yield return (start, newline - start);
+            start = newline + 1;
+        }
+    }
+}
+
+/// <summary>Whole lines of a flow log, contiguous, ending at a signed record; where the reader stood after them.</summary>
+public sealed record FlowLogSegment(byte[] Lines, long FirstSeq, long LastSeq, bool Discontinuous, string EndFile, long EndOffset);

@@ -1,0 +1,177 @@
+using System.Text;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FlowLog.Tests;
+
+/// <summary>
+/// The upload path of a flow log: the sidecar's reader cuts it into segments that end at signed records, and
+/// the control plane's check takes a segment only when it chains on to what it holds and is signed by the caller.
+/// </summary>
+public sealed class FlowSegmentTests : IDisposable
+{
+    private const string Orders = "spiffe://mesh.local/ns/shop/sa/orders";
+    private const string Frontend = "spiffe://mesh.local/ns/shop/sa/frontend";
+    private static readonly TestCa Ca = new();
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private FlowLogWriter Open(string workload = Orders, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 100)
+    {
+        var writer = new FlowLogWriter(_dir.Path, new FlowLogTamperTests.TestSigner(Ca, workload), TimeProvider.System, maxFileBytes, retainFiles);
+        writer.Open();
+        return writer;
+    }
+
+    private static void Append(FlowLogWriter writer, int records, int checkpointEvery = 10)
+    {
+        for (var i = 0; i < records; i++)
+        {
+            writer.Append(new FlowRecord
+            {
+                Time = DateTimeOffset.UtcNow,
+                Direction = FlowDirection.Inbound,
+                RequestId = $"req-{writer.Seq}",
+                SourceId = Frontend,
+                DestId = Orders,
+                Path = $"/orders/{writer.Seq}",
+                Status = 200,
+                Decision = "allow",
+            });
+            if (writer.SinceCheckpoint >= checkpointEvery)
+            {
+                writer.Checkpoint();
+            }
+        }
+        writer.Flush();
+    }
+
+    private byte[] WholeLog() => FlowLogFormat.Files(_dir.Path).SelectMany(File.ReadAllBytes).ToArray();
+
+    /// <summary>Uploads every segment there is, as the sidecar would, into <paramref name="copy"/>.</summary>
+    private static (long Seq, string Hash)? Upload(FlowLogTail tail, MemoryStream copy, (long Seq, string Hash)? held, string caller = Orders, int maxBytes = 1 << 20)
+    {
+        while (tail.Read(maxBytes) is { } segment)
+        {
+            var verdict = FlowSegmentCheck.Check(segment.Lines, held, segment.Discontinuous, Ca.Bundle, caller);
+            Assert.True(verdict.Refusal is null, verdict.Refusal);
+            copy.Write(segment.Lines);
+            held = (verdict.LastSeq, verdict.LastHash);
+            tail.Advance(segment);
+        }
+        return held;
+    }
+
+    [Fact]
+    public void SegmentsEndAtSignedRecordsAndTheirCopyIsTheLogByteForByte()
+    {
+        using var writer = Open();
+        Append(writer, 25); // start, 10, checkpoint, 10, checkpoint, 5 not yet signed
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(1);
+        var first = tail.Read(1 << 20)!;
+        Assert.Equal((1, 23), (first.FirstSeq, first.LastSeq));
+        Assert.False(first.Discontinuous);
+
+        var copy = new MemoryStream();
+        var held = Upload(tail, copy, null);
+        Assert.Equal(23, held!.Value.Seq);
+        Assert.Null(tail.Read(1 << 20)); // the last five wait for their checkpoint
+
+        Append(writer, 3);
+        writer.Dispose(); // the final checkpoint
+        held = Upload(tail, copy, held);
+        Assert.Equal(32, held!.Value.Seq); // 8 more records and the final checkpoint
+        Assert.Equal(WholeLog(), copy.ToArray());
+    }
+
+    [Fact]
+    public void TheReaderFollowsTheWriterAcrossFilesAndSmallBudgetsStillEndAtSignedRecords()
+    {
+        using (var writer = Open(maxFileBytes: 2_000))
+        {
+            Append(writer, 60, checkpointEvery: 4);
+        }
+        Assert.True(FlowLogFormat.Files(_dir.Path).Count > 3);
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(1);
+        var copy = new MemoryStream();
+        var held = Upload(tail, copy, null, maxBytes: 8_000);
+        Assert.Equal(WholeLog(), copy.ToArray());
+        Assert.Equal(FlowLogVerifier.Verify(_dir.Path, Ca.Bundle).LastSeq, held!.Value.Seq);
+    }
+
+    [Fact]
+    public void AReaderSeekingASeqRetentionDeletedStartsAtTheOldestLineAndSaysItIsDiscontinuous()
+    {
+        using (var writer = Open(maxFileBytes: 2_000, retainFiles: 2))
+        {
+            Append(writer, 60, checkpointEvery: 4);
+        }
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(5);
+        var segment = tail.Read(1 << 20)!;
+        Assert.True(segment.Discontinuous);
+        Assert.True(segment.FirstSeq > 5);
+        // The receiver holds seq 4 of this log; a discontinuous segment is taken without chaining on to it.
+        Assert.Null(FlowSegmentCheck.Check(segment.Lines, (4, FlowLogFormat.GenesisHash), true, Ca.Bundle, Orders).Refusal);
+        Assert.NotNull(FlowSegmentCheck.Check(segment.Lines, (4, FlowLogFormat.GenesisHash), false, Ca.Bundle, Orders).Refusal);
+    }
+
+    [Fact]
+    public void AReaderSeekingJustPastTheEndWaitsForTheNextSignedRecord()
+    {
+        using var writer = Open();
+        Append(writer, 10); // start, 10 flows, checkpoint: seq 1..12
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(13);
+        Assert.Null(tail.Read(1 << 20));
+        Append(writer, 10);
+        var segment = tail.Read(1 << 20)!;
+        Assert.Equal((13, 23), (segment.FirstSeq, segment.LastSeq));
+        Assert.False(segment.Discontinuous);
+    }
+
+    private byte[] Segment()
+    {
+        using (var writer = Open())
+        {
+            Append(writer, 10);
+        }
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(1);
+        return tail.Read(1 << 20)!.Lines;
+    }
+
+    private static byte[] Lines(IEnumerable<string> lines) => Encoding.UTF8.GetBytes(string.Concat(lines.Select(l => l + "\n")));
+
+    [Fact]
+    public void ASegmentWithALineLeftOutChangedOrNotEndingSignedIsRefusedWithTheReason()
+    {
+        var lines = Encoding.UTF8.GetString(Segment()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Null(FlowSegmentCheck.Check(Lines(lines), null, false, Ca.Bundle, Orders).Refusal);
+
+        var dropped = lines.Where((_, i) => i != 4);
+        Assert.Equal("line 5 has seq 6, expected 5", FlowSegmentCheck.Check(Lines(dropped), null, false, Ca.Bundle, Orders).Refusal);
+
+        var changed = lines.Select((l, i) => i == 3 ? l.Replace("/orders/3", "/orders/X", StringComparison.Ordinal) : l);
+        Assert.Equal("line 5 (seq 5) does not chain to the line before it", FlowSegmentCheck.Check(Lines(changed), null, false, Ca.Bundle, Orders).Refusal);
+
+        Assert.Equal("a segment must end with a signed record (start or checkpoint)", FlowSegmentCheck.Check(Lines(lines[..^1]), null, false, Ca.Bundle, Orders).Refusal);
+        Assert.Equal("a segment is whole lines, each ending in a newline", FlowSegmentCheck.Check(Lines(lines)[..^1], null, false, Ca.Bundle, Orders).Refusal);
+        Assert.Equal("line 2 of the segment is not a flow-log record", FlowSegmentCheck.Check(Lines([lines[0], "{\"kind\":", lines[^1]]), null, false, Ca.Bundle, Orders).Refusal);
+    }
+
+    [Fact]
+    public void ASegmentSignedByAnotherWorkloadThanTheCallerOrNotContinuingTheCopyIsRefused()
+    {
+        var segment = Segment();
+        Assert.StartsWith($"the closing record is signed by {Orders}, not the caller {Frontend}",
+            FlowSegmentCheck.Check(segment, null, false, Ca.Bundle, Frontend).Refusal, StringComparison.Ordinal);
+        Assert.Equal("line 1 has seq 1, expected 41", FlowSegmentCheck.Check(segment, (40, FlowLogFormat.GenesisHash), false, Ca.Bundle, Orders).Refusal);
+        Assert.Equal("line 1 (seq 1) does not chain to the line before it",
+            FlowSegmentCheck.Check(segment, (0, FlowLogFormat.HashHex("another log"u8)), false, Ca.Bundle, Orders).Refusal);
+        var foreign = new TestCa();
+        Assert.StartsWith("the closing record (seq 12): ", FlowSegmentCheck.Check(segment, null, false, foreign.Bundle, Orders).Refusal, StringComparison.Ordinal);
+    }
+}
