@@ -286,6 +286,7 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton<SnapshotBuilder>();
             builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
             builder.Services.AddSingleton(new CollectedFlowLogs(dataDirectory));
+            builder.Services.AddSingleton<CollectedFlows>();
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.WorkloadStatus>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());

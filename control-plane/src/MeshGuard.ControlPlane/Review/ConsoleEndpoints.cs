@@ -1,17 +1,22 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
+using Microsoft.AspNetCore.Http.Features;
+using static MeshGuard.ControlPlane.Review.ConsoleHtml;
 
 namespace MeshGuard.ControlPlane.Review;
 
 /// <summary>
 /// The reviewer's console on the admin port (127.0.0.1): <c>/console/login?token=</c> spends a one-time login
 /// from <c>meshctl console url</c> for a session cookie (HttpOnly, SameSite=Strict, path /console/), and every
-/// other page wants that session. Read-only, server-rendered, every value HTML-encoded; the Host must be the
-/// loopback address (a page of another site cannot reach it through DNS rebinding); no secret is ever rendered.
+/// other page wants that session. Server-rendered, no script, every value HTML-encoded; the Host must be the
+/// loopback address (a page of another site cannot reach it through DNS rebinding); no secret is ever
+/// rendered. Read-only: the one form (what-if) decides recorded calls again and changes nothing, and is taken
+/// only from the console's own origin.
 /// </summary>
 internal static class ConsoleEndpoints
 {
@@ -27,7 +32,7 @@ internal static class ConsoleEndpoints
             if (!logins.TrySpend(context.Request.Query["token"]))
             {
                 return Page(StatusCodes.Status403Forbidden, "Login refused",
-                    "<p>This login URL is unknown, spent or expired (they work once, within a minute). Run <code>meshctl console url</code> for a new one.</p>");
+                    "<p>This login URL is unknown, spent or expired (they work once, within a minute). Run <code>meshctl console url</code> for a new one.</p>", navigation: false);
             }
             context.Response.Cookies.Append(ConsoleSessions.Cookie, sessions.Open(), new CookieOptions
             {
@@ -43,11 +48,100 @@ internal static class ConsoleEndpoints
         }).RequireHost(host);
 
         app.MapGet("/console/", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
-                Distribution.ConfigDistributor distributor, TimeProvider time) =>
-            Refused(context, adminPort) ?? (sessions.IsValid(context.Request.Cookies[ConsoleSessions.Cookie])
-                ? Page(StatusCodes.Status200OK, "Mesh overview", Sidecars(status, distributor.Current.Version, time.GetUtcNow()) + Overview(registry, policies))
-                : Page(StatusCodes.Status401Unauthorized, "Log in", "<p>Open the URL <code>meshctl console url</code> prints to log in.</p>"))).RequireHost(host);
+                ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
+            Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Mesh overview",
+                Summary(flows, time) + "<h2>Workloads</h2>" + WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
+                + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)
+                + $"<h2>Policy documents (version {policies.Current.Version}, mesh default {E(policies.Current.Set.MeshDefault.ToString())})</h2>" + PoliciesView.Documents(policies.Current)))
+            .RequireHost(host);
+
+        app.MapGet("/console/graph", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, WorkloadStatus status, CollectedFlows flows, TimeProvider time) =>
+        {
+            if (Guard(context, sessions, adminPort) is { } refused)
+            {
+                return refused;
+            }
+            var window = Window(context.Request.Query["window"]);
+            var known = status.All().Select(static s => s.Key).Concat(registry.Current.Services.SelectMany(static s => s.Endpoints).Select(static e => e.SpiffeId));
+            return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(flows.Read(time.GetUtcNow() - window.Span), known), window.Value));
+        }).RequireHost(host);
+
+        app.MapGet("/console/flows", async (HttpContext context, ConsoleSessions sessions, CollectedFlows flows, TimeProvider time) =>
+        {
+            if (Guard(context, sessions, adminPort) is { } refused)
+            {
+                return refused;
+            }
+            var filter = FlowsView.Filter.From(context.Request.Query);
+            var records = flows.Read(time.GetUtcNow() - Window(filter.Window).Span);
+            if (context.Request.Query["format"] == "jsonl")
+            {
+                await FlowsView.ExportAsync(context.Response, records, filter);
+                return Results.Empty;
+            }
+            return Page(StatusCodes.Status200OK, "Flows", FlowsView.Render(records, filter));
+        }).RequireHost(host);
+
+        app.MapGet("/console/workloads", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
+                ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
+            Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Workloads",
+                WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
+                + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)))
+            .RequireHost(host);
+
+        app.MapGet("/console/policies", (HttpContext context, ConsoleSessions sessions, PolicyStore policies) =>
+            Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Policies", PoliciesView.Render(policies.Current)))
+            .RequireHost(host);
+
+        app.MapGet("/console/whatif", (HttpContext context, ConsoleSessions sessions) =>
+            Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "What if", WhatIfView.Form("", DefaultWindow)))
+            .RequireHost(host);
+
+        app.MapPost("/console/whatif", async (HttpContext context, ConsoleSessions sessions, PolicyStore policies, CollectedFlows flows, TimeProvider time) =>
+        {
+            if (Guard(context, sessions, adminPort) is { } refused)
+            {
+                return refused;
+            }
+            // The cookie is SameSite=Strict already; the origin check holds even where a browser would not honour it.
+            var origin = context.Request.Headers.Origin.ToString();
+            if (origin != $"http://127.0.0.1:{adminPort}" && origin != $"http://localhost:{adminPort}")
+            {
+                return Page(StatusCodes.Status403Forbidden, "Refused", "<p>The what-if form is taken only from the console's own pages.</p>");
+            }
+            if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                limit.MaxRequestBodySize = WhatIfView.MaxPolicyBytes * 4; // form encoding can triple a text
+            }
+            if (!context.Request.HasFormContentType)
+            {
+                return Page(StatusCodes.Status400BadRequest, "What if", "<p>Send the form.</p>");
+            }
+            IFormCollection form;
+            try
+            {
+                form = await context.Request.ReadFormAsync(context.RequestAborted);
+            }
+            catch (Exception e) when (e is BadHttpRequestException or InvalidDataException)
+            {
+                return Page(StatusCodes.Status413PayloadTooLarge, "What if", $"<p>The proposal is larger than {WhatIfView.MaxPolicyBytes / 1024} KiB.</p>");
+            }
+            var text = form["policy"].ToString();
+            if (Encoding.UTF8.GetByteCount(text) > WhatIfView.MaxPolicyBytes)
+            {
+                return Page(StatusCodes.Status413PayloadTooLarge, "What if", $"<p>The proposal is larger than {WhatIfView.MaxPolicyBytes / 1024} KiB.</p>");
+            }
+            var window = Window(form["window"]);
+            return Page(StatusCodes.Status200OK, "What if",
+                WhatIfView.Result(text, policies.Current, flows.Read(time.GetUtcNow() - window.Span)) + WhatIfView.Form(text, window.Value));
+        }).RequireHost(host).DisableAntiforgery();
     }
+
+    // The host check, then the session: a page for a visitor without one says how to log in and shows nothing else.
+    private static IResult? Guard(HttpContext context, ConsoleSessions sessions, int adminPort) =>
+        Refused(context, adminPort) ?? (sessions.IsValid(context.Request.Cookies[ConsoleSessions.Cookie])
+            ? null
+            : Page(StatusCodes.Status401Unauthorized, "Log in", "<p>Open the URL <code>meshctl console url</code> prints to log in.</p>", navigation: false));
 
     // Anything but the loopback address this port listens on is another site's page trying its luck.
     private static IResult? Refused(HttpContext context, int adminPort)
@@ -56,69 +150,27 @@ internal static class ConsoleEndpoints
         var hostHeader = context.Request.Host;
         return hostHeader.Host is "127.0.0.1" or "localhost" && (hostHeader.Port ?? 80) == adminPort
             ? null
-            : Page(StatusCodes.Status421MisdirectedRequest, "Wrong host", "<p>The console answers on 127.0.0.1 only.</p>");
+            : Page(StatusCodes.Status421MisdirectedRequest, "Wrong host", "<p>The console answers on 127.0.0.1 only.</p>", navigation: false);
     }
 
     private static void SecurityHeaders(HttpResponse response)
     {
-        response.Headers.ContentSecurityPolicy = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+        response.Headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
         response.Headers.XContentTypeOptions = "nosniff";
         response.Headers["Referrer-Policy"] = "no-referrer";
         response.Headers.CacheControl = "no-store";
     }
 
-    // Each sidecar this replica served: its SVID's expiry, and whether its stream has the current version.
-    private static string Sidecars(WorkloadStatus status, long currentVersion, DateTimeOffset now)
+    // The last hour at a glance: calls allowed and denied, and whether every collected log verifies.
+    private static string Summary(CollectedFlows flows, TimeProvider time)
     {
-        var html = new StringBuilder();
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Sidecars (config version {currentVersion})</h2>");
-        html.Append("<table><tr><th>identity</th><th>SVID serial</th><th>SVID expires</th><th>stream</th><th>version sent</th></tr>");
-        foreach (var (id, sidecar) in status.All())
-        {
-            var left = sidecar.SvidNotAfter - now;
-            var expiry = sidecar.SvidSerial.Length == 0 ? "-"
-                : left <= TimeSpan.Zero ? $"{sidecar.SvidNotAfter:yyyy-MM-ddTHH:mm:ssZ} (expired)"
-                : $"{sidecar.SvidNotAfter:yyyy-MM-ddTHH:mm:ssZ} (in {(int)left.TotalMinutes} min)";
-            var stream = sidecar.OpenStreams == 0 ? "not connected"
-                : sidecar.SentVersion == currentVersion ? "connected, current" : "connected, behind";
-            html.Append(CultureInfo.InvariantCulture,
-                $"<tr class=\"{(stream == "connected, current" ? "ok" : "refused")}\"><td>{E(id)}</td><td>{E(sidecar.SvidSerial)}</td><td>{E(expiry)}</td><td>{E(stream)}</td><td>{sidecar.SentVersion}</td></tr>");
-        }
-        html.Append("</table>");
-        return html.ToString();
+        var graph = ServiceGraph.From(flows.Read(time.GetUtcNow().AddHours(-1)), []);
+        var logs = flows.Logs();
+        var allowed = graph.Edges.Where(static e => e.Decision == "allow").Sum(static e => e.Count);
+        var denied = graph.Edges.Where(static e => e.Decision != "allow").Sum(static e => e.Count);
+        var failing = logs.Count(static l => !l.Verified);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"<p id=\"summary\">Last hour: <a href=\"/console/flows?decision=allow\">{allowed} calls allowed</a>, <a href=\"/console/flows?decision=deny\">{denied} denied</a>, on {graph.Edges.Count} edges (<a href=\"/console/graph\">graph</a>). ")
+            + (failing == 0 ? $"{logs.Count} collected flow logs, all verified.</p>" : $"<b>{failing} of {logs.Count} collected flow logs do not verify</b> (see <a href=\"/console/workloads\">workloads</a>).</p>");
     }
-
-    private static string Overview(ServiceRegistry registry, PolicyStore policies)
-    {
-        var html = new StringBuilder();
-        var table = registry.Current;
-        html.Append("<h2>Workloads</h2><table><tr><th>service</th><th>namespace</th><th>address</th><th>identity</th></tr>");
-        foreach (var service in table.Services.OrderBy(static s => s.Namespace, StringComparer.Ordinal).ThenBy(static s => s.Name, StringComparer.Ordinal))
-        {
-            foreach (var endpoint in service.Endpoints)
-            {
-                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(service.Name)}</td><td>{E(service.Namespace)}</td><td>{E(endpoint.Address)}</td><td>{E(endpoint.SpiffeId)}</td></tr>");
-            }
-        }
-        html.Append("</table>");
-        var snapshot = policies.Current;
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Policies (version {snapshot.Version}, mesh default {E(snapshot.Set.MeshDefault.ToString())})</h2>");
-        html.Append("<table><tr><th>document</th><th>state</th><th>policies in force</th><th>errors</th></tr>");
-        foreach (var file in snapshot.Files)
-        {
-            html.Append(CultureInfo.InvariantCulture,
-                $"<tr class=\"{(file.Accepted ? "ok" : "refused")}\"><td>{E(file.File)}</td><td>{(file.Accepted ? "accepted" : "refused")}</td><td>{E(string.Join(", ", file.PoliciesInForce))}</td><td>{E(string.Join("\n", file.Errors))}</td></tr>");
-        }
-        html.Append("</table>");
-        return html.ToString();
-    }
-
-    private static string E(string text) => WebUtility.HtmlEncode(text);
-
-    private static IResult Page(int status, string title, string body) => Results.Content(
-        $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>MeshGuard: {E(title)}</title>"
-        + "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-        + "tr.refused{background:#fdd}td{white-space:pre-wrap}</style></head>"
-        + $"<body><h1>MeshGuard: {E(title)}</h1>{body}</body></html>",
-        "text/html; charset=utf-8", Encoding.UTF8, status);
 }

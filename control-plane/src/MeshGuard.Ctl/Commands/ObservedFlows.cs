@@ -1,6 +1,5 @@
 using MeshGuard.FlowLog;
 using MeshGuard.Policy.Advice;
-using MeshGuard.Policy.Engine;
 
 namespace MeshGuard.Ctl.Commands;
 
@@ -18,15 +17,10 @@ internal static class ObservedFlows
         {
             foreach (var r in FlowLogReader.Records(File.ReadAllBytes(file)))
             {
-                if (r.Text("kind") != "flow" || r.Text("direction") != "inbound" || r.Text("source_id") is not { } source || r.Text("dest_id") is not { } dest)
+                if (ObservedRequest.FromFlowRecord(r) is { } request)
                 {
-                    continue;
+                    observed.Add(request);
                 }
-                observed.Add(new ObservedRequest(
-                    source, dest, (int)r.Number("dest_port"), r.Text("method") ?? "", r.Text("path") ?? "",
-                    r.Text("decision") == "allow" ? Verdict.Allow : Verdict.Deny,
-                    r.Text("audit_decision") switch { "allow" => AuditVerdict.Allow, "deny" => AuditVerdict.Deny, _ => AuditVerdict.None },
-                    r.Text("policy"), r.Text("rule"), r.Text("audit_policy"), r.Text("audit_rule")));
             }
         }
         return observed;

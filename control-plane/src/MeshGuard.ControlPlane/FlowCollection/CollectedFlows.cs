@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.FlowLog;
+
+namespace MeshGuard.ControlPlane.FlowCollection;
+
+/// <summary>
+/// The records of the collected logs, for the console: newest first, within a time window, each with the log
+/// it came from and that log's verification. Verification is of the copy as held (chain, seqs, signatures) and
+/// is done again only when the copy grew. Bounded: at most <see cref="MaxRecords"/> records per read.
+/// </summary>
+internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthority ca)
+{
+    internal const int MaxRecords = 50_000;
+
+    private readonly ConcurrentDictionary<string, (string Stamp, LogVerification Result)> _verified = new(StringComparer.Ordinal);
+
+    /// <summary>Every collected log's workload and its verification.</summary>
+    public IReadOnlyList<LogVerification> Logs()
+    {
+        var all = new List<LogVerification>();
+        foreach (var (workload, directory) in logs.Workloads())
+        {
+            all.Add(Verification(workload, directory));
+        }
+        return all;
+    }
+
+    /// <summary>Flow records at or after <paramref name="since"/>, newest first, at most <see cref="MaxRecords"/>.</summary>
+    public List<CollectedFlow> Read(DateTimeOffset since)
+    {
+        var flows = new List<CollectedFlow>();
+        foreach (var (workload, directory) in logs.Workloads())
+        {
+            var verification = Verification(workload, directory);
+            var files = FlowLogFormat.Files(directory);
+            // Newest file first; a file whose last record is older than the window ends the walk.
+            for (var i = files.Count - 1; i >= 0 && flows.Count < MaxRecords; i--)
+            {
+                var bytes = File.ReadAllBytes(files[i]);
+                var newest = DateTimeOffset.MinValue;
+                foreach (var (_, line, complete) in FlowLogFormat.Lines(bytes))
+                {
+                    if (!complete || !TryParse(line, out var record) || record.Text("kind") != "flow"
+                        || !DateTimeOffset.TryParse(record.Text("time"), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time))
+                    {
+                        continue;
+                    }
+                    newest = time > newest ? time : newest;
+                    if (time >= since)
+                    {
+                        flows.Add(new CollectedFlow(time, record, line, verification));
+                    }
+                }
+                if (newest < since)
+                {
+                    break;
+                }
+            }
+        }
+        flows.Sort(static (a, b) => b.Time.CompareTo(a.Time));
+        if (flows.Count > MaxRecords)
+        {
+            flows.RemoveRange(MaxRecords, flows.Count - MaxRecords);
+        }
+        return flows;
+    }
+
+    private LogVerification Verification(string workload, string directory)
+    {
+        var files = FlowLogFormat.Files(directory);
+        var stamp = files.Count == 0 ? "" : $"{files[0]}|{files[^1]}|{new FileInfo(files[^1]).Length}";
+        if (_verified.TryGetValue(directory, out var cached) && cached.Stamp == stamp)
+        {
+            return cached.Result;
+        }
+        var report = FlowLogVerifier.Verify(directory, ca.Bundle);
+        var result = new LogVerification(workload, report.IsOk, report.Flows, report.LastSeq ?? 0,
+            report.IsOk ? $"verified: {report.Flows} flow records, {report.Checkpoints} signed, through seq {report.LastSeq}"
+                : $"{report.Problems.Count} problem(s), first: {report.Problems[0]}");
+        _verified[directory] = (stamp, result);
+        return result;
+    }
+
+    private static bool TryParse(ReadOnlyMemory<byte> line, out JsonElement record)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line);
+            record = document.RootElement.Clone();
+            return record.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            record = default;
+            return false;
+        }
+    }
+}
+
+/// <summary>One flow record of a collected log, with its line as held (for export) and the log's verification.</summary>
+internal sealed record CollectedFlow(DateTimeOffset Time, JsonElement Record, ReadOnlyMemory<byte> Line, LogVerification Log);
+
+/// <summary>How a collected log verified: <see cref="Summary"/> says what was checked, or the first problem.</summary>
+internal sealed record LogVerification(string Workload, bool Verified, long Flows, long LastSeq, string Summary);
