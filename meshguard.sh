@@ -65,11 +65,13 @@ apt_install() {
 # Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
 # testssl.sh scans every TLS port; python3-h2 floods with rapid resets; ip, iptables and setpriv build the
 # network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize;
-# etcd (etcd-server) is the replicas' shared store.
+# etcd (etcd-server) is the replicas' shared store; chromium is the browser the console test drives (Playwright
+# uses it as it is: no browser is downloaded).
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
-    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server
+    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server \
+    chromium:chromium
 }
 
 run_tests() {
@@ -87,14 +89,15 @@ run_tests() {
       --logger "console;verbosity=normal" "$@" || status=$?
   done
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship. Tests
-  # whose subject is the control plane's store alone (Subject=ControlPlaneStore) run once.
+  # whose subject is the control plane alone (Subject=ControlPlaneStore, its store; Subject=ReviewerConsole, the
+  # console in a browser) run once.
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
     MESHGUARD_BIN="$aotbin" dotnet test tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj -c Release --no-build --nologo \
-      --filter "Subject!=ControlPlaneStore" --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
+      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole" --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
   fi
   # The closing line CI reads, summed from the real results of every test assembly.
   local passed=0 failed=0 skipped=0 p f t e

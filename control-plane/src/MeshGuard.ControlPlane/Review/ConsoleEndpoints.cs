@@ -103,9 +103,12 @@ internal static class ConsoleEndpoints
             {
                 return refused;
             }
-            // The cookie is SameSite=Strict already; the origin check holds even where a browser would not honour it.
+            // The cookie is SameSite=Strict already; this check holds even where a browser would not honour it. A
+            // browser says where a request comes from in Sec-Fetch-Site (its Origin is "null" here, since the
+            // pages send no referrer); other clients must name the console's origin.
             var origin = context.Request.Headers.Origin.ToString();
-            if (origin != $"http://127.0.0.1:{adminPort}" && origin != $"http://localhost:{adminPort}")
+            var fetchSite = context.Request.Headers["Sec-Fetch-Site"].ToString();
+            if (fetchSite.Length > 0 ? fetchSite != "same-origin" : origin != $"http://127.0.0.1:{adminPort}" && origin != $"http://localhost:{adminPort}")
             {
                 return Page(StatusCodes.Status403Forbidden, "Refused", "<p>The what-if form is taken only from the console's own pages.</p>");
             }

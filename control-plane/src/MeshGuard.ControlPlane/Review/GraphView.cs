@@ -109,7 +109,9 @@ internal static class GraphView
             double x1 = from.X + ux * clear + nx * aside, y1 = from.Y + uy * clear + ny * aside;
             double x2 = to.X - ux * clear + nx * aside, y2 = to.Y - uy * clear + ny * aside;
             shape = string.Create(CultureInfo.InvariantCulture, $"<line x1=\"{x1:0.#}\" y1=\"{y1:0.#}\" x2=\"{x2:0.#}\" y2=\"{y2:0.#}\"");
-            (labelX, labelY) = ((x1 + x2) / 2 + nx * 10, (y1 + y2) / 2 + ny * 10 + 4);
+            // Labels at different points along the two arrows of a pair, so that they never sit on each other.
+            var along = allowed ? 0.4 : 0.6;
+            (labelX, labelY) = (x1 + (x2 - x1) * along + nx * 12, y1 + (y2 - y1) * along + ny * 12 + 4);
         }
         var colour = allowed ? "#1a7f37" : "#cf222e";
         var verb = allowed ? "allowed" : "denied";
