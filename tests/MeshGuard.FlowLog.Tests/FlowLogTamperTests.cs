@@ -15,20 +15,6 @@ public sealed class FlowLogTamperTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    /// <summary>Signs as a workload of a CA, as the sidecar does with its SVID.</summary>
-    internal sealed class TestSigner(TestCa ca, string workload, string? claimedWorkload = null) : ICheckpointSigner
-    {
-        private readonly X509Certificate2 _leaf = ca.IssueLeaf(workload);
-
-        public string WorkloadId => claimedWorkload ?? workload;
-
-        public (byte[] Signature, string ChainPem) Sign(byte[] payload)
-        {
-            using var key = _leaf.GetECDsaPrivateKey()!;
-            return (key.SignData(payload, HashAlgorithmName.SHA256), ca.ChainPem(_leaf));
-        }
-    }
-
     private static FlowRecord Flow(int i) => new()
     {
         Time = DateTimeOffset.UtcNow,
@@ -50,7 +36,7 @@ public sealed class FlowLogTamperTests : IDisposable
 
     private void Write(int records, ICheckpointSigner? signer = null, long maxFileBytes = 10 * 1024 * 1024, int checkpointEvery = 10, int retainFiles = 100)
     {
-        using var writer = new FlowLogWriter(_dir.Path, signer ?? new TestSigner(Ca, Orders), TimeProvider.System, maxFileBytes, retainFiles);
+        using var writer = new FlowLogWriter(_dir.Path, signer ?? new TestCheckpointSigner(Ca, Orders), TimeProvider.System, maxFileBytes, retainFiles);
         writer.Open();
         for (var i = 0; i < records; i++)
         {
@@ -153,7 +139,7 @@ public sealed class FlowLogTamperTests : IDisposable
     public void AFileReplacedByAnotherSidecarsIsReported()
     {
         using var other = new TempDirectory();
-        using (var writer = new FlowLogWriter(other.Path, new TestSigner(Ca, "spiffe://mesh.local/ns/shop/sa/payments"), TimeProvider.System, 4096))
+        using (var writer = new FlowLogWriter(other.Path, new TestCheckpointSigner(Ca, "spiffe://mesh.local/ns/shop/sa/payments"), TimeProvider.System, 4096))
         {
             writer.Open();
             for (var i = 0; i < 40; i++)
@@ -174,7 +160,7 @@ public sealed class FlowLogTamperTests : IDisposable
     public void ACheckpointSignedWithAnotherWorkloadsKeyIsReported()
     {
         // A writer that claims to be orders but holds payments' SVID key.
-        Write(5, signer: new TestSigner(Ca, "spiffe://mesh.local/ns/shop/sa/payments", claimedWorkload: Orders));
+        Write(5, signer: new TestCheckpointSigner(Ca, "spiffe://mesh.local/ns/shop/sa/payments", claimedWorkload: Orders));
         var report = Verify();
         Assert.Contains(report.Problems, p => p.Kind == FlowProblemKind.SignerMismatch && p.Detail.Contains("signed by spiffe://mesh.local/ns/shop/sa/payments", StringComparison.Ordinal));
     }
@@ -182,7 +168,7 @@ public sealed class FlowLogTamperTests : IDisposable
     [Fact]
     public void ACheckpointSignedByAForeignCaIsReportedAsSignerNotInBundle()
     {
-        Write(5, signer: new TestSigner(new TestCa(), Orders));
+        Write(5, signer: new TestCheckpointSigner(new TestCa(), Orders));
         Assert.Contains(Verify().Problems, p => p.Kind == FlowProblemKind.SignerNotInBundle);
     }
 
@@ -201,7 +187,7 @@ public sealed class FlowLogTamperTests : IDisposable
     [Fact]
     public void AGapRecordIsReportedWithItsCount()
     {
-        using (var writer = new FlowLogWriter(_dir.Path, new TestSigner(Ca, Orders), TimeProvider.System))
+        using (var writer = new FlowLogWriter(_dir.Path, new TestCheckpointSigner(Ca, Orders), TimeProvider.System))
         {
             writer.Open();
             writer.Append(Flow(1));

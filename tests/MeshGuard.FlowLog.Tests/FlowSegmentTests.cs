@@ -18,7 +18,7 @@ public sealed class FlowSegmentTests : IDisposable
 
     private FlowLogWriter Open(string workload = Orders, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 100)
     {
-        var writer = new FlowLogWriter(_dir.Path, new FlowLogTamperTests.TestSigner(Ca, workload), TimeProvider.System, maxFileBytes, retainFiles);
+        var writer = new FlowLogWriter(_dir.Path, new TestCheckpointSigner(Ca, workload), TimeProvider.System, maxFileBytes, retainFiles);
         writer.Open();
         return writer;
     }

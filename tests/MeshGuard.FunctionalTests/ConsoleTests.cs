@@ -62,8 +62,9 @@ public sealed class ConsoleTests(MeshFixture mesh)
     {
         var overview = new Uri($"http://127.0.0.1:{mesh.Mesh.ControlPlane!.AdminPort}/console/");
         using var anonymous = Browser(new CookieContainer());
-        using (var response = await anonymous.GetAsync(overview))
+        foreach (var page in new[] { "/console/", "/console/graph", "/console/flows", "/console/flows?format=jsonl", "/console/workloads", "/console/policies", "/console/whatif" })
         {
+            using var response = await anonymous.GetAsync(new Uri(overview, page));
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
             Assert.DoesNotContain("spiffe://", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
@@ -89,5 +90,39 @@ public sealed class ConsoleTests(MeshFixture mesh)
         using var response = await browser.SendAsync(request);
         Assert.Equal(HttpStatusCode.MisdirectedRequest, response.StatusCode);
         Assert.False(response.Headers.Contains("Set-Cookie"));
+    }
+
+    [Fact]
+    public async Task TheWhatIfFormIsTakenOnlyFromTheConsolesOwnPages()
+    {
+        var url = await LoginUrlAsync();
+        using var browser = Browser(new CookieContainer());
+        using (var login = await browser.GetAsync(url))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
+        }
+        var whatIf = new Uri(url, "/console/whatif");
+        async Task<HttpStatusCode> PostAsync(string? fetchSite, string? origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, whatIf)
+            {
+                Content = new FormUrlEncodedContent([new("policy", "kind: AccessPolicy\n"), new("window", "1h")]),
+            };
+            if (fetchSite is not null)
+            {
+                request.Headers.Add("Sec-Fetch-Site", fetchSite);
+            }
+            if (origin is not null)
+            {
+                request.Headers.Add("Origin", origin);
+            }
+            using var response = await browser.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.OK, await PostAsync("same-origin", "null"));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(null, $"http://127.0.0.1:{url.Port}"));
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync("cross-site", "null"));
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync(null, "http://attacker.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync(null, null));
     }
 }

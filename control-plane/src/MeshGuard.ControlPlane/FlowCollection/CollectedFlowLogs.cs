@@ -12,11 +12,8 @@ namespace MeshGuard.ControlPlane.FlowCollection;
 /// (<see cref="FlowSegmentCheck"/>); a sidecar whose log lost what follows starts a new file, and the break
 /// stays visible to verify as missing lines. Bounded: files roll at 8 MiB and the newest 32 are kept.
 /// </summary>
-internal sealed class CollectedFlowLogs(DataDirectory data)
-{
-    internal const long MaxFileBytes = 8 * 1024 * 1024;
-    internal const int RetainFiles = 32;
-    internal const string WorkloadFileName = "workload";
+internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 8 * 1024 * 1024, int retainFiles = 32)
+{    internal const string WorkloadFileName = "workload";
 
     private readonly ConcurrentDictionary<string, Copy> _copies = new(StringComparer.Ordinal);
 
@@ -46,12 +43,12 @@ internal sealed class CollectedFlowLogs(DataDirectory data)
             {
                 SecureFile.WriteAtomically(workloadFile, workloadId + "\n", secret: false);
             }
-            if (copy.FileNumber == 0 || (discontinuous && copy.Last is not null) || copy.FileBytes + lines.Length > MaxFileBytes && copy.FileBytes > 0)
+            if (copy.FileNumber == 0 || (discontinuous && copy.Last is not null) || copy.FileBytes + lines.Length > maxFileBytes && copy.FileBytes > 0)
             {
                 copy.FileNumber++;
                 copy.FileBytes = 0;
                 var files = FlowLogFormat.Files(copy.Directory);
-                for (var i = 0; i <= files.Count - RetainFiles; i++)
+                for (var i = 0; i <= files.Count - retainFiles; i++)
                 {
                     File.Delete(files[i]);
                 }

@@ -69,9 +69,14 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
 
     private LogVerification Verification(string workload, string directory)
     {
-        var files = FlowLogFormat.Files(directory);
-        var stamp = files.Count == 0 ? "" : $"{files[0]}|{files[^1]}|{new FileInfo(files[^1]).Length}";
-        if (_verified.TryGetValue(directory, out var cached) && cached.Stamp == stamp)
+        // Any file written since (a segment appended, or a line changed on disk) means verifying again.
+        var stamp = new System.Text.StringBuilder();
+        foreach (var file in FlowLogFormat.Files(directory))
+        {
+            var info = new FileInfo(file);
+            stamp.Append(System.Globalization.CultureInfo.InvariantCulture, $"{info.Name}:{info.Length}:{info.LastWriteTimeUtc.Ticks};");
+        }
+        if (_verified.TryGetValue(directory, out var cached) && cached.Stamp == stamp.ToString())
         {
             return cached.Result;
         }
@@ -79,7 +84,7 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
         var result = new LogVerification(workload, report.IsOk, report.Flows, report.LastSeq ?? 0,
             report.IsOk ? $"verified: {report.Flows} flow records, {report.Checkpoints} signed, through seq {report.LastSeq}"
                 : $"{report.Problems.Count} problem(s), first: {report.Problems[0]}");
-        _verified[directory] = (stamp, result);
+        _verified[directory] = (stamp.ToString(), result);
         return result;
     }
 
