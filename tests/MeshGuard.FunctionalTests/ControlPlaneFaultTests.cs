@@ -1,4 +1,5 @@
 using MeshGuard.Ctl.Demo;
+using MeshGuard.FlowLog;
 using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
@@ -39,7 +40,7 @@ public sealed class ControlPlaneFaultTests : MeshTest
         Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.Config(frontend).GetProperty("stale").GetBoolean(), TimeSpan.FromSeconds(5)),
             "the sidecar never noticed the control plane was gone");
         await Task.Delay(Outage);
-        await load.RunForAsync(100);
+        await load.RunForAsync(400);
 
         // The same data directory and ports: the same CA, registry and policies.
         var serials = (Orders: SidecarAdmin.SvidSerial(orders), Frontend: SidecarAdmin.SvidSerial(frontend));
@@ -62,6 +63,18 @@ public sealed class ControlPlaneFaultTests : MeshTest
         // Every request reached the app; the stop may cut one per worker after the app saw it.
         Assert.InRange(_ordersApp.Requests.Count(r => r.Path.StartsWith("/steady/", StringComparison.Ordinal)), load.Sent, load.Sent + 2);
         Console.WriteLine($"control plane killed for {Outage.TotalSeconds:F0}s and restarted: {load.Sent} requests, 0 failed");
+
+        // What the sidecars logged while it was gone went up once it was back, in segments far above Kestrel's
+        // 64 KiB default: after a graceful stop each copy is its log, byte for byte.
+        foreach (var sidecar in new[] { orders, frontend })
+        {
+            Assert.True(await sidecar.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+            var copy = Mesh.Data.CollectedFlowLog(sidecar.Identity.ToString());
+            static byte[] Whole(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
+            Assert.True(Whole(sidecar.FlowDirectory!).Length > 128 * 1024);
+            Assert.True(await Eventually.TrueAsync(() => Whole(copy).AsSpan().SequenceEqual(Whole(sidecar.FlowDirectory!)), TimeSpan.FromSeconds(20)),
+                $"the copy of {sidecar.Identity} holds {Whole(copy).Length} bytes, the log {Whole(sidecar.FlowDirectory!).Length}");
+        }
     }
 
     [Fact]

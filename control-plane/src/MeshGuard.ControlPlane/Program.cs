@@ -326,6 +326,16 @@ namespace MeshGuard.ControlPlane
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
             app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
                 .RequireHost($"*:{settings.WebhookPort}");
+            // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger.
+            app.Use((context, next) =>
+            {
+                if (context.Connection.LocalPort == settings.GrpcPort && context.Request.Path.Equals(WitnessService.UploadPath, StringComparison.Ordinal)
+                    && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                {
+                    limit.MaxRequestBodySize = WitnessService.MaxSegmentBytes + 1024;
+                }
+                return next(context);
+            });
             app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
             app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
             app.MapGrpcService<WitnessService>().RequireHost(grpcHost);

@@ -17,6 +17,9 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
     /// <summary>The largest segment taken: a sidecar checkpoints every 1,000 records, far below it.</summary>
     internal const int MaxSegmentBytes = 16 * 1024 * 1024;
 
+    /// <summary>The one call whose request body may be larger than Kestrel's 64 KiB limit on this port.</summary>
+    internal const string UploadPath = "/meshguard.v1.Witness/Upload";
+
     public override async Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context)
     {
         var peer = PeerIdentity.Require(context).ToString();

@@ -60,6 +60,7 @@ internal static class DemoRun
 
             if (serve)
             {
+                Console.WriteLine($"demo: reviewer's console: `meshctl console url --data {mesh.Data.Root}` prints a one-time login URL (the sidecars upload their flow logs within 5 s)");
                 Console.WriteLine("demo: mesh running; Ctrl-C to stop");
                 try
                 {
