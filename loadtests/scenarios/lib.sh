@@ -40,7 +40,7 @@ ready_poll() {
 # start_mesh_pair DIR APP_PORT PROXY_BINARY FLOWS(on|off) [CONTROL_PLANE_ARGS...]
 # A control plane with data in DIR/cp (policies already there are in force), orders' sidecar in front of the
 # app on APP_PORT and frontend's sidecar calling it. Sets MESH_URL (frontend's outbound, /orders/1),
-# MESH_SIDECARS and MESH_METRICS (the two sidecars' pids and /metrics URLs), MESH_CP (the control plane's pid); appends each sidecar's
+# MESH_SIDECARS and MESH_METRICS (the two sidecars' pids and /metrics URLs), MESH_CP and MESH_CP_ADMIN (the control plane's pid and admin port); appends each sidecar's
 # start-to-ready milliseconds to DIR/ready-ms (first orders', against a control plane that has served no one
 # yet, then frontend's, against one that has). MESH_APP_PROTOCOL (auto, http1, http2) is orders' --app-protocol.
 start_mesh_pair() {
@@ -51,7 +51,7 @@ start_mesh_pair() {
   # Every port its own: two control planes side by side must not both want the webhook's default 15017.
   "$BIN/meshguard-cp" --data "$dir/cp" --bootstrap-port "$p_boot" --grpc-port "$p_grpc" --admin-port "$p_admin" --webhook-port "$p_hook" "$@" >"$dir/cp.log" 2>&1 &
   PIDS+=($!)
-  MESH_CP=$!
+  MESH_CP=$! MESH_CP_ADMIN=$p_admin
   wait_http "http://127.0.0.1:$p_admin/healthz"
   MESH_SIDECARS="" MESH_METRICS=""
   for svc in orders frontend; do

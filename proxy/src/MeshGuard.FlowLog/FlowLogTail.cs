@@ -9,6 +9,9 @@ namespace MeshGuard.FlowLog;
 /// </summary>
 public sealed class FlowLogTail(string directory)
 {
+    private static ReadOnlySpan<byte> SignedCheckpoint => "{\"kind\":\"checkpoint\""u8;
+    private static ReadOnlySpan<byte> SignedStart => "{\"kind\":\"start\""u8;
+
     private string? _file;
     private long _offset;
 
@@ -100,20 +103,25 @@ public sealed class FlowLogTail(string directory)
             foreach (var (start, length) in CompleteLines(bytes))
             {
                 var line = bytes.AsSpan(start, length);
+                // Only the first line and the signed ones are parsed: the writer puts the kind first, so a signed
+                // record is told by its first bytes, and the flow lines between (nearly all) are copied unread.
                 // A line that does not parse is copied as it is: the control plane refuses it with the reason,
                 // rather than this reader hiding a changed line.
-                var head = FlowLineHead.TryRead(line, out var h) ? h : new FlowLineHead(-1, false, 0, 0);
-                if (firstSeq < 0)
+                if (firstSeq < 0 || line.StartsWith(SignedCheckpoint) || line.StartsWith(SignedStart))
                 {
-                    firstSeq = head.Seq;
+                    var head = FlowLineHead.TryRead(line, out var h) ? h : new FlowLineHead(-1, false, 0, 0);
+                    if (firstSeq < 0)
+                    {
+                        firstSeq = head.Seq;
+                    }
+                    if (head.IsSignedRecord)
+                    {
+                        signed = (buffer.Length + length + 1, file, offset + start + length + 1, head.Seq);
+                    }
                 }
                 buffer.Write(line);
                 buffer.WriteByte((byte)'\n');
                 consumed = start + length + 1;
-                if (head.IsSignedRecord)
-                {
-                    signed = (buffer.Length, file, offset + consumed, head.Seq);
-                }
             }
             offset += consumed;
             if (!reachedEnd)

@@ -33,7 +33,7 @@ internal static class AdminEndpoints
             }
             return Results.Text(text.ToString());
         }).RequireHost(host);
-        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor) =>
+        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, FlowCollection.CollectedFlowLogs collected) =>
         {
             var table = registry.Current;
             var endpoints = 0;
@@ -44,7 +44,9 @@ internal static class AdminEndpoints
             var text = string.Create(CultureInfo.InvariantCulture,
                 $"# TYPE meshguard_cp_registry_version gauge\nmeshguard_cp_registry_version {table.Version}\n" +
                 $"# TYPE meshguard_cp_registered_endpoints gauge\nmeshguard_cp_registered_endpoints {endpoints}\n" +
-                $"# TYPE meshguard_cp_config_version gauge\nmeshguard_cp_config_version {distributor.Current.Version}\n");
+                $"# TYPE meshguard_cp_config_version gauge\nmeshguard_cp_config_version {distributor.Current.Version}\n" +
+                $"# TYPE meshguard_cp_flow_lines_collected_total counter\nmeshguard_cp_flow_lines_collected_total {collected.LinesCollected}\n" +
+                $"# TYPE meshguard_cp_flow_segments_refused_total counter\nmeshguard_cp_flow_segments_refused_total {collected.SegmentsRefused}\n");
             if (etcd is not null)
             {
                 text += string.Create(CultureInfo.InvariantCulture,

@@ -16,6 +16,14 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
 {    internal const string WorkloadFileName = "workload";
 
     private readonly ConcurrentDictionary<string, Copy> _copies = new(StringComparer.Ordinal);
+    private long _linesCollected;
+    private long _segmentsRefused;
+
+    /// <summary>Lines taken since the control plane started (meshguard_cp_flow_lines_collected_total).</summary>
+    public long LinesCollected => Interlocked.Read(ref _linesCollected);
+
+    /// <summary>Segments refused since the control plane started (meshguard_cp_flow_segments_refused_total).</summary>
+    public long SegmentsRefused => Interlocked.Read(ref _segmentsRefused);
 
     /// <summary>The last seq held for <paramref name="workloadId"/>, 0 when nothing is.</summary>
     public long HeldSeq(string workloadId)
@@ -35,6 +43,7 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
             var verdict = FlowSegmentCheck.Check(lines, copy.Last, discontinuous, bundle, workloadId);
             if (verdict.Refusal is not null)
             {
+                Interlocked.Increment(ref _segmentsRefused);
                 return verdict;
             }
             Directory.CreateDirectory(copy.Directory);
@@ -60,6 +69,7 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
             }
             copy.FileBytes += lines.Length;
             copy.Last = (verdict.LastSeq, verdict.LastHash);
+            Interlocked.Add(ref _linesCollected, verdict.Lines);
             return verdict;
         }
     }

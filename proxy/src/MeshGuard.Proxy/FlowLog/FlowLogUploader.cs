@@ -98,7 +98,8 @@ internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowL
                 }
                 try
                 {
-                    await channel.Witness.UploadAsync(new MeshGuard.Contracts.V1.FlowSegment { Lines = ByteString.CopyFrom(segment.Lines), Discontinuous = segment.Discontinuous },
+                    // The segment's array is never written again: wrapped, not copied.
+                    await channel.Witness.UploadAsync(new MeshGuard.Contracts.V1.FlowSegment { Lines = UnsafeByteOperations.UnsafeWrap(segment.Lines), Discontinuous = segment.Discontinuous },
                         deadline: time.GetUtcNow().UtcDateTime.Add(timeout), cancellationToken: cancellation);
                     tail.Advance(segment);
                 }
