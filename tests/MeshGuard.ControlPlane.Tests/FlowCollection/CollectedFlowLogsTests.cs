@@ -41,8 +41,17 @@ public sealed class CollectedFlowLogsTests : IDisposable
         {
             writer.Append(new FlowRecord
             {
-                Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, RequestId = $"r{writer.Seq}", SourceId = Frontend, DestId = Orders,
-                Method = "GET", Path = $"/orders/{i}", Status = decision == "allow" ? 200 : 403, Decision = decision, Policy = "shop/orders-callers", Rule = "frontend",
+                Time = DateTimeOffset.UtcNow,
+                Direction = FlowDirection.Inbound,
+                RequestId = $"r{writer.Seq}",
+                SourceId = Frontend,
+                DestId = Orders,
+                Method = "GET",
+                Path = $"/orders/{i}",
+                Status = decision == "allow" ? 200 : 403,
+                Decision = decision,
+                Policy = "shop/orders-callers",
+                Rule = "frontend",
             });
             if (writer.SinceCheckpoint >= 10)
             {

@@ -18,9 +18,18 @@ public sealed class ConsoleViewsTests
     {
         var fields = new Dictionary<string, object?>
         {
-            ["kind"] = "flow", ["time"] = "2026-11-24T10:00:00.0000000Z", ["direction"] = direction, ["source_id"] = source, ["dest_id"] = destination,
-            ["dest_port"] = 8080, ["method"] = method, ["path"] = path, ["status"] = decision == "allow" ? 200 : 403, ["decision"] = decision,
-            ["policy"] = "shop/orders-callers", ["rule"] = "frontend",
+            ["kind"] = "flow",
+            ["time"] = "2026-11-24T10:00:00.0000000Z",
+            ["direction"] = direction,
+            ["source_id"] = source,
+            ["dest_id"] = destination,
+            ["dest_port"] = 8080,
+            ["method"] = method,
+            ["path"] = path,
+            ["status"] = decision == "allow" ? 200 : 403,
+            ["decision"] = decision,
+            ["policy"] = "shop/orders-callers",
+            ["rule"] = "frontend",
         };
         var line = JsonSerializer.SerializeToUtf8Bytes(fields.Where(static f => f.Value is not null).ToDictionary());
         using var document = JsonDocument.Parse(line);

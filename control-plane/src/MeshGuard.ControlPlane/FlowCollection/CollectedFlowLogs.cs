@@ -13,7 +13,8 @@ namespace MeshGuard.ControlPlane.FlowCollection;
 /// stays visible to verify as missing lines. Bounded: files roll at 8 MiB and the newest 32 are kept.
 /// </summary>
 internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 8 * 1024 * 1024, int retainFiles = 32)
-{    internal const string WorkloadFileName = "workload";
+{
+    internal const string WorkloadFileName = "workload";
 
     private readonly ConcurrentDictionary<string, Copy> _copies = new(StringComparer.Ordinal);
     private long _linesCollected;
