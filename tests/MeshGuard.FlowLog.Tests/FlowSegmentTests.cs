@@ -23,30 +23,9 @@ public sealed class FlowSegmentTests : IDisposable
         return writer;
     }
 
-    private static void Append(FlowLogWriter writer, int records, int checkpointEvery = 10)
-    {
-        for (var i = 0; i < records; i++)
-        {
-            writer.Append(new FlowRecord
-            {
-                Time = DateTimeOffset.UtcNow,
-                Direction = FlowDirection.Inbound,
-                RequestId = $"req-{writer.Seq}",
-                SourceId = Frontend,
-                DestId = Orders,
-                Path = $"/orders/{writer.Seq}",
-                Status = 200,
-                Decision = "allow",
-            });
-            if (writer.SinceCheckpoint >= checkpointEvery)
-            {
-                writer.Checkpoint();
-            }
-        }
-        writer.Flush();
-    }
+    private static void Append(FlowLogWriter writer, int records, int checkpointEvery = 10) => TestFlowLog.Append(writer, records, checkpointEvery: checkpointEvery);
 
-    private byte[] WholeLog() => FlowLogFormat.Files(_dir.Path).SelectMany(File.ReadAllBytes).ToArray();
+    private byte[] WholeLog() => TestFlowLog.Bytes(_dir.Path);
 
     /// <summary>Uploads every segment there is, as the sidecar would, into <paramref name="copy"/>.</summary>
     private static (long Seq, string Hash)? Upload(FlowLogTail tail, MemoryStream copy, (long Seq, string Hash)? held, string caller = Orders, int maxBytes = 1 << 20)

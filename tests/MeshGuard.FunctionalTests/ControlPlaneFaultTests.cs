@@ -1,5 +1,4 @@
 using MeshGuard.Ctl.Demo;
-using MeshGuard.FlowLog;
 using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
@@ -70,10 +69,9 @@ public sealed class ControlPlaneFaultTests : MeshTest
         {
             Assert.True(await sidecar.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
             var copy = Mesh.Data.CollectedFlowLog(sidecar.Identity.ToString());
-            static byte[] Whole(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
-            Assert.True(Whole(sidecar.FlowDirectory!).Length > 128 * 1024);
-            Assert.True(await Eventually.TrueAsync(() => Whole(copy).AsSpan().SequenceEqual(Whole(sidecar.FlowDirectory!)), TimeSpan.FromSeconds(20)),
-                $"the copy of {sidecar.Identity} holds {Whole(copy).Length} bytes, the log {Whole(sidecar.FlowDirectory!).Length}");
+            Assert.True(TestFlowLog.Bytes(sidecar.FlowDirectory!).Length > 128 * 1024);
+            Assert.True(await Eventually.TrueAsync(() => TestFlowLog.Bytes(copy).AsSpan().SequenceEqual(TestFlowLog.Bytes(sidecar.FlowDirectory!)), TimeSpan.FromSeconds(20)),
+                $"the copy of {sidecar.Identity} holds {TestFlowLog.Bytes(copy).Length} bytes, the log {TestFlowLog.Bytes(sidecar.FlowDirectory!).Length}");
         }
     }
 

@@ -113,10 +113,9 @@ public sealed class FlowLogTests : IAsyncLifetime
         foreach (var sidecar in new[] { _orders, _frontend })
         {
             var copy = _mesh.Data.CollectedFlowLog(sidecar.Identity.ToString());
-            byte[] Whole(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
             // The final checkpoint goes up as the sidecar stops; the copy is then the log, line for line.
-            Assert.True(await Eventually.TrueAsync(() => Whole(copy).AsSpan().SequenceEqual(Whole(sidecar.FlowDirectory!))),
-                $"the copy of {sidecar.Identity} holds {Whole(copy).Length} bytes, the log {Whole(sidecar.FlowDirectory!).Length}");
+            Assert.True(await Eventually.TrueAsync(() => TestFlowLog.Bytes(copy).AsSpan().SequenceEqual(TestFlowLog.Bytes(sidecar.FlowDirectory!))),
+                $"the copy of {sidecar.Identity} holds {TestFlowLog.Bytes(copy).Length} bytes, the log {TestFlowLog.Bytes(sidecar.FlowDirectory!).Length}");
             Assert.Equal(sidecar.Identity + "\n", File.ReadAllText(Path.Combine(copy, "workload")));
             var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", copy, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root);
             Assert.True(exit == 0, output);

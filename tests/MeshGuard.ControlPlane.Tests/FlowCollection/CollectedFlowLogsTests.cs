@@ -37,27 +37,7 @@ public sealed class CollectedFlowLogsTests : IDisposable
     {
         using var writer = new FlowLogWriter(_sidecarLog, new TestCheckpointSigner(_testCa, Orders), TimeProvider.System, maxFileBytes, retainFiles);
         writer.Open();
-        for (var i = 0; i < records; i++)
-        {
-            writer.Append(new FlowRecord
-            {
-                Time = DateTimeOffset.UtcNow,
-                Direction = FlowDirection.Inbound,
-                RequestId = $"r{writer.Seq}",
-                SourceId = Frontend,
-                DestId = Orders,
-                Method = "GET",
-                Path = $"/orders/{i}",
-                Status = decision == "allow" ? 200 : 403,
-                Decision = decision,
-                Policy = "shop/orders-callers",
-                Rule = "frontend",
-            });
-            if (writer.SinceCheckpoint >= 10)
-            {
-                writer.Checkpoint();
-            }
-        }
+        TestFlowLog.Append(writer, records, decision);
     }
 
     private void UploadAll(CollectedFlowLogs collected, FlowLogTail tail)
@@ -70,8 +50,6 @@ public sealed class CollectedFlowLogsTests : IDisposable
         }
     }
 
-    private static byte[] Whole(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
-
     [Fact]
     public void TheCopyIsTheLogByteForByteAndAControlPlaneRestartChainsOnWhereItEnded()
     {
@@ -79,14 +57,14 @@ public sealed class CollectedFlowLogsTests : IDisposable
         var tail = new FlowLogTail(_sidecarLog);
         tail.Seek(1);
         UploadAll(new CollectedFlowLogs(_data), tail);
-        Assert.Equal(Whole(_sidecarLog), Whole(_data.CollectedFlowLog(Orders)));
+        Assert.Equal(TestFlowLog.Bytes(_sidecarLog), TestFlowLog.Bytes(_data.CollectedFlowLog(Orders)));
 
         // A new control plane over the same data directory knows where the copy ends.
         var restarted = new CollectedFlowLogs(_data);
         Assert.Equal(FlowLogVerifier.Verify(_sidecarLog, _ca.Bundle).LastSeq, restarted.HeldSeq(Orders));
         WriteLog(5); // the sidecar restarted too: a new file, chained on
         UploadAll(restarted, tail);
-        Assert.Equal(Whole(_sidecarLog), Whole(_data.CollectedFlowLog(Orders)));
+        Assert.Equal(TestFlowLog.Bytes(_sidecarLog), TestFlowLog.Bytes(_data.CollectedFlowLog(Orders)));
         Assert.True(FlowLogVerifier.Verify(_data.CollectedFlowLog(Orders), _ca.Bundle).IsOk);
         Assert.Equal(0, restarted.HeldSeq(Frontend));
         Assert.Equal([(Orders, _data.CollectedFlowLog(Orders))], restarted.Workloads());
@@ -100,7 +78,7 @@ public sealed class CollectedFlowLogsTests : IDisposable
         tail.Seek(1);
         var collected = new CollectedFlowLogs(_data);
         UploadAll(collected, tail);
-        var held = Whole(_data.CollectedFlowLog(Orders));
+        var held = TestFlowLog.Bytes(_data.CollectedFlowLog(Orders));
 
         // Frontend uploading orders' log, and orders skipping ahead without saying so, are both refused.
         WriteLog(10);
@@ -110,7 +88,7 @@ public sealed class CollectedFlowLogsTests : IDisposable
         WriteLog(10);
         var skipped = tail.Read(1 << 20)!;
         Assert.StartsWith("line 1 has seq", collected.Append(Orders, skipped.Lines, false, _ca.Bundle).Refusal, StringComparison.Ordinal);
-        Assert.Equal(held, Whole(_data.CollectedFlowLog(Orders)));
+        Assert.Equal(held, TestFlowLog.Bytes(_data.CollectedFlowLog(Orders)));
 
         // Said so: taken, in a file of its own; verify of the copy reports the lines it never got.
         Assert.Null(collected.Append(Orders, skipped.Lines, true, _ca.Bundle).Refusal);
