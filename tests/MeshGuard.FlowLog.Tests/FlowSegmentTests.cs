@@ -34,7 +34,7 @@ public sealed class FlowSegmentTests : IDisposable
         {
             var verdict = FlowSegmentCheck.Check(segment.Lines, held, segment.Discontinuous, Ca.Bundle, caller);
             Assert.True(verdict.Refusal is null, verdict.Refusal);
-            copy.Write(segment.Lines);
+            copy.Write(segment.Lines.Span);
             held = (verdict.LastSeq, verdict.LastHash);
             tail.Advance(segment);
         }
@@ -111,6 +111,21 @@ public sealed class FlowSegmentTests : IDisposable
         Assert.False(segment.Discontinuous);
     }
 
+    [Fact]
+    public void WhenNoSignedRecordEndsWithinTheBudgetTheSegmentReachesToTheFirstOneWithinTheHardLimit()
+    {
+        using (var writer = Open())
+        {
+            Append(writer, 30, checkpointEvery: 30); // start, 30 flows, checkpoint: seq 1..32
+        }
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(2);
+        Assert.Null(tail.Read(2_000)); // thirty flow lines are more than 2 KB, and none is signed
+        var segment = tail.Read(2_000, hardMaxBytes: 1 << 20)!;
+        Assert.Equal((2, 32), (segment.FirstSeq, segment.LastSeq));
+        Assert.Null(FlowSegmentCheck.Check(segment.Lines, null, false, Ca.Bundle, Orders).Refusal);
+    }
+
     private byte[] Segment()
     {
         using (var writer = Open())
@@ -119,7 +134,7 @@ public sealed class FlowSegmentTests : IDisposable
         }
         var tail = new FlowLogTail(_dir.Path);
         tail.Seek(1);
-        return tail.Read(1 << 20)!.Lines;
+        return tail.Read(1 << 20)!.Lines.ToArray();
     }
 
     private static byte[] Lines(IEnumerable<string> lines) => Encoding.UTF8.GetBytes(string.Concat(lines.Select(l => l + "\n")));
@@ -137,7 +152,7 @@ public sealed class FlowSegmentTests : IDisposable
         Assert.Equal("line 5 (seq 5) does not chain to the line before it", FlowSegmentCheck.Check(Lines(changed), null, false, Ca.Bundle, Orders).Refusal);
 
         Assert.Equal("a segment must end with a signed record (start or checkpoint)", FlowSegmentCheck.Check(Lines(lines[..^1]), null, false, Ca.Bundle, Orders).Refusal);
-        Assert.Equal("a segment is whole lines, each ending in a newline", FlowSegmentCheck.Check(Lines(lines)[..^1], null, false, Ca.Bundle, Orders).Refusal);
+        Assert.Equal("a segment is whole lines, each ending in a newline", FlowSegmentCheck.Check(Lines(lines).AsMemory(..^1), null, false, Ca.Bundle, Orders).Refusal);
         Assert.Equal("line 2 of the segment is not a flow-log record", FlowSegmentCheck.Check(Lines([lines[0], "{\"kind\":", lines[^1]]), null, false, Ca.Bundle, Orders).Refusal);
     }
 

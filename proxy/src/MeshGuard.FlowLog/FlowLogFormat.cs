@@ -52,21 +52,21 @@ public static class FlowLogFormat
     /// The lines of a log file's bytes, numbered from 1, without their newline. The last one is not complete
     /// when the file does not end in a newline: what a crash mid-write leaves.
     /// </summary>
-    public static IEnumerable<(int Number, ReadOnlyMemory<byte> Bytes, bool Complete)> Lines(byte[] bytes)
+    public static IEnumerable<(int Number, ReadOnlyMemory<byte> Bytes, bool Complete)> Lines(ReadOnlyMemory<byte> bytes)
     {
         var number = 0;
         var start = 0;
         while (start < bytes.Length)
         {
             number++;
-            var newline = Array.IndexOf(bytes, (byte)'\n', start);
+            var newline = bytes.Span[start..].IndexOf((byte)'\n');
             if (newline < 0)
             {
-                yield return (number, bytes.AsMemory(start), false);
+                yield return (number, bytes[start..], false);
                 yield break;
             }
-            yield return (number, bytes.AsMemory(start, newline - start), true);
-            start = newline + 1;
+            yield return (number, bytes.Slice(start, newline), true);
+            start += newline + 1;
         }
     }
 

@@ -14,6 +14,7 @@ public sealed class FlowLogTail(string directory)
 
     private string? _file;
     private long _offset;
+    private byte[] _buffer = new byte[64 * 1024];
 
     /// <summary>The seq the next segment should start at.</summary>
     public long NextSeq { get; private set; } = 1;
@@ -77,11 +78,13 @@ public sealed class FlowLogTail(string directory)
     }
 
     /// <summary>
-    /// The lines from the position up to the last signed record within <paramref name="maxBytes"/>, or null
-    /// when there is none yet.
+    /// The lines from the position up to the last signed record within <paramref name="maxBytes"/> (or, when
+    /// none ends within it, up to the first one within <paramref name="hardMaxBytes"/>), or null when there is
+    /// none yet. The segment's lines live in this reader's one buffer, reused: they are valid until the next Read.
     /// </summary>
-    public FlowLogSegment? Read(int maxBytes)
+    public FlowLogSegment? Read(int maxBytes, int hardMaxBytes = 0)
     {
+        hardMaxBytes = Math.Max(maxBytes, hardMaxBytes);
         if (_file is null || !File.Exists(_file))
         {
             // Not yet there, or retention deleted the file under us: find the place again.
@@ -91,22 +94,25 @@ public sealed class FlowLogTail(string directory)
                 return null;
             }
         }
-        var buffer = new MemoryStream();
+        var used = 0;
         var file = _file;
         var offset = _offset;
         long firstSeq = -1;
-        (long Length, string File, long Offset, long Seq)? signed = null;
-        while (buffer.Length < maxBytes)
+        (int Length, string File, long Offset, long Seq)? signed = null;
+        while (used < (signed is null ? hardMaxBytes : maxBytes))
         {
-            var (bytes, reachedEnd) = ReadFrom(file, offset, maxBytes - (int)buffer.Length);
+            var limit = signed is null ? hardMaxBytes : maxBytes;
+            var (read, reachedEnd) = ReadInto(file, offset, used, limit - used);
+            var chunk = _buffer.AsSpan(used, read);
             var consumed = 0;
-            foreach (var (start, length) in CompleteLines(bytes))
+            while (chunk[consumed..].IndexOf((byte)'\n') is var newline and >= 0)
             {
-                var line = bytes.AsSpan(start, length);
+                var line = chunk.Slice(consumed, newline);
+                var end = consumed + newline + 1;
                 // Only the first line and the signed ones are parsed: the writer puts the kind first, so a signed
-                // record is told by its first bytes, and the flow lines between (nearly all) are copied unread.
-                // A line that does not parse is copied as it is: the control plane refuses it with the reason,
-                // rather than this reader hiding a changed line.
+                // record is told by its first bytes, and the flow lines between (nearly all) are passed unread.
+                // A line that does not parse goes as it is: the control plane refuses it with the reason, rather
+                // than this reader hiding a changed line.
                 if (firstSeq < 0 || line.StartsWith(SignedCheckpoint) || line.StartsWith(SignedStart))
                 {
                     var head = FlowLineHead.TryRead(line, out var h) ? h : new FlowLineHead(-1, false, 0, 0);
@@ -116,17 +122,21 @@ public sealed class FlowLogTail(string directory)
                     }
                     if (head.IsSignedRecord)
                     {
-                        signed = (buffer.Length + length + 1, file, offset + start + length + 1, head.Seq);
+                        signed = (used + end, file, offset + end, head.Seq);
                     }
                 }
-                buffer.Write(line);
-                buffer.WriteByte((byte)'\n');
-                consumed = start + length + 1;
+                consumed = end;
             }
+            // An incomplete last line is read again next time, whole.
+            used += consumed;
             offset += consumed;
+            if (!reachedEnd && consumed > 0)
+            {
+                continue; // more of this file within the budget
+            }
             if (!reachedEnd)
             {
-                break;
+                break; // one line longer than what is left of the budget
             }
             if (consumed > 0)
             {
@@ -144,8 +154,7 @@ public sealed class FlowLogTail(string directory)
         {
             return null;
         }
-        var segment = buffer.GetBuffer().AsSpan(0, (int)s.Length).ToArray();
-        return new FlowLogSegment(segment, firstSeq, s.Seq, Discontinuous, s.File, s.Offset);
+        return new FlowLogSegment(_buffer.AsMemory(0, s.Length), firstSeq, s.Seq, Discontinuous, s.File, s.Offset);
     }
 
     /// <summary>The segment arrived: the next one starts after it.</summary>
@@ -166,6 +175,32 @@ public sealed class FlowLogTail(string directory)
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Up to <paramref name="maxBytes"/> of the file from <paramref name="offset"/> into the buffer at
+    /// <paramref name="at"/> (grown as needed, never shrunk: a steady state allocates nothing); how many, and
+    /// whether that reached the file's end.
+    /// </summary>
+    private (int Read, bool ReachedEnd) ReadInto(string file, long offset, int at, int maxBytes)
+    {
+        try
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+            var available = Math.Max(0, stream.Length - offset);
+            var count = (int)Math.Min(available, maxBytes);
+            if (_buffer.Length < at + count)
+            {
+                Array.Resize(ref _buffer, (int)Math.Min(Array.MaxLength, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(at + count))));
+            }
+            stream.Position = offset;
+            stream.ReadExactly(_buffer, at, count);
+            return (count, count == available);
+        }
+        catch (FileNotFoundException)
+        {
+            return (0, true);
+        }
     }
 
     /// <summary>Up to <paramref name="maxBytes"/> from <paramref name="offset"/>, and whether that reached the file's end.</summary>
@@ -203,4 +238,4 @@ public sealed class FlowLogTail(string directory)
 }
 
 /// <summary>Whole lines of a flow log, contiguous, ending at a signed record; where the reader stood after them.</summary>
-public sealed record FlowLogSegment(byte[] Lines, long FirstSeq, long LastSeq, bool Discontinuous, string EndFile, long EndOffset);
+public sealed record FlowLogSegment(ReadOnlyMemory<byte> Lines, long FirstSeq, long LastSeq, bool Discontinuous, string EndFile, long EndOffset);

@@ -13,9 +13,9 @@ namespace MeshGuard.FlowLog;
 public static class FlowSegmentCheck
 {
     /// <param name="held">The seq and hash of the last line already held, or null when nothing is.</param>
-    public static FlowSegmentVerdict Check(byte[] lines, (long Seq, string Hash)? held, bool discontinuous, TrustBundle bundle, string caller)
+    public static FlowSegmentVerdict Check(ReadOnlyMemory<byte> lines, (long Seq, string Hash)? held, bool discontinuous, TrustBundle bundle, string caller)
     {
-        if (lines.Length == 0 || lines[^1] != (byte)'\n')
+        if (lines.Length == 0 || lines.Span[^1] != (byte)'\n')
         {
             return FlowSegmentVerdict.Refuse("a segment is whole lines, each ending in a newline");
         }

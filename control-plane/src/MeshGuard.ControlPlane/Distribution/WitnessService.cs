@@ -27,7 +27,7 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
         {
             return new WitnessAck { Seq = collected.HeldSeq(peer) };
         }
-        var verdict = collected.Append(peer, request.Lines.ToByteArray(), request.Discontinuous, ca.Bundle);
+        var verdict = collected.Append(peer, request.Lines.Memory, request.Discontinuous, ca.Bundle);
         if (verdict.Refusal is { } refusal)
         {
             LogSegmentRefused(logger, peer, refusal);

@@ -36,7 +36,7 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
         }
     }
 
-    public FlowSegmentVerdict Append(string workloadId, byte[] lines, bool discontinuous, TrustBundle bundle)
+    public FlowSegmentVerdict Append(string workloadId, ReadOnlyMemory<byte> lines, bool discontinuous, TrustBundle bundle)
     {
         var copy = CopyOf(workloadId);
         lock (copy.Gate)
@@ -66,7 +66,7 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
             using (var file = new FileStream(Path.Combine(copy.Directory, FlowLogFormat.FileName(copy.FileNumber)),
                 FileMode.Append, FileAccess.Write, FileShare.Read))
             {
-                file.Write(lines);
+                file.Write(lines.Span);
             }
             copy.FileBytes += lines.Length;
             copy.Last = (verdict.LastSeq, verdict.LastHash);

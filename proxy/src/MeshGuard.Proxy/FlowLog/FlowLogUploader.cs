@@ -17,7 +17,13 @@ namespace MeshGuard.Proxy.FlowLog;
 /// </summary>
 internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowLogSink sink, TimeProvider time, ILogger<FlowLogUploader> logger) : BackgroundService
 {
-    /// <summary>Below the control plane's limit of 16 MiB; 1,000 records of the longest request lines fit.</summary>
+    /// <summary>
+    /// A segment ends at the last signed record within 1 MiB (a checkpoint comes every 1,000 records, some
+    /// 650 KB): the reader's one buffer stays that small. Only when no signed record ends within it (1,000 records
+    /// of very long request lines) does it reach to the first one within 12 MiB, below the control plane's 16.
+    /// </summary>
+    internal const int SegmentBytes = 1024 * 1024;
+
     internal const int MaxSegmentBytes = 12 * 1024 * 1024;
 
     internal static readonly TimeSpan MinInterval = TimeSpan.FromSeconds(1);
@@ -92,13 +98,13 @@ internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowL
                     tail.Seek(held.Seq + 1);
                     _positioned = true;
                 }
-                if (tail.Read(MaxSegmentBytes) is not { } segment)
+                if (tail.Read(SegmentBytes, MaxSegmentBytes) is not { } segment)
                 {
                     return true;
                 }
                 try
                 {
-                    // The segment's array is never written again: wrapped, not copied.
+                    // The reader's buffer is not touched again until this call has returned: wrapped, not copied.
                     await channel.Witness.UploadAsync(new MeshGuard.Contracts.V1.FlowSegment { Lines = UnsafeByteOperations.UnsafeWrap(segment.Lines), Discontinuous = segment.Discontinuous },
                         deadline: time.GetUtcNow().UtcDateTime.Add(timeout), cancellationToken: cancellation);
                     tail.Advance(segment);
