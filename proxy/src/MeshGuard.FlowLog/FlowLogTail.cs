@@ -43,24 +43,26 @@ public sealed class FlowLogTail(string directory)
         }
         for (var i = files.Count - 1; i >= 0; i--)
         {
-            var (bytes, _) = ReadFrom(files[i], 0, int.MaxValue);
             long? first = null;
             long last = -1;
+            var start = 0;
             var end = 0;
-            foreach (var (start, length) in CompleteLines(bytes))
+            foreach (var (_, line, complete) in FlowLogFormat.Lines(ReadAll(files[i])))
             {
-                if (!FlowLineHead.TryRead(bytes.AsSpan(start, length), out var head))
+                var lineStart = start;
+                start += line.Length + 1;
+                if (!complete || !FlowLineHead.TryRead(line.Span, out var head))
                 {
                     continue;
                 }
                 first ??= head.Seq;
                 if (head.Seq == nextSeq)
                 {
-                    (_file, _offset) = (files[i], start);
+                    (_file, _offset) = (files[i], lineStart);
                     return;
                 }
                 last = head.Seq;
-                end = start + length + 1;
+                end = start;
             }
             if (first is { } f && f <= nextSeq)
             {
@@ -99,9 +101,9 @@ public sealed class FlowLogTail(string directory)
         var offset = _offset;
         long firstSeq = -1;
         (int Length, string File, long Offset, long Seq)? signed = null;
-        while (used < (signed is null ? hardMaxBytes : maxBytes))
+        // Up to the budget once a signed record ends within it; until one does, up to the hard limit.
+        for (var limit = hardMaxBytes; used < limit; limit = signed is null ? hardMaxBytes : maxBytes)
         {
-            var limit = signed is null ? hardMaxBytes : maxBytes;
             var (read, reachedEnd) = ReadInto(file, offset, used, limit - used);
             var chunk = _buffer.AsSpan(used, read);
             var consumed = 0;
@@ -203,36 +205,16 @@ public sealed class FlowLogTail(string directory)
         }
     }
 
-    /// <summary>Up to <paramref name="maxBytes"/> from <paramref name="offset"/>, and whether that reached the file's end.</summary>
-    private static (byte[] Bytes, bool ReachedEnd) ReadFrom(string file, long offset, int maxBytes)
+    /// <summary>A whole file, or nothing when retention deleted it meanwhile.</summary>
+    private static byte[] ReadAll(string file)
     {
         try
         {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            var available = Math.Max(0, stream.Length - offset);
-            var bytes = new byte[(int)Math.Min(available, maxBytes)];
-            stream.Position = offset;
-            stream.ReadExactly(bytes);
-            return (bytes, bytes.Length == available);
+            return File.ReadAllBytes(file);
         }
         catch (FileNotFoundException)
         {
-            return ([], true);
-        }
-    }
-
-    private static IEnumerable<(int Start, int Length)> CompleteLines(byte[] bytes)
-    {
-        var start = 0;
-        while (start < bytes.Length)
-        {
-            var newline = Array.IndexOf(bytes, (byte)'\n', start);
-            if (newline < 0)
-            {
-                yield break;
-            }
-            yield return (start, newline - start);
-            start = newline + 1;
+            return [];
         }
     }
 }

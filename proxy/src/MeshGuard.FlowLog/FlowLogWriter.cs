@@ -42,8 +42,8 @@ public sealed class FlowLogWriter : IDisposable
         _json = FlowLogFormat.CreateWriter(_line);
     }
 
-    /// <summary>Called with each signed line (start, checkpoint) once it is written: the sidecar sends it to the witness.</summary>
-    public Action<byte[]>? SignedRecordWritten { get; set; }
+    /// <summary>Called after each signed line (start, checkpoint) is written and flushed: the sidecar then has a segment to upload.</summary>
+    public Action? SignedRecordWritten { get; set; }
 
     /// <summary>Records written since the last signed record.</summary>
     public long SinceCheckpoint { get; private set; }
@@ -139,12 +139,11 @@ public sealed class FlowLogWriter : IDisposable
         _json.WriteString("signer_chain", chain);
         _json.WriteEndObject();
         _json.Flush();
-        var signedLine = _line.WrittenSpan.ToArray();
         WriteLine();
         SinceCheckpoint = 0;
         LastCheckpoint = _time.GetUtcNow();
         _file!.Flush();
-        SignedRecordWritten?.Invoke(signedLine);
+        SignedRecordWritten?.Invoke();
     }
 
     private void WriteLine()

@@ -36,7 +36,7 @@ internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowL
     private long _refusedAt = -1;
 
     /// <summary>The writer wrote a signed record: there is a segment to send.</summary>
-    public void SignedRecordWritten(byte[] _)
+    public void SignedRecordWritten()
     {
         if (_wake.CurrentCount == 0)
         {
@@ -77,7 +77,7 @@ internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowL
             }
             else
             {
-                SignedRecordWritten([]); // try again after the pause
+                SignedRecordWritten(); // try again after the pause
                 await backoff.DelayAsync(time, stoppingToken);
             }
         }
