@@ -34,7 +34,7 @@ internal static class ConsoleHtml
                 return window;
             }
         }
-        return Windows[1];
+        return Window(DefaultWindow); // one of Windows
     }
 
     /// <summary>A path with its query, each value escaped; empty values are left out.</summary>
