@@ -38,11 +38,13 @@ var flowLogQueue = CliOption.Port("--flow-log-queue", "records the flow log queu
 var flowLogRetain = CliOption.Port("--flow-log-retain", "flow log files kept (rotation by size)", 10);
 var flowLogMaxMb = CliOption.Port("--flow-log-max-mb", "size of one flow log file before it rotates", 10);
 var outboundTrafficPolicy = CliOption.Text("--outbound-traffic-policy", "what a redirected connection to an address outside the mesh gets: allow-any (passed through as plain TCP and recorded, as Istio's default) or registry-only (closed)", "allow-any");
+var pathNormalization = CliOption.Text("--path-normalization", "how inbound paths are made canonical before policy and app see them: escaped-slashes=reject|keep|decode, merge-slashes=true|false, path-parameters=reject|keep|strip (comma-separated)", MeshGuard.Policy.Requests.PathNormalization.Default.ToString());
+var forwardedHeaders = CliOption.Text("--forwarded-headers", "Forwarded, X-Forwarded-For/-Host/-Proto and X-Real-IP from peers: remove (the verified caller is in x-forwarded-client-cert) or keep", "remove");
 var stateDir = CliOption.Text("--state-dir", "where the SVID (key 0600) and the last good config snapshot are kept, for restarts while the control plane is away");
 
 var root = new RootCommand("meshguard-proxy: the MeshGuard sidecar (mTLS with SPIFFE identities between services)")
 {
-    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb, outboundTrafficPolicy, saTokenFile,
+    cp, cpGrpc, cpBundle, joinToken, service, appAddress, appPort, appProtocol, inboundAddress, inboundPort, outboundPort, adminPort, metricsPort, advertise, stateDir, opaquePorts, outboundTcp, detectTimeout, maxConnections, headersTimeout, retryAttempts, perTryTimeout, retryBudgetPercent, retryBudgetMin, ejectAfter, circuitFailurePercent, circuitMinRequests, circuitBreak, flowLogDir, flowLogQuery, flowLogQueue, flowLogRetain, flowLogMaxMb, outboundTrafficPolicy, saTokenFile, pathNormalization, forwardedHeaders,
 };
 root.Subcommands.Add(MeshGuard.Proxy.Redirect.RedirectCommand.Create());
 root.SetAction(async (parse, cancellation) =>
@@ -86,7 +88,16 @@ root.SetAction(async (parse, cancellation) =>
                 "registry-only" => false,
                 var other => throw new CliUsageException($"--outbound-traffic-policy '{other}' must be allow-any or registry-only"),
             },
-            parse.GetValue(saTokenFile) is { Length: > 0 } tokenFile ? Path.GetFullPath(tokenFile) : null);
+            parse.GetValue(saTokenFile) is { Length: > 0 } tokenFile ? Path.GetFullPath(tokenFile) : null,
+            MeshGuard.Policy.Requests.PathNormalization.TryParse(parse.GetValue(pathNormalization)!, out var pathRules, out var pathError)
+                ? pathRules
+                : throw new CliUsageException($"--path-normalization {pathError}"),
+            parse.GetValue(forwardedHeaders) switch
+            {
+                "remove" => MeshGuard.Proxy.Inbound.ForwardedHeaders.Remove,
+                "keep" => MeshGuard.Proxy.Inbound.ForwardedHeaders.Keep,
+                var other => throw new CliUsageException($"--forwarded-headers '{other}' must be remove or keep"),
+            });
         return await SidecarHost.RunAsync(settings, cancellation);
     }
     catch (CliUsageException e)

@@ -26,4 +26,10 @@ internal sealed record ProxySettings(
     MeshGuard.Proxy.Outbound.Resilience.OutboundResilience Resilience,
     MeshGuard.Proxy.FlowLog.FlowLogSettings FlowLog,
     bool OutboundPassthrough = true,
-    string? ServiceAccountTokenFile = null);
+    string? ServiceAccountTokenFile = null,
+    MeshGuard.Policy.Requests.PathNormalization? PathRules = null,
+    MeshGuard.Proxy.Inbound.ForwardedHeaders ForwardedHeaders = MeshGuard.Proxy.Inbound.ForwardedHeaders.Remove)
+{
+    /// <summary>How inbound request paths are made canonical (--path-normalization).</summary>
+    public MeshGuard.Policy.Requests.PathNormalization PathNormalization => PathRules ?? MeshGuard.Policy.Requests.PathNormalization.Default;
+}

@@ -23,6 +23,9 @@ public enum DecisionReason : byte
 
     /// <summary>The caller's identity is on the control plane's revocation list.</summary>
     Revoked,
+
+    /// <summary>The request broke the mesh's request rules (method, target, path normalization): refused with 400 before any policy.</summary>
+    MalformedRequest,
 }
 
 /// <summary>What audit-mode policies would have decided; <see cref="None"/> when none selects the workload.</summary>
@@ -53,6 +56,12 @@ public readonly record struct Decision(
     /// <summary>The policy name a revocation carries in flow records and /decisions; its rule is "revoked".</summary>
     public const string RevocationPolicy = "mesh-revocations";
 
+    /// <summary>The policy name a request refused by the mesh's request rules carries; its rule names the rule broken.</summary>
+    public const string RequestRulesPolicy = "mesh-request-rules";
+
+    /// <summary>The decision for a request that broke <paramref name="rule"/> of the mesh's request rules.</summary>
+    public static Decision Malformed(string rule) => new(Verdict.Deny, DecisionReason.MalformedRequest, RequestRulesPolicy, rule);
+
     /// <summary>The decision for a caller whose identity is revoked, whatever the policies say.</summary>
     public static Decision Revoked { get; } = new(Verdict.Deny, DecisionReason.Revoked, RevocationPolicy, "revoked");
 
@@ -75,6 +84,7 @@ public readonly record struct Decision(
         DecisionReason.DenyRule or DecisionReason.AllowRule => $"policy {Policy} rule {Rule}",
         DecisionReason.NoAllowRuleMatched => "no rule of the allow policies selecting this workload matched (default deny)",
         DecisionReason.Revoked => "the caller's identity is revoked",
+        DecisionReason.MalformedRequest => $"the mesh's request rules ({Rule})",
         _ => $"mesh default ({Rule})",
     };
 }

@@ -16,10 +16,7 @@ public sealed class PolicyParser
     public const string Kind = "AccessPolicy";
     public const int MaxFileBytes = 1024 * 1024;
 
-    private static readonly HashSet<string> Methods = new(StringComparer.Ordinal)
-    {
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    };
+    private static readonly IReadOnlySet<string> Methods = MeshGuard.Policy.Requests.RequestMethod.Standard;
 
     private readonly string _file;
     private readonly List<PolicyError> _errors = [];

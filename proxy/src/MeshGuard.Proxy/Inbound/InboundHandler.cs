@@ -35,7 +35,7 @@ internal sealed partial class InboundHandler(
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
-    private static readonly InboundTransformer Transformer = new();
+    private readonly InboundTransformer _transformer = new(settings.ForwardedHeaders);
 
     private readonly string _appPrefix = $"http://{(settings.AppAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{settings.AppAddress}]" : settings.AppAddress)}:{settings.AppPort}";
 
@@ -49,33 +49,44 @@ internal sealed partial class InboundHandler(
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             return;
         }
-        // Per request, against the table in force now: a policy change applies to open connections too.
+        // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke.
+        if (!CanonicalRequest.TryRead(context, settings.PathNormalization, out var request, out var refusal))
+        {
+            var malformed = Decision.Malformed(refusal);
+            var rawPath = CanonicalRequest.RawPath(context);
+            decisions.Record(time.GetUtcNow(), peer.Caller.Id, context.Request.Method, rawPath, malformed);
+            metrics.Count(malformed);
+            LogMalformed(logger, peer.Peer, refusal);
+            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: bad request (" + refusal + ")\n");
+            Record(context, peer, started, malformed, context.Request.Method, rawPath);
+            return;
+        }
+        // 2. Per request, against the table in force now: a policy change applies to open connections too.
         var authorizer = policy.Current;
         if (authorizer is null)
         {
             LogNoConfig(logger, peer.Peer);
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            Record(context, peer, started, new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null));
+            Record(context, peer, started, new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null), request.Method, RecordedPath(request));
             return;
         }
-        var request = context.Request;
-        var path = request.Path.Value ?? "";
-        var method = AuthorizedMethod(context, request.Method);
         // A revocation outranks every policy; its connections are being closed, this covers requests in between.
         var decision = revoked.Contains(peer.Caller.Id)
             ? Decision.Revoked
-            : authorizer.Evaluate(peer.Caller, settings.AppPort, method, path, new KestrelHeaders(request.Headers));
-        decisions.Record(time.GetUtcNow(), peer.Caller.Id, method, path, decision);
+            : authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, request.Path, new KestrelHeaders(context.Request.Headers));
+        decisions.Record(time.GetUtcNow(), peer.Caller.Id, request.Method, request.Path, decision);
         metrics.Count(decision);
         if (!decision.IsAllowed)
         {
             // The caller learns nothing about policies; the log names what decided.
-            LogDenied(logger, peer.Peer, method, path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
+            LogDenied(logger, peer.Peer, request.Method, request.Path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            Record(context, peer, started, decision);
+            Record(context, peer, started, decision, request.Method, RecordedPath(request));
             return;
         }
-        var error = await forwarder.SendAsync(context, _appPrefix, invoker, AppLegConfig(request), Transformer);
+        // 3. The proof the app leg requires: it sends exactly this view.
+        context.Features.Set(new AuthorizedRequest(request, decision));
+        var error = await forwarder.SendAsync(context, _appPrefix, invoker, AppLegConfig(context.Request), _transformer);
         if (error != ForwarderError.None)
         {
             var exception = context.GetForwarderErrorFeature()?.Exception;
@@ -87,17 +98,12 @@ internal sealed partial class InboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: the app is not reachable\n");
             }
         }
-        Record(context, peer, started, decision);
+        Record(context, peer, started, decision, request.Method, RecordedPath(request));
     }
 
-    /// <summary>
-    /// RFC 8441: a WebSocket between sidecars arrives as an HTTP/2 extended CONNECT; it is the same act as the
-    /// app's upgrading GET, so policies name it GET whichever version carried it.
-    /// </summary>
-    private static string AuthorizedMethod(HttpContext context, string method) =>
-        HttpMethods.IsConnect(method) && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpExtendedConnectFeature>() is { IsExtendedConnect: true }
-            ? HttpMethods.Get
-            : method;
+    /// <summary>The path as recorded: the canonical one, with its query only if the operator asked to keep it.</summary>
+    private string RecordedPath(in CanonicalRequest request) =>
+        flows.Settings.KeepQuery && !request.Target.Query.IsEmpty ? string.Concat(request.Path, request.Target.Query) : request.Path;
 
     /// <summary>The app hears the version its caller spoke, unless the operator fixed one.</summary>
     private ForwarderRequestConfig AppLegConfig(HttpRequest request) => settings.AppProtocol switch
@@ -107,7 +113,7 @@ internal sealed partial class InboundHandler(
         _ => request.Headers.ContainsKey(MeshHeaders.OriginalProtocol) ? Http2Config : Http1Config,
     };
 
-    private void Record(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision)
+    private void Record(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision, string method, string path)
     {
         if (!flows.Enabled)
         {
@@ -116,6 +122,8 @@ internal sealed partial class InboundHandler(
         var request = context.Request;
         flows.Add(FlowFields.ForExchange(context, FlowDirection.Inbound, started, time.GetUtcNow(), flows.Settings.KeepQuery).WithDecision(decision) with
         {
+            Method = method,
+            Path = path,
             RequestId = FlowFields.RequestId(request),
             SourceId = peer.Caller.Id,
             SourceAddr = peer.RemoteAddress,
@@ -131,6 +139,9 @@ internal sealed partial class InboundHandler(
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "inbound: denied {Caller} {Method} {Path} by policy {Policy} rule {Rule}")]
     private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string method, string? path, string policy, string rule);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "inbound: refused a request from {Caller}: {Rule}")]
+    private static partial void LogMalformed(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string rule);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "inbound: denied {Caller}: no config snapshot in force yet")]
     private static partial void LogNoConfig(ILogger logger, MeshGuard.Spiffe.SpiffeId caller);

@@ -5,14 +5,17 @@ namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// To the local app: the caller's request with its Host, minus forgeable mesh headers, plus
-/// x-forwarded-client-cert naming the verified caller. The app's response loses the headers it declared hop-by-hop.
+/// x-forwarded-client-cert naming the verified caller, at the canonical target authorization decided on. The app's response loses the headers it declared hop-by-hop.
 /// </summary>
-internal sealed class InboundTransformer : HttpTransformer
+internal sealed class InboundTransformer(ForwardedHeaders forwardedHeaders) : HttpTransformer
 {
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
-        MeshHeaders.RemoveForgeable(httpContext.Request.Headers);
+        var authorized = AuthorizedRequest.Of(httpContext);
+        MeshHeaders.RemoveForgeable(httpContext.Request.Headers, forwardedHeaders);
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+        // Exactly the target policy decided on, whatever the server or Uri would have made of the raw one.
+        proxyRequest.RequestUri = authorized.AppUri(destinationPrefix);
         proxyRequest.Headers.Host = httpContext.Request.Host.Value;
         var peer = httpContext.Features.Get<PeerIdentityFeature>()!;
         proxyRequest.Headers.TryAddWithoutValidation(MeshHeaders.ForwardedClientCert, (IEnumerable<string?>)peer.ForwardedClientCert);

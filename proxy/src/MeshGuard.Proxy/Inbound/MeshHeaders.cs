@@ -17,9 +17,19 @@ internal static class MeshHeaders
 
     public const string OriginalProtocolHttp2 = "HTTP/2";
 
-    public static void RemoveForgeable(IHeaderDictionary headers)
+    /// <summary>Headers that claim where a request came from; a peer's word on them is only its own.</summary>
+    private static readonly string[] ForwardingHeaders = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
+
+    public static void RemoveForgeable(IHeaderDictionary headers, ForwardedHeaders forwarding)
     {
         headers.Remove(ForwardedClientCert);
+        if (forwarding == ForwardedHeaders.Remove)
+        {
+            foreach (var name in ForwardingHeaders)
+            {
+                headers.Remove(name);
+            }
+        }
         // Rare: only pay for a list when such a header is present.
         List<string>? forged = null;
         foreach (var header in headers)
@@ -40,4 +50,15 @@ internal static class MeshHeaders
 
     /// <summary>Envoy's form: By=&lt;this workload&gt;;URI=&lt;the peer&gt;.</summary>
     public static StringValues ForwardedClientCertValue(string ownId, string peerId) => new("By=" + ownId + ";URI=" + peerId);
+}
+
+/// <summary>
+/// What the callee's sidecar does with <c>Forwarded</c>, <c>X-Forwarded-For</c>, <c>-Host</c>, <c>-Proto</c> and
+/// <c>X-Real-IP</c> from a peer: removes them (the default: the verified caller is in x-forwarded-client-cert alone),
+/// or passes them on for apps that trust a gateway in front of the mesh.
+/// </summary>
+internal enum ForwardedHeaders
+{
+    Remove,
+    Keep,
 }

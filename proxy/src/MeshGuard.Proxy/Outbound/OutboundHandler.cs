@@ -42,6 +42,12 @@ internal sealed partial class OutboundHandler(
         var requestId = FlowFields.EnsureRequestId(context.Request);
         var traceParent = FlowFields.EnsureTraceParent(context.Request);
         var host = context.Request.Host.Value;
+        // The callee's sidecar would refuse it too; refusing here keeps the app's own mistake off the mesh.
+        if (MeshGuard.Policy.Requests.RequestMethod.Check(context.Request.Method) != MeshGuard.Policy.Requests.MethodVerdict.Valid)
+        {
+            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: the method must be an RFC 9110 token, a standard one in upper case\n");
+            return;
+        }
         if (string.IsNullOrEmpty(host))
         {
             await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");

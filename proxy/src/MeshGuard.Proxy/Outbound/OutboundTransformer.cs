@@ -16,7 +16,7 @@ internal sealed class OutboundTransformer : HttpTransformer
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         var headers = httpContext.Request.Headers;
-        MeshHeaders.RemoveForgeable(headers);
+        MeshHeaders.RemoveForgeable(headers, ForwardedHeaders.Keep);
         if (headers.Connection is { Count: > 0 } connection)
         {
             ConnectionOptions.RemoveNamedHeaders(headers, connection);
