@@ -15,9 +15,26 @@ public sealed class MeshHeadersTests
             ["X-MeshGuard-Decision"] = "allow",
             ["x-tenant"] = "acme",
             ["Accept"] = "*/*",
+            ["X-Forwarded-For"] = "10.0.0.1",
         };
-        MeshHeaders.RemoveForgeable(headers);
-        Assert.Equal(["Accept", "x-tenant"], headers.Keys.Order(StringComparer.Ordinal).ToArray());
+        MeshHeaders.RemoveForgeable(headers, ForwardedHeaders.Keep);
+        Assert.Equal(["Accept", "X-Forwarded-For", "x-tenant"], headers.Keys.Order(StringComparer.Ordinal).ToArray());
+    }
+
+    [Fact]
+    public void ForwardingHeadersFromAPeerAreRemovedByDefault()
+    {
+        var headers = new HeaderDictionary
+        {
+            ["Forwarded"] = "for=10.0.0.1",
+            ["X-Forwarded-For"] = "10.0.0.1",
+            ["x-forwarded-host"] = "admin.internal",
+            ["X-Forwarded-Proto"] = "https",
+            ["X-Real-IP"] = "10.0.0.1",
+            ["Accept"] = "*/*",
+        };
+        MeshHeaders.RemoveForgeable(headers, ForwardedHeaders.Remove);
+        Assert.Equal(["Accept"], headers.Keys.ToArray());
     }
 
     [Fact]
