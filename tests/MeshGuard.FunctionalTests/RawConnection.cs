@@ -48,7 +48,7 @@ internal sealed class RawConnection : IAsyncDisposable
 
     public async Task SendAsync(string text)
     {
-        await _stream.WriteAsync(Encoding.ASCII.GetBytes(text));
+        await _stream.WriteAsync(Encoding.Latin1.GetBytes(text));
         await _stream.FlushAsync();
     }
 

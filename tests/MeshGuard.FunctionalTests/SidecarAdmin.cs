@@ -23,6 +23,14 @@ internal static class SidecarAdmin
         return json.RootElement.Clone();
     }
 
+    /// <summary>The newest inbound decision the sidecar took (its /decisions), or null when it has taken none.</summary>
+    public static async Task<JsonElement?> LatestDecisionAsync(MeshService sidecar)
+    {
+        using var client = new HttpClient();
+        using var json = JsonDocument.Parse(await client.GetStringAsync(new Uri($"http://127.0.0.1:{sidecar.AdminPort}/decisions?limit=1")));
+        return json.RootElement.GetArrayLength() == 0 ? null : json.RootElement[0].Clone();
+    }
+
     /// <summary>The serial number of the sidecar's current SVID: it changes at each renewal.</summary>
     public static string SvidSerial(MeshService sidecar) => Certs(sidecar).GetProperty("serial").GetString()!;
 

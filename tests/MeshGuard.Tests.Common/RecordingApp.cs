@@ -49,7 +49,8 @@ public sealed class RecordingApp : IAsyncDisposable
             using var reader = new StreamReader(request.Body);
             var body = await reader.ReadToEndAsync(context.RequestAborted);
             var path = request.Path.Value ?? "";
-            recording._requests.Enqueue(new RecordedRequest(request.Method, path, headers, body, request.Protocol));
+            var rawTarget = context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget;
+            recording._requests.Enqueue(new RecordedRequest(request.Method, path, headers, body, request.Protocol, rawTarget));
             if (recording.Delay > TimeSpan.Zero)
             {
                 await Task.Delay(recording.Delay, context.RequestAborted);
@@ -86,4 +87,5 @@ public sealed class RecordingApp : IAsyncDisposable
     }
 }
 
-public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body, string Protocol = "HTTP/1.1");
+/// <param name="RawTarget">The request target exactly as it arrived on the wire (path and query, not decoded).</param>
+public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Body, string Protocol = "HTTP/1.1", string? RawTarget = null);

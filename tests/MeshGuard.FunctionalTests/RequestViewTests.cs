@@ -1,0 +1,179 @@
+using System.Text.Json;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// A mesh peer with a valid SVID of its own, talking straight to the callee's inbound port with any target and
+/// method it likes, over HTTP/1.1 (origin and absolute form) and HTTP/2: what the callee's policy engine decided on
+/// is exactly what the app received, or the request was refused and the app received nothing.
+/// </summary>
+public sealed class RequestViewTests : IAsyncLifetime
+{
+    private const string Caller = "spiffe://mesh.local/ns/shop/sa/frontend";
+
+    private const string Guard = """
+        apiVersion: meshguard.io/v1alpha1
+        kind: AccessPolicy
+        metadata: { name: orders-guard, namespace: shop }
+        spec:
+          selector: { serviceAccount: orders }
+          action: deny
+          rules:
+            - name: no-secret
+              from: [ { namespace: shop } ]
+              to: [ { paths: ["/secret", "/secret/*"] } ]
+            - name: no-delete-charge
+              from: [ { namespace: shop } ]
+              to: [ { methods: [DELETE], paths: ["/charge"] } ]
+        """;
+
+    private readonly TempDirectory _temp = new();
+    private readonly TempDirectory _policies = new();
+    private LocalMesh _mesh = null!;
+    private RecordingApp _ordersApp = null!;
+    private MeshService _orders = null!;
+    private TestCa _ca = null!;
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        File.WriteAllText(Path.Combine(_policies.Path, "orders.yaml"), Guard);
+        _mesh = new LocalMesh(_temp.Path);
+        await _mesh.StartControlPlaneAsync(policiesFrom: _policies.Path, defaultPolicy: "allow-authenticated");
+        var data = _mesh.Data;
+        _ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+        _ordersApp = await RecordingApp.StartAsync("orders");
+        _orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
+        await SidecarAdmin.WaitForServicesAsync(_orders, 1);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _ordersApp.DisposeAsync();
+        _temp.Dispose();
+        _policies.Dispose();
+    }
+
+    public enum Form
+    {
+        Http1,
+        Http1Absolute,
+        Http2,
+    }
+
+    private async Task<int?> SendAsync(Form form, string method, string target)
+    {
+        var svid = _ca.IssueLeaf(Caller);
+        if (form == Form.Http2)
+        {
+            return await RawHttp2Connection.SendAsync(_orders.InboundPort, svid, _ca.Intermediates,
+                [(":method", method), (":scheme", "https"), (":authority", "orders"), (":path", target)]);
+        }
+        await using var peer = await RawConnection.OpenTlsAsync(_orders.InboundPort, svid, _ca.Intermediates);
+        var requestTarget = form == Form.Http1Absolute ? "http://orders" + target : target;
+        await peer.SendAsync($"{method} {requestTarget} HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        var (text, _) = await peer.ReadAsync(TimeSpan.FromSeconds(10));
+        return text.StartsWith("HTTP/1.1 ", StringComparison.Ordinal) && int.TryParse(text.AsSpan(9, 3), out var status) ? status : null;
+    }
+
+    /// <summary>Sends one request and checks the property; returns a description of what broke it, or null.</summary>
+    private async Task<string?> ViolationAsync(Form form, string method, string target)
+    {
+        var received = _ordersApp.Requests.Count;
+        var sent = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var status = await SendAsync(form, method, target);
+        var decision = await SidecarAdmin.LatestDecisionAsync(_orders) is { } d && d.GetProperty("time").GetDateTimeOffset() >= sent ? d : (JsonElement?)null;
+        var reached = _ordersApp.Requests.Count - received;
+        if (status != 200)
+        {
+            // Refused (400, 403, a reset): the app must have seen nothing.
+            return reached == 0 ? null : $"status {status?.ToString() ?? "none"} but the app received {reached} request(s)";
+        }
+        if (form == Form.Http1Absolute)
+        {
+            return "an absolute-form target was let in";
+        }
+        if (reached != 1 || decision is not { } allowed || allowed.GetProperty("decision").GetString() != "allow")
+        {
+            return $"200 with {reached} request(s) at the app and decision {decision?.ToString() ?? "none"}";
+        }
+        var app = _ordersApp.Requests.Last();
+        var decidedPath = allowed.GetProperty("path").GetString()!;
+        var decidedMethod = allowed.GetProperty("method").GetString()!;
+        var query = target.IndexOf('?', StringComparison.Ordinal) is var q and >= 0 ? target[q..] : "";
+        return app.Method == decidedMethod && app.RawTarget == decidedPath + query
+            ? null
+            : $"policy decided on {decidedMethod} {decidedPath}{query}, the app received {app.Method} {app.RawTarget}";
+    }
+
+    private static readonly string[] Methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "PROPFIND", "delete", "Get", "G(T"];
+
+    private static readonly string[] Pieces =
+        ["/", "/", "/", "a", "secret", "charge", ".", "..", "%2e", "%2E%2e", "%2f", "%5C", "%41", "%7e", "%20", "%", "//", ";x", "~", "?q=1", "é", "\\"];
+
+    public static Arbitrary<(Form, string, string)> Requests() =>
+        (from form in Gen.Elements(Form.Http1, Form.Http1Absolute, Form.Http2)
+         from method in Gen.Elements(Methods)
+         from parts in Gen.Elements(Pieces).ArrayOf()
+         select (form, method, "/" + string.Concat(parts))).ToArbitrary();
+
+    [Property(MaxTest = 120)]
+    public Property WhatPolicyDecidedOnIsExactlyWhatTheAppReceivedOrTheRequestWasRefused() =>
+        Prop.ForAll(Requests(), request =>
+        {
+            var (form, method, target) = request;
+            var violation = Task.Run(() => ViolationAsync(form, method, target)).GetAwaiter().GetResult();
+            return (violation is null).Label($"{form} {method} {target}: {violation}");
+        });
+
+    [Theory]
+    [InlineData(Form.Http1Absolute, "GET", "/orders%2f..%2fsecret", 400)]
+    [InlineData(Form.Http1Absolute, "GET", "/orders/1", 400)]
+    [InlineData(Form.Http1, "delete", "/charge", 400)]
+    [InlineData(Form.Http2, "delete", "/charge", 400)]
+    [InlineData(Form.Http1, "DELETE", "/charge", 403)]
+    [InlineData(Form.Http1, "GET", "/orders%2f..%2fsecret", 400)]
+    [InlineData(Form.Http1, "GET", "/orders/..%5Csecret", 400)]
+    [InlineData(Form.Http1, "GET", "/orders/../secret", 403)]
+    [InlineData(Form.Http1, "GET", "/orders/%2e%2e/secret", 403)]
+    [InlineData(Form.Http1, "GET", "//secret", 403)]
+    [InlineData(Form.Http1, "GET", "/orders/..;/secret", 400)]
+    [InlineData(Form.Http2, "GET", "/orders/../secret", 403)]
+    [InlineData(Form.Http2, "GET", "/orders/%2E%2E/secret/x", 403)]
+    // HTTP/2 without a leading slash: the server resets the stream before any handler runs.
+    [InlineData(Form.Http2, "GET", "orders/secret", null)]
+    [InlineData(Form.Http2, "GET", "*", null)]
+    public async Task RequestsThatWouldReachADeniedPathAnotherWayAreRefusedAndTheAppSeesNothing(Form form, string method, string target, int? expected)
+    {
+        var received = _ordersApp.Requests.Count;
+        Assert.Equal(expected, await SendAsync(form, method, target));
+        Assert.Equal(received, _ordersApp.Requests.Count);
+    }
+
+    [Fact]
+    public async Task AnAllowedPathReachesTheAppInItsCanonicalForm()
+    {
+        Assert.Equal(200, await SendAsync(Form.Http1, "GET", "/orders/./a/../%6Frders//42?x=/../y"));
+        var seen = _ordersApp.Requests.Last();
+        Assert.Equal("/orders/orders/42?x=/../y", seen.RawTarget);
+        var decision = await SidecarAdmin.LatestDecisionAsync(_orders);
+        Assert.Equal("/orders/orders/42", decision!.Value.GetProperty("path").GetString());
+    }
+
+    [Fact]
+    public async Task ARefusedTargetIsRecordedAsDeniedByTheMeshRequestRules()
+    {
+        Assert.Equal(400, await SendAsync(Form.Http1, "GET", "/a%2fb"));
+        var decision = (await SidecarAdmin.LatestDecisionAsync(_orders))!.Value;
+        Assert.Equal("deny", decision.GetProperty("decision").GetString());
+        Assert.Equal("mesh-request-rules", decision.GetProperty("policy").GetString());
+        Assert.Equal("target-escaped-slash", decision.GetProperty("rule").GetString());
+        Assert.Equal("/a%2fb", decision.GetProperty("path").GetString());
+    }
+}
