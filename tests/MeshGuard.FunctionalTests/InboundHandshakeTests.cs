@@ -27,6 +27,40 @@ public sealed class InboundHandshakeTests(MeshFixture mesh)
     }
 
     [Fact]
+    public async Task ACertificateNamingAnIssuerUrlMakesNeitherTheSidecarNorTheControlPlaneFetchIt()
+    {
+        // A listener at the address the certificate points at: a chain builder that goes online would connect here.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var connections = 0;
+        var accepting = Task.Run(async () =>
+        {
+            while (true)
+            {
+                using var client = await listener.AcceptTcpClientAsync();
+                Interlocked.Increment(ref connections);
+            }
+        });
+        try
+        {
+            var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}";
+            // Issued by a CA nobody trusts and sent without its intermediate: only a download could complete the chain.
+            var stranger = new TestCa();
+            var leaf = stranger.IssueLeaf(new TestCa.LeafOptions { Uris = [Caller], AuthorityInformationAccessUrl = url });
+            await AssertRefusedAndAppSawNothingAsync("/aia", leaf, []);
+            var atControlPlane = await PeerClient.GetAsync(mesh.Mesh.ControlPlane!.GrpcPort, "/aia", mesh.Bundle, leaf, []);
+            Assert.True(atControlPlane.Refused || atControlPlane.Status is >= 400, $"the control plane answered {atControlPlane.Status}");
+            await Task.Delay(1000);
+            Assert.Equal(0, Volatile.Read(ref connections));
+        }
+        finally
+        {
+            listener.Stop();
+            await Task.WhenAny(accepting, Task.Delay(1000));
+        }
+    }
+
+    [Fact]
     public Task AClientWithoutACertificateIsRefused() =>
         AssertRefusedAndAppSawNothingAsync("/no-cert", null, null);
 

@@ -213,6 +213,54 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
             FlowLogReader.Text(r, "path") == "/detected" && FlowLogReader.Text(r, "decision") == "deny")));
     }
 
+    /// <summary>A mesh peer with a valid SVID opens meshguard/tcp itself, naming <paramref name="port"/>; returns what came back (at most as much as it sent).</summary>
+    private async Task<string> OpaqueFromPeerAsync(int port, string text)
+    {
+        var data = _mesh.Data;
+        var ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, _orders.InboundPort);
+        await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
+        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "mesh.local",
+            EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls13,
+            ApplicationProtocols = [new System.Net.Security.SslApplicationProtocol("meshguard/tcp")],
+            ClientCertificateContext = System.Net.Security.SslStreamCertificateContext.Create(ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates, offline: true),
+            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+        });
+        await tls.WriteAsync(new[] { (byte)(port >> 8), (byte)port });
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(text));
+        var received = new MemoryStream();
+        var buffer = new byte[4096];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            int read;
+            while (received.Length < text.Length && (read = await tls.ReadAsync(buffer, timeout.Token)) > 0)
+            {
+                received.Write(buffer, 0, read);
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+        }
+        return Encoding.ASCII.GetString(received.ToArray());
+    }
+
+    [Fact]
+    public async Task APeerOpeningOpaqueTcpToTheAppsHttpPortIsCutAndTheAppSeesNothing()
+    {
+        // Raw bytes to an HTTP port would skip every per-request check and carry the peer's own x-forwarded-client-cert.
+        var answer = await OpaqueFromPeerAsync(_app.Port, "GET /raw HTTP/1.1\r\nHost: orders\r\nx-forwarded-client-cert: By=x;URI=spiffe://mesh.local/ns/kube-system/sa/admin\r\n\r\n");
+        Assert.Equal("", answer);
+        Assert.Empty(_app.Requests);
+    }
+
+    [Fact]
+    public async Task APeerOpeningOpaqueTcpToADeclaredPortIsPiped() =>
+        Assert.Equal("raw echo", await OpaqueFromPeerAsync(_echoPort, "raw echo"));
+
     [Fact]
     public async Task BytesThatAreNotHttpForAPortNeitherDeclaredOpaqueNorTheAppsAreRefused()
     {

@@ -46,6 +46,9 @@ public sealed class TestCa
         public DateTimeOffset? NotAfter { get; init; }
         public bool SelfSigned { get; init; }
 
+        /// <summary>An authority-information-access extension naming this URL as the issuer's certificate and OCSP responder.</summary>
+        public string? AuthorityInformationAccessUrl { get; init; }
+
         /// <summary>extendedKeyUsage OIDs; null: serverAuth and clientAuth, as the mesh CA issues; empty: no extension.</summary>
         public string[]? ExtendedKeyUsages { get; init; }
     }
@@ -94,6 +97,10 @@ public sealed class TestCa
                 }
             }
             request.CertificateExtensions.Add(new X509Extension("2.5.29.17", writer.Encode(), false));
+        }
+        if (options.AuthorityInformationAccessUrl is { } aia)
+        {
+            request.CertificateExtensions.Add(new X509AuthorityInformationAccessExtension([aia + "/ocsp"], [aia + "/issuer.crt"]));
         }
         if (!options.SelfSigned)
         {

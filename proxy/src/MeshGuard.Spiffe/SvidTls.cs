@@ -14,6 +14,18 @@ public static class SvidTls
 {
     public static readonly List<SslApplicationProtocol> Http2AndHttp11 = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11];
 
+    /// <summary>
+    /// The chain policy the TLS layer builds the peer's chain with before our own verification runs: offline. A
+    /// certificate's authority-information-access URL is never followed and nothing is asked about revocation, so
+    /// a peer that has proven nothing yet cannot make this process send a request anywhere or hold its handshake
+    /// on a slow server. A fresh instance each time: the TLS layer adds the peer's intermediates to it.
+    /// </summary>
+    public static X509ChainPolicy OfflineChainPolicy() => new()
+    {
+        DisableCertificateDownloads = true,
+        RevocationMode = X509RevocationMode.NoCheck,
+    };
+
     /// <summary>Options for a listener that requires a client SVID from the bundle's trust domain.</summary>
     public static SslServerAuthenticationOptions CreateServerOptions(
         X509Svid svid, TrustBundle bundle, TimeProvider time, List<SslApplicationProtocol> protocols, bool requireClientCertificate = true)
@@ -24,6 +36,7 @@ public static class SvidTls
             EnabledSslProtocols = SslProtocols.Tls13,
             ClientCertificateRequired = requireClientCertificate,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            CertificateChainPolicy = OfflineChainPolicy(),
             ApplicationProtocols = protocols,
             AllowRenegotiation = false,
             // Every connection proves its identity afresh: a resumed session skips the certificate callback and,
@@ -53,6 +66,7 @@ public static class SvidTls
             ClientCertificateContext = svid?.TlsContext,
             EnabledSslProtocols = SslProtocols.Tls13,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+            CertificateChainPolicy = OfflineChainPolicy(),
             ApplicationProtocols = protocols,
             AllowRenegotiation = false,
             // No resumption: it would skip the check that this server is the identity the caller expects.

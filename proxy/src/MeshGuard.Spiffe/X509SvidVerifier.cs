@@ -77,6 +77,8 @@ public static class X509SvidVerifier
         policy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         policy.CustomTrustStore.AddRange(bundle.Roots);
         policy.RevocationMode = X509RevocationMode.NoCheck;
+        // Trust comes from the bundle alone: never fetch an issuer a certificate points at.
+        policy.DisableCertificateDownloads = true;
         policy.VerificationTime = now.UtcDateTime;
         policy.VerificationTimeIgnored = false;
         if (intermediates is not null)

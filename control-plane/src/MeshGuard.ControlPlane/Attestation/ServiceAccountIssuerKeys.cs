@@ -93,6 +93,7 @@ internal sealed partial class ServiceAccountIssuerKeys(ServiceAccountIssuer? iss
     private static async Task<string> DiscoverAsync(ServiceAccountIssuer source, CancellationToken cancellation)
     {
         using var handler = new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(5) };
+        handler.SslOptions.CertificateChainPolicy = MeshGuard.Spiffe.SvidTls.OfflineChainPolicy();
         if (source.DiscoveryCaFile is { } caFile)
         {
             var trusted = new X509Certificate2Collection();
@@ -107,6 +108,7 @@ internal sealed partial class ServiceAccountIssuerKeys(ServiceAccountIssuer? iss
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.AddRange(trusted);
                 chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                chain.ChainPolicy.DisableCertificateDownloads = true;
                 return chain.Build(new X509Certificate2(certificate));
             };
         }

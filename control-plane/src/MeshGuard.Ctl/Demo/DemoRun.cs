@@ -197,6 +197,7 @@ internal static class DemoRun
         {
             SslOptions = new SslClientAuthenticationOptions
             {
+                CertificateChainPolicy = SvidTls.OfflineChainPolicy(),
                 RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
                     certificate is X509Certificate2 server &&
                     X509SvidVerifier.Verify(server, chain?.ChainPolicy.ExtraStore, bundle, DateTimeOffset.UtcNow).IsValid,

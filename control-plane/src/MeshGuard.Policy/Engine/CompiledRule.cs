@@ -8,6 +8,7 @@ internal sealed class CompiledRule
     public CompiledRule(int order, AccessPolicy policy, PolicyRule rule)
     {
         Order = order;
+        IsDeny = policy.Action == PolicyAction.Deny;
         PolicyId = policy.Id;
         RuleName = rule.Name;
         Destinations = rule.To.Count == 0 ? null : rule.To.Select(static d => new CompiledDestination(d)).ToArray();
@@ -19,13 +20,21 @@ internal sealed class CompiledRule
 
     public string PolicyId { get; }
 
+    /// <summary>A deny rule: on an opaque connection its HTTP-only conditions count as met (fail closed).</summary>
+    private bool IsDeny { get; }
+
     public string RuleName { get; }
 
     private CompiledDestination[]? Destinations { get; }
 
     private (string Header, string[] Values)[]? Conditions { get; }
 
-    public bool Matches<THeaders>(int port, string method, ReadOnlySpan<char> path, ref THeaders headers)
+    /// <summary>
+    /// Whether the rule matches a request, or, where <paramref name="connection"/> is set, an opaque TCP connection:
+    /// it has no method, path or headers, so a condition on them is met for a deny rule and unmet for an allow
+    /// rule (Istio's TCP semantics: such a rule fails closed for deny and matches nothing for allow).
+    /// </summary>
+    public bool Matches<THeaders>(int port, string method, ReadOnlySpan<char> path, ref THeaders headers, bool connection = false)
         where THeaders : IRequestHeaders
     {
         if (Destinations is { } destinations)
@@ -33,7 +42,7 @@ internal sealed class CompiledRule
             var any = false;
             foreach (var destination in destinations)
             {
-                if (destination.Matches(port, method, path))
+                if (connection ? destination.MatchesConnection(port, IsDeny) : destination.Matches(port, method, path))
                 {
                     any = true;
                     break;
@@ -46,6 +55,10 @@ internal sealed class CompiledRule
         }
         if (Conditions is { } conditions)
         {
+            if (connection)
+            {
+                return IsDeny;
+            }
             foreach (var (header, values) in conditions)
             {
                 if (!headers.HasValueIn(header, values))
@@ -62,6 +75,9 @@ internal sealed class CompiledRule
         private readonly int[]? _ports = destination.Ports.Count == 0 ? null : [.. destination.Ports];
         private readonly string[]? _methods = destination.Methods.Count == 0 ? null : [.. destination.Methods];
         private readonly PathPattern[]? _paths = destination.Paths.Count == 0 ? null : [.. destination.Paths];
+
+        public bool MatchesConnection(int port, bool deny) =>
+            (_ports is null || Array.IndexOf(_ports, port) >= 0) && (deny || (_methods is null && _paths is null));
 
         public bool Matches(int port, string method, ReadOnlySpan<char> path)
         {

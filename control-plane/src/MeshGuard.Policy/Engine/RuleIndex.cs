@@ -43,7 +43,7 @@ internal sealed class RuleIndex
     public int Count { get; }
 
     /// <summary>The first rule (in rule order) that matches, or null.</summary>
-    public CompiledRule? FirstMatch<THeaders>(Caller caller, int port, string method, ReadOnlySpan<char> path, ref THeaders headers)
+    public CompiledRule? FirstMatch<THeaders>(Caller caller, int port, string method, ReadOnlySpan<char> path, ref THeaders headers, bool connection)
         where THeaders : IRequestHeaders
     {
         if (Count == 0)
@@ -69,7 +69,7 @@ internal sealed class RuleIndex
             {
                 next = byNs[j++];
             }
-            if (next.Matches(port, method, path, ref headers))
+            if (next.Matches(port, method, path, ref headers, connection))
             {
                 return next;
             }

@@ -42,15 +42,26 @@ public sealed class WorkloadAuthorizer
     /// <summary>Ids of the policies (any mode) that select this workload.</summary>
     public IReadOnlyList<string> Policies { get; }
 
+    /// <summary>Decides an HTTP request (the canonical method and path).</summary>
     public Decision Evaluate<THeaders>(Caller caller, int port, string method, ReadOnlySpan<char> path, THeaders headers)
+        where THeaders : IRequestHeaders =>
+        Evaluate(caller, port, method, path, headers, connection: false);
+
+    /// <summary>
+    /// Decides an opaque TCP connection to <paramref name="port"/>: it has no method, path or headers, so a deny rule
+    /// that names them denies it and an allow rule that names them does not allow it.
+    /// </summary>
+    public Decision EvaluateConnection(Caller caller, int port) => Evaluate(caller, port, "", "", new NoHeaders(), connection: true);
+
+    private Decision Evaluate<THeaders>(Caller caller, int port, string method, ReadOnlySpan<char> path, THeaders headers, bool connection)
         where THeaders : IRequestHeaders
     {
-        var decision = Decide(_deny, _allow, _hasAllowPolicy, caller, port, method, path, ref headers);
+        var decision = Decide(_deny, _allow, _hasAllowPolicy, caller, port, method, path, ref headers, connection);
         if (_auditDeny is null)
         {
             return decision;
         }
-        var audit = Decide(_auditDeny, _auditAllow!, _auditHasAllowPolicy, caller, port, method, path, ref headers);
+        var audit = Decide(_auditDeny, _auditAllow!, _auditHasAllowPolicy, caller, port, method, path, ref headers, connection);
         return decision with
         {
             Audit = audit.IsAllowed ? AuditVerdict.Allow : AuditVerdict.Deny,
@@ -59,18 +70,18 @@ public sealed class WorkloadAuthorizer
         };
     }
 
-    private Decision Decide<THeaders>(RuleIndex deny, RuleIndex allow, bool hasAllowPolicy, Caller caller, int port, string method, ReadOnlySpan<char> path, ref THeaders headers)
+    private Decision Decide<THeaders>(RuleIndex deny, RuleIndex allow, bool hasAllowPolicy, Caller caller, int port, string method, ReadOnlySpan<char> path, ref THeaders headers, bool connection)
         where THeaders : IRequestHeaders
     {
         // 1.
-        if (deny.FirstMatch(caller, port, method, path, ref headers) is { } denied)
+        if (deny.FirstMatch(caller, port, method, path, ref headers, connection) is { } denied)
         {
             return new Decision(Verdict.Deny, DecisionReason.DenyRule, denied.PolicyId, denied.RuleName);
         }
         // 2.
         if (hasAllowPolicy)
         {
-            return allow.FirstMatch(caller, port, method, path, ref headers) is { } allowed
+            return allow.FirstMatch(caller, port, method, path, ref headers, connection) is { } allowed
                 ? new Decision(Verdict.Allow, DecisionReason.AllowRule, allowed.PolicyId, allowed.RuleName)
                 : new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null);
         }

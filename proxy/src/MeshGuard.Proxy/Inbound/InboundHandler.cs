@@ -35,6 +35,8 @@ internal sealed partial class InboundHandler(
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
+    private readonly bool _appPortOpaque = Array.IndexOf(settings.OpaquePorts, settings.AppPort) >= 0;
+
     private readonly InboundTransformer _transformer = new(settings.ForwardedHeaders);
 
     private readonly string _appPrefix = $"http://{(settings.AppAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{settings.AppAddress}]" : settings.AppAddress)}:{settings.AppPort}";
@@ -49,8 +51,11 @@ internal sealed partial class InboundHandler(
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
             return;
         }
-        // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke.
-        if (!CanonicalRequest.TryRead(context, settings.PathNormalization, out var request, out var refusal))
+        // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke. A port declared
+        // opaque takes no HTTP (a port is one or the other, never both).
+        var refusal = _appPortOpaque ? "port-is-opaque" : "";
+        var request = default(CanonicalRequest);
+        if (_appPortOpaque || !CanonicalRequest.TryRead(context, settings.PathNormalization, out request, out refusal))
         {
             var malformed = Decision.Malformed(refusal);
             var rawPath = CanonicalRequest.RawPath(context);

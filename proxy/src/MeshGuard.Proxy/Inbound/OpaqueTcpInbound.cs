@@ -12,9 +12,10 @@ namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// An inbound mTLS connection that negotiated opaque TCP: 1. read the destination port; 2. it must be one
-/// of the ports declared opaque, or the app port; 3. authorize the connection (port only: rules that name methods or paths
-/// do not match TCP); 4. connect to the app on that port and pipe. A refused connection is closed before
-/// the app is dialled.
+/// of the ports declared opaque (a port is HTTP or opaque, never both: the app's HTTP port never takes raw bytes,
+/// whatever a peer asks for); 3. authorize the connection (port only: a deny rule that names methods, paths or
+/// headers denies it, an allow rule that names them does not allow it); 4. connect to the app on that port and
+/// pipe. A refused connection is closed before the app is dialled.
 /// </summary>
 internal sealed partial class OpaqueTcpInbound(
     ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows,
@@ -45,8 +46,8 @@ internal sealed partial class OpaqueTcpInbound(
         }
         var port = OpaqueTcp.ReadPreamble(preamble);
 
-        // 2. The app port too: the caller's sidecar found no HTTP on a connection to it.
-        if (port != settings.AppPort && Array.IndexOf(settings.OpaquePorts, port) < 0)
+        // 2.
+        if (Array.IndexOf(settings.OpaquePorts, port) < 0)
         {
             LogNotOpaque(logger, peer.Peer, port);
             connection.Abort();
@@ -55,7 +56,7 @@ internal sealed partial class OpaqueTcpInbound(
 
         // 3.
         var authorizer = policy.Current;
-        var decision = authorizer?.Evaluate(peer.Caller, port, "", "", new NoHeaders())
+        var decision = authorizer?.EvaluateConnection(peer.Caller, port)
             ?? new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null);
         decisions.Record(time.GetUtcNow(), peer.Caller.Id, "TCP", $":{port}", decision);
         metrics.Count(decision);
@@ -111,7 +112,7 @@ internal sealed partial class OpaqueTcpInbound(
     [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]
     private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port, string policy, string rule);
 
-    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is neither the app port nor declared opaque")]
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is not declared opaque")]
     private static partial void LogNotOpaque(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port);
 
     [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "inbound tcp: app port {Port} unreachable: {Reason}")]
