@@ -63,6 +63,15 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task MeshctlTokenCreateRefusesATrustDomainWithoutAWorkloadPath()
+    {
+        using var temp = new TempDirectory();
+        var (exit, output) = await Cli.RunAsync("meshctl", "token", "create", "--data", temp.Path, "--spiffe-id", "spiffe://mesh.local");
+        Assert.Equal(2, exit);
+        Assert.Contains("names a trust domain, not a workload", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TheProxyRefusesABadBundleFile()
     {
         using var temp = new TempDirectory();

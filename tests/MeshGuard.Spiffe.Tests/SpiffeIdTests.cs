@@ -75,4 +75,14 @@ public sealed class SpiffeIdTests
         Assert.True(SpiffeId.Parse("spiffe://td/a") == SpiffeId.Parse("spiffe://td/a"));
         Assert.NotEqual(SpiffeId.Parse("spiffe://td/a"), SpiffeId.Parse("spiffe://td/A"));
     }
+
+    [Fact]
+    public void AWorkloadIdNeedsAPath()
+    {
+        Assert.True(SpiffeId.TryParseWorkload("spiffe://mesh.local/ns/shop/sa/orders", out var id, out _));
+        Assert.True(id.IsWorkload);
+        Assert.False(SpiffeId.TryParseWorkload("spiffe://mesh.local", out _, out var error));
+        Assert.Contains("names a trust domain, not a workload", error, StringComparison.Ordinal);
+        Assert.False(SpiffeId.Parse("spiffe://mesh.local").IsWorkload);
+    }
 }

@@ -51,6 +51,28 @@ public sealed class SpiffeId : IEquatable<SpiffeId>
         return true;
     }
 
+    /// <summary>
+    /// Whether this names a workload, not a trust domain: an X509-SVID must carry a path (SPIFFE X509-SVID 2), so every
+    /// place an SVID can result from (a join token, a CSR's attested identity, a service-account mapping) requires one.
+    /// </summary>
+    public bool IsWorkload => Path.Length > 0;
+
+    /// <summary>As <see cref="TryParse"/>, and the ID must name a workload (have a path).</summary>
+    public static bool TryParseWorkload(string? value, [NotNullWhen(true)] out SpiffeId? id, [NotNullWhen(false)] out string? error)
+    {
+        if (!TryParse(value, out id, out error))
+        {
+            return false;
+        }
+        if (!id.IsWorkload)
+        {
+            id = null;
+            error = "names a trust domain, not a workload: an SVID's ID needs a path (spiffe://<td>/ns/<ns>/sa/<sa>)";
+            return false;
+        }
+        return true;
+    }
+
     /// <summary>The last path segment (the service account of a workload ID), or the trust domain: a certificate's common name.</summary>
     public string CommonName => Path.Length == 0 ? TrustDomain : Path[(Path.LastIndexOf('/') + 1)..];
 

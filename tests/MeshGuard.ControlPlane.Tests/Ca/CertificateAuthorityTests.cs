@@ -94,6 +94,14 @@ public sealed class CertificateAuthorityTests : IDisposable
     }
 
     [Fact]
+    public void NoSvidIsIssuedForATrustDomainWithoutAWorkloadPath()
+    {
+        using var ca = CertificateAuthority.LoadOrCreate(_data, "mesh.local", TimeProvider.System);
+        var error = Assert.Throws<ArgumentException>(() => ca.IssueSvid(Csr(), SpiffeId.Parse("spiffe://mesh.local"), TimeSpan.FromMinutes(5)));
+        Assert.Contains("names a trust domain, not a workload", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void IssuedSvidHasExactlyTheShapeTheSpecWants()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);

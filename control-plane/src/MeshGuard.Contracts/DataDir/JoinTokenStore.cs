@@ -55,6 +55,10 @@ public sealed class JoinTokenStore : IJoinTokens
         {
             throw new ArgumentOutOfRangeException(nameof(ttl), "token TTL must be positive");
         }
+        if (!id.IsWorkload)
+        {
+            throw new ArgumentException($"'{id}' names a trust domain, not a workload: a join token admits one workload", nameof(id));
+        }
         var now = time.GetUtcNow();
         return (Prefix + Base64Url(RandomNumberGenerator.GetBytes(32)), new JoinTokenRecord(id.ToString(), now, now + ttl));
     }
@@ -73,7 +77,7 @@ public sealed class JoinTokenStore : IJoinTokens
         {
             return JoinTokenLookup.Refused(JoinTokenStatus.Expired);
         }
-        return SpiffeId.TryParse(record.SpiffeId, out var id, out _)
+        return SpiffeId.TryParseWorkload(record.SpiffeId, out var id, out _)
             ? new JoinTokenLookup(JoinTokenStatus.Valid, id)
             : JoinTokenLookup.Refused(JoinTokenStatus.Unknown);
     }

@@ -186,6 +186,11 @@ internal sealed class CertificateAuthority : IDisposable
     /// </summary>
     public X509Certificate2 IssueSvid(SvidSigningRequest csr, SpiffeId id, TimeSpan ttl, IReadOnlyList<string>? dnsNames = null)
     {
+        // The last line of defence for every way in (token, service account, renewal): an SVID names a workload.
+        if (!id.IsWorkload)
+        {
+            throw new ArgumentException($"'{id}' names a trust domain, not a workload: no SVID is issued for it", nameof(id));
+        }
         var now = _time.GetUtcNow();
         var notAfter = now + ttl;
         if (notAfter > Intermediate.NotAfter)

@@ -38,7 +38,7 @@ internal static class IdentityCommand
     private static async Task UpdateAsync(ParseResult parse, Option<string?> data, Option<string?> store, Option<string?> spiffeId, bool revoke)
     {
         var text = CliOption.Required(parse, spiffeId);
-        if (!SpiffeId.TryParse(text, out var id, out var error))
+        if (!SpiffeId.TryParseWorkload(text, out var id, out var error))
         {
             throw new CliUsageException($"--spiffe-id '{text}': {error}");
         }

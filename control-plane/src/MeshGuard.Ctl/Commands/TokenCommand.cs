@@ -18,7 +18,7 @@ internal static class TokenCommand
         create.SetAction(parse => Cli.RunAsync(async () =>
         {
             var text = CliOption.Required(parse, spiffeId);
-            if (!SpiffeId.TryParse(text, out var id, out var error))
+            if (!SpiffeId.TryParseWorkload(text, out var id, out var error))
             {
                 throw new CliUsageException($"--spiffe-id '{text}': {error}");
             }
