@@ -321,11 +321,11 @@ namespace MeshGuard.ControlPlane
             {
                 await LoadBeforeServingAsync(watch, cancellation);
             }
-            var bootstrapHost = $"*:{settings.BootstrapPort}";
-            var grpcHost = $"*:{settings.GrpcPort}";
-            app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).RequireHost(bootstrapHost);
+            // Each endpoint on its own listener, decided by the connection's port (never by the Host header alone).
+            app.UseListenerPorts();
+            app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).OnListener(settings.BootstrapPort);
             app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
-                .RequireHost($"*:{settings.WebhookPort}");
+                .OnListener(settings.WebhookPort);
             // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger.
             app.Use((context, next) =>
             {
@@ -336,10 +336,10 @@ namespace MeshGuard.ControlPlane
                 }
                 return next(context);
             });
-            app.MapGrpcService<IdentityService>().RequireHost(grpcHost);
-            app.MapGrpcService<ConfigService>().RequireHost(grpcHost);
-            app.MapGrpcService<WitnessService>().RequireHost(grpcHost);
-            AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
+            app.MapGrpcService<IdentityService>().OnListener(settings.GrpcPort);
+            app.MapGrpcService<ConfigService>().OnListener(settings.GrpcPort);
+            app.MapGrpcService<WitnessService>().OnListener(settings.GrpcPort);
+            AdminEndpoints.Map(app, settings.AdminPort);
             MeshGuard.ControlPlane.Review.ConsoleEndpoints.Map(app, settings.AdminPort);
 
             await app.StartAsync(cancellation);

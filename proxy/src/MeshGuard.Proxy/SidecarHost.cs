@@ -162,8 +162,9 @@ internal static partial class SidecarHost
             return next(context);
         });
         app.UseRouting();
-        AdminEndpoints.Map(app, $"*:{settings.AdminPort}");
-        MetricsEndpoint.Map(app, $"*:{settings.MetricsPort}");
+        app.UseListenerPorts();
+        AdminEndpoints.Map(app, settings.AdminPort);
+        MetricsEndpoint.Map(app, settings.MetricsPort);
 
         await app.StartAsync(cancellation);
         Console.WriteLine(

@@ -1,4 +1,5 @@
 using System.Globalization;
+using MeshGuard.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
 
@@ -7,9 +8,9 @@ namespace MeshGuard.ControlPlane.Admin;
 /// <summary>Health and a few gauges on the admin port (127.0.0.1 only).</summary>
 internal static class AdminEndpoints
 {
-    public static void Map(IEndpointRouteBuilder app, string host)
+    public static void Map(IEndpointRouteBuilder app, int port)
     {
-        app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
+        app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
         // Ready while it serves; refused policy files are listed as detail (their last good version is in force).
         // With etcd: a replica that lost etcd stays ready, serving the last state it read (as sidecars keep their last snapshot).
         var etcd = app.ServiceProvider.GetService<Store.Etcd.EtcdMeshState>();
@@ -32,7 +33,7 @@ internal static class AdminEndpoints
                 }
             }
             return Results.Text(text.ToString());
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
         app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, FlowCollection.CollectedFlowLogs collected) =>
         {
             var table = registry.Current;
@@ -55,6 +56,6 @@ internal static class AdminEndpoints
                     $"# TYPE meshguard_cp_leader gauge\nmeshguard_cp_leader {(leadership?.IsLeader == true ? 1 : 0)}\n");
             }
             return Results.Text(text, "text/plain; version=0.0.4");
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
     }
 }

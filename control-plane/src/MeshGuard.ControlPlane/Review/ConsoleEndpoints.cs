@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using MeshGuard.Hosting;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.FlowCollection;
@@ -22,7 +23,6 @@ internal static class ConsoleEndpoints
 {
     public static void Map(IEndpointRouteBuilder app, int adminPort)
     {
-        var host = $"*:{adminPort}";
         app.MapGet("/console/login", (HttpContext context, ConsoleLogins logins, ConsoleSessions sessions) =>
         {
             if (Refused(context, adminPort) is { } refused)
@@ -45,7 +45,7 @@ internal static class ConsoleEndpoints
             });
             // A redirect takes the token out of the address bar and the history.
             return Results.Redirect("/console/", permanent: false, preserveMethod: false);
-        }).RequireHost(host);
+        }).OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
                 ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
@@ -53,7 +53,7 @@ internal static class ConsoleEndpoints
                 Summary(flows, time) + "<h2>Workloads</h2>" + WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
                 + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)
                 + $"<h2>Policy documents (version {policies.Current.Version}, mesh default {E(policies.Current.Set.MeshDefault.ToString())})</h2>" + PoliciesView.Documents(policies.Current)))
-            .RequireHost(host);
+            .OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/graph", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, WorkloadStatus status, CollectedFlows flows, TimeProvider time) =>
         {
@@ -64,7 +64,7 @@ internal static class ConsoleEndpoints
             var window = Window(context.Request.Query["window"]);
             var known = status.All().Select(static s => s.Key).Concat(registry.Current.Services.SelectMany(static s => s.Endpoints).Select(static e => e.SpiffeId));
             return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(flows.Read(time.GetUtcNow() - window.Span), known), window.Value));
-        }).RequireHost(host);
+        }).OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/flows", async (HttpContext context, ConsoleSessions sessions, CollectedFlows flows, TimeProvider time) =>
         {
@@ -80,22 +80,22 @@ internal static class ConsoleEndpoints
                 return Results.Empty;
             }
             return Page(StatusCodes.Status200OK, "Flows", FlowsView.Render(records, filter));
-        }).RequireHost(host);
+        }).OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/workloads", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
                 ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
             Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Workloads",
                 WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
                 + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)))
-            .RequireHost(host);
+            .OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/policies", (HttpContext context, ConsoleSessions sessions, PolicyStore policies) =>
             Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Policies", PoliciesView.Render(policies.Current)))
-            .RequireHost(host);
+            .OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/whatif", (HttpContext context, ConsoleSessions sessions) =>
             Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "What if", WhatIfView.Form("", DefaultWindow)))
-            .RequireHost(host);
+            .OnListener(adminPort, loopbackHost: true);
 
         app.MapPost("/console/whatif", async (HttpContext context, ConsoleSessions sessions, PolicyStore policies, CollectedFlows flows, TimeProvider time) =>
         {
@@ -137,7 +137,7 @@ internal static class ConsoleEndpoints
             var window = Window(form["window"]);
             return Page(StatusCodes.Status200OK, "What if",
                 WhatIfView.Result(text, policies.Current, flows.Read(time.GetUtcNow() - window.Span)) + WhatIfView.Form(text, window.Value));
-        }).RequireHost(host).DisableAntiforgery();
+        }).OnListener(adminPort, loopbackHost: true).DisableAntiforgery();
     }
 
     // The host check, then the session: a page for a visitor without one says how to log in and shows nothing else.
@@ -146,12 +146,12 @@ internal static class ConsoleEndpoints
             ? null
             : Page(StatusCodes.Status401Unauthorized, "Log in", "<p>Open the URL <code>meshctl console url</code> prints to log in.</p>", navigation: false));
 
-    // Anything but the loopback address this port listens on is another site's page trying its luck.
+    // Anything but the loopback address this port listens on is another site's page trying its luck. The listener
+    // check (Listeners.UseListenerPorts) refused such a request already; this keeps the console's pages safe on their own.
     private static IResult? Refused(HttpContext context, int adminPort)
     {
         SecurityHeaders(context.Response);
-        var hostHeader = context.Request.Host;
-        return hostHeader.Host is "127.0.0.1" or "localhost" && (hostHeader.Port ?? 80) == adminPort
+        return Listeners.IsLoopbackHost(context.Request.Host, adminPort) && context.Connection.LocalPort == adminPort
             ? null
             : Page(StatusCodes.Status421MisdirectedRequest, "Wrong host", "<p>The console answers on 127.0.0.1 only.</p>", navigation: false);
     }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MeshGuard.Hosting;
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
@@ -9,9 +10,9 @@ namespace MeshGuard.Proxy.Admin;
 /// <summary>The admin listener (127.0.0.1 only): readiness, the current SVID, what the sidecar runs with.</summary>
 internal static class AdminEndpoints
 {
-    public static void Map(IEndpointRouteBuilder app, string host)
+    public static void Map(IEndpointRouteBuilder app, int port)
     {
-        app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
+        app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
         app.MapGet("/ready", (WorkloadIdentity identity, SnapshotApplier config) =>
         {
             if (!identity.HasValidSvid)
@@ -21,7 +22,7 @@ internal static class AdminEndpoints
             return config.Applied is not null
                 ? Results.Text("ready\n")
                 : Results.Text("not ready: no config snapshot yet\n", statusCode: StatusCodes.Status503ServiceUnavailable);
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
         app.MapGet("/certs", (WorkloadIdentity identity) =>
         {
             var svid = identity.Current.Svid;
@@ -33,7 +34,7 @@ internal static class AdminEndpoints
             var info = new CertsInfo(
                 svid.Id.ToString(), svid.Certificate.SerialNumber, svid.Certificate.Issuer, svid.NotBefore, svid.NotAfter, chain, identity.Bundle.ToPem());
             return Results.Json(info, AdminJsonContext.Default.CertsInfo);
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
         app.MapGet("/decisions", (DecisionLog decisions, int? limit) =>
         {
             var recent = decisions.Recent(Math.Clamp(limit ?? 50, 1, DecisionLog.Capacity));
@@ -44,7 +45,7 @@ internal static class AdminEndpoints
                 r.Decision.AuditText,
                 r.Decision.AuditPolicy, r.Decision.AuditRule));
             return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
         app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, ProxySettings settings, TimeProvider time) =>
         {
             var applied = config.Applied;
@@ -68,7 +69,7 @@ internal static class AdminEndpoints
                     directory.EjectedEndpoints,
                     applied?.Policies ?? []),
                 AdminJsonContext.Default.ConfigInfo);
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
     }
 }
 

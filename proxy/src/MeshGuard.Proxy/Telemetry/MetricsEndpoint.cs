@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using MeshGuard.Hosting;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 
@@ -8,9 +9,9 @@ namespace MeshGuard.Proxy.Telemetry;
 /// <summary>Prometheus text on the metrics port (127.0.0.1:15020): decisions, config state, SVID expiry.</summary>
 internal static class MetricsEndpoint
 {
-    public static void Map(IEndpointRouteBuilder app, string host)
+    public static void Map(IEndpointRouteBuilder app, int port)
     {
-        app.MapGet("/healthz", () => Results.Text("ok\n")).RequireHost(host);
+        app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
         app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
             MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, MeshGuard.Proxy.Outbound.ServiceDirectory directory, TimeProvider time) =>
         {
@@ -52,7 +53,7 @@ internal static class MetricsEndpoint
             Gauge(text, "dotnet_gc_committed_bytes", "Memory the GC has committed.", gc.TotalCommittedBytes);
             Gauge(text, "process_resident_memory_bytes", "Resident memory of the sidecar.", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
-        }).RequireHost(host);
+        }).OnListener(port, loopbackHost: true);
     }
 
     private static void Counter(StringBuilder text, string name, string help, long value) =>
