@@ -103,6 +103,42 @@ public sealed class FlowLogTamperTests : IDisposable
     }
 
     [Fact]
+    public void ALogMadeUpFromNothingHasNoProblemButProvesNothing()
+    {
+        File.WriteAllText(Path.Combine(_dir.Path, FlowLogFormat.FileName(1)), TestFlowLog.Forged(0, FlowLogFormat.GenesisHash, TestFlowLog.ForgedCall, TestFlowLog.ForgedCall, TestFlowLog.ForgedCall));
+        var report = Verify();
+        Assert.Null(report.LastSignedSeq);
+        Assert.Equal(3, report.UnsignedTail);
+        Assert.Contains("no signed record: nothing in this log is proven", report.Coverage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ARecordAppendedAfterTheLastCheckpointIsTheUncoveredTail()
+    {
+        Write(20);
+        var before = Verify();
+        Assert.True(before.IsOk);
+        Assert.Equal(0, before.UnsignedTail);
+        File.AppendAllText(OnlyFile, TestFlowLog.Forged(before.LastSeq!.Value + 1, TestFlowLog.HashOfLastLine(OnlyFile), TestFlowLog.ForgedCall));
+        var after = Verify();
+        Assert.True(after.IsOk, string.Join("\n", after.Problems));
+        Assert.Equal(before.LastSeq, after.LastSignedSeq);
+        Assert.Equal(1, after.UnsignedTail);
+        Assert.Contains($"1 record(s) after seq {before.LastSeq} are covered by no signature", after.Coverage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFlowRecordOfAnotherWorkloadInThisLogIsReported()
+    {
+        Write(5);
+        var seq = Verify().LastSeq!.Value;
+        var paymentsCall = TestFlowLog.ForgedCall.Replace("sa/orders", "sa/payments", StringComparison.Ordinal);
+        File.AppendAllText(OnlyFile, TestFlowLog.Forged(seq + 1, TestFlowLog.HashOfLastLine(OnlyFile), paymentsCall));
+        var problem = Single(Verify(), FlowProblemKind.ForeignRecord);
+        Assert.Contains("record spiffe://mesh.local/ns/shop/sa/payments as the local party", problem.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ADeletedLineIsReportedAsMissing()
     {
         Write(20);

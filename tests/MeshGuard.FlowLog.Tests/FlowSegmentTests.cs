@@ -160,12 +160,33 @@ public sealed class FlowSegmentTests : IDisposable
     public void ASegmentSignedByAnotherWorkloadThanTheCallerOrNotContinuingTheCopyIsRefused()
     {
         var segment = Segment();
-        Assert.StartsWith($"the closing record is signed by {Orders}, not the caller {Frontend}",
-            FlowSegmentCheck.Check(segment, null, false, Ca.Bundle, Frontend).Refusal, StringComparison.Ordinal);
+        Assert.Equal($"line 1 (seq 1) is not a record of the caller {Frontend}: it is not the local party",
+            FlowSegmentCheck.Check(segment, null, false, Ca.Bundle, Frontend).Refusal);
+        // A segment of nothing but the closing record still has to be signed by the caller.
+        var closing = Encoding.UTF8.GetString(segment).Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
+        var onlyClosing = Lines([closing.Replace(Orders, Frontend, StringComparison.Ordinal)]);
+        Assert.StartsWith("the closing record (seq 12): ", FlowSegmentCheck.Check(onlyClosing, null, false, Ca.Bundle, Frontend).Refusal, StringComparison.Ordinal);
         Assert.Equal("line 1 has seq 1, expected 41", FlowSegmentCheck.Check(segment, (40, FlowLogFormat.GenesisHash), false, Ca.Bundle, Orders).Refusal);
         Assert.Equal("line 1 (seq 1) does not chain to the line before it",
             FlowSegmentCheck.Check(segment, (0, FlowLogFormat.HashHex("another log"u8)), false, Ca.Bundle, Orders).Refusal);
         var foreign = new TestCa();
         Assert.StartsWith("the closing record (seq 12): ", FlowSegmentCheck.Check(segment, null, false, foreign.Bundle, Orders).Refusal, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ASegmentSignedByTheCallerWithARecordOfAnotherWorkloadIsRefused()
+    {
+        using (var writer = Open())
+        {
+            // orders' own sidecar key signs it, but one record claims payments received the call.
+            writer.Append(new FlowRecord { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, SourceId = Frontend, DestId = "spiffe://mesh.local/ns/shop/sa/payments", Method = "POST", Path = "/charge", Status = 200, Decision = "allow" });
+            writer.Append(new FlowRecord { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Outbound, SourceId = Orders, DestId = Frontend, Method = "GET", Path = "/", Status = 200 });
+            writer.Checkpoint();
+        }
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(0);
+        var segment = tail.Read(1 << 20)!.Lines;
+        Assert.Equal($"line 2 (seq 2) is not a record of the caller {Orders}: it is not the local party",
+            FlowSegmentCheck.Check(segment, null, false, Ca.Bundle, Orders).Refusal);
     }
 }

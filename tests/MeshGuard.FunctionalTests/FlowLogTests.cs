@@ -73,7 +73,8 @@ public sealed class FlowLogTests : IAsyncLifetime
             var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", sidecar.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
             Assert.True(exit == 0, output);
             Assert.StartsWith("OK: 1 files", output, StringComparison.Ordinal);
-            Assert.EndsWith($"workload {sidecar.Identity}\n", output, StringComparison.Ordinal);
+            Assert.Contains($"workload {sidecar.Identity}; signatures cover seq 1 to ", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("covered by no signature", output, StringComparison.Ordinal);
         }
     }
 
@@ -122,6 +123,34 @@ public sealed class FlowLogTests : IAsyncLifetime
             Assert.Contains($"workload {sidecar.Identity}", output, StringComparison.Ordinal);
         }
         Assert.Equal(40, FlowLogReader.Records(_mesh.Data.CollectedFlowLog(_orders.Identity.ToString())).Count(r => r.Text("kind") == "flow"));
+    }
+
+    [Fact]
+    public async Task VerifySaysWhatTheSignaturesCoverAndALogMadeUpOrExtendedWithoutAKeyIsNotProven()
+    {
+        await CallAsync(5, "signed");
+        Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        var file = FlowLogFormat.Files(_orders.FlowDirectory!)[^1];
+        var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--require-signed-tail");
+        Assert.True(exit == 0, output);
+        Assert.Contains("signatures cover seq 1 to 7", output, StringComparison.Ordinal); // start, 5 flows, final checkpoint
+
+        // An invented record, chained on correctly after the last checkpoint: no signature covers it.
+        File.AppendAllText(file, TestFlowLog.Forged(8, TestFlowLog.HashOfLastLine(file), TestFlowLog.ForgedCall));
+        (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
+        Assert.True(exit == 0, output);
+        Assert.Contains("1 record(s) after seq 7 are covered by no signature yet", output, StringComparison.Ordinal);
+        (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--require-signed-tail");
+        Assert.Equal(3, exit);
+        Assert.Contains("not proven: 1 record(s) follow the last signed record", output, StringComparison.Ordinal);
+
+        // A log made up from nothing: it chains, and nothing proves it.
+        using var forged = new TempDirectory();
+        File.WriteAllText(Path.Combine(forged.Path, FlowLogFormat.FileName(1)), TestFlowLog.Forged(1, FlowLogFormat.GenesisHash, TestFlowLog.ForgedCall, TestFlowLog.ForgedCall));
+        (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", forged.Path, "--bundle", _mesh.Data.TrustBundle);
+        Assert.Equal(3, exit);
+        Assert.Contains("not proven: the log holds no valid signed record", output, StringComparison.Ordinal);
+        Assert.Contains("NOT PROVEN:", output, StringComparison.Ordinal);
     }
 
     [Fact]

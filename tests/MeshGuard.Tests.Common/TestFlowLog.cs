@@ -37,4 +37,27 @@ public static class TestFlowLog
 
     /// <summary>Every file of a log directory, in order, as one run of bytes.</summary>
     public static byte[] Bytes(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
+
+    /// <summary>An inbound call from frontend to orders as a forger would write its body (no kind, seq or prev).</summary>
+    public const string ForgedCall = "\"direction\":\"inbound\",\"source_id\":\"spiffe://mesh.local/ns/shop/sa/frontend\",\"dest_id\":\"spiffe://mesh.local/ns/shop/sa/orders\",\"method\":\"GET\",\"path\":\"/x\",\"status\":200,\"decision\":\"allow\"";
+
+    /// <summary>
+    /// Flow lines that chain correctly (each with the next seq and the hash of the line before as prev), made up with
+    /// no key at all: what a forger can always write. <paramref name="firstPrev"/> is the hash the first line continues.
+    /// </summary>
+    public static string Forged(long firstSeq, string firstPrev, params string[] bodies)
+    {
+        var text = new System.Text.StringBuilder();
+        var prev = firstPrev;
+        for (var i = 0; i < bodies.Length; i++)
+        {
+            var line = $"{{\"kind\":\"flow\",\"seq\":{firstSeq + i},\"prev\":\"{prev}\",{bodies[i]}}}";
+            text.Append(line).Append('\n');
+            prev = FlowLogFormat.HashHex(System.Text.Encoding.UTF8.GetBytes(line));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The hash a line appended after the last line of <paramref name="file"/> must name as its prev.</summary>
+    public static string HashOfLastLine(string file) => FlowLogFormat.HashHex(System.Text.Encoding.UTF8.GetBytes(File.ReadAllLines(file)[^1]));
 }

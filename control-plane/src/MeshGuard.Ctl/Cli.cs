@@ -30,6 +30,10 @@ internal static class Cli
         {
             return 1;
         }
+        catch (Commands.VerifyUnprovenException)
+        {
+            return 3;
+        }
         catch (CliUsageException e)
         {
             await Console.Error.WriteLineAsync($"meshctl: {e.Message}");

@@ -15,6 +15,8 @@ public static class FlowLogVerifier
     public static FlowLogReport Verify(string directory, TrustBundle bundle)
     {
         var report = new FlowLogReport();
+        // Parties other than the first seen, with where each first appears: a log holds one workload's records.
+        var parties = new Dictionary<string, (string File, int Line, long Seq, long Count)>(StringComparer.Ordinal);
         long? expectedSeq = null;
         string? prevHash = null;
         (string File, int Line, long? Seq) previous = ("", 0, null);
@@ -73,10 +75,13 @@ public static class FlowLogVerifier
                     report.Add(previous.File, previous.Line, previous.Seq, FlowProblemKind.Modified, $"line no longer matches the hash that {name}:{lineNumber} recorded");
                 }
 
+                report.FirstSeq ??= seq;
                 switch (record.Text("kind"))
                 {
                     case "flow":
                         report.Flows++;
+                        var party = (record.Text("direction") == "inbound" ? record.Text("dest_id") : record.Text("source_id")) ?? "(none)";
+                        parties[party] = parties.TryGetValue(party, out var seen) ? seen with { Count = seen.Count + 1 } : (name, lineNumber, seq, 1);
                         break;
                     case "gap":
                         var missing = record.Number("missing");
@@ -97,6 +102,14 @@ public static class FlowLogVerifier
             }
         }
         report.LastSeq = expectedSeq - 1;
+        // Without a signed record the log has no owner to compare with (and is not proven at all).
+        foreach (var (party, (file, line, seq, count)) in parties)
+        {
+            if (report.Workload is { } workload && party != workload)
+            {
+                report.Add(file, line, seq, FlowProblemKind.ForeignRecord, $"{count} flow record(s) from here on record {party} as the local party, but this log is {workload}'s");
+            }
+        }
         return report;
     }
 
@@ -109,6 +122,7 @@ public static class FlowLogVerifier
             return;
         }
         var signer = result.Signer!;
+        report.LastSignedSeq = seq;
         if (report.Workload is null)
         {
             report.Workload = signer;
@@ -226,6 +240,7 @@ public enum FlowProblemKind
     SignerMismatch,
     GapDeclared,
     CutShort,
+    ForeignRecord,
 }
 
 public sealed record FlowLogProblem(string File, int Line, long? Seq, FlowProblemKind Kind, string Detail)
@@ -243,6 +258,7 @@ public sealed record FlowLogProblem(string File, int Line, long? Seq, FlowProble
         FlowProblemKind.SignerNotInBundle => "signer not in bundle",
         FlowProblemKind.SignerMismatch => "signer mismatch",
         FlowProblemKind.CutShort => "cut short of a witnessed checkpoint",
+        FlowProblemKind.ForeignRecord => "not this workload's record",
         _ => "gap declared",
     };
 }
@@ -254,6 +270,19 @@ public sealed class FlowLogReport
     public long Checkpoints { get; set; }
     public long GapsDeclared { get; set; }
     public long? LastSeq { get; set; }
+    public long? FirstSeq { get; set; }
+
+    /// <summary>The seq of the last record whose signature verified: it covers every record up to it through the chain.</summary>
+    public long? LastSignedSeq { get; set; }
+
+    /// <summary>Records no signature covers: all of them without a signed record, else those after the last one.</summary>
+    public long UnsignedTail => LastSeq is not { } last ? 0 : LastSignedSeq is { } signed ? last - signed : last - (FirstSeq ?? 0) + 1;
+
+    /// <summary>What the signatures prove, in words.</summary>
+    public string Coverage => LastSignedSeq is { } signed
+        ? $"signatures cover seq {FirstSeq} to {signed}" + (UnsignedTail > 0 ? $"; {UnsignedTail} record(s) after seq {signed} are covered by no signature yet" : "")
+        : "no signed record: nothing in this log is proven";
+
     public string? Workload { get; set; }
     public long? WitnessedSeq { get; set; }
     public List<FlowLogProblem> Problems { get; } = [];

@@ -8,7 +8,9 @@ namespace MeshGuard.FlowLog;
 /// seq after the one before and the hash of the one before as its prev, the first one continuing the copy
 /// already held (unless the sidecar says its log no longer holds what follows), and the last one a signed
 /// record whose signer chains to the bundle and is the caller. That last signature covers every line before
-/// it through the chain, so one verification per segment suffices.
+/// it through the chain, so one verification per segment suffices. Every record must be the caller's own: a flow
+/// record in which the caller is not the local party (the callee inbound, the caller outbound) or a signed record
+/// of another workload is refused, so no workload can file records in another's name.
 /// </summary>
 public static class FlowSegmentCheck
 {
@@ -25,6 +27,8 @@ public static class FlowSegmentCheck
         Span<byte> hash = stackalloc byte[32];
         var checkPrev = held is { } p && !discontinuous && System.Text.Encoding.ASCII.GetBytes(p.Hash, expectedPrev) == FlowLogFormat.HashHexLength;
         var count = 0;
+        Span<byte> callerBytes = stackalloc byte[System.Text.Encoding.UTF8.GetMaxByteCount(caller.Length)];
+        callerBytes = callerBytes[..System.Text.Encoding.UTF8.GetBytes(caller, callerBytes)];
         FlowLineHead last = default;
         var lastLine = ReadOnlyMemory<byte>.Empty;
         foreach (var (number, bytes, _) in FlowLogFormat.Lines(lines))
@@ -41,6 +45,10 @@ public static class FlowSegmentCheck
             if (checkPrev && !head.Prev(line).SequenceEqual(expectedPrev))
             {
                 return FlowSegmentVerdict.Refuse($"line {number} (seq {head.Seq}) does not chain to the line before it");
+            }
+            if ((head.IsFlow || head.IsSignedRecord) && !head.LocalParty(line).SequenceEqual(callerBytes))
+            {
+                return FlowSegmentVerdict.Refuse($"line {number} (seq {head.Seq}) is not a record of the caller {caller}: it is not the local party");
             }
             System.Security.Cryptography.SHA256.HashData(line, hash);
             Convert.TryToHexStringLower(hash, expectedPrev, out _);

@@ -17,7 +17,11 @@ internal static class FlowsCommand
         var bundle = CliOption.Text("--bundle", "the mesh trust bundle (PEM) the checkpoints must chain to");
         var data = CliOption.Text("--data", "control-plane data directory: also check against the checkpoint it witnessed");
         var store = SharedStore.Option();
-        var verify = new Command("verify", "check the hash chain and every signed checkpoint; exit 1 on any problem") { dir, bundle, data, store };
+        var requireSignedTail = CliOption.Flag("--require-signed-tail", "fail (exit 3) when records follow the last signed record: nothing proves them yet");
+        var verify = new Command("verify", "check the hash chain and every signed record; exit 1 on any problem, 3 when the log is intact but not proven (no signed record, an unsigned tail with --require-signed-tail, or with --data a log the control plane never witnessed)")
+        {
+            dir, bundle, data, store, requireSignedTail,
+        };
         verify.SetAction(parse => Cli.RunAsync(async () =>
         {
             var directory = parse.GetValue(dir)!;
@@ -30,12 +34,22 @@ internal static class FlowsCommand
             {
                 throw new CliUsageException($"{directory}: no flow log files");
             }
+            // What nothing proves: no signature at all, an unsigned tail where one is not accepted, no witness where one is asked for.
+            var unproven = new List<string>();
+            if (report.LastSignedSeq is null)
+            {
+                unproven.Add("the log holds no valid signed record");
+            }
+            else if (report.UnsignedTail > 0 && parse.GetValue(requireSignedTail))
+            {
+                unproven.Add($"{report.UnsignedTail} record(s) follow the last signed record (--require-signed-tail)");
+            }
             if (DeployedPolicies.Named(parse, data, store))
             {
                 var (witness, where) = await WitnessedAsync(parse, data, store, report.Workload);
                 if (witness is null)
                 {
-                    Console.WriteLine($"note: the control plane ({where}) witnessed nothing for {report.Workload ?? "this log"}");
+                    unproven.Add($"the control plane ({where}) witnessed nothing for {report.Workload ?? "this log"}");
                 }
                 else
                 {
@@ -46,12 +60,23 @@ internal static class FlowsCommand
             {
                 Console.WriteLine(problem);
             }
+            foreach (var reason in unproven)
+            {
+                Console.WriteLine($"not proven: {reason}");
+            }
             var witnessed = report.WitnessedSeq is { } w ? $", witnessed seq {w}" : "";
-            var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}{witnessed}, workload {report.Workload ?? "(unknown)"}";
-            Console.WriteLine(report.IsOk ? $"OK: {summary}" : $"FAILED: {report.Problems.Count} problems; {summary}");
+            var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}{witnessed}, workload {report.Workload ?? "(unknown)"}; {report.Coverage}";
+            Console.WriteLine(
+                !report.IsOk ? $"FAILED: {report.Problems.Count} problems; {summary}"
+                : unproven.Count > 0 ? $"NOT PROVEN: {summary}"
+                : $"OK: {summary}");
             if (!report.IsOk)
             {
                 throw new VerifyFailedException();
+            }
+            if (unproven.Count > 0)
+            {
+                throw new VerifyUnprovenException();
             }
         }));
         return verify;
@@ -151,3 +176,6 @@ internal static class FlowsCommand
 
 /// <summary>Verify found problems (already printed): exit 1.</summary>
 internal sealed class VerifyFailedException : Exception;
+
+/// <summary>Verify found nothing changed, but nothing (or not everything asked for) is proven by a signature or witness: exit 3.</summary>
+internal sealed class VerifyUnprovenException : Exception;
