@@ -83,25 +83,30 @@ public sealed class MeshCallTests(MeshFixture mesh)
     }
 
     [Fact]
-    public async Task AnEndpointPresentingAnotherIdentityIsRefusedByTheCaller()
+    public async Task AWorkloadCanNeitherClaimAnotherServiceNorTakeAnotherIdentitysAddress()
     {
-        // A "payments" sidecar that advertises the orders sidecar's inbound address as its own: callers of
-        // payments reach a server that proves it is orders, and must refuse it.
+        // sa/evil, with a join token of its own, claims the service "payments": the registry refuses it, and the
+        // token stays unspent (the refusal comes before it is spent).
         await using var paymentsApp = await MeshGuard.Tests.Common.RecordingApp.StartAsync("payments");
-        var payments = await mesh.Mesh.StartSidecarAsync("payments", paymentsApp.Port, advertiseAddress: $"127.0.0.1:{mesh.Orders.InboundPort}");
-        await SidecarAdmin.WaitForServicesAsync(mesh.Frontend, 3);
+        var evilToken = mesh.Mesh.CreateJoinToken(Ctl.Demo.LocalMesh.IdentityOf("evil"));
+        var claimant = await mesh.Mesh.StartSidecarAsync("payments", paymentsApp.Port, joinToken: evilToken, waitReady: false);
+        Assert.True(await Eventually.TrueAsync(() => claimant.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), "the impostor kept running");
+        Assert.True(await Eventually.TrueAsync(() => claimant.Sidecar!.ReadLog().Contains(
+            "spiffe://mesh.local/ns/shop/sa/evil may not serve service 'payments' of namespace 'shop'", StringComparison.Ordinal)), claimant.Sidecar!.ReadLog());
 
+        // The real payments identity advertising orders' address: the address stays orders'.
+        var squatter = await mesh.Mesh.StartSidecarAsync("payments", paymentsApp.Port, advertiseAddress: $"127.0.0.1:{mesh.Orders.InboundPort}", waitReady: false);
+        Assert.True(await Eventually.TrueAsync(() => squatter.Sidecar!.HasExited, TimeSpan.FromSeconds(30)), "the squatter kept running");
+        Assert.True(await Eventually.TrueAsync(() => squatter.Sidecar!.ReadLog().Contains(
+            $"127.0.0.1:{mesh.Orders.InboundPort} is registered to spiffe://mesh.local/ns/shop/sa/orders", StringComparison.Ordinal)), squatter.Sidecar!.ReadLog());
+
+        // Nothing changed for callers: orders is reached, and no payments endpoint exists.
         using var client = ThroughFrontendProxy();
-        using var response = await client.GetAsync(new Uri("http://payments/stolen-endpoint"));
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        Assert.Contains("presented spiffe://mesh.local/ns/shop/sa/orders but spiffe://mesh.local/ns/shop/sa/payments was expected", body, StringComparison.Ordinal);
-        Assert.DoesNotContain(mesh.OrdersApp.Requests, r => r.Path == "/stolen-endpoint");
+        using var toOrders = await client.GetAsync(new Uri("http://orders/still-orders"));
+        Assert.Equal(HttpStatusCode.OK, toOrders.StatusCode);
+        using var toPayments = await client.GetAsync(new Uri("http://payments/card-data"));
+        Assert.Equal(HttpStatusCode.BadGateway, toPayments.StatusCode);
         Assert.Empty(paymentsApp.Requests);
-        // The sidecar's log reaches its file asynchronously.
-        Assert.True(await Eventually.TrueAsync(() => mesh.Frontend.Sidecar!.ReadLog().Contains("refused endpoint", StringComparison.Ordinal)),
-            "the caller's sidecar did not log the refused endpoint");
-        await payments.Sidecar!.StopAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]

@@ -227,12 +227,17 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(ca);
             builder.Services.AddSingleton(dataDirectory);
             // With etcd, the registry is etcd's registrations (EtcdMeshSync), not a file of this replica's.
-            var registry = etcd is null ? new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes") : new ServiceRegistry();
-            builder.Services.AddSingleton(registry);
+            // Secure naming: which identities may serve a service, from the data directory's file or etcd's text.
+            builder.Services.AddSingleton(sp => new ServiceBindingStore(dataDirectory, time, sp.GetRequiredService<ILogger<ServiceBindingStore>>(), fromFile: etcd is null));
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<ServiceBindingStore>());
+            builder.Services.AddSingleton(sp => new SecureNaming(sp.GetRequiredService<ServiceBindingStore>(), settings.SvidTtl, time));
+            builder.Services.AddSingleton(sp => etcd is null
+                ? new ServiceRegistry(dataDirectory, acceptsRegistrations: settings.EndpointSource != "kubernetes", sp.GetRequiredService<SecureNaming>(), time)
+                : new ServiceRegistry());
             if (etcd is null)
             {
                 builder.Services.AddSingleton<IJoinTokens>(new JoinTokenStore(dataDirectory.Root, time));
-                builder.Services.AddSingleton<IEndpointRegistrar>(registry);
+                builder.Services.AddSingleton<IEndpointRegistrar>(sp => sp.GetRequiredService<ServiceRegistry>());
                 builder.Services.AddSingleton<IWitnessRecords>(new WitnessFiles(dataDirectory));
             }
             else
@@ -247,7 +252,7 @@ namespace MeshGuard.ControlPlane
                 {
                     var cluster = sp.GetRequiredService<ClusterConnection>();
                     return new MeshGuard.ControlPlane.Registry.KubernetesEndpointSource(
-                        cluster.Client, cluster.Server, registry, settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
+                        cluster.Client, cluster.Server, sp.GetRequiredService<ServiceRegistry>(), settings.TrustDomain, time, sp.GetRequiredService<ILogger<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>>());
                 });
                 builder.Services.AddHostedService(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());
                 builder.Services.AddSingleton<SyncedWatchService>(sp => sp.GetRequiredService<MeshGuard.ControlPlane.Registry.KubernetesEndpointSource>());

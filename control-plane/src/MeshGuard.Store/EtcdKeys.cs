@@ -21,6 +21,12 @@ public static class EtcdKeys
     /// <summary>One endpoint per key: <c>registrations/NAMESPACE/SERVICE/ADDRESS</c>, the value its SPIFFE ID.</summary>
     public const string Registrations = Root + "registrations/";
 
+    /// <summary>
+    /// The service bindings (secure naming), in the format of service-bindings.txt. Named so that it sorts between
+    /// policies/ and revocations: inside the range the replicas watch.
+    /// </summary>
+    public const string ServiceBindings = Root + "registration-bindings";
+
     /// <summary>The revocation list, in the format of revocations.txt.</summary>
     public const string Revocations = Root + "revocations";
 

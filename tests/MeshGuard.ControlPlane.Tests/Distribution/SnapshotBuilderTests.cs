@@ -43,7 +43,7 @@ public sealed class SnapshotBuilderTests
         orders.Endpoints.Add(new Endpoint { Address = "10.0.0.1:15006", SpiffeId = "spiffe://mesh.local/ns/shop/sa/orders" });
         services.Services.Add(orders);
         var list = RevocationList.Parse(string.Join('\n', revoked), "test", out _);
-        return new MeshConfig(version, new PolicySnapshot(1, set, []), services, services, list, DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));
+        return new MeshConfig(version, new PolicySnapshot(1, set, []), services, services, list, ServiceBindings.None, DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));
     }
 
     [Fact]

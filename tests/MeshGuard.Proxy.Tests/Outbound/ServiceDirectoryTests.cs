@@ -46,7 +46,7 @@ public sealed class ServiceDirectoryTests
         var table = new ServiceTable { Version = 7 };
         foreach (var (name, ns, address) in services)
         {
-            var service = new Service { Name = name, Namespace = ns };
+            var service = new Service { Name = name, Namespace = ns, AllowedIds = { $"spiffe://mesh.local/ns/{ns}/sa/{name}" } };
             service.Endpoints.Add(new Endpoint { Address = address, SpiffeId = $"spiffe://mesh.local/ns/{ns}/sa/{name}" });
             table.Services.Add(service);
         }
@@ -253,7 +253,7 @@ public sealed class ServiceDirectoryTests
         var before = directory.Resolve("orders")!.Endpoints[0];
         await EjectAsync(before);
         table.Version++;
-        table.Services.Add(new Service { Name = "payments", Namespace = "shop", Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } } });
+        table.Services.Add(new Service { Name = "payments", Namespace = "shop", AllowedIds = { "spiffe://mesh.local/ns/shop/sa/payments" }, Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } } });
         directory.Apply(table);
         var after = directory.Resolve("orders")!.Endpoints[0];
         Assert.Same(before, after);
@@ -270,6 +270,18 @@ public sealed class ServiceDirectoryTests
         directory.Apply(table);
         Assert.Null(directory.Resolve("orders"));
         Assert.Equal(7, directory.Version);
+    }
+
+    [Fact]
+    public void AnEndpointWhoseIdentityIsNotAllowedToServeTheServiceIsNeverListed()
+    {
+        var table = Table(("payments", "shop", "127.0.0.1:1001"));
+        // An impostor's registration that reached the table: the service's allowed identities leave it out.
+        table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/evil" });
+        var directory = NewDirectory("shop");
+        directory.Apply(table);
+        var endpoint = Assert.Single(directory.Resolve("payments")!.Endpoints);
+        Assert.Equal("spiffe://mesh.local/ns/shop/sa/payments", endpoint.IdentityText);
     }
 }
 

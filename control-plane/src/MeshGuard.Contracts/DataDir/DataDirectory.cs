@@ -26,6 +26,9 @@ public sealed class DataDirectory(string root)
     /// <summary>Revoked identities, one SPIFFE ID a line (<see cref="RevocationList"/>), watched by the control plane.</summary>
     public string Revocations => Path.Combine(Root, "revocations.txt");
 
+    /// <summary>Which identities may serve a service besides the default one (<see cref="ServiceBindings"/>).</summary>
+    public string ServiceBindings => Path.Combine(Root, "service-bindings.txt");
+
     /// <summary>AccessPolicy YAML files, watched by the control plane.</summary>
     public string PoliciesDirectory => Path.Combine(Root, "policies");
 

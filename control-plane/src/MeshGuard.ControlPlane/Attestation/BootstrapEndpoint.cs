@@ -83,6 +83,12 @@ internal sealed partial class BootstrapEndpoint(
             return Refuse(StatusCodes.Status403Forbidden, mismatch.Replace("the caller is", byServiceAccount ? "the service-account token is for" : "the join token is bound to", StringComparison.Ordinal));
         }
 
+        // Secure naming before the token is spent: a claim the registry would refuse leaves the token usable.
+        if (registry.Check(request.Service!, id, request.InboundAddress!) is { } naming)
+        {
+            return Refuse(StatusCodes.Status403Forbidden, naming);
+        }
+
         // 4.
         if (!byServiceAccount)
         {
@@ -94,9 +100,12 @@ internal sealed partial class BootstrapEndpoint(
         }
 
         // 5.
+        if (await registry.RegisterAsync(request.Service!, id, request.InboundAddress!, context.RequestAborted) is { } refused)
+        {
+            return Refuse(StatusCodes.Status403Forbidden, refused);
+        }
         using var svid = ca.IssueSvid(csr, id, settings.SvidTtl);
         status.SvidIssued(id, svid);
-        await registry.RegisterAsync(request.Service!, id, request.InboundAddress!, context.RequestAborted);
         LogAttested(logger, id.ToString(), request.Service!, request.InboundAddress!, svid.SerialNumber);
         return Results.Json(
             new AttestResponse(id.ToString(), ca.ChainPem(svid), ca.Bundle.ToPem()),

@@ -37,12 +37,14 @@ internal sealed partial class IdentityService(
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, registrationError!));
         }
+        // A claim secure naming refuses gets no new SVID either: the workload learns at once, not at expiry.
+        if (registers && await registry.RegisterAsync(request.Service, peer, request.InboundAddress, context.CancellationToken) is { } refused)
+        {
+            LogRenewalRefused(logger, peer.ToString(), refused);
+            throw new RpcException(new Status(StatusCode.PermissionDenied, refused));
+        }
         using var svid = ca.IssueSvid(csr, peer, settings.SvidTtl);
         status.SvidIssued(peer, svid);
-        if (registers)
-        {
-            await registry.RegisterAsync(request.Service, peer, request.InboundAddress, context.CancellationToken);
-        }
         LogRenewed(logger, peer.ToString(), svid.SerialNumber, svid.NotAfter.ToUniversalTime());
         return new SvidResponse
         {

@@ -13,7 +13,8 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// plus the etcd revision the config was read at (<see cref="PublishAt"/>), the same on every replica.
 /// </summary>
 internal sealed partial class ConfigDistributor(
-    PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, ControlPlaneSettings settings, TimeProvider time, ILogger<ConfigDistributor> logger)
+    PolicyStore policies, ServiceRegistry registry, RevocationStore revocations, ServiceBindingStore bindings, ControlPlaneSettings settings, TimeProvider time,
+    ILogger<ConfigDistributor> logger)
     : BackgroundService
 {
     private readonly Lock _gate = new();
@@ -44,7 +45,8 @@ internal sealed partial class ConfigDistributor(
     }
 
     private bool Same(MeshConfig config) =>
-        ReferenceEquals(config.Policies.Set, policies.Current.Set) && config.RegistryTable == registry.Current && ReferenceEquals(config.Revoked, revocations.Current);
+        ReferenceEquals(config.Policies.Set, policies.Current.Set) && config.RegistryTable == registry.Current && ReferenceEquals(config.Revoked, revocations.Current)
+        && ReferenceEquals(config.Bindings, bindings.Current);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -54,12 +56,13 @@ internal sealed partial class ConfigDistributor(
             var policyChange = policies.Changed;
             var registryChange = registry.Changed;
             var revocationChange = revocations.Changed;
+            var bindingChange = bindings.Changed;
             if (!Same(Current))
             {
                 Publish(policies.Current, registry.Current, revocations.Current, storeRevision: null);
                 continue;
             }
-            await Task.WhenAny(policyChange, registryChange, revocationChange).WaitAsync(stoppingToken);
+            await Task.WhenAny(policyChange, registryChange, revocationChange, bindingChange).WaitAsync(stoppingToken);
         }
     }
 
@@ -70,7 +73,8 @@ internal sealed partial class ConfigDistributor(
         {
             var previous = _current?.Version ?? 0;
             var version = storeRevision ?? Math.Max(previous + 1, time.GetUtcNow().ToUnixTimeMilliseconds());
-            config = new MeshConfig(version, policySnapshot, registryTable, WithoutRevoked(registryTable, revoked), revoked, time.GetUtcNow());
+            var naming = bindings.Current;
+            config = new MeshConfig(version, policySnapshot, registryTable, Serving(registryTable, revoked, naming, settings.TrustDomain), revoked, naming, time.GetUtcNow());
             _current = config;
         }
         _changed.Fire();
@@ -78,20 +82,21 @@ internal sealed partial class ConfigDistributor(
         return config;
     }
 
-    /// <summary>The registry's table less the endpoints of revoked identities: no caller is sent to them.</summary>
-    private static ServiceTable WithoutRevoked(ServiceTable table, RevocationList revoked)
+    /// <summary>
+    /// What callers are sent: the registry's table less the endpoints of revoked identities and of identities secure
+    /// naming does not let serve the service (whatever source the table came from: registrations or a cluster's
+    /// pods), each service with the identities allowed to serve it, which callers' sidecars check again.
+    /// </summary>
+    private static ServiceTable Serving(ServiceTable table, RevocationList revoked, ServiceBindings naming, string trustDomain)
     {
-        if (revoked.Ids.Count == 0)
-        {
-            return table;
-        }
         var filtered = new ServiceTable { Version = table.Version };
         foreach (var service in table.Services)
         {
             var kept = new Service { Name = service.Name, Namespace = service.Namespace };
+            kept.AllowedIds.AddRange(naming.AllowedFor(service.Name, service.Namespace, trustDomain));
             foreach (var endpoint in service.Endpoints)
             {
-                if (!SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _) || !revoked.Contains(id))
+                if (SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _) && !revoked.Contains(id) && naming.MayServe(service.Name, service.Namespace, id))
                 {
                     kept.Endpoints.Add(endpoint);
                 }
@@ -109,4 +114,4 @@ internal sealed partial class ConfigDistributor(
 }
 
 /// <summary>One version of everything sidecars are sent; <see cref="RegistryTable"/> is the registry's table it was made from.</summary>
-internal sealed record MeshConfig(long Version, PolicySnapshot Policies, ServiceTable RegistryTable, ServiceTable Services, RevocationList Revoked, DateTimeOffset IssuedAt);
+internal sealed record MeshConfig(long Version, PolicySnapshot Policies, ServiceTable RegistryTable, ServiceTable Services, RevocationList Revoked, ServiceBindings Bindings, DateTimeOffset IssuedAt);

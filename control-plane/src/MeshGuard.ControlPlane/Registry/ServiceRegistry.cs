@@ -23,11 +23,18 @@ internal sealed class ServiceRegistry : IEndpointRegistrar
     private ServiceTable _table = new() { Version = 0 };
     private readonly ChangeSignal _changed = new();
 
+    // address -> the identity registered there and when it last registered (a restart counts as seen now)
+    private readonly Dictionary<string, (SpiffeId Owner, DateTimeOffset SeenAt)> _holders = new(StringComparer.Ordinal);
     private readonly bool _acceptsRegistrations;
+    private readonly SecureNaming? _naming;
+    private readonly TimeProvider _time;
 
-    public ServiceRegistry(DataDirectory? data = null, bool acceptsRegistrations = true)
+    /// <param name="naming">The rule every registration must pass; null only for a table fed whole by another source.</param>
+    public ServiceRegistry(DataDirectory? data = null, bool acceptsRegistrations = true, SecureNaming? naming = null, TimeProvider? time = null)
     {
         _acceptsRegistrations = acceptsRegistrations;
+        _naming = naming;
+        _time = time ?? TimeProvider.System;
         if (data is null)
         {
             return;
@@ -46,6 +53,7 @@ internal sealed class ServiceRegistry : IEndpointRegistrar
                 if (SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
                 {
                     entries[endpoint.Address] = id;
+                    _holders[endpoint.Address] = (id, _time.GetUtcNow());
                 }
             }
             _services[(service.Name, service.Namespace)] = entries;
@@ -58,23 +66,45 @@ internal sealed class ServiceRegistry : IEndpointRegistrar
     /// <summary>A task that completes on the next change after this call.</summary>
     public Task Changed => _changed.Next;
 
-    public Task RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation)
+    public string? Check(string service, SpiffeId id, string address)
     {
-        Register(service, id, address);
-        return Task.CompletedTask;
+        lock (_gate)
+        {
+            return CheckLocked(service, id, address);
+        }
     }
 
-    public void Register(string service, SpiffeId id, string address)
+    private string? CheckLocked(string service, SpiffeId id, string address) =>
+        _naming?.Check(service, id, address, _holders.TryGetValue(address, out var holder) ? holder : null);
+
+    public Task<string?> RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation) =>
+        Task.FromResult(Register(service, id, address));
+
+    /// <summary>Records the claim unless secure naming refuses it; returns the refusal, or null.</summary>
+    public string? Register(string service, SpiffeId id, string address)
     {
         if (!_acceptsRegistrations)
         {
-            return;
+            return null;
         }
         var ns = id.GetPathValue("ns") ?? "default";
         lock (_gate)
         {
-            // Entries are never taken from one identity by another: a sidecar that registers someone else's
-            // address only lists itself there, and callers then refuse that endpoint at the handshake.
+            // Secure naming: only an identity the platform lets serve the service, and never at an address another
+            // identity still holds (checked again here, under the lock, whatever was checked before).
+            if (CheckLocked(service, id, address) is { } refusal)
+            {
+                return refusal;
+            }
+            // The address leaves whichever service its earlier (lapsed) holder had it under.
+            if (_holders.TryGetValue(address, out var previous) && previous.Owner != id)
+            {
+                foreach (var other in _services.Values)
+                {
+                    other.Remove(address);
+                }
+            }
+            _holders[address] = (id, _time.GetUtcNow());
             var key = (service, ns);
             if (!_services.TryGetValue(key, out var entries))
             {
@@ -83,12 +113,13 @@ internal sealed class ServiceRegistry : IEndpointRegistrar
             }
             if (entries.TryGetValue(address, out var existing) && existing == id)
             {
-                return;
+                return null;
             }
             entries[address] = id;
             PublishLocked();
         }
         _changed.Fire();
+        return null;
     }
 
     /// <summary>The whole table from a source that knows it (a cluster's pods); a new version only when it differs.</summary>

@@ -1,5 +1,4 @@
 using MeshGuard.Contracts.DataDir;
-using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Store;
@@ -11,69 +10,45 @@ namespace MeshGuard.ControlPlane.Store;
 /// revocation reaches the snapshot stream well within a second; a list with a bad line is refused and the
 /// previous list stays.
 /// </summary>
-internal sealed partial class RevocationStore(DataDirectory data, TimeProvider time, ILogger<RevocationStore> logger, bool fromFile = true) : BackgroundService
+internal sealed partial class RevocationStore : BackgroundService
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(200);
-    private readonly ChangeSignal _changed = new();
-    private RevocationList _current = fromFile ? Load(data, logger) : RevocationList.Empty;
-    private (DateTime Written, long Length) _stamp = Stamp(data.Revocations);
+    private readonly WatchedDocument<RevocationList> _list;
+    private readonly ILogger<RevocationStore> _logger;
+    private readonly bool _fromFile;
 
-    public RevocationList Current => Volatile.Read(ref _current);
+    public RevocationStore(DataDirectory data, TimeProvider time, ILogger<RevocationStore> logger, bool fromFile = true)
+    {
+        _list = new WatchedDocument<RevocationList>(data.Revocations, RevocationList.Empty, RevocationList.Parse, time);
+        _logger = logger;
+        _fromFile = fromFile;
+        if (fromFile && _list.LoadFile().Ids.Count > 0)
+        {
+            LogLoaded(logger, Current.Ids.Count);
+        }
+    }
 
-    public Task Changed => _changed.Next;
+    public RevocationList Current => _list.Current;
+
+    public Task Changed => _list.Changed;
 
     public bool IsRevoked(SpiffeId id) => Current.Contains(id);
 
-    /// <summary>A new text of the list (from a cluster): in force if it parses, refused whole otherwise.</summary>
-    public void Offer(string text, string source) => Apply(RevocationList.Parse(text, source, out var error), error);
+    /// <summary>A new text of the list (from a cluster or etcd): in force if it parses, refused whole otherwise.</summary>
+    public void Offer(string text, string source) => Report(Current, _list.Offer(text, source));
 
-    // One way in for every new list, from the file or a cluster: in force, or refused with the last good one kept.
-    private void Apply(RevocationList list, string? error)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        _fromFile ? _list.WatchFileAsync(Report, stoppingToken) : Task.CompletedTask;
+
+    private void Report(RevocationList list, string? error)
     {
         if (error is not null)
         {
-            LogRefused(logger, error, Current.Ids.Count);
-            return;
+            LogRefused(_logger, error, list.Ids.Count);
         }
-        Volatile.Write(ref _current, list);
-        _changed.Fire();
-        LogLoaded(logger, list.Ids.Count);
-    }
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (fromFile && !stoppingToken.IsCancellationRequested)
+        else
         {
-            await Task.Delay(Interval, time, stoppingToken);
-            var stamp = Stamp(data.Revocations);
-            if (stamp == _stamp)
-            {
-                continue;
-            }
-            _stamp = stamp;
-            Apply(RevocationList.Load(data.Revocations, out var error), error);
+            LogLoaded(_logger, list.Ids.Count);
         }
-    }
-
-    private static RevocationList Load(DataDirectory data, ILogger logger)
-    {
-        var list = RevocationList.Load(data.Revocations, out var error);
-        if (error is not null)
-        {
-            // At start there is no earlier list to keep: refuse to run rather than honour revoked identities.
-            throw new InvalidOperationException(error);
-        }
-        if (list.Ids.Count > 0)
-        {
-            LogLoaded(logger, list.Ids.Count);
-        }
-        return list;
-    }
-
-    private static (DateTime, long) Stamp(string path)
-    {
-        var file = new FileInfo(path);
-        return file.Exists ? (file.LastWriteTimeUtc, file.Length) : (DateTime.MinValue, -1);
     }
 
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "revocation list in force: {Count} identities")]

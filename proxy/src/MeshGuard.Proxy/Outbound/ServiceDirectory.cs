@@ -134,7 +134,10 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
             var endpoints = new List<MeshEndpoint>(service.Endpoints.Count);
             foreach (var endpoint in service.Endpoints)
             {
-                if (IPEndPoint.TryParse(endpoint.Address, out var ip) && SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
+                // Secure naming, checked again here: an endpoint whose identity the platform did not bind to the service
+                // is never dialled (its SVID is then checked at the handshake against the identity listed here).
+                if (IPEndPoint.TryParse(endpoint.Address, out var ip) && service.AllowedIds.Contains(endpoint.SpiffeId)
+                    && SpiffeId.TryParse(endpoint.SpiffeId, out var id, out _))
                 {
                     var key = (endpoint.Address, id);
                     if (!_known.TryGetValue(key, out var meshEndpoint))

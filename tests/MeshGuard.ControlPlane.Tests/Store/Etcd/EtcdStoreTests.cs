@@ -1,5 +1,7 @@
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.Store;
 using MeshGuard.ControlPlane.Store.Etcd;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Spiffe;
@@ -148,7 +150,9 @@ public sealed class EtcdStoreTests : IAsyncLifetime
         using var state = new EtcdMeshState(_connection, TimeProvider.System, NullLogger<EtcdMeshState>.Instance);
         await state.LoadAsync(CancellationToken.None);
         var settings = new ControlPlaneSettings("/nonexistent", "mesh.local", "127.0.0.1", 1, 2, 3, 4, TimeSpan.FromHours(1), MeshGuard.Policy.Engine.MeshDefault.Deny);
-        var registrar = new EtcdEndpointRegistrar(_connection, state, settings, time);
+        using var data = new TempDirectory();
+        var bindings = new ServiceBindingStore(new DataDirectory(data.Path), time, NullLogger<ServiceBindingStore>.Instance, fromFile: false);
+        var registrar = new EtcdEndpointRegistrar(_connection, state, new SecureNaming(bindings, settings.SvidTtl, time), settings, time);
         var frontend = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/frontend");
         var ordersKey = EtcdKeys.Registration("shop", "orders", "10.0.0.1:15006");
         await registrar.RegisterAsync("orders", Orders, "10.0.0.1:15006", CancellationToken.None);

@@ -12,18 +12,44 @@ namespace MeshGuard.ControlPlane.Store.Etcd;
 /// whose sidecar has not renewed within three lifetimes (<see cref="SweepStaleAsync"/>), so sidecars that are
 /// gone leave the table.
 /// </summary>
-internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState state, ControlPlaneSettings settings, TimeProvider time) : IEndpointRegistrar
+internal sealed class EtcdEndpointRegistrar(EtcdConnection etcd, EtcdMeshState state, SecureNaming naming, ControlPlaneSettings settings, TimeProvider time) : IEndpointRegistrar
 {
-    public async Task RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation)
+    public string? Check(string service, SpiffeId id, string address) => naming.Check(service, id, address, Holder(state.Current, address, id));
+
+    /// <summary>
+    /// Who else holds <paramref name="address"/> in the view (under any service), and when it was last seen. Replicas
+    /// check against the view they read; two claims racing on two replicas within one watch delay are not serialized.
+    /// </summary>
+    private static (SpiffeId Owner, DateTimeOffset SeenAt)? Holder(EtcdView view, string address, SpiffeId claimant)
     {
+        (SpiffeId, DateTimeOffset)? holder = null;
+        foreach (var (path, value) in view.Under(EtcdKeys.Registrations))
+        {
+            if (path.EndsWith("/" + address, StringComparison.Ordinal) && Parse(value) is { } record
+                && SpiffeId.TryParse(record.SpiffeId, out var owner, out _) && owner != claimant
+                && (holder is null || record.SeenAt > holder.Value.Item2))
+            {
+                holder = (owner, record.SeenAt);
+            }
+        }
+        return holder;
+    }
+
+    public async Task<string?> RegisterAsync(string service, SpiffeId id, string address, CancellationToken cancellation)
+    {
+        if (Check(service, id, address) is { } refusal)
+        {
+            return refusal;
+        }
         var key = EtcdKeys.Registration(id.GetPathValue("ns") ?? "default", service, address);
         var now = time.GetUtcNow();
         if (state.Current.Keys.TryGetValue(key, out var known) && Parse(known) is { } record
             && record.SpiffeId == id.ToString() && now - record.SeenAt < settings.SvidTtl / 2)
         {
-            return;
+            return null;
         }
         await etcd.PutAsync(key, JsonSerializer.Serialize(new RegistrationRecord(id.ToString(), now), StoreJsonContext.Default.RegistrationRecord), cancellation);
+        return null;
     }
 
     /// <summary>The endpoints a view holds; keys that do not parse are skipped (only replicas write them).</summary>

@@ -6,15 +6,16 @@ namespace MeshGuard.ControlPlane.Store.Etcd;
 
 /// <summary>
 /// Turns each new etcd view into the mesh config: the policy store reads the view's documents, the registry
-/// takes its endpoints, the revocation store its list, and the distributor publishes them as version = the
+/// takes its endpoints, the revocation and binding stores their lists, and the distributor publishes them as version = the
 /// store's base plus the view's etcd revision (<see cref="EtcdVersionBase"/>). So a version means the same
 /// content on every replica, and a sidecar that moves to another replica resumes at its version there.
 /// </summary>
 internal sealed partial class EtcdMeshSync(
     EtcdMeshState state, EtcdPolicySource policySource, PolicyStore policies, ServiceRegistry registry, RevocationStore revocations,
-    ConfigDistributor distributor, EtcdVersionBase versions, ILogger<EtcdMeshSync> logger) : SyncedWatchService
+    ServiceBindingStore bindings, ConfigDistributor distributor, EtcdVersionBase versions, ILogger<EtcdMeshSync> logger) : SyncedWatchService
 {
     private string? _revocationText;
+    private string? _bindingsText;
 
     public override string Description => "the mesh config from " + state.Description;
 
@@ -41,6 +42,12 @@ internal sealed partial class EtcdMeshSync(
         policySource.Pin(view);
         policies.Reload();
         registry.Replace(EtcdEndpointRegistrar.Endpoints(view));
+        var bindingsText = view.Keys.GetValueOrDefault(EtcdKeys.ServiceBindings, "");
+        if (bindingsText != _bindingsText)
+        {
+            _bindingsText = bindingsText;
+            bindings.Offer(bindingsText, "etcd " + EtcdKeys.ServiceBindings);
+        }
         var text = view.Keys.GetValueOrDefault(EtcdKeys.Revocations, "");
         if (text != _revocationText)
         {
