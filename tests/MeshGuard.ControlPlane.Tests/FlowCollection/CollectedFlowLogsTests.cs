@@ -83,7 +83,7 @@ public sealed class CollectedFlowLogsTests : IDisposable
         // Frontend uploading orders' log, and orders skipping ahead without saying so, are both refused.
         WriteLog(10);
         var first = tail.Read(1 << 20)!;
-        Assert.Contains("not the caller", collected.Append(Frontend, first.Lines, false, _ca.Bundle).Refusal, StringComparison.Ordinal);
+        Assert.Contains($"is not a record of the caller {Frontend}", collected.Append(Frontend, first.Lines, false, _ca.Bundle).Refusal, StringComparison.Ordinal);
         tail.Advance(first);
         WriteLog(10);
         var skipped = tail.Read(1 << 20)!;

@@ -24,7 +24,8 @@ public sealed class FlowLogServiceTests : IDisposable
         return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), TimeProvider.System, NullLogger<FlowLogService>.Instance));
     }
 
-    private static FlowRecord Flow(int i) => new() { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, Method = "GET", Path = $"/r/{i}", Status = 200, Decision = "allow" };
+    // As the inbound side records a call: this workload (orders) is the callee, the local party.
+    private static FlowRecord Flow(int i) => new() { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, DestId = "spiffe://mesh.local/ns/shop/sa/orders", Method = "GET", Path = $"/r/{i}", Status = 200, Decision = "allow" };
 
     [Fact]
     public async Task AFullQueueNeverBlocksAndTheLossIsCountedAndStatedInAGapRecord()
