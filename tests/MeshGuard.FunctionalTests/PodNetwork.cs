@@ -19,7 +19,12 @@ internal sealed class PodNetwork : IAsyncDisposable
 
     public string Node => _prefix + "-node";
 
+    public const string NodeAddress6 = "fd77::fe";
+
     public static string AddressOf(int pod) => "10.77.0." + pod.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The pod's IPv6 address: every pod is dual-stack, as a cluster with IPv6 enabled makes it.</summary>
+    public static string Address6Of(int pod) => "fd77::" + pod.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Creates the node namespace; fails (never skips) where the kernel or the user may not.</summary>
     public static async Task<PodNetwork> CreateAsync()
@@ -32,6 +37,7 @@ internal sealed class PodNetwork : IAsyncDisposable
         await network.AddNamespaceAsync(network.Node);
         await network.IpAsync("-n", network.Node, "link", "add", "mg0", "type", "bridge");
         await network.IpAsync("-n", network.Node, "addr", "add", NodeAddress + "/24", "dev", "mg0");
+        await network.IpAsync("-n", network.Node, "addr", "add", NodeAddress6 + "/64", "dev", "mg0", "nodad");
         await network.IpAsync("-n", network.Node, "link", "set", "mg0", "up");
         return network;
     }
@@ -45,6 +51,7 @@ internal sealed class PodNetwork : IAsyncDisposable
         await IpAsync("-n", Node, "link", "add", hostSide, "type", "veth", "peer", "name", "eth0", "netns", ns);
         await IpAsync("-n", Node, "link", "set", hostSide, "master", "mg0", "up");
         await IpAsync("-n", ns, "addr", "add", AddressOf(index) + "/24", "dev", "eth0");
+        await IpAsync("-n", ns, "addr", "add", Address6Of(index) + "/64", "dev", "eth0", "nodad");
         await IpAsync("-n", ns, "link", "set", "eth0", "up");
         return ns;
     }

@@ -19,6 +19,7 @@ public sealed class PodNetworkFixture : IAsyncLifetime
     public const int AppUid = 1000;
     public const int AppPort = 8080;
     public const int OutsidePort = 9090;
+    public const int AnyAddressPort = 8081;
 
     private readonly TempDirectory _temp = new();
     private readonly List<MeshProcess> _processes = [];
@@ -49,6 +50,8 @@ public sealed class PodNetworkFixture : IAsyncLifetime
         await WaitForLineAsync(controlPlane, " webhook=");
         Start("outside-app", "meshguard-sample", PodNetwork.In(Node), "--name", "outside", "--address", PodNetwork.NodeAddress, "--port", "9090");
         Start("orders-app", "meshguard-sample", PodNetwork.In(OrdersPod), "--name", "orders", "--port", "8080");
+        // A second app of the pod that listens on every address, IPv6 included, as a careless app does.
+        Start("orders-any-address-app", "meshguard-sample", PodNetwork.In(OrdersPod), "--name", "orders-any-address", "--address", "::", "--port", AnyAddressPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         var tokens = new JoinTokenStore(data.Root, TimeProvider.System);
         var sidecars = new List<MeshProcess>();
@@ -142,6 +145,21 @@ public sealed class TransparentRedirectTests(PodNetworkFixture pods) : IClassFix
     }
 
     [Fact]
+    public async Task PlaintextOverIpv6FromOutsideThePodNeverReachesTheApp()
+    {
+        // The app listens on [::]: without the ip6tables rules, this would reach it around the sidecar.
+        var (status, output) = await PodNetwork.CurlAsync(pods.Node, null, "-g", $"http://[{PodNetwork.Address6Of(2)}]:{PodNetworkFixture.AnyAddressPort}/orders/7");
+
+        Assert.True(status == 0, $"plaintext IPv6 got an HTTP answer: {status} {output}");
+        Assert.DoesNotContain("orders-any-address", output, StringComparison.Ordinal);
+        var (_, rules) = await PodNetwork.RunAsync(pods.OrdersPod, null, "ip6tables", "-t", "nat", "-S");
+        Assert.Single(rules.Split('\n'), l => l.Trim() == "-A PREROUTING -p tcp -j MESHGUARD_INBOUND");
+        // The same app over IPv4 from outside: refused the same way (the control case of the IPv4 rules).
+        (status, output) = await PodNetwork.CurlAsync(pods.Node, null, $"http://{pods.OrdersAddress}:{PodNetworkFixture.AnyAddressPort}/orders/7");
+        Assert.True(status == 0, $"plaintext IPv4 got an HTTP answer: {status} {output}");
+    }
+
+    [Fact]
     public async Task AddressOutsideTheMeshIsPassedThroughAndRecorded()
     {
         var (status, body) = await PodNetwork.CurlAsync(pods.FrontendPod, PodNetworkFixture.AppUid, $"http://{PodNetwork.NodeAddress}:{PodNetworkFixture.OutsidePort}/status");
@@ -176,6 +194,9 @@ public sealed class TransparentRedirectTests(PodNetworkFixture pods) : IClassFix
         Assert.Single(rules.Split('\n'), l => l.Trim() == "-A OUTPUT -p tcp -j MESHGUARD_OUTPUT");
         Assert.Single(rules.Split('\n'), l => l.Trim() == "-A PREROUTING -p tcp -j MESHGUARD_INBOUND");
         Assert.Single(rules.Split('\n'), l => l.Trim() == "-A MESHGUARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001");
+        var (_, rules6) = await PodNetwork.RunAsync(pods.FrontendPod, null, "ip6tables", "-t", "nat", "-S");
+        Assert.Single(rules6.Split('\n'), l => l.Trim() == "-A OUTPUT -p tcp -j MESHGUARD_OUTPUT");
+        Assert.Single(rules6.Split('\n'), l => l.Trim() == "-A MESHGUARD_OUTPUT -d ::1/128 -j RETURN");
         var (status, _) = await PodNetwork.CurlAsync(pods.FrontendPod, PodNetworkFixture.AppUid, $"http://{pods.OrdersAddress}:{PodNetworkFixture.AppPort}/orders/8");
         Assert.Equal(200, status);
     }

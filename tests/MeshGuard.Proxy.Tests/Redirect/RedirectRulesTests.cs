@@ -55,4 +55,16 @@ public sealed class RedirectRulesTests
         Assert.Equal(["-A MESHGUARD_REDIRECT -p tcp -j REDIRECT --to-ports 15001"], RulesOf("MESHGUARD_REDIRECT", document));
         Assert.Equal(["-A OUTPUT -p tcp -j MESHGUARD_OUTPUT"], RulesOf("OUTPUT", document));
     }
+
+    [Fact]
+    public void TheIpv6DocumentRedirectsTheSameWayAndLeavesIpv6LoopbackAlone()
+    {
+        var v4 = Injected.Render();
+        var v6 = Injected.Render(ipv6: true);
+        Assert.Equal(RulesOf("MESHGUARD_INBOUND", v4), RulesOf("MESHGUARD_INBOUND", v6));
+        Assert.Equal(RulesOf("MESHGUARD_IN_REDIRECT", v4), RulesOf("MESHGUARD_IN_REDIRECT", v6));
+        Assert.Equal(RulesOf("PREROUTING", v4), RulesOf("PREROUTING", v6));
+        Assert.Contains("-A MESHGUARD_OUTPUT -d ::1/128 -j RETURN", RulesOf("MESHGUARD_OUTPUT", v6));
+        Assert.DoesNotContain(v6.Split('\n'), l => l.Contains("127.0.0.1", StringComparison.Ordinal));
+    }
 }

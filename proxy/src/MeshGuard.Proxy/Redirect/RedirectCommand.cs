@@ -32,14 +32,25 @@ internal static class RedirectCommand
                     PortList.Parse(parse.GetValue(excludeInbound), "--exclude-inbound-ports"),
                     PortList.Parse(parse.GetValue(excludeOutbound), "--exclude-outbound-ports"));
                 var document = rules.Render();
+                var document6 = rules.Render(ipv6: true);
                 Console.Write(document);
+                Console.Write(document6);
                 if (parse.GetValue(dryRun))
                 {
                     return 0;
                 }
                 Remove();
                 Run("iptables-restore", ["--noflush"], document, mustSucceed: true);
-                Console.WriteLine("meshguard-proxy redirect: installed");
+                if (HasIpv6)
+                {
+                    // Fails the install where IPv6 is up but its rules cannot be written: a pod must not start half redirected.
+                    Run("ip6tables-restore", ["--noflush"], document6, mustSucceed: true);
+                    Console.WriteLine("meshguard-proxy redirect: installed (IPv4 and IPv6)");
+                }
+                else
+                {
+                    Console.WriteLine("meshguard-proxy redirect: installed (IPv4; this network namespace has no IPv6)");
+                }
                 return 0;
             }
             catch (CliUsageException e)
@@ -71,22 +82,28 @@ internal static class RedirectCommand
         return new Command("redirect", "install or remove the transparent redirect of the pod's traffic") { install, uninstall };
     }
 
-    /// <summary>Deletes the jumps (however often they were added) and MeshGuard's chains; what is not there is skipped.</summary>
+    /// <summary>Whether this network namespace has IPv6 at all (the kernel lists its IPv6 addresses there when it does).</summary>
+    private static bool HasIpv6 => File.Exists("/proc/net/if_inet6");
+
+    /// <summary>Deletes the jumps (however often they were added) and MeshGuard's chains, for both families; what is not there is skipped.</summary>
     private static void Remove()
     {
-        foreach (var jump in RedirectRules.Jumps)
+        foreach (var program in HasIpv6 ? new[] { "iptables", "ip6tables" } : ["iptables"])
         {
-            for (var i = 0; i < 16 && Run("iptables", ["-t", "nat", "-D", .. jump], null, mustSucceed: false); i++)
+            foreach (var jump in RedirectRules.Jumps)
             {
+                for (var i = 0; i < 16 && Run(program, ["-t", "nat", "-D", .. jump], null, mustSucceed: false); i++)
+                {
+                }
             }
-        }
-        foreach (var chain in RedirectRules.Chains)
-        {
-            Run("iptables", ["-t", "nat", "-F", chain], null, mustSucceed: false);
-        }
-        foreach (var chain in RedirectRules.Chains)
-        {
-            Run("iptables", ["-t", "nat", "-X", chain], null, mustSucceed: false);
+            foreach (var chain in RedirectRules.Chains)
+            {
+                Run(program, ["-t", "nat", "-F", chain], null, mustSucceed: false);
+            }
+            foreach (var chain in RedirectRules.Chains)
+            {
+                Run(program, ["-t", "nat", "-X", chain], null, mustSucceed: false);
+            }
         }
     }
 

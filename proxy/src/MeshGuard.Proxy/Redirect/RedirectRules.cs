@@ -7,7 +7,8 @@ namespace MeshGuard.Proxy.Redirect;
 /// The pod's nat rules that carry all of its TCP through the sidecar, as istio-init writes them: connections
 /// arriving from outside go to the inbound (mTLS) port, connections the app opens go to the outbound port.
 /// The sidecar's own uid is left alone (its mTLS to peers and the control plane must leave the pod), and so
-/// is the app's traffic to 127.0.0.1. IPv4 only (ip6tables is not written).
+/// is the app's traffic to loopback. The same rules go to iptables and ip6tables: in a dual-stack pod, plaintext
+/// IPv6 to the app's port would otherwise pass around the sidecar.
 /// </summary>
 internal sealed record RedirectRules(int ProxyUid, int InboundPort, int OutboundPort, IReadOnlyList<int> ExcludeInboundPorts, IReadOnlyList<int> ExcludeOutboundPorts)
 {
@@ -25,8 +26,11 @@ internal sealed record RedirectRules(int ProxyUid, int InboundPort, int Outbound
 
     public static readonly string[] Chains = [InboundChain, InboundRedirectChain, OutputChain, OutboundRedirectChain];
 
-    /// <summary>An iptables-restore document (for <c>--noflush</c>) that adds MeshGuard's chains and the jumps into them.</summary>
-    public string Render()
+    /// <summary>
+    /// An iptables-restore (or, for <paramref name="ipv6"/>, ip6tables-restore) document for <c>--noflush</c> that
+    /// adds MeshGuard's chains and the jumps into them.
+    /// </summary>
+    public string Render(bool ipv6 = false)
     {
         var text = new StringBuilder();
         text.Append("*nat\n");
@@ -44,7 +48,7 @@ internal sealed record RedirectRules(int ProxyUid, int InboundPort, int Outbound
         Rule(text, InboundChain, $"-p tcp -j {InboundRedirectChain}");
         // The sidecar's own connections leave as they are: without this, its mTLS would loop back into itself.
         Rule(text, OutputChain, $"-m owner --uid-owner {ProxyUid.ToString(CultureInfo.InvariantCulture)} -j RETURN");
-        Rule(text, OutputChain, "-d 127.0.0.1/32 -j RETURN");
+        Rule(text, OutputChain, ipv6 ? "-d ::1/128 -j RETURN" : "-d 127.0.0.1/32 -j RETURN");
         foreach (var port in ExcludeOutboundPorts)
         {
             Rule(text, OutputChain, $"-p tcp --dport {Port(port)} -j RETURN");
