@@ -154,7 +154,7 @@ build_aot() {
 # starting from tests/fuzz/corpus/TARGET. A crash found becomes a regression input there once fixed.
 fuzz() {
   local seconds=${1:-300}; [ $# -gt 0 ] && shift
-  local targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spiffe-id policy snapshot snapshot-content flow-log)
+  local targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(spiffe-id policy snapshot snapshot-content flow-log request-target)
   apt_install afl-fuzz:afl++
   local out="$ROOT/out/fuzz" tools="$ROOT/out/tools" target found=0
   [ -x "$tools/sharpfuzz" ] || dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path "$tools" >/dev/null

@@ -97,7 +97,13 @@ internal static class RawHttp2Connection
         {
             return (first & 0x7F) switch
             {
-                8 => 200, 9 => 204, 10 => 206, 11 => 304, 12 => 400, 13 => 404, 14 => 500,
+                8 => 200,
+                9 => 204,
+                10 => 206,
+                11 => 304,
+                12 => 400,
+                13 => 404,
+                14 => 500,
                 var index => throw new InvalidDataException($"indexed header {index} is not a status"),
             };
         }

@@ -21,7 +21,43 @@ public static class FuzzTargets
         ["snapshot"] = SignedSnapshot,
         ["snapshot-content"] = SnapshotContent,
         ["flow-log"] = FlowLog,
+        ["request-target"] = RequestTargetAndMethod,
     };
+
+    private static readonly MeshGuard.Policy.Requests.PathNormalization[] PathRules =
+    [
+        MeshGuard.Policy.Requests.PathNormalization.Default,
+        new() { EscapedSlashes = MeshGuard.Policy.Requests.EscapedSlashes.Keep, MergeSlashes = false, PathParameters = MeshGuard.Policy.Requests.PathParameters.Keep },
+        new() { EscapedSlashes = MeshGuard.Policy.Requests.EscapedSlashes.Decode, PathParameters = MeshGuard.Policy.Requests.PathParameters.Strip },
+    ];
+
+    /// <summary>
+    /// The inbound request view's parsers on what a peer sends: the first line is the method, the rest the target.
+    /// An accepted target is canonical: it starts with '/', holds no dot segment, and reads back as itself.
+    /// </summary>
+    public static void RequestTargetAndMethod(byte[] input)
+    {
+        var text = Encoding.Latin1.GetString(input);
+        var newline = text.IndexOf('\n', StringComparison.Ordinal);
+        var (method, target) = newline < 0 ? ("GET", text) : (text[..newline], text[(newline + 1)..]);
+        _ = MeshGuard.Policy.Requests.RequestMethod.Check(method);
+        foreach (var rules in PathRules)
+        {
+            if (MeshGuard.Policy.Requests.RequestTarget.TryParse(target, rules, out var parsed) != MeshGuard.Policy.Requests.TargetVerdict.Canonical)
+            {
+                continue;
+            }
+            var path = parsed.Path;
+            if (!path.StartsWith('/') || Array.IndexOf(path.Split('/'), "..") >= 0 || Array.IndexOf(path.Split('/'), ".") >= 0)
+            {
+                throw new InvalidOperationException($"'{target}' became '{path}', which is not canonical");
+            }
+            if (MeshGuard.Policy.Requests.RequestTarget.TryParse(path, rules, out var again) != MeshGuard.Policy.Requests.TargetVerdict.Canonical || again.Path != path)
+            {
+                throw new InvalidOperationException($"'{target}' became '{path}', which does not read back as itself under {rules}");
+            }
+        }
+    }
 
     private static readonly Lazy<(TrustBundle Bundle, X509Svid Signer)> ControlPlane = new(() =>
     {

@@ -1,7 +1,7 @@
 using System.Globalization;
-using MeshGuard.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
+using MeshGuard.Hosting;
 
 namespace MeshGuard.ControlPlane.Admin;
 

@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text;
-using MeshGuard.Hosting;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
+using MeshGuard.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;
 
