@@ -375,13 +375,18 @@ namespace MeshGuard.ControlPlane
             }
         }
 
-        // Each handshake takes the options of the control plane's current SVID.
+        /// <summary>Open connections (and so handshakes in flight) each TLS port holds at most, as a sidecar's data listeners.</summary>
+        private const int MaxConnectionsPerPort = 20_000;
+
+        // Each handshake takes the options of the control plane's current SVID; connections over the port's bound are
+        // closed before their handshake, and a handshake takes at most 10 s.
         private static void ListenTls(
             KestrelServerOptions kestrel, IPAddress address, int port, HttpProtocols protocols, ControlPlaneCredentials credentials,
             Func<ControlPlaneCredentials, System.Net.Security.SslServerAuthenticationOptions> options) =>
             kestrel.Listen(address, port, listen =>
             {
                 listen.Protocols = protocols;
+                new ConnectionLimit($"port {port}", MaxConnectionsPerPort).Apply(listen);
                 listen.UseHttps(new TlsHandshakeCallbackOptions
                 {
                     OnConnection = _ => ValueTask.FromResult(options(credentials)),

@@ -100,7 +100,7 @@ internal static partial class SidecarHost
         // Inbound (peers) and outbound (the app, on every outbound port) are bounded apart: a flood on one
         // leaves the other served.
         var connectionLimits = new ConnectionLimits(
-            new ConnectionLimit("inbound", settings.Limits.MaxConnections), new ConnectionLimit("outbound", settings.Limits.MaxConnections));
+            new MeshGuard.Hosting.ConnectionLimit("inbound", settings.Limits.MaxConnections), new MeshGuard.Hosting.ConnectionLimit("outbound", settings.Limits.MaxConnections));
         services.AddSingleton(connectionLimits);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

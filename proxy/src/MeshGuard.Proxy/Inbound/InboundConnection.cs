@@ -17,7 +17,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// </summary>
 internal static class InboundConnection
 {
-    public static void Configure(ListenOptions listen, WorkloadIdentity identity, MeshGuard.Proxy.Limits.ConnectionLimit limit)
+    public static void Configure(ListenOptions listen, WorkloadIdentity identity, MeshGuard.Hosting.ConnectionLimit limit)
     {
         listen.Protocols = HttpProtocols.Http1AndHttp2;
         // Before TLS: a connection over the limit costs no handshake.

@@ -1,3 +1,5 @@
+using MeshGuard.Hosting;
+
 namespace MeshGuard.Proxy.Limits;
 
 /// <summary>The sidecar's two bounded data listeners, for /metrics.</summary>

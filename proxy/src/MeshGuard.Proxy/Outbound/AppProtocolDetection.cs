@@ -37,7 +37,7 @@ internal sealed class AppProtocolDetection
     /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400.
     /// </summary>
     public static void Listen(
-        KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Proxy.Limits.ConnectionLimit limit, TimeSpan timeout,
+        KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Hosting.ConnectionLimit limit, TimeSpan timeout,
         Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null)
     {
         var detection = new AppProtocolDetection();

@@ -1,11 +1,12 @@
 using Microsoft.AspNetCore.Connections;
 
-namespace MeshGuard.Proxy.Limits;
+namespace MeshGuard.Hosting;
 
 /// <summary>
 /// At most <c>max</c> open connections on one listener. It runs before TLS, so a connection over the limit
-/// costs no handshake: it is closed at once and counted. The admin and metrics ports are outside it, so an
-/// operator can still see a sidecar that is full.
+/// costs no handshake: it is closed at once and counted; it also bounds the handshakes in flight on that
+/// listener. The admin and metrics ports are outside it, so an operator can still see a process that is full.
+/// Shared by meshguard-proxy (its data listeners) and meshguard-cp (its TLS ports).
 /// </summary>
 internal sealed class ConnectionLimit(string listener, int max)
 {
