@@ -13,10 +13,12 @@ internal static class PolicyCommand
     public static Command Create()
     {
         var path = new Argument<string>("FILE|DIR") { Description = "a policy file, or a directory of them (recursively)" };
-        var lint = new Command("lint", "check AccessPolicy files; print file:line:column: reason for every mistake") { path };
+        var opaquePorts = CliOption.Text("--opaque-ports", "the app ports the sidecars declare opaque (comma-separated): say what rules naming methods, paths or headers mean there");
+        var lint = new Command("lint", "check AccessPolicy files; print file:line:column: reason for every mistake") { path, opaquePorts };
         lint.SetAction(parse => Cli.Run(() =>
         {
             var results = PolicyDirectory.Load(parse.GetValue(path)!);
+            var opaque = PortList.Parse(parse.GetValue(opaquePorts), "--opaque-ports");
             var errors = 0;
             var policies = 0;
             foreach (var result in results)
@@ -26,6 +28,10 @@ internal static class PolicyCommand
                 {
                     Console.Error.WriteLine(error);
                     errors++;
+                }
+                foreach (var note in OpaquePortLint.Notes(result, opaque))
+                {
+                    Console.WriteLine("note: " + note);
                 }
             }
             Console.WriteLine($"{results.Count} files, {policies} policies, {errors} errors");

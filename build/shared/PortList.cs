@@ -1,9 +1,8 @@
 using System.Globalization;
-using MeshGuard.CommandLine;
 
-namespace MeshGuard.Proxy;
+namespace MeshGuard.CommandLine;
 
-/// <summary>A comma-separated list of ports given to a flag ("15000,15020").</summary>
+/// <summary>A comma-separated list of ports given to a flag ("15000,15020"). Linked into the three programs.</summary>
 internal static class PortList
 {
     public static int[] Parse(string? text, string flag)
