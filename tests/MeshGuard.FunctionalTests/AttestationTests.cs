@@ -13,6 +13,7 @@ namespace MeshGuard.FunctionalTests;
 
 /// <summary>Join tokens, the bootstrap endpoint's refusals, and renewal bound to the caller's own identity.</summary>
 [Collection(nameof(MeshCollection))]
+[Trait("Subject", "ControlPlane")]
 public sealed class AttestationTests(MeshFixture mesh)
 {
     private static readonly SpiffeId Inventory = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/inventory");

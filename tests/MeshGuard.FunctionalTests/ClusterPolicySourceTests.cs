@@ -9,6 +9,7 @@ namespace MeshGuard.FunctionalTests;
 /// (its responses replayed by a local server, since no API server runs here) are what the sidecars enforce, and a
 /// watch event changes what they enforce.
 /// </summary>
+[Trait("Subject", "ControlPlane")]
 public sealed class ClusterPolicySourceTests : MeshTest
 {
     private readonly KubernetesApiReplay _api = new();

@@ -4,6 +4,7 @@ namespace MeshGuard.FunctionalTests;
 
 /// <summary>The reviewer's console: a one-time login URL from meshctl, a session cookie, and pages that want it.</summary>
 [Collection(nameof(MeshCollection))]
+[Trait("Subject", "ControlPlane")]
 public sealed class ConsoleTests(MeshFixture mesh)
 {
     private async Task<Uri> LoginUrlAsync()

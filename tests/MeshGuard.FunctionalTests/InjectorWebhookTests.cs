@@ -11,6 +11,7 @@ namespace MeshGuard.FunctionalTests;
 /// AdmissionReview for a Pod creation in, a JSON Patch that adds the sidecar out.
 /// </summary>
 [Collection(nameof(MeshCollection))]
+[Trait("Subject", "ControlPlane")]
 public sealed class InjectorWebhookTests(MeshFixture mesh)
 {
     private static string Review => Path.Combine(AppContext.BaseDirectory, "testdata", "admission", "pod-create.json");

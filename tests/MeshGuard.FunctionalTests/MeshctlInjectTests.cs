@@ -3,6 +3,7 @@ using MeshGuard.Tests.Common;
 namespace MeshGuard.FunctionalTests;
 
 /// <summary><c>meshctl inject -f</c>: the webhook's change applied to a manifest file, offline.</summary>
+[Trait("Subject", "ControlPlane")]
 public sealed class MeshctlInjectTests : IDisposable
 {
     private const string Manifest = """

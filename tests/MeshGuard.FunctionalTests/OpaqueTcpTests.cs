@@ -218,17 +218,9 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     {
         var data = _mesh.Data;
         var ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, _orders.InboundPort);
-        await using var tls = new System.Net.Security.SslStream(tcp.GetStream());
-        await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
-        {
-            TargetHost = "mesh.local",
-            EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls13,
-            ApplicationProtocols = [new System.Net.Security.SslApplicationProtocol("meshguard/tcp")],
-            ClientCertificateContext = System.Net.Security.SslStreamCertificateContext.Create(ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates, offline: true),
-            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-        });
+        await using var peer = await MeshPeerTls.ConnectAsync(_orders.InboundPort, ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates,
+            new System.Net.Security.SslApplicationProtocol("meshguard/tcp"));
+        var tls = peer.Stream;
         await tls.WriteAsync(new[] { (byte)(port >> 8), (byte)port });
         await tls.WriteAsync(Encoding.ASCII.GetBytes(text));
         var received = new MemoryStream();

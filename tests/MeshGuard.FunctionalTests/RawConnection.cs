@@ -12,12 +12,12 @@ namespace MeshGuard.FunctionalTests;
 /// </summary>
 internal sealed class RawConnection : IAsyncDisposable
 {
-    private readonly TcpClient _tcp;
+    private readonly IAsyncDisposable _owner;
     private readonly Stream _stream;
 
-    private RawConnection(TcpClient tcp, Stream stream)
+    private RawConnection(IAsyncDisposable owner, Stream stream)
     {
-        _tcp = tcp;
+        _owner = owner;
         _stream = stream;
     }
 
@@ -25,25 +25,14 @@ internal sealed class RawConnection : IAsyncDisposable
     {
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", port);
-        return new RawConnection(tcp, tcp.GetStream());
+        return new RawConnection(new OwnedTcp(tcp), tcp.GetStream());
     }
 
     /// <summary>TLS 1.3 with <paramref name="svid"/> as the client certificate, speaking HTTP/1.1 (ALPN).</summary>
     public static async Task<RawConnection> OpenTlsAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain)
     {
-        var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", port);
-        var tls = new SslStream(tcp.GetStream());
-        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-        {
-            TargetHost = "mesh.local",
-            EnabledSslProtocols = SslProtocols.Tls13,
-            ApplicationProtocols = [SslApplicationProtocol.Http11],
-            ClientCertificateContext = SslStreamCertificateContext.Create(svid, chain, offline: true),
-            // The server's identity is not under test here.
-            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-        });
-        return new RawConnection(tcp, tls);
+        var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http11);
+        return new RawConnection(peer, peer.Stream);
     }
 
     public async Task SendAsync(string text)
@@ -83,6 +72,15 @@ internal sealed class RawConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stream.DisposeAsync();
-        _tcp.Dispose();
+        await _owner.DisposeAsync();
+    }
+
+    private sealed class OwnedTcp(TcpClient tcp) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            tcp.Dispose();
+            return ValueTask.CompletedTask;
+        }
     }
 }

@@ -18,17 +18,8 @@ internal static class RawHttp2Connection
     /// <summary>The response's status, or null when the server reset the stream or closed the connection.</summary>
     public static async Task<int?> SendAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, IReadOnlyList<(string Name, string Value)> headers)
     {
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", port);
-        await using var tls = new SslStream(tcp.GetStream());
-        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-        {
-            TargetHost = "mesh.local",
-            EnabledSslProtocols = SslProtocols.Tls13,
-            ApplicationProtocols = [SslApplicationProtocol.Http2],
-            ClientCertificateContext = SslStreamCertificateContext.Create(svid, chain, offline: true),
-            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
-        });
+        await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
+        var tls = peer.Stream;
         var block = new MemoryStream();
         foreach (var (name, value) in headers)
         {

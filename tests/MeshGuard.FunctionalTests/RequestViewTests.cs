@@ -123,7 +123,7 @@ public sealed class RequestViewTests : IAsyncLifetime
          from parts in Gen.Elements(Pieces).ArrayOf()
          select (form, method, "/" + string.Concat(parts))).ToArbitrary();
 
-    [Property(MaxTest = 120)]
+    [Property(MaxTest = 100)]
     public Property WhatPolicyDecidedOnIsExactlyWhatTheAppReceivedOrTheRequestWasRefused() =>
         Prop.ForAll(Requests(), request =>
         {

@@ -39,8 +39,12 @@ public sealed class TlsScanTests : IAsyncLifetime
         _temp.Dispose();
     }
 
+    [Fact]
+    public Task TestsslFindsOnlyTls13StrongCiphersAndNoVulnerabilityAtTheSidecar() => TestsslFindsOnlyTls13StrongCiphersAndNoVulnerability("sidecar inbound");
+
+    // The control plane's ports are the same binary in both functional passes: scanned once.
     [Theory]
-    [InlineData("sidecar inbound")]
+    [Trait("Subject", "ControlPlane")]
     [InlineData("control-plane bootstrap")]
     [InlineData("control-plane grpc")]
     [InlineData("control-plane webhook")]

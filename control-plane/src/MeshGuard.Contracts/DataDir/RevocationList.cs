@@ -41,16 +41,8 @@ public sealed class RevocationList
     {
         error = null;
         var ids = new SortedSet<string>(StringComparer.Ordinal);
-        var lineNumber = 0;
-        foreach (var raw in text.Split('\n'))
+        foreach (var (lineNumber, line) in ListFileLines.Read(text))
         {
-            lineNumber++;
-            var hash = raw.IndexOf('#', StringComparison.Ordinal);
-            var line = (hash >= 0 ? raw[..hash] : raw).Trim();
-            if (line.Length == 0)
-            {
-                continue;
-            }
             if (!SpiffeId.TryParse(line, out var id, out var reason))
             {
                 error = $"{source}:{lineNumber}: '{line}' is not a SPIFFE ID: {reason}";

@@ -57,16 +57,8 @@ public sealed class ServiceBindings
     {
         error = null;
         var bindings = new Dictionary<(string, string), List<SpiffeId>>();
-        var lineNumber = 0;
-        foreach (var raw in text.Split('\n'))
+        foreach (var (lineNumber, line) in ListFileLines.Read(text))
         {
-            lineNumber++;
-            var hash = raw.IndexOf('#', StringComparison.Ordinal);
-            var line = (hash >= 0 ? raw[..hash] : raw).Trim();
-            if (line.Length == 0)
-            {
-                continue;
-            }
             var parts = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
             var slash = parts[0].IndexOf('/', StringComparison.Ordinal);
             if (parts.Length != 2 || slash <= 0 || slash == parts[0].Length - 1)
