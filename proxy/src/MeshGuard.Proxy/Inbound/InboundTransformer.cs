@@ -13,9 +13,10 @@ internal sealed class InboundTransformer(ForwardedHeaders forwardedHeaders) : Ht
     {
         var authorized = AuthorizedRequest.Of(httpContext);
         MeshHeaders.RemoveForgeable(httpContext.Request.Headers, forwardedHeaders);
-        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-        // Exactly the target policy decided on, whatever the server or Uri would have made of the raw one.
+        // Exactly the target policy decided on, whatever the server or Uri would have made of the raw one. Set before
+        // the copy of the request, which builds an address of its own only where none is set.
         proxyRequest.RequestUri = authorized.AppUri(destinationPrefix);
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
         proxyRequest.Headers.Host = httpContext.Request.Host.Value;
         var peer = httpContext.Features.Get<PeerIdentityFeature>()!;
         proxyRequest.Headers.TryAddWithoutValidation(MeshHeaders.ForwardedClientCert, (IEnumerable<string?>)peer.ForwardedClientCert);
