@@ -2,9 +2,36 @@
 # /proc, and a MeshGuard pair. The sourcing script sets WORK (its temporary directory) and BIN first.
 
 PIDS=()
-# Ends what the scenario started, by id, and removes its directory.
-cleanup() { for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+CGROUPS=()
+# Ends what the scenario started, by id, removes the CPU groups it made, and its directory.
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true
+  for group in "${CGROUPS[@]}"; do rmdir "$group" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
+
+# limit_cpu NAME CPUS PID...: holds the processes (all their threads) to CPUS cores' worth together, as a pod's
+# CPU limit does: a cgroup v2 cpu.max or v1 CFS quota under a group of its own; without a writable cgroup CPU
+# controller, pinned to as many cores with taskset (coarser: a whole core, not a quota).
+limit_cpu() {
+  local name=$1 cpus=$2 pid group quota; shift 2
+  quota=$(python3 -c "print(int($cpus * 100000))")
+  if [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+    group="/sys/fs/cgroup/meshguard-bench-$$-$name"
+    mkdir -p "$group" && echo "$quota 100000" > "$group/cpu.max"
+    for pid in "$@"; do echo "$pid" > "$group/cgroup.procs"; done
+  elif [ -w /sys/fs/cgroup/cpu ] || [ -w /sys/fs/cgroup/cpu,cpuacct ]; then
+    group="$(readlink -f /sys/fs/cgroup/cpu)/meshguard-bench-$$-$name"
+    mkdir -p "$group" && echo 100000 > "$group/cpu.cfs_period_us" && echo "$quota" > "$group/cpu.cfs_quota_us"
+    for pid in "$@"; do echo "$pid" > "$group/cgroup.procs"; done
+  else
+    local cores; cores=$(python3 -c "import math; print(max(1, math.ceil($cpus)))")
+    for pid in "$@"; do taskset -a -p -c "0-$((cores - 1))" "$pid" >/dev/null; done
+    return 0
+  fi
+  CGROUPS+=("$group")
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 

@@ -14,8 +14,10 @@
 # latency at a fixed 1,000 rps (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per
 # 10,000 requests and RSS under load, from /proc.
 # Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
-# Writes loadtests/results/latest.json and loadtests/results/latest.md.
+# Writes loadtests/results/latest.json and loadtests/results/latest.md (latest-cpu-limit.* under MESHGUARD_BENCH_CPU).
 # MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
+# MESHGUARD_BENCH_CPU=N: every proxy process (an nginx with its workers) held to N cores' worth by a CPU quota, as
+# a pod's CPU limit holds a sidecar (limit_cpu in lib.sh); the report says so.
 # MESHGUARD_PERF_DIR=DIR: after the warm-up, record a perf profile of each proxy under load into DIR
 # (.NET code symbolized through perf maps), then stop: `perf report -i DIR/<config>-<n>.data`.
 set -euo pipefail
@@ -167,6 +169,11 @@ for config in "${CONFIGS[@]}"; do
   printf -v "H2URL_${config//-/_}" '%s' "$H2URL"
   printf -v "PAIR_${config//-/_}" '%s' "$PAIR"
   printf -v "ALLOC_${config//-/_}" '%s' "$ALLOC"
+  if [ -n "${MESHGUARD_BENCH_CPU:-}" ]; then
+    n=0
+    # shellcheck disable=SC2046
+    for pid in $PAIR; do n=$((n + 1)); limit_cpu "$config-$n" "$MESHGUARD_BENCH_CPU" $(with_children "$pid"); done
+  fi
   echo "started $config: $URL (proxies: ${PAIR:-none})" >&2
 done
 
@@ -256,9 +263,9 @@ done
 
 MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
 mkdir -p loadtests/results
-python3 - "$R" "$MACHINE" "$ROUNDS" "$DURATION" "$WORK" "${CONFIGS[@]}" <<'EOF'
+python3 - "$R" "$MACHINE" "$ROUNDS" "$DURATION" "$WORK" "${MESHGUARD_BENCH_CPU:-}" "${CONFIGS[@]}" <<'EOF'
 import json, statistics, sys, os, glob, datetime
-results, machine, rounds, duration, work, configs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6:]
+results, machine, rounds, duration, work, cpu_limit, configs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7:]
 def numbers(name):
     path = os.path.join(results, name)
     return [float(x) for x in open(path).read().split()] if os.path.exists(path) else []
@@ -269,7 +276,9 @@ def pct(values, p):
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 out = {"machine": machine, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
        "method": f"wrk -t2 -c32, {rounds} interleaved rounds of {duration} s after the same warm-up; HTTP/2 client: h2load -c8 -m16 (cleartext, prior knowledge); latency: h2load --h1 -c10 --rps 100 (1,000 rps) for {duration} s per round; medians over rounds",
+       "cpu_limit_per_proxy": float(cpu_limit) if cpu_limit else None,
        "configs": {}}
+if cpu_limit: out["method"] += f"; each proxy held to {cpu_limit} CPU by a quota"
 for c in configs:
     entry = {}
     rps = numbers(f"rps-{c}")
@@ -307,7 +316,9 @@ for c in configs:
     ready = numbers(f"../{c}/ready-ms")
     if len(ready) >= 2: entry["ready_ms"], entry["ready_ms_first_on_new_control_plane"] = round(ready[1]), round(ready[0])
     out["configs"][c] = entry
-json.dump(out, open("loadtests/results/latest.json", "w"), indent=2)
+# A run under a CPU limit is reported beside the unlimited one, not over it.
+report = "loadtests/results/latest" + ("-cpu-limit" if cpu_limit else "")
+json.dump(out, open(report + ".json", "w"), indent=2)
 direct = out["configs"].get("direct", {})
 peers = [c for c in configs if c not in ("direct",) and not c.startswith("meshguard")]
 lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
@@ -336,6 +347,6 @@ if mesh and peers:
             if a["max_rps"] and b["max_rps"]:
                 cpu = f"{a['cpu_s_per_10k'] / b['cpu_s_per_10k']:.2f}x" if a.get("cpu_s_per_10k") and b.get("cpu_s_per_10k") else "n/a"
                 lines.append(f"- {m} / {p}: throughput {a['max_rps'] / b['max_rps']:.2f}x, CPU per request {cpu}")
-open("loadtests/results/latest.md", "w").write("\n".join(lines) + "\n")
+open(report + ".md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

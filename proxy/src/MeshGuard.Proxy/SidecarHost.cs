@@ -89,6 +89,8 @@ internal static partial class SidecarHost
             ActivityHeadersPropagator = null,
             ConnectTimeout = TimeSpan.FromSeconds(5),
         }, disposeHandler: true));
+        services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(new IPEndPoint(settings.AppAddress, settings.AppPort), time));
+        services.AddSingleton<AppHttp1Leg>();
         services.AddSingleton<InboundHandler>();
         services.AddSingleton<OpaqueTcpInbound>();
         services.AddSingleton<OpaqueTcpOutbound>();

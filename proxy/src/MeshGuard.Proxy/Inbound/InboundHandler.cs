@@ -6,6 +6,7 @@ using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Telemetry;
+using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -16,7 +17,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, ProxySettings settings, InboundPolicy policy, RevokedIdentities revoked, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, AppHttp1Leg appLeg, ProxySettings settings, InboundPolicy policy, RevokedIdentities revoked, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -90,8 +91,16 @@ internal sealed partial class InboundHandler(
             return;
         }
         // 3. The proof the app leg requires: it sends exactly this view.
-        context.Features.Set(new AuthorizedRequest(request, decision));
-        var error = await forwarder.SendAsync(context, _appPrefix, invoker, AppLegConfig(context.Request), _transformer);
+        var authorized = new AuthorizedRequest(request, decision);
+        var config = AppLegConfig(context.Request);
+        if (ReferenceEquals(config, Http1Config) && !NeedsGeneralForwarder(context))
+        {
+            await SendOverHttp1Async(context, authorized, peer);
+            Record(context, peer, started, decision, request.Method, RecordedPath(request));
+            return;
+        }
+        context.Features.Set(authorized);
+        var error = await forwarder.SendAsync(context, _appPrefix, invoker, config, _transformer);
         if (error != ForwarderError.None)
         {
             var exception = context.GetForwarderErrorFeature()?.Exception;
@@ -104,6 +113,48 @@ internal sealed partial class InboundHandler(
             }
         }
         Record(context, peer, started, decision, request.Method, RecordedPath(request));
+    }
+
+    /// <summary>
+    /// The hand-written HTTP/1.1 leg carries plain requests; protocol switches (WebSocket upgrades, extended
+    /// CONNECT) and Expect: 100-continue, whose interim answer must come from the app, go through YARP.
+    /// </summary>
+    private static bool NeedsGeneralForwarder(HttpContext context)
+    {
+        var request = context.Request;
+        return request.Headers.Expect.Count > 0
+            || HttpMethods.IsConnect(request.Method)
+            || context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true };
+    }
+
+    private async Task SendOverHttp1Async(HttpContext context, AuthorizedRequest authorized, PeerIdentityFeature peer)
+    {
+        MeshHeaders.RemoveForgeable(context.Request.Headers, settings.ForwardedHeaders);
+        var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert);
+        if (outcome is AppLegOutcome.Relayed or AppLegOutcome.CallerGone)
+        {
+            return;
+        }
+        if (context.Response.HasStarted)
+        {
+            // Part of the answer is on its way: cutting the stream is the only honest signal left.
+            context.Abort();
+            return;
+        }
+        context.Response.Headers.Clear();
+        switch (outcome)
+        {
+            case AppLegOutcome.AppUnreachable:
+                LogAppFailed(logger, "ConnectionError", "nothing listens at the app's port");
+                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: the app is not reachable\n");
+                return;
+            case AppLegOutcome.UnsendableHeader:
+                await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: a header cannot be sent as HTTP/1.1\n");
+                return;
+            default:
+                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: the app's answer was not valid HTTP/1.1\n");
+                return;
+        }
     }
 
     /// <summary>The path as recorded: the canonical one, with its query only if the operator asked to keep it.</summary>

@@ -1,0 +1,458 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport.Http1;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
+
+namespace MeshGuard.Proxy.Inbound;
+
+/// <summary>What became of a request sent to the app.</summary>
+internal enum AppLegOutcome
+{
+    /// <summary>The app's answer was passed on whole.</summary>
+    Relayed,
+    /// <summary>Nothing listens at the app's port: nothing was sent.</summary>
+    AppUnreachable,
+    /// <summary>A header the caller sent cannot be written as HTTP/1.1 (a control character, a non-token name): nothing was sent.</summary>
+    UnsendableHeader,
+    /// <summary>The app's answer was not valid HTTP/1.1, or the app closed or stalled before answering whole.</summary>
+    AppFailed,
+    /// <summary>The caller went away.</summary>
+    CallerGone,
+}
+
+/// <summary>
+/// The inbound sidecar's leg to an HTTP/1.1 app, written by hand below HttpClient: the authorized request's
+/// method and canonical target, the caller's headers read from the server's own collection and written straight
+/// into a pooled keep-alive connection's pipe, the body streamed through pooled buffers (framed as it came, or
+/// chunked when its length is unknown), and the app's answer parsed strictly and put straight onto the response.
+/// A request without a body whose reused connection turns out closed goes once more on a new one.
+/// </summary>
+internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHttp1Leg> logger)
+{
+    private ILogger Logger => logger;
+
+    /// <summary>How long the app may be silent while a request waits on it (as YARP's activity timeout).</summary>
+    public static readonly TimeSpan ActivityTimeout = TimeSpan.FromSeconds(100);
+
+    /// <summary>Request fields the leg writes itself, or that stop at this hop.</summary>
+    private static readonly HashSet<string> NotForwarded = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Content-Length",
+        "Expect", "HTTP2-Settings", MeshHeaders.ForwardedClientCert,
+    };
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<AppLegOutcome> ForwardAsync(HttpContext context, AuthorizedRequest authorized, StringValues forwardedClientCert)
+    {
+        var request = context.Request;
+        var host = request.Headers.Host.ToString();
+        if (request.Headers.Connection is { Count: > 0 } named)
+        {
+            ConnectionOptions.RemoveNamedHeaders(request.Headers, named);
+        }
+        if (!Sendable(request.Headers, host))
+        {
+            return AppLegOutcome.UnsendableHeader;
+        }
+        var length = request.ContentLength;
+        var hasBody = length is > 0 || (length is null && context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: true });
+        var headRequest = HttpMethods.IsHead(request.Method);
+        var response = context.Response;
+        var connection = pool.TryRent();
+        var reused = connection is not null;
+        while (true)
+        {
+            if (connection is null)
+            {
+                try
+                {
+                    connection = await pool.OpenAsync(context.RequestAborted);
+                }
+                catch (Exception e) when (e is SocketException or OperationCanceledException)
+                {
+                    return context.RequestAborted.IsCancellationRequested ? AppLegOutcome.CallerGone : AppLegOutcome.AppUnreachable;
+                }
+            }
+            var exchange = new Exchange(this, context, connection, headRequest);
+            using var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
+            WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody);
+            Task? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
+            var outcome = await exchange.RunAsync(body, mayRetry: reused && !hasBody);
+            if (outcome == ExchangeOutcome.RetryOnNewConnection)
+            {
+                LogStaleConnection(logger, connection.Uses);
+                connection.Dispose();
+                connection = null;
+                reused = false;
+                continue;
+            }
+            if (outcome == ExchangeOutcome.Reusable)
+            {
+                pool.Return(connection);
+                return AppLegOutcome.Relayed;
+            }
+            connection.Dispose();
+            return outcome switch
+            {
+                ExchangeOutcome.Done => AppLegOutcome.Relayed,
+                ExchangeOutcome.CallerGone => AppLegOutcome.CallerGone,
+                _ => AppLegOutcome.AppFailed,
+            };
+        }
+    }
+
+    private static bool Sendable(IHeaderDictionary headers, string host)
+    {
+        if (!Http1HeadWriter.IsFieldValue(host))
+        {
+            return false;
+        }
+        foreach (var field in headers)
+        {
+            if (NotForwarded.Contains(field.Key))
+            {
+                continue;
+            }
+            if (!Http1HeadWriter.IsToken(field.Key))
+            {
+                return false;
+            }
+            foreach (var value in field.Value)
+            {
+                if (value is not null && !Http1HeadWriter.IsFieldValue(value))
+                {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private static void WriteHead(PipeWriter writer, HttpRequest request, AuthorizedRequest authorized, string host, StringValues forwardedClientCert, long? length, bool hasBody)
+    {
+        Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
+        Http1HeadWriter.WriteField(writer, "Host", host);
+        foreach (var field in request.Headers)
+        {
+            if (NotForwarded.Contains(field.Key))
+            {
+                continue;
+            }
+            foreach (var value in field.Value)
+            {
+                Http1HeadWriter.WriteField(writer, field.Key, value ?? "");
+            }
+        }
+        foreach (var value in forwardedClientCert)
+        {
+            Http1HeadWriter.WriteField(writer, MeshHeaders.ForwardedClientCert, value ?? "");
+        }
+        if (length is { } known && (known > 0 || !HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method)))
+        {
+            Http1HeadWriter.WriteContentLength(writer, known);
+        }
+        else if (hasBody)
+        {
+            Http1HeadWriter.WriteChunkedFraming(writer);
+        }
+        Http1HeadWriter.EndHead(writer);
+    }
+
+    /// <summary>The caller's body to the app, beside the wait for the answer (an app may answer before it read it all).</summary>
+    private static async Task CopyRequestBodyAsync(PipeReader body, AppConnection connection, bool chunked)
+    {
+        var output = connection.Writer;
+        try
+        {
+            while (true)
+            {
+                var result = await body.ReadAsync();
+                if (result.IsCanceled)
+                {
+                    return;
+                }
+                var buffer = result.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    if (chunked)
+                    {
+                        ChunkedEncoder.WriteChunkStart(output, buffer.Length);
+                    }
+                    foreach (var segment in buffer)
+                    {
+                        output.Write(segment.Span);
+                    }
+                    if (chunked)
+                    {
+                        ChunkedEncoder.WriteChunkEnd(output);
+                    }
+                }
+                body.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    if (chunked)
+                    {
+                        ChunkedEncoder.WriteLastChunk(output);
+                    }
+                    await output.FlushAsync(connection.Deadline);
+                    return;
+                }
+                if ((await output.FlushAsync(connection.Deadline)).IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch
+        {
+            // The caller's body broke off or the app stopped taking it: the exchange cannot finish on this connection.
+            connection.Abort();
+            throw;
+        }
+    }
+
+    private enum ExchangeOutcome
+    {
+        /// <summary>Answered whole, and the connection may carry the next request.</summary>
+        Reusable,
+        /// <summary>Answered whole; the connection is done.</summary>
+        Done,
+        RetryOnNewConnection,
+        Failed,
+        CallerGone,
+    }
+
+    /// <summary>One request on one connection: the app's head, then its body, onto the server's response.</summary>
+    private readonly struct Exchange(AppHttp1Leg leg, HttpContext context, AppConnection connection, bool headRequest)
+    {
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        public async ValueTask<ExchangeOutcome> RunAsync(Task? body, bool mayRetry)
+        {
+            var reader = connection.Reader;
+            var response = context.Response;
+            ExchangeOutcome outcome;
+            try
+            {
+                if (body is null && (await connection.Writer.FlushAsync(connection.Deadline)).IsCompleted)
+                {
+                    return ExchangeOutcome.Failed;
+                }
+                connection.Wait(ActivityTimeout);
+                var head = default(Http1ResponseHead);
+                while (true)
+                {
+                    var result = await reader.ReadAsync(connection.Deadline);
+                    var buffer = result.Buffer;
+                    var parsed = Http1ResponseHead.TryParse(buffer, headRequest, connection.Fields.For(response, trailers: false), out head, out var consumed, out var error);
+                    if (parsed == Http1ResponseHead.ParseStatus.Done)
+                    {
+                        reader.AdvanceTo(consumed);
+                        break;
+                    }
+                    if (parsed == Http1ResponseHead.ParseStatus.Invalid)
+                    {
+                        reader.AdvanceTo(buffer.Start);
+                        LogInvalidAnswer(leg.Logger, error ?? "");
+                        response.Headers.Clear();
+                        return await StopAsync(body, ExchangeOutcome.Failed);
+                    }
+                    if (result.IsCompleted)
+                    {
+                        reader.AdvanceTo(buffer.Start);
+                        // A kept-alive connection the app had closed meanwhile: nothing of this request reached it.
+                        return await StopAsync(body, buffer.IsEmpty && mayRetry ? ExchangeOutcome.RetryOnNewConnection : ExchangeOutcome.Failed);
+                    }
+                    reader.AdvanceTo(buffer.Start, buffer.End);
+                }
+                response.StatusCode = head.Status;
+                if (head.HasContentLength && head.Status is not (204 or < 200))
+                {
+                    response.ContentLength = head.ContentLength;
+                }
+                if (head.ConnectionOptions is { } options)
+                {
+                    ConnectionOptions.RemoveNamedHeaders(response.Headers, options);
+                }
+                var complete = head.Framing switch
+                {
+                    BodyFraming.None => true,
+                    BodyFraming.ContentLength => await CopyLengthAsync(head.ContentLength),
+                    BodyFraming.Chunked => await CopyChunkedAsync(),
+                    _ => await CopyToEndAsync(),
+                };
+                outcome = !complete ? ExchangeOutcome.Failed
+                    : head.KeepAlive && head.Framing != BodyFraming.UntilClose && !SentMoreThanItsAnswer(reader) ? ExchangeOutcome.Reusable
+                    : ExchangeOutcome.Done;
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                if (context.RequestAborted.IsCancellationRequested)
+                {
+                    return await StopAsync(body, ExchangeOutcome.CallerGone);
+                }
+                if (mayRetry && !context.Response.HasStarted && e is IOException or SocketException && connection.Uses > 0 && !connection.Deadline.IsCancellationRequested)
+                {
+                    return await StopAsync(body, ExchangeOutcome.RetryOnNewConnection);
+                }
+                LogAppBroke(leg.Logger, e.Message);
+                return await StopAsync(body, ExchangeOutcome.Failed);
+            }
+            finally
+            {
+                connection.Fields.Release();
+            }
+            if (body is not null && !body.IsCompleted)
+            {
+                // The app answered before it took the whole body: this connection is out of step now.
+                return await StopAsync(body, outcome == ExchangeOutcome.Failed ? outcome : ExchangeOutcome.Done);
+            }
+            if (body is { IsCompletedSuccessfully: false })
+            {
+                return await StopAsync(body, ExchangeOutcome.Failed);
+            }
+            return connection.EndWait() ? outcome : ExchangeOutcome.Failed;
+        }
+
+        /// <summary>
+        /// Bytes the app sent past the end of its answer, unasked: taken as the next request's answer they would
+        /// hand one caller another's response, so the connection is closed instead.
+        /// </summary>
+        private static bool SentMoreThanItsAnswer(PipeReader reader)
+        {
+            if (!reader.TryRead(out var extra))
+            {
+                return false;
+            }
+            reader.AdvanceTo(extra.Buffer.Start);
+            return !extra.Buffer.IsEmpty || extra.IsCompleted;
+        }
+
+        /// <summary>Ends the body copy (if any) before the connection is given up, so nothing writes to it afterwards.</summary>
+        private async ValueTask<ExchangeOutcome> StopAsync(Task? body, ExchangeOutcome outcome)
+        {
+            if (body is null)
+            {
+                return outcome;
+            }
+            if (!body.IsCompleted)
+            {
+                connection.Abort();
+                context.Request.BodyReader.CancelPendingRead();
+            }
+            try
+            {
+                await body;
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or BadHttpRequestException or InvalidOperationException)
+            {
+                if (outcome == ExchangeOutcome.Reusable)
+                {
+                    outcome = ExchangeOutcome.Failed;
+                }
+            }
+            return outcome == ExchangeOutcome.Reusable ? ExchangeOutcome.Done : outcome;
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<bool> CopyLengthAsync(long length)
+        {
+            var reader = connection.Reader;
+            var output = context.Response.BodyWriter;
+            while (length > 0)
+            {
+                var result = await reader.ReadAsync(connection.Deadline);
+                var buffer = result.Buffer;
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    return false;
+                }
+                var part = buffer.Length > length ? buffer.Slice(0, length) : buffer;
+                foreach (var segment in part)
+                {
+                    output.Write(segment.Span);
+                }
+                length -= part.Length;
+                reader.AdvanceTo(part.End);
+                if (length > 0 && !await FlushAsync(output))
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<bool> CopyChunkedAsync()
+        {
+            var reader = connection.Reader;
+            var output = context.Response.BodyWriter;
+            var decoder = default(ChunkedDecoder);
+            var trailers = connection.Fields.For(context.Response, trailers: true);
+            while (true)
+            {
+                var result = await reader.ReadAsync(connection.Deadline);
+                var sequence = new SequenceReader<byte>(result.Buffer);
+                var status = decoder.Decode(ref sequence, output, trailers);
+                reader.AdvanceTo(sequence.Position, result.Buffer.End);
+                if (status == ChunkedDecoder.Status.Done)
+                {
+                    return true;
+                }
+                if (status == ChunkedDecoder.Status.Invalid)
+                {
+                    LogInvalidAnswer(leg.Logger, "malformed chunked body");
+                    return false;
+                }
+                if (result.IsCompleted || !await FlushAsync(output))
+                {
+                    return false;
+                }
+            }
+        }
+
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        private async ValueTask<bool> CopyToEndAsync()
+        {
+            var reader = connection.Reader;
+            var output = context.Response.BodyWriter;
+            while (true)
+            {
+                var result = await reader.ReadAsync(connection.Deadline);
+                foreach (var segment in result.Buffer)
+                {
+                    output.Write(segment.Span);
+                }
+                reader.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    return true;
+                }
+                if (!await FlushAsync(output))
+                {
+                    return false;
+                }
+            }
+        }
+
+        /// <summary>Sends what was copied so far (the caller's pace holds the app back), and re-arms the app's deadline.</summary>
+        private async ValueTask<bool> FlushAsync(PipeWriter output)
+        {
+            var flushed = await output.FlushAsync(context.RequestAborted);
+            connection.Wait(ActivityTimeout);
+            return !flushed.IsCanceled && !flushed.IsCompleted;
+        }
+    }
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "inbound: the app's answer was refused: {Reason}")]
+    private static partial void LogInvalidAnswer(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound: the connection to the app broke: {Reason}")]
+    private static partial void LogAppBroke(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Debug, Message = "inbound: a kept-alive connection to the app was closed after {Uses} requests; sending on a new one")]
+    private static partial void LogStaleConnection(ILogger logger, int uses);
+}

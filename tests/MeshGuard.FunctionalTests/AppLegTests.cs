@@ -1,0 +1,122 @@
+using System.Net;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.Tests.Common;
+
+namespace MeshGuard.FunctionalTests;
+
+/// <summary>
+/// The inbound sidecar's hand-written HTTP/1.1 leg to the app, against an app that answers byte for byte what
+/// each test scripts: what a strict reader passes on (trailers to an HTTP/2 caller), what it refuses (an answer
+/// two readers could frame differently), what it never lets through (bytes beyond an answer taken as the next
+/// one), and a kept-alive connection the app closed quietly.
+/// </summary>
+public sealed class AppLegTests : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+    private LocalMesh _mesh = null!;
+    private ScriptedHttp1App _ordersApp = null!;
+    private RecordingApp _frontendApp = null!;
+    private MeshService _frontend = null!;
+
+    private static ScriptedHttp1App.Answer Script(string path) => path switch
+    {
+        "/trailers" => new("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"),
+        "/two-lengths" => new("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+        "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
+        "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
+        _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
+    };
+
+    public async Task InitializeAsync()
+    {
+        MeshBinaries.Ensure();
+        _mesh = new LocalMesh(_temp.Path);
+        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+        _ordersApp = ScriptedHttp1App.Start(Script);
+        _frontendApp = await RecordingApp.StartAsync("frontend");
+        await _mesh.StartSidecarAsync("orders", _ordersApp.Port, extraArguments: ["--app-protocol", "http1"]);
+        _frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+        await SidecarAdmin.WaitForServicesAsync(_frontend, 2);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _mesh.DisposeAsync();
+        await _ordersApp.DisposeAsync();
+        await _frontendApp.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task AChunkedAnswerWithTrailersFromAnHttp11AppReachesAnHttp2CallerWhole()
+    {
+        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(_frontend))
+        {
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = TimeSpan.FromSeconds(15),
+        };
+        using var response = await client.GetAsync(new Uri("http://orders/trailers"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("abc", Assert.Single(response.TrailingHeaders.GetValues("x-checksum")));
+    }
+
+    [Fact]
+    public async Task AnAnswerWithTwoLengthsIsRefusedWith502AndNotPassedOn()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var response = await client.GetAsync(new Uri("http://orders/two-lengths"));
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("abc", body, StringComparison.Ordinal);
+        Assert.Contains("not valid HTTP/1.1", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BytesAnAppSendsBeyondItsAnswerAreNeverTakenAsTheNextAnswer()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        Assert.Equal("ok", await client.GetStringAsync(new Uri("http://orders/extra")));
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal("app /next", await client.GetStringAsync(new Uri("http://orders/next")));
+        }
+        // The connection that carried the extra bytes carried nothing after them.
+        var extra = Assert.Single(_ordersApp.Requests, r => r.Head.StartsWith("GET /extra ", StringComparison.Ordinal));
+        Assert.DoesNotContain(_ordersApp.Requests, r => r.Connection == extra.Connection && r.Head.StartsWith("GET /next ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AKeptAliveConnectionTheAppClosedQuietlyIsReplacedWithoutTheCallerNoticing()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("ok", await client.GetStringAsync(new Uri("http://orders/close-quietly")));
+            // The app's FIN reaches the sidecar while the connection sits in its pool as reusable.
+            await Task.Delay(200);
+            using var response = await client.GetAsync(new Uri($"http://orders/after-close/{i}"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal($"app /after-close/{i}", await response.Content.ReadAsStringAsync());
+        }
+    }
+
+    [Fact]
+    public async Task TheAppReceivesTheHeadTheLegWritesAndOneConnectionCarriesManyRequests()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        var before = _ordersApp.Connections;
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal($"app /keep/{i}?q=1", await client.GetStringAsync(new Uri($"http://orders/keep/{i}?q=1")));
+        }
+        Assert.True(_ordersApp.Connections - before <= 2, $"{_ordersApp.Connections - before} connections for 20 sequential requests");
+        var head = _ordersApp.Requests.Last(r => r.Head.StartsWith("GET /keep/19?q=1 HTTP/1.1\r\n", StringComparison.Ordinal)).Head;
+        Assert.Contains("\r\nHost: orders\r\n", head + "\r\n", StringComparison.Ordinal);
+        Assert.Contains("\r\nx-forwarded-client-cert: By=spiffe://", head, StringComparison.Ordinal);
+        Assert.DoesNotContain("Transfer-Encoding", head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Content-Length", head, StringComparison.OrdinalIgnoreCase);
+    }
+}
