@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using MeshGuard.CommandLine;
 using MeshGuard.Proxy;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 
 var cp = CliOption.Text("--cp", "control plane bootstrap URL, or several replicas' (comma-separated; tried in turn)", "https://127.0.0.1:15012");
@@ -94,8 +95,8 @@ root.SetAction(async (parse, cancellation) =>
                 : throw new CliUsageException($"--path-normalization {pathError}"),
             parse.GetValue(forwardedHeaders) switch
             {
-                "remove" => MeshGuard.Proxy.Inbound.ForwardedHeaders.Remove,
-                "keep" => MeshGuard.Proxy.Inbound.ForwardedHeaders.Keep,
+                "remove" => MeshGuard.Proxy.Transport.ForwardedHeaders.Remove,
+                "keep" => MeshGuard.Proxy.Transport.ForwardedHeaders.Keep,
                 var other => throw new CliUsageException($"--forwarded-headers '{other}' must be remove or keep"),
             });
         return await SidecarHost.RunAsync(settings, cancellation);

@@ -1,4 +1,5 @@
 using System.Net;
+using MeshGuard.Proxy.Transport;
 
 namespace MeshGuard.Proxy;
 
@@ -28,7 +29,7 @@ internal sealed record ProxySettings(
     bool OutboundPassthrough = true,
     string? ServiceAccountTokenFile = null,
     MeshGuard.Policy.Requests.PathNormalization? PathRules = null,
-    MeshGuard.Proxy.Inbound.ForwardedHeaders ForwardedHeaders = MeshGuard.Proxy.Inbound.ForwardedHeaders.Remove)
+    MeshGuard.Proxy.Transport.ForwardedHeaders ForwardedHeaders = MeshGuard.Proxy.Transport.ForwardedHeaders.Remove)
 {
     /// <summary>How inbound request paths are made canonical (--path-normalization).</summary>
     public MeshGuard.Policy.Requests.PathNormalization PathNormalization => PathRules ?? MeshGuard.Policy.Requests.PathNormalization.Default;

@@ -10,6 +10,7 @@ using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Outbound;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Telemetry;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 using Microsoft.Extensions.ObjectPool;
 

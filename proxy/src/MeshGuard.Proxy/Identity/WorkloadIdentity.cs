@@ -1,4 +1,5 @@
 using System.Net.Security;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Identity;
@@ -12,7 +13,7 @@ internal sealed class WorkloadIdentity(TimeProvider time)
 {
     // HTTP/2 and HTTP/1.1 for requests, meshguard/tcp for opaque TCP connections.
     private static readonly List<SslApplicationProtocol> InboundProtocols =
-        [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11, Inbound.OpaqueTcp.Protocol];
+        [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11, MeshGuard.Proxy.Transport.OpaqueTcp.Protocol];
 
     private IdentitySnapshot? _current;
 

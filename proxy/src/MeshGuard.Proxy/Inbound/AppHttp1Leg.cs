@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http1;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Primitives;

@@ -1,5 +1,6 @@
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;

@@ -6,6 +6,7 @@ using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Telemetry;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 

@@ -1,4 +1,5 @@
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;

@@ -6,6 +6,7 @@ using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Telemetry;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace MeshGuard.Proxy.Inbound;

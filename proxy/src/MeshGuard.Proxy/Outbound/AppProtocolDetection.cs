@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 

@@ -3,6 +3,7 @@ using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 
 namespace MeshGuard.Proxy.Outbound;

@@ -1,6 +1,7 @@
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Outbound;

@@ -6,6 +6,7 @@ using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Redirect;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Yarp.ReverseProxy.Forwarder;

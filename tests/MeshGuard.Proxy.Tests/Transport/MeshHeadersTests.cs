@@ -1,4 +1,5 @@
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http;
 
 namespace MeshGuard.Proxy.Tests.Inbound;

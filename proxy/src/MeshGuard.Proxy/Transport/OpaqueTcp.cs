@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Security;
 
-namespace MeshGuard.Proxy.Inbound;
+namespace MeshGuard.Proxy.Transport;
 
 /// <summary>
 /// Opaque TCP between sidecars: the caller's sidecar negotiates ALPN <c>meshguard/tcp</c> on the mTLS

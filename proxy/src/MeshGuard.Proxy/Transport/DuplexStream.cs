@@ -1,6 +1,6 @@
 using System.IO.Pipelines;
 
-namespace MeshGuard.Proxy.Inbound;
+namespace MeshGuard.Proxy.Transport;
 
 /// <summary>A Kestrel connection's transport (a pair of pipes) seen as one stream, for byte-for-byte piping.</summary>
 internal sealed class DuplexStream(IDuplexPipe pipe) : Stream

@@ -1,4 +1,4 @@
-namespace MeshGuard.Proxy.Inbound;
+namespace MeshGuard.Proxy.Transport;
 
 /// <summary>Which of the sidecar's listeners accepted a connection; set once per connection.</summary>
 internal sealed class ListenerRole

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Primitives;
 
-namespace MeshGuard.Proxy.Inbound;
+namespace MeshGuard.Proxy.Transport;
 
 /// <summary>Headers only a sidecar may set. Whatever a caller sends under these names is dropped.</summary>
 internal static class MeshHeaders
