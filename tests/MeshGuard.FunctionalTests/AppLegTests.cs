@@ -23,6 +23,7 @@ public sealed class AppLegTests : IAsyncLifetime
         "/trailers" => new("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"),
         "/two-lengths" => new("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
         "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
+        "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
         "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
         _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
     };
@@ -86,6 +87,21 @@ public sealed class AppLegTests : IAsyncLifetime
         // The connection that carried the extra bytes carried nothing after them.
         var extra = Assert.Single(_ordersApp.Requests, r => r.Head.StartsWith("GET /extra ", StringComparison.Ordinal));
         Assert.DoesNotContain(_ordersApp.Requests, r => r.Connection == extra.Connection && r.Head.StartsWith("GET /next ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnAnswerTheAppGivesBeforeReadingALargeUploadReachesTheCaller()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        for (var i = 0; i < 5; i++)
+        {
+            using var content = new ByteArrayContent(new byte[4 * 1024 * 1024]);
+            using var response = await client.PostAsync(new Uri("http://orders/early"), content);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+            Assert.Equal("too large", await response.Content.ReadAsStringAsync());
+        }
+        // The leg still works after it gave those connections up.
+        Assert.Equal("app /after-early", await client.GetStringAsync(new Uri("http://orders/after-early")));
     }
 
     [Fact]

@@ -12,7 +12,12 @@ namespace MeshGuard.FunctionalTests;
 /// </summary>
 public sealed class ScriptedHttp1App : IAsyncDisposable
 {
-    public sealed record Answer(string Bytes, bool CloseAfter = false);
+    /// <summary>
+    /// The bytes of an answer; <paramref name="CloseAfter"/>: the connection is closed after it (with no word in the
+    /// answer); <paramref name="BeforeBody"/>: sent as soon as the head arrived, the body left unread, then the
+    /// connection half-closed and drained, as nginx's lingering close does.
+    /// </summary>
+    public sealed record Answer(string Bytes, bool CloseAfter = false, bool BeforeBody = false);
 
     public sealed record Seen(string Head, int Connection);
 
@@ -77,6 +82,20 @@ public sealed class ScriptedHttp1App : IAsyncDisposable
                 var head = Encoding.Latin1.GetString(buffer.GetRange(0, end).ToArray());
                 buffer.RemoveRange(0, end + 4);
                 // Bodies: only Content-Length ones are read (and dropped); the tests send no others.
+                var path = head.Split(' ', 3)[1];
+                var answer = _script(path);
+                if (answer.BeforeBody)
+                {
+                    Requests.Enqueue(new Seen(head, number));
+                    await socket.SendAsync(Encoding.Latin1.GetBytes(answer.Bytes), _stop.Token);
+                    socket.Shutdown(SocketShutdown.Send);
+                    using var linger = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    linger.CancelAfter(TimeSpan.FromSeconds(5));
+                    while (await socket.ReceiveAsync(chunk, linger.Token) > 0)
+                    {
+                    }
+                    return;
+                }
                 var length = head.Split("\r\n").Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0].Trim().Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
                     .Select(p => int.Parse(p[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
                 while (buffer.Count < length)
@@ -90,8 +109,6 @@ public sealed class ScriptedHttp1App : IAsyncDisposable
                 }
                 buffer.RemoveRange(0, length);
                 Requests.Enqueue(new Seen(head, number));
-                var path = head.Split(' ', 3)[1];
-                var answer = _script(path);
                 await socket.SendAsync(Encoding.Latin1.GetBytes(answer.Bytes), _stop.Token);
                 if (answer.CloseAfter)
                 {

@@ -81,7 +81,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             var exchange = new Exchange(this, context, connection, headRequest);
             using var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
             WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody);
-            Task? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
+            Task<bool>? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
             var outcome = await exchange.RunAsync(body, mayRetry: reused && !hasBody);
             if (outcome == ExchangeOutcome.RetryOnNewConnection)
             {
@@ -163,56 +163,63 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         Http1HeadWriter.EndHead(writer);
     }
 
-    /// <summary>The caller's body to the app, beside the wait for the answer (an app may answer before it read it all).</summary>
-    private static async Task CopyRequestBodyAsync(PipeReader body, AppConnection connection, bool chunked)
+    /// <summary>
+    /// The caller's body to the app, beside the wait for the answer (an app may answer before it read it all, and
+    /// then stop reading): true when all of it was sent. The app refusing more is not an error here, the answer
+    /// decides; a caller whose body broke off ends the exchange, since the app would wait for the rest forever.
+    /// </summary>
+    private static async Task<bool> CopyRequestBodyAsync(PipeReader body, AppConnection connection, bool chunked)
     {
         var output = connection.Writer;
-        try
+        while (true)
         {
-            while (true)
+            ReadResult result;
+            try
             {
-                var result = await body.ReadAsync();
-                if (result.IsCanceled)
+                result = await body.ReadAsync();
+            }
+            catch (Exception e) when (e is IOException or BadHttpRequestException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+            {
+                connection.Abort();
+                return false;
+            }
+            if (result.IsCanceled)
+            {
+                return false;
+            }
+            var buffer = result.Buffer;
+            if (!buffer.IsEmpty)
+            {
+                if (chunked)
                 {
-                    return;
+                    ChunkedEncoder.WriteChunkStart(output, buffer.Length);
                 }
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
+                foreach (var segment in buffer)
                 {
-                    if (chunked)
-                    {
-                        ChunkedEncoder.WriteChunkStart(output, buffer.Length);
-                    }
-                    foreach (var segment in buffer)
-                    {
-                        output.Write(segment.Span);
-                    }
-                    if (chunked)
-                    {
-                        ChunkedEncoder.WriteChunkEnd(output);
-                    }
+                    output.Write(segment.Span);
                 }
-                body.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
+                if (chunked)
                 {
-                    if (chunked)
-                    {
-                        ChunkedEncoder.WriteLastChunk(output);
-                    }
-                    await output.FlushAsync(connection.Deadline);
-                    return;
-                }
-                if ((await output.FlushAsync(connection.Deadline)).IsCompleted)
-                {
-                    return;
+                    ChunkedEncoder.WriteChunkEnd(output);
                 }
             }
-        }
-        catch
-        {
-            // The caller's body broke off or the app stopped taking it: the exchange cannot finish on this connection.
-            connection.Abort();
-            throw;
+            body.AdvanceTo(buffer.End);
+            if (result.IsCompleted && chunked)
+            {
+                ChunkedEncoder.WriteLastChunk(output);
+            }
+            try
+            {
+                var flushed = await output.FlushAsync(connection.Deadline);
+                if (result.IsCompleted || flushed.IsCompleted || flushed.IsCanceled)
+                {
+                    return result.IsCompleted && !flushed.IsCanceled;
+                }
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                return false;
+            }
         }
     }
 
@@ -231,7 +238,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     private readonly struct Exchange(AppHttp1Leg leg, HttpContext context, AppConnection connection, bool headRequest)
     {
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-        public async ValueTask<ExchangeOutcome> RunAsync(Task? body, bool mayRetry)
+        public async ValueTask<ExchangeOutcome> RunAsync(Task<bool>? body, bool mayRetry)
         {
             var reader = connection.Reader;
             var response = context.Response;
@@ -306,14 +313,11 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             {
                 connection.Fields.Release();
             }
-            if (body is not null && !body.IsCompleted)
+            if (body is not null && (!body.IsCompleted || !body.Result))
             {
-                // The app answered before it took the whole body: this connection is out of step now.
+                // The app answered before it took the whole body (or the body broke off): the answer stands, but this
+                // connection is out of step now.
                 return await StopAsync(body, outcome == ExchangeOutcome.Failed ? outcome : ExchangeOutcome.Done);
-            }
-            if (body is { IsCompletedSuccessfully: false })
-            {
-                return await StopAsync(body, ExchangeOutcome.Failed);
             }
             return connection.EndWait() ? outcome : ExchangeOutcome.Failed;
         }
@@ -333,7 +337,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         }
 
         /// <summary>Ends the body copy (if any) before the connection is given up, so nothing writes to it afterwards.</summary>
-        private async ValueTask<ExchangeOutcome> StopAsync(Task? body, ExchangeOutcome outcome)
+        private async ValueTask<ExchangeOutcome> StopAsync(Task<bool>? body, ExchangeOutcome outcome)
         {
             if (body is null)
             {
@@ -344,17 +348,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 connection.Abort();
                 context.Request.BodyReader.CancelPendingRead();
             }
-            try
-            {
-                await body;
-            }
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException or BadHttpRequestException or InvalidOperationException)
-            {
-                if (outcome == ExchangeOutcome.Reusable)
-                {
-                    outcome = ExchangeOutcome.Failed;
-                }
-            }
+            await body;
             return outcome == ExchangeOutcome.Reusable ? ExchangeOutcome.Done : outcome;
         }
 

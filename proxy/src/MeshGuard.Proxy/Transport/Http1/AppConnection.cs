@@ -21,7 +21,9 @@ internal sealed class AppConnection : IDisposable
     {
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
-        Reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(Buffers, bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+        // Reads of up to 32 KiB: a large body moves in few reads and few flushes downstream (4 KiB reads halved the
+        // 1 MiB download rate: a flush, a DATA frame and a TLS record each); the buffer goes back to the pool once read.
+        Reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(Buffers, bufferSize: 32 * 1024, minimumReadSize: 4096, leaveOpen: true));
         Writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(Buffers, minimumBufferSize: 4096, leaveOpen: true));
     }
 
