@@ -55,7 +55,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         {
             ConnectionOptions.RemoveNamedHeaders(request.Headers, named);
         }
-        if (!Sendable(request.Headers, host))
+        if (!Http1HeadWriter.IsFieldValue(host))
         {
             return AppLegOutcome.UnsendableHeader;
         }
@@ -80,7 +80,12 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             }
             var exchange = new Exchange(this, context, connection, headRequest);
             using var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
-            WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody);
+            if (!WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody))
+            {
+                // Nothing was flushed: the connection, with the head half written in its buffer, is dropped unsent.
+                connection.Dispose();
+                return AppLegOutcome.UnsendableHeader;
+            }
             Task<bool>? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
             var outcome = await exchange.RunAsync(body, mayRetry: reused && !hasBody);
             if (outcome == ExchangeOutcome.RetryOnNewConnection)
@@ -106,13 +111,15 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         }
     }
 
-    private static bool Sendable(IHeaderDictionary headers, string host)
+    /// <summary>
+    /// The request head, checked as it is written (one pass over the headers): false when a name is not a token or a
+    /// value holds what HTTP/1.1 cannot carry (CR, LF, NUL, other controls, characters beyond ISO-8859-1).
+    /// </summary>
+    private static bool WriteHead(PipeWriter writer, HttpRequest request, AuthorizedRequest authorized, string host, StringValues forwardedClientCert, long? length, bool hasBody)
     {
-        if (!Http1HeadWriter.IsFieldValue(host))
-        {
-            return false;
-        }
-        foreach (var field in headers)
+        Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
+        Http1HeadWriter.WriteField(writer, "Host", host);
+        foreach (var field in request.Headers)
         {
             if (NotForwarded.Contains(field.Key))
             {
@@ -128,23 +135,6 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 {
                     return false;
                 }
-            }
-        }
-        return true;
-    }
-
-    private static void WriteHead(PipeWriter writer, HttpRequest request, AuthorizedRequest authorized, string host, StringValues forwardedClientCert, long? length, bool hasBody)
-    {
-        Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
-        Http1HeadWriter.WriteField(writer, "Host", host);
-        foreach (var field in request.Headers)
-        {
-            if (NotForwarded.Contains(field.Key))
-            {
-                continue;
-            }
-            foreach (var value in field.Value)
-            {
                 Http1HeadWriter.WriteField(writer, field.Key, value ?? "");
             }
         }
@@ -161,6 +151,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             Http1HeadWriter.WriteChunkedFraming(writer);
         }
         Http1HeadWriter.EndHead(writer);
+        return true;
     }
 
     /// <summary>
@@ -312,6 +303,14 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             finally
             {
                 connection.Fields.Release();
+            }
+            if (body is not null && !body.IsCompleted && outcome == ExchangeOutcome.Reusable)
+            {
+                // The app answered before it read the whole body and kept the connection: it reads the rest and drops
+                // it (as nginx does for a `return`). The caller has its answer now; the body goes on to the app, so the
+                // caller's stream ends cleanly instead of being reset, and the connection stays in step.
+                await context.Response.CompleteAsync();
+                await body;
             }
             if (body is not null && (!body.IsCompleted || !body.Result))
             {
