@@ -6,19 +6,12 @@ namespace MeshGuard.Proxy.Tests.Transport;
 
 public sealed class Http1ResponseHeadTests
 {
-    private sealed class Fields : IFieldSink
-    {
-        public List<(string Name, string Value)> Seen { get; } = [];
-
-        public void OnField(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => Seen.Add((Encoding.Latin1.GetString(name), Encoding.Latin1.GetString(value)));
-    }
-
-    private static (Http1ResponseHead.ParseStatus Status, Http1ResponseHead Head, Fields Fields, long Consumed, string? Error) Parse(string text, bool headRequest = false) =>
+    private static (Http1ResponseHead.ParseStatus Status, Http1ResponseHead Head, RecordingFields Fields, long Consumed, string? Error) Parse(string text, bool headRequest = false) =>
         Parse(new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(text)), headRequest);
 
-    private static (Http1ResponseHead.ParseStatus Status, Http1ResponseHead Head, Fields Fields, long Consumed, string? Error) Parse(ReadOnlySequence<byte> bytes, bool headRequest = false)
+    private static (Http1ResponseHead.ParseStatus Status, Http1ResponseHead Head, RecordingFields Fields, long Consumed, string? Error) Parse(ReadOnlySequence<byte> bytes, bool headRequest = false)
     {
-        var fields = new Fields();
+        var fields = new RecordingFields();
         var status = Http1ResponseHead.TryParse(bytes, headRequest, fields, out var head, out var consumed, out var error);
         return (status, head, fields, bytes.Slice(bytes.Start, consumed).Length, error);
     }
