@@ -79,15 +79,25 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 }
             }
             var exchange = new Exchange(this, context, connection, headRequest);
-            using var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
-            if (!WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody))
+            ExchangeOutcome outcome;
+            // Ended before the connection is given back, so a caller going away later never touches a connection that
+            // another request holds by then.
+            var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
+            try
             {
-                // Nothing was flushed: the connection, with the head half written in its buffer, is dropped unsent.
-                connection.Dispose();
-                return AppLegOutcome.UnsendableHeader;
+                if (!WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody))
+                {
+                    // Nothing was flushed: the connection, with the head half written in its buffer, is dropped unsent.
+                    connection.Dispose();
+                    return AppLegOutcome.UnsendableHeader;
+                }
+                Task<bool>? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
+                outcome = await exchange.RunAsync(body, mayRetry: reused && !hasBody);
             }
-            Task<bool>? body = hasBody ? CopyRequestBodyAsync(request.BodyReader, connection, chunked: length is null) : null;
-            var outcome = await exchange.RunAsync(body, mayRetry: reused && !hasBody);
+            finally
+            {
+                registration.Dispose();
+            }
             if (outcome == ExchangeOutcome.RetryOnNewConnection)
             {
                 LogStaleConnection(logger, connection.Uses);
@@ -96,7 +106,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 reused = false;
                 continue;
             }
-            if (outcome == ExchangeOutcome.Reusable)
+            if (outcome == ExchangeOutcome.Reusable && !connection.Deadline.IsCancellationRequested)
             {
                 pool.Return(connection);
                 return AppLegOutcome.Relayed;
