@@ -110,7 +110,7 @@ internal sealed partial class InboundHandler(
             {
                 // Nothing listens at the app's port (it is down or restarting): 503, as Envoy answers, so that the
                 // caller's sidecar counts this endpoint as unavailable and may try another one.
-                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: the app is not reachable\n");
+                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
             }
         }
         Record(context, peer, started, decision, request.Method, RecordedPath(request));
@@ -147,7 +147,7 @@ internal sealed partial class InboundHandler(
         {
             case AppLegOutcome.AppUnreachable:
                 LogAppFailed(logger, "ConnectionError", "nothing listens at the app's port");
-                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: the app is not reachable\n");
+                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
                 return;
             case AppLegOutcome.UnsendableHeader:
                 await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: a header cannot be sent as HTTP/1.1\n");
@@ -193,6 +193,9 @@ internal sealed partial class InboundHandler(
     }
 
     private const string Forbidden = "forbidden\n";
+
+    /// <summary>Either leg's answer when nothing listens at the app's port.</summary>
+    private const string AppUnreachableText = "meshguard: the app is not reachable\n";
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "inbound: denied {Caller} {Method} {Path} by policy {Policy} rule {Rule}")]
     private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string method, string? path, string policy, string rule);

@@ -19,7 +19,10 @@ internal static class Http1HeadWriter
 
     private static ReadOnlySpan<byte> Crlf => "\r\n"u8;
 
-    private static readonly SearchValues<char> TokenChars = SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    /// <summary>RFC 9110 5.6.2 tchar: what a field name or a method may be made of; the answer parser reads names by it too.</summary>
+    public const string TokenCharacters = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    private static readonly SearchValues<char> TokenChars = SearchValues.Create(TokenCharacters);
 
     /// <summary>The request line: method, target (origin-form, already canonical) and version.</summary>
     public static void WriteRequestLine(PipeWriter writer, string method, string path, ReadOnlySpan<char> query)
