@@ -60,7 +60,7 @@ internal static partial class SidecarHost
         services.AddSingleton(identity);
         services.AddSingleton(connector);
         services.AddSingleton(identityClient);
-        var pools = new MeshConnectionPools(connector);
+        var pools = new MeshConnectionPools(connector, time);
         services.AddSingleton(pools);
         var outboundMetrics = new OutboundMetrics();
         services.AddSingleton(outboundMetrics);

@@ -17,7 +17,7 @@ public sealed class ServiceDirectoryTests
     };
 
     private ServiceDirectory NewDirectory(string ownNamespace) =>
-        new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System)),
+        new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System), TimeProvider.System),
             () => new EndpointCircuit(Resilience, _time, new OutboundMetrics()));
 
     private static Task<Polly.Outcome<TryOutcome>> TryAsync(MeshEndpoint endpoint, TryOutcome outcome) =>
@@ -288,9 +288,9 @@ public sealed class ServiceDirectoryTests
 public sealed class MeshConnectionPoolsTests
 {
     [Fact]
-    public void EachServerIdentityGetsItsOwnPoolAndTheSameIdentityTheSamePool()
+    public async Task EachServerIdentityGetsItsOwnPoolAndTheSameIdentityTheSamePool()
     {
-        using var pools = new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System));
+        await using var pools = new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System), TimeProvider.System);
         var orders = pools.For(MeshGuard.Spiffe.SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/orders"));
         var payments = pools.For(MeshGuard.Spiffe.SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/payments"));
         Assert.NotSame(orders, payments);

@@ -94,7 +94,7 @@ internal sealed partial class InboundHandler(
         // 3. The proof the app leg requires: it sends exactly this view.
         var authorized = new AuthorizedRequest(request, decision);
         var config = AppLegConfig(context.Request);
-        if (ReferenceEquals(config, Http1Config) && !NeedsGeneralForwarder(context))
+        if (ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context))
         {
             await SendOverHttp1Async(context, authorized, peer);
             Record(context, peer, started, decision, request.Method, RecordedPath(request));
@@ -114,18 +114,6 @@ internal sealed partial class InboundHandler(
             }
         }
         Record(context, peer, started, decision, request.Method, RecordedPath(request));
-    }
-
-    /// <summary>
-    /// The hand-written HTTP/1.1 leg carries plain requests; protocol switches (WebSocket upgrades, extended
-    /// CONNECT) and Expect: 100-continue, whose interim answer must come from the app, go through YARP.
-    /// </summary>
-    private static bool NeedsGeneralForwarder(HttpContext context)
-    {
-        var request = context.Request;
-        return request.Headers.Expect.Count > 0
-            || HttpMethods.IsConnect(request.Method)
-            || context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true };
     }
 
     private async Task SendOverHttp1Async(HttpContext context, AuthorizedRequest authorized, PeerIdentityFeature peer)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using System.Net.Security;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Spiffe;
@@ -6,26 +7,58 @@ using MeshGuard.Spiffe;
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>
-/// Sidecar-to-sidecar connection pools, one per server identity: HTTP/2 over mutual TLS, many requests
-/// multiplexed on each connection. A pooled connection is only ever reused for requests that expect the
-/// identity it was verified against: keyed by address alone, a connection to orders' sidecar could carry
-/// a request meant for payments if the directory listed that address for both.
+/// Sidecar-to-sidecar connection pools: HTTP/2 over mutual TLS, many requests multiplexed on each connection.
+/// A pooled connection is only ever reused for requests that expect the identity it was verified against: keyed
+/// by address alone, a connection to orders' sidecar could carry a request meant for payments if the directory
+/// listed that address for both. <see cref="ForPeer"/> gives the sidecar's own HTTP/2 client, which carries
+/// requests; <see cref="For"/> gives HttpClient pools for the rare paths YARP still forwards (upgrades,
+/// 100-continue).
 /// </summary>
-internal sealed class MeshConnectionPools(SpiffeConnector connector) : IDisposable
+internal sealed class MeshConnectionPools : IAsyncDisposable
 {
     private static readonly List<SslApplicationProtocol> Http2Only = [SslApplicationProtocol.Http2];
+    private static readonly TimeSpan TrimPeriod = TimeSpan.FromSeconds(15);
 
+    private readonly SpiffeConnector _connector;
     private readonly ConcurrentDictionary<SpiffeId, HttpMessageInvoker> _pools = new();
+    private readonly ConcurrentDictionary<(SpiffeId Identity, DnsEndPoint EndPoint), PeerConnectionPool> _peers = new();
+    private readonly ITimer _trimTimer;
 
-    /// <summary>The pool whose connections all proved to be <paramref name="expectedServer"/>. Called when a table arrives, not per request.</summary>
+    public MeshConnectionPools(SpiffeConnector connector, TimeProvider time)
+    {
+        _connector = connector;
+        _trimTimer = time.CreateTimer(static state => _ = ((MeshConnectionPools)state!).TrimAsync(), this, TrimPeriod, TrimPeriod);
+    }
+
+    /// <summary>The HttpClient pool whose connections all proved to be <paramref name="expectedServer"/>. Called when a table arrives, not per request.</summary>
     public HttpMessageInvoker For(SpiffeId expectedServer) =>
-        _pools.GetOrAdd(expectedServer, static (id, connector) => Create(connector, id), connector);
+        _pools.GetOrAdd(expectedServer, static (id, connector) => Create(connector, id), _connector);
+
+    /// <summary>The HTTP/2 connections to the sidecar at <paramref name="endpoint"/>, which must prove to be <paramref name="expectedServer"/>.</summary>
+    public PeerConnectionPool ForPeer(SpiffeId expectedServer, DnsEndPoint endpoint) =>
+        _peers.GetOrAdd((expectedServer, endpoint), static (key, connector) => new PeerConnectionPool(connector, key.EndPoint, key.Identity), _connector);
+
+    private async Task TrimAsync()
+    {
+        var now = Environment.TickCount64;
+        foreach (var peer in _peers.Values)
+        {
+            try
+            {
+                await peer.TrimAsync(now);
+            }
+            catch (Exception)
+            {
+                // Closing a connection that already failed; the next round tries again.
+            }
+        }
+    }
 
     private static HttpMessageInvoker Create(SpiffeConnector connector, SpiffeId expectedServer) => new(new SocketsHttpHandler
     {
         UseProxy = false,
         AllowAutoRedirect = false,
-        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        AutomaticDecompression = DecompressionMethods.None,
         UseCookies = false,
         EnableMultipleHttp2Connections = true,
         ActivityHeadersPropagator = null,
@@ -36,11 +69,16 @@ internal sealed class MeshConnectionPools(SpiffeConnector connector) : IDisposab
         ConnectCallback = (context, cancellation) => connector.ConnectAsync(context.DnsEndPoint, expectedServer, Http2Only, cancellation),
     }, disposeHandler: true);
 
-    public void Dispose()
+    public async ValueTask DisposeAsync()
     {
+        await _trimTimer.DisposeAsync();
         foreach (var pool in _pools.Values)
         {
             pool.Dispose();
+        }
+        foreach (var peer in _peers.Values)
+        {
+            await peer.DisposeAsync();
         }
     }
 }

@@ -121,7 +121,7 @@ internal sealed partial class OutboundHandler(
                 context.Features.Set<IForwarderErrorFeature>(null);
                 continue;
             }
-            await AnswerFailureAsync(context, route, endpoint, outcome);
+            await AnswerFailureAsync(context, route, endpoint, exchange, outcome);
             return endpoint;
         }
     }
@@ -143,12 +143,33 @@ internal sealed partial class OutboundHandler(
         exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
         try
         {
+            if (!GeneralForwarding.IsNeeded(context))
+            {
+                PrepareHeaders(context);
+                return await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
+            }
             var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
-            return Classify(context, exchange, error);
+            var outcome = Classify(context, exchange, error);
+            if (context.GetForwarderErrorFeature()?.Exception is { } exception)
+            {
+                exchange.Fail(exception);
+            }
+            return outcome;
         }
         finally
         {
             exchange.EndTry();
+        }
+    }
+
+    /// <summary>Drops what only a sidecar may set and what the app declared hop-by-hop; the app's Host travels on.</summary>
+    internal static void PrepareHeaders(HttpContext context)
+    {
+        var headers = context.Request.Headers;
+        MeshGuard.Proxy.Transport.MeshHeaders.RemoveForgeable(headers, MeshGuard.Proxy.Transport.ForwardedHeaders.Keep);
+        if (headers.Connection is { Count: > 0 } connection)
+        {
+            ConnectionOptions.RemoveNamedHeaders(headers, connection);
         }
     }
 
@@ -195,18 +216,18 @@ internal sealed partial class OutboundHandler(
     }
 
     /// <summary>The sidecar's own answer when the last try brought none the app can have.</summary>
-    private async Task AnswerFailureAsync(HttpContext context, ServiceRoute route, MeshEndpoint endpoint, TryOutcome outcome)
+    private async Task AnswerFailureAsync(HttpContext context, ServiceRoute route, MeshEndpoint endpoint, OutboundExchange exchange, TryOutcome outcome)
     {
         switch (outcome)
         {
             case TryOutcome.Relayed or TryOutcome.RelayedFailure or TryOutcome.AppSide:
                 return;
             case TryOutcome.BrokenMidAnswer:
-                // YARP has answered 502 if nothing was sent yet, or aborted the exchange.
-                LogForwardFailed(logger, route.Name, endpoint.Address, outcome.ToString(), context.GetForwarderErrorFeature()?.Exception?.Message ?? "");
+                // The leg has aborted the exchange (YARP answers 502 if nothing was sent yet).
+                LogForwardFailed(logger, route.Name, endpoint.Address, outcome.ToString(), exchange.Failure?.Message ?? "");
                 return;
             case TryOutcome.WrongIdentity:
-                var reason = FindIdentityError(context.GetForwarderErrorFeature()?.Exception)?.Reason ?? "unexpected identity";
+                var reason = FindIdentityError(exchange.Failure)?.Reason ?? "unexpected identity";
                 LogWrongIdentity(logger, route.Name, endpoint.Address, reason);
                 await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: endpoint " + endpoint.Address + " of " + route.Name + " refused: " + reason + "\n");
                 return;
@@ -215,9 +236,8 @@ internal sealed partial class OutboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status504GatewayTimeout, "meshguard: upstream " + route.Name + " timed out\n");
                 return;
             default:
-                var error = context.GetForwarderErrorFeature();
-                LogForwardFailed(logger, route.Name, endpoint.Address, error?.Error.ToString() ?? outcome.ToString(), error?.Exception?.Message ?? "");
-                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + (error?.Error ?? ForwarderError.Request) + "\n");
+                LogForwardFailed(logger, route.Name, endpoint.Address, outcome.ToString(), exchange.Failure?.Message ?? "");
+                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: upstream " + route.Name + " failed: " + outcome + "\n");
                 return;
         }
     }

@@ -16,12 +16,7 @@ internal sealed class OutboundTransformer : HttpTransformer
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
-        var headers = httpContext.Request.Headers;
-        MeshHeaders.RemoveForgeable(headers, ForwardedHeaders.Keep);
-        if (headers.Connection is { Count: > 0 } connection)
-        {
-            ConnectionOptions.RemoveNamedHeaders(headers, connection);
-        }
+        OutboundHandler.PrepareHeaders(httpContext);
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
         proxyRequest.Headers.Host = httpContext.Request.Host.Value;
         if (HttpProtocol.IsHttp2(httpContext.Request.Protocol))

@@ -6,7 +6,7 @@ using MeshGuard.Spiffe;
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>An inbound sidecar of a service: where to connect, who must answer there, and how it has been doing.</summary>
-internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity, HttpMessageInvoker pool, EndpointCircuit circuit)
+internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeId identity, HttpMessageInvoker pool, PeerConnectionPool peer, EndpointCircuit circuit)
 {
     public string Address { get; } = address;
 
@@ -19,8 +19,11 @@ internal sealed class MeshEndpoint(string address, DnsEndPoint endPoint, SpiffeI
 
     public string IdentityText { get; } = identity.ToString();
 
-    /// <summary>The connection pool of this endpoint's identity.</summary>
+    /// <summary>The HttpClient pool of this endpoint's identity, for the requests YARP forwards.</summary>
     public HttpMessageInvoker Pool { get; } = pool;
+
+    /// <summary>The sidecar's own HTTP/2 connections to this endpoint, for every other request.</summary>
+    public PeerConnectionPool Peer { get; } = peer;
 
     /// <summary>Passive health and tries in flight; kept across service tables while address and identity stay.</summary>
     public EndpointCircuit Circuit { get; } = circuit;
@@ -142,7 +145,8 @@ internal sealed class ServiceDirectory(string ownNamespace, MeshConnectionPools 
                     var key = (endpoint.Address, id);
                     if (!_known.TryGetValue(key, out var meshEndpoint))
                     {
-                        meshEndpoint = new MeshEndpoint(endpoint.Address, new DnsEndPoint(ip.Address.ToString(), ip.Port), id, pools.For(id), newCircuit());
+                        var dial = new DnsEndPoint(ip.Address.ToString(), ip.Port);
+                        meshEndpoint = new MeshEndpoint(endpoint.Address, dial, id, pools.For(id), pools.ForPeer(id, dial), newCircuit());
                     }
                     known[key] = meshEndpoint;
                     endpoints.Add(meshEndpoint);

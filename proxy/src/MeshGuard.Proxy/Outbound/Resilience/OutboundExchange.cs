@@ -30,6 +30,12 @@ internal sealed class OutboundExchange : IDisposable
 
     public bool TimedOut => _tryTimer.IsCancellationRequested;
 
+    /// <summary>The current try has a timeout of its own (a retryable request's per-try timeout).</summary>
+    public bool HasTryTimeout { get; private set; }
+
+    /// <summary>What broke the current try, for the log and the sidecar's own answer; null when nothing did.</summary>
+    public Exception? Failure { get; private set; }
+
     public CancellationToken TryToken => _tryTimer.Token;
 
     public void Start(bool retryable, RetryBudget budget)
@@ -49,8 +55,10 @@ internal sealed class OutboundExchange : IDisposable
         Tries++;
         Answered = false;
         AnswerHeldBack = false;
+        Failure = null;
         _mayHoldBack = Retryable && triesLeft;
-        if (Retryable && timeout > TimeSpan.Zero)
+        HasTryTimeout = Retryable && timeout > TimeSpan.Zero;
+        if (HasTryTimeout)
         {
             _tryTimer.CancelAfter(timeout);
         }
@@ -66,6 +74,12 @@ internal sealed class OutboundExchange : IDisposable
         RetryReserved = true;
         return true;
     }
+
+    /// <summary>A try without a timeout of its own still waits at most <paramref name="limit"/> for its answer's head.</summary>
+    public void LimitAnswerWait(TimeSpan limit) => _tryTimer.CancelAfter(limit);
+
+    /// <summary>The current try broke: <paramref name="failure"/> says how.</summary>
+    public void Fail(Exception failure) => Failure ??= failure;
 
     /// <summary>The reserved retry is being used.</summary>
     public void UseRetry() => RetryReserved = false;

@@ -1,0 +1,372 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Security.Authentication;
+using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Outbound.Resilience;
+using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Net.Http.Headers;
+
+namespace MeshGuard.Proxy.Outbound;
+
+/// <summary>
+/// The outbound sidecar's leg to a peer sidecar, below HttpClient: the app's request, as the server parsed it, is
+/// encoded straight from the server's header collection into an HTTP/2 header block on a pooled, multiplexed mTLS
+/// connection (<see cref="PeerConnectionPool"/>); its body goes out as DATA frames, the first of them in the same
+/// write as the head when the server already holds it; the answer's fields go straight onto the server's response
+/// and its body is moved through pooled buffers. One try at one endpoint; the caller decides about the next.
+/// </summary>
+internal static class MeshHttp2Leg
+{
+    /// <summary>How long the peer may take to answer a request whose try has no timeout of its own (as YARP's activity timeout).</summary>
+    public static readonly TimeSpan AnswerTimeout = TimeSpan.FromSeconds(100);
+
+    /// <summary>Request fields that stop at this hop or that the leg writes itself (RFC 9113 8.2.2).</summary>
+    private static readonly HashSet<string> NotForwarded = new(StringComparer.OrdinalIgnoreCase)
+    {
+        HeaderNames.Host, HeaderNames.Connection, HeaderNames.KeepAlive, "Proxy-Connection", HeaderNames.TransferEncoding,
+        HeaderNames.Upgrade, HeaderNames.TE, "HTTP2-Settings",
+    };
+
+    /// <summary>Answer fields that have no meaning past this hop.</summary>
+    private static readonly HashSet<string> NotRelayed = new(StringComparer.OrdinalIgnoreCase)
+    {
+        HeaderNames.Connection, HeaderNames.KeepAlive, "Proxy-Connection", HeaderNames.TransferEncoding, HeaderNames.Upgrade,
+    };
+
+    private static readonly Action<HttpContext, HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<TryOutcome> ForwardAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
+    {
+        var request = context.Request;
+        if (!FieldsSendable(request.Headers))
+        {
+            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: a request header holds what HTTP/2 cannot carry\n");
+            return TryOutcome.AppSide;
+        }
+        var length = request.ContentLength;
+        var hasBody = length is > 0 || (length is null && context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: true });
+        // When the server holds the first body octets already, they go in the same write as the head.
+        ReadResult first = default;
+        var haveFirst = hasBody && request.BodyReader.TryRead(out first);
+        Http2ClientStream stream;
+        try
+        {
+            stream = await endpoint.Peer.OpenStreamAsync(WriteFields, context, endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
+        }
+        catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or PeerIdentityException)
+        {
+            if (haveFirst)
+            {
+                request.BodyReader.AdvanceTo(first.Buffer.Start);
+            }
+            exchange.Fail(e);
+            return context.RequestAborted.IsCancellationRequested ? TryOutcome.AppSide
+                : e is PeerIdentityException ? TryOutcome.WrongIdentity
+                : TryOutcome.ConnectFailed;
+        }
+        try
+        {
+            return await ExchangeAsync(context, stream, exchange, hasBody, haveFirst ? first : null);
+        }
+        finally
+        {
+            stream.Release();
+        }
+    }
+
+    private static async ValueTask<TryOutcome> ExchangeAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange, bool hasBody, ReadResult? first)
+    {
+        var body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, first) : null;
+        // Each of these resets the stream, which ends the wait for its answer: the app going away, the try's own
+        // timeout, or the answer taking longer than any request may wait.
+        using var appGone = context.RequestAborted.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
+        using var tryTimeout = exchange.TryToken.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
+        if (!exchange.HasTryTimeout)
+        {
+            exchange.LimitAnswerWait(AnswerTimeout);
+        }
+        try
+        {
+            await stream.ReadHeadAsync();
+        }
+        catch (Http2StreamException e)
+        {
+            var bodyOutcome = await EndBodyAsync(context, stream, body);
+            exchange.Fail(e);
+            if (context.RequestAborted.IsCancellationRequested || bodyOutcome == BodyOutcome.AppFailed)
+            {
+                return TryOutcome.AppSide;
+            }
+            if (exchange.TimedOut)
+            {
+                return TryOutcome.TimedOut;
+            }
+            return e.NotProcessed && !hasBody ? TryOutcome.ConnectFailed : TryOutcome.Broken;
+        }
+        var status = stream.Status;
+        var holdBack = status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable && exchange.TryReserveRetry();
+        exchange.MarkAnswered(holdBack);
+        if (holdBack)
+        {
+            stream.Reset();
+            await EndBodyAsync(context, stream, body);
+            return TryOutcome.AnswerHeldBack;
+        }
+        var response = context.Response;
+        response.StatusCode = status;
+        var headers = response.Headers;
+        foreach (var (name, value) in stream.Fields)
+        {
+            if (!NotRelayed.Contains(name))
+            {
+                headers.Append(name, value);
+            }
+        }
+        var relayed = await RelayBodyAsync(context, stream, exchange);
+        var sent = await EndBodyAsync(context, stream, body);
+        if (relayed != TryOutcome.Relayed)
+        {
+            return relayed;
+        }
+        if (sent == BodyOutcome.AppFailed)
+        {
+            return TryOutcome.AppSide;
+        }
+        return status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable or StatusCodes.Status504GatewayTimeout
+            ? TryOutcome.RelayedFailure
+            : TryOutcome.Relayed;
+    }
+
+    /// <summary>The answer's body (and its trailers, where the app's protocol has them) to the app.</summary>
+    private static async ValueTask<TryOutcome> RelayBodyAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange)
+    {
+        var output = context.Response.BodyWriter;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await stream.ReadBodyAsync();
+            }
+            catch (Http2StreamException e)
+            {
+                exchange.Fail(e);
+                if (context.RequestAborted.IsCancellationRequested)
+                {
+                    return TryOutcome.AppSide;
+                }
+                // Part of the answer may have gone: the app must see it broken, not whole.
+                context.Abort();
+                return TryOutcome.BrokenMidAnswer;
+            }
+            foreach (var segment in result.Buffer)
+            {
+                output.Write(segment.Span);
+            }
+            stream.Consumed(result);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+            FlushResult flushed;
+            try
+            {
+                flushed = await output.FlushAsync(context.RequestAborted);
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+            {
+                flushed = new FlushResult(isCanceled: true, isCompleted: true);
+            }
+            if (flushed.IsCompleted || flushed.IsCanceled)
+            {
+                stream.Reset();
+                return TryOutcome.AppSide;
+            }
+        }
+        if (stream.Trailers.Count > 0 && context.Response.SupportsTrailers())
+        {
+            foreach (var (name, value) in stream.Trailers)
+            {
+                context.Response.AppendTrailer(name, value);
+            }
+        }
+        return TryOutcome.Relayed;
+    }
+
+    private enum BodyOutcome
+    {
+        Sent,
+        StreamEnded,
+        AppFailed,
+    }
+
+    /// <summary>
+    /// The request body to the peer, frame by frame as the server reads it; ends the stream after the last octet. When
+    /// the peer answered whole before taking all of it (a refusal of a large upload), the rest is read and dropped, as
+    /// nginx drains it, so the app can finish sending and read the answer.
+    /// </summary>
+    private static async Task<BodyOutcome> SendBodyAsync(PipeReader input, Http2ClientStream stream, ReadResult? first)
+    {
+        var dropping = false;
+        try
+        {
+            var result = first ?? await input.ReadAsync();
+            while (true)
+            {
+                if (result.IsCanceled)
+                {
+                    // The exchange ended without a whole answer before the body did.
+                    stream.Reset();
+                    return BodyOutcome.StreamEnded;
+                }
+                var buffer = result.Buffer;
+                if (!dropping)
+                {
+                    try
+                    {
+                        await SendAsync(stream, buffer, result.IsCompleted);
+                    }
+                    catch (Http2StreamException) when (stream.ResponseEnded)
+                    {
+                        dropping = true;
+                    }
+                }
+                input.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    return dropping ? BodyOutcome.StreamEnded : BodyOutcome.Sent;
+                }
+                result = await input.ReadAsync();
+            }
+        }
+        catch (Http2StreamException)
+        {
+            return BodyOutcome.StreamEnded;
+        }
+        catch (Exception e) when (e is IOException or BadHttpRequestException or OperationCanceledException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+        {
+            // The app's upload broke (it went away, or sent a malformed chunk): the peer must not take it as whole.
+            stream.Reset();
+            return BodyOutcome.AppFailed;
+        }
+    }
+
+    private static async ValueTask SendAsync(Http2ClientStream stream, ReadOnlySequence<byte> buffer, bool last)
+    {
+        var remaining = buffer.Length;
+        var ended = false;
+        foreach (var segment in buffer)
+        {
+            remaining -= segment.Length;
+            if (segment.Length > 0)
+            {
+                ended = last && remaining == 0;
+                await stream.SendDataAsync(segment, endStream: ended, CancellationToken.None);
+            }
+        }
+        if (last && !ended)
+        {
+            await stream.SendDataAsync(ReadOnlyMemory<byte>.Empty, endStream: true, CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the body to be sent. One still going once the exchange ended is stopped: after a whole answer the
+    /// rest of the upload is dropped as it comes; otherwise the read is cancelled.
+    /// </summary>
+    private static async ValueTask<BodyOutcome> EndBodyAsync(HttpContext context, Http2ClientStream stream, Task<BodyOutcome>? body)
+    {
+        if (body is null)
+        {
+            return BodyOutcome.Sent;
+        }
+        if (!body.IsCompleted)
+        {
+            stream.Reset();
+            if (!stream.ResponseEnded)
+            {
+                context.Request.BodyReader.CancelPendingRead();
+            }
+        }
+        return await body;
+    }
+
+    private static bool FieldsSendable(IHeaderDictionary headers)
+    {
+        foreach (var field in headers)
+        {
+            foreach (var value in field.Value)
+            {
+                if (value is not null && !HpackEncoder.IsSendable(value))
+                {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Under the connection's lock: the request's head as HTTP/2 fields.</summary>
+    private static void WriteRequestFields(HttpContext context, HpackEncoder encoder, IBufferWriter<byte> block)
+    {
+        var request = context.Request;
+        encoder.WriteField(block, ":method", request.Method, HpackIndexing.Index);
+        encoder.WriteField(block, ":scheme", "https", HpackIndexing.Index);
+        encoder.WriteField(block, ":authority", request.Host.Value ?? "", HpackIndexing.Index);
+        var path = request.PathBase.HasValue ? (request.PathBase + request.Path).ToUriComponent() : request.Path.ToUriComponent();
+        if (path.Length == 0)
+        {
+            path = "/";
+        }
+        if (request.QueryString.HasValue)
+        {
+            path += request.QueryString.Value;
+        }
+        encoder.WriteField(block, ":path", path, HpackIndexing.NoIndex);
+        foreach (var field in request.Headers)
+        {
+            var name = field.Key;
+            if (name.Length == 0 || name[0] == ':' || NotForwarded.Contains(name))
+            {
+                if (name.Equals(HeaderNames.TE, StringComparison.OrdinalIgnoreCase) && field.Value.Count == 1 && string.Equals(field.Value[0], "trailers", StringComparison.OrdinalIgnoreCase))
+                {
+                    // The one TE HTTP/2 allows (gRPC sends it).
+                    encoder.WriteField(block, "te", "trailers", HpackIndexing.Index);
+                }
+                continue;
+            }
+            var indexing = IndexingFor(name);
+            foreach (var value in field.Value)
+            {
+                encoder.WriteField(block, name, value ?? "", indexing);
+            }
+        }
+        if (HttpProtocol.IsHttp2(request.Protocol))
+        {
+            encoder.WriteField(block, MeshHeaders.OriginalProtocol, MeshHeaders.OriginalProtocolHttp2, HpackIndexing.Index);
+        }
+    }
+
+    /// <summary>Fields that repeat across requests enter the table; per-request values and credentials do not.</summary>
+    private static HpackIndexing IndexingFor(string name)
+    {
+        if (name.Equals(HeaderNames.Authorization, StringComparison.OrdinalIgnoreCase) || name.Equals(HeaderNames.Cookie, StringComparison.OrdinalIgnoreCase)
+            || name.Equals(HeaderNames.ProxyAuthorization, StringComparison.OrdinalIgnoreCase))
+        {
+            return HpackIndexing.NeverIndex;
+        }
+        if (name.Equals(HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase) || name.Equals("x-request-id", StringComparison.OrdinalIgnoreCase)
+            || name.Equals("traceparent", StringComparison.OrdinalIgnoreCase) || name.Equals("tracestate", StringComparison.OrdinalIgnoreCase)
+            || name.Equals(HeaderNames.GrpcTimeout, StringComparison.OrdinalIgnoreCase))
+        {
+            return HpackIndexing.NoIndex;
+        }
+        return HpackIndexing.Index;
+    }
+}

@@ -1,0 +1,906 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+
+namespace MeshGuard.Proxy.Transport.Http2;
+
+/// <summary>
+/// A client HTTP/2 connection over a stream that is already secured (RFC 9113), many requests multiplexed on it.
+/// <para>
+/// Writing: frames are queued in a buffer under one lock; whoever queues while no write is under way writes the
+/// queue to the transport on its own thread, and keeps writing what others queued meanwhile. So a lone request costs
+/// one transport write for its head (and the first body octets, when it has them at hand), and under load many
+/// streams' frames share one write, without a writer thread to hop to.
+/// </para>
+/// <para>
+/// Reading: one loop reads frames, decodes header blocks in order (HPACK is one state per connection), and puts each
+/// stream's body into that stream's pipe. Flow control both ways: the peer's windows are waited for before data is
+/// queued; this side's stream windows are given back as the request's task reads, so a slow reader holds at most
+/// <see cref="StreamReceiveWindow"/> octets.
+/// </para>
+/// </summary>
+internal sealed class Http2ClientConnection : IAsyncDisposable
+{
+    public const int StreamReceiveWindow = 256 * 1024;
+    public const int ConnectionReceiveWindow = 4 * 1024 * 1024;
+    private const int MaxHeaderBlock = HpackDecoder.DefaultMaxFieldListSize;
+    private static readonly TimeSpan SettingsTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Stream _transport;
+    private readonly PipeReader _input;
+    private readonly object _sync = new();
+    private readonly Dictionary<int, Http2ClientStream> _streams = [];
+    private readonly HpackEncoder _encoder = new();
+    private readonly HpackDecoder _decoder = new();
+    private readonly FrameBuffer _headerBlock = new();
+    private readonly FrameBuffer _incomingBlock = new();
+    private readonly TaskCompletionSource _settingsReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private FrameBuffer _queue = new();
+    private FrameBuffer? _spare = new();
+    private bool _writing;
+    private int _nextStreamId = 1;
+    private int _maxConcurrentStreams = 100;
+    private int _peerInitialWindow = Http2Frame.DefaultWindowSize;
+    private long _sendWindow = Http2Frame.DefaultWindowSize;
+    private int _peerMaxFrameSize = Http2Frame.DefaultMaxFrameSize;
+    private int _receivedUnacked;
+    private int _goAwayLastStream = int.MaxValue;
+    private Exception? _closed;
+    private Task _reading = Task.CompletedTask;
+
+    // The header block being received: its stream (null when the stream is gone) and whether END_STREAM came with it.
+    private int _blockStreamId;
+    private Http2ClientStream? _blockStream;
+    private bool _blockEndsStream;
+
+    private Http2ClientConnection(Stream transport)
+    {
+        _transport = transport;
+        _input = PipeReader.Create(transport, new StreamPipeReaderOptions(bufferSize: 32 * 1024, minimumReadSize: 4096, leaveOpen: true));
+    }
+
+    /// <summary>Streams open now.</summary>
+    public int ActiveStreams
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _streams.Count;
+            }
+        }
+    }
+
+    /// <summary>The connection takes no new stream: it failed, or the peer sent GOAWAY.</summary>
+    public bool IsClosing => Volatile.Read(ref _closed) is not null || Volatile.Read(ref _goAwayLastStream) != int.MaxValue;
+
+    /// <summary>When the last stream ended (or the connection opened); for idle trimming.</summary>
+    public long IdleSince { get; private set; } = Environment.TickCount64;
+
+    /// <summary>Sends the preface and this side's settings, and waits for the peer's settings.</summary>
+    public static async Task<Http2ClientConnection> OpenAsync(Stream transport, CancellationToken cancellation)
+    {
+        var connection = new Http2ClientConnection(transport);
+        connection.QueuePreface();
+        await connection.WriteQueuedAsync();
+        connection._reading = connection.ReadLoopAsync();
+        try
+        {
+            await connection._settingsReceived.Task.WaitAsync(SettingsTimeout, cancellation);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+        return connection;
+    }
+
+    /// <summary>
+    /// Opens a stream and queues the header block <paramref name="writeFields"/> writes (its values checked sendable
+    /// beforehand: the encoder's table must never hold half a block), with END_STREAM when <paramref name="endStream"/>; null when the
+    /// connection has no room (the peer's stream limit) or takes no new streams. The frames are written at once unless
+    /// <paramref name="moreToCome"/>: then the caller's first <see cref="Http2ClientStream.SendDataAsync"/> writes them.
+    /// </summary>
+    public Http2ClientStream? TryOpenStream<TState>(Action<TState, HpackEncoder, IBufferWriter<byte>> writeFields, TState state, bool endStream, bool moreToCome)
+    {
+        bool write;
+        Http2ClientStream stream;
+        lock (_sync)
+        {
+            if (_closed is not null || _streams.Count >= _maxConcurrentStreams || _nextStreamId > _goAwayLastStream || _nextStreamId < 0)
+            {
+                return null;
+            }
+            stream = new Http2ClientStream(this, _nextStreamId, _peerInitialWindow);
+            _nextStreamId += 2;
+            _streams.Add(stream.Id, stream);
+            stream.RequestEnded = endStream;
+            _headerBlock.Reset();
+            _encoder.BeginBlock(_headerBlock);
+            writeFields(state, _encoder, _headerBlock);
+            QueueHeaders(stream.Id, _headerBlock.WrittenSpan, endStream);
+            write = !moreToCome && StartWriting();
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+        return stream;
+    }
+
+    internal async ValueTask SendDataAsync(Http2ClientStream stream, ReadOnlyMemory<byte> data, bool endStream, CancellationToken cancellation)
+    {
+        while (true)
+        {
+            Task? waitForWindow = null;
+            bool write;
+            lock (_sync)
+            {
+                if (stream.Failure is { } failure)
+                {
+                    throw failure;
+                }
+                if (stream.RequestEnded)
+                {
+                    throw new InvalidOperationException("the request already ended");
+                }
+                var take = (int)Math.Min(Math.Min(data.Length, _peerMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow));
+                if (take > 0 || data.IsEmpty)
+                {
+                    var last = endStream && take == data.Length;
+                    QueueFrame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
+                    stream.SendWindow -= take;
+                    _sendWindow -= take;
+                    data = data[take..];
+                    if (last)
+                    {
+                        stream.RequestEnded = true;
+                        CloseIfDone(stream);
+                    }
+                }
+                else
+                {
+                    // Woken (and cleared) by WINDOW_UPDATE, a larger initial window, or the stream's end.
+                    stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    waitForWindow = stream.WindowWaiter.Task;
+                }
+                write = StartWriting();
+            }
+            if (write)
+            {
+                await WriteQueuedAsync();
+            }
+            if (waitForWindow is not null)
+            {
+                await waitForWindow.WaitAsync(cancellation);
+                continue;
+            }
+            if (data.IsEmpty)
+            {
+                return;
+            }
+        }
+    }
+
+    internal void ReturnWindow(Http2ClientStream stream, int octets)
+    {
+        bool write;
+        lock (_sync)
+        {
+            if (stream.ResponseEnded || stream.Failure is not null || !_streams.ContainsKey(stream.Id))
+            {
+                return;
+            }
+            QueueWindowUpdate(stream.Id, octets);
+            write = StartWriting();
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+    }
+
+    internal void ResetStream(Http2ClientStream stream, Http2ErrorCode code)
+    {
+        bool write;
+        Http2StreamException failure;
+        lock (_sync)
+        {
+            failure = stream.Failure ??= new Http2StreamException(code, "the stream was reset by this side");
+            WakeSender(stream);
+            if (!_streams.Remove(stream.Id))
+            {
+                write = false;
+            }
+            else
+            {
+                Span<byte> payload = stackalloc byte[4];
+                BinaryPrimitives.WriteUInt32BigEndian(payload, (uint)code);
+                QueueFrame(Http2FrameType.RstStream, 0, stream.Id, payload);
+                IdleSince = Environment.TickCount64;
+                write = StartWriting();
+            }
+        }
+        if (!stream.ResponseEnded)
+        {
+            stream.Interrupt(failure);
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+    }
+
+    internal Http2StreamException? FailureOf(Http2ClientStream stream)
+    {
+        lock (_sync)
+        {
+            return stream.Failure;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Abort(new IOException("the connection was closed by this side"));
+        try
+        {
+            await _reading;
+        }
+        catch
+        {
+            // The reader's end is the connection's end; its reason reached the streams.
+        }
+        _headerBlock.Dispose();
+        _incomingBlock.Dispose();
+    }
+
+    /// <summary>Closes the transport; the reader then ends every open stream.</summary>
+    private void Abort(Exception reason)
+    {
+        lock (_sync)
+        {
+            _closed ??= reason;
+        }
+        _transport.Dispose();
+    }
+
+    // ---- Writing ----
+
+    private void QueuePreface()
+    {
+        Http2Frame.ClientPreface.CopyTo(_queue.GetSpan(Http2Frame.ClientPreface.Length));
+        _queue.Advance(Http2Frame.ClientPreface.Length);
+        Span<byte> settings = stackalloc byte[18];
+        WriteSetting(settings, Http2Frame.SettingEnablePush, 0);
+        WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, StreamReceiveWindow);
+        WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, MaxHeaderBlock);
+        QueueFrame(Http2FrameType.Settings, 0, 0, settings);
+        QueueWindowUpdate(0, ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
+        _writing = true;
+
+        static void WriteSetting(Span<byte> destination, ushort id, int value)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(destination, id);
+            BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
+        }
+    }
+
+    private void QueueHeaders(int streamId, ReadOnlySpan<byte> block, bool endStream)
+    {
+        var first = block[..Math.Min(block.Length, _peerMaxFrameSize)];
+        var flags = (byte)((endStream ? Http2Frame.EndStream : 0) | (first.Length == block.Length ? Http2Frame.EndHeaders : 0));
+        QueueFrame(Http2FrameType.Headers, flags, streamId, first);
+        for (var rest = block[first.Length..]; !rest.IsEmpty;)
+        {
+            var part = rest[..Math.Min(rest.Length, _peerMaxFrameSize)];
+            rest = rest[part.Length..];
+            QueueFrame(Http2FrameType.Continuation, rest.IsEmpty ? Http2Frame.EndHeaders : (byte)0, streamId, part);
+        }
+    }
+
+    private void QueueWindowUpdate(int streamId, int increment)
+    {
+        Span<byte> payload = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(payload, increment);
+        QueueFrame(Http2FrameType.WindowUpdate, 0, streamId, payload);
+    }
+
+    private void QueueFrame(Http2FrameType type, byte flags, int streamId, ReadOnlySpan<byte> payload)
+    {
+        var span = _queue.GetSpan(Http2Frame.HeaderLength + payload.Length);
+        Http2Frame.WriteHeader(span, payload.Length, type, flags, streamId);
+        payload.CopyTo(span[Http2Frame.HeaderLength..]);
+        _queue.Advance(Http2Frame.HeaderLength + payload.Length);
+    }
+
+    /// <summary>Under the lock: true when the caller is to write the queue (no write is under way and there is something to write).</summary>
+    private bool StartWriting()
+    {
+        if (_writing || _queue.Length == 0 || _closed is not null)
+        {
+            return false;
+        }
+        _writing = true;
+        return true;
+    }
+
+    private async Task WriteQueuedAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                FrameBuffer batch;
+                lock (_sync)
+                {
+                    if (_queue.Length == 0 || _closed is not null)
+                    {
+                        _writing = false;
+                        return;
+                    }
+                    batch = _queue;
+                    _queue = _spare!;
+                    _spare = null;
+                }
+                await _transport.WriteAsync(batch.WrittenMemory);
+                batch.Reset();
+                lock (_sync)
+                {
+                    _spare = batch;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            lock (_sync)
+            {
+                _writing = false;
+            }
+            Abort(new IOException("writing to the peer failed: " + e.Message, e));
+        }
+    }
+
+    // ---- Reading ----
+
+    private async Task ReadLoopAsync()
+    {
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync();
+                var buffer = result.Buffer;
+                while (TryReadFrame(ref buffer))
+                {
+                }
+                if (result.IsCompleted)
+                {
+                    throw new IOException(buffer.IsEmpty ? "the peer closed the connection" : "the peer closed the connection inside a frame");
+                }
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        catch (Http2ConnectionException e)
+        {
+            failure = e;
+            await SendGoAwayAsync(e.Code);
+        }
+        catch (HpackException e)
+        {
+            failure = e;
+            await SendGoAwayAsync(Http2ErrorCode.CompressionError);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        finally
+        {
+            Abort(failure ?? new IOException("the connection ended"));
+            _input.Complete();
+            FailAll(failure);
+        }
+    }
+
+    /// <summary>Tells the peer why the connection ends, when no other write is under way; best effort and bounded.</summary>
+    private async Task SendGoAwayAsync(Http2ErrorCode code)
+    {
+        lock (_sync)
+        {
+            if (_closed is not null || _writing)
+            {
+                return;
+            }
+            _writing = true;
+        }
+        var frame = new byte[Http2Frame.HeaderLength + 8];
+        Http2Frame.WriteHeader(frame, 8, Http2FrameType.GoAway, 0, 0);
+        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(Http2Frame.HeaderLength + 4), (uint)code);
+        try
+        {
+            await _transport.WriteAsync(frame).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception)
+        {
+            // The peer may be gone already; the connection is being closed either way.
+        }
+    }
+
+    private void FailAll(Exception? reason)
+    {
+        List<Http2ClientStream> open;
+        lock (_sync)
+        {
+            open = [.. _streams.Values];
+            _streams.Clear();
+        }
+        foreach (var stream in open)
+        {
+            var failure = new Http2StreamException(Http2ErrorCode.ConnectError, "the connection to the peer ended: " + (reason?.Message ?? "closed"), inner: reason);
+            lock (_sync)
+            {
+                stream.Failure ??= failure;
+                WakeSender(stream);
+            }
+            stream.Fail(failure);
+        }
+        _settingsReceived.TrySetException(reason ?? new IOException("the connection ended before the peer's settings"));
+    }
+
+    private bool TryReadFrame(ref ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.Length < Http2Frame.HeaderLength)
+        {
+            return false;
+        }
+        Span<byte> head = stackalloc byte[Http2Frame.HeaderLength];
+        buffer.Slice(0, Http2Frame.HeaderLength).CopyTo(head);
+        var (length, type, flags, streamId) = Http2Frame.ReadHeader(head);
+        if (length > Http2Frame.DefaultMaxFrameSize)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, $"a frame of {length} octets exceeds the {Http2Frame.DefaultMaxFrameSize} allowed");
+        }
+        if (buffer.Length < Http2Frame.HeaderLength + length)
+        {
+            return false;
+        }
+        var payload = buffer.Slice(Http2Frame.HeaderLength, length);
+        buffer = buffer.Slice(Http2Frame.HeaderLength + length);
+        if (_blockStreamId != 0 && (type != Http2FrameType.Continuation || streamId != _blockStreamId))
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a header block was interrupted by another frame");
+        }
+        switch (type)
+        {
+            case Http2FrameType.Data:
+                OnData(flags, streamId, payload);
+                break;
+            case Http2FrameType.Headers:
+                OnHeaders(flags, streamId, payload);
+                break;
+            case Http2FrameType.Continuation:
+                if (_blockStreamId == 0)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a CONTINUATION frame follows no header block");
+                }
+                AppendBlock(payload, flags);
+                break;
+            case Http2FrameType.RstStream:
+                OnReset(streamId, payload);
+                break;
+            case Http2FrameType.Settings:
+                OnSettings(flags, streamId, payload);
+                break;
+            case Http2FrameType.Ping:
+                OnPing(flags, streamId, payload);
+                break;
+            case Http2FrameType.GoAway:
+                OnGoAway(streamId, payload);
+                break;
+            case Http2FrameType.WindowUpdate:
+                OnWindowUpdate(streamId, payload);
+                break;
+            case Http2FrameType.PushPromise:
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the peer pushed, and this side disabled push");
+            default:
+                // PRIORITY and unknown types are ignored (RFC 9113 5.5).
+                break;
+        }
+        return true;
+    }
+
+    private Http2ClientStream? Find(int streamId)
+    {
+        if (streamId == 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a stream frame came on stream 0");
+        }
+        lock (_sync)
+        {
+            if ((streamId & 1) == 0 || streamId >= _nextStreamId)
+            {
+                // Even ids would be pushed streams; ids above those opened were never opened by this side.
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"a frame came on stream {streamId}, which this side never opened");
+            }
+            return _streams.GetValueOrDefault(streamId);
+        }
+    }
+
+    private static ReadOnlySequence<byte> Unpad(byte flags, ReadOnlySequence<byte> payload, int priorityOctets)
+    {
+        var padding = 0;
+        if ((flags & Http2Frame.Padded) != 0)
+        {
+            if (payload.Length < 1)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a padded frame has no pad length");
+            }
+            padding = payload.FirstSpan[0];
+            payload = payload.Slice(1);
+        }
+        if (payload.Length < priorityOctets + padding)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a frame's padding is longer than its payload");
+        }
+        return payload.Slice(priorityOctets, payload.Length - priorityOctets - padding);
+    }
+
+    private void OnData(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        var stream = Find(streamId);
+        var frameLength = (int)payload.Length;
+        var data = Unpad(flags, payload, 0);
+        bool write;
+        lock (_sync)
+        {
+            // The whole frame counts against the windows, padding included (RFC 9113 6.9.1).
+            _receivedUnacked += frameLength;
+            if (_receivedUnacked > ConnectionReceiveWindow)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "the peer sent past the connection's window");
+            }
+            if (_receivedUnacked >= ConnectionReceiveWindow / 2)
+            {
+                QueueWindowUpdate(0, _receivedUnacked);
+                _receivedUnacked = 0;
+            }
+            write = StartWriting();
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+        if (stream is null)
+        {
+            return;
+        }
+        if (!stream.HeadReceived || stream.ResponseEnded)
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "DATA came before the answer's head or after its end");
+            return;
+        }
+        if (frameLength > 0)
+        {
+            stream.WriteBody(data);
+        }
+        if ((flags & Http2Frame.EndStream) != 0)
+        {
+            EndResponse(stream);
+        }
+    }
+
+    private void OnHeaders(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        var stream = Find(streamId);
+        var fragment = Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
+        _blockStreamId = streamId;
+        _blockStream = stream;
+        _blockEndsStream = (flags & Http2Frame.EndStream) != 0;
+        _incomingBlock.Reset();
+        AppendBlock(fragment, flags);
+    }
+
+    private void AppendBlock(ReadOnlySequence<byte> fragment, byte flags)
+    {
+        if (_incomingBlock.Length + fragment.Length > MaxHeaderBlock)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block exceeds {MaxHeaderBlock} octets");
+        }
+        fragment.CopyTo(_incomingBlock.GetSpan((int)fragment.Length));
+        _incomingBlock.Advance((int)fragment.Length);
+        if ((flags & Http2Frame.EndHeaders) == 0)
+        {
+            return;
+        }
+        var stream = _blockStream;
+        _blockStreamId = 0;
+        _blockStream = null;
+        if (stream is null || stream.ResponseEnded)
+        {
+            // The block must still be decoded: it may change the dynamic table.
+            _decoder.Decode(_incomingBlock.WrittenSpan, DiscardingSink.Instance);
+            return;
+        }
+        var trailers = stream.HeadReceived;
+        stream.BeginHeaderBlock();
+        _decoder.Decode(_incomingBlock.WrittenSpan, stream);
+        var final = stream.EndHeaderBlock();
+        if (trailers && !_blockEndsStream)
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "trailers came without END_STREAM");
+            return;
+        }
+        if (!final && !trailers && _blockEndsStream)
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "an informational answer ended the stream");
+            return;
+        }
+        if (_blockEndsStream)
+        {
+            EndResponse(stream);
+        }
+    }
+
+    private void EndResponse(Http2ClientStream stream)
+    {
+        lock (_sync)
+        {
+            stream.ResponseEnded = true;
+            CloseIfDone(stream);
+        }
+        stream.EndBody();
+    }
+
+    /// <summary>Under the lock: a stream that ended both ways leaves the table.</summary>
+    private void CloseIfDone(Http2ClientStream stream)
+    {
+        if (stream.RequestEnded && stream.ResponseEnded && _streams.Remove(stream.Id))
+        {
+            IdleSince = Environment.TickCount64;
+        }
+    }
+
+    /// <summary>The reader found the peer's answer on one stream malformed: that stream is reset, the others go on.</summary>
+    private void ResetFromReader(Http2ClientStream stream, Http2ErrorCode code, string reason)
+    {
+        var failure = new Http2StreamException(code, "the peer's answer is malformed: " + reason);
+        lock (_sync)
+        {
+            stream.Failure ??= failure;
+        }
+        ResetStream(stream, code);
+        stream.Fail(failure);
+    }
+
+    private void OnReset(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (payload.Length != 4)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM is not 4 octets");
+        }
+        var stream = Find(streamId);
+        if (stream is null)
+        {
+            return;
+        }
+        Span<byte> code = stackalloc byte[4];
+        payload.CopyTo(code);
+        var error = (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(code);
+        var failure = new Http2StreamException(error, "the peer reset the stream: " + error, notProcessed: error == Http2ErrorCode.RefusedStream);
+        lock (_sync)
+        {
+            _streams.Remove(streamId);
+            IdleSince = Environment.TickCount64;
+            stream.Failure ??= failure;
+            WakeSender(stream);
+        }
+        if (stream.ResponseEnded)
+        {
+            // The whole answer came (RST NO_ERROR asks the rest of the request to stop, RFC 9113 8.1): nothing to fail.
+            return;
+        }
+        stream.Fail(failure);
+    }
+
+    private void OnSettings(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS came on a stream");
+        }
+        if ((flags & Http2Frame.Ack) != 0)
+        {
+            return;
+        }
+        if (payload.Length % 6 != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS is not a multiple of 6 octets");
+        }
+        Span<byte> setting = stackalloc byte[6];
+        bool write;
+        lock (_sync)
+        {
+            for (var rest = payload; rest.Length > 0; rest = rest.Slice(6))
+            {
+                rest.Slice(0, 6).CopyTo(setting);
+                var id = BinaryPrimitives.ReadUInt16BigEndian(setting);
+                var value = BinaryPrimitives.ReadUInt32BigEndian(setting[2..]);
+                ApplySetting(id, value);
+            }
+            QueueFrame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
+            write = StartWriting();
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+        _settingsReceived.TrySetResult();
+    }
+
+    /// <summary>Under the lock.</summary>
+    private void ApplySetting(ushort id, uint value)
+    {
+        switch (id)
+        {
+            case Http2Frame.SettingHeaderTableSize:
+                _encoder.SetPeerTableSize((int)Math.Min(value, int.MaxValue));
+                break;
+            case Http2Frame.SettingMaxConcurrentStreams:
+                _maxConcurrentStreams = (int)Math.Min(value, int.MaxValue);
+                break;
+            case Http2Frame.SettingInitialWindowSize:
+                if (value > Http2Frame.MaxWindowSize)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE is above 2^31-1");
+                }
+                var delta = (int)value - _peerInitialWindow;
+                _peerInitialWindow = (int)value;
+                foreach (var stream in _streams.Values)
+                {
+                    stream.SendWindow += delta;
+                    if (delta > 0)
+                    {
+                        WakeSender(stream);
+                    }
+                }
+                break;
+            case Http2Frame.SettingMaxFrameSize:
+                if (value is < Http2Frame.DefaultMaxFrameSize or > 16777215)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS_MAX_FRAME_SIZE is out of range");
+                }
+                // Frames this side writes stay at the default: larger ones buy nothing on these links.
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void OnPing(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0 || payload.Length != 8)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PING is not 8 octets on stream 0");
+        }
+        if ((flags & Http2Frame.Ack) != 0)
+        {
+            return;
+        }
+        Span<byte> opaque = stackalloc byte[8];
+        payload.CopyTo(opaque);
+        bool write;
+        lock (_sync)
+        {
+            QueueFrame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
+            write = StartWriting();
+        }
+        if (write)
+        {
+            _ = WriteQueuedAsync();
+        }
+    }
+
+    private void OnGoAway(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0 || payload.Length < 8)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "GOAWAY is malformed");
+        }
+        Span<byte> head = stackalloc byte[8];
+        payload.Slice(0, 8).CopyTo(head);
+        var last = BinaryPrimitives.ReadInt32BigEndian(head) & int.MaxValue;
+        var code = (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(head[4..]);
+        List<Http2ClientStream> refused = [];
+        lock (_sync)
+        {
+            _goAwayLastStream = Math.Min(_goAwayLastStream, last);
+            foreach (var stream in _streams.Values)
+            {
+                if (stream.Id > last)
+                {
+                    refused.Add(stream);
+                }
+            }
+            foreach (var stream in refused)
+            {
+                _streams.Remove(stream.Id);
+                stream.Failure ??= new Http2StreamException(code, "the peer is going away and did not process the stream", notProcessed: true);
+                WakeSender(stream);
+            }
+        }
+        foreach (var stream in refused)
+        {
+            stream.Fail(stream.Failure!);
+        }
+    }
+
+    private void OnWindowUpdate(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (payload.Length != 4)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "WINDOW_UPDATE is not 4 octets");
+        }
+        Span<byte> raw = stackalloc byte[4];
+        payload.CopyTo(raw);
+        var increment = BinaryPrimitives.ReadInt32BigEndian(raw) & int.MaxValue;
+        if (increment == 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "WINDOW_UPDATE of 0");
+        }
+        if (streamId == 0)
+        {
+            lock (_sync)
+            {
+                _sendWindow += increment;
+                if (_sendWindow > Http2Frame.MaxWindowSize)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "the connection's window grew past 2^31-1");
+                }
+                foreach (var stream in _streams.Values)
+                {
+                    WakeSender(stream);
+                }
+            }
+            return;
+        }
+        var target = Find(streamId);
+        if (target is null)
+        {
+            return;
+        }
+        lock (_sync)
+        {
+            if ((long)target.SendWindow + increment > Http2Frame.MaxWindowSize)
+            {
+                // A stream error in RFC 9113 6.9.1; this peer is broken, so the connection goes.
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "a stream's window grew past 2^31-1");
+            }
+            target.SendWindow += increment;
+            WakeSender(target);
+        }
+    }
+
+    /// <summary>Under the lock: a sender waiting for window tries again.</summary>
+    private static void WakeSender(Http2ClientStream stream)
+    {
+        stream.WindowWaiter?.TrySetResult();
+        stream.WindowWaiter = null;
+    }
+
+    private sealed class DiscardingSink : IHpackFieldSink
+    {
+        public static readonly DiscardingSink Instance = new();
+
+        public void OnField(string name, string value)
+        {
+        }
+    }
+}
+
+/// <summary>The peer broke the protocol: the connection ends with GOAWAY carrying <see cref="Code"/>.</summary>
+internal sealed class Http2ConnectionException(Http2ErrorCode code, string message) : IOException(message)
+{
+    public Http2ErrorCode Code { get; } = code;
+}

@@ -1,0 +1,166 @@
+using System.Buffers;
+using System.IO.Pipelines;
+
+namespace MeshGuard.Proxy.Transport.Http2;
+
+/// <summary>
+/// One request's stream on an <see cref="Http2ClientConnection"/>. The connection's reader fills it (answer head,
+/// body, trailers); the request's own task reads it. Only the reader writes into the body pipe, so the pipe never
+/// has two writers; the request's task gives back window as it reads, which bounds what the peer may send ahead.
+/// </summary>
+internal sealed class Http2ClientStream : IHpackFieldSink
+{
+    private readonly Http2ClientConnection _connection;
+    private readonly Pipe _body = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 16384, useSynchronizationContext: false));
+    private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private List<(string Name, string Value)> _fields = [];
+    private int _unackedBytes;
+    private bool _inTrailers;
+
+    public Http2ClientStream(Http2ClientConnection connection, int id, int sendWindow)
+    {
+        _connection = connection;
+        Id = id;
+        SendWindow = sendWindow;
+    }
+
+    public int Id { get; }
+
+    /// <summary>The answer's status, once <see cref="ReadHeadAsync"/> completed.</summary>
+    public int Status { get; private set; }
+
+    /// <summary>The answer's fields (pseudo-fields left out), once <see cref="ReadHeadAsync"/> completed.</summary>
+    public IReadOnlyList<(string Name, string Value)> Fields => _fields;
+
+    /// <summary>The answer's trailers, once the body is read to its end; empty when it had none.</summary>
+    public List<(string Name, string Value)> Trailers { get; } = [];
+
+    // State below is guarded by the connection's lock.
+    internal int SendWindow { get; set; }
+
+    internal bool RequestEnded { get; set; }
+
+    internal bool ResponseEnded { get; set; }
+
+    internal bool HeadReceived { get; set; }
+
+    internal Http2StreamException? Failure { get; set; }
+
+    internal TaskCompletionSource? WindowWaiter { get; set; }
+
+    /// <summary>The answer's head, after any 1xx answers; throws <see cref="Http2StreamException"/> when the stream ended without one.</summary>
+    public Task ReadHeadAsync() => _head.Task;
+
+    /// <summary>
+    /// Reads the answer's body; the caller hands each result back with <see cref="Consumed"/>. Throws
+    /// <see cref="Http2StreamException"/> when the stream broke, or was reset by this side, before the body's end.
+    /// </summary>
+    public async ValueTask<ReadResult> ReadBodyAsync()
+    {
+        var result = await _body.Reader.ReadAsync();
+        if (result.IsCanceled)
+        {
+            throw _connection.FailureOf(this) ?? new Http2StreamException(Http2ErrorCode.Cancel, "the stream was reset by this side");
+        }
+        return result;
+    }
+
+    /// <summary>The whole of <paramref name="result"/>'s buffer was used: it is released, and its octets are offered back as window.</summary>
+    public void Consumed(in ReadResult result)
+    {
+        var length = (int)result.Buffer.Length;
+        _body.Reader.AdvanceTo(result.Buffer.End);
+        if (length == 0 || result.IsCompleted)
+        {
+            return;
+        }
+        _unackedBytes += length;
+        if (_unackedBytes >= Http2ClientConnection.StreamReceiveWindow / 2)
+        {
+            _connection.ReturnWindow(this, _unackedBytes);
+            _unackedBytes = 0;
+        }
+    }
+
+    /// <summary>Sends request body octets, waiting for flow-control window as needed.</summary>
+    public ValueTask SendDataAsync(ReadOnlyMemory<byte> data, bool endStream, CancellationToken cancellation) =>
+        _connection.SendDataAsync(this, data, endStream, cancellation);
+
+    /// <summary>Ends the stream now (RST_STREAM) unless it has ended both ways; the body reader sees its end.</summary>
+    public void Reset(Http2ErrorCode code = Http2ErrorCode.Cancel) => _connection.ResetStream(this, code);
+
+    /// <summary>The request's task is done with the stream: the answer's body pipe is released.</summary>
+    public void Release() => _body.Reader.Complete();
+
+    void IHpackFieldSink.OnField(string name, string value)
+    {
+        if (name.Length > 0 && name[0] == ':')
+        {
+            if (!_inTrailers && name == ":status" && int.TryParse(value, System.Globalization.NumberStyles.None, null, out var status) && value.Length == 3)
+            {
+                Status = status;
+                return;
+            }
+            throw new HpackException($"an answer holds the pseudo-field {name}");
+        }
+        (_inTrailers ? Trailers : _fields).Add((name, value));
+    }
+
+    // Called by the connection's reader only.
+    internal void BeginHeaderBlock()
+    {
+        _inTrailers = HeadReceived;
+        if (!_inTrailers)
+        {
+            Status = 0;
+            _fields.Clear();
+        }
+    }
+
+    /// <summary>A header block ended: true when it was the final answer head (not a 1xx).</summary>
+    internal bool EndHeaderBlock()
+    {
+        if (_inTrailers)
+        {
+            return false;
+        }
+        if (Status == 0)
+        {
+            throw new HpackException("an answer has no :status");
+        }
+        if (Status < 200)
+        {
+            return false;
+        }
+        HeadReceived = true;
+        _head.TrySetResult();
+        return true;
+    }
+
+    internal void WriteBody(in ReadOnlySequence<byte> data)
+    {
+        foreach (var segment in data)
+        {
+            _body.Writer.Write(segment.Span);
+        }
+        // Never waits: the pipe has no pause threshold, and flow control bounds what it holds.
+        var flush = _body.Writer.FlushAsync();
+        System.Diagnostics.Debug.Assert(flush.IsCompleted, "a pipe without a pause threshold flushes at once");
+        flush.GetAwaiter().GetResult();
+    }
+
+    internal void EndBody() => _body.Writer.Complete();
+
+    /// <summary>This side reset the stream: whoever waits on its answer stops waiting (the reader alone writes the body pipe).</summary>
+    internal void Interrupt(Http2StreamException failure)
+    {
+        _head.TrySetException(failure);
+        _body.Reader.CancelPendingRead();
+    }
+
+    internal void Fail(Http2StreamException failure)
+    {
+        _head.TrySetException(failure);
+        _body.Writer.Complete(failure);
+    }
+}
