@@ -25,8 +25,12 @@ public sealed class AppLegTests : IAsyncLifetime
         "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
         "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
         "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
+        "/large" => new($"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody.Length}\r\n\r\n{LargeBody}"),
         _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
     };
+
+    // 1 MiB and a few octets, so the last read from the app and the last frame are partial.
+    private static readonly string LargeBody = string.Concat(Enumerable.Range(0, 1024 * 1024 / 8 + 31).Select(i => (i % 100000).ToString("D8", System.Globalization.CultureInfo.InvariantCulture)));
 
     public async Task InitializeAsync()
     {
@@ -62,6 +66,18 @@ public sealed class AppLegTests : IAsyncLifetime
         Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal("abc", Assert.Single(response.TrailingHeaders.GetValues("x-checksum")));
+    }
+
+    [Fact]
+    public async Task ALargeAnswerWithALengthReachesAnHttp11CallerToItsLastOctet()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        for (var i = 0; i < 3; i++)
+        {
+            var body = await client.GetStringAsync(new Uri("http://orders/large"));
+            Assert.Equal(LargeBody.Length, body.Length);
+            Assert.Equal(LargeBody, body);
+        }
     }
 
     [Fact]

@@ -381,7 +381,8 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 }
                 length -= part.Length;
                 reader.AdvanceTo(part.End);
-                if (length > 0 && !await FlushAsync(output))
+                // The last piece too: the server does not send what an answer leaves unflushed when it ends.
+                if (!await FlushAsync(output))
                 {
                     return false;
                 }
@@ -404,7 +405,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 reader.AdvanceTo(sequence.Position, result.Buffer.End);
                 if (status == ChunkedDecoder.Status.Done)
                 {
-                    return true;
+                    return await FlushAsync(output);
                 }
                 if (status == ChunkedDecoder.Status.Invalid)
                 {
@@ -431,13 +432,13 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                     output.Write(segment.Span);
                 }
                 reader.AdvanceTo(result.Buffer.End);
-                if (result.IsCompleted)
-                {
-                    return true;
-                }
                 if (!await FlushAsync(output))
                 {
                     return false;
+                }
+                if (result.IsCompleted)
+                {
+                    return true;
                 }
             }
         }

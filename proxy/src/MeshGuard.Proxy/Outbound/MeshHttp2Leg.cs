@@ -169,11 +169,15 @@ internal static class MeshHttp2Leg
             {
                 output.Write(segment.Span);
             }
+            var wrote = !result.Buffer.IsEmpty;
             stream.Consumed(result);
-            if (result.IsCompleted)
+            if (result.IsCompleted && !wrote)
             {
+                // Nothing to flush; and an answer with no body must stay unstarted, so that an HTTP/2 app gets it as
+                // one HEADERS frame (gRPC's trailers-only answer carries its status there).
                 break;
             }
+            // The last piece is flushed too: the server does not send what is left unflushed when the answer ends.
             FlushResult flushed;
             try
             {
@@ -187,6 +191,10 @@ internal static class MeshHttp2Leg
             {
                 stream.Reset();
                 return TryOutcome.AppSide;
+            }
+            if (result.IsCompleted)
+            {
+                break;
             }
         }
         if (stream.Trailers.Count > 0 && context.Response.SupportsTrailers())

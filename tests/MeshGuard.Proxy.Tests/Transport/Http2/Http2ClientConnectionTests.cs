@@ -1,0 +1,198 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using MeshGuard.Proxy.Transport.Http2;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+
+namespace MeshGuard.Proxy.Tests.Transport.Http2;
+
+/// <summary>The sidecar's HTTP/2 client against a real HTTP/2 server (Kestrel, prior knowledge on loopback).</summary>
+public sealed class Http2ClientConnectionTests : IAsyncLifetime
+{
+    private WebApplication? _server;
+    private int _port;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.Http2.MaxStreamsPerConnection = 8;
+            kestrel.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2);
+        });
+        _server = builder.Build();
+        _server.MapGet("/echo/{id}", (HttpContext context, string id) =>
+        {
+            context.Response.Headers["x-steady"] = "same-every-time";
+            return "answer " + id;
+        });
+        _server.MapGet("/big/{size:int}/{chunkSize:int}", async (HttpContext context, int size, int chunkSize) =>
+        {
+            context.Response.ContentLength = size;
+            var chunk = new byte[chunkSize];
+            for (var sent = 0; sent < size; sent += chunk.Length)
+            {
+                var n = Math.Min(chunk.Length, size - sent);
+                for (var i = 0; i < n; i++)
+                {
+                    chunk[i] = (byte)((sent + i) % 251);
+                }
+                if (sent + n < size)
+                {
+                    await context.Response.Body.WriteAsync(chunk.AsMemory(0, n));
+                }
+                else
+                {
+                    // The last piece is left for the server to flush as the answer ends, as the inbound app leg does.
+                    context.Response.BodyWriter.Write(chunk.AsSpan(0, n));
+                }
+            }
+        });
+        _server.MapPost("/count", async (HttpContext context) =>
+        {
+            long total = 0;
+            var buffer = new byte[65536];
+            int n;
+            while ((n = await context.Request.Body.ReadAsync(buffer)) > 0)
+            {
+                total += n;
+            }
+            return total.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        });
+        _server.MapGet("/trailers", async (HttpContext context) =>
+        {
+            await context.Response.WriteAsync("body");
+            context.Response.AppendTrailer("grpc-status", "0");
+        });
+        _server.MapGet("/wait", async (HttpContext context) => await Task.Delay(Timeout.Infinite, context.RequestAborted));
+        await _server.StartAsync();
+        _port = new Uri(_server.Urls.First()).Port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+    }
+
+    private async Task<Http2ClientConnection> ConnectAsync()
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(IPAddress.Loopback, _port);
+        return await Http2ClientConnection.OpenAsync(new NetworkStream(socket, ownsSocket: true), CancellationToken.None);
+    }
+
+    private sealed record Head(string Method, string Path, params (string Name, string Value)[] Extra);
+
+    private static readonly Action<Head, HpackEncoder, IBufferWriter<byte>> WriteHead = static (head, encoder, block) =>
+    {
+        encoder.WriteField(block, ":method", head.Method, HpackIndexing.Index);
+        encoder.WriteField(block, ":scheme", "http", HpackIndexing.Index);
+        encoder.WriteField(block, ":authority", "orders", HpackIndexing.Index);
+        encoder.WriteField(block, ":path", head.Path, HpackIndexing.NoIndex);
+        foreach (var (name, value) in head.Extra)
+        {
+            encoder.WriteField(block, name, value, HpackIndexing.Index);
+        }
+    };
+
+    private static async Task<(int Status, byte[] Body, Http2ClientStream Stream)> SendAsync(Http2ClientConnection connection, Head head, byte[]? body = null)
+    {
+        var stream = connection.TryOpenStream(WriteHead, head, endStream: body is null, moreToCome: body is not null) ?? throw new InvalidOperationException("no room");
+        if (body is not null)
+        {
+            await stream.SendDataAsync(body, endStream: true, CancellationToken.None);
+        }
+        await stream.ReadHeadAsync();
+        var received = new MemoryStream();
+        while (true)
+        {
+            var result = await stream.ReadBodyAsync();
+            foreach (var segment in result.Buffer)
+            {
+                received.Write(segment.Span);
+            }
+            stream.Consumed(result);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+        }
+        stream.Release();
+        return (stream.Status, received.ToArray(), stream);
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsShareOneConnectionAndEachGetsItsOwnAnswer()
+    {
+        await using var connection = await ConnectAsync();
+        for (var round = 0; round < 5; round++)
+        {
+            var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => SendAsync(connection, new Head("GET", $"/echo/{round}-{i}"))));
+            for (var i = 0; i < answers.Length; i++)
+            {
+                Assert.Equal(200, answers[i].Status);
+                Assert.Equal($"answer {round}-{i}", Encoding.UTF8.GetString(answers[i].Body));
+                Assert.Contains(("x-steady", "same-every-time"), answers[i].Stream.Fields);
+            }
+        }
+        Assert.Equal(0, connection.ActiveStreams);
+    }
+
+    [Fact]
+    public async Task BodiesLargerThanEveryWindowArriveWholeBothWays()
+    {
+        await using var connection = await ConnectAsync();
+        const int Size = 5 * 1024 * 1024 + 123;
+        var downloads = await Task.WhenAll(Enumerable.Range(0, 3).Select(i => SendAsync(connection, new Head("GET", $"/big/{Size}/{(i + 1) * 16384 - 100}"))));
+        foreach (var download in downloads)
+        {
+            Assert.Equal(Size, download.Body.Length);
+            Assert.True(download.Body.Select((b, i) => b == (byte)(i % 251)).All(ok => ok), "the body's octets are out of order");
+        }
+        var upload = await SendAsync(connection, new Head("POST", "/count"), new byte[3 * 1024 * 1024]);
+        Assert.Equal((3 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture), Encoding.ASCII.GetString(upload.Body));
+    }
+
+    [Fact]
+    public async Task TrailersArriveAfterTheBody()
+    {
+        await using var connection = await ConnectAsync();
+        var answer = await SendAsync(connection, new Head("GET", "/trailers", ("te", "trailers")));
+        Assert.Equal("body", Encoding.ASCII.GetString(answer.Body));
+        Assert.Equal([("grpc-status", "0")], answer.Stream.Trailers);
+    }
+
+    [Fact]
+    public async Task NoStreamOpensBeyondThePeersLimitAndAResetOneFreesItsPlace()
+    {
+        await using var connection = await ConnectAsync();
+        var waiting = Enumerable.Range(0, 8).Select(_ => connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false)).ToList();
+        Assert.All(waiting, Assert.NotNull);
+        Assert.Null(connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false));
+        waiting[0]!.Reset();
+        var failure = await Assert.ThrowsAsync<Http2StreamException>(() => waiting[0]!.ReadHeadAsync());
+        Assert.Equal(Http2ErrorCode.Cancel, failure.Code);
+        var answer = await SendAsync(connection, new Head("GET", "/echo/after-reset"));
+        Assert.Equal("answer after-reset", Encoding.UTF8.GetString(answer.Body));
+    }
+
+    [Fact]
+    public async Task StreamsFailWhenTheConnectionEnds()
+    {
+        var connection = await ConnectAsync();
+        var stream = connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false)!;
+        await connection.DisposeAsync();
+        await Assert.ThrowsAsync<Http2StreamException>(() => stream.ReadHeadAsync());
+        Assert.True(connection.IsClosing);
+        Assert.Null(connection.TryOpenStream(WriteHead, new Head("GET", "/echo/late"), endStream: true, moreToCome: false));
+    }
+}
