@@ -80,6 +80,7 @@ internal static class MeshHttp2Leg
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<TryOutcome> ExchangeAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange, bool hasBody, ReadResult? first)
     {
         var body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, first) : null;
@@ -119,14 +120,26 @@ internal static class MeshHttp2Leg
             return TryOutcome.AnswerHeldBack;
         }
         var response = context.Response;
-        response.StatusCode = status;
-        var headers = response.Headers;
-        foreach (var (name, value) in stream.Fields)
+        try
         {
-            if (!NotRelayed.Contains(name))
+            response.StatusCode = status;
+            var headers = response.Headers;
+            foreach (var (name, value) in stream.Fields)
             {
-                headers.Append(name, value);
+                if (!NotRelayed.Contains(name))
+                {
+                    headers.Append(name, value);
+                }
             }
+        }
+        catch (InvalidOperationException e)
+        {
+            // A field the server will not take (a Content-Length that is no number): the answer is not passed on.
+            response.Clear();
+            stream.Reset();
+            await EndBodyAsync(context, stream, body);
+            exchange.Fail(e);
+            return TryOutcome.Broken;
         }
         var relayed = await RelayBodyAsync(context, stream, exchange);
         var sent = await EndBodyAsync(context, stream, body);
@@ -144,6 +157,7 @@ internal static class MeshHttp2Leg
     }
 
     /// <summary>The answer's body (and its trailers, where the app's protocol has them) to the app.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<TryOutcome> RelayBodyAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange)
     {
         var output = context.Response.BodyWriter;
@@ -165,9 +179,21 @@ internal static class MeshHttp2Leg
                 context.Abort();
                 return TryOutcome.BrokenMidAnswer;
             }
-            foreach (var segment in result.Buffer)
+            try
             {
-                output.Write(segment.Span);
+                foreach (var segment in result.Buffer)
+                {
+                    output.Write(segment.Span);
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // More body than the answer's Content-Length said: the server refuses it, and the app must see the
+                // answer broken rather than cut to a length that looks whole.
+                exchange.Fail(e);
+                stream.Reset();
+                context.Abort();
+                return TryOutcome.BrokenMidAnswer;
             }
             var wrote = !result.Buffer.IsEmpty;
             stream.Consumed(result);
@@ -265,6 +291,7 @@ internal static class MeshHttp2Leg
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask SendAsync(Http2ClientStream stream, ReadOnlySequence<byte> buffer, bool last)
     {
         var remaining = buffer.Length;
@@ -288,6 +315,7 @@ internal static class MeshHttp2Leg
     /// Waits for the body to be sent. One still going once the exchange ended is stopped: after a whole answer the
     /// rest of the upload is dropped as it comes; otherwise the read is cancelled.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<BodyOutcome> EndBodyAsync(HttpContext context, Http2ClientStream stream, Task<BodyOutcome>? body)
     {
         if (body is null)

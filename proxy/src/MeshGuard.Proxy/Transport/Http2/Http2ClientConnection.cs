@@ -129,6 +129,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         return stream;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     internal async ValueTask SendDataAsync(Http2ClientStream stream, ReadOnlyMemory<byte> data, bool endStream, CancellationToken cancellation)
     {
         while (true)
@@ -193,6 +194,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 return;
             }
             QueueWindowUpdate(stream.Id, octets);
+            stream.ReceiveWindow += octets;
             write = StartWriting();
         }
         if (write)
@@ -553,8 +555,14 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         var frameLength = (int)payload.Length;
         var data = Unpad(flags, payload, 0);
         bool write;
+        var overrun = false;
         lock (_sync)
         {
+            if (stream is not null)
+            {
+                stream.ReceiveWindow -= frameLength;
+                overrun = stream.ReceiveWindow < 0;
+            }
             // The whole frame counts against the windows, padding included (RFC 9113 6.9.1).
             _receivedUnacked += frameLength;
             if (_receivedUnacked > ConnectionReceiveWindow)
@@ -574,6 +582,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
         if (stream is null)
         {
+            return;
+        }
+        if (overrun)
+        {
+            ResetFromReader(stream, Http2ErrorCode.FlowControlError, "the peer sent past the stream's window");
             return;
         }
         if (!stream.HeadReceived || stream.ResponseEnded)

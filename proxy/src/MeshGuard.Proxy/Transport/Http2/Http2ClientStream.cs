@@ -38,6 +38,9 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     // State below is guarded by the connection's lock.
     internal int SendWindow { get; set; }
 
+    /// <summary>What the peer may still send on this stream: a peer that sends past it is refused, so a slow reader holds a bounded body.</summary>
+    internal int ReceiveWindow { get; set; } = Http2ClientConnection.StreamReceiveWindow;
+
     internal bool RequestEnded { get; set; }
 
     internal bool ResponseEnded { get; set; }
@@ -55,6 +58,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     /// Reads the answer's body; the caller hands each result back with <see cref="Consumed"/>. Throws
     /// <see cref="Http2StreamException"/> when the stream broke, or was reset by this side, before the body's end.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ReadResult> ReadBodyAsync()
     {
         var result = await _body.Reader.ReadAsync();

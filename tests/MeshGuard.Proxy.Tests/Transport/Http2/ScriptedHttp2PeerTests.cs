@@ -1,0 +1,213 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using MeshGuard.Proxy.Transport.Http2;
+
+namespace MeshGuard.Proxy.Tests.Transport.Http2;
+
+/// <summary>
+/// The sidecar's HTTP/2 client against a peer that writes whatever frames each test scripts: what a broken or hostile
+/// peer sidecar could send. Each case ends in a failed stream or connection, never in an answer the app would take.
+/// </summary>
+public sealed class ScriptedHttp2PeerTests
+{
+    private static readonly Action<int, HpackEncoder, IBufferWriter<byte>> Get = static (_, encoder, block) =>
+    {
+        encoder.WriteField(block, ":method", "GET", HpackIndexing.Index);
+        encoder.WriteField(block, ":scheme", "https", HpackIndexing.Index);
+        encoder.WriteField(block, ":authority", "orders", HpackIndexing.Index);
+        encoder.WriteField(block, ":path", "/", HpackIndexing.NoIndex);
+    };
+
+    /// <summary>A listening peer; <paramref name="script"/> runs once the client's preface and settings were read and the peer's settings sent.</summary>
+    private static async Task<(Http2ClientConnection Client, Task Peer)> StartAsync(Func<NetworkStream, Task> script)
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var peer = Task.Run(async () =>
+        {
+            using var socket = await listener.AcceptSocketAsync();
+            listener.Stop();
+            await using var stream = new NetworkStream(socket, ownsSocket: false);
+            var preface = new byte[24];
+            await stream.ReadExactlyAsync(preface);
+            await ReadFrameAsync(stream); // the client's SETTINGS
+            await WriteFrameAsync(stream, Http2FrameType.Settings, 0, 0, []);
+            await script(stream);
+        });
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var client = await Http2ClientConnection.OpenAsync(new NetworkStream(socket, ownsSocket: true), CancellationToken.None);
+        return (client, peer);
+    }
+
+    private static async Task<(Http2FrameType Type, byte Flags, int StreamId, byte[] Payload)> ReadFrameAsync(NetworkStream stream)
+    {
+        var head = new byte[Http2Frame.HeaderLength];
+        await stream.ReadExactlyAsync(head);
+        var (length, type, flags, id) = Http2Frame.ReadHeader(head);
+        var payload = new byte[length];
+        await stream.ReadExactlyAsync(payload);
+        return (type, flags, id, payload);
+    }
+
+    /// <summary>Reads frames until one of <paramref name="type"/> comes.</summary>
+    private static async Task<(Http2FrameType Type, byte Flags, int StreamId, byte[] Payload)> ReadUntilAsync(NetworkStream stream, Http2FrameType type)
+    {
+        while (true)
+        {
+            var frame = await ReadFrameAsync(stream);
+            if (frame.Type == type)
+            {
+                return frame;
+            }
+        }
+    }
+
+    private static async Task WriteFrameAsync(NetworkStream stream, Http2FrameType type, byte flags, int streamId, byte[] payload)
+    {
+        var frame = new byte[Http2Frame.HeaderLength + payload.Length];
+        Http2Frame.WriteHeader(frame, payload.Length, type, flags, streamId);
+        payload.CopyTo(frame, Http2Frame.HeaderLength);
+        await stream.WriteAsync(frame);
+    }
+
+    // :status 200 from the static table.
+    private static readonly byte[] Status200 = [0x88];
+
+    [Fact]
+    public async Task APeerThatSendsPastAStreamsWindowHasTheStreamResetAndTheBodyFails()
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var request = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, request.StreamId, Status200);
+            // 300 KiB while the window is 256 KiB and nothing was read.
+            for (var i = 0; i < 20; i++)
+            {
+                await WriteFrameAsync(stream, Http2FrameType.Data, 0, request.StreamId, new byte[15 * 1024]);
+            }
+            var reset = await ReadUntilAsync(stream, Http2FrameType.RstStream);
+            Assert.Equal((uint)Http2ErrorCode.FlowControlError, BinaryPrimitives.ReadUInt32BigEndian(reset.Payload));
+        });
+        await using (client)
+        {
+            var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            await answer.ReadHeadAsync();
+            await peer.WaitAsync(TimeSpan.FromSeconds(10));
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(async () =>
+            {
+                while (true)
+                {
+                    var result = await answer.ReadBodyAsync();
+                    answer.Consumed(result);
+                    if (result.IsCompleted)
+                    {
+                        return;
+                    }
+                }
+            });
+            Assert.Equal(Http2ErrorCode.FlowControlError, failure.Code);
+        }
+    }
+
+    [Fact]
+    public async Task AStreamAboveAGoAwaysLastIdFailsAsNotProcessed()
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            await ReadUntilAsync(stream, Http2FrameType.Headers);
+            await WriteFrameAsync(stream, Http2FrameType.GoAway, 0, 0, new byte[8]);
+            await Task.Delay(200);
+        });
+        await using (client)
+        {
+            var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(answer.ReadHeadAsync);
+            Assert.True(failure.NotProcessed);
+            Assert.True(client.IsClosing);
+            Assert.Null(client.TryOpenStream(Get, 0, endStream: true, moreToCome: false));
+            await peer;
+        }
+    }
+
+    [Fact]
+    public async Task ARefusedStreamFailsAsNotProcessedAndTheConnectionGoesOn()
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var first = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            var code = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(code, (uint)Http2ErrorCode.RefusedStream);
+            await WriteFrameAsync(stream, Http2FrameType.RstStream, 0, first.StreamId, code);
+            var second = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders | Http2Frame.EndStream, second.StreamId, Status200);
+        });
+        await using (client)
+        {
+            var refused = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(refused.ReadHeadAsync);
+            Assert.True(failure.NotProcessed);
+            var answered = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            await answered.ReadHeadAsync();
+            Assert.Equal(200, answered.Status);
+            await peer;
+        }
+    }
+
+    [Theory]
+    [InlineData("push", "a PUSH_PROMISE")]
+    [InlineData("oversized", "a frame above 16 KiB")]
+    [InlineData("bad-hpack", "a header block that does not decode")]
+    [InlineData("unopened", "a frame on a stream the client never opened")]
+    public async Task AProtocolViolationEndsTheConnectionWithGoAwayAndFailsItsStreams(string violation, string what)
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var request = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            switch (violation)
+            {
+                case "push":
+                    await WriteFrameAsync(stream, Http2FrameType.PushPromise, Http2Frame.EndHeaders, request.StreamId, [0, 0, 0, 2, 0x82]);
+                    break;
+                case "oversized":
+                    await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, request.StreamId, new byte[Http2Frame.DefaultMaxFrameSize + 1]);
+                    break;
+                case "bad-hpack":
+                    await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, request.StreamId, [0x80]);
+                    break;
+                default:
+                    await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, request.StreamId + 2, Status200);
+                    break;
+            }
+            await ReadUntilAsync(stream, Http2FrameType.GoAway);
+        });
+        await using (client)
+        {
+            var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            await Assert.ThrowsAsync<Http2StreamException>(answer.ReadHeadAsync);
+            await peer.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(client.IsClosing, what);
+        }
+    }
+
+    [Fact]
+    public async Task AnInformationalAnswerIsSkippedAndTheFinalOneDelivered()
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var request = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            // :status 103 as a literal, then :status 204 (static index 9) with END_STREAM.
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, request.StreamId, [0x08, 0x03, (byte)'1', (byte)'0', (byte)'3']);
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders | Http2Frame.EndStream, request.StreamId, [0x89]);
+        });
+        await using (client)
+        {
+            var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            await answer.ReadHeadAsync();
+            Assert.Equal(204, answer.Status);
+            await peer;
+        }
+    }
+}
