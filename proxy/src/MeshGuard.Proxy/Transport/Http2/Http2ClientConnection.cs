@@ -7,16 +7,15 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// <summary>
 /// A client HTTP/2 connection over a stream that is already secured (RFC 9113), many requests multiplexed on it.
 /// <para>
-/// Writing: frames are queued in a buffer under one lock; whoever queues while no write is under way writes the
-/// queue to the transport on its own thread, and keeps writing what others queued meanwhile. So a lone request costs
-/// one transport write for its head (and the first body octets, when it has them at hand), and under load many
-/// streams' frames share one write, without a writer thread to hop to.
+/// Writing goes through <see cref="Http2FrameQueue"/>: frames are queued in order under this connection's lock, and
+/// whoever finds no write under way does the writing, so a lone request costs one transport write for its head (and
+/// the first body octets, when it has them at hand) and streams under load share writes.
 /// </para>
 /// <para>
 /// Reading: one loop reads frames, decodes header blocks in order (HPACK is one state per connection), and puts each
 /// stream's body into that stream's pipe. Flow control both ways: the peer's windows are waited for before data is
-/// queued; this side's stream windows are given back as the request's task reads, so a slow reader holds at most
-/// <see cref="StreamReceiveWindow"/> octets.
+/// queued; this side's stream windows are given back as the request's task reads and enforced on the peer, so a slow
+/// reader holds at most <see cref="StreamReceiveWindow"/> octets.
 /// </para>
 /// </summary>
 internal sealed class Http2ClientConnection : IAsyncDisposable
@@ -35,9 +34,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private readonly FrameBuffer _headerBlock = new();
     private readonly FrameBuffer _incomingBlock = new();
     private readonly TaskCompletionSource _settingsReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private FrameBuffer _queue = new();
-    private FrameBuffer? _spare = new();
-    private bool _writing;
+    private readonly Http2FrameQueue _frames;
     private int _nextStreamId = 1;
     private int _maxConcurrentStreams = 100;
     private int _peerInitialWindow = Http2Frame.DefaultWindowSize;
@@ -56,6 +53,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private Http2ClientConnection(Stream transport)
     {
         _transport = transport;
+        _frames = new Http2FrameQueue(transport, Abort);
         _input = PipeReader.Create(transport, new StreamPipeReaderOptions(bufferSize: 32 * 1024, minimumReadSize: 4096, leaveOpen: true));
     }
 
@@ -82,7 +80,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     {
         var connection = new Http2ClientConnection(transport);
         connection.QueuePreface();
-        await connection.WriteQueuedAsync();
+        await connection._frames.FlushAsync();
         connection._reading = connection.ReadLoopAsync();
         try
         {
@@ -104,7 +102,6 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     /// </summary>
     public Http2ClientStream? TryOpenStream<TState>(Action<TState, HpackEncoder, IBufferWriter<byte>> writeFields, TState state, bool endStream, bool moreToCome)
     {
-        bool write;
         Http2ClientStream stream;
         lock (_sync)
         {
@@ -119,12 +116,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             _headerBlock.Reset();
             _encoder.BeginBlock(_headerBlock);
             writeFields(state, _encoder, _headerBlock);
-            QueueHeaders(stream.Id, _headerBlock.WrittenSpan, endStream);
-            write = !moreToCome && StartWriting();
+            _frames.Headers(stream.Id, _headerBlock.WrittenSpan, endStream, _peerMaxFrameSize);
         }
-        if (write)
+        if (!moreToCome)
         {
-            _ = WriteQueuedAsync();
+            _frames.Flush();
         }
         return stream;
     }
@@ -135,7 +131,6 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         while (true)
         {
             Task? waitForWindow = null;
-            bool write;
             lock (_sync)
             {
                 if (stream.Failure is { } failure)
@@ -146,11 +141,12 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 {
                     throw new InvalidOperationException("the request already ended");
                 }
-                var take = (int)Math.Min(Math.Min(data.Length, _peerMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow));
+                // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+                var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, _peerMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
                 if (take > 0 || data.IsEmpty)
                 {
                     var last = endStream && take == data.Length;
-                    QueueFrame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
+                    _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
                     stream.SendWindow -= take;
                     _sendWindow -= take;
                     data = data[take..];
@@ -166,12 +162,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                     stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                     waitForWindow = stream.WindowWaiter.Task;
                 }
-                write = StartWriting();
             }
-            if (write)
-            {
-                await WriteQueuedAsync();
-            }
+            await _frames.FlushAsync();
             if (waitForWindow is not null)
             {
                 await waitForWindow.WaitAsync(cancellation);
@@ -186,52 +178,36 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     internal void ReturnWindow(Http2ClientStream stream, int octets)
     {
-        bool write;
         lock (_sync)
         {
             if (stream.ResponseEnded || stream.Failure is not null || !_streams.ContainsKey(stream.Id))
             {
                 return;
             }
-            QueueWindowUpdate(stream.Id, octets);
+            _frames.WindowUpdate(stream.Id, octets);
             stream.ReceiveWindow += octets;
-            write = StartWriting();
         }
-        if (write)
-        {
-            _ = WriteQueuedAsync();
-        }
+        _frames.Flush();
     }
 
     internal void ResetStream(Http2ClientStream stream, Http2ErrorCode code)
     {
-        bool write;
         Http2StreamException failure;
         lock (_sync)
         {
             failure = stream.Failure ??= new Http2StreamException(code, "the stream was reset by this side");
             WakeSender(stream);
-            if (!_streams.Remove(stream.Id))
+            if (_streams.Remove(stream.Id))
             {
-                write = false;
-            }
-            else
-            {
-                Span<byte> payload = stackalloc byte[4];
-                BinaryPrimitives.WriteUInt32BigEndian(payload, (uint)code);
-                QueueFrame(Http2FrameType.RstStream, 0, stream.Id, payload);
+                _frames.Reset(stream.Id, code);
                 IdleSince = Environment.TickCount64;
-                write = StartWriting();
             }
         }
         if (!stream.ResponseEnded)
         {
             stream.Interrupt(failure);
         }
-        if (write)
-        {
-            _ = WriteQueuedAsync();
-        }
+        _frames.Flush();
     }
 
     internal Http2StreamException? FailureOf(Http2ClientStream stream)
@@ -255,6 +231,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
         _headerBlock.Dispose();
         _incomingBlock.Dispose();
+        _frames.Dispose();
     }
 
     /// <summary>Closes the transport; the reader then ends every open stream.</summary>
@@ -264,6 +241,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         {
             _closed ??= reason;
         }
+        _frames.Close();
         _transport.Dispose();
     }
 
@@ -271,95 +249,18 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void QueuePreface()
     {
-        Http2Frame.ClientPreface.CopyTo(_queue.GetSpan(Http2Frame.ClientPreface.Length));
-        _queue.Advance(Http2Frame.ClientPreface.Length);
+        _frames.Raw(Http2Frame.ClientPreface);
         Span<byte> settings = stackalloc byte[18];
         WriteSetting(settings, Http2Frame.SettingEnablePush, 0);
         WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, StreamReceiveWindow);
         WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, MaxHeaderBlock);
-        QueueFrame(Http2FrameType.Settings, 0, 0, settings);
-        QueueWindowUpdate(0, ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
-        _writing = true;
+        _frames.Frame(Http2FrameType.Settings, 0, 0, settings);
+        _frames.WindowUpdate(0, ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
 
         static void WriteSetting(Span<byte> destination, ushort id, int value)
         {
             BinaryPrimitives.WriteUInt16BigEndian(destination, id);
             BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
-        }
-    }
-
-    private void QueueHeaders(int streamId, ReadOnlySpan<byte> block, bool endStream)
-    {
-        var first = block[..Math.Min(block.Length, _peerMaxFrameSize)];
-        var flags = (byte)((endStream ? Http2Frame.EndStream : 0) | (first.Length == block.Length ? Http2Frame.EndHeaders : 0));
-        QueueFrame(Http2FrameType.Headers, flags, streamId, first);
-        for (var rest = block[first.Length..]; !rest.IsEmpty;)
-        {
-            var part = rest[..Math.Min(rest.Length, _peerMaxFrameSize)];
-            rest = rest[part.Length..];
-            QueueFrame(Http2FrameType.Continuation, rest.IsEmpty ? Http2Frame.EndHeaders : (byte)0, streamId, part);
-        }
-    }
-
-    private void QueueWindowUpdate(int streamId, int increment)
-    {
-        Span<byte> payload = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(payload, increment);
-        QueueFrame(Http2FrameType.WindowUpdate, 0, streamId, payload);
-    }
-
-    private void QueueFrame(Http2FrameType type, byte flags, int streamId, ReadOnlySpan<byte> payload)
-    {
-        var span = _queue.GetSpan(Http2Frame.HeaderLength + payload.Length);
-        Http2Frame.WriteHeader(span, payload.Length, type, flags, streamId);
-        payload.CopyTo(span[Http2Frame.HeaderLength..]);
-        _queue.Advance(Http2Frame.HeaderLength + payload.Length);
-    }
-
-    /// <summary>Under the lock: true when the caller is to write the queue (no write is under way and there is something to write).</summary>
-    private bool StartWriting()
-    {
-        if (_writing || _queue.Length == 0 || _closed is not null)
-        {
-            return false;
-        }
-        _writing = true;
-        return true;
-    }
-
-    private async Task WriteQueuedAsync()
-    {
-        try
-        {
-            while (true)
-            {
-                FrameBuffer batch;
-                lock (_sync)
-                {
-                    if (_queue.Length == 0 || _closed is not null)
-                    {
-                        _writing = false;
-                        return;
-                    }
-                    batch = _queue;
-                    _queue = _spare!;
-                    _spare = null;
-                }
-                await _transport.WriteAsync(batch.WrittenMemory);
-                batch.Reset();
-                lock (_sync)
-                {
-                    _spare = batch;
-                }
-            }
-        }
-        catch (Exception e)
-        {
-            lock (_sync)
-            {
-                _writing = false;
-            }
-            Abort(new IOException("writing to the peer failed: " + e.Message, e));
         }
     }
 
@@ -406,28 +307,12 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Tells the peer why the connection ends, when no other write is under way; best effort and bounded.</summary>
-    private async Task SendGoAwayAsync(Http2ErrorCode code)
+    /// <summary>Tells the peer why the connection ends, when no other write is under way.</summary>
+    private Task SendGoAwayAsync(Http2ErrorCode code)
     {
-        lock (_sync)
-        {
-            if (_closed is not null || _writing)
-            {
-                return;
-            }
-            _writing = true;
-        }
-        var frame = new byte[Http2Frame.HeaderLength + 8];
-        Http2Frame.WriteHeader(frame, 8, Http2FrameType.GoAway, 0, 0);
-        BinaryPrimitives.WriteUInt32BigEndian(frame.AsSpan(Http2Frame.HeaderLength + 4), (uint)code);
-        try
-        {
-            await _transport.WriteAsync(frame).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
-        }
-        catch (Exception)
-        {
-            // The peer may be gone already; the connection is being closed either way.
-        }
+        var payload = new byte[8];
+        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(4), (uint)code);
+        return _frames.WriteLastAsync(Http2FrameType.GoAway, payload);
     }
 
     private void FailAll(Exception? reason)
@@ -554,8 +439,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         var stream = Find(streamId);
         var frameLength = (int)payload.Length;
         var data = Unpad(flags, payload, 0);
-        bool write;
         var overrun = false;
+        var returned = false;
         lock (_sync)
         {
             if (stream is not null)
@@ -571,14 +456,14 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             }
             if (_receivedUnacked >= ConnectionReceiveWindow / 2)
             {
-                QueueWindowUpdate(0, _receivedUnacked);
+                _frames.WindowUpdate(0, _receivedUnacked);
                 _receivedUnacked = 0;
+                returned = true;
             }
-            write = StartWriting();
         }
-        if (write)
+        if (returned)
         {
-            _ = WriteQueuedAsync();
+            _frames.Flush();
         }
         if (stream is null)
         {
@@ -732,7 +617,6 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS is not a multiple of 6 octets");
         }
         Span<byte> setting = stackalloc byte[6];
-        bool write;
         lock (_sync)
         {
             for (var rest = payload; rest.Length > 0; rest = rest.Slice(6))
@@ -742,13 +626,9 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 var value = BinaryPrimitives.ReadUInt32BigEndian(setting[2..]);
                 ApplySetting(id, value);
             }
-            QueueFrame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
-            write = StartWriting();
+            _frames.Frame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
         }
-        if (write)
-        {
-            _ = WriteQueuedAsync();
-        }
+        _frames.Flush();
         _settingsReceived.TrySetResult();
     }
 
@@ -803,16 +683,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
         Span<byte> opaque = stackalloc byte[8];
         payload.CopyTo(opaque);
-        bool write;
-        lock (_sync)
-        {
-            QueueFrame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
-            write = StartWriting();
-        }
-        if (write)
-        {
-            _ = WriteQueuedAsync();
-        }
+        _frames.Frame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
+        _frames.Flush();
     }
 
     private void OnGoAway(int streamId, ReadOnlySequence<byte> payload)

@@ -1,0 +1,182 @@
+using System.Buffers.Binary;
+
+namespace MeshGuard.Proxy.Transport.Http2;
+
+/// <summary>
+/// The frames a connection has to send, and the one write under way. Frames are appended under a lock; whoever
+/// flushes while no write is under way writes the queue to the transport on its own thread and goes on writing what
+/// others appended meanwhile. So a lone request costs one transport write, many streams under load share writes, and
+/// no writer thread is there to hop to. The connection appends while it holds its own lock (the order of header
+/// blocks must be the order HPACK encoded them); this lock is taken inside that one and never the other way round.
+/// </summary>
+internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure) : IDisposable
+{
+    private readonly Lock _lock = new();
+    private FrameBuffer _queue = new();
+    private FrameBuffer? _spare = new();
+    private bool _writing;
+    private bool _closed;
+
+    /// <summary>Octets outside any frame: the connection preface.</summary>
+    public void Raw(ReadOnlySpan<byte> octets)
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            octets.CopyTo(_queue.GetSpan(octets.Length));
+            _queue.Advance(octets.Length);
+        }
+    }
+
+    public void Frame(Http2FrameType type, byte flags, int streamId, ReadOnlySpan<byte> payload)
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                // The connection is ending: whatever this was, nobody will read it.
+                return;
+            }
+            var span = _queue.GetSpan(Http2Frame.HeaderLength + payload.Length);
+            Http2Frame.WriteHeader(span, payload.Length, type, flags, streamId);
+            payload.CopyTo(span[Http2Frame.HeaderLength..]);
+            _queue.Advance(Http2Frame.HeaderLength + payload.Length);
+        }
+    }
+
+    /// <summary>A header block as HEADERS and, past <paramref name="maxFrameSize"/>, CONTINUATION frames.</summary>
+    public void Headers(int streamId, ReadOnlySpan<byte> block, bool endStream, int maxFrameSize)
+    {
+        var first = block[..Math.Min(block.Length, maxFrameSize)];
+        var flags = (byte)((endStream ? Http2Frame.EndStream : 0) | (first.Length == block.Length ? Http2Frame.EndHeaders : 0));
+        Frame(Http2FrameType.Headers, flags, streamId, first);
+        for (var rest = block[first.Length..]; !rest.IsEmpty;)
+        {
+            var part = rest[..Math.Min(rest.Length, maxFrameSize)];
+            rest = rest[part.Length..];
+            Frame(Http2FrameType.Continuation, rest.IsEmpty ? Http2Frame.EndHeaders : (byte)0, streamId, part);
+        }
+    }
+
+    public void WindowUpdate(int streamId, int increment)
+    {
+        Span<byte> payload = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(payload, increment);
+        Frame(Http2FrameType.WindowUpdate, 0, streamId, payload);
+    }
+
+    public void Reset(int streamId, Http2ErrorCode code)
+    {
+        Span<byte> payload = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(payload, (uint)code);
+        Frame(Http2FrameType.RstStream, 0, streamId, payload);
+    }
+
+    /// <summary>Writes what is queued, unless a write is under way (its writer takes this along too).</summary>
+    public void Flush() => _ = FlushAsync();
+
+    /// <summary>As <see cref="Flush"/>, and waits when this caller does the writing (backpressure for a body sender).</summary>
+    public Task FlushAsync()
+    {
+        lock (_lock)
+        {
+            if (_writing || _closed || _queue.Length == 0)
+            {
+                return Task.CompletedTask;
+            }
+            _writing = true;
+        }
+        return WriteQueuedAsync();
+    }
+
+    /// <summary>
+    /// The connection's last frame (GOAWAY), when no write is under way: best effort and bounded, the connection is
+    /// being closed either way. Nothing is written after it.
+    /// </summary>
+    public async Task WriteLastAsync(Http2FrameType type, ReadOnlyMemory<byte> payload)
+    {
+        lock (_lock)
+        {
+            if (_writing || _closed)
+            {
+                _closed = true;
+                return;
+            }
+            _writing = true;
+            _closed = true;
+        }
+        var frame = new byte[Http2Frame.HeaderLength + payload.Length];
+        Http2Frame.WriteHeader(frame, payload.Length, type, 0, 0);
+        payload.Span.CopyTo(frame.AsSpan(Http2Frame.HeaderLength));
+        try
+        {
+            await transport.WriteAsync(frame).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
+        }
+        catch (Exception)
+        {
+            // The peer may be gone already.
+        }
+    }
+
+    /// <summary>No further writes: the connection is ending.</summary>
+    public void Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            if (!_writing)
+            {
+                _queue.Dispose();
+                _spare?.Dispose();
+            }
+        }
+    }
+
+    private async Task WriteQueuedAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                FrameBuffer batch;
+                lock (_lock)
+                {
+                    if (_queue.Length == 0 || _closed)
+                    {
+                        _writing = false;
+                        return;
+                    }
+                    batch = _queue;
+                    _queue = _spare!;
+                    _spare = null;
+                }
+                await transport.WriteAsync(batch.WrittenMemory);
+                batch.Reset();
+                lock (_lock)
+                {
+                    _spare = batch;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            lock (_lock)
+            {
+                _writing = false;
+                _closed = true;
+            }
+            onWriteFailure(new IOException("writing to the peer failed: " + e.Message, e));
+        }
+    }
+}
