@@ -17,6 +17,13 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     private bool _writing;
     private bool _closed;
 
+    // Set while a body sender waits for the write under way to take the queue: what is queued stays near
+    // HighWater, so a fast upload cannot grow the buffers (and the pool's arrays they come back to).
+    private TaskCompletionSource? _taken;
+
+    /// <summary>Queued octets above which a body sender waits for the write under way instead of queuing more.</summary>
+    public const int HighWater = 64 * 1024;
+
     /// <summary>Octets outside any frame: the connection preface.</summary>
     public void Raw(ReadOnlySpan<byte> octets)
     {
@@ -78,14 +85,22 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     /// <summary>Writes what is queued, unless a write is under way (its writer takes this along too).</summary>
     public void Flush() => _ = FlushAsync();
 
-    /// <summary>As <see cref="Flush"/>, and waits when this caller does the writing (backpressure for a body sender).</summary>
+    /// <summary>
+    /// As <see cref="Flush"/>, and waits when this caller does the writing, or when another write is under way and
+    /// more than <see cref="HighWater"/> octets wait behind it (backpressure for a body sender).
+    /// </summary>
     public Task FlushAsync()
     {
         lock (_lock)
         {
-            if (_writing || _closed || _queue.Length == 0)
+            if (_closed || _queue.Length == 0)
             {
                 return Task.CompletedTask;
+            }
+            if (_writing)
+            {
+                return _queue.Length < HighWater ? Task.CompletedTask
+                    : (_taken ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
             _writing = true;
         }
@@ -103,10 +118,12 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
             if (_writing || _closed)
             {
                 _closed = true;
+                ReleaseWaiters();
                 return;
             }
             _writing = true;
             _closed = true;
+            ReleaseWaiters();
         }
         var frame = new byte[Http2Frame.HeaderLength + payload.Length];
         Http2Frame.WriteHeader(frame, payload.Length, type, 0, 0);
@@ -127,7 +144,15 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
         lock (_lock)
         {
             _closed = true;
+            ReleaseWaiters();
         }
+    }
+
+    /// <summary>Under the lock: the queue was taken (or will never be), so waiting senders go on.</summary>
+    private void ReleaseWaiters()
+    {
+        _taken?.TrySetResult();
+        _taken = null;
     }
 
     public void Dispose()
@@ -155,11 +180,13 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
                     if (_queue.Length == 0 || _closed)
                     {
                         _writing = false;
+                        ReleaseWaiters();
                         return;
                     }
                     batch = _queue;
                     _queue = _spare!;
                     _spare = null;
+                    ReleaseWaiters();
                 }
                 await transport.WriteAsync(batch.WrittenMemory);
                 batch.Reset();
@@ -175,6 +202,7 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
             {
                 _writing = false;
                 _closed = true;
+                ReleaseWaiters();
             }
             onWriteFailure(new IOException("writing to the peer failed: " + e.Message, e));
         }
