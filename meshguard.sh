@@ -110,12 +110,29 @@ run_tests() {
     e=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' executed="[0-9]*"' | grep -o '[0-9]*')
     passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${t:-0} - ${e:-0}))
   done
-  # Name every failed test just above the totals, where a CI log's tail shows it.
-  grep -ho '<UnitTestResult [^>]*outcome="Failed"' "$results"/*.trx 2>/dev/null \
-    | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/; s/&quot;/"/g; s/&amp;/\&/g' || true
+  # Name every failed test just above the totals, where a CI log's tail shows it, with the first lines of its
+  # message and stack: a CI log may be all there is to go on.
+  report_failures "$results"/*.trx
   if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "FAILED: the test runner exited $status outside any test"; fi
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
+}
+
+report_failures() {
+  [ $# -gt 0 ] && [ -f "$1" ] || return 0
+  python3 - "$@" <<'PY' || grep -ho '<UnitTestResult [^>]*outcome="Failed"' "$@" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/'
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for path in sys.argv[1:]:
+    for result in ET.parse(path).getroot().iterfind(".//t:UnitTestResult", ns):
+        if result.get("outcome") != "Failed":
+            continue
+        print(f"FAILED: {result.get('testName')} ({path.rsplit('/', 1)[-1]})")
+        for tag in ("Message", "StackTrace"):
+            node = result.find(f".//t:ErrorInfo/t:{tag}", ns)
+            for line in (node.text or "").strip().splitlines()[:12] if node is not None else []:
+                print(f"    {line.rstrip()}")
+PY
 }
 
 micro_bench() {

@@ -90,12 +90,16 @@ public sealed class FlowLogTests : IAsyncLifetime
         Assert.True(exit == 0, output);
         Assert.StartsWith("OK: 2 files, 10 flow records", output, StringComparison.Ordinal);
 
+        // The edited record's line: start, /before/0..2, /before/3 -- unless a periodic checkpoint fell between.
         var file = FlowLogFormat.Files(_orders.FlowDirectory!)[0];
-        var text = File.ReadAllText(file);
-        File.WriteAllText(file, text.Replace("\"/before/3\"", "\"/before/9\"", StringComparison.Ordinal));
+        var lines = File.ReadAllLines(file);
+        var edited = Array.FindIndex(lines, l => l.Contains("\"/before/3\"", StringComparison.Ordinal)) + 1;
+        Assert.True(edited >= 5, string.Join('\n', lines));
+        lines[edited - 1] = lines[edited - 1].Replace("\"/before/3\"", "\"/before/9\"", StringComparison.Ordinal);
+        File.WriteAllText(file, string.Join('\n', lines) + "\n");
         (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
         Assert.Equal(1, exit);
-        Assert.Contains("flows-000001.jsonl:5: seq 5: modified", output, StringComparison.Ordinal);
+        Assert.Contains($"flows-000001.jsonl:{edited}: seq {edited}: modified", output, StringComparison.Ordinal);
 
         var (queryExit, query) = await Cli.RunAsync("meshctl", "flows", "query", _orders.FlowDirectory!, "--from", "spiffe://mesh.local/ns/shop/sa/frontend", "--json");
         Assert.Equal(0, queryExit);
@@ -180,6 +184,10 @@ public sealed class FlowLogTests : IAsyncLifetime
     {
         await CallAsync(6, "orders");
         Assert.True(await Eventually.TrueAsync(() => Flows(_orders, "inbound").Count == 6));
+        // The mesh's directory then holds every record twice, the sidecar's log and the control plane's copy:
+        // each counts once.
+        var copy = _mesh.Data.CollectedFlowLog(_orders.Identity.ToString());
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(copy).Count(r => r.Text("kind") == "flow") == 6));
         var suggested = Path.Combine(_temp.Path, "suggested", "orders.yaml");
         Directory.CreateDirectory(Path.GetDirectoryName(suggested)!);
 

@@ -303,10 +303,15 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
             && FlowLogReader.Number(r, "dest_port") == _redisPort && FlowLogReader.Number(r, "bytes_in") > (1 << 20) && FlowLogReader.Number(r, "bytes_out") > 0;
         Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r => BigUpload(r)
             && FlowLogReader.Text(r, "direction") == "inbound" && FlowLogReader.Text(r, "decision") == "allow"
-            && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/frontend")));
+            && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/frontend")), TcpRecords(_orders.FlowDirectory!));
         Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_frontendFlows).Any(r => BigUpload(r)
-            && FlowLogReader.Text(r, "direction") == "outbound" && FlowLogReader.Text(r, "dest_id") == "spiffe://mesh.local/ns/shop/sa/orders")));
+            && FlowLogReader.Text(r, "direction") == "outbound" && FlowLogReader.Text(r, "dest_id") == "spiffe://mesh.local/ns/shop/sa/orders")), TcpRecords(_frontendFlows));
     }
+
+    /// <summary>What a failed expectation about TCP records saw instead.</summary>
+    private static string TcpRecords(string directory) =>
+        "tcp records of " + directory + ":\n" + string.Join('\n', FlowLogReader.Records(directory)
+            .Where(r => FlowLogReader.Text(r, "protocol") == "tcp").Select(r => r.GetRawText()));
 
     [Fact]
     public async Task ARedisClientNoRuleAllowsIsCutAtConnectAndRedisNeverSeesTheConnection()

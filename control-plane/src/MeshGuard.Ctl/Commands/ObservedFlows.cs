@@ -13,11 +13,15 @@ internal static class ObservedFlows
             throw new MeshGuard.CommandLine.CliUsageException($"{directory}: no such directory");
         }
         var observed = new List<ObservedRequest>();
+        // A directory searched recursively can hold one record twice: a sidecar's own log beside the control
+        // plane's copy of it, or two copies. A record's place in its workload's chain is named by the hash it
+        // chains on to and its seq, so a record seen at a place already taken is a copy and counts once.
+        var places = new HashSet<(string Prev, long Seq)>();
         foreach (var file in FlowLogFormat.FilesBelow(directory))
         {
             foreach (var r in FlowLogReader.Records(File.ReadAllBytes(file)))
             {
-                if (ObservedRequest.FromFlowRecord(r) is { } request)
+                if (ObservedRequest.FromFlowRecord(r) is { } request && (PlaceInChain(r) is not { } place || places.Add(place)))
                 {
                     observed.Add(request);
                 }
@@ -25,4 +29,11 @@ internal static class ObservedFlows
         }
         return observed;
     }
+
+    /// <summary>Null for a record that names no place (not written by a sidecar): it is counted as it is.</summary>
+    private static (string, long)? PlaceInChain(System.Text.Json.JsonElement record) =>
+        record.TryGetProperty("prev", out var prev) && prev.ValueKind == System.Text.Json.JsonValueKind.String
+            && record.TryGetProperty("seq", out var seq) && seq.ValueKind == System.Text.Json.JsonValueKind.Number && seq.TryGetInt64(out var n)
+            ? (prev.GetString()!, n)
+            : null;
 }
