@@ -126,6 +126,30 @@ public sealed class FlowSegmentTests : IDisposable
         Assert.Null(FlowSegmentCheck.Check(segment.Lines, null, false, Ca.Bundle, Orders).Refusal);
     }
 
+    [Fact]
+    public void ABacklogGoesUpInSegmentsOfAboutTheBudgetEvenWhenTheHardLimitWouldHoldItAll()
+    {
+        using (var writer = Open())
+        {
+            Append(writer, 300, checkpointEvery: 10); // thirty signed records in about 60 KB
+        }
+        var whole = WholeLog();
+        var tail = new FlowLogTail(_dir.Path);
+        tail.Seek(1);
+        var copy = new MemoryStream();
+        var segments = 0;
+        while (tail.Read(8_000, hardMaxBytes: 1 << 20) is { } segment)
+        {
+            // Within the budget, or the budget and the lines up to its first signed record beyond it.
+            Assert.InRange(segment.Lines.Length, 1, 8_000 + whole.Length / 30);
+            copy.Write(segment.Lines.Span);
+            tail.Advance(segment);
+            segments++;
+        }
+        Assert.InRange(segments, whole.Length / 8_000, 30);
+        Assert.Equal(whole, copy.ToArray());
+    }
+
     private byte[] Segment()
     {
         using (var writer = Open())

@@ -101,8 +101,20 @@ public sealed class FlowLogTail(string directory)
         var offset = _offset;
         long firstSeq = -1;
         (int Length, string File, long Offset, long Seq)? signed = null;
-        // Up to the budget once a signed record ends within it; until one does, up to the hard limit.
-        for (var limit = hardMaxBytes; used < limit; limit = signed is null ? hardMaxBytes : maxBytes)
+        // Up to the budget; while no signed record ends within what was read, one more budget's worth, up to the
+        // hard limit. Reading the hard limit at once would make every segment of a backlog as long as that and
+        // grow this buffer (and the sender's message buffers) to it for good.
+        var limit = maxBytes;
+        bool ReadFurther()
+        {
+            if (signed is not null || limit >= hardMaxBytes)
+            {
+                return false;
+            }
+            limit = (int)Math.Min(hardMaxBytes, (long)limit + maxBytes);
+            return true;
+        }
+        while (used < limit || ReadFurther())
         {
             var (read, reachedEnd) = ReadInto(file, offset, used, limit - used);
             var chunk = _buffer.AsSpan(used, read);
@@ -138,6 +150,10 @@ public sealed class FlowLogTail(string directory)
             }
             if (!reachedEnd)
             {
+                if (ReadFurther())
+                {
+                    continue;
+                }
                 break; // one line longer than what is left of the budget
             }
             if (consumed > 0)

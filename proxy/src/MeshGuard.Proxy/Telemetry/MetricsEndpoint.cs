@@ -51,10 +51,25 @@ internal static class MetricsEndpoint
             var gc = GC.GetGCMemoryInfo();
             Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);
             Gauge(text, "dotnet_gc_committed_bytes", "Memory the GC has committed.", gc.TotalCommittedBytes);
+            // Per generation, after the last collection: a heap that holds mostly gen2 between full collections
+            // is promoted garbage; pinned buffer pools show as poh.
+            text.Append("# HELP dotnet_gc_generation_bytes Size of each generation after the last collection.\n# TYPE dotnet_gc_generation_bytes gauge\n");
+            var generations = gc.GenerationInfo;
+            for (var g = 0; g < generations.Length && g < GenerationNames.Length; g++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_generation_bytes{{generation=\"{GenerationNames[g]}\"}} {generations[g].SizeAfterBytes}\n");
+            }
+            text.Append("# HELP dotnet_gc_collections_total Collections of each generation since start.\n# TYPE dotnet_gc_collections_total counter\n");
+            for (var g = 0; g <= GC.MaxGeneration; g++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_collections_total{{generation=\"{GenerationNames[g]}\"}} {GC.CollectionCount(g)}\n");
+            }
             Gauge(text, "process_resident_memory_bytes", "Resident memory of the sidecar.", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).OnListener(port, loopbackHost: true);
     }
+
+    private static readonly string[] GenerationNames = ["gen0", "gen1", "gen2", "loh", "poh"];
 
     private static void Counter(StringBuilder text, string name, string help, long value) =>
         text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
