@@ -261,6 +261,19 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# Peak RSS through the whole run (the kernel's high-water mark, VmHWM): every scenario, the 1 MiB bodies and the
+# HTTP/2 client's 128 streams included; an nginx counts its master and workers together.
+for config in "${CONFIGS[@]}"; do
+  [ "$config" = direct ] && continue
+  peak=0 pair_var="PAIR_${config//-/_}"
+  for pid in ${!pair_var}; do
+    kb=0
+    for p in $(with_children "$pid"); do kb=$((kb + $(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done
+    peak=$(python3 -c "print(max($peak, round($kb / 1024, 1)))")
+  done
+  echo "$peak" > "$R/peak-rss-$config"
+done
+
 MACHINE="$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME")"
 mkdir -p loadtests/results
 python3 - "$R" "$MACHINE" "$ROUNDS" "$DURATION" "$WORK" "${MESHGUARD_BENCH_CPU:-}" "${CONFIGS[@]}" <<'EOF'
@@ -309,6 +322,8 @@ for c in configs:
         cpu, rss = numbers(f"cpu-{c}"), numbers(f"rss-{c}")
         entry["cpu_s_per_10k"] = round(statistics.median(cpu), 4) if cpu else None
         entry["rss_mb"] = round(max(rss), 1) if rss else None
+        peak = numbers(f"peak-rss-{c}")
+        if peak: entry["peak_rss_mb"] = peak[0]
         alloc = numbers(f"alloc-{c}")
         if alloc: entry["alloc_bytes_per_request"] = round(statistics.median(alloc))
     # Start to ready (SVID and config in hand): the second sidecar, whose control plane had already served one
@@ -324,11 +339,12 @@ peers = [c for c in configs if c not in ("direct",) and not c.startswith("meshgu
 lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          f"Machine: {machine}. {out['method']}.", "",
          "client -> outbound proxy -> mTLS -> inbound proxy -> backend (nginx, small body), all on loopback. "
-         "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after load; "
+         "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after the maximum-throughput run; "
+         "peak RSS the larger of the pair's high-water marks over the whole run; "
          "added p99 is over direct at the same fixed rate; ready ms: sidecar start to SVID and config in hand, against a "
          "control plane that has served one sidecar before (first: the one it served first).", "",
-         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | alloc B/req per proxy | ready ms |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | peak RSS MB | alloc B/req per proxy | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def ready_cell(e):
     if "ready_ms" not in e: return ""
     return f"{e['ready_ms']} (first: {e['ready_ms_first_on_new_control_plane']})"
@@ -337,7 +353,7 @@ for c in configs:
     e = out["configs"][c]
     vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
     added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
-    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('h2_client_rps'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {ready_cell(e)} |")
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('h2_client_rps'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('peak_rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {ready_cell(e)} |")
 mesh = [c for c in configs if c.startswith("meshguard")]
 if mesh and peers:
     lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]

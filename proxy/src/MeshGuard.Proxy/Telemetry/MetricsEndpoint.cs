@@ -64,6 +64,12 @@ internal static class MetricsEndpoint
             {
                 text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_collections_total{{generation=\"{GenerationNames[g]}\"}} {GC.CollectionCount(g)}\n");
             }
+            text.Append("# HELP meshguard_buffer_pool_blocks Data-path buffer blocks: free (waiting to be rented) and created since start (flat under a steady load).\n# TYPE meshguard_buffer_pool_blocks gauge\n");
+            foreach (var (name, pool) in new[] { ("large", MeshGuard.Proxy.Transport.BlockPool.Large), ("small", MeshGuard.Proxy.Transport.BlockPool.Small) })
+            {
+                text.Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_blocks{{pool=\"{name}\",state=\"free\"}} {pool.Free}\n")
+                    .Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_blocks{{pool=\"{name}\",state=\"created\"}} {pool.Created}\n");
+            }
             Gauge(text, "process_resident_memory_bytes", "Resident memory of the sidecar.", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
         }).OnListener(port, loopbackHost: true);

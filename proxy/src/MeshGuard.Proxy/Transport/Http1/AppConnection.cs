@@ -11,7 +11,7 @@ namespace MeshGuard.Proxy.Transport.Http1;
 /// </summary>
 internal sealed class AppConnection : IDisposable
 {
-    private static readonly MemoryPool<byte> Buffers = MemoryPool<byte>.Shared;
+    private static readonly MemoryPool<byte> Buffers = BlockPool.Large;
 
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
@@ -22,7 +22,7 @@ internal sealed class AppConnection : IDisposable
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
         // Reads of up to 32 KiB: a large body moves in few reads and few flushes downstream (4 KiB reads halved the
-        // 1 MiB download rate: a flush, a DATA frame and a TLS record each); the buffer goes back to the pool once read.
+        // 1 MiB download rate: a flush, a DATA frame and a TLS record each); the block goes back to the pool once read.
         Reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(Buffers, bufferSize: 32 * 1024, minimumReadSize: 4096, leaveOpen: true));
         Writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(Buffers, minimumBufferSize: 4096, leaveOpen: true));
     }

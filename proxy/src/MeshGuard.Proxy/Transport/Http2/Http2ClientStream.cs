@@ -11,7 +11,8 @@ namespace MeshGuard.Proxy.Transport.Http2;
 internal sealed class Http2ClientStream : IHpackFieldSink
 {
     private readonly Http2ClientConnection _connection;
-    private readonly Pipe _body = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 16384, useSynchronizationContext: false));
+    // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16.
+    private readonly Pipe _body = new(new PipeOptions(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false));
     private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<(string Name, string Value)> _fields = [];
     private int _unackedBytes;
