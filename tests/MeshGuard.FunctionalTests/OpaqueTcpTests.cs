@@ -221,13 +221,14 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
         await using var peer = await MeshPeerTls.ConnectAsync(_orders.InboundPort, ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates,
             new System.Net.Security.SslApplicationProtocol("meshguard/tcp"));
         var tls = peer.Stream;
-        await tls.WriteAsync(new[] { (byte)(port >> 8), (byte)port });
-        await tls.WriteAsync(Encoding.ASCII.GetBytes(text));
         var received = new MemoryStream();
         var buffer = new byte[4096];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         try
         {
+            // A sidecar that refuses the port may reset the connection before the text is written: nothing came back.
+            await tls.WriteAsync(new[] { (byte)(port >> 8), (byte)port });
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(text));
             int read;
             while (received.Length < text.Length && (read = await tls.ReadAsync(buffer, timeout.Token)) > 0)
             {
