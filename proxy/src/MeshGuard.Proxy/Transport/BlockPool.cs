@@ -13,13 +13,15 @@ namespace MeshGuard.Proxy.Transport;
 /// </summary>
 internal sealed class BlockPool : MemoryPool<byte>
 {
+    // Declared before the shared pools: static fields start in the order they are written, and a pool created
+    // before this was set would arm its trim timer with a zero interval, that is never.
+    public static readonly TimeSpan TrimInterval = TimeSpan.FromSeconds(10);
+
     /// <summary>Reads from the app: a large body moves in few reads and few flushes downstream.</summary>
     public static readonly BlockPool Large = new(32 * 1024, maxRetained: 512, TimeProvider.System);
 
     /// <summary>Answers from a peer, copied from its DATA frames: small blocks, any number per frame.</summary>
     public static readonly BlockPool Small = new(4 * 1024, maxRetained: 2048, TimeProvider.System);
-
-    public static readonly TimeSpan TrimInterval = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentQueue<Block> _free = new();
     private readonly ITimer _trim;
