@@ -120,7 +120,9 @@ run_tests() {
 
 report_failures() {
   [ $# -gt 0 ] && [ -f "$1" ] || return 0
-  python3 - "$@" <<'PY' || grep -ho '<UnitTestResult [^>]*outcome="Failed"' "$@" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/'
+  # When python3 cannot read every results file, its partial report is dropped and grep names the failures once.
+  local report
+  if report=$(python3 - "$@" 2>/dev/null <<'PY'
 import sys, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
 for path in sys.argv[1:]:
@@ -133,6 +135,11 @@ for path in sys.argv[1:]:
             for line in (node.text or "").strip().splitlines()[:12] if node is not None else []:
                 print(f"    {line.rstrip()}")
 PY
+  ); then
+    [ -z "$report" ] || echo "$report"
+  else
+    grep -ho '<UnitTestResult [^>]*outcome="Failed"' "$@" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/'
+  fi
 }
 
 micro_bench() {

@@ -64,11 +64,18 @@ internal static class MetricsEndpoint
             {
                 text.Append(CultureInfo.InvariantCulture, $"dotnet_gc_collections_total{{generation=\"{GenerationNames[g]}\"}} {GC.CollectionCount(g)}\n");
             }
-            text.Append("# HELP meshguard_buffer_pool_blocks Data-path buffer blocks: free (waiting to be rented) and created since start (flat under a steady load).\n# TYPE meshguard_buffer_pool_blocks gauge\n");
-            foreach (var (name, pool) in new[] { ("large", MeshGuard.Proxy.Transport.BlockPool.Large), ("small", MeshGuard.Proxy.Transport.BlockPool.Small) })
+            // Free blocks go up and down (a gauge); blocks created only grow (a counter): flat under a
+            // steady load, rising when the pool is too small for the load.
+            var pools = new[] { ("large", MeshGuard.Proxy.Transport.BlockPool.Large), ("small", MeshGuard.Proxy.Transport.BlockPool.Small) };
+            text.Append("# HELP meshguard_buffer_pool_free_blocks Data-path buffer blocks waiting to be rented.\n# TYPE meshguard_buffer_pool_free_blocks gauge\n");
+            foreach (var (name, pool) in pools)
             {
-                text.Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_blocks{{pool=\"{name}\",state=\"free\"}} {pool.Free}\n")
-                    .Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_blocks{{pool=\"{name}\",state=\"created\"}} {pool.Created}\n");
+                text.Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_free_blocks{{pool=\"{name}\"}} {pool.Free}\n");
+            }
+            text.Append("# HELP meshguard_buffer_pool_blocks_created_total Data-path buffer blocks created since start.\n# TYPE meshguard_buffer_pool_blocks_created_total counter\n");
+            foreach (var (name, pool) in pools)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"meshguard_buffer_pool_blocks_created_total{{pool=\"{name}\"}} {pool.Created}\n");
             }
             Gauge(text, "process_resident_memory_bytes", "Resident memory of the sidecar.", Environment.WorkingSet);
             return Results.Text(text.ToString(), "text/plain; version=0.0.4");
