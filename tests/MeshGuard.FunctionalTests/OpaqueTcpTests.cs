@@ -8,150 +8,160 @@ using MeshGuard.Tests.Common;
 namespace MeshGuard.FunctionalTests;
 
 /// <summary>Opaque TCP ports: tunnelled over mTLS between sidecars and authorized once per connection.</summary>
-public sealed class OpaqueTcpTests : IAsyncLifetime
+public sealed class OpaqueTcpTests(OpaqueTcpTests.Pair pair) : IClassFixture<OpaqueTcpTests.Pair>
 {
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
-    private RecordingApp _app = null!;
-    private TcpListener _echo = null!;
-    private int _echoConnections;
-    private readonly CancellationTokenSource _stop = new();
-    private int _echoPort;
-    private string _frontendFlows = "";
-    private TcpListener _greeter = null!;
-    private int _greeterPort;
-    private int _greeterLocal;
-    private int _greeterOpaqueLocal;
-    private int _strayLocal;
-    private int _frontendLocal;
-    private int _paymentsLocal;
-    private int _undeclaredLocal;
-    private MeshService _orders = null!;
-    private ServerProcess _redis = null!;
-    private int _redisPort;
-    private int _frontendRedis;
-    private int _paymentsRedis;
-
-    public async Task InitializeAsync()
+    /// <summary>
+    /// One mesh for the class (redis, an echo and a greeting server behind "orders"; "frontend" and "payments" with
+    /// mapped ports): no test changes it, and each test counts only what its own connections did.
+    /// </summary>
+    public sealed class Pair : IAsyncLifetime
     {
-        MeshBinaries.Ensure();
-        _echo = new TcpListener(IPAddress.Loopback, 0);
-        _echo.Start();
-        _echoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
-        _ = EchoAsync();
+        private readonly TempDirectory _temp = new();
+        private TcpListener _echo = null!;
+        private int _echoConnections;
+        private readonly CancellationTokenSource _stop = new();
+        private TcpListener _greeter = null!;
+        private int _greeterPort;
+        private ServerProcess _redis = null!;
 
-        var ports = LocalMesh.FreePorts(10);
-        (_greeterLocal, _greeterOpaqueLocal, _strayLocal) = (ports[6], ports[7], ports[8]);
-        _greeter = new TcpListener(IPAddress.Loopback, 0);
-        _greeter.Start();
-        _greeterPort = ((IPEndPoint)_greeter.LocalEndpoint).Port;
-        _ = GreetAsync();
-        (_redisPort, _frontendRedis, _paymentsRedis) = (ports[3], ports[4], ports[5]);
-        // Debian's redis-server as the app on a port declared opaque: nothing persisted, loopback only.
-        _redis = await ServerProcess.StartAsync("redis-server",
-            ["--port", $"{_redisPort}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _temp.Path],
-            "Ready to accept connections");
-        _mesh = new LocalMesh(_temp.Path);
-        Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
-        File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, "db.yaml"), $$"""
-            apiVersion: meshguard.io/v1alpha1
-            kind: AccessPolicy
-            metadata: { name: db-clients, namespace: shop }
-            spec:
-              selector: { serviceAccount: orders }
-              action: allow
-              rules:
-                - name: frontend-db
-                  from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
-                  to: [ { ports: [{{_echoPort}}, {{_redisPort}}, {{_greeterPort}}, {{ports[9]}}] } ]
-            """);
-        await _mesh.StartControlPlaneAsync();
-        _app = await RecordingApp.StartAsync("orders");
-        (_frontendLocal, _paymentsLocal, _undeclaredLocal) = (ports[0], ports[1], ports[2]);
-        _orders = await _mesh.StartSidecarAsync("orders", _app.Port, extraArguments: ["--opaque-ports", $"{_echoPort},{_redisPort},{_greeterPort}"]);
-        var frontend = await _mesh.StartSidecarAsync("frontend", _app.Port, extraArguments: [
-            "--outbound-tcp",
-            $"{_frontendLocal}=orders:{_echoPort},{_undeclaredLocal}=orders:{_app.Port},{_frontendRedis}=orders:{_redisPort}," +
-            $"{_greeterLocal}=orders:{_greeterPort},{_greeterOpaqueLocal}=orders:{_greeterPort}/opaque,{_strayLocal}=orders:{ports[9]}",
-            "--protocol-detect-timeout", "1"]);
-        _frontendFlows = frontend.FlowDirectory!;
-        var payments = await _mesh.StartSidecarAsync("payments", _app.Port,
-            extraArguments: ["--outbound-tcp", $"{_paymentsLocal}=orders:{_echoPort},{_paymentsRedis}=orders:{_redisPort}"]);
-        foreach (var sidecar in new[] { frontend, payments })
+        public async Task InitializeAsync()
         {
-            await SidecarAdmin.WaitForServicesAsync(sidecar, 3);
+            MeshBinaries.Ensure();
+            _echo = new TcpListener(IPAddress.Loopback, 0);
+            _echo.Start();
+            EchoPort = ((IPEndPoint)_echo.LocalEndpoint).Port;
+            _ = EchoAsync();
+
+            var ports = LocalMesh.FreePorts(10);
+            (GreeterLocal, GreeterOpaqueLocal, StrayLocal) = (ports[6], ports[7], ports[8]);
+            _greeter = new TcpListener(IPAddress.Loopback, 0);
+            _greeter.Start();
+            _greeterPort = ((IPEndPoint)_greeter.LocalEndpoint).Port;
+            _ = GreetAsync();
+            (RedisPort, FrontendRedis, PaymentsRedis) = (ports[3], ports[4], ports[5]);
+            // Debian's redis-server as the app on a port declared opaque: nothing persisted, loopback only.
+            _redis = await ServerProcess.StartAsync("redis-server",
+                ["--port", $"{RedisPort}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _temp.Path],
+                "Ready to accept connections");
+            Mesh = new LocalMesh(_temp.Path);
+            Directory.CreateDirectory(Mesh.Data.PoliciesDirectory);
+            File.WriteAllText(Path.Combine(Mesh.Data.PoliciesDirectory, "db.yaml"), $$"""
+                apiVersion: meshguard.io/v1alpha1
+                kind: AccessPolicy
+                metadata: { name: db-clients, namespace: shop }
+                spec:
+                  selector: { serviceAccount: orders }
+                  action: allow
+                  rules:
+                    - name: frontend-db
+                      from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
+                      to: [ { ports: [{{EchoPort}}, {{RedisPort}}, {{_greeterPort}}, {{ports[9]}}] } ]
+                """);
+            await Mesh.StartControlPlaneAsync();
+            App = await RecordingApp.StartAsync("orders");
+            (FrontendLocal, PaymentsLocal, UndeclaredLocal) = (ports[0], ports[1], ports[2]);
+            Orders = await Mesh.StartSidecarAsync("orders", App.Port, extraArguments: ["--opaque-ports", $"{EchoPort},{RedisPort},{_greeterPort}"]);
+            var frontend = await Mesh.StartSidecarAsync("frontend", App.Port, extraArguments: [
+                "--outbound-tcp",
+                $"{FrontendLocal}=orders:{EchoPort},{UndeclaredLocal}=orders:{App.Port},{FrontendRedis}=orders:{RedisPort}," +
+                $"{GreeterLocal}=orders:{_greeterPort},{GreeterOpaqueLocal}=orders:{_greeterPort}/opaque,{StrayLocal}=orders:{ports[9]}",
+                "--protocol-detect-timeout", "1"]);
+            FrontendFlows = frontend.FlowDirectory!;
+            var payments = await Mesh.StartSidecarAsync("payments", App.Port,
+                extraArguments: ["--outbound-tcp", $"{PaymentsLocal}=orders:{EchoPort},{PaymentsRedis}=orders:{RedisPort}"]);
+            foreach (var sidecar in new[] { frontend, payments })
+            {
+                await SidecarAdmin.WaitForServicesAsync(sidecar, 3);
+            }
         }
-    }
 
-    private async Task EchoAsync()
-    {
-        while (!_stop.IsCancellationRequested)
+        private async Task EchoAsync()
         {
-            Socket socket;
-            try
+            while (!_stop.IsCancellationRequested)
             {
-                socket = await _echo.AcceptSocketAsync(_stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            Interlocked.Increment(ref _echoConnections);
-            _ = Task.Run(async () =>
-            {
-                using (socket)
+                Socket socket;
+                try
                 {
-                    var buffer = new byte[1024];
-                    int read;
-                    while ((read = await socket.ReceiveAsync(buffer)) > 0)
-                    {
-                        await socket.SendAsync(buffer.AsMemory(0, read));
-                    }
+                    socket = await _echo.AcceptSocketAsync(_stop.Token);
                 }
-            });
-        }
-    }
-
-    /// <summary>A protocol whose server speaks first (as SMTP's, MySQL's): a greeting on accept, then an echo.</summary>
-    private async Task GreetAsync()
-    {
-        while (!_stop.IsCancellationRequested)
-        {
-            Socket socket;
-            try
-            {
-                socket = await _greeter.AcceptSocketAsync(_stop.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            _ = Task.Run(async () =>
-            {
-                using (socket)
+                catch (OperationCanceledException)
                 {
-                    await socket.SendAsync("220 greeter ready\r\n"u8.ToArray());
-                    var buffer = new byte[1024];
-                    int read;
-                    while ((read = await socket.ReceiveAsync(buffer)) > 0)
-                    {
-                        await socket.SendAsync(buffer.AsMemory(0, read));
-                    }
+                    return;
                 }
-            });
+                Interlocked.Increment(ref _echoConnections);
+                _ = Task.Run(async () =>
+                {
+                    using (socket)
+                    {
+                        var buffer = new byte[1024];
+                        int read;
+                        while ((read = await socket.ReceiveAsync(buffer)) > 0)
+                        {
+                            await socket.SendAsync(buffer.AsMemory(0, read));
+                        }
+                    }
+                });
+            }
         }
-    }
 
-    public async Task DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        _echo.Stop();
-        _greeter.Stop();
-        await _mesh.DisposeAsync();
-        await _app.DisposeAsync();
-        await _redis.DisposeAsync();
-        _temp.Dispose();
-        _stop.Dispose();
+        /// <summary>A protocol whose server speaks first (as SMTP's, MySQL's): a greeting on accept, then an echo.</summary>
+        private async Task GreetAsync()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                Socket socket;
+                try
+                {
+                    socket = await _greeter.AcceptSocketAsync(_stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                _ = Task.Run(async () =>
+                {
+                    using (socket)
+                    {
+                        await socket.SendAsync("220 greeter ready\r\n"u8.ToArray());
+                        var buffer = new byte[1024];
+                        int read;
+                        while ((read = await socket.ReceiveAsync(buffer)) > 0)
+                        {
+                            await socket.SendAsync(buffer.AsMemory(0, read));
+                        }
+                    }
+                });
+            }
+        }
+
+        public async Task DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _echo.Stop();
+            _greeter.Stop();
+            await Mesh.DisposeAsync();
+            await App.DisposeAsync();
+            await _redis.DisposeAsync();
+            _temp.Dispose();
+            _stop.Dispose();
+        }
+
+        public int FrontendLocal { get; private set; }
+        public int PaymentsLocal { get; private set; }
+        public int UndeclaredLocal { get; private set; }
+        public int EchoPort { get; private set; }
+        public int StrayLocal { get; private set; }
+        public int GreeterLocal { get; private set; }
+        public int GreeterOpaqueLocal { get; private set; }
+        public int FrontendRedis { get; private set; }
+        public int RedisPort { get; private set; }
+        public int PaymentsRedis { get; private set; }
+        public string FrontendFlows { get; private set; } = "";
+        public MeshService Orders { get; private set; } = null!;
+        public RecordingApp App { get; private set; } = null!;
+        public LocalMesh Mesh { get; private set; } = null!;
+        /// <summary>Connections the echo server accepted so far.</summary>
+        public int EchoConnections => Volatile.Read(ref _echoConnections);
     }
 
     /// <summary>Sends a line through 127.0.0.1:port and returns what came back (empty if the connection was closed).</summary>
@@ -186,39 +196,42 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     [Fact]
     public async Task AnAllowedCallerGetsABytePipeToTheAppsPort()
     {
-        Assert.Equal("hello over mtls", await RoundTripAsync(_frontendLocal, "hello over mtls"));
-        Assert.Equal(1, Volatile.Read(ref _echoConnections));
+        var before = pair.EchoConnections;
+        Assert.Equal("hello over mtls", await RoundTripAsync(pair.FrontendLocal, "hello over mtls"));
+        Assert.Equal(before + 1, pair.EchoConnections);
     }
 
     [Fact]
     public async Task ACallerThatNoRuleAllowsIsCutBeforeTheAppIsDialled()
     {
-        Assert.Equal("", await RoundTripAsync(_paymentsLocal, "let me in"));
+        var before = pair.EchoConnections;
+        Assert.Equal("", await RoundTripAsync(pair.PaymentsLocal, "let me in"));
         await Task.Delay(200);
-        Assert.Equal(0, Volatile.Read(ref _echoConnections));
+        Assert.Equal(before, pair.EchoConnections);
         // The refused connection is in the callee's flow log, with what decided.
-        Assert.True(await Eventually.TrueAsync(() => MeshGuard.FlowLog.FlowLogReader.Records(_orders.FlowDirectory!)
-            .Any(r => MeshGuard.FlowLog.FlowLogReader.Text(r, "protocol") == "tcp" && MeshGuard.FlowLog.FlowLogReader.Text(r, "decision") == "deny"
-                && MeshGuard.FlowLog.FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/payments")));
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(pair.Orders.FlowDirectory!)
+            .Any(r => FlowLogReader.Text(r, "protocol") == "tcp" && FlowLogReader.Text(r, "decision") == "deny"
+                && FlowLogReader.Number(r, "dest_port") == pair.EchoPort
+                && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/payments")), TcpRecords(pair.Orders.FlowDirectory!));
     }
 
     [Fact]
     public async Task HttpOnAMappedPortIsDetectedAndAuthorizedPerRequest()
     {
         // frontend may open TCP to orders' opaque ports, but no rule lets it make HTTP requests: 403, and the app sees nothing.
-        var answer = await RoundTripAsync(_undeclaredLocal, "GET /detected HTTP/1.1\r\nHost: anything\r\n\r\n");
+        var answer = await RoundTripAsync(pair.UndeclaredLocal, "GET /detected HTTP/1.1\r\nHost: anything\r\n\r\n");
         Assert.StartsWith("HTTP/1.1 403", answer, StringComparison.Ordinal);
-        Assert.Empty(_app.Requests);
-        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r =>
+        Assert.DoesNotContain(pair.App.Requests, r => r.Path == "/detected");
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(pair.Orders.FlowDirectory!).Any(r =>
             FlowLogReader.Text(r, "path") == "/detected" && FlowLogReader.Text(r, "decision") == "deny")));
     }
 
     /// <summary>A mesh peer with a valid SVID opens meshguard/tcp itself, naming <paramref name="port"/>; returns what came back (at most as much as it sent).</summary>
     private async Task<string> OpaqueFromPeerAsync(int port, string text)
     {
-        var data = _mesh.Data;
+        var data = pair.Mesh.Data;
         var ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
-        await using var peer = await MeshPeerTls.ConnectAsync(_orders.InboundPort, ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates,
+        await using var peer = await MeshPeerTls.ConnectAsync(pair.Orders.InboundPort, ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), ca.Intermediates,
             new System.Net.Security.SslApplicationProtocol("meshguard/tcp"));
         var tls = peer.Stream;
         var received = new MemoryStream();
@@ -245,25 +258,25 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     public async Task APeerOpeningOpaqueTcpToTheAppsHttpPortIsCutAndTheAppSeesNothing()
     {
         // Raw bytes to an HTTP port would skip every per-request check and carry the peer's own x-forwarded-client-cert.
-        var answer = await OpaqueFromPeerAsync(_app.Port, "GET /raw HTTP/1.1\r\nHost: orders\r\nx-forwarded-client-cert: By=x;URI=spiffe://mesh.local/ns/kube-system/sa/admin\r\n\r\n");
+        var answer = await OpaqueFromPeerAsync(pair.App.Port, "GET /raw HTTP/1.1\r\nHost: orders\r\nx-forwarded-client-cert: By=x;URI=spiffe://mesh.local/ns/kube-system/sa/admin\r\n\r\n");
         Assert.Equal("", answer);
-        Assert.Empty(_app.Requests);
+        Assert.DoesNotContain(pair.App.Requests, r => r.Path == "/raw");
     }
 
     [Fact]
     public async Task APeerOpeningOpaqueTcpToADeclaredPortIsPiped() =>
-        Assert.Equal("raw echo", await OpaqueFromPeerAsync(_echoPort, "raw echo"));
+        Assert.Equal("raw echo", await OpaqueFromPeerAsync(pair.EchoPort, "raw echo"));
 
     [Fact]
     public async Task BytesThatAreNotHttpForAPortNeitherDeclaredOpaqueNorTheAppsAreRefused()
     {
-        Assert.Equal("", await RoundTripAsync(_strayLocal, "hello stray port"));
+        Assert.Equal("", await RoundTripAsync(pair.StrayLocal, "hello stray port"));
     }
 
     [Fact]
     public async Task AServerFirstProtocolIsCarriedAsOpaqueOnceDetectionTimesOutOrAtOnceWhenDeclared()
     {
-        foreach (var local in new[] { _greeterLocal, _greeterOpaqueLocal })
+        foreach (var local in new[] { pair.GreeterLocal, pair.GreeterOpaqueLocal })
         {
             using var client = new TcpClient();
             await client.ConnectAsync(IPAddress.Loopback, local);
@@ -284,7 +297,7 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
 
     private async Task<long> RedisConnectionsReceivedAsync()
     {
-        var (_, info) = await RedisCliAsync(_redisPort, "INFO", "stats");
+        var (_, info) = await RedisCliAsync(pair.RedisPort, "INFO", "stats");
         var line = info.Split('\n').Single(l => l.StartsWith("total_connections_received:", StringComparison.Ordinal));
         return long.Parse(line.AsSpan(line.IndexOf(':') + 1).Trim(), System.Globalization.CultureInfo.InvariantCulture);
     }
@@ -292,21 +305,21 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     [Fact]
     public async Task RedisCliTalksToRedisServerThroughThePairAndEachConnectionIsRecordedWithItsBytes()
     {
-        Assert.Equal("OK", (await RedisCliAsync(_frontendRedis, "SET", "mesh", "carried over mtls")).Output.Trim());
-        Assert.Equal("carried over mtls", (await RedisCliAsync(_frontendRedis, "GET", "mesh")).Output.Trim());
+        Assert.Equal("OK", (await RedisCliAsync(pair.FrontendRedis, "SET", "mesh", "carried over mtls")).Output.Trim());
+        Assert.Equal("carried over mtls", (await RedisCliAsync(pair.FrontendRedis, "GET", "mesh")).Output.Trim());
         // A value of 1 MiB, read back whole: bytes, not lines, are carried.
         var big = new string('r', 1 << 20);
-        Assert.Equal("OK", (await ExternalProcess.RunAsync("redis-cli", ["-h", "127.0.0.1", "-p", $"{_frontendRedis}", "-x", "SET", "big"], input: big)).Output.Trim());
-        Assert.Equal($"{1 << 20}", (await RedisCliAsync(_frontendRedis, "STRLEN", "big")).Output.Trim());
+        Assert.Equal("OK", (await ExternalProcess.RunAsync("redis-cli", ["-h", "127.0.0.1", "-p", $"{pair.FrontendRedis}", "-x", "SET", "big"], input: big)).Output.Trim());
+        Assert.Equal($"{1 << 20}", (await RedisCliAsync(pair.FrontendRedis, "STRLEN", "big")).Output.Trim());
 
         // Both sidecars record each connection with the bytes each way (bytes_in: the caller's direction).
         bool BigUpload(System.Text.Json.JsonElement r) => FlowLogReader.Text(r, "protocol") == "tcp"
-            && FlowLogReader.Number(r, "dest_port") == _redisPort && FlowLogReader.Number(r, "bytes_in") > (1 << 20) && FlowLogReader.Number(r, "bytes_out") > 0;
-        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r => BigUpload(r)
+            && FlowLogReader.Number(r, "dest_port") == pair.RedisPort && FlowLogReader.Number(r, "bytes_in") > (1 << 20) && FlowLogReader.Number(r, "bytes_out") > 0;
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(pair.Orders.FlowDirectory!).Any(r => BigUpload(r)
             && FlowLogReader.Text(r, "direction") == "inbound" && FlowLogReader.Text(r, "decision") == "allow"
-            && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/frontend")), TcpRecords(_orders.FlowDirectory!));
-        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_frontendFlows).Any(r => BigUpload(r)
-            && FlowLogReader.Text(r, "direction") == "outbound" && FlowLogReader.Text(r, "dest_id") == "spiffe://mesh.local/ns/shop/sa/orders")), TcpRecords(_frontendFlows));
+            && FlowLogReader.Text(r, "source_id") == "spiffe://mesh.local/ns/shop/sa/frontend")), TcpRecords(pair.Orders.FlowDirectory!));
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(pair.FrontendFlows).Any(r => BigUpload(r)
+            && FlowLogReader.Text(r, "direction") == "outbound" && FlowLogReader.Text(r, "dest_id") == "spiffe://mesh.local/ns/shop/sa/orders")), TcpRecords(pair.FrontendFlows));
     }
 
     /// <summary>What a failed expectation about TCP records saw instead.</summary>
@@ -318,7 +331,7 @@ public sealed class OpaqueTcpTests : IAsyncLifetime
     public async Task ARedisClientNoRuleAllowsIsCutAtConnectAndRedisNeverSeesTheConnection()
     {
         var before = await RedisConnectionsReceivedAsync();
-        var (_, output) = await RedisCliAsync(_paymentsRedis, "PING");
+        var (_, output) = await RedisCliAsync(pair.PaymentsRedis, "PING");
         Assert.DoesNotContain("PONG", output, StringComparison.Ordinal);
         // Only the second INFO connection is new: the refused one never reached redis.
         Assert.Equal(before + 1, await RedisConnectionsReceivedAsync());

@@ -12,52 +12,62 @@ namespace MeshGuard.FunctionalTests;
 /// method it likes, over HTTP/1.1 (origin and absolute form) and HTTP/2: what the callee's policy engine decided on
 /// is exactly what the app received, or the request was refused and the app received nothing.
 /// </summary>
-public sealed class RequestViewTests : IAsyncLifetime
+public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFixture<RequestViewTests.Callee>
 {
     private const string Caller = "spiffe://mesh.local/ns/shop/sa/frontend";
 
-    private const string Guard = """
-        apiVersion: meshguard.io/v1alpha1
-        kind: AccessPolicy
-        metadata: { name: orders-guard, namespace: shop }
-        spec:
-          selector: { serviceAccount: orders }
-          action: deny
-          rules:
-            - name: no-secret
-              from: [ { namespace: shop } ]
-              to: [ { paths: ["/secret", "/secret/*"] } ]
-            - name: no-delete-charge
-              from: [ { namespace: shop } ]
-              to: [ { methods: [DELETE], paths: ["/charge"] } ]
-        """;
-
-    private readonly TempDirectory _temp = new();
-    private readonly TempDirectory _policies = new();
-    private LocalMesh _mesh = null!;
-    private RecordingApp _ordersApp = null!;
-    private MeshService _orders = null!;
-    private TestCa _ca = null!;
-
-    public async Task InitializeAsync()
+    /// <summary>
+    /// One callee for the whole class: no test changes its policy or its sidecar, and each test counts what reached
+    /// the app from its own starting point, so tests share it (a mesh per test cost seconds each).
+    /// </summary>
+    public sealed class Callee : IAsyncLifetime
     {
-        MeshBinaries.Ensure();
-        File.WriteAllText(Path.Combine(_policies.Path, "orders.yaml"), Guard);
-        _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(policiesFrom: _policies.Path, defaultPolicy: "allow-authenticated");
-        var data = _mesh.Data;
-        _ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
-        _ordersApp = await RecordingApp.StartAsync("orders");
-        _orders = await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        await SidecarAdmin.WaitForServicesAsync(_orders, 1);
-    }
+        private const string Guard = """
+            apiVersion: meshguard.io/v1alpha1
+            kind: AccessPolicy
+            metadata: { name: orders-guard, namespace: shop }
+            spec:
+              selector: { serviceAccount: orders }
+              action: deny
+              rules:
+                - name: no-secret
+                  from: [ { namespace: shop } ]
+                  to: [ { paths: ["/secret", "/secret/*"] } ]
+                - name: no-delete-charge
+                  from: [ { namespace: shop } ]
+                  to: [ { methods: [DELETE], paths: ["/charge"] } ]
+            """;
 
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        _temp.Dispose();
-        _policies.Dispose();
+        private readonly TempDirectory _temp = new();
+        private readonly TempDirectory _policies = new();
+        private LocalMesh _mesh = null!;
+
+        public RecordingApp OrdersApp { get; private set; } = null!;
+
+        public MeshService Orders { get; private set; } = null!;
+
+        public TestCa Ca { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            MeshBinaries.Ensure();
+            File.WriteAllText(Path.Combine(_policies.Path, "orders.yaml"), Guard);
+            _mesh = new LocalMesh(_temp.Path);
+            await _mesh.StartControlPlaneAsync(policiesFrom: _policies.Path, defaultPolicy: "allow-authenticated");
+            var data = _mesh.Data;
+            Ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+            OrdersApp = await RecordingApp.StartAsync("orders");
+            Orders = await _mesh.StartSidecarAsync("orders", OrdersApp.Port);
+            await SidecarAdmin.WaitForServicesAsync(Orders, 1);
+        }
+
+        public async Task DisposeAsync()
+        {
+            await _mesh.DisposeAsync();
+            await OrdersApp.DisposeAsync();
+            _temp.Dispose();
+            _policies.Dispose();
+        }
     }
 
     public enum Form
@@ -69,13 +79,13 @@ public sealed class RequestViewTests : IAsyncLifetime
 
     private async Task<int?> SendAsync(Form form, string method, string target)
     {
-        var svid = _ca.IssueLeaf(Caller);
+        var svid = callee.Ca.IssueLeaf(Caller);
         if (form == Form.Http2)
         {
-            return await RawHttp2Connection.SendAsync(_orders.InboundPort, svid, _ca.Intermediates,
+            return await RawHttp2Connection.SendAsync(callee.Orders.InboundPort, svid, callee.Ca.Intermediates,
                 [(":method", method), (":scheme", "https"), (":authority", "orders"), (":path", target)]);
         }
-        await using var peer = await RawConnection.OpenTlsAsync(_orders.InboundPort, svid, _ca.Intermediates);
+        await using var peer = await RawConnection.OpenTlsAsync(callee.Orders.InboundPort, svid, callee.Ca.Intermediates);
         var requestTarget = form == Form.Http1Absolute ? "http://orders" + target : target;
         await peer.SendAsync($"{method} {requestTarget} HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
         var (text, _) = await peer.ReadAsync(TimeSpan.FromSeconds(10));
@@ -85,11 +95,11 @@ public sealed class RequestViewTests : IAsyncLifetime
     /// <summary>Sends one request and checks the property; returns a description of what broke it, or null.</summary>
     private async Task<string?> ViolationAsync(Form form, string method, string target)
     {
-        var received = _ordersApp.Requests.Count;
+        var received = callee.OrdersApp.Requests.Count;
         var sent = DateTimeOffset.UtcNow.AddSeconds(-1);
         var status = await SendAsync(form, method, target);
-        var decision = await SidecarAdmin.LatestDecisionAsync(_orders) is { } d && d.GetProperty("time").GetDateTimeOffset() >= sent ? d : (JsonElement?)null;
-        var reached = _ordersApp.Requests.Count - received;
+        var decision = await SidecarAdmin.LatestDecisionAsync(callee.Orders) is { } d && d.GetProperty("time").GetDateTimeOffset() >= sent ? d : (JsonElement?)null;
+        var reached = callee.OrdersApp.Requests.Count - received;
         if (status != 200)
         {
             // Refused (400, 403, a reset): the app must have seen nothing.
@@ -103,7 +113,7 @@ public sealed class RequestViewTests : IAsyncLifetime
         {
             return $"200 with {reached} request(s) at the app and decision {decision?.ToString() ?? "none"}";
         }
-        var app = _ordersApp.Requests.Last();
+        var app = callee.OrdersApp.Requests.Last();
         var decidedPath = allowed.GetProperty("path").GetString()!;
         var decidedMethod = allowed.GetProperty("method").GetString()!;
         var query = target.IndexOf('?', StringComparison.Ordinal) is var q and >= 0 ? target[q..] : "";
@@ -151,18 +161,18 @@ public sealed class RequestViewTests : IAsyncLifetime
     [InlineData(Form.Http2, "GET", "*", null)]
     public async Task RequestsThatWouldReachADeniedPathAnotherWayAreRefusedAndTheAppSeesNothing(Form form, string method, string target, int? expected)
     {
-        var received = _ordersApp.Requests.Count;
+        var received = callee.OrdersApp.Requests.Count;
         Assert.Equal(expected, await SendAsync(form, method, target));
-        Assert.Equal(received, _ordersApp.Requests.Count);
+        Assert.Equal(received, callee.OrdersApp.Requests.Count);
     }
 
     [Fact]
     public async Task AnAllowedPathReachesTheAppInItsCanonicalForm()
     {
         Assert.Equal(200, await SendAsync(Form.Http1, "GET", "/orders/./a/../%6Frders//42?x=/../y"));
-        var seen = _ordersApp.Requests.Last();
+        var seen = callee.OrdersApp.Requests.Last();
         Assert.Equal("/orders/orders/42?x=/../y", seen.RawTarget);
-        var decision = await SidecarAdmin.LatestDecisionAsync(_orders);
+        var decision = await SidecarAdmin.LatestDecisionAsync(callee.Orders);
         Assert.Equal("/orders/orders/42", decision!.Value.GetProperty("path").GetString());
     }
 
@@ -170,7 +180,7 @@ public sealed class RequestViewTests : IAsyncLifetime
     public async Task ARefusedTargetIsRecordedAsDeniedByTheMeshRequestRules()
     {
         Assert.Equal(400, await SendAsync(Form.Http1, "GET", "/a%2fb"));
-        var decision = (await SidecarAdmin.LatestDecisionAsync(_orders))!.Value;
+        var decision = (await SidecarAdmin.LatestDecisionAsync(callee.Orders))!.Value;
         Assert.Equal("deny", decision.GetProperty("decision").GetString());
         Assert.Equal("mesh-request-rules", decision.GetProperty("policy").GetString());
         Assert.Equal("target-escaped-slash", decision.GetProperty("rule").GetString());
