@@ -14,62 +14,70 @@ namespace MeshGuard.FunctionalTests;
 /// a python3-grpcio server, a python3-grpcio client calls a Grpc.AspNetCore server. Policies name gRPC methods
 /// as paths; Admin is allowed to no one.
 /// </summary>
-public sealed class GrpcTests : IAsyncLifetime
+public sealed class GrpcTests(GrpcTests.Mesh shared) : IClassFixture<GrpcTests.Mesh>
 {
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "Apps", "grpc_echo.py");
 
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
-    private RecordingApp _frontendApp = null!;
-    private ServerProcess _pythonServer = null!;
-    private GrpcEchoApp _dotnetServer = null!;
-    private MeshService _frontend = null!;
-    private MeshService _orders = null!;
-    private MeshService _payments = null!;
-    private GrpcChannel _toOrders = null!;
-
-    public async Task InitializeAsync()
+    /// <summary>One mesh for the class: no test changes it, and each call is a test's own.</summary>
+    public sealed class Mesh : IAsyncLifetime
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
-        foreach (var service in new[] { "orders", "payments" })
+        public ServerProcess PythonServer { get; private set; } = null!;
+
+        public MeshService Frontend { get; private set; } = null!;
+
+        public MeshService Orders { get; private set; } = null!;
+
+        public GrpcChannel ToOrders { get; private set; } = null!;
+
+        private readonly TempDirectory _temp = new();
+        private LocalMesh _mesh = null!;
+        private RecordingApp _frontendApp = null!;
+        private GrpcEchoApp _dotnetServer = null!;
+        private MeshService _payments = null!;
+
+        public async Task InitializeAsync()
         {
-            File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, $"{service}.yaml"), $$"""
-                apiVersion: meshguard.io/v1alpha1
-                kind: AccessPolicy
-                metadata: { name: {{service}}-echo, namespace: shop }
-                spec:
-                  selector: { serviceAccount: {{service}} }
-                  action: allow
-                  rules:
-                    - name: frontend-echo
-                      from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
-                      to: [ { paths: ["/meshtest.Echo/Unary", "/meshtest.Echo/ServerStream", "/meshtest.Echo/ClientStream", "/meshtest.Echo/Bidi"] } ]
-                """);
+            MeshBinaries.Ensure();
+            _mesh = new LocalMesh(_temp.Path);
+            Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
+            foreach (var service in new[] { "orders", "payments" })
+            {
+                File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, $"{service}.yaml"), $$"""
+                    apiVersion: meshguard.io/v1alpha1
+                    kind: AccessPolicy
+                    metadata: { name: {{service}}-echo, namespace: shop }
+                    spec:
+                      selector: { serviceAccount: {{service}} }
+                      action: allow
+                      rules:
+                        - name: frontend-echo
+                          from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
+                          to: [ { paths: ["/meshtest.Echo/Unary", "/meshtest.Echo/ServerStream", "/meshtest.Echo/ClientStream", "/meshtest.Echo/Bidi"] } ]
+                    """);
+            }
+            await _mesh.StartControlPlaneAsync();
+            PythonServer = await ServerProcess.StartAsync("/usr/bin/python3", [Script, "serve"], @"^listening (\d+)$");
+            _dotnetServer = await GrpcEchoApp.StartAsync();
+            _frontendApp = await RecordingApp.StartAsync("frontend");
+            Orders = await _mesh.StartSidecarAsync("orders", int.Parse(PythonServer.ReadyValue, System.Globalization.CultureInfo.InvariantCulture));
+            _payments = await _mesh.StartSidecarAsync("payments", _dotnetServer.Port);
+            Frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+            await SidecarAdmin.WaitForServicesAsync(Frontend, 3);
+            ToOrders = GrpcChannel.ForAddress("http://orders", new GrpcChannelOptions { HttpHandler = SidecarAdmin.RedirectedToOutbound(Frontend) });
         }
-        await _mesh.StartControlPlaneAsync();
-        _pythonServer = await ServerProcess.StartAsync("/usr/bin/python3", [Script, "serve"], @"^listening (\d+)$");
-        _dotnetServer = await GrpcEchoApp.StartAsync();
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-        _orders = await _mesh.StartSidecarAsync("orders", int.Parse(_pythonServer.ReadyValue, System.Globalization.CultureInfo.InvariantCulture));
-        _payments = await _mesh.StartSidecarAsync("payments", _dotnetServer.Port);
-        _frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
-        await SidecarAdmin.WaitForServicesAsync(_frontend, 3);
-        _toOrders = GrpcChannel.ForAddress("http://orders", new GrpcChannelOptions { HttpHandler = SidecarAdmin.RedirectedToOutbound(_frontend) });
+
+        public async Task DisposeAsync()
+        {
+            ToOrders.Dispose();
+            await _mesh.DisposeAsync();
+            await PythonServer.DisposeAsync();
+            await _dotnetServer.DisposeAsync();
+            await _frontendApp.DisposeAsync();
+            _temp.Dispose();
+        }
     }
 
-    public async Task DisposeAsync()
-    {
-        _toOrders.Dispose();
-        await _mesh.DisposeAsync();
-        await _pythonServer.DisposeAsync();
-        await _dotnetServer.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
-    }
-
-    private Echo.EchoClient Orders => new(_toOrders);
+    private Echo.EchoClient Orders => new(shared.ToOrders);
 
     [Fact]
     public async Task AGrpcNetClientMakesUnaryAndStreamingCallsToAPythonServerThroughThePair()
@@ -140,7 +148,7 @@ public sealed class GrpcTests : IAsyncLifetime
         Assert.Equal(StatusCode.PermissionDenied, error.StatusCode);
 
         // On the wire: HTTP 200 and grpc-status 7 in a Trailers-Only response, as gRPC expects, not a bare 403.
-        using var raw = new HttpClient(SidecarAdmin.RedirectedToOutbound(_frontend))
+        using var raw = new HttpClient(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
         {
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -156,9 +164,9 @@ public sealed class GrpcTests : IAsyncLifetime
         Assert.Equal("7", response.Headers.GetValues("grpc-status").Single());
         Assert.Equal("application/grpc", response.Content.Headers.ContentType?.MediaType);
 
-        Assert.DoesNotContain("served Admin", _pythonServer.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("served Admin", shared.PythonServer.Output, StringComparison.Ordinal);
         // The callee's flow log holds the refusal under the gRPC method's path.
-        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(_orders.FlowDirectory!).Any(r =>
+        Assert.True(await Eventually.TrueAsync(() => FlowLogReader.Records(shared.Orders.FlowDirectory!).Any(r =>
             FlowLogReader.Text(r, "path") == "/meshtest.Echo/Admin" && FlowLogReader.Text(r, "decision") == "deny"
             && FlowLogReader.Text(r, "protocol") == "HTTP/2")));
     }
@@ -166,7 +174,7 @@ public sealed class GrpcTests : IAsyncLifetime
     [Fact]
     public async Task APythonClientMakesEveryKindOfCallToAGrpcNetServerThroughThePair()
     {
-        var (exit, output) = await ExternalProcess.RunAsync("/usr/bin/python3", [Script, "call", $"127.0.0.1:{_frontend.OutboundPort}", "payments"]);
+        var (exit, output) = await ExternalProcess.RunAsync("/usr/bin/python3", [Script, "call", $"127.0.0.1:{shared.Frontend.OutboundPort}", "payments"]);
         Assert.True(exit == 0, output);
         var calls = output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(line => JsonDocument.Parse(line).RootElement)

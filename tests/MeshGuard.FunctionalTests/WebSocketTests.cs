@@ -13,59 +13,65 @@ namespace MeshGuard.FunctionalTests;
 /// and RFC 8441 (extended CONNECT over HTTP/2) from .NET's ClientWebSocket. Between the sidecars a WebSocket
 /// always rides the HTTP/2 leg as RFC 8441; each app gets the version its caller used.
 /// </summary>
-public sealed class WebSocketTests : IAsyncLifetime
+public sealed class WebSocketTests(WebSocketTests.Mesh shared) : IClassFixture<WebSocketTests.Mesh>
 {
     private static readonly string Script = Path.Combine(AppContext.BaseDirectory, "Apps", "ws_client.py");
 
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
-    private WebSocketApp _ordersApp = null!;
-    private WebSocketApp _paymentsApp = null!;
-    private RecordingApp _frontendApp = null!;
-    private MeshService _frontend = null!;
-
-    public async Task InitializeAsync()
+    /// <summary>One mesh for the class: no test changes it, and each socket is a test's own.</summary>
+    public sealed class Mesh : IAsyncLifetime
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
-        foreach (var service in new[] { "orders", "payments" })
+        public WebSocketApp OrdersApp { get; private set; } = null!;
+
+        public MeshService Frontend { get; private set; } = null!;
+
+        private readonly TempDirectory _temp = new();
+        private LocalMesh _mesh = null!;
+        private WebSocketApp _paymentsApp = null!;
+        private RecordingApp _frontendApp = null!;
+
+        public async Task InitializeAsync()
         {
-            File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, $"{service}.yaml"), $$"""
-                apiVersion: meshguard.io/v1alpha1
-                kind: AccessPolicy
-                metadata: { name: {{service}}-sockets, namespace: shop }
-                spec:
-                  selector: { serviceAccount: {{service}} }
-                  action: allow
-                  rules:
-                    - name: frontend-sockets
-                      from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
-                      to: [ { methods: [GET], paths: ["/ws/*"] } ]
-                """);
+            MeshBinaries.Ensure();
+            _mesh = new LocalMesh(_temp.Path);
+            Directory.CreateDirectory(_mesh.Data.PoliciesDirectory);
+            foreach (var service in new[] { "orders", "payments" })
+            {
+                File.WriteAllText(Path.Combine(_mesh.Data.PoliciesDirectory, $"{service}.yaml"), $$"""
+                    apiVersion: meshguard.io/v1alpha1
+                    kind: AccessPolicy
+                    metadata: { name: {{service}}-sockets, namespace: shop }
+                    spec:
+                      selector: { serviceAccount: {{service}} }
+                      action: allow
+                      rules:
+                        - name: frontend-sockets
+                          from: [ { identity: spiffe://mesh.local/ns/shop/sa/frontend } ]
+                          to: [ { methods: [GET], paths: ["/ws/*"] } ]
+                    """);
+            }
+            await _mesh.StartControlPlaneAsync();
+            OrdersApp = await WebSocketApp.StartAsync(HttpProtocols.Http1);
+            _paymentsApp = await WebSocketApp.StartAsync(HttpProtocols.Http2);
+            _frontendApp = await RecordingApp.StartAsync("frontend");
+            await _mesh.StartSidecarAsync("orders", OrdersApp.Port);
+            await _mesh.StartSidecarAsync("payments", _paymentsApp.Port);
+            Frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+            await SidecarAdmin.WaitForServicesAsync(Frontend, 3);
         }
-        await _mesh.StartControlPlaneAsync();
-        _ordersApp = await WebSocketApp.StartAsync(HttpProtocols.Http1);
-        _paymentsApp = await WebSocketApp.StartAsync(HttpProtocols.Http2);
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-        await _mesh.StartSidecarAsync("orders", _ordersApp.Port);
-        await _mesh.StartSidecarAsync("payments", _paymentsApp.Port);
-        _frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
-        await SidecarAdmin.WaitForServicesAsync(_frontend, 3);
-    }
 
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        await _paymentsApp.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
+        public async Task DisposeAsync()
+        {
+            await _mesh.DisposeAsync();
+            await OrdersApp.DisposeAsync();
+            await _paymentsApp.DisposeAsync();
+            await _frontendApp.DisposeAsync();
+            _temp.Dispose();
+        }
     }
 
     private async Task<JsonElement> PythonClientAsync(string url, params string[] messages)
     {
-        var (exit, output) = await ExternalProcess.RunAsync("/usr/bin/python3", [Script, $"{_frontend.OutboundPort}", url, .. messages]);
+        var (exit, output) = await ExternalProcess.RunAsync("/usr/bin/python3", [Script, $"{shared.Frontend.OutboundPort}", url, .. messages]);
         Assert.True(exit == 0, output);
         return JsonDocument.Parse(output).RootElement.Clone();
     }
@@ -87,7 +93,7 @@ public sealed class WebSocketTests : IAsyncLifetime
         socket.Options.HttpVersion = HttpVersion.Version20;
         socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
         socket.Options.CollectHttpResponseDetails = true;
-        using var invoker = new HttpMessageInvoker(SidecarAdmin.RedirectedToOutbound(_frontend));
+        using var invoker = new HttpMessageInvoker(SidecarAdmin.RedirectedToOutbound(shared.Frontend));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         await socket.ConnectAsync(new Uri("ws://payments/ws/h2"), invoker, timeout.Token);
         Assert.Equal(HttpStatusCode.OK, socket.HttpStatusCode);
@@ -103,9 +109,9 @@ public sealed class WebSocketTests : IAsyncLifetime
     [Fact]
     public async Task AnUpgradeNoPolicyAllowsIsRefusedWith403AndNeverReachesTheApp()
     {
-        var before = _ordersApp.Accepted;
+        var before = shared.OrdersApp.Accepted;
         var result = await PythonClientAsync("ws://orders/private/socket", "secret");
         Assert.Equal(403, result.GetProperty("refused").GetInt32());
-        Assert.Equal(before, _ordersApp.Accepted);
+        Assert.Equal(before, shared.OrdersApp.Accepted);
     }
 }
