@@ -10,52 +10,59 @@ namespace MeshGuard.FunctionalTests;
 /// two readers could frame differently), what it never lets through (bytes beyond an answer taken as the next
 /// one), and a kept-alive connection the app closed quietly.
 /// </summary>
-public sealed class AppLegTests : IAsyncLifetime
+public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegTests.Mesh>
 {
-    private readonly TempDirectory _temp = new();
-    private LocalMesh _mesh = null!;
-    private ScriptedHttp1App _ordersApp = null!;
-    private RecordingApp _frontendApp = null!;
-    private MeshService _frontend = null!;
-
-    private static ScriptedHttp1App.Answer Script(string path) => path switch
-    {
-        "/trailers" => new("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"),
-        "/two-lengths" => new("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
-        "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
-        "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
-        "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
-        "/large" => new($"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody.Length}\r\n\r\n{LargeBody}"),
-        _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
-    };
-
-    // 1 MiB and a few octets, so the last read from the app and the last frame are partial.
     private static readonly string LargeBody = string.Concat(Enumerable.Range(0, 1024 * 1024 / 8 + 31).Select(i => (i % 100000).ToString("D8", System.Globalization.CultureInfo.InvariantCulture)));
 
-    public async Task InitializeAsync()
+    /// <summary>One mesh for the class: no test changes it, each test uses paths of its own and counts connections from its own start.</summary>
+    public sealed class Mesh : IAsyncLifetime
     {
-        MeshBinaries.Ensure();
-        _mesh = new LocalMesh(_temp.Path);
-        await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
-        _ordersApp = ScriptedHttp1App.Start(Script);
-        _frontendApp = await RecordingApp.StartAsync("frontend");
-        await _mesh.StartSidecarAsync("orders", _ordersApp.Port, extraArguments: ["--app-protocol", "http1"]);
-        _frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
-        await SidecarAdmin.WaitForServicesAsync(_frontend, 2);
-    }
+        public ScriptedHttp1App OrdersApp { get; private set; } = null!;
 
-    public async Task DisposeAsync()
-    {
-        await _mesh.DisposeAsync();
-        await _ordersApp.DisposeAsync();
-        await _frontendApp.DisposeAsync();
-        _temp.Dispose();
+        public MeshService Frontend { get; private set; } = null!;
+
+        private readonly TempDirectory _temp = new();
+        private LocalMesh _mesh = null!;
+        private RecordingApp _frontendApp = null!;
+
+        private static ScriptedHttp1App.Answer Script(string path) => path switch
+        {
+            "/trailers" => new("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nContent-Type: text/plain\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"),
+            "/two-lengths" => new("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+            "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
+            "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
+            "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
+            "/large" => new($"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody.Length}\r\n\r\n{LargeBody}"),
+            _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
+        };
+
+        // 1 MiB and a few octets, so the last read from the app and the last frame are partial.
+
+        public async Task InitializeAsync()
+        {
+            MeshBinaries.Ensure();
+            _mesh = new LocalMesh(_temp.Path);
+            await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+            OrdersApp = ScriptedHttp1App.Start(Script);
+            _frontendApp = await RecordingApp.StartAsync("frontend");
+            await _mesh.StartSidecarAsync("orders", OrdersApp.Port, extraArguments: ["--app-protocol", "http1"]);
+            Frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
+            await SidecarAdmin.WaitForServicesAsync(Frontend, 2);
+        }
+
+        public async Task DisposeAsync()
+        {
+            await _mesh.DisposeAsync();
+            await OrdersApp.DisposeAsync();
+            await _frontendApp.DisposeAsync();
+            _temp.Dispose();
+        }
     }
 
     [Fact]
     public async Task AChunkedAnswerWithTrailersFromAnHttp11AppReachesAnHttp2CallerWhole()
     {
-        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(_frontend))
+        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
         {
             DefaultRequestVersion = HttpVersion.Version20,
             DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -71,7 +78,7 @@ public sealed class AppLegTests : IAsyncLifetime
     [Fact]
     public async Task ALargeAnswerWithALengthReachesAnHttp11CallerToItsLastOctet()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
         for (var i = 0; i < 3; i++)
         {
             var body = await client.GetStringAsync(new Uri("http://orders/large"));
@@ -83,7 +90,7 @@ public sealed class AppLegTests : IAsyncLifetime
     [Fact]
     public async Task AnAnswerWithTwoLengthsIsRefusedWith502AndNotPassedOn()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
         using var response = await client.GetAsync(new Uri("http://orders/two-lengths"));
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         var body = await response.Content.ReadAsStringAsync();
@@ -94,21 +101,21 @@ public sealed class AppLegTests : IAsyncLifetime
     [Fact]
     public async Task BytesAnAppSendsBeyondItsAnswerAreNeverTakenAsTheNextAnswer()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
         Assert.Equal("ok", await client.GetStringAsync(new Uri("http://orders/extra")));
         for (var i = 0; i < 5; i++)
         {
             Assert.Equal("app /next", await client.GetStringAsync(new Uri("http://orders/next")));
         }
         // The connection that carried the extra bytes carried nothing after them.
-        var extra = Assert.Single(_ordersApp.Requests, r => r.Head.StartsWith("GET /extra ", StringComparison.Ordinal));
-        Assert.DoesNotContain(_ordersApp.Requests, r => r.Connection == extra.Connection && r.Head.StartsWith("GET /next ", StringComparison.Ordinal));
+        var extra = Assert.Single(shared.OrdersApp.Requests, r => r.Head.StartsWith("GET /extra ", StringComparison.Ordinal));
+        Assert.DoesNotContain(shared.OrdersApp.Requests, r => r.Connection == extra.Connection && r.Head.StartsWith("GET /next ", StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task AnAnswerTheAppGivesBeforeReadingALargeUploadReachesTheCaller()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
         for (var i = 0; i < 5; i++)
         {
             using var content = new ByteArrayContent(new byte[4 * 1024 * 1024]);
@@ -123,7 +130,7 @@ public sealed class AppLegTests : IAsyncLifetime
     [Fact]
     public async Task AKeptAliveConnectionTheAppClosedQuietlyIsReplacedWithoutTheCallerNoticing()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
         for (var i = 0; i < 3; i++)
         {
             Assert.Equal("ok", await client.GetStringAsync(new Uri("http://orders/close-quietly")));
@@ -138,14 +145,14 @@ public sealed class AppLegTests : IAsyncLifetime
     [Fact]
     public async Task TheAppReceivesTheHeadTheLegWritesAndOneConnectionCarriesManyRequests()
     {
-        using var client = SidecarAdmin.ThroughOutbound(_frontend);
-        var before = _ordersApp.Connections;
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
+        var before = shared.OrdersApp.Connections;
         for (var i = 0; i < 20; i++)
         {
             Assert.Equal($"app /keep/{i}?q=1", await client.GetStringAsync(new Uri($"http://orders/keep/{i}?q=1")));
         }
-        Assert.True(_ordersApp.Connections - before <= 2, $"{_ordersApp.Connections - before} connections for 20 sequential requests");
-        var head = _ordersApp.Requests.Last(r => r.Head.StartsWith("GET /keep/19?q=1 HTTP/1.1\r\n", StringComparison.Ordinal)).Head;
+        Assert.True(shared.OrdersApp.Connections - before <= 2, $"{shared.OrdersApp.Connections - before} connections for 20 sequential requests");
+        var head = shared.OrdersApp.Requests.Last(r => r.Head.StartsWith("GET /keep/19?q=1 HTTP/1.1\r\n", StringComparison.Ordinal)).Head;
         Assert.Contains("\r\nHost: orders\r\n", head + "\r\n", StringComparison.Ordinal);
         Assert.Contains("\r\nx-forwarded-client-cert: By=spiffe://", head, StringComparison.Ordinal);
         Assert.DoesNotContain("Transfer-Encoding", head, StringComparison.OrdinalIgnoreCase);
