@@ -12,7 +12,7 @@
 # drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), 1 MiB bodies down and up (wrk, 8
 # connections, MiB/s), HTTP/2 from the client (h2load, cleartext prior knowledge, 8 connections x 16 streams),
 # latency at a fixed 1,000 rps (h2load --h1 --rps with a per-request log). Per proxy process: CPU seconds per
-# 10,000 requests and RSS under load, from /proc.
+# 10,000 requests and RSS under load, from /proc; syscalls and context switches per request from perf stat.
 # Usage: loadtests/scenarios/peers.sh [ROUNDS] [DURATION_S]
 # Writes loadtests/results/latest.json and loadtests/results/latest.md (latest-cpu-limit.* under MESHGUARD_BENCH_CPU).
 # MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
@@ -261,6 +261,25 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# Syscalls and context switches per request, per proxy: one more maximum-throughput run per configuration with
+# perf counting the pair's syscall tracepoints (counting only, no sampling). Threads a proxy starts during the run
+# are not counted, hence after the rounds: every pool is warm by then. Skipped where perf cannot attach.
+SYSCALLS="read write readv writev sendto recvfrom sendmsg recvmsg epoll_wait epoll_pwait epoll_ctl futex sched_yield io_uring_enter madvise mprotect"
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then
+  events="raw_syscalls:sys_enter,context-switches,cpu-migrations"
+  for sc in $SYSCALLS; do events="$events,syscalls:sys_enter_$sc"; done
+  for config in "${CONFIGS[@]}"; do
+    [ "$config" = direct ] && continue
+    # shellcheck disable=SC2046
+    pids=$(pair_pids "$config" | paste -sd,)
+    perf stat -x, -e "$events" -p "$pids" -o "$R/perf-$config.csv" -- sleep "$DURATION" >/dev/null 2>&1 & perf_pid=$!
+    sleep 0.2
+    wrk -t2 -c"$CONNECTIONS" -d"$((DURATION - 1))s" -H "Host: orders" "$(url_of "$config")" > "$R/wrk-perf-$config.txt"
+    wait "$perf_pid" || true
+    awk '/requests in/ {print $1}' "$R/wrk-perf-$config.txt" > "$R/perf-requests-$config"
+  done
+fi
+
 # Peak RSS through the whole run (the kernel's high-water mark, VmHWM): every scenario, the 1 MiB bodies and the
 # HTTP/2 client's 128 streams included; an nginx counts its master and workers together.
 for config in "${CONFIGS[@]}"; do
@@ -326,6 +345,19 @@ for c in configs:
         if peak: entry["peak_rss_mb"] = peak[0]
         alloc = numbers(f"alloc-{c}")
         if alloc: entry["alloc_bytes_per_request"] = round(statistics.median(alloc))
+        perf_csv, perf_req = os.path.join(results, f"perf-{c}.csv"), numbers(f"perf-requests-{c}")
+        if os.path.exists(perf_csv) and perf_req and perf_req[0] > 0:
+            # perf stat -x, lines: value,unit,event,...; per request per proxy (the pair counted together, halved).
+            per = lambda v: round(v / perf_req[0] / 2, 2)
+            counts = {}
+            for line in open(perf_csv):
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                    counts[parts[2]] = float(parts[0])
+            if "raw_syscalls:sys_enter" in counts:
+                entry["syscalls_per_request"] = per(counts["raw_syscalls:sys_enter"])
+                entry["context_switches_per_request"] = per(counts.get("context-switches", 0))
+                entry["syscalls_per_request_by_name"] = {k.split("sys_enter_", 1)[1]: per(v) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if k.startswith("syscalls:") and v > 0}
     # Start to ready (SVID and config in hand): the second sidecar, whose control plane had already served one
     # (a control plane's own first-request warm-up is not the sidecar's start); the first one beside it.
     ready = numbers(f"../{c}/ready-ms")
@@ -343,8 +375,8 @@ lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          "peak RSS the larger of the pair's high-water marks over the whole run; "
          "added p99 is over direct at the same fixed rate; ready ms: sidecar start to SVID and config in hand, against a "
          "control plane that has served one sidecar before (first: the one it served first).", "",
-         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | peak RSS MB | alloc B/req per proxy | ready ms |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | peak RSS MB | alloc B/req per proxy | syscalls/req per proxy | ctx switches/req per proxy | ready ms |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def ready_cell(e):
     if "ready_ms" not in e: return ""
     return f"{e['ready_ms']} (first: {e['ready_ms_first_on_new_control_plane']})"
@@ -353,7 +385,7 @@ for c in configs:
     e = out["configs"][c]
     vs = e["max_rps"] / direct["max_rps"] * 100 if direct.get("max_rps") and e["max_rps"] else None
     added = e["p99_ms"] - direct["p99_ms"] if direct.get("p99_ms") is not None and e["p99_ms"] is not None else None
-    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('h2_client_rps'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('peak_rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {ready_cell(e)} |")
+    lines.append(f"| {c} | {fmt(e['max_rps'],0)} | {fmt(vs,1)}% | {fmt(e['p50_ms'])} | {fmt(e['p99_ms'])} | {fmt(e['p999_ms'])} | {fmt(added)} | {fmt(e.get('mb_per_s_down'),0)} | {fmt(e.get('mb_per_s_up'),0)} | {fmt(e.get('h2_client_rps'),0)} | {fmt(e.get('cpu_s_per_10k'),3)} | {fmt(e.get('rss_mb'),1)} | {fmt(e.get('peak_rss_mb'),1)} | {fmt(e.get('alloc_bytes_per_request'),0)} | {fmt(e.get('syscalls_per_request'))} | {fmt(e.get('context_switches_per_request'))} | {ready_cell(e)} |")
 mesh = [c for c in configs if c.startswith("meshguard")]
 if mesh and peers:
     lines += ["", "MeshGuard against each peer (throughput ratio; CPU per request ratio, lower is better):", ""]
@@ -363,6 +395,12 @@ if mesh and peers:
             if a["max_rps"] and b["max_rps"]:
                 cpu = f"{a['cpu_s_per_10k'] / b['cpu_s_per_10k']:.2f}x" if a.get("cpu_s_per_10k") and b.get("cpu_s_per_10k") else "n/a"
                 lines.append(f"- {m} / {p}: throughput {a['max_rps'] / b['max_rps']:.2f}x, CPU per request {cpu}")
+by_name = [c for c in configs if out["configs"][c].get("syscalls_per_request_by_name")]
+if by_name:
+    lines += ["", "Syscalls per request per proxy, by name (perf stat on the syscall tracepoints during one more maximum-throughput run):", ""]
+    for c in by_name:
+        names = out["configs"][c]["syscalls_per_request_by_name"]
+        lines.append(f"- {c}: " + ", ".join(f"{k} {v:.2f}" for k, v in names.items()))
 open(report + ".md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF

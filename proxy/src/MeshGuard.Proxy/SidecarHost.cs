@@ -92,6 +92,8 @@ internal static partial class SidecarHost
         }, disposeHandler: true));
         services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(new IPEndPoint(settings.AppAddress, settings.AppPort), time));
         services.AddSingleton<AppHttp1Leg>();
+        services.AddSingleton<InboundAuthorizer>();
+        services.AddSingleton<InboundFlowRecorder>();
         services.AddSingleton<InboundHandler>();
         services.AddSingleton<OpaqueTcpInbound>();
         services.AddSingleton<OpaqueTcpOutbound>();

@@ -26,6 +26,9 @@ public enum DecisionReason : byte
 
     /// <summary>The request broke the mesh's request rules (method, target, path normalization): refused with 400 before any policy.</summary>
     MalformedRequest,
+
+    /// <summary>The sidecar has no config snapshot in force yet (started, control plane not reached, no disk snapshot): every call is denied.</summary>
+    NoConfig,
 }
 
 /// <summary>What audit-mode policies would have decided; <see cref="None"/> when none selects the workload.</summary>
@@ -59,11 +62,17 @@ public readonly record struct Decision(
     /// <summary>The policy name a request refused by the mesh's request rules carries; its rule names the rule broken.</summary>
     public const string RequestRulesPolicy = "mesh-request-rules";
 
+    /// <summary>The policy name a call denied for want of any config carries; its rule is "no-config-yet".</summary>
+    public const string NoConfigPolicy = "mesh-config";
+
     /// <summary>The decision for a request that broke <paramref name="rule"/> of the mesh's request rules.</summary>
     public static Decision Malformed(string rule) => new(Verdict.Deny, DecisionReason.MalformedRequest, RequestRulesPolicy, rule);
 
     /// <summary>The decision for a caller whose identity is revoked, whatever the policies say.</summary>
     public static Decision Revoked { get; } = new(Verdict.Deny, DecisionReason.Revoked, RevocationPolicy, "revoked");
+
+    /// <summary>The decision for any call while no config snapshot is in force (fail closed).</summary>
+    public static Decision NoConfig { get; } = new(Verdict.Deny, DecisionReason.NoConfig, NoConfigPolicy, "no-config-yet");
 
     public bool IsAllowed => Verdict == Verdict.Allow;
 
@@ -85,6 +94,7 @@ public readonly record struct Decision(
         DecisionReason.NoAllowRuleMatched => "no rule of the allow policies selecting this workload matched (default deny)",
         DecisionReason.Revoked => "the caller's identity is revoked",
         DecisionReason.MalformedRequest => $"the mesh's request rules ({Rule})",
+        DecisionReason.NoConfig => "no config snapshot in force yet (fail closed)",
         _ => $"mesh default ({Rule})",
     };
 }

@@ -56,6 +56,6 @@ internal sealed partial class RevokedIdentities(ILogger<RevokedIdentities> logge
         public void Dispose() => owner._open.TryRemove(connection, out _);
     }
 
-    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "revocation list applied: {Count} identities revoked; {Closed} open connections of revoked peers closed")]
+    [LoggerMessage(EventId = 340, Level = LogLevel.Warning, Message = "revocation list applied: {Count} identities revoked; {Closed} open connections of revoked peers closed")]
     private static partial void LogApplied(ILogger logger, int count, int closed);
 }

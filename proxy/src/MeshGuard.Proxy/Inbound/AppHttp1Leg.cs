@@ -452,12 +452,12 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         }
     }
 
-    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "inbound: the app's answer was refused: {Reason}")]
+    [LoggerMessage(EventId = 330, Level = LogLevel.Warning, Message = "inbound: the app's answer was refused: {Reason}")]
     private static partial void LogInvalidAnswer(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound: the connection to the app broke: {Reason}")]
+    [LoggerMessage(EventId = 331, Level = LogLevel.Warning, Message = "inbound: the connection to the app broke: {Reason}")]
     private static partial void LogAppBroke(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 312, Level = LogLevel.Debug, Message = "inbound: a kept-alive connection to the app was closed after {Uses} requests; sending on a new one")]
+    [LoggerMessage(EventId = 332, Level = LogLevel.Debug, Message = "inbound: a kept-alive connection to the app was closed after {Uses} requests; sending on a new one")]
     private static partial void LogStaleConnection(ILogger logger, int uses);
 }

@@ -1,11 +1,5 @@
 using System.Net;
-using MeshGuard.FlowLog;
-using MeshGuard.Policy.Engine;
-using MeshGuard.Proxy.Authorization;
-using MeshGuard.Proxy.FlowLog;
-using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Protocols;
-using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -18,7 +12,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, AppHttp1Leg appLeg, ProxySettings settings, InboundPolicy policy, RevokedIdentities revoked, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, AppHttp1Leg appLeg, ProxySettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -59,45 +53,27 @@ internal sealed partial class InboundHandler(
         var request = default(CanonicalRequest);
         if (_appPortOpaque || !CanonicalRequest.TryRead(context, settings.PathNormalization, out request, out refusal))
         {
-            var malformed = Decision.Malformed(refusal);
             var rawPath = CanonicalRequest.RawPath(context);
-            decisions.Record(time.GetUtcNow(), peer.Caller.Id, context.Request.Method, rawPath, malformed);
-            metrics.Count(malformed);
-            LogMalformed(logger, peer.Peer, refusal);
+            var malformed = authorizer.Refuse(peer, context.Request.Method, rawPath, refusal);
             await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: bad request (" + refusal + ")\n");
-            Record(context, peer, started, malformed, context.Request.Method, rawPath);
+            recorder.Exchange(context, peer, started, malformed, context.Request.Method, rawPath);
             return;
         }
-        // 2. Per request, against the table in force now: a policy change applies to open connections too.
-        var authorizer = policy.Current;
-        if (authorizer is null)
+        // 2. Per request, against the table in force now.
+        var verdict = authorizer.Authorize(peer, settings.AppPort, request, context.Request.Headers);
+        if (verdict.Permit is not { } authorized)
         {
-            LogNoConfig(logger, peer.Peer);
             await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            Record(context, peer, started, new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null), request.Method, RecordedPath(request));
-            return;
-        }
-        // A revocation outranks every policy; its connections are being closed, this covers requests in between.
-        var decision = revoked.Contains(peer.Caller.Id)
-            ? Decision.Revoked
-            : authorizer.Evaluate(peer.Caller, settings.AppPort, request.Method, request.Path, new KestrelHeaders(context.Request.Headers));
-        decisions.Record(time.GetUtcNow(), peer.Caller.Id, request.Method, request.Path, decision);
-        metrics.Count(decision);
-        if (!decision.IsAllowed)
-        {
-            // The caller learns nothing about policies; the log names what decided.
-            LogDenied(logger, peer.Peer, request.Method, request.Path, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
-            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            Record(context, peer, started, decision, request.Method, RecordedPath(request));
+            recorder.Exchange(context, peer, started, verdict.Decision, request.Method, RecordedPath(request));
             return;
         }
         // 3. The proof the app leg requires: it sends exactly this view.
-        var authorized = new AuthorizedRequest(request, decision);
+        var decision = verdict.Decision;
         var config = AppLegConfig(context.Request);
         if (ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context))
         {
             await SendOverHttp1Async(context, authorized, peer);
-            Record(context, peer, started, decision, request.Method, RecordedPath(request));
+            recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
             return;
         }
         context.Features.Set(authorized);
@@ -113,7 +89,7 @@ internal sealed partial class InboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
             }
         }
-        Record(context, peer, started, decision, request.Method, RecordedPath(request));
+        recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
     }
 
     private async Task SendOverHttp1Async(HttpContext context, AuthorizedRequest authorized, PeerIdentityFeature peer)
@@ -148,7 +124,7 @@ internal sealed partial class InboundHandler(
 
     /// <summary>The path as recorded: the canonical one, with its query only if the operator asked to keep it.</summary>
     private string RecordedPath(in CanonicalRequest request) =>
-        flows.Settings.KeepQuery && !request.Target.Query.IsEmpty ? string.Concat(request.Path, request.Target.Query) : request.Path;
+        recorder.KeepQuery && !request.Target.Query.IsEmpty ? string.Concat(request.Path, request.Target.Query) : request.Path;
 
     /// <summary>The app hears the version its caller spoke, unless the operator fixed one.</summary>
     private ForwarderRequestConfig AppLegConfig(HttpRequest request) => settings.AppProtocol switch
@@ -158,41 +134,10 @@ internal sealed partial class InboundHandler(
         _ => request.Headers.ContainsKey(MeshHeaders.OriginalProtocol) ? Http2Config : Http1Config,
     };
 
-    private void Record(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision, string method, string path)
-    {
-        if (!flows.Enabled)
-        {
-            return;
-        }
-        var request = context.Request;
-        flows.Add(FlowFields.ForExchange(context, FlowDirection.Inbound, started, time.GetUtcNow(), flows.Settings.KeepQuery).WithDecision(decision) with
-        {
-            Method = method,
-            Path = path,
-            RequestId = FlowFields.RequestId(request),
-            SourceId = peer.Caller.Id,
-            SourceAddr = peer.RemoteAddress,
-            DestId = identity.IdText,
-            DestService = settings.Service,
-            DestPort = settings.AppPort,
-            TraceId = FlowFields.TraceParent(request),
-            TlsVersion = FlowFields.TlsVersion,
-        });
-    }
-
     private const string Forbidden = "forbidden\n";
 
     /// <summary>Either leg's answer when nothing listens at the app's port.</summary>
     private const string AppUnreachableText = "meshguard: the app is not reachable\n";
-
-    [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "inbound: denied {Caller} {Method} {Path} by policy {Policy} rule {Rule}")]
-    private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string method, string? path, string policy, string rule);
-
-    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "inbound: refused a request from {Caller}: {Rule}")]
-    private static partial void LogMalformed(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, string rule);
-
-    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "inbound: denied {Caller}: no config snapshot in force yet")]
-    private static partial void LogNoConfig(ILogger logger, MeshGuard.Spiffe.SpiffeId caller);
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "inbound: forwarding to the app failed: {Error} {Detail}")]
     private static partial void LogAppFailed(ILogger logger, string error, string detail);

@@ -1,11 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using MeshGuard.FlowLog;
-using MeshGuard.Policy.Engine;
-using MeshGuard.Proxy.Authorization;
-using MeshGuard.Proxy.FlowLog;
-using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 
@@ -18,9 +12,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// headers denies it, an allow rule that names them does not allow it); 4. connect to the app on that port and
 /// pipe. A refused connection is closed before the app is dialled.
 /// </summary>
-internal sealed partial class OpaqueTcpInbound(
-    ProxySettings settings, InboundPolicy policy, DecisionLog decisions, AuthorizationMetrics metrics, FlowLogSink flows,
-    WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpInbound> logger)
+internal sealed partial class OpaqueTcpInbound(ProxySettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, ILogger<OpaqueTcpInbound> logger)
 {
     private static readonly TimeSpan PreambleTimeout = TimeSpan.FromSeconds(10);
 
@@ -56,16 +48,11 @@ internal sealed partial class OpaqueTcpInbound(
         }
 
         // 3.
-        var authorizer = policy.Current;
-        var decision = authorizer?.EvaluateConnection(peer.Caller, port)
-            ?? new Decision(Verdict.Deny, DecisionReason.NoAllowRuleMatched, null, null);
-        decisions.Record(time.GetUtcNow(), peer.Caller.Id, "TCP", $":{port}", decision);
-        metrics.Count(decision);
+        var decision = authorizer.AuthorizeConnection(peer, port);
         if (!decision.IsAllowed)
         {
-            LogDenied(logger, peer.Peer, port, decision.Policy ?? "(none)", decision.Rule ?? "(default deny)");
             connection.Abort();
-            Record(peer, port, started, decision, 0, 0);
+            recorder.Connection(peer, port, started, decision, 0, 0);
             return;
         }
 
@@ -83,39 +70,12 @@ internal sealed partial class OpaqueTcpInbound(
         }
         await using var appStream = new NetworkStream(app, ownsSocket: false);
         var (fromCaller, fromApp) = await OpaqueTcp.PipeAsync(client, appStream, cancellation);
-        Record(peer, port, started, decision, fromCaller, fromApp);
+        recorder.Connection(peer, port, started, decision, fromCaller, fromApp);
     }
 
-    // One record per connection, written when it ends (or is refused), with the bytes each way.
-    private void Record(PeerIdentityFeature peer, int port, long started, in Decision decision, long bytesIn, long bytesOut)
-    {
-        if (!flows.Enabled)
-        {
-            return;
-        }
-        flows.Add(new FlowRecord
-        {
-            Time = time.GetUtcNow(),
-            DurationMs = FlowFields.ElapsedMs(started),
-            Direction = FlowDirection.Inbound,
-            SourceId = peer.Caller.Id,
-            SourceAddr = peer.RemoteAddress,
-            DestId = identity.IdText,
-            DestService = settings.Service,
-            DestPort = port,
-            Protocol = "tcp",
-            BytesIn = bytesIn,
-            BytesOut = bytesOut,
-            TlsVersion = FlowFields.TlsVersion,
-        }.WithDecision(decision));
-    }
-
-    [LoggerMessage(EventId = 310, Level = LogLevel.Information, Message = "inbound tcp: denied {Caller} to port {Port} by policy {Policy} rule {Rule}")]
-    private static partial void LogDenied(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port, string policy, string rule);
-
-    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is not declared opaque")]
+    [LoggerMessage(EventId = 320, Level = LogLevel.Warning, Message = "inbound tcp: {Caller} asked for port {Port}, which is not declared opaque")]
     private static partial void LogNotOpaque(ILogger logger, MeshGuard.Spiffe.SpiffeId caller, int port);
 
-    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "inbound tcp: app port {Port} unreachable: {Reason}")]
+    [LoggerMessage(EventId = 321, Level = LogLevel.Warning, Message = "inbound tcp: app port {Port} unreachable: {Reason}")]
     private static partial void LogAppUnreachable(ILogger logger, int port, string reason);
 }
