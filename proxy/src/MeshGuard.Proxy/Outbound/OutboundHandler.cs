@@ -7,7 +7,6 @@ using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.ObjectPool;
-using Polly.CircuitBreaker;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Outbound;
@@ -99,19 +98,21 @@ internal sealed partial class OutboundHandler(
                 return endpoint;
             }
             endpoint = candidate;
-            var result = await endpoint.Circuit.RunAsync(TryOnce, new TryState(this, context, endpoint, exchange), context.RequestAborted);
-            if (result.Exception is BrokenCircuitException)
+            TryOutcome outcome;
+            try
             {
-                // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
-                refusedByCircuit++;
-                continue;
+                if (await endpoint.Circuit.RunAsync(TryOnce, new TryState(this, context, endpoint, exchange)) is not { } ran)
+                {
+                    // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
+                    refusedByCircuit++;
+                    continue;
+                }
+                outcome = ran;
             }
-            if (result.Exception is OperationCanceledException)
+            catch (OperationCanceledException)
             {
                 return endpoint;
             }
-            result.ThrowIfException();
-            var outcome = result.Result;
             if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
             {
                 exchange.UseRetry();

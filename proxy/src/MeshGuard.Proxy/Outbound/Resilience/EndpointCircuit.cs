@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using Polly;
-using Polly.CircuitBreaker;
 
 namespace MeshGuard.Proxy.Outbound.Resilience;
 
@@ -11,67 +9,37 @@ namespace MeshGuard.Proxy.Outbound.Resilience;
 /// <item>passive health (Envoy's outlier detection): consecutive failed tries eject it at once, for a break
 /// that grows with each ejection in a row; when the break ends it takes requests again, and one more failure
 /// ejects it again, while a success clears its record;</item>
-/// <item>a Polly circuit breaker: a failure ratio over a sampling window opens the circuit; when its break
-/// ends one trial call decides whether it closes or stays open for longer.</item>
+/// <item>a circuit breaker (<see cref="FailureRatioBreaker"/>): a failure ratio over a sampling window opens the
+/// circuit; when its break ends one trial call decides whether it closes or stays open for longer.</item>
 /// </list>
 /// A dead endpoint is caught by the first (a ratio needs as many failures as the window holds successes);
 /// an endpoint that fails some of its requests, by the second. Built once per endpoint, never per request.
 /// </summary>
 internal sealed class EndpointCircuit
 {
-    private readonly ResiliencePipeline<TryOutcome> _pipeline;
+    private readonly FailureRatioBreaker _breaker;
     private readonly TimeProvider _time;
     private readonly OutboundMetrics _metrics;
     private readonly int _consecutiveToEject;
     private readonly TimeSpan _breakDuration;
     private readonly TimeSpan _maxBreak;
-    private long _closedAfter;
     private long _ejectedUntil;
     private int _consecutiveFailures;
     private int _ejectionsInARow;
     private int _inFlight;
 
-    // Polly validates its options with DataAnnotations, a path the AOT analysis flags (Enum.GetValues) for a
-    // breaker over a generic result. The functional suite runs every circuit test against the NativeAOT
-    // sidecar too, which shows the path works there.
-    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = "see above; covered by the AOT functional run")]
     public EndpointCircuit(OutboundResilience settings, TimeProvider time, OutboundMetrics metrics)
     {
         _time = time;
         _metrics = metrics;
-        var breakDuration = settings.CircuitBreakDuration;
-        var maxBreak = settings.CircuitMaxBreakDuration < breakDuration ? breakDuration : settings.CircuitMaxBreakDuration;
-        _breakDuration = breakDuration;
-        _maxBreak = maxBreak;
+        _breakDuration = settings.CircuitBreakDuration;
+        _maxBreak = settings.CircuitMaxBreakDuration < _breakDuration ? _breakDuration : settings.CircuitMaxBreakDuration;
         _consecutiveToEject = Math.Max(1, settings.ConsecutiveFailuresToEject);
-        _pipeline = new ResiliencePipelineBuilder<TryOutcome> { TimeProvider = time }
-            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<TryOutcome>
-            {
-                FailureRatio = settings.CircuitFailureRatio,
-                MinimumThroughput = Math.Max(2, settings.CircuitMinimumThroughput),
-                SamplingDuration = settings.CircuitSamplingDuration,
-                BreakDuration = breakDuration,
-                BreakDurationGenerator = args =>
-                {
-                    var grown = breakDuration * (1 + args.HalfOpenAttempts);
-                    return ValueTask.FromResult(grown < maxBreak ? grown : maxBreak);
-                },
-                // A caller that went away says nothing about the endpoint.
-                ShouldHandle = static args => ValueTask.FromResult(
-                    args.Outcome.Exception is { } e ? e is not OperationCanceledException : args.Outcome.Result.IsEndpointFailure()),
-                OnOpened = args =>
-                {
-                    Volatile.Write(ref _closedAfter, _time.GetTimestamp() + (long)(args.BreakDuration.TotalSeconds * _time.TimestampFrequency));
-                    _metrics.CircuitOpened();
-                    return ValueTask.CompletedTask;
-                },
-                OnClosed = _ =>
-                {
-                    Volatile.Write(ref _closedAfter, 0);
-                    return ValueTask.CompletedTask;
-                },
-            })
-            .Build();
+        _breaker = new FailureRatioBreaker(time, settings.CircuitFailureRatio, Math.Max(2, settings.CircuitMinimumThroughput),
+            settings.CircuitSamplingDuration, _breakDuration, _maxBreak)
+        {
+            Opened = _ => metrics.CircuitOpened(),
+        };
     }
 
     /// <summary>Tries in flight at this endpoint now.</summary>
@@ -83,12 +51,12 @@ internal sealed class EndpointCircuit
         get
         {
             var now = _time.GetTimestamp();
-            return now < Volatile.Read(ref _ejectedUntil) || (Volatile.Read(ref _closedAfter) is var until && until != 0 && now < until);
+            return now < Volatile.Read(ref _ejectedUntil) || (_breaker.OpenUntil is var until && until != 0 && now < until);
         }
     }
 
     /// <summary>Ejected or its circuit open, and no success since (out, or back on trial).</summary>
-    public bool IsEjected => Volatile.Read(ref _ejectedUntil) != 0 || Volatile.Read(ref _closedAfter) != 0;
+    public bool IsEjected => Volatile.Read(ref _ejectedUntil) != 0 || _breaker.OpenUntil != 0;
 
     private void Observe(TryOutcome outcome)
     {
@@ -119,31 +87,35 @@ internal sealed class EndpointCircuit
     }
 
     /// <summary>
-    /// Runs one try through the breaker. A circuit that is open (or whose one trial is already under way)
-    /// refuses at once with <see cref="BrokenCircuitException"/> in the outcome; nothing was sent then.
+    /// Runs one try through the breaker: null when the circuit is open (or its one trial is under way), and then
+    /// nothing was sent. A caller that went away (the try's <see cref="OperationCanceledException"/>) says nothing
+    /// about the endpoint; any other exception counts against it and is thrown on.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Outcome<TryOutcome>> RunAsync<TState>(Func<TState, ValueTask<TryOutcome>> tryOnce, TState state, CancellationToken cancellation)
+    public async ValueTask<TryOutcome?> RunAsync<TState>(Func<TState, ValueTask<TryOutcome>> tryOnce, TState state)
     {
-        var context = ResilienceContextPool.Shared.Get(cancellation);
+        if (!_breaker.TryEnter(out var trial))
+        {
+            return null;
+        }
         Interlocked.Increment(ref _inFlight);
+        var health = TryHealth.Neutral;
         try
         {
-            var outcome = await _pipeline.ExecuteOutcomeAsync(
-                [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))] static async ValueTask<Outcome<TryOutcome>> (ResilienceContext _, (Func<TState, ValueTask<TryOutcome>> TryOnce, TState State) s) =>
-                    Outcome.FromResult(await s.TryOnce(s.State)),
-                context,
-                (TryOnce: tryOnce, State: state));
-            if (outcome.Exception is null)
-            {
-                Observe(outcome.Result);
-            }
+            var outcome = await tryOnce(state);
+            health = outcome == TryOutcome.AppSide ? TryHealth.Neutral : outcome.IsEndpointFailure() ? TryHealth.Failure : TryHealth.Success;
+            Observe(outcome);
             return outcome;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            health = TryHealth.Failure;
+            throw;
         }
         finally
         {
             Interlocked.Decrement(ref _inFlight);
-            ResilienceContextPool.Shared.Return(context);
+            _breaker.Report(trial, health);
         }
     }
 }

@@ -3,8 +3,8 @@ namespace MeshGuard.Proxy.Outbound.Resilience;
 /// <summary>
 /// How the outbound side copes with endpoints that fail. The defaults follow what platform teams know:
 /// Istio's two retries (three attempts), Linkerd's retry budget (20% on top of requests, at least 10 a
-/// second), Envoy's outlier detection (five failures in a row eject an endpoint, for longer each time), and Polly's breaker model
-/// (a failure ratio over a sampling window, then one trial call after the break).
+/// second), Envoy's outlier detection (five failures in a row eject an endpoint, for longer each time), and Polly's
+/// advanced-breaker model (a failure ratio over a sampling window, then one trial call after the break: <see cref="FailureRatioBreaker"/>).
 /// </summary>
 /// <param name="Attempts">Tries per request, the first included (1: no retries).</param>
 /// <param name="PerTryTimeout">How long one try of a retryable request may wait for response headers (zero, the default: no limit).</param>
