@@ -156,7 +156,7 @@ micro_bench() {
 }
 
 peer_bench() {
-  apt_install wrk:wrk h2load:nghttp2-client nginx:nginx haproxy:haproxy openssl:openssl curl:curl python3:python3
+  apt_install wrk:wrk h2load:nghttp2-client nginx:nginx haproxy:haproxy openssl:openssl curl:curl python3:python3 perf:linux-perf
   if needs_build; then build; fi
   loadtests/scenarios/peers.sh "$@"
 }
