@@ -97,6 +97,7 @@ internal static partial class SidecarHost
         services.AddSingleton<InboundHandler>();
         services.AddSingleton<OpaqueTcpInbound>();
         services.AddSingleton<OpaqueTcpOutbound>();
+        services.AddSingleton<OutboundFlowRecorder>();
         services.AddSingleton<OutboundHandler>();
         services.AddSingleton<TransparentOutbound>();
         services.AddHostedService<SvidRotator>();

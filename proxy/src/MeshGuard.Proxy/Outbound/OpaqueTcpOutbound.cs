@@ -1,6 +1,4 @@
 using System.Net.Security;
-using MeshGuard.FlowLog;
-using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Transport;
@@ -14,7 +12,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// present the registered identity; the destination port travels in the preamble; then bytes flow.
 /// </summary>
 internal sealed partial class OpaqueTcpOutbound(
-    ServiceDirectory directory, SpiffeConnector connector, MeshGuard.Proxy.Outbound.Resilience.OutboundResilience resilience, FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<OpaqueTcpOutbound> logger)
+    ServiceDirectory directory, SpiffeConnector connector, MeshGuard.Proxy.Outbound.Resilience.OutboundResilience resilience, OutboundFlowRecorder recorder, ILogger<OpaqueTcpOutbound> logger)
 {
     private static readonly List<SslApplicationProtocol> Protocols = [OpaqueTcp.Protocol];
 
@@ -38,7 +36,7 @@ internal sealed partial class OpaqueTcpOutbound(
             if (candidate is null || attempt == resilience.Attempts)
             {
                 connection.Abort();
-                Record(mapping, route, endpoint, started, 0, 0);
+                recorder.Connection(route.Name, mapping.Port, endpoint, started, 0, 0);
                 return;
             }
             endpoint = candidate;
@@ -52,7 +50,7 @@ internal sealed partial class OpaqueTcpOutbound(
                 if (cancellation.IsCancellationRequested)
                 {
                     connection.Abort();
-                    Record(mapping, route, endpoint, started, 0, 0);
+                    recorder.Connection(route.Name, mapping.Port, endpoint, started, 0, 0);
                     return;
                 }
             }
@@ -64,32 +62,8 @@ internal sealed partial class OpaqueTcpOutbound(
             await upstream.WriteAsync(preamble, cancellation);
             await using var app = new DuplexStream(connection.Transport);
             var (fromApp, fromPeer) = await OpaqueTcp.PipeAsync(app, upstream, cancellation);
-            Record(mapping, route, endpoint, started, fromApp, fromPeer);
+            recorder.Connection(route.Name, mapping.Port, endpoint, started, fromApp, fromPeer);
         }
-    }
-
-    // The caller's side of the connection, when it ends: a refusal by the peer shows as a short one with no bytes back.
-    // As in HTTP records, bytes_in is the caller's direction (app to destination), bytes_out the answer's.
-    private void Record(OutboundTcpMapping mapping, ServiceRoute route, MeshEndpoint? endpoint, long started, long bytesIn, long bytesOut)
-    {
-        if (!flows.Enabled)
-        {
-            return;
-        }
-        flows.Add(new FlowRecord
-        {
-            Time = time.GetUtcNow(),
-            DurationMs = FlowFields.ElapsedMs(started),
-            Direction = FlowDirection.Outbound,
-            SourceId = identity.IdText,
-            DestId = endpoint?.IdentityText,
-            DestService = route.Name,
-            DestPort = mapping.Port,
-            Protocol = "tcp",
-            BytesIn = bytesIn,
-            BytesOut = bytesOut,
-            TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
-        });
     }
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "outbound tcp: no service {Service}")]

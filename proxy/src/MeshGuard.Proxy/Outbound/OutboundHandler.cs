@@ -1,6 +1,5 @@
 using System.Net;
 using System.Runtime.CompilerServices;
-using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
@@ -21,8 +20,8 @@ namespace MeshGuard.Proxy.Outbound;
 /// setting and the retry budget.
 /// </summary>
 internal sealed partial class OutboundHandler(
-    IHttpForwarder forwarder, ServiceDirectory directory, FlowLogSink flows, WorkloadIdentity identity, OutboundResilience resilience, RetryBudget budget,
-    OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TransparentOutbound transparent, TimeProvider time, ILogger<OutboundHandler> logger)
+    IHttpForwarder forwarder, ServiceDirectory directory, OutboundFlowRecorder recorder, OutboundResilience resilience, RetryBudget budget,
+    OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TransparentOutbound transparent, ILogger<OutboundHandler> logger)
 {
     private static readonly ForwarderRequestConfig RequestConfig = new()
     {
@@ -62,7 +61,7 @@ internal sealed partial class OutboundHandler(
             }
             LogUnknownService(logger, host);
             await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
-            Record(context, started, requestId, traceParent, null, null);
+            recorder.Exchange(context, started, requestId, traceParent, null, null);
             return;
         }
         budget.Deposit();
@@ -72,7 +71,7 @@ internal sealed partial class OutboundHandler(
         try
         {
             var endpoint = await ForwardAsync(context, route, exchange);
-            Record(context, started, requestId, traceParent, route, endpoint);
+            recorder.Exchange(context, started, requestId, traceParent, route, endpoint);
         }
         finally
         {
@@ -250,24 +249,6 @@ internal sealed partial class OutboundHandler(
         return (HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)
                 || HttpMethods.IsPut(method) || HttpMethods.IsDelete(method))
             && context.Features.Get<IHttpRequestBodyDetectionFeature>() is { CanHaveBody: false };
-    }
-
-    private void Record(HttpContext context, long started, string requestId, string traceParent, ServiceRoute? route, MeshEndpoint? endpoint)
-    {
-        if (!flows.Enabled)
-        {
-            return;
-        }
-        flows.Add(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery) with
-        {
-            RequestId = requestId,
-            SourceId = identity.IdText,
-            DestId = endpoint?.IdentityText,
-            DestService = route?.Name ?? context.Request.Host.Value,
-            DestPort = endpoint?.EndPoint.Port ?? 0,
-            TraceId = traceParent,
-            TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
-        });
     }
 
     private static PeerIdentityException? FindIdentityError(Exception? exception)

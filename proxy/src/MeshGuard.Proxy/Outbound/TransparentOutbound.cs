@@ -1,8 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using MeshGuard.FlowLog;
-using MeshGuard.Proxy.FlowLog;
-using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Redirect;
@@ -29,7 +26,7 @@ internal sealed record RedirectedConnection(IPEndPoint Original, ServiceRoute? R
 internal sealed partial class TransparentOutbound(
     ServiceDirectory directory, ProxySettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
     [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker plainHttp,
-    FlowLogSink flows, WorkloadIdentity identity, TimeProvider time, ILogger<TransparentOutbound> logger)
+    OutboundFlowRecorder recorder, ILogger<TransparentOutbound> logger)
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
@@ -91,7 +88,7 @@ internal sealed partial class TransparentOutbound(
         {
             LogRefused(logger, redirected.Original);
             await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: " + redirected.Original + " is outside the mesh and the outbound traffic policy is registry-only\n");
-            RecordHttp(context, redirected.Original, started, "deny", "registry-only");
+            recorder.PassedOut(context, redirected.Original, started, "deny", "registry-only", PolicyName);
             return true;
         }
         var error = await forwarder.SendAsync(context, "http://" + redirected.Original, plainHttp, PlainRequest, HttpTransformer.Empty);
@@ -99,7 +96,7 @@ internal sealed partial class TransparentOutbound(
         {
             LogPassthroughFailed(logger, redirected.Original, error.ToString());
         }
-        RecordHttp(context, redirected.Original, started, "allow", "allow-any");
+        recorder.PassedOut(context, redirected.Original, started, "allow", "allow-any", PolicyName);
         return true;
     }
 
@@ -118,48 +115,15 @@ internal sealed partial class TransparentOutbound(
             {
                 LogPassthroughFailed(logger, original, e.Message);
                 connection.Abort();
-                RecordTcp(original, started, 0, 0);
+                recorder.PassedOut(original, started, 0, 0, "allow", "allow-any", PolicyName);
                 return;
             }
         }
         await using var app = new DuplexStream(connection.Transport);
         await using var peer = new NetworkStream(upstream, ownsSocket: false);
         var (fromApp, fromPeer) = await OpaqueTcp.PipeAsync(app, peer, connection.ConnectionClosed);
-        RecordTcp(original, started, fromApp, fromPeer);
+        recorder.PassedOut(original, started, fromApp, fromPeer, "allow", "allow-any", PolicyName);
     }
-
-    // Traffic that left the mesh is what a reviewer most wants to see: one record each, with the address, no peer identity.
-    private void RecordTcp(IPEndPoint original, long started, long bytesIn, long bytesOut)
-    {
-        if (flows.Enabled)
-        {
-            flows.Add(Outside(new FlowRecord { Time = time.GetUtcNow(), DurationMs = FlowFields.ElapsedMs(started), Protocol = "tcp", BytesIn = bytesIn, BytesOut = bytesOut },
-                original, "allow", "allow-any"));
-        }
-    }
-
-    private void RecordHttp(HttpContext context, IPEndPoint original, long started, string decision, string rule)
-    {
-        if (flows.Enabled)
-        {
-            flows.Add(Outside(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery), original, decision, rule));
-        }
-    }
-
-    private FlowRecord Outside(FlowRecord record, IPEndPoint original, string decision, string rule) => record with
-    {
-        Direction = FlowDirection.Outbound,
-        SourceId = identity.IdText,
-        DestService = PassthroughService,
-        DestAddr = original.Address.ToString(),
-        DestPort = original.Port,
-        Decision = decision,
-        Policy = PolicyName,
-        Rule = rule,
-    };
-
-    /// <summary>The dest_service of a flow record for traffic outside the mesh (as Istio's PassthroughCluster).</summary>
-    public const string PassthroughService = "passthrough";
 
     [LoggerMessage(EventId = 220, Level = LogLevel.Warning, Message = "outbound: {Destination} is outside the mesh and the traffic policy is registry-only; refused")]
     private static partial void LogRefused(ILogger logger, IPEndPoint destination);
