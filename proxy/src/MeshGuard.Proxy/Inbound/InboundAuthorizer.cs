@@ -17,13 +17,9 @@ internal sealed partial class InboundAuthorizer(
     /// <summary>Decides a request in its canonical view: permitted with its proof, or denied with the decision that refused it.</summary>
     public InboundVerdict Authorize(PeerIdentityFeature peer, int port, in CanonicalRequest request, IHeaderDictionary headers)
     {
-        Decision decision;
-        if (!Precedes(peer, out decision))
-        {
-            decision = policy.Current is { } table
-                ? table.Evaluate(peer.Caller, port, request.Method, request.Path, new KestrelHeaders(headers))
-                : Decision.NoConfig;
-        }
+        var decision = revoked.Contains(peer.Caller.Id) ? Decision.Revoked
+            : policy.Current is { } table ? table.Evaluate(peer.Caller, port, request.Method, request.Path, new KestrelHeaders(headers))
+            : Decision.NoConfig;
         Note(peer, request.Method, request.Path, decision);
         return decision.IsAllowed ? InboundVerdict.Permitted(new AuthorizedRequest(request, decision)) : InboundVerdict.Denied(decision);
     }
@@ -31,11 +27,9 @@ internal sealed partial class InboundAuthorizer(
     /// <summary>Decides an opaque TCP connection to <paramref name="port"/> (port rules only).</summary>
     public Decision AuthorizeConnection(PeerIdentityFeature peer, int port)
     {
-        Decision decision;
-        if (!Precedes(peer, out decision))
-        {
-            decision = policy.Current is { } table ? table.EvaluateConnection(peer.Caller, port) : Decision.NoConfig;
-        }
+        var decision = revoked.Contains(peer.Caller.Id) ? Decision.Revoked
+            : policy.Current is { } table ? table.EvaluateConnection(peer.Caller, port)
+            : Decision.NoConfig;
         Note(peer, "TCP", string.Create(System.Globalization.CultureInfo.InvariantCulture, $":{port}"), decision);
         return decision;
     }
@@ -46,13 +40,6 @@ internal sealed partial class InboundAuthorizer(
         var decision = Decision.Malformed(rule);
         Note(peer, method, rawPath, decision);
         return decision;
-    }
-
-    // What outranks every policy: a revoked caller (its connections are being closed; this covers calls in between).
-    private bool Precedes(PeerIdentityFeature peer, out Decision decision)
-    {
-        decision = Decision.Revoked;
-        return revoked.Contains(peer.Caller.Id);
     }
 
     private void Note(PeerIdentityFeature peer, string method, string path, in Decision decision)

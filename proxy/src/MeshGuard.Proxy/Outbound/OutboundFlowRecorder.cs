@@ -58,25 +58,25 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity i
     }
 
     /// <summary>A connection that left the mesh (what a reviewer most wants to see): the address, no peer identity.</summary>
-    public void PassedOut(IPEndPoint original, long started, long bytesIn, long bytesOut, string decision, string rule, string policy)
+    public void PassedOut(IPEndPoint original, long started, long bytesIn, long bytesOut, string decision, string rule)
     {
         if (flows.Enabled)
         {
             flows.Add(Outside(new FlowRecord { Time = time.GetUtcNow(), DurationMs = FlowFields.ElapsedMs(started), Protocol = "tcp", BytesIn = bytesIn, BytesOut = bytesOut },
-                original, decision, rule, policy));
+                original, decision, rule));
         }
     }
 
     /// <summary>A plain HTTP request that left the mesh, or was refused for trying to.</summary>
-    public void PassedOut(HttpContext context, IPEndPoint original, long started, string decision, string rule, string policy)
+    public void PassedOut(HttpContext context, IPEndPoint original, long started, string decision, string rule)
     {
         if (flows.Enabled)
         {
-            flows.Add(Outside(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery), original, decision, rule, policy));
+            flows.Add(Outside(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery), original, decision, rule));
         }
     }
 
-    private FlowRecord Outside(FlowRecord record, IPEndPoint original, string decision, string rule, string policy) => record with
+    private FlowRecord Outside(FlowRecord record, IPEndPoint original, string decision, string rule) => record with
     {
         Direction = FlowDirection.Outbound,
         SourceId = identity.IdText,
@@ -84,7 +84,7 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity i
         DestAddr = original.Address.ToString(),
         DestPort = original.Port,
         Decision = decision,
-        Policy = policy,
+        Policy = TransparentOutbound.PolicyName,
         Rule = rule,
     };
 }

@@ -88,7 +88,7 @@ internal sealed partial class TransparentOutbound(
         {
             LogRefused(logger, redirected.Original);
             await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: " + redirected.Original + " is outside the mesh and the outbound traffic policy is registry-only\n");
-            recorder.PassedOut(context, redirected.Original, started, "deny", "registry-only", PolicyName);
+            recorder.PassedOut(context, redirected.Original, started, "deny", "registry-only");
             return true;
         }
         var error = await forwarder.SendAsync(context, "http://" + redirected.Original, plainHttp, PlainRequest, HttpTransformer.Empty);
@@ -96,7 +96,7 @@ internal sealed partial class TransparentOutbound(
         {
             LogPassthroughFailed(logger, redirected.Original, error.ToString());
         }
-        recorder.PassedOut(context, redirected.Original, started, "allow", "allow-any", PolicyName);
+        recorder.PassedOut(context, redirected.Original, started, "allow", "allow-any");
         return true;
     }
 
@@ -115,14 +115,14 @@ internal sealed partial class TransparentOutbound(
             {
                 LogPassthroughFailed(logger, original, e.Message);
                 connection.Abort();
-                recorder.PassedOut(original, started, 0, 0, "allow", "allow-any", PolicyName);
+                recorder.PassedOut(original, started, 0, 0, "allow", "allow-any");
                 return;
             }
         }
         await using var app = new DuplexStream(connection.Transport);
         await using var peer = new NetworkStream(upstream, ownsSocket: false);
         var (fromApp, fromPeer) = await OpaqueTcp.PipeAsync(app, peer, connection.ConnectionClosed);
-        recorder.PassedOut(original, started, fromApp, fromPeer, "allow", "allow-any", PolicyName);
+        recorder.PassedOut(original, started, fromApp, fromPeer, "allow", "allow-any");
     }
 
     [LoggerMessage(EventId = 220, Level = LogLevel.Warning, Message = "outbound: {Destination} is outside the mesh and the traffic policy is registry-only; refused")]

@@ -80,8 +80,7 @@ internal sealed class EndpointCircuit
             return; // already out: tries that were in flight when it was ejected end here
         }
         var ejections = Interlocked.Increment(ref _ejectionsInARow);
-        var breakFor = _breakDuration * ejections;
-        breakFor = breakFor < _maxBreak ? breakFor : _maxBreak;
+        var breakFor = FailureRatioBreaker.Grown(_breakDuration, _maxBreak, ejections);
         Volatile.Write(ref _ejectedUntil, now + (long)(breakFor.TotalSeconds * _time.TimestampFrequency));
         _metrics.Ejected();
     }

@@ -53,9 +53,6 @@ internal sealed class FailureRatioBreaker
     /// <summary>Called (under the breaker's lock) with the break each time the circuit opens.</summary>
     public Action<TimeSpan>? Opened { get; init; }
 
-    /// <summary>Called (under the breaker's lock) when a trial closes the circuit.</summary>
-    public Action? ClosedAgain { get; init; }
-
     /// <summary>The timestamp until which the circuit refuses tries; 0 while it is closed (it stays set through a trial).</summary>
     public long OpenUntil => Volatile.Read(ref _openUntil);
 
@@ -150,12 +147,10 @@ internal sealed class FailureRatioBreaker
                 _failedTrials = 0;
                 Volatile.Write(ref _openUntil, 0);
                 Array.Fill(_bucketSlot, -1);
-                ClosedAgain?.Invoke();
                 return;
             case TryHealth.Failure:
                 _failedTrials++;
-                var grown = _breakDuration * (1 + _failedTrials);
-                OpenFor(grown < _maxBreak ? grown : _maxBreak, _time.GetTimestamp());
+                OpenFor(Grown(_breakDuration, _maxBreak, 1 + _failedTrials), _time.GetTimestamp());
                 return;
             default:
                 // No verdict: the next try is the trial.
@@ -163,6 +158,9 @@ internal sealed class FailureRatioBreaker
                 return;
         }
     }
+
+    /// <summary>The break after <paramref name="times"/> failures in a row: the first break as many times over, at most <paramref name="max"/>.</summary>
+    public static TimeSpan Grown(TimeSpan first, TimeSpan max, int times) => first * times is var grown && grown < max ? grown : max;
 
     private void OpenFor(TimeSpan breakFor, long now)
     {
