@@ -4,7 +4,8 @@ using System.Text.Json.Serialization;
 
 // meshguard-sample --name orders --port 8080 [--address 127.0.0.1] [--outbound http://127.0.0.1:15001]
 //   GET /anything        -> {"service":"orders","method":"GET","path":"/anything","x_forwarded_client_cert":"..."}
-//   GET /call/payments/x[?method=POST] -> calls http://payments/x through the sidecar's outbound port and reports what came back
+//   GET /call/payments/x[?method=POST] -> calls http://payments/x and reports what came back: through the sidecar's
+//   outbound port as a proxy when --outbound is given, else straight (in a pod whose traffic the redirect rules carry)
 var name = Arg("--name") ?? "sample";
 var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
 var outbound = Arg("--outbound");
@@ -15,14 +16,14 @@ builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.Listen(address, port));
 var app = builder.Build();
 
-using var client = outbound is null
-    ? null
-    : new HttpClient(new SocketsHttpHandler { Proxy = new WebProxy(outbound), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+using var client = new HttpClient(outbound is null
+    ? new SocketsHttpHandler { UseProxy = false }
+    : new SocketsHttpHandler { Proxy = new WebProxy(outbound), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
 
 app.Run(async context =>
 {
     var path = context.Request.Path.Value ?? "/";
-    if (path.StartsWith("/call/", StringComparison.Ordinal) && client is not null)
+    if (path.StartsWith("/call/", StringComparison.Ordinal))
     {
         var rest = path["/call/".Length..];
         var slash = rest.IndexOf('/');
