@@ -52,6 +52,40 @@ public sealed class AttestationTests(MeshFixture mesh)
     }
 
     [Fact]
+    public async Task TheBootstrapPortNamesTheGrpcPortSoASidecarNeedsOnlyTheBootstrapAddress()
+    {
+        using var client = BootstrapClient();
+        var info = await client.GetFromJsonAsync(Bootstrap.InfoPath, ContractsJsonContext.Default.BootstrapInfo);
+
+        Assert.Equal(mesh.Mesh.ControlPlane!.GrpcPort, info!.GrpcPort);
+        Assert.NotEqual(15010, info.GrpcPort);
+        // The fixture's sidecars were given --cp alone: they found that port (the config came over it) without guessing.
+        Assert.DoesNotContain("did not name its gRPC port", mesh.Orders.Sidecar!.ReadLog(), StringComparison.Ordinal);
+        using var admin = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri($"http://127.0.0.1:{mesh.Orders.AdminPort}/ready"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task ASidecarNamesTheFlagOfAPortAnotherProcessHolds()
+    {
+        using var temp = new TempDirectory();
+        var ports = MeshGuard.Ctl.Demo.LocalMesh.FreePorts(3);
+        using var holder = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var held = ((IPEndPoint)holder.LocalEndpoint).Port;
+        string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var (exit, output) = await Cli.RunAsync("meshguard-proxy",
+            "--cp", $"https://127.0.0.1:{mesh.Mesh.ControlPlane!.BootstrapPort}", "--cp-bundle", mesh.Mesh.ControlPlane.BundleFile,
+            "--join-token", mesh.Mesh.CreateJoinToken(Inventory), "--service", "inventory", "--app-port", Text(mesh.OrdersApp.Port),
+            "--inbound-port", Text(ports[0]), "--outbound-port", Text(ports[1]), "--admin-port", Text(ports[2]), "--metrics-port", Text(held),
+            "--state-dir", temp.Path);
+
+        Assert.Equal(1, exit);
+        Assert.Equal($"meshguard-proxy: --metrics-port {held}: 127.0.0.1:{held} is in use by another process", output.Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
     public async Task AnExpiredTokenIsRefusedAsExpired()
     {
         var token = mesh.Mesh.CreateJoinToken(Inventory, TimeSpan.FromMilliseconds(1));

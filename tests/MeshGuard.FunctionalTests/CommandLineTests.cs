@@ -92,6 +92,23 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task TheControlPlaneNamesTheFlagOfAPortAnotherProcessHolds()
+    {
+        using var temp = new TempDirectory();
+        var ports = MeshGuard.Ctl.Demo.LocalMesh.FreePorts(3);
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        holder.Start();
+        var held = ((System.Net.IPEndPoint)holder.LocalEndpoint).Port;
+        string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "--data", temp.Combine("data"), "--bind-address", "127.0.0.1",
+            "--bootstrap-port", Text(ports[0]), "--grpc-port", Text(held), "--webhook-port", Text(ports[1]), "--admin-port", Text(ports[2]));
+
+        Assert.Equal(1, exit);
+        Assert.Equal($"meshguard-cp: --grpc-port {held}: 127.0.0.1:{held} is in use by another process", output.Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
     public async Task TheControlPlaneRefusesToStartWithAKeyFileReadableByOthers()
     {
         using var temp = new TempDirectory();

@@ -65,7 +65,7 @@ public sealed class PodNetworkFixture : IAsyncLifetime
             Directory.CreateDirectory(state);
             await ExternalProcess.RunAsync("chown", [$"{ProxyUid}:{ProxyUid}", state]);
             sidecars.Add(Start($"{service}-sidecar", "meshguard-proxy", PodNetwork.In(pod, ProxyUid),
-                "--cp", $"https://{PodNetwork.NodeAddress}:15012", "--cp-grpc", $"https://{PodNetwork.NodeAddress}:15010",
+                "--cp", $"https://{PodNetwork.NodeAddress}:15012",
                 "--cp-bundle", data.TrustBundle,
                 "--join-token", tokens.Create(SpiffeId.ForWorkload(LocalMesh.TrustDomain, "shop", service), TimeSpan.FromMinutes(5)),
                 "--service", service, "--app-port", "8080", "--inbound-address", "0.0.0.0",

@@ -329,6 +329,8 @@ namespace MeshGuard.ControlPlane
             // Each endpoint on its own listener, decided by the connection's port (never by the Host header alone).
             app.UseListenerPorts();
             app.MapPost(Bootstrap.AttestPath, static (HttpContext c, BootstrapEndpoint e) => e.AttestAsync(c)).OnListener(settings.BootstrapPort);
+            var info = new BootstrapInfo(settings.GrpcPort);
+            app.MapGet(Bootstrap.InfoPath, () => Results.Json(info, ContractsJsonContext.Default.BootstrapInfo)).OnListener(settings.BootstrapPort);
             app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
                 .OnListener(settings.WebhookPort);
             // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger.
@@ -347,6 +349,9 @@ namespace MeshGuard.ControlPlane
             AdminEndpoints.Map(app, settings.AdminPort);
             MeshGuard.ControlPlane.Review.ConsoleEndpoints.Map(app, settings.AdminPort);
 
+            PortsInUse.ThrowIfAnyTaken([
+                ("--bootstrap-port", new IPEndPoint(bindAddress, settings.BootstrapPort)), ("--grpc-port", new IPEndPoint(bindAddress, settings.GrpcPort)),
+                ("--webhook-port", new IPEndPoint(bindAddress, settings.WebhookPort)), ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort))]);
             await app.StartAsync(cancellation);
             // meshctl console url reads where the console is.
             SecureFile.WriteAtomically(dataDirectory.AdminAddressFile, $"127.0.0.1:{settings.AdminPort}\n", secret: false);

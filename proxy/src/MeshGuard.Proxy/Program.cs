@@ -6,7 +6,7 @@ using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 
 var cp = CliOption.Text("--cp", "control plane bootstrap URL, or several replicas' (comma-separated; tried in turn)", "https://127.0.0.1:15012");
-var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL, or several; default: each --cp host on port 15010");
+var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL, or several; default: the port each --cp replica names at /v1/bootstrap, on its host");
 var cpBundle = CliOption.Text("--cp-bundle", "PEM trust bundle to check the control plane with");
 var joinToken = CliOption.Text("--join-token", "one-time join token (meshctl token create)");
 var saTokenFile = CliOption.Text("--sa-token-file", "in a cluster: the projected service-account token (audience meshguard) to attest with when there is no join token");
@@ -53,9 +53,8 @@ root.SetAction(async (parse, cancellation) =>
     try
     {
         var bootstrap = ParseUris(parse.GetValue(cp)!, "--cp");
-        var grpc = parse.GetValue(cpGrpc) is { Length: > 0 } g
-            ? ParseUris(g, "--cp-grpc")
-            : bootstrap.ConvertAll(static b => new UriBuilder(b) { Port = 15010 }.Uri);
+        // None given: asked of each --cp replica once the sidecar starts.
+        var grpc = parse.GetValue(cpGrpc) is { Length: > 0 } g ? ParseUris(g, "--cp-grpc") : [];
         var inboundIp = ParseAddress(parse.GetValue(inboundAddress)!, "--inbound-address");
         var state = parse.GetValue(stateDir) is { Length: > 0 } dir ? Path.GetFullPath(dir) : null;
         var flows = parse.GetValue(flowLogDir) is { Length: > 0 } f ? Path.GetFullPath(f) : state is null ? null : Path.Combine(state, "flows");

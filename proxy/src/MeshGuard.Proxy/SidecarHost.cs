@@ -53,6 +53,14 @@ internal static partial class SidecarHost
             svid = await AttestAsync(identityClient, controlPlaneBundle, time, logger, cancellation);
         }
 
+        if (settings.ControlPlaneGrpcs.Count == 0)
+        {
+            settings = settings with
+            {
+                ControlPlaneGrpcs = await ControlPlaneAddresses.GrpcOfAsync(settings.ControlPlaneBootstraps, connector, controlPlaneBundle, logger, cancellation),
+            };
+        }
+
         // 3.
         var services = builder.Services;
         services.AddSingleton(settings);
@@ -172,6 +180,10 @@ internal static partial class SidecarHost
         AdminEndpoints.Map(app, settings.AdminPort);
         MetricsEndpoint.Map(app, settings.MetricsPort);
 
+        PortsInUse.ThrowIfAnyTaken([
+            ("--inbound-port", new IPEndPoint(settings.InboundAddress, settings.InboundPort)), ("--outbound-port", new IPEndPoint(IPAddress.Loopback, settings.OutboundPort)),
+            ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort)), ("--metrics-port", new IPEndPoint(IPAddress.Loopback, settings.MetricsPort)),
+            .. settings.OutboundTcp.Select(static m => ("--outbound-tcp", new IPEndPoint(IPAddress.Loopback, m.LocalPort)))]);
         await app.StartAsync(cancellation);
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +

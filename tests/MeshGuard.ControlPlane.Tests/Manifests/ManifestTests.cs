@@ -98,6 +98,30 @@ public sealed class ManifestTests
     }
 
     [Fact]
+    public async Task EveryImageTheManifestsAndTheInjectorNameIsOneTheImagesScriptBuildsForThisRelease()
+    {
+        var props = File.ReadAllText(Path.Combine(RepositoryRoot.Path, "Directory.Build.props"));
+        var release = System.Text.RegularExpressions.Regex.Match(props, "<Version>([^<]+)</Version>").Groups[1].Value;
+        // The images build/images/images.sh makes, each named by its `image NAME ...` line.
+        var built = File.ReadAllLines(Path.Combine(RepositoryRoot.Path, "build", "images", "images.sh"))
+            .Where(l => l.StartsWith("image ", StringComparison.Ordinal))
+            .Select(l => $"meshguard/{l.Split(' ')[1]}:{release}").ToHashSet();
+        var named = new List<string>();
+        foreach (var directory in new[] { "manifests", "manifests/example" })
+        {
+            named.AddRange((await KustomizeAsync(directory)).Split('\n').Select(l => l.Trim())
+                .Where(l => l.StartsWith("image: ", StringComparison.Ordinal)).Select(l => l["image: ".Length..].Trim()));
+        }
+        var template = new MeshGuard.Contracts.Injection.InjectionTemplate();
+
+        Assert.Equal(MeshGuard.Contracts.Injection.MeshGuardImages.Release, release);
+        Assert.Equal(5, built.Count);
+        Assert.Contains($"meshguard/control-plane:{release}", named);
+        Assert.Contains($"meshguard/sample:{release}", named);
+        Assert.All(named.Append(template.Image).Append(template.InitImage), image => Assert.Contains(image, built));
+    }
+
+    [Fact]
     public void AManifestWithAMisspelledFieldIsRefused()
     {
         const string Document = """

@@ -6,8 +6,11 @@ namespace MeshGuard.Contracts.Injection;
 /// </summary>
 public sealed record InjectionTemplate
 {
-    /// <summary>The image with meshguard-proxy (also run as the init container that installs the redirect).</summary>
-    public string Image { get; init; } = "meshguard/proxy:latest";
+    /// <summary>The sidecar's image: meshguard-proxy alone on a distroless base.</summary>
+    public string Image { get; init; } = MeshGuardImages.Proxy;
+
+    /// <summary>The init container's image: meshguard-proxy with iptables, which <c>redirect install</c> runs.</summary>
+    public string InitImage { get; init; } = MeshGuardImages.ProxyInit;
 
     /// <summary>The control plane's bootstrap URL as pods reach it.</summary>
     public string ControlPlane { get; init; } = "https://meshguard-cp.meshguard.svc:15012";

@@ -106,7 +106,7 @@ public static class SidecarInjector
     private static JsonObject InitContainerSpec(InjectionTemplate t) => new()
     {
         ["name"] = InitContainer,
-        ["image"] = t.Image,
+        ["image"] = t.InitImage,
         ["args"] = Strings("redirect", "install", "--proxy-uid", Text(t.ProxyUid), "--inbound-port", Text(t.InboundPort),
             "--outbound-port", Text(t.OutboundPort), "--exclude-inbound-ports", $"{t.AdminPort},{t.MetricsPort}"),
         ["resources"] = new JsonObject

@@ -17,12 +17,13 @@ internal static class InjectCommand
         var file = CliOption.Text("-f", "manifest file (YAML, several documents allowed; - for standard input)");
         var output = CliOption.Text("-o", "where to write the result (default: standard output)");
         var image = CliOption.Text("--image", "the sidecar image", new InjectionTemplate().Image);
+        var initImage = CliOption.Text("--init-image", "the init container's image (the redirect rules)", new InjectionTemplate().InitImage);
         var cp = CliOption.Text("--cp", "the control plane's bootstrap URL as pods reach it", new InjectionTemplate().ControlPlane);
-        var inject = new Command("inject", "add the MeshGuard sidecar to the pods of a manifest, as the injection webhook does") { file, output, image, cp };
+        var inject = new Command("inject", "add the MeshGuard sidecar to the pods of a manifest, as the injection webhook does") { file, output, image, initImage, cp };
         inject.SetAction(parse => Cli.Run(() =>
         {
             var path = CliOption.Required(parse, file);
-            var template = new InjectionTemplate { Image = parse.GetValue(image)!, ControlPlane = parse.GetValue(cp)! };
+            var template = new InjectionTemplate { Image = parse.GetValue(image)!, InitImage = parse.GetValue(initImage)!, ControlPlane = parse.GetValue(cp)! };
             List<JsonNode> documents;
             using (var reader = path == "-" ? Console.In : new StreamReader(path))
             {

@@ -113,7 +113,6 @@ public sealed class LocalMesh : IAsyncDisposable
         var arguments = new List<string>
         {
             "--cp", string.Join(',', replicas.Select(static r => $"https://127.0.0.1:{r.BootstrapPort}")),
-            "--cp-grpc", string.Join(',', replicas.Select(static r => $"https://127.0.0.1:{r.GrpcPort}")),
             "--cp-bundle", replicas[0].BundleFile,
             "--join-token", joinToken ?? CreateJoinToken(IdentityOf(service.Name, service.Namespace)),
             "--service", service.Name,

@@ -1,0 +1,31 @@
+using System.Reflection;
+
+namespace MeshGuard.Contracts.Injection;
+
+/// <summary>
+/// The images <c>./meshguard.sh images</c> builds, tagged with the release these programs belong to (the
+/// <c>Version</c> of Directory.Build.props, which manifests/ names too): an injector of release X injects the
+/// sidecar of release X, never a moving <c>latest</c>.
+/// </summary>
+public static class MeshGuardImages
+{
+    /// <summary>The release, from the informational version without the commit the SDK appends after '+'.</summary>
+    public static string Release { get; } = ReadRelease();
+
+    public static string Proxy => $"meshguard/proxy:{Release}";
+
+    public static string ProxyInit => $"meshguard/proxy-init:{Release}";
+
+    public static string ControlPlane => $"meshguard/control-plane:{Release}";
+
+    public static string Sample => $"meshguard/sample:{Release}";
+
+    public static string Meshctl => $"meshguard/meshctl:{Release}";
+
+    private static string ReadRelease()
+    {
+        var version = typeof(MeshGuardImages).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+        var plus = version.IndexOf('+', StringComparison.Ordinal);
+        return plus < 0 ? version : version[..plus];
+    }
+}
