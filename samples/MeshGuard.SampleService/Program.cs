@@ -18,7 +18,8 @@ var app = builder.Build();
 
 using var client = new HttpClient(outbound is null
     ? new SocketsHttpHandler { UseProxy = false }
-    : new SocketsHttpHandler { Proxy = new WebProxy(outbound), UseProxy = true }) { Timeout = TimeSpan.FromSeconds(15) };
+    : new SocketsHttpHandler { Proxy = new WebProxy(outbound), UseProxy = true })
+{ Timeout = TimeSpan.FromSeconds(15) };
 
 app.Run(async context =>
 {
