@@ -6,6 +6,17 @@ using System.Text.Json.Serialization;
 //   GET /anything        -> {"service":"orders","method":"GET","path":"/anything","x_forwarded_client_cert":"..."}
 //   GET /call/payments/x[?method=POST] -> calls http://payments/x and reports what came back: through the sidecar's
 //   outbound port as a proxy when --outbound is given, else straight (in a pod whose traffic the redirect rules carry)
+// meshguard-sample --call http://orders:8080/orders/7 [--method POST]
+//   one call, straight (in a pod the redirect carries it to the sidecar), its CallResult printed as JSON; exit 0 when
+//   an HTTP answer came back, whatever its status
+if (Arg("--call") is { } callUrl)
+{
+    using var once = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(15) };
+    var result = await CallAsync(once, "sample", new Uri(callUrl), (Arg("--method") ?? "GET").ToUpperInvariant(), CancellationToken.None);
+    Console.WriteLine(JsonSerializer.Serialize(result, SampleJson.Default.CallResult));
+    return result.Error is null ? 0 : 1;
+}
+
 var name = Arg("--name") ?? "sample";
 var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
 var outbound = Arg("--outbound");
@@ -31,22 +42,7 @@ app.Run(async context =>
         var target = slash < 0 ? rest : rest[..slash];
         var targetPath = slash < 0 ? "/" : rest[slash..];
         var method = context.Request.Query["method"].ToString() is { Length: > 0 } m ? m.ToUpperInvariant() : "GET";
-        var call = new CallResult(name, target, method, targetPath, 0, null, null);
-        try
-        {
-            using var request = new HttpRequestMessage(new HttpMethod(method), new Uri($"http://{target}{targetPath}"));
-            if (method is "POST" or "PUT" or "PATCH")
-            {
-                request.Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
-            }
-            using var response = await client.SendAsync(request, context.RequestAborted);
-            var body = await response.Content.ReadAsStringAsync(context.RequestAborted);
-            call = call with { Status = (int)response.StatusCode, Body = body };
-        }
-        catch (HttpRequestException e)
-        {
-            call = call with { Error = e.Message };
-        }
+        var call = await CallAsync(client, name, new Uri($"http://{target}{targetPath}"), method, context.RequestAborted);
         await context.Response.WriteAsJsonAsync(call, SampleJson.Default.CallResult);
         return;
     }
@@ -56,6 +52,27 @@ app.Run(async context =>
 
 Console.WriteLine($"sample {name} listening on {address}:{port}");
 await app.RunAsync();
+return 0;
+
+static async Task<CallResult> CallAsync(HttpClient client, string caller, Uri target, string method, CancellationToken cancellation)
+{
+    var call = new CallResult(caller, target.Host, method, target.PathAndQuery, 0, null, null);
+    try
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), target);
+        if (method is "POST" or "PUT" or "PATCH")
+        {
+            request.Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
+        }
+        using var response = await client.SendAsync(request, cancellation);
+        var body = await response.Content.ReadAsStringAsync(cancellation);
+        return call with { Status = (int)response.StatusCode, Body = body };
+    }
+    catch (HttpRequestException e)
+    {
+        return call with { Error = e.Message };
+    }
+}
 
 string? Arg(string flag)
 {
