@@ -3,7 +3,10 @@
 #   ./meshguard.sh build   publish meshguard-cp, meshguard-proxy, meshctl (and the demo's sample app) to out/bin/,
 #                          and the sidecar as a NativeAOT executable to out/aot/meshguard-proxy (the one to ship)
 #   ./meshguard.sh build-aot  the NativeAOT sidecar alone
-#   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up)
+#   ./meshguard.sh demo    build if needed, run the local mesh, show allowed and refused calls (--serve keeps it up);
+#                          `demo --containers` builds the images and runs the mesh as podman pods instead
+#   ./meshguard.sh images  build the images (sidecar, init, control plane, meshctl, sample) offline with mmdebstrap and
+#                          buildah: OCI archives, sizes, digests and SBOMs in out/images/, images in podman's storage
 #   ./meshguard.sh test    install test prerequisites, build (JIT and NativeAOT sidecar), run every test, the
 #                          functional suite against both sidecar builds; ends with "N passed, N failed"
 #   ./meshguard.sh lint    dotnet format --verify-no-changes
@@ -17,6 +20,8 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 BIN="$ROOT/out/bin"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# podman and buildah as they work here (runc, cgroupfs, no default ulimits): see build/images/containers.conf.
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/build/images/containers.conf}"
 
 EXES=(
   "control-plane/src/MeshGuard.ControlPlane/MeshGuard.ControlPlane.csproj"
@@ -62,16 +67,27 @@ apt_install() {
   fi
 }
 
+# Debian's tools for building and running the images: no registry is pulled from (build/images/images.sh).
+install_image_prereqs() {
+  apt_install mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc
+}
+
+images() {
+  install_image_prereqs
+  if needs_build || [ ! -x "$ROOT/out/aot/meshguard-proxy" ]; then build; fi
+  build/images/images.sh "$@"
+}
+
 # Real third-party peers for the protocol tests: python3-grpcio (gRPC), python3-websockets, redis-server/redis-cli;
 # testssl.sh scans every TLS port; python3-h2 floods with rapid resets; ip, iptables and setpriv build the
 # network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize;
 # etcd (etcd-server) is the replicas' shared store; chromium is the browser the console test drives (Playwright
-# uses it as it is: no browser is downloaded).
+# uses it as it is: no browser is downloaded); mmdebstrap, buildah, podman and runc build and run the images.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
     ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server \
-    chromium:chromium
+    chromium:chromium mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc
 }
 
 run_tests() {
@@ -80,6 +96,8 @@ run_tests() {
   local results="$ROOT/out/test-results"
   rm -rf "$results"; mkdir -p "$results"
   local status=0 project
+  # The container tests (Subject=Containers) run the images of this build; a failed image build fails the run.
+  build/images/images.sh || { status=$?; echo "FAILED: build/images/images.sh exited $status"; }
   dotnet build MeshGuard.sln -c Release --nologo -v quiet || status=$?
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
@@ -91,14 +109,15 @@ run_tests() {
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship. Tests
   # whose subject is the control plane alone (Subject=ControlPlaneStore, its store; Subject=ReviewerConsole, the
   # console in a browser; Subject=ControlPlane, its attestation, webhook, console pages, policy sources and the
-  # TLS scan of its ports) run once.
+  # TLS scan of its ports) run once, as do the container tests (Subject=Containers: the images hold the NativeAOT
+  # sidecar already).
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
     MESHGUARD_BIN="$aotbin" dotnet test tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj -c Release --no-build --nologo \
-      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane" --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
+      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers" --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
   fi
   # The closing line CI reads, summed from the real results of every test assembly.
   local passed=0 failed=0 skipped=0 p f t e
@@ -207,8 +226,13 @@ case "${1:-}" in
   build-aot) build_aot ;;
   demo)
     shift
-    if needs_build; then build; fi
+    if [[ " $* " == *" --containers "* ]]; then
+      images --no-sbom
+    elif needs_build; then
+      build
+    fi
     exec "$BIN/meshctl" demo --policies "$ROOT/samples/policies" "$@" ;;
+  images) shift; images "$@" ;;
   test) shift; run_tests "$@" ;;
   lint) dotnet format MeshGuard.sln --verify-no-changes ;;
   fuzz) shift; fuzz "$@" ;;
@@ -222,5 +246,5 @@ case "${1:-}" in
       all) peer_bench; grpc_bench; micro_bench ;;
       *) echo "usage: $0 bench [peers [ROUNDS] [DURATION_S] | grpc [ROUNDS] [DURATION_S] | micro [FILTER]]" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: $0 build | build-aot | demo [--serve] | test | lint | fuzz [SECONDS] [TARGET...] | bench [peers|grpc|micro]" >&2; exit 2 ;;
+  *) echo "usage: $0 build | build-aot | demo [--serve | --containers] | images [--no-sbom] | test | lint | fuzz [SECONDS] [TARGET...] | bench [peers|grpc|micro]" >&2; exit 2 ;;
 esac

@@ -20,6 +20,11 @@ describe=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo u
 epoch=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH=$epoch
 suite=bookworm
+# The host's Debian sources (its mirror, or a snapshot it is pinned to), else mmdebstrap's default mirror.
+mirrors=()
+for sources in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
+  if [ -s "$sources" ] && grep -qE '^[^#]*debian' "$sources"; then mirrors+=("$sources"); fi
+done
 
 for program in "$ROOT/out/aot/meshguard-proxy" "$ROOT/out/bin/meshguard-cp" "$ROOT/out/bin/meshctl" "$ROOT/out/bin/meshguard-sample"; do
   [ -x "$program" ] || { echo "images: $program is missing (./meshguard.sh build)" >&2; exit 1; }
@@ -33,7 +38,7 @@ base() {
   # leaves no dpkg status to ask later).
   mmdebstrap --quiet --variant=extract --include="$packages" --skip=output/dev \
     --extract-hook="for deb in \"\$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='\${Package} \${Version} \${Architecture}\\n' \"\$deb\"; done | LC_ALL=C sort > '$OUT/rootfs/$name.packages'" \
-    "$suite" "$dir"
+    "$suite" "$dir" "${mirrors[@]}"
   [ -s "$OUT/rootfs/$name.packages" ] || { echo "images: no package list for base-$name" >&2; exit 1; }
   "$HERE/base/finish-rootfs.sh" "$dir" "$kind"
   # One layer, its bytes fixed by the commit: names sorted, times and owners numeric and set.
