@@ -19,4 +19,5 @@ internal sealed record ControlPlaneSettings(
     string Namespace = "meshguard",
     bool PublishBundle = false,
     MeshGuard.Store.StoreLocation? Store = null,
-    string? StoreKeyFile = null);
+    string? StoreKeyFile = null,
+    MeshGuard.Contracts.Injection.InjectionTemplate? Injection = null);

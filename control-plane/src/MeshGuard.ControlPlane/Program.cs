@@ -39,6 +39,8 @@ var saJwksFile = CliOption.Text("--sa-jwks-file", "the issuer's keys as a JWKS f
 var saDiscovery = CliOption.Text("--sa-oidc-discovery", "the issuer's OIDC discovery URL (https; .../.well-known/openid-configuration), read every minute");
 var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discovery and JWKS URLs are checked against (default: the system's)");
 var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
+var sidecarImage = CliOption.Text("--sidecar-image", "the sidecar image the injection webhook adds to pods", MeshGuard.Contracts.Injection.MeshGuardImages.Proxy);
+var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init container image (the redirect rules) the webhook adds to pods", MeshGuard.Contracts.Injection.MeshGuardImages.ProxyInit);
 var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
 var storeKeyFile = CliOption.Text("--store-key-file", "with --store etcd: a 0600 file holding the key that seals the CA's keys (base64 of 32 bytes); default: the variable " + MeshGuard.Store.StoreKey.EnvironmentVariable);
 
@@ -46,7 +48,7 @@ var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attes
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
     saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns, publishBundle,
-    store, storeKeyFile,
+    store, storeKeyFile, sidecarImage, sidecarInitImage,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -72,7 +74,8 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(ns) is { Length: > 0 } own ? own : ClusterClient.OwnNamespace(),
             parse.GetValue(publishBundle),
             ParseStore(parse.GetValue(store)),
-            parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null);
+            parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null,
+            new MeshGuard.Contracts.Injection.InjectionTemplate { Image = parse.GetValue(sidecarImage)!, InitImage = parse.GetValue(sidecarInitImage)! });
         if (settings.Store is not null && (settings.PolicySource != "files" || settings.EndpointSource != "attestation" || settings.RevocationSource != "files"))
         {
             throw new CliUsageException("--store etcd: keeps policies, registrations and revocations in etcd; leave --policy-source, --endpoint-source and --revocation-source at their defaults");
@@ -299,7 +302,7 @@ namespace MeshGuard.ControlPlane
                 settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ServiceAccountIssuerKeys>());
             builder.Services.AddSingleton<BootstrapEndpoint>();
-            builder.Services.AddSingleton(new MeshGuard.Contracts.Injection.InjectionTemplate());
+            builder.Services.AddSingleton(settings.Injection ?? new MeshGuard.Contracts.Injection.InjectionTemplate());
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Injector.InjectorEndpoint>();
             builder.Services.AddSingleton<ControlPlaneCredentials>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
