@@ -32,11 +32,13 @@ EXES=(
 
 build() {
   mkdir -p "$BIN"
+  # One compile of the programs (each project with its RID set in the project, so the libraries are built once),
+  # then framework-dependent single-file executables bundled from that build: one file per program in out/bin.
+  dotnet build build/programs.slnf -c Release --nologo -v quiet
   for project in "${EXES[@]}"; do
-    # Framework-dependent single-file executables: one file per program in out/bin.
-    dotnet publish "$project" -c Release -r linux-x64 --self-contained false \
-      -p:PublishSingleFile=true -p:DebugType=none -o "$BIN" --nologo -v quiet
+    dotnet publish "$project" -c Release --no-build -p:PublishSingleFile=true -o "$BIN" --nologo -v quiet
   done
+  rm -f "$BIN"/*.pdb
   echo "built: $(cd "$BIN" && ls meshguard-cp meshguard-proxy meshctl meshguard-sample | tr '\n' ' ')"
   build_aot
 }
@@ -95,10 +97,15 @@ run_tests() {
   build
   local results="$ROOT/out/test-results"
   rm -rf "$results"; mkdir -p "$results"
-  local status=0 project
-  # The container tests (Subject=Containers) run the images of this build; a failed image build fails the run.
-  build/images/images.sh || { status=$?; echo "FAILED: build/images/images.sh exited $status"; }
+  local status=0 project images_status=0
+  # The container tests (Subject=Containers) run the images of this build, made while the tests compile (the
+  # image build is mostly downloads, tar and gzip); a failed image build fails the run.
+  build/images/images.sh > "$results/images.log" 2>&1 &
+  local images_pid=$!
   dotnet build MeshGuard.sln -c Release --nologo -v quiet || status=$?
+  wait "$images_pid" || images_status=$?
+  cat "$results/images.log"
+  if [ "$images_status" -ne 0 ]; then status=$images_status; echo "FAILED: build/images/images.sh exited $images_status"; fi
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
   for project in tests/*/*.Tests.csproj tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj; do
@@ -189,7 +196,7 @@ grpc_bench() {
 # The sidecar as a NativeAOT executable (needs a C toolchain: gcc or clang), in out/aot/.
 build_aot() {
   apt_install gcc:gcc
-  dotnet publish proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj -c Release -r linux-x64 -p:PublishAot=true \
+  dotnet publish proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj -c Release -r linux-x64 --self-contained -p:PublishAot=true \
     -p:DebugType=none -p:StripSymbols=true -o "$ROOT/out/aot" --nologo -v quiet
   echo "built: out/aot/meshguard-proxy (NativeAOT)"
 }

@@ -54,17 +54,23 @@ public sealed class PodNetworkFixture : IAsyncLifetime
         Start("orders-any-address-app", "meshguard-sample", PodNetwork.In(OrdersPod), "--name", "orders-any-address", "--address", "::", "--port", AnyAddressPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         var tokens = new JoinTokenStore(data.Root, TimeProvider.System);
+        // uid 1337 runs a copy in the test's own directory: the clone (and MESHGUARD_BIN with it) may live where
+        // only root can read, as under /root.
+        var proxy = _temp.Combine("bin", "meshguard-proxy");
+        Directory.CreateDirectory(Path.GetDirectoryName(proxy)!);
+        File.Copy(MeshBinaries.Of("meshguard-proxy"), proxy);
+        File.SetUnixFileMode(proxy, (UnixFileMode)0b111_101_101);
         var sidecars = new List<MeshProcess>();
         foreach (var (pod, service, index) in new[] { (FrontendPod, "frontend", 1), (OrdersPod, "orders", 2) })
         {
             // What the injected init container does, before anything else runs in the pod.
-            var (exit, output) = await PodNetwork.RunAsync(pod, null, MeshBinaries.Of("meshguard-proxy"),
+            var (exit, output) = await PodNetwork.RunAsync(pod, null, proxy,
                 "redirect", "install", "--proxy-uid", "1337", "--exclude-inbound-ports", "15000,15020");
             Assert.True(exit == 0, output);
             var state = _temp.Combine(pod);
             Directory.CreateDirectory(state);
             await ExternalProcess.RunAsync("chown", [$"{ProxyUid}:{ProxyUid}", state]);
-            sidecars.Add(Start($"{service}-sidecar", "meshguard-proxy", PodNetwork.In(pod, ProxyUid),
+            sidecars.Add(Start($"{service}-sidecar", proxy, PodNetwork.In(pod, ProxyUid),
                 "--cp", $"https://{PodNetwork.NodeAddress}:15012",
                 "--cp-bundle", data.TrustBundle,
                 "--join-token", tokens.Create(SpiffeId.ForWorkload(LocalMesh.TrustDomain, "shop", service), TimeSpan.FromMinutes(5)),

@@ -5,7 +5,7 @@ namespace MeshGuard.Fuzz.Tests;
 
 /// <summary>
 /// A short fuzz run of every harness in the suite: first the seed corpus and the inputs of past crashes
-/// (tests/fuzz/corpus/TARGET/regression-*), then mutated inputs for MESHGUARD_FUZZ_SECONDS (default 10) each.
+/// (tests/fuzz/corpus/TARGET/regression-*), then mutated inputs for MESHGUARD_FUZZ_SECONDS (default 5) each.
 /// The seed is fixed (MESHGUARD_FUZZ_SEED changes it), so the suite tries the same inputs on every run and a
 /// red run replays with `meshguard-fuzz TARGET mutate CORPUS SECONDS SEED`; new ground is for the fuzzers:
 /// ./meshguard.sh fuzz (AFL++, coverage-guided), or meshguard-fuzz mutate with other seeds.
@@ -19,7 +19,7 @@ public sealed class ShortFuzzRunTests
     public void MutatedInputsAreRefusedWithAReasonAndNeverThrow(string target)
     {
         var corpus = Path.Combine(RepositoryRoot.Path, "tests", "fuzz", "corpus", target);
-        var seconds = double.Parse(Environment.GetEnvironmentVariable("MESHGUARD_FUZZ_SECONDS") ?? "10", CultureInfo.InvariantCulture);
+        var seconds = double.Parse(Environment.GetEnvironmentVariable("MESHGUARD_FUZZ_SECONDS") ?? "5", CultureInfo.InvariantCulture);
         var seed = int.Parse(Environment.GetEnvironmentVariable("MESHGUARD_FUZZ_SEED") ?? "20261124", CultureInfo.InvariantCulture);
         var outcome = FuzzRun.Run(target, corpus, TimeSpan.FromSeconds(seconds), seed);
         Console.WriteLine($"fuzz {target}: {outcome.Executions} inputs in {seconds} s (seed {seed})");

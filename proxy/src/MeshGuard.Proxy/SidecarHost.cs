@@ -57,7 +57,8 @@ internal static partial class SidecarHost
         {
             settings = settings with
             {
-                ControlPlaneGrpcs = await ControlPlaneAddresses.GrpcOfAsync(settings.ControlPlaneBootstraps, connector, controlPlaneBundle, logger, cancellation),
+                ControlPlaneGrpcs = await ControlPlaneAddresses.GrpcOfAsync(
+                    settings.ControlPlaneBootstraps, connector, controlPlaneBundle, settings.StateDirectory, logger, cancellation),
             };
         }
 
