@@ -108,10 +108,21 @@ run_tests() {
   if [ "$images_status" -ne 0 ]; then status=$images_status; echo "FAILED: build/images/images.sh exited $images_status"; fi
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
+  # The short fuzz run (one core for half a minute) goes beside the other unit tests, which are quick.
+  local fuzz_status=0 fuzz_pid=""
+  if [ $# -eq 0 ]; then
+    run_test_project tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj "$results" > "$results/fuzz-tests.log" 2>&1 &
+    fuzz_pid=$!
+  fi
   for project in tests/*/*.Tests.csproj tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj; do
-    MESHGUARD_BIN="$BIN" dotnet test "$project" -c Release --no-build --nologo \
-      --logger "trx;LogFileName=$(basename "$project" .csproj).trx" --results-directory "$results" \
-      --logger "console;verbosity=normal" "$@" || status=$?
+    [ -n "$fuzz_pid" ] && [ "$project" = tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj ] && continue
+    if [ -n "$fuzz_pid" ] && [ "$project" = tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj ]; then
+      wait "$fuzz_pid" || fuzz_status=$?
+      cat "$results/fuzz-tests.log"
+      [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
+      fuzz_pid=""
+    fi
+    run_test_project "$project" "$results" "$@" || status=$?
   done
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship. Tests
   # whose subject is the control plane alone (Subject=ControlPlaneStore, its store; Subject=ReviewerConsole, the
@@ -142,6 +153,14 @@ run_tests() {
   if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "FAILED: the test runner exited $status outside any test"; fi
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
+}
+
+# run_test_project PROJECT RESULTS [dotnet test arguments...]: one test assembly, its own results file.
+run_test_project() {
+  local project=$1 results=$2; shift 2
+  MESHGUARD_BIN="$BIN" dotnet test "$project" -c Release --no-build --nologo \
+    --logger "trx;LogFileName=$(basename "$project" .csproj).trx" --results-directory "$results" \
+    --logger "console;verbosity=normal" "$@"
 }
 
 report_failures() {

@@ -29,7 +29,7 @@ public sealed class RotationTests : MeshTest
         var frontendSerials = new HashSet<string>();
         var failures = new List<string>();
         var calls = 0;
-        var end = DateTime.UtcNow.AddSeconds(20);
+        var end = DateTime.UtcNow.AddSeconds(12);
         var nextSample = DateTime.MinValue;
         while (DateTime.UtcNow < end)
         {
@@ -56,9 +56,10 @@ public sealed class RotationTests : MeshTest
         }
 
         Assert.Empty(failures);
-        Assert.True(calls > 200, $"only {calls} calls were made");
-        Assert.True(ordersSerials.Count >= 4, $"orders had {ordersSerials.Count} SVIDs in 20s");
-        Assert.True(frontendSerials.Count >= 4, $"frontend had {frontendSerials.Count} SVIDs in 20s");
+        Assert.True(calls > 120, $"only {calls} calls were made");
+        // Renewal comes at 65-75 % of a 5 s life: three SVIDs at least in 12 s, two renewals under the calls.
+        Assert.True(ordersSerials.Count >= 3, $"orders had {ordersSerials.Count} SVIDs in 12s");
+        Assert.True(frontendSerials.Count >= 3, $"frontend had {frontendSerials.Count} SVIDs in 12s");
         Assert.Equal(calls, _ordersApp.Requests.Count(r => r.Path.StartsWith("/steady/", StringComparison.Ordinal)));
 
         // SIGTERM: each process exits by itself, with code 0, well within the grace period.
