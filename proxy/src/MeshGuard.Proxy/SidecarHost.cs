@@ -40,7 +40,9 @@ internal static partial class SidecarHost
         var identity = new WorkloadIdentity(time);
         var connector = new SpiffeConnector(identity, time);
         var store = settings.StateDirectory is { } state ? new SvidStore(state) : null;
-        var identityClient = new IdentityClient(settings, identity, connector, store, time);
+        var identityClient = new IdentityClient(
+            new AttestationSettings(settings.ControlPlaneBootstraps, settings.JoinToken, settings.ServiceAccountTokenFile, settings.Service, settings.AdvertiseAddress),
+            identity, connector, store, time);
         X509Svid svid;
         if (store?.TryLoad(controlPlaneBundle, time.GetUtcNow(), out var storedReason) is { } stored)
         {
@@ -64,7 +66,10 @@ internal static partial class SidecarHost
 
         // 3.
         var services = builder.Services;
-        services.AddSingleton(settings);
+        services.AddSingleton(new InboundSettings(
+            settings.Service, settings.AppAddress, settings.AppPort, settings.AppProtocol, settings.OpaquePorts, settings.PathNormalization, settings.ForwardedHeaders));
+        services.AddSingleton(new ControlPlaneSettings(settings.ControlPlaneGrpcs, settings.StateDirectory));
+        services.AddSingleton(new TransparentOutboundSettings(settings.OutboundPort, settings.OutboundPassthrough));
         services.AddSingleton(time);
         services.AddSingleton(identity);
         services.AddSingleton(connector);
@@ -85,6 +90,7 @@ internal static partial class SidecarHost
         services.AddSingleton(new FlowLogSink(settings.FlowLog));
         services.AddSingleton<SvidCheckpointSigner>();
         services.AddSingleton<FlowLogUploader>();
+        services.AddSingleton<IFlowLogShipper>(sp => sp.GetRequiredService<FlowLogUploader>());
         services.AddHostedService(sp => sp.GetRequiredService<FlowLogUploader>());
         services.AddHostedService<FlowLogService>();
         services.AddSingleton<AuthorizationMetrics>();
@@ -111,7 +117,7 @@ internal static partial class SidecarHost
         services.AddSingleton<TransparentOutbound>();
         services.AddHostedService<SvidRotator>();
         services.AddHostedService<ConfigWatcher>();
-        OpenTelemetrySetup.Configure(services, settings);
+        OpenTelemetrySetup.Configure(services, settings.Service);
         // Inbound (peers) and outbound (the app, on every outbound port) are bounded apart: a flood on one
         // leaves the other served.
         var connectionLimits = new ConnectionLimits(
@@ -158,6 +164,7 @@ internal static partial class SidecarHost
         });
 
         var app = builder.Build();
+        OpenTelemetrySetup.ObserveFlowLog(app.Services.GetRequiredService<FlowLogSink>());
         // The last good snapshot on disk is in force until the stream brings a newer one (fail-static).
         app.Services.GetRequiredService<SnapshotApplier>().TryApplyFromDisk();
         var inbound = app.Services.GetRequiredService<InboundHandler>();

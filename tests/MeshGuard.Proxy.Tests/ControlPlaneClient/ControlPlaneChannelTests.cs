@@ -9,7 +9,7 @@ public sealed class ControlPlaneChannelTests
     private static ControlPlaneChannel Channel(params string[] replicas)
     {
         var identity = new WorkloadIdentity(TimeProvider.System);
-        var settings = TestProxySettings.Create(controlPlaneGrpcs: [.. replicas.Select(r => new Uri(r))]);
+        var settings = new ControlPlaneSettings([.. replicas.Select(r => new Uri(r))], StateDirectory: null);
         return new ControlPlaneChannel(settings, identity, new SpiffeConnector(identity, TimeProvider.System), NullLogger<ControlPlaneChannel>.Instance);
     }
 

@@ -41,7 +41,7 @@ public sealed class SnapshotApplierTests : IDisposable
     {
         var identity = _identity = new WorkloadIdentity(TimeProvider.System);
         identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
-        var settings = TestProxySettings.Create(stateDirectory);
+        var settings = new ControlPlaneSettings([], stateDirectory);
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System), TimeProvider.System);
         return new SnapshotApplier(identity, policy, new MeshGuard.Proxy.Authorization.RevokedIdentities(NullLogger<MeshGuard.Proxy.Authorization.RevokedIdentities>.Instance), new ServiceDirectory("shop", pools, () => new MeshGuard.Proxy.Outbound.Resilience.EndpointCircuit(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default, TimeProvider.System, new MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics())), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
     }

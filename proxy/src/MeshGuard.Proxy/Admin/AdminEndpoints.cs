@@ -46,7 +46,7 @@ internal static class AdminEndpoints
                 r.Decision.AuditPolicy, r.Decision.AuditRule));
             return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, ProxySettings settings, TimeProvider time) =>
+        app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, MeshGuard.Proxy.Inbound.InboundSettings settings, TimeProvider time) =>
         {
             var applied = config.Applied;
             var now = time.GetUtcNow();

@@ -25,10 +25,10 @@ internal sealed partial class ControlPlaneChannel : IDisposable
         Uri Address, GrpcChannel Channel, MeshGuard.Contracts.V1.Identity.IdentityClient Identity, MeshGuard.Contracts.V1.Config.ConfigClient Config,
         MeshGuard.Contracts.V1.Witness.WitnessClient Witness);
 
-    public ControlPlaneChannel(ProxySettings settings, WorkloadIdentity identity, SpiffeConnector connector, ILogger<ControlPlaneChannel> logger)
+    public ControlPlaneChannel(ControlPlaneSettings settings, WorkloadIdentity identity, SpiffeConnector connector, ILogger<ControlPlaneChannel> logger)
     {
         _logger = logger;
-        _replicas = [.. settings.ControlPlaneGrpcs.Select(grpc =>
+        _replicas = [.. settings.Grpcs.Select(grpc =>
         {
             var handler = new SocketsHttpHandler
             {

@@ -19,7 +19,7 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// snapshot changes nothing; it is counted and logged.
 /// </summary>
 internal sealed partial class SnapshotApplier(
-    WorkloadIdentity identity, InboundPolicy inboundPolicy, RevokedIdentities revoked, ServiceDirectory directory, ProxySettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
+    WorkloadIdentity identity, InboundPolicy inboundPolicy, RevokedIdentities revoked, ServiceDirectory directory, ControlPlaneSettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
 {
     private const string FileName = "snapshot.cms";
     private long _refused;

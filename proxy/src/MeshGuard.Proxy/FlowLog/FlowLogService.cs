@@ -10,7 +10,7 @@ namespace MeshGuard.Proxy.FlowLog;
 /// record after it is back is the gap record that says how many were lost.
 /// </summary>
 internal sealed partial class FlowLogService(
-    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, FlowLogUploader? uploader = null) : BackgroundService
+    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, IFlowLogShipper? uploader = null) : BackgroundService
 {
     private FlowLogWriter? _writer;
     private long _gapsWritten;

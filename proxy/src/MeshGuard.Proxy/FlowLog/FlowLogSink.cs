@@ -15,8 +15,6 @@ internal sealed class FlowLogSink
     public FlowLogSink(FlowLogSettings settings)
     {
         Settings = settings;
-        Telemetry.OpenTelemetrySetup.Meter.CreateObservableCounter("meshguard.flowlog.records_lost", () => Dropped,
-            description: "Flow records lost to a full queue; each loss is also stated by a gap record.");
         if (settings.Directory is not null)
         {
             _queue = new FlowRecordQueue(settings.QueueCapacity);

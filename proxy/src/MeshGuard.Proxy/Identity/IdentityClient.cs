@@ -13,7 +13,7 @@ namespace MeshGuard.Proxy.Identity;
 /// bootstrap port, later ones over mTLS with the current SVID. A new key is made for every SVID; it never
 /// leaves the process.
 /// </summary>
-internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity identity, SpiffeConnector connector, SvidStore? store, TimeProvider time)
+internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdentity identity, SpiffeConnector connector, SvidStore? store, TimeProvider time)
 {
     private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
@@ -21,7 +21,7 @@ internal sealed class IdentityClient(ProxySettings settings, WorkloadIdentity id
     private async Task<HttpResponseMessage> PostToAnyReplicaAsync(HttpClient client, AttestRequest request, CancellationToken cancellation)
     {
         HttpRequestException? last = null;
-        foreach (var bootstrap in settings.ControlPlaneBootstraps)
+        foreach (var bootstrap in settings.Bootstraps)
         {
             var uri = new UriBuilder(bootstrap) { Scheme = "http", Path = Bootstrap.AttestPath }.Uri;
             try

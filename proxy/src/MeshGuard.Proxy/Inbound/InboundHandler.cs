@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, AppHttp1Leg appLeg, ProxySettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, AppHttp1Leg appLeg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 

@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// headers denies it, an allow rule that names them does not allow it); 4. connect to the app on that port and
 /// pipe. A refused connection is closed before the app is dialled.
 /// </summary>
-internal sealed partial class OpaqueTcpInbound(ProxySettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, ILogger<OpaqueTcpInbound> logger)
+internal sealed partial class OpaqueTcpInbound(InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, ILogger<OpaqueTcpInbound> logger)
 {
     private static readonly TimeSpan PreambleTimeout = TimeSpan.FromSeconds(10);
 

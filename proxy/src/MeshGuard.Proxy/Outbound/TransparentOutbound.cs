@@ -24,7 +24,7 @@ internal sealed record RedirectedConnection(IPEndPoint Original, ServiceRoute? R
 /// using it as its HTTP proxy) is not redirected and is left alone.
 /// </summary>
 internal sealed partial class TransparentOutbound(
-    ServiceDirectory directory, ProxySettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
+    ServiceDirectory directory, TransparentOutboundSettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
     [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker plainHttp,
     OutboundFlowRecorder recorder, ILogger<TransparentOutbound> logger)
 {
@@ -65,7 +65,7 @@ internal sealed partial class TransparentOutbound(
         {
             return opaqueTcp.HandleAsync(connection, destination.Mapping);
         }
-        if (!settings.OutboundPassthrough)
+        if (!settings.Passthrough)
         {
             LogRefused(logger, redirected.Original);
             connection.Abort();
@@ -84,7 +84,7 @@ internal sealed partial class TransparentOutbound(
         {
             return false;
         }
-        if (!settings.OutboundPassthrough)
+        if (!settings.Passthrough)
         {
             LogRefused(logger, redirected.Original);
             await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: " + redirected.Original + " is outside the mesh and the outbound traffic policy is registry-only\n");

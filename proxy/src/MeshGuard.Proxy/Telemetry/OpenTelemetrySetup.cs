@@ -17,7 +17,12 @@ internal static class OpenTelemetrySetup
     /// <summary>The sidecar's own instruments; recorded always, collected only when a listener (OTLP) exists.</summary>
     public static readonly System.Diagnostics.Metrics.Meter Meter = new(MeterName);
 
-    public static bool Configure(IServiceCollection services, ProxySettings settings)
+    /// <summary>The flow log's losses as an OpenTelemetry counter (the sink only counts; telemetry reads it).</summary>
+    public static void ObserveFlowLog(MeshGuard.Proxy.FlowLog.FlowLogSink sink) =>
+        Meter.CreateObservableCounter("meshguard.flowlog.records_lost", () => sink.Dropped,
+            description: "Flow records lost to a full queue; each loss is also stated by a gap record.");
+
+    public static bool Configure(IServiceCollection services, string service)
     {
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
         {
@@ -25,8 +30,8 @@ internal static class OpenTelemetrySetup
         }
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource
-                .AddService(serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "meshguard-proxy", serviceInstanceId: settings.Service)
-                .AddAttributes([new KeyValuePair<string, object>("meshguard.service", settings.Service)]))
+                .AddService(serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "meshguard-proxy", serviceInstanceId: service)
+                .AddAttributes([new KeyValuePair<string, object>("meshguard.service", service)]))
             .WithTracing(tracing => tracing
                 .AddAspNetCoreInstrumentation()
                 .AddOtlpExporter())

@@ -2,9 +2,9 @@ using Google.Protobuf;
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.FlowLog;
-using MeshGuard.Proxy.ControlPlaneClient;
+using MeshGuard.Proxy.FlowLog;
 
-namespace MeshGuard.Proxy.FlowLog;
+namespace MeshGuard.Proxy.ControlPlaneClient;
 
 /// <summary>
 /// Uploads the flow log to the control plane, off the writer's thread, in segments that end at a signed
@@ -15,7 +15,7 @@ namespace MeshGuard.Proxy.FlowLog;
 /// refused twice at the same place (the log no longer chains on to the copy) is sent as discontinuous. A
 /// graceful stop sends what is left at once.
 /// </summary>
-internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowLogSink sink, TimeProvider time, ILogger<FlowLogUploader> logger) : BackgroundService
+internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowLogSink sink, TimeProvider time, ILogger<FlowLogUploader> logger) : BackgroundService, IFlowLogShipper
 {
     /// <summary>
     /// A segment ends at the last signed record within 1 MiB (a checkpoint comes every 1,000 records, some
