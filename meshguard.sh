@@ -207,7 +207,7 @@ peer_bench() {
 }
 
 grpc_bench() {
-  apt_install h2load:nghttp2-client curl:curl python3-grpcio:python3-grpcio
+  apt_install h2load:nghttp2-client curl:curl python3-grpcio:python3-grpcio haproxy:haproxy openssl:openssl
   if needs_build; then build; fi
   loadtests/scenarios/grpc.sh "$@"
 }

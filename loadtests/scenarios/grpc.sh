@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gRPC unary calls per second through a MeshGuard sidecar pair beside direct, on loopback:
 #   direct          h2load -> grpc-backend (Grpc.AspNetCore, cleartext HTTP/2)
+#   haproxy         h2load -> HAProxy (h2c) -> HTTP/2 over mTLS -> HAProxy -> grpc-backend (h2c): the peer to beat
 #   meshguard       h2load -> frontend's outbound port (h2c) -> mTLS -> orders' sidecar -> grpc-backend (h2c)
 #   meshguard-aot   the same with the NativeAOT sidecar
 # Each call is meshtest.Echo/Unary with a 7-byte message (h2load posting a length-prefixed protobuf body with
@@ -15,11 +16,11 @@ ROOT=$(pwd)
 BIN="$ROOT/out/bin"
 ROUNDS=${1:-3}
 DURATION=${2:-10}
-CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct meshguard meshguard-aot})
+CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct haproxy meshguard meshguard-aot})
 WORK=$(mktemp -d)
 source loadtests/scenarios/lib.sh
-for tool in h2load curl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nghttp2-client curl python3-grpcio" >&2; exit 2; }
+for tool in h2load curl python3 haproxy openssl; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nghttp2-client curl python3-grpcio haproxy openssl" >&2; exit 2; }
 done
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "python3-grpcio is needed: apt-get install python3-grpcio" >&2; exit 2; }
 [ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
@@ -66,9 +67,34 @@ YAML
   printf -v "TARGET_${1//-/_}" '%s' "$out"
   printf -v "PAIR_${1//-/_}" '%s' "$MESH_SIDECARS"
 }
+# Two HAProxy, HTTP/2 end to end: h2c from the client and to the backend, h2 over TLS 1.3 with client
+# certificates between them, connections reused (http-reuse always), as in the peer comparison.
+start_haproxy() {
+  pki
+  local in out d="$WORK/pki"; in=$(free_port); out=$(free_port)
+  local common="global
+  nbthread 2
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always"
+  mkdir -p "$WORK/haproxy"
+  printf '%s\nfrontend in\n  bind 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 ssl-min-ver TLSv1.3\n  default_backend app\nbackend app\n  server app 127.0.0.1:%s proto h2\n' \
+    "$common" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
+  printf '%s\nfrontend out\n  bind 127.0.0.1:%s proto h2\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
+    "$common" "$out" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
+  haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
+  haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
+  for _ in $(seq 1 100); do grpc_call "127.0.0.1:$out" orders >/dev/null 2>&1 && break; sleep 0.1; done
+  TARGET_haproxy="127.0.0.1:$out"; PAIR_haproxy="$a $b"
+}
 for config in "${CONFIGS[@]}"; do
   case "$config" in
     direct) TARGET_direct="127.0.0.1:$BACKEND_PORT"; PAIR_direct="" ;;
+    haproxy) start_haproxy ;;
     meshguard) start_meshguard meshguard "$BIN/meshguard-proxy" ;;
     meshguard-aot) start_meshguard meshguard-aot "$ROOT/out/aot/meshguard-proxy" ;;
   esac
@@ -116,6 +142,7 @@ out = {"date": datetime.date.today().isoformat(), "machine": machine,
        "method": f"h2load -t2 -c8 -m16 -D {duration}, meshtest.Echo/Unary with a 7-byte message; {rounds} interleaved rounds, medians; CPU-s per 10k calls per sidecar",
        "configs": {}}
 direct = None
+haproxy = None
 for c in configs:
     rps = numbers(f"rps-{c}")
     entry = {"calls_per_s": round(statistics.median(rps)) if rps else None,
@@ -125,15 +152,23 @@ for c in configs:
         entry["cpu_s_per_10k"] = round(statistics.median(cpu), 3)
     if c == "direct":
         direct = entry["calls_per_s"]
+    if c == "haproxy":
+        haproxy = entry
     out["configs"][c] = entry
 for c, e in out["configs"].items():
     if direct and e["calls_per_s"]:
         e["vs_direct"] = round(e["calls_per_s"] / direct, 3)
+    if haproxy and haproxy["calls_per_s"] and e["calls_per_s"] and c != "direct":
+        e["vs_haproxy"] = round(e["calls_per_s"] / haproxy["calls_per_s"], 3)
+        if e.get("cpu_s_per_10k") and haproxy.get("cpu_s_per_10k"):
+            e["cpu_vs_haproxy"] = round(e["cpu_s_per_10k"] / haproxy["cpu_s_per_10k"], 2)
 json.dump(out, open("loadtests/results/grpc.json", "w"), indent=2)
 lines = [f"# gRPC unary calls through the pair ({out['date']}, `./meshguard.sh bench grpc`)", "", f"Machine: {machine}. {out['method']}.", "",
-         "| config | calls/s | vs direct | failed | CPU-s/10k per sidecar |", "| --- | ---: | ---: | ---: | ---: |"]
+         "| config | calls/s | vs direct | vs HAProxy pair | failed | CPU-s/10k per proxy | CPU vs HAProxy |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for c, e in out["configs"].items():
-    lines.append(f"| {c} | {e['calls_per_s']:,} | {e.get('vs_direct', 1.0):.2f}x | {e['failed']} | {e.get('cpu_s_per_10k', '')} |")
+    vs_haproxy = f"{e['vs_haproxy']:.2f}x" if "vs_haproxy" in e else ""
+    cpu_vs = f"{e['cpu_vs_haproxy']:.2f}x" if "cpu_vs_haproxy" in e else ""
+    lines.append(f"| {c} | {e['calls_per_s']:,} | {e.get('vs_direct', 1.0):.2f}x | {vs_haproxy} | {e['failed']} | {e.get('cpu_s_per_10k', '')} | {cpu_vs} |")
 open("loadtests/results/grpc.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

@@ -124,3 +124,17 @@ EOF
 
 # start_nginx DIR [LAUNCHER...]: nginx with DIR/nginx.conf, run through LAUNCHER if given (ip netns exec NS).
 start_nginx() { local dir=$1; shift; "$@" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" & PIDS+=($!); LAST_PID=$!; }
+
+# Certificates for the plain proxies' mTLS leg (nginx, HAProxy) in $WORK/pki: one CA, a server certificate for
+# localhost, a client certificate; NAME.bundle.pem is certificate and key together, as HAProxy reads them.
+pki() {
+  local d="$WORK/pki"; mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  for name in server client; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' > "$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
+    cat "$d/$name.pem" "$d/$name.key" > "$d/$name.bundle.pem"
+  done
+}

@@ -56,19 +56,6 @@ wait_url() { wait_http "$1" -H "Host: orders"; }
 with_children() { echo "$1"; pgrep -P "$1" || true; }
 rss_mb() { local kb=0 pid; for pid in "$@"; do kb=$((kb + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0))); done; python3 -c "print(round($kb / 1024, 1))"; }
 
-# --- certificates for the peers' mTLS leg: one CA, a server certificate for localhost, a client certificate
-pki() {
-  local d="$WORK/pki"; mkdir -p "$d"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
-    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-  for name in server client; do
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' > "$d/$name.ext"
-    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 -extfile "$d/$name.ext" -out "$d/$name.pem" 2>/dev/null
-    cat "$d/$name.pem" "$d/$name.key" > "$d/$name.bundle.pem"
-  done
-}
-
 start_backend() {
   BACKEND_PORT=$(free_port); BACKEND_H2=$(free_port)
   mkdir -p "$WORK/backend/www"
