@@ -25,6 +25,12 @@ mirrors=()
 for sources in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
   if [ -s "$sources" ] && grep -qE '^[^#]*debian' "$sources"; then mirrors+=("$sources"); fi
 done
+# mmdebstrap's apt reads its own configuration: the host's proxy settings, if any, are handed over (a proxy in
+# the environment, http_proxy, reaches it by itself).
+aptopts=()
+for conf in /etc/apt/apt.conf /etc/apt/apt.conf.d/*; do
+  if [ -f "$conf" ] && grep -qiE '^[^/#]*Acquire::[a-z]+::Proxy' "$conf"; then aptopts+=("--aptopt=$conf"); fi
+done
 
 for program in "$ROOT/out/aot/meshguard-proxy" "$ROOT/out/bin/meshguard-cp" "$ROOT/out/bin/meshctl" "$ROOT/out/bin/meshguard-sample"; do
   [ -x "$program" ] || { echo "images: $program is missing (./meshguard.sh build)" >&2; exit 1; }
@@ -36,7 +42,7 @@ base() {
   local name=$1 kind=$2 packages=$3 dir="$OUT/rootfs/$1" ctr
   # The extract hook lists what went in, for the SBOMs, from the archives apt fetched (the extract variant
   # leaves no dpkg status to ask later).
-  mmdebstrap --quiet --variant=extract --include="$packages" --skip=output/dev \
+  mmdebstrap --quiet --variant=extract --include="$packages" --skip=output/dev "${aptopts[@]}" \
     --extract-hook="for deb in \"\$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='\${Package} \${Version} \${Architecture}\\n' \"\$deb\"; done | LC_ALL=C sort > '$OUT/rootfs/$name.packages'" \
     "$suite" "$dir" "${mirrors[@]}"
   [ -s "$OUT/rootfs/$name.packages" ] || { echo "images: no package list for base-$name" >&2; exit 1; }
