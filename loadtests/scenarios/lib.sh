@@ -138,3 +138,15 @@ pki() {
     cat "$d/$name.pem" "$d/$name.key" > "$d/$name.bundle.pem"
   done
 }
+
+# The global and defaults sections both HAProxy peers run with: two threads, HTTP mode, connections to the next
+# hop reused for any request (http-reuse always).
+HAPROXY_COMMON="global
+  nbthread 2
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always"

@@ -100,17 +100,11 @@ start_nginx_pair() {
 
 start_haproxy() {
   local in out h2 d="$WORK/pki"; in=$(free_port); out=$(free_port); h2=$(free_port)
-  local defaults="defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always"
   mkdir -p "$WORK/haproxy"
-  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend in\n  bind 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2,http/1.1 ssl-min-ver TLSv1.3\n  default_backend app\nbackend app\n  server app 127.0.0.1:%s\n' \
-    "$defaults" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
-  printf 'global\n  nbthread 2\n  maxconn 4000\n%s\nfrontend out\n  bind 127.0.0.1:%s\n  bind 127.0.0.1:%s proto h2\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
-    "$defaults" "$out" "$h2" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
+  printf '%s\nfrontend in\n  bind 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2,http/1.1 ssl-min-ver TLSv1.3\n  default_backend app\nbackend app\n  server app 127.0.0.1:%s\n' \
+    "$HAPROXY_COMMON" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
+  printf '%s\nfrontend out\n  bind 127.0.0.1:%s\n  bind 127.0.0.1:%s proto h2\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
+    "$HAPROXY_COMMON" "$out" "$h2" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
   haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
   haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
   URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC=""
