@@ -1,5 +1,4 @@
 using System.Net.Http.Json;
-using System.Net.Security;
 using System.Text.Json;
 using MeshGuard.Contracts;
 using MeshGuard.Proxy.Identity;
@@ -21,7 +20,6 @@ internal static partial class ControlPlaneAddresses
     public const int DefaultGrpcPort = 15010;
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
-    private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
     /// <summary>The file in the state directory: one "BOOTSTAP-URI GRPC-URI" line per replica that answered.</summary>
     public const string StateFileName = "control-plane-grpc.txt";
@@ -32,13 +30,7 @@ internal static partial class ControlPlaneAddresses
     {
         var stateFile = stateDirectory is null ? null : Path.Combine(stateDirectory, StateFileName);
         var known = ReadKnown(stateFile);
-        var expected = ControlPlaneIdentity.For(controlPlaneBundle.TrustDomain);
-        using var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint, expected, Http11, svid: null, controlPlaneBundle, token),
-        };
-        using var client = new HttpClient(handler) { Timeout = AskTimeout };
+        using var client = connector.BootstrapClient(controlPlaneBundle, AskTimeout);
         var answered = new System.Collections.Concurrent.ConcurrentDictionary<Uri, Uri>();
         var grpc = await Task.WhenAll(bootstraps.Select(async bootstrap =>
         {

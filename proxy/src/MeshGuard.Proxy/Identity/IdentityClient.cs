@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Security;
 using System.Security.Cryptography;
 using MeshGuard.Contracts;
 using MeshGuard.Contracts.V1;
@@ -15,7 +14,6 @@ namespace MeshGuard.Proxy.Identity;
 /// </summary>
 internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdentity identity, SpiffeConnector connector, SvidStore? store, TimeProvider time)
 {
-    private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
     /// <summary>The bootstrap ports in turn until one answers; the last network error when none does (the caller retries).</summary>
     private async Task<HttpResponseMessage> PostToAnyReplicaAsync(HttpClient client, AttestRequest request, CancellationToken cancellation)
@@ -39,14 +37,7 @@ internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdent
     /// <summary>Attests with the join token. A refusal by the control plane is final; a network error is retried by the caller.</summary>
     public async Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, CancellationToken cancellation)
     {
-        var expected = ControlPlaneIdentity.For(controlPlaneBundle.TrustDomain);
-        using var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            // The bootstrap port is server-only TLS: we present no certificate and check the control plane's SVID.
-            ConnectCallback = (context, token) => connector.ConnectAsync(context.DnsEndPoint, expected, Http11, svid: null, controlPlaneBundle, token),
-        };
-        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(15) };
+        using var client = connector.BootstrapClient(controlPlaneBundle, TimeSpan.FromSeconds(15));
         using var key = SvidKey.CreateKey();
         // The CSR names no identity: the join token, or the service-account token, decides who we are.
         string? accountToken = null;

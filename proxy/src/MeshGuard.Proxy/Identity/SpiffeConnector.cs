@@ -15,6 +15,23 @@ namespace MeshGuard.Proxy.Identity;
 internal sealed class SpiffeConnector(WorkloadIdentity identity, TimeProvider time)
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
+
+    /// <summary>
+    /// A client for the control plane's bootstrap port, which is server-only TLS: it presents no certificate and
+    /// checks that the server is the control plane of <paramref name="controlPlaneBundle"/>'s trust domain. The
+    /// client owns its handler.
+    /// </summary>
+    public HttpClient BootstrapClient(TrustBundle controlPlaneBundle, TimeSpan timeout)
+    {
+        var expected = MeshGuard.Contracts.ControlPlaneIdentity.For(controlPlaneBundle.TrustDomain);
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = (context, token) => ConnectAsync(context.DnsEndPoint, expected, Http11, svid: null, controlPlaneBundle, token),
+        };
+        return new HttpClient(handler, disposeHandler: true) { Timeout = timeout };
+    }
 
     /// <summary>Connects as this workload, with its current SVID and trust bundle.</summary>
     public ValueTask<Stream> ConnectAsync(DnsEndPoint endpoint, SpiffeId expectedServer, List<SslApplicationProtocol> protocols, CancellationToken cancellation)
