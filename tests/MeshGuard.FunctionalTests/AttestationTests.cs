@@ -66,7 +66,7 @@ public sealed class AttestationTests(MeshFixture mesh)
     }
 
     [Fact]
-    public async Task ASidecarNamesTheFlagOfAPortAnotherProcessHolds()
+    public async Task ASidecarNamesTheFlagOfAPortAnotherProcessHoldsBeforeSpendingItsJoinToken()
     {
         using var temp = new TempDirectory();
         var ports = MeshGuard.Ctl.Demo.LocalMesh.FreePorts(3);
@@ -74,15 +74,18 @@ public sealed class AttestationTests(MeshFixture mesh)
         holder.Start();
         var held = ((IPEndPoint)holder.LocalEndpoint).Port;
         string Text(int port) => port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var token = mesh.Mesh.CreateJoinToken(Inventory);
 
         var (exit, output) = await Cli.RunAsync("meshguard-proxy",
             "--cp", $"https://127.0.0.1:{mesh.Mesh.ControlPlane!.BootstrapPort}", "--cp-bundle", mesh.Mesh.ControlPlane.BundleFile,
-            "--join-token", mesh.Mesh.CreateJoinToken(Inventory), "--service", "inventory", "--app-port", Text(mesh.OrdersApp.Port),
+            "--join-token", token, "--service", "inventory", "--app-port", Text(mesh.OrdersApp.Port),
             "--inbound-port", Text(ports[0]), "--outbound-port", Text(ports[1]), "--admin-port", Text(ports[2]), "--metrics-port", Text(held),
             "--state-dir", temp.Path);
 
         Assert.Equal(1, exit);
         Assert.Equal($"meshguard-proxy: --metrics-port {held}: 127.0.0.1:{held} is in use by another process", output.Trim().Split('\n')[^1]);
+        // Refused before attesting: the one-time token is still good for the start that follows.
+        Assert.Equal(HttpStatusCode.OK, (await AttestAsync(token, Csr())).Status);
     }
 
     [Fact]

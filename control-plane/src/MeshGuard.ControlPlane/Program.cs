@@ -221,6 +221,10 @@ namespace MeshGuard.ControlPlane
             var opened = etcd is null ? null : await EtcdStoreServices.OpenAsync(etcd, settings, time, cancellation);
             var ca = opened?.Ca ?? CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
             SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
+            // A port another process holds ends the start here, before the sources are read (up to 30 s each).
+            PortsInUse.ThrowIfAnyTaken([
+                ("--bootstrap-port", new IPEndPoint(bindAddress, settings.BootstrapPort)), ("--grpc-port", new IPEndPoint(bindAddress, settings.GrpcPort)),
+                ("--webhook-port", new IPEndPoint(bindAddress, settings.WebhookPort)), ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort))]);
 
             var builder = WebApplication.CreateSlimBuilder();
             ServerLogging.Configure(builder.Logging);
@@ -352,9 +356,6 @@ namespace MeshGuard.ControlPlane
             AdminEndpoints.Map(app, settings.AdminPort);
             MeshGuard.ControlPlane.Review.ConsoleEndpoints.Map(app, settings.AdminPort);
 
-            PortsInUse.ThrowIfAnyTaken([
-                ("--bootstrap-port", new IPEndPoint(bindAddress, settings.BootstrapPort)), ("--grpc-port", new IPEndPoint(bindAddress, settings.GrpcPort)),
-                ("--webhook-port", new IPEndPoint(bindAddress, settings.WebhookPort)), ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort))]);
             await app.StartAsync(cancellation);
             // meshctl console url reads where the console is.
             SecureFile.WriteAtomically(dataDirectory.AdminAddressFile, $"127.0.0.1:{settings.AdminPort}\n", secret: false);

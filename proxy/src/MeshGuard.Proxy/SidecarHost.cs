@@ -17,7 +17,7 @@ using Microsoft.Extensions.ObjectPool;
 namespace MeshGuard.Proxy;
 
 /// <summary>
-/// Starts the sidecar: 1. read the control plane's bundle; 2. attest with the join token and get an SVID
+/// Starts the sidecar: 1. check its ports are free and read the control plane's bundle; 2. attest with the join token and get an SVID
 /// (nothing listens before the sidecar has an identity); 3. start the inbound, outbound and admin
 /// listeners and the background loops (SVID rotation, service stream).
 /// </summary>
@@ -33,7 +33,11 @@ internal static partial class SidecarHost
         using var startupLogging = LoggerFactory.Create(ServerLogging.Configure);
         var logger = startupLogging.CreateLogger("MeshGuard.Proxy");
 
-        // 1.
+        // 1. A port another process holds ends the start here, before a one-time join token is spent on it.
+        PortsInUse.ThrowIfAnyTaken([
+            ("--inbound-port", new IPEndPoint(settings.InboundAddress, settings.InboundPort)), ("--outbound-port", new IPEndPoint(IPAddress.Loopback, settings.OutboundPort)),
+            ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort)), ("--metrics-port", new IPEndPoint(IPAddress.Loopback, settings.MetricsPort)),
+            .. settings.OutboundTcp.Select(static m => ("--outbound-tcp", new IPEndPoint(IPAddress.Loopback, m.LocalPort)))]);
         var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
 
         // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane.
@@ -188,10 +192,6 @@ internal static partial class SidecarHost
         AdminEndpoints.Map(app, settings.AdminPort);
         MetricsEndpoint.Map(app, settings.MetricsPort);
 
-        PortsInUse.ThrowIfAnyTaken([
-            ("--inbound-port", new IPEndPoint(settings.InboundAddress, settings.InboundPort)), ("--outbound-port", new IPEndPoint(IPAddress.Loopback, settings.OutboundPort)),
-            ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort)), ("--metrics-port", new IPEndPoint(IPAddress.Loopback, settings.MetricsPort)),
-            .. settings.OutboundTcp.Select(static m => ("--outbound-tcp", new IPEndPoint(IPAddress.Loopback, m.LocalPort)))]);
         await app.StartAsync(cancellation);
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
