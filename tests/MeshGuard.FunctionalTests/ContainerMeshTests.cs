@@ -19,7 +19,7 @@ public sealed class ContainerMeshFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Mesh = new ContainerMesh(_temp.Combine("mesh"), MeshGuardImages.Release);
+        Mesh = new ContainerMesh(_temp.Combine("mesh"));
         await Mesh.StartAsync(Path.Combine(RepositoryRoot.Path, "samples", "policies"), ["frontend", "orders"], CancellationToken.None);
     }
 

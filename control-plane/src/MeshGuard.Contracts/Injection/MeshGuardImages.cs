@@ -12,15 +12,16 @@ public static class MeshGuardImages
     /// <summary>The release, from the informational version without the commit the SDK appends after '+'.</summary>
     public static string Release { get; } = ReadRelease();
 
-    public static string Proxy => $"meshguard/proxy:{Release}";
+    public static string Proxy => Of("proxy");
 
-    public static string ProxyInit => $"meshguard/proxy-init:{Release}";
+    public static string ProxyInit => Of("proxy-init");
 
-    public static string ControlPlane => $"meshguard/control-plane:{Release}";
+    public static string ControlPlane => Of("control-plane");
 
-    public static string Sample => $"meshguard/sample:{Release}";
+    public static string Sample => Of("sample");
 
-    public static string Meshctl => $"meshguard/meshctl:{Release}";
+    /// <summary>The image build/images/NAME/Containerfile makes, as this release tags it.</summary>
+    public static string Of(string name) => $"meshguard/{name}:{Release}";
 
     private static string ReadRelease()
     {

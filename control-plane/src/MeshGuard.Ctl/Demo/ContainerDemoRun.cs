@@ -19,7 +19,7 @@ internal static class ContainerDemoRun
         {
             System.IO.Directory.Delete(directory, recursive: true);
         }
-        await using var mesh = new ContainerMesh(directory, MeshGuardImages.Release);
+        await using var mesh = new ContainerMesh(directory);
         try
         {
             await mesh.StartAsync(policies, Services, cancellation);

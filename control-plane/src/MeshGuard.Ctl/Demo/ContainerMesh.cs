@@ -7,7 +7,7 @@ using MeshGuard.Contracts.DataDir;
 namespace MeshGuard.Ctl.Demo;
 
 /// <summary>
-/// The mesh as a platform team runs it, in podman containers from the images <c>./meshguard.sh images</c> built:
+/// The mesh as a platform team runs it, in podman containers from this release's images (<c>./meshguard.sh images</c>):
 /// the control plane (uid 65532, read-only root, no capabilities) on a network of its own, and one pod per service
 /// as the injector makes it: the init container installs the redirect rules in the pod's network namespace (root
 /// with NET_ADMIN and NET_RAW, only there), then the app, then the sidecar (uid 1337, read-only root, no
@@ -26,16 +26,13 @@ public sealed class ContainerMesh : IAsyncDisposable
     private string? _controlPlane;
     private string _subnet = "";
 
-    public ContainerMesh(string directory, string release)
+    public ContainerMesh(string directory)
     {
         Directory = Path.GetFullPath(directory);
-        Release = release;
         System.IO.Directory.CreateDirectory(Directory);
     }
 
     public string Directory { get; }
-
-    public string Release { get; }
 
     public DataDirectory Data => new(Path.Combine(Directory, "cp"));
 
@@ -154,7 +151,7 @@ public sealed class ContainerMesh : IAsyncDisposable
     public static async Task<string> LogsAsync(string container, CancellationToken cancellation) =>
         (await PodmanAsync(["logs", container], cancellation, check: false)).Output;
 
-    private string Image(string name) => $"meshguard/{name}:{Release}";
+    private static string Image(string name) => MeshGuard.Contracts.Injection.MeshGuardImages.Of(name);
 
     private static async Task WaitForLogAsync(string container, string text, CancellationToken cancellation)
     {
