@@ -20,6 +20,8 @@ describe=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo u
 epoch=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH=$epoch
 suite=bookworm
+# The SDK that built the programs: its shared frameworks go into the dotnet base, and into those images' SBOMs.
+dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
 # The host's Debian sources (its mirror, or a snapshot it is pinned to), else mmdebstrap's default mirror.
 mirrors=()
 for sources in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
@@ -46,7 +48,7 @@ base() {
     --extract-hook="for deb in \"\$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='\${Package} \${Version} \${Architecture}\\n' \"\$deb\"; done | LC_ALL=C sort > '$OUT/rootfs/$name.packages'" \
     "$suite" "$dir" "${mirrors[@]}"
   [ -s "$OUT/rootfs/$name.packages" ] || { echo "images: no package list for base-$name" >&2; exit 1; }
-  "$HERE/base/finish-rootfs.sh" "$dir" "$kind"
+  "$HERE/base/finish-rootfs.sh" "$dir" "$kind" "$dotnet_root"
   # One layer, its bytes fixed by the commit: names sorted, times and owners numeric and set.
   tar --sort=name --mtime="@$epoch" --clamp-mtime --numeric-owner --xattrs -C "$dir" -cf "$dir.tar" .
   rm -rf "$dir"
@@ -80,7 +82,6 @@ PY
   if [ "$sbom" = 1 ]; then
     local frameworks=()
     if [ "$basename" = dotnet ]; then
-      local dotnet_root; dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
       for dir in "$dotnet_root"/shared/Microsoft.NETCore.App/* "$dotnet_root"/shared/Microsoft.AspNetCore.App/*; do
         frameworks+=("$(basename "$(dirname "$dir")")=$(basename "$dir")")
       done

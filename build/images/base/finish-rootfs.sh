@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Finishes a base root file system that mmdebstrap extracted: `finish-rootfs.sh ROOT KIND`.
+# Finishes a base root file system that mmdebstrap extracted: `finish-rootfs.sh ROOT KIND DOTNET_ROOT` (the SDK's
+# directory, whose shared frameworks the dotnet kind carries).
 # The extract variant unpacks packages without running their maintainer scripts, so what those scripts would
 # make (the CA bundle, iptables' alternatives) is made here, and what no MeshGuard program reads (docs, apt and
 # dpkg state, charset converters, the packages' own tools) is removed: what is left is what the programs load.
 set -euo pipefail
-root=$1 kind=$2
+root=$1 kind=$2 dotnet_root=$3
 rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,debconf,pixmaps} "$root"/var/cache/* \
   "$root"/var/lib/apt "$root"/var/lib/dpkg "$root"/var/log/* "$root"/etc/apt "$root"/etc/dpkg "$root"/etc/debconf.conf \
   "$root"/usr/lib/x86_64-linux-gnu/gconv
@@ -30,7 +31,6 @@ chmod 1777 "$root/tmp"; chown 65532:65532 "$root/home/nonroot"; chmod 0700 "$roo
 case "$kind" in
   dotnet)
     # The .NET runtime the framework-dependent programs run on, taken from the SDK that built them.
-    dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
     mkdir -p "$root/usr/share/dotnet"
     cp -a "$dotnet_root/dotnet" "$dotnet_root/host" "$dotnet_root/LICENSE.txt" "$dotnet_root/ThirdPartyNotices.txt" "$root/usr/share/dotnet/"
     mkdir -p "$root/usr/share/dotnet/shared"
