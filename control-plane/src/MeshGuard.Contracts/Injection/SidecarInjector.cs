@@ -103,12 +103,16 @@ public static class SidecarInjector
         return template.DefaultAppPort;
     }
 
+    /// <summary>What the init container runs: the pod's redirect rules for the template's uid and ports (also what a pod outside Kubernetes runs first).</summary>
+    public static string[] InitArguments(InjectionTemplate t) =>
+        ["redirect", "install", "--proxy-uid", Text(t.ProxyUid), "--inbound-port", Text(t.InboundPort),
+            "--outbound-port", Text(t.OutboundPort), "--exclude-inbound-ports", $"{t.AdminPort},{t.MetricsPort}"];
+
     private static JsonObject InitContainerSpec(InjectionTemplate t) => new()
     {
         ["name"] = InitContainer,
         ["image"] = t.InitImage,
-        ["args"] = Strings("redirect", "install", "--proxy-uid", Text(t.ProxyUid), "--inbound-port", Text(t.InboundPort),
-            "--outbound-port", Text(t.OutboundPort), "--exclude-inbound-ports", $"{t.AdminPort},{t.MetricsPort}"),
+        ["args"] = Strings(InitArguments(t)),
         ["resources"] = new JsonObject
         {
             ["requests"] = new JsonObject { ["cpu"] = "10m", ["memory"] = "16Mi" },

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts.Injection;
 
 namespace MeshGuard.Ctl.Demo;
 
@@ -40,7 +41,9 @@ public sealed class ContainerMesh : IAsyncDisposable
 
     public string AddressOf(string service) => _addresses[service];
 
-    public string ContainerOf(string service, string part) => $"{_prefix}-{service}-{part}";
+    public string ContainerOf(string service, string part) => $"{PodOf(service)}-{part}";
+
+    private string PodOf(string service) => $"{_prefix}-{service}";
 
     public string StateDirectoryOf(string service) => Path.Combine(Directory, "pods", service, "state");
 
@@ -90,14 +93,13 @@ public sealed class ContainerMesh : IAsyncDisposable
         var sidecars = new List<string>();
         foreach (var service in services)
         {
-            var pod = $"{_prefix}-{service}";
+            var pod = PodOf(service);
             await PodmanAsync(["pod", "create", "--name", pod, "--network", _network, "--ip", _addresses[service], .. hosts], cancellation);
             _pods.Add(pod);
-            // The init container: the pod's nat rules, before anything else of the pod runs.
+            // The init container: the pod's nat rules, before anything else of the pod runs, as the injector writes it.
             await PodmanAsync([
                 "run", "--rm", "--pod", pod, "--name", ContainerOf(service, "init"), "--user", "0:0", "--read-only", "--cap-drop", "ALL",
-                "--cap-add", "NET_ADMIN,NET_RAW", Image("proxy-init"),
-                "redirect", "install", "--proxy-uid", "1337", "--exclude-inbound-ports", "15000,15020"], cancellation);
+                "--cap-add", "NET_ADMIN,NET_RAW", Image("proxy-init"), .. SidecarInjector.InitArguments(new InjectionTemplate())], cancellation);
             await PodmanAsync([
                 "run", "-d", "--pod", pod, "--name", ContainerOf(service, "app"), "--read-only", "--cap-drop", "ALL", Image("sample"),
                 "--name", service, "--port", Text(AppPort)], cancellation);
@@ -126,7 +128,7 @@ public sealed class ContainerMesh : IAsyncDisposable
     public async Task<string> CallAsync(string from, string to, string method, string path, CancellationToken cancellation)
     {
         var (_, output) = await PodmanAsync([
-            "run", "--rm", "--pod", $"{_prefix}-{from}", "--read-only", "--cap-drop", "ALL", Image("sample"),
+            "run", "--rm", "--pod", PodOf(from), "--read-only", "--cap-drop", "ALL", Image("sample"),
             "--call", $"http://{to}:{AppPort}{path}", "--method", method], cancellation, check: false);
         return output.Split('\n').LastOrDefault(static l => l.StartsWith('{')) ?? output.Trim();
     }
@@ -151,7 +153,7 @@ public sealed class ContainerMesh : IAsyncDisposable
     public static async Task<string> LogsAsync(string container, CancellationToken cancellation) =>
         (await PodmanAsync(["logs", container], cancellation, check: false)).Output;
 
-    private static string Image(string name) => MeshGuard.Contracts.Injection.MeshGuardImages.Of(name);
+    private static string Image(string name) => MeshGuardImages.Of(name);
 
     private static async Task WaitForLogAsync(string container, string text, CancellationToken cancellation)
     {

@@ -21,7 +21,7 @@ internal static partial class ControlPlaneAddresses
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(3);
 
-    /// <summary>The file in the state directory: one "BOOTSTAP-URI GRPC-URI" line per replica that answered.</summary>
+    /// <summary>The file in the state directory: one "BOOTSTRAP-URI GRPC-URI" line per replica that answered.</summary>
     public const string StateFileName = "control-plane-grpc.txt";
 
     public static async Task<IReadOnlyList<Uri>> GrpcOfAsync(
