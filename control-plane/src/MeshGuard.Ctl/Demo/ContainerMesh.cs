@@ -143,7 +143,7 @@ public sealed class ContainerMesh : IAsyncDisposable
     /// <summary>What the kernel says of a container's main process: its uids and capability sets, from /proc.</summary>
     public static async Task<string> ProcessStatusAsync(string container, CancellationToken cancellation)
     {
-        var (_, pid) = await PodmanAsync(["inspect", "--format", "{{.State.Pid}}", container], cancellation);
+        var (_, pid) = await InspectAsync(container, "{{.State.Pid}}", cancellation);
         return await File.ReadAllTextAsync($"/proc/{pid.Trim()}/status", cancellation);
     }
 
