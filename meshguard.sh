@@ -70,8 +70,9 @@ apt_install() {
 }
 
 # Debian's tools for building and running the images: no registry is pulled from (build/images/images.sh).
+IMAGE_PREREQS=(mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc)
 install_image_prereqs() {
-  apt_install mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc
+  apt_install "${IMAGE_PREREQS[@]}"
 }
 
 images() {
@@ -89,7 +90,7 @@ install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
     ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server \
-    chromium:chromium mmdebstrap:mmdebstrap buildah:buildah podman:podman runc:runc
+    chromium:chromium "${IMAGE_PREREQS[@]}"
 }
 
 run_tests() {
@@ -109,21 +110,22 @@ run_tests() {
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
   # The short fuzz run (one core for half a minute) goes beside the other unit tests, which are quick.
-  local fuzz_status=0 fuzz_pid=""
+  local fuzz=tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj functional=tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj
+  local unit=() fuzz_pid="" fuzz_status=0
+  for project in tests/*/*.Tests.csproj; do [ "$project" = "$fuzz" ] || unit+=("$project"); done
   if [ $# -eq 0 ]; then
-    run_test_project tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj "$results" > "$results/fuzz-tests.log" 2>&1 &
+    run_test_project "$results" "$BIN" "$fuzz" > "$results/fuzz-tests.log" 2>&1 &
     fuzz_pid=$!
+  else
+    unit+=("$fuzz")
   fi
-  for project in tests/*/*.Tests.csproj tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj; do
-    [ -n "$fuzz_pid" ] && [ "$project" = tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj ] && continue
-    if [ -n "$fuzz_pid" ] && [ "$project" = tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj ]; then
-      wait "$fuzz_pid" || fuzz_status=$?
-      cat "$results/fuzz-tests.log"
-      [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
-      fuzz_pid=""
-    fi
-    run_test_project "$project" "$results" "$@" || status=$?
-  done
+  for project in "${unit[@]}"; do run_test_project "$results" "$BIN" "$project" "$@" || status=$?; done
+  if [ -n "$fuzz_pid" ]; then
+    wait "$fuzz_pid" || fuzz_status=$?
+    cat "$results/fuzz-tests.log"
+    [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
+  fi
+  run_test_project "$results" "$BIN" "$functional" "$@" || status=$?
   # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship. Tests
   # whose subject is the control plane alone (Subject=ControlPlaneStore, its store; Subject=ReviewerConsole, the
   # console in a browser; Subject=ControlPlane, its attestation, webhook, console pages, policy sources and the
@@ -134,8 +136,8 @@ run_tests() {
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
-    MESHGUARD_BIN="$aotbin" dotnet test tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj -c Release --no-build --nologo \
-      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers" --logger "trx;LogFileName=functional-aot-sidecar.trx" --results-directory "$results" --logger "console;verbosity=normal" || status=$?
+    TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" \
+      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers" || status=$?
   fi
   # The closing line CI reads, summed from the real results of every test assembly.
   local passed=0 failed=0 skipped=0 p f t e
@@ -155,11 +157,12 @@ run_tests() {
   [ "$failed" -eq 0 ]
 }
 
-# run_test_project PROJECT RESULTS [dotnet test arguments...]: one test assembly, its own results file.
+# run_test_project RESULTS BIN PROJECT [dotnet test arguments...]: one test assembly against the executables in BIN,
+# its own results file (RESULTS/PROJECT.trx, or RESULTS/$TRX_NAME.trx).
 run_test_project() {
-  local project=$1 results=$2; shift 2
-  MESHGUARD_BIN="$BIN" dotnet test "$project" -c Release --no-build --nologo \
-    --logger "trx;LogFileName=$(basename "$project" .csproj).trx" --results-directory "$results" \
+  local results=$1 bin=$2 project=$3; shift 3
+  MESHGUARD_BIN="$bin" dotnet test "$project" -c Release --no-build --nologo \
+    --logger "trx;LogFileName=${TRX_NAME:-$(basename "$project" .csproj)}.trx" --results-directory "$results" \
     --logger "console;verbosity=normal" "$@"
 }
 
