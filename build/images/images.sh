@@ -22,6 +22,10 @@ export SOURCE_DATE_EPOCH=$epoch
 suite=bookworm
 # The SDK that built the programs: its shared frameworks go into the dotnet base, and into those images' SBOMs.
 dotnet_root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+dotnet_frameworks=()
+for dir in "$dotnet_root"/shared/Microsoft.NETCore.App/* "$dotnet_root"/shared/Microsoft.AspNetCore.App/*; do
+  dotnet_frameworks+=("$(basename "$(dirname "$dir")")=$(basename "$dir")")
+done
 # The host's Debian sources (its mirror, or a snapshot it is pinned to), else mmdebstrap's default mirror.
 mirrors=()
 for sources in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
@@ -39,16 +43,17 @@ for program in "$ROOT/out/aot/meshguard-proxy" "$ROOT/out/bin/meshguard-cp" "$RO
 done
 rm -rf "$OUT"; mkdir -p "$OUT/rootfs" "$OUT/context" "$OUT/sbom"
 
-# base NAME KIND PACKAGES: a root file system from Debian packages, imported as localhost/meshguard/base-NAME.
+# base NAME PACKAGES: a root file system from Debian packages, finished as finish-rootfs.sh does for NAME, imported
+# as localhost/meshguard/base-NAME.
 base() {
-  local name=$1 kind=$2 packages=$3 dir="$OUT/rootfs/$1" ctr
+  local name=$1 packages=$2 dir="$OUT/rootfs/$1" ctr
   # The extract hook lists what went in, for the SBOMs, from the archives apt fetched (the extract variant
   # leaves no dpkg status to ask later).
   mmdebstrap --quiet --variant=extract --include="$packages" --skip=output/dev "${aptopts[@]}" \
     --extract-hook="for deb in \"\$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='\${Package} \${Version} \${Architecture}\\n' \"\$deb\"; done | LC_ALL=C sort > '$OUT/rootfs/$name.packages'" \
     "$suite" "$dir" "${mirrors[@]}"
   [ -s "$OUT/rootfs/$name.packages" ] || { echo "images: no package list for base-$name" >&2; exit 1; }
-  "$HERE/base/finish-rootfs.sh" "$dir" "$kind" "$dotnet_root"
+  "$HERE/base/finish-rootfs.sh" "$dir" "$name" "$dotnet_root"
   # One layer, its bytes fixed by the commit: names sorted, times and owners numeric and set.
   tar --sort=name --mtime="@$epoch" --clamp-mtime --numeric-owner --xattrs -C "$dir" -cf "$dir.tar" .
   rm -rf "$dir"
@@ -81,11 +86,7 @@ print(f"{ref} {digest}", file=sys.stderr)
 PY
   if [ "$sbom" = 1 ]; then
     local frameworks=()
-    if [ "$basename" = dotnet ]; then
-      for dir in "$dotnet_root"/shared/Microsoft.NETCore.App/* "$dotnet_root"/shared/Microsoft.AspNetCore.App/*; do
-        frameworks+=("$(basename "$(dirname "$dir")")=$(basename "$dir")")
-      done
-    fi
+    [ "$basename" = dotnet ] && frameworks=("${dotnet_frameworks[@]}")
     "$ROOT/out/tools/dotnet-CycloneDX" "$ROOT/$project" -rt linux-x64 -ed -dpr -ns -F Json -o "$OUT/sbom" -fn "$name.program.json" \
       -sn "$(basename "$file")" -sv "$version" >/dev/null
     python3 "$HERE/sbom.py" "$OUT/sbom/$name.program.json" "$OUT/rootfs/$basename.packages" "meshguard/$name" "$version" \
@@ -100,9 +101,9 @@ fi
 
 # static: what the NativeAOT sidecar loads (libc, libssl; CA certificates). dotnet: the same with libstdc++ and
 # the .NET runtime, for the framework-dependent programs. iptables: the init container's tools.
-base static static "libc6,libssl3,ca-certificates"
-base dotnet dotnet "libc6,libstdc++6,libssl3,ca-certificates"
-base iptables iptables "libc6,libssl3,ca-certificates,iptables,netbase"
+base static "libc6,libssl3,ca-certificates"
+base dotnet "libc6,libstdc++6,libssl3,ca-certificates"
+base iptables "libc6,libssl3,ca-certificates,iptables,netbase"
 
 image proxy static proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj "$ROOT/out/aot/meshguard-proxy"
 image proxy-init iptables proxy/src/MeshGuard.Proxy/MeshGuard.Proxy.csproj "$ROOT/out/aot/meshguard-proxy"
