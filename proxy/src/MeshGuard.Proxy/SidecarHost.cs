@@ -2,6 +2,7 @@ using System.Net;
 using MeshGuard.Hosting;
 using MeshGuard.Proxy.Admin;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
@@ -9,6 +10,7 @@ using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Outbound;
 using MeshGuard.Proxy.Outbound.Resilience;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
@@ -85,11 +87,11 @@ internal static partial class SidecarHost
         services.AddSingleton(settings.Resilience);
         services.AddSingleton(new RetryBudget(settings.Resilience.RetryBudgetRatio, settings.Resilience.RetryBudgetMinPerSecond, time));
         services.AddSingleton<ObjectPool<OutboundExchange>>(new DefaultObjectPool<OutboundExchange>(new OutboundExchange.Policy(), 1024));
-        services.AddSingleton(new ServiceDirectory(
+        services.AddSingleton<SidecarConfigSource>();
+        services.AddSingleton(new RouteCompiler(
             svid.Id.GetPathValue("ns") ?? "default", pools, () => new EndpointCircuit(settings.Resilience, time, outboundMetrics)));
         services.AddSingleton<ControlPlaneChannel>();
-        services.AddSingleton<InboundPolicy>();
-        services.AddSingleton<RevokedIdentities>();
+        services.AddSingleton<PeerConnections>();
         services.AddSingleton<DecisionLog>();
         services.AddSingleton(new FlowLogSink(settings.FlowLog));
         services.AddSingleton<SvidCheckpointSigner>();

@@ -7,9 +7,11 @@ using MeshGuard.Contracts.V1;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Outbound;
+using MeshGuard.Proxy.Outbound.Resilience;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -23,27 +25,28 @@ public sealed class SnapshotApplierTests : IDisposable
     private static readonly Caller Frontend = Caller.From(SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/frontend"));
     private readonly TestCa _ca = new();
     private readonly TempDirectory _state = new();
-    private readonly InboundPolicy _policy = new();
+    private readonly SidecarConfigSource _config = new();
     private readonly SnapshotApplier _applier;
     private WorkloadIdentity _identity = null!;
 
-    public SnapshotApplierTests() => _applier = CreateApplier(_ca, _state.Path, _policy);
+    public SnapshotApplierTests() => _applier = CreateApplier(_ca, _state.Path, _config);
 
     // A sidecar of "orders" in the state directory given, as after a restart when the directory is reused.
     private SnapshotApplierTests(TestCa ca, TempDirectory state)
     {
         _ca = ca;
         _state = state;
-        _applier = CreateApplier(ca, state.Path, _policy);
+        _applier = CreateApplier(ca, state.Path, _config);
     }
 
-    private SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, InboundPolicy policy)
+    private SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, SidecarConfigSource config)
     {
         var identity = _identity = new WorkloadIdentity(TimeProvider.System);
         identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
         var settings = new ControlPlaneSettings([], stateDirectory);
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System), TimeProvider.System);
-        return new SnapshotApplier(identity, policy, new MeshGuard.Proxy.Authorization.RevokedIdentities(NullLogger<MeshGuard.Proxy.Authorization.RevokedIdentities>.Instance), new ServiceDirectory("shop", pools, () => new MeshGuard.Proxy.Outbound.Resilience.EndpointCircuit(MeshGuard.Proxy.Outbound.Resilience.OutboundResilience.Default, TimeProvider.System, new MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics())), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
+        var routes = new RouteCompiler("shop", pools, () => new EndpointCircuit(OutboundResilience.Default, TimeProvider.System, new OutboundMetrics()));
+        return new SnapshotApplier(identity, config, routes, new PeerConnections(NullLogger<PeerConnections>.Instance), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
     }
 
     public void Dispose() => _state.Dispose();
@@ -66,7 +69,7 @@ public sealed class SnapshotApplierTests : IDisposable
 
     private byte[] SignedByControlPlane(Snapshot snapshot) => SnapshotSignature.Sign(snapshot, _ca.IssueSvid(ControlPlaneIdentity.For("mesh.local").ToString()));
 
-    private bool FrontendAllowed() => _policy.Current!.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
+    private bool FrontendAllowed() => _config.Current!.Authorizer.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
 
     [Fact]
     public void ABundleWithANewRootIsAdoptedButOneThatWouldRefuseTheSidecarsOwnSvidRefusesTheSnapshot()
@@ -83,6 +86,30 @@ public sealed class SnapshotApplierTests : IDisposable
         Assert.Equal(11, _applier.Version);
         Assert.True(FrontendAllowed());
         Assert.Equal(2, _identity.Bundle.Roots.Count);
+    }
+
+    [Fact]
+    public void PoliciesRevocationsAndRoutesOfOneSnapshotArePublishedAsOneConfigAndARefusedOneLeavesThatConfigInForce()
+    {
+        var snapshot = Snapshot(10, allowFrontend: true);
+        snapshot.RevokedIds.Add("spiffe://mesh.local/ns/shop/sa/stolen");
+        snapshot.Services.Add(new Service
+        {
+            Name = "payments",
+            Namespace = "shop",
+            AllowedIds = { "spiffe://mesh.local/ns/shop/sa/payments" },
+            Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } },
+        });
+        Assert.True(_applier.TryApply(SignedByControlPlane(snapshot), SnapshotSource.Stream));
+        var applied = _config.Current!;
+        Assert.Equal((10, 10), (applied.Version, applied.Routes.Version));
+        Assert.True(applied.IsRevoked("spiffe://mesh.local/ns/shop/sa/stolen"));
+        Assert.Equal(["shop/orders-callers"], applied.Authorizer.Policies);
+        Assert.Equal("127.0.0.1:1003", Assert.Single(applied.Routes.Resolve("payments")!.Endpoints).Address);
+
+        var forSomeoneElse = Snapshot(11, allowFrontend: false, workload: "spiffe://mesh.local/ns/shop/sa/payments");
+        Assert.False(_applier.TryApply(SignedByControlPlane(forSomeoneElse), SnapshotSource.Stream));
+        Assert.Same(applied, _config.Current);
     }
 
     [Fact]
@@ -117,7 +144,7 @@ public sealed class SnapshotApplierTests : IDisposable
     {
         var signed = SnapshotSignature.Sign(Snapshot(10, allowFrontend: true), _ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/frontend"));
         Assert.False(_applier.TryApply(signed, SnapshotSource.Stream));
-        Assert.Null(_policy.Current);
+        Assert.Null(_config.Current);
     }
 
     [Fact]
@@ -144,7 +171,7 @@ public sealed class SnapshotApplierTests : IDisposable
     public void RefusesASnapshotMeantForAnotherWorkload()
     {
         Assert.False(_applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true, workload: "spiffe://mesh.local/ns/shop/sa/payments")), SnapshotSource.Stream));
-        Assert.Null(_policy.Current);
+        Assert.Null(_config.Current);
     }
 
     [Fact]
@@ -157,7 +184,7 @@ public sealed class SnapshotApplierTests : IDisposable
         _applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream);
         var restarted = new SnapshotApplierTests(_ca, _state);
         Assert.True(restarted._applier.TryApplyFromDisk());
-        Assert.Equal(SnapshotSource.Disk, restarted._applier.Applied!.Source);
+        Assert.Equal(SnapshotSource.Disk, restarted._config.Current!.Source);
         Assert.True(restarted.FrontendAllowed());
     }
 }

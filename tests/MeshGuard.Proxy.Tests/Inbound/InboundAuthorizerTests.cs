@@ -1,8 +1,11 @@
+using System.Collections.Frozen;
 using System.Text;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Requests;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Http;
@@ -20,15 +23,20 @@ public sealed class InboundAuthorizerTests
 {
     private static readonly SpiffeId Frontend = SpiffeId.Parse("spiffe://mesh.local/ns/shop/sa/frontend");
 
-    private readonly InboundPolicy _policy = new();
-    private readonly RevokedIdentities _revoked = new(NullLogger<RevokedIdentities>.Instance);
+    private readonly SidecarConfigSource _config = new();
     private readonly DecisionLog _decisions = new();
     private readonly AuthorizationMetrics _metrics = new();
     private readonly InboundAuthorizer _authorizer;
     private readonly PeerIdentityFeature _peer = new(Frontend, StringValues.Empty);
 
     public InboundAuthorizerTests() =>
-        _authorizer = new InboundAuthorizer(_policy, _revoked, _decisions, _metrics, TimeProvider.System, NullLogger<InboundAuthorizer>.Instance);
+        _authorizer = new InboundAuthorizer(_config, _decisions, _metrics, TimeProvider.System, NullLogger<InboundAuthorizer>.Instance);
+
+    /// <summary>Publishes a config that allows everything, with <paramref name="revoked"/> revoked.</summary>
+    private void PublishAllowAll(params string[] revoked) =>
+        _config.Publish(new SidecarConfig(
+            1, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, SnapshotSource.Stream, new PolicySet([], MeshDefault.Allow).For("shop", "orders"),
+            revoked.ToFrozenSet(StringComparer.Ordinal), ServiceRoutes.Empty));
 
     private static CanonicalRequest Request(string method, string target)
     {
@@ -66,7 +74,7 @@ public sealed class InboundAuthorizerTests
     [Fact]
     public void APermittedRequestCarriesTheProofOfWhatWasDecidedOn()
     {
-        _policy.Apply(new PolicySet([], MeshDefault.Allow).For("shop", "orders"));
+        PublishAllowAll();
         var verdict = Authorize("POST", "/orders/./a/../7");
         var permit = Assert.IsType<AuthorizedRequest>(verdict.Permit);
         Assert.Equal(("POST", "/orders/7"), (permit.Request.Method, permit.Request.Path));
@@ -78,8 +86,7 @@ public sealed class InboundAuthorizerTests
     [Fact]
     public void ARevokedCallerIsDeniedEvenWhereThePolicyAllowsItRequestsAndConnectionsAlike()
     {
-        _policy.Apply(new PolicySet([], MeshDefault.Allow).For("shop", "orders"));
-        _revoked.Apply([Frontend.ToString()]);
+        PublishAllowAll(Frontend.ToString());
         var verdict = Authorize();
         Assert.Null(verdict.Permit);
         Assert.Equal(Decision.Revoked, verdict.Decision);
@@ -90,7 +97,7 @@ public sealed class InboundAuthorizerTests
     [Fact]
     public void AMalformedRequestIsRecordedWithItsRawPathAndTheRuleItBroke()
     {
-        _policy.Apply(new PolicySet([], MeshDefault.Allow).For("shop", "orders"));
+        PublishAllowAll();
         var decision = _authorizer.Refuse(_peer, "GET", "/a%2fb", "target-escaped-slash");
         Assert.False(decision.IsAllowed);
         var record = Assert.Single(_decisions.Recent(5));

@@ -1,9 +1,9 @@
 using System.Text.Json.Serialization;
 using MeshGuard.Hosting;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Outbound;
 
 namespace MeshGuard.Proxy.Admin;
 
@@ -13,13 +13,13 @@ internal static class AdminEndpoints
     public static void Map(IEndpointRouteBuilder app, int port)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
-        app.MapGet("/ready", (WorkloadIdentity identity, SnapshotApplier config) =>
+        app.MapGet("/ready", (WorkloadIdentity identity, SidecarConfigSource config) =>
         {
             if (!identity.HasValidSvid)
             {
                 return Results.Text("not ready: no valid SVID\n", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
-            return config.Applied is not null
+            return config.Current is not null
                 ? Results.Text("ready\n")
                 : Results.Text("not ready: no config snapshot yet\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         }).OnListener(port, loopbackHost: true);
@@ -46,9 +46,10 @@ internal static class AdminEndpoints
                 r.Decision.AuditPolicy, r.Decision.AuditRule));
             return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/config", (WorkloadIdentity identity, ServiceDirectory directory, SnapshotApplier config, MeshGuard.Proxy.Inbound.InboundSettings settings, TimeProvider time) =>
+        app.MapGet("/config", (WorkloadIdentity identity, SidecarConfigSource config, SnapshotApplier applier, MeshGuard.Proxy.Inbound.InboundSettings settings, TimeProvider time) =>
         {
-            var applied = config.Applied;
+            var applied = config.Current;
+            var routes = config.Routes;
             var now = time.GetUtcNow();
             return Results.Json(
                 new ConfigInfo(
@@ -59,15 +60,15 @@ internal static class AdminEndpoints
                     applied?.IssuedAt,
                     applied?.AppliedAt,
                     applied is null ? null : (now - applied.IssuedAt).TotalSeconds,
-                    config.Connected,
+                    applier.Connected,
                     // Stale: the control plane cannot currently tell us about changes.
-                    !config.Connected,
-                    config.LastContact,
-                    config.Refused,
-                    directory.ServiceCount,
-                    directory.EndpointCount,
-                    directory.EjectedEndpoints,
-                    applied?.Policies ?? []),
+                    !applier.Connected,
+                    applier.LastContact,
+                    applier.Refused,
+                    routes.Services,
+                    routes.Endpoints.Count,
+                    routes.EjectedEndpoints,
+                    applied?.Authorizer.Policies ?? []),
                 AdminJsonContext.Default.ConfigInfo);
         }).OnListener(port, loopbackHost: true);
     }

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
+using MeshGuard.Proxy.Config;
 
 namespace MeshGuard.Proxy.ControlPlaneClient;
 

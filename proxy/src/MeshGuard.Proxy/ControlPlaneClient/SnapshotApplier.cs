@@ -1,11 +1,13 @@
+using System.Collections.Frozen;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.Snapshots;
 using MeshGuard.Contracts.V1;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Outbound;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.ControlPlaneClient;
@@ -13,24 +15,20 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// <summary>
 /// Takes a signed snapshot only if 1. the CMS signature verifies, 2. the signer chains to our trust bundle
 /// and is the control plane's SPIFFE ID, 3. it is meant for this workload, and 4. its version is newer than
-/// the one in force. Then it compiles the policies, swaps in the new decision table, service directory,
-/// revocation list and trust bundle (a new bundle only if it still trusts the sidecar's own SVID),
-/// and writes the signed bytes to disk (0600) for a restart while the control plane is away. A refused
-/// snapshot changes nothing; it is counted and logged.
+/// the one in force. Then it compiles the policies and routes into one <see cref="SidecarConfig"/> and publishes
+/// it in one swap, adopts a new trust bundle (only if it still trusts the sidecar's own SVID), closes the open
+/// connections of newly revoked peers, and writes the signed bytes to disk (0600) for a restart while the control
+/// plane is away. A refused snapshot changes nothing; it is counted and logged.
 /// </summary>
 internal sealed partial class SnapshotApplier(
-    WorkloadIdentity identity, InboundPolicy inboundPolicy, RevokedIdentities revoked, ServiceDirectory directory, ControlPlaneSettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
+    WorkloadIdentity identity, SidecarConfigSource config, RouteCompiler routes, PeerConnections connections, ControlPlaneSettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
 {
     private const string FileName = "snapshot.cms";
     private long _refused;
-    private AppliedSnapshot? _applied;
-
-    /// <summary>What is in force, for /config and readiness; null before the first snapshot.</summary>
-    public AppliedSnapshot? Applied => Volatile.Read(ref _applied);
 
     public long Refused => Interlocked.Read(ref _refused);
 
-    public long Version => Applied?.Version ?? 0;
+    public long Version => config.Current?.Version ?? 0;
 
     /// <summary>Connected to the control plane's stream right now (set by the watcher).</summary>
     public bool Connected { get; set; }
@@ -97,15 +95,21 @@ internal sealed partial class SnapshotApplier(
         var ns = own.GetPathValue("ns") ?? "";
         var sa = own.GetPathValue("sa") ?? "";
         var authorizer = new PolicySet(policies, meshDefault).For(ns, sa);
+        var next = new SidecarConfig(
+            snapshot.Version, DateTimeOffset.FromUnixTimeMilliseconds(snapshot.IssuedAtUnixMs), now, source, authorizer,
+            snapshot.RevokedIds.ToFrozenSet(StringComparer.Ordinal),
+            routes.Compile(new ServiceTable { Version = snapshot.Version, Services = { snapshot.Services } }));
+        // The bundle first: a peer of the new root may be named by the routes published next.
         if (newBundle is not null)
         {
             identity.PublishBundle(newBundle);
             LogBundle(logger, newBundle.Roots.Count);
         }
-        revoked.Apply(snapshot.RevokedIds);
-        inboundPolicy.Apply(authorizer);
-        directory.Apply(new ServiceTable { Version = snapshot.Version, Services = { snapshot.Services } });
-        Volatile.Write(ref _applied, new AppliedSnapshot(snapshot.Version, DateTimeOffset.FromUnixTimeMilliseconds(snapshot.IssuedAtUnixMs), now, source, authorizer.Policies));
+        var previous = config.Publish(next);
+        if (!next.Revoked.SetEquals(previous?.Revoked ?? FrozenSet<string>.Empty))
+        {
+            connections.CloseRevoked(next.Revoked);
+        }
         if (source == SnapshotSource.Stream && settings.StateDirectory is { } state)
         {
             Directory.CreateDirectory(state);
@@ -150,12 +154,3 @@ internal sealed partial class SnapshotApplier(
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "refused config snapshot from {Source}: {Reason}; version {Current} stays in force")]
     private static partial void LogRefused(ILogger logger, SnapshotSource source, string reason, long current);
 }
-
-public enum SnapshotSource
-{
-    Stream,
-    Disk,
-}
-
-/// <summary>The snapshot in force: its version, when it was issued and applied, where it came from.</summary>
-internal sealed record AppliedSnapshot(long Version, DateTimeOffset IssuedAt, DateTimeOffset AppliedAt, SnapshotSource Source, IReadOnlyList<string> Policies);

@@ -1,5 +1,6 @@
 using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Telemetry;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -7,19 +8,21 @@ namespace MeshGuard.Proxy.Inbound;
 /// <summary>
 /// The one place an inbound call is decided, for HTTP requests and opaque TCP connections alike: a revoked caller
 /// is denied whatever the policies say, no config in force denies every call (fail closed), otherwise the table
-/// in force now decides (a policy change applies to open connections too). Every decision, whatever made it, is
+/// in force now decides (a policy change applies to open connections too). Revocations and table are read from one
+/// <see cref="SidecarConfig"/>, so they always belong to the same snapshot. Every decision, whatever made it, is
 /// written to the decision log and counted here once; a permitted request comes back with the proof
 /// (<see cref="AuthorizedRequest"/>) the app leg requires.
 /// </summary>
 internal sealed partial class InboundAuthorizer(
-    InboundPolicy policy, RevokedIdentities revoked, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, ILogger<InboundAuthorizer> logger)
+    SidecarConfigSource config, DecisionLog decisions, AuthorizationMetrics metrics, TimeProvider time, ILogger<InboundAuthorizer> logger)
 {
     /// <summary>Decides a request in its canonical view: permitted with its proof, or denied with the decision that refused it.</summary>
     public InboundVerdict Authorize(PeerIdentityFeature peer, int port, in CanonicalRequest request, IHeaderDictionary headers)
     {
-        var decision = revoked.Contains(peer.Caller.Id) ? Decision.Revoked
-            : policy.Current is { } table ? table.Evaluate(peer.Caller, port, request.Method, request.Path, new KestrelHeaders(headers))
-            : Decision.NoConfig;
+        var current = config.Current;
+        var decision = current is null ? Decision.NoConfig
+            : current.IsRevoked(peer.Caller.Id) ? Decision.Revoked
+            : current.Authorizer.Evaluate(peer.Caller, port, request.Method, request.Path, new KestrelHeaders(headers));
         Note(peer, request.Method, request.Path, decision);
         return decision.IsAllowed ? InboundVerdict.Permitted(new AuthorizedRequest(request, decision)) : InboundVerdict.Denied(decision);
     }
@@ -27,9 +30,10 @@ internal sealed partial class InboundAuthorizer(
     /// <summary>Decides an opaque TCP connection to <paramref name="port"/> (port rules only).</summary>
     public Decision AuthorizeConnection(PeerIdentityFeature peer, int port)
     {
-        var decision = revoked.Contains(peer.Caller.Id) ? Decision.Revoked
-            : policy.Current is { } table ? table.EvaluateConnection(peer.Caller, port)
-            : Decision.NoConfig;
+        var current = config.Current;
+        var decision = current is null ? Decision.NoConfig
+            : current.IsRevoked(peer.Caller.Id) ? Decision.Revoked
+            : current.Authorizer.EvaluateConnection(peer.Caller, port);
         Note(peer, "TCP", string.Create(System.Globalization.CultureInfo.InvariantCulture, $":{port}"), decision);
         return decision;
     }

@@ -1,4 +1,5 @@
 using MeshGuard.Proxy.Authorization;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
@@ -32,12 +33,13 @@ internal static class InboundConnection
         listen.Use(next =>
         {
             var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
-            var revoked = listen.ApplicationServices.GetRequiredService<RevokedIdentities>();
-            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp, revoked);
+            var connections = listen.ApplicationServices.GetRequiredService<PeerConnections>();
+            var config = listen.ApplicationServices.GetRequiredService<SidecarConfigSource>();
+            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp, connections, config);
         });
     }
 
-    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp, RevokedIdentities revoked)
+    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp, PeerConnections connections, SidecarConfigSource config)
     {
         // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
         var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
@@ -50,8 +52,8 @@ internal static class InboundConnection
         }
         var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()), connection.RemoteEndPoint?.ToString());
         // Tracked before the check, so that a revocation arriving in between still finds and closes it.
-        using var tracked = revoked.Track(connection, feature.Caller.Id);
-        if (revoked.Contains(feature.Caller.Id))
+        using var tracked = connections.Track(connection, feature.Caller.Id);
+        if (config.Current?.IsRevoked(feature.Caller.Id) == true)
         {
             connection.Abort(new ConnectionAbortedException($"{peer} is revoked"));
             return;

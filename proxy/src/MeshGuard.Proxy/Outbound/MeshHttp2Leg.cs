@@ -6,6 +6,7 @@ using System.Security.Authentication;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http.Features;

@@ -1,6 +1,8 @@
 using System.Net.Security;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Inbound;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 
@@ -12,7 +14,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// present the registered identity; the destination port travels in the preamble; then bytes flow.
 /// </summary>
 internal sealed partial class OpaqueTcpOutbound(
-    ServiceDirectory directory, SpiffeConnector connector, MeshGuard.Proxy.Outbound.Resilience.OutboundResilience resilience, OutboundFlowRecorder recorder, ILogger<OpaqueTcpOutbound> logger)
+    SidecarConfigSource config, SpiffeConnector connector, MeshGuard.Proxy.Outbound.Resilience.OutboundResilience resilience, OutboundFlowRecorder recorder, ILogger<OpaqueTcpOutbound> logger)
 {
     private static readonly List<SslApplicationProtocol> Protocols = [OpaqueTcp.Protocol];
 
@@ -20,7 +22,7 @@ internal sealed partial class OpaqueTcpOutbound(
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var cancellation = connection.ConnectionClosed;
-        var route = directory.Resolve(mapping.Service);
+        var route = config.Routes.Resolve(mapping.Service);
         if (route is null)
         {
             LogUnknownService(logger, mapping.Service);

@@ -3,6 +3,8 @@ using MeshGuard.FlowLog;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 
+using MeshGuard.Proxy.Routing;
+
 namespace MeshGuard.Proxy.Outbound;
 
 /// <summary>

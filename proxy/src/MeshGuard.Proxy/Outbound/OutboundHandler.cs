@@ -1,9 +1,11 @@
 using System.Net;
 using System.Runtime.CompilerServices;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Routing;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.ObjectPool;
 using Yarp.ReverseProxy.Forwarder;
@@ -20,7 +22,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// setting and the retry budget.
 /// </summary>
 internal sealed partial class OutboundHandler(
-    IHttpForwarder forwarder, ServiceDirectory directory, OutboundFlowRecorder recorder, OutboundResilience resilience, RetryBudget budget,
+    IHttpForwarder forwarder, SidecarConfigSource config, OutboundFlowRecorder recorder, OutboundResilience resilience, RetryBudget budget,
     OutboundMetrics metrics, ObjectPool<OutboundExchange> exchanges, TransparentOutbound transparent, ILogger<OutboundHandler> logger)
 {
     private static readonly ForwarderRequestConfig RequestConfig = new()
@@ -52,7 +54,8 @@ internal sealed partial class OutboundHandler(
             return;
         }
         // A port mapped to a service sends there whatever the Host; the HTTP proxy port routes by Host.
-        var route = context.Features.Get<OutboundDestination>() is { } destination ? directory.Resolve(destination.Service) : directory.Resolve(host);
+        var routes = config.Routes;
+        var route = context.Features.Get<OutboundDestination>() is { } destination ? routes.Resolve(destination.Service) : routes.Resolve(host);
         if (route is null)
         {
             if (await transparent.TryForwardOutsideAsync(context, started))

@@ -1,8 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Redirect;
+using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -24,7 +26,7 @@ internal sealed record RedirectedConnection(IPEndPoint Original, ServiceRoute? R
 /// using it as its HTTP proxy) is not redirected and is left alone.
 /// </summary>
 internal sealed partial class TransparentOutbound(
-    ServiceDirectory directory, TransparentOutboundSettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
+    SidecarConfigSource config, TransparentOutboundSettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
     [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker plainHttp,
     OutboundFlowRecorder recorder, ILogger<TransparentOutbound> logger)
 {
@@ -47,7 +49,7 @@ internal sealed partial class TransparentOutbound(
             && OriginalDestination.Read(socket) is { } original
             && !original.Equals(connection.LocalEndPoint))
         {
-            var route = directory.ResolveAddress(original.Address);
+            var route = config.Routes.ResolveAddress(original.Address);
             connection.Features.Set(new RedirectedConnection(original, route));
             if (route is not null)
             {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using MeshGuard.Hosting;
+using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 
@@ -12,18 +13,18 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, int port)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
-            MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, MeshGuard.Proxy.Outbound.ServiceDirectory directory, TimeProvider time) =>
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
+            MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, TimeProvider time) =>
         {
             var text = new StringBuilder();
             authorization.WriteTo(text);
             var now = time.GetUtcNow();
-            var applied = config.Applied;
+            var applied = config.Current;
             Gauge(text, "meshguard_config_version", "Version of the config snapshot in force (0: none).", applied?.Version ?? 0);
-            Gauge(text, "meshguard_config_stale", "1 while the control plane's stream is not connected (serving the last good snapshot).", config.Connected ? 0 : 1);
+            Gauge(text, "meshguard_config_stale", "1 while the control plane's stream is not connected (serving the last good snapshot).", applier.Connected ? 0 : 1);
             Gauge(text, "meshguard_config_age_seconds", "Seconds since the snapshot in force was issued.", applied is null ? 0 : (now - applied.IssuedAt).TotalSeconds);
             text.Append("# TYPE meshguard_config_snapshots_refused_total counter\n")
-                .Append(CultureInfo.InvariantCulture, $"meshguard_config_snapshots_refused_total {config.Refused}\n");
+                .Append(CultureInfo.InvariantCulture, $"meshguard_config_snapshots_refused_total {applier.Refused}\n");
             Gauge(text, "meshguard_svid_expiry_seconds", "Seconds until the current SVID expires.", identity.CurrentSvid is { } svid ? (svid.NotAfter - now).TotalSeconds : 0);
             text.Append("# HELP meshguard_flowlog_records_lost_total Flow records lost to a full queue (each loss is also stated by a gap record).\n")
                 .Append("# TYPE meshguard_flowlog_records_lost_total counter\n")
@@ -46,7 +47,7 @@ internal static class MetricsEndpoint
             Counter(text, "meshguard_outbound_ejections_total", "Times an endpoint was ejected for failures in a row (passive health).", outbound.Ejections);
             Counter(text, "meshguard_outbound_circuits_opened_total", "Times an endpoint's circuit opened (its failure ratio crossed the threshold).", outbound.CircuitsOpened);
             Counter(text, "meshguard_outbound_no_endpoint_total", "Requests answered 503 at once because every endpoint of the service was ejected.", outbound.NoEndpoint);
-            Gauge(text, "meshguard_outbound_endpoints_ejected", "Endpoints ejected or with an open circuit, and not yet back to a success.", directory.EjectedEndpoints);
+            Gauge(text, "meshguard_outbound_endpoints_ejected", "Endpoints ejected or with an open circuit, and not yet back to a success.", config.Routes.EjectedEndpoints);
             // What memory the managed heap holds beside the process's RSS: the rest is native (TLS, stacks, code).
             var gc = GC.GetGCMemoryInfo();
             Gauge(text, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", gc.HeapSizeBytes);

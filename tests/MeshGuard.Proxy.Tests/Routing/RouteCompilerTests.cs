@@ -1,12 +1,12 @@
 using MeshGuard.Contracts.V1;
 using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Outbound;
 using MeshGuard.Proxy.Outbound.Resilience;
+using MeshGuard.Proxy.Routing;
 using Microsoft.Extensions.Time.Testing;
 
-namespace MeshGuard.Proxy.Tests.Outbound;
+namespace MeshGuard.Proxy.Tests.Routing;
 
-public sealed class ServiceDirectoryTests
+public sealed class RouteCompilerTests
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.Parse("2026-11-24T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
 
@@ -16,7 +16,7 @@ public sealed class ServiceDirectoryTests
         CircuitBreakDuration = TimeSpan.FromSeconds(5),
     };
 
-    private ServiceDirectory NewDirectory(string ownNamespace) =>
+    private RouteCompiler NewCompiler(string ownNamespace) =>
         new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System), TimeProvider.System),
             () => new EndpointCircuit(Resilience, _time, new OutboundMetrics()));
 
@@ -36,9 +36,9 @@ public sealed class ServiceDirectoryTests
     {
         var table = Table(("orders", "shop", "127.0.0.1:1001"));
         table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/orders" });
-        var directory = NewDirectory("shop");
-        directory.Apply(table);
-        return directory.Resolve("orders")!;
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(table);
+        return routes.Resolve("orders")!;
     }
 
     private static ServiceTable Table(params (string Name, string Ns, string Address)[] services)
@@ -56,22 +56,22 @@ public sealed class ServiceDirectoryTests
     [Fact]
     public void RedirectedAddressResolvesToTheServiceWithAnEndpointThere()
     {
-        var directory = NewDirectory("shop");
-        directory.Apply(Table(("orders", "shop", "10.77.0.2:15006"), ("payments", "billing", "10.77.0.3:15006")));
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(Table(("orders", "shop", "10.77.0.2:15006"), ("payments", "billing", "10.77.0.3:15006")));
 
-        Assert.Equal("orders.shop", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.2"))!.QualifiedName);
-        Assert.Equal("payments.billing", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.3"))!.QualifiedName);
-        Assert.Null(directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.9")));
+        Assert.Equal("orders.shop", routes.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.2"))!.QualifiedName);
+        Assert.Equal("payments.billing", routes.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.3"))!.QualifiedName);
+        Assert.Null(routes.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.9")));
     }
 
     [Fact]
     public void AddressSharedByTwoServicesResolvesToNeither()
     {
-        var directory = NewDirectory("shop");
-        directory.Apply(Table(("orders", "shop", "127.0.0.1:1001"), ("payments", "shop", "127.0.0.1:1002"), ("stock", "shop", "10.77.0.4:15006")));
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(Table(("orders", "shop", "127.0.0.1:1001"), ("payments", "shop", "127.0.0.1:1002"), ("stock", "shop", "10.77.0.4:15006")));
 
-        Assert.Null(directory.ResolveAddress(System.Net.IPAddress.Loopback));
-        Assert.Equal("stock", directory.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.4"))!.Name);
+        Assert.Null(routes.ResolveAddress(System.Net.IPAddress.Loopback));
+        Assert.Equal("stock", routes.ResolveAddress(System.Net.IPAddress.Parse("10.77.0.4"))!.Name);
     }
 
     [Theory]
@@ -83,9 +83,9 @@ public sealed class ServiceDirectoryTests
     [InlineData("orders.shop.svc.cluster.local:8080")]
     public void ResolvesABareNameNameDotNamespaceOrKubernetesServiceNameWithOrWithoutPort(string host)
     {
-        var directory = NewDirectory("shop");
-        directory.Apply(Table(("orders", "shop", "127.0.0.1:1001")));
-        var route = directory.Resolve(host);
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(Table(("orders", "shop", "127.0.0.1:1001")));
+        var route = routes.Resolve(host);
         Assert.NotNull(route);
         Assert.Equal("orders", route.Name);
         Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", route.Pick()!.Identity.ToString());
@@ -94,29 +94,29 @@ public sealed class ServiceDirectoryTests
     [Fact]
     public void ABareNamePrefersTheCallersOwnNamespace()
     {
-        var directory = NewDirectory("billing");
-        directory.Apply(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
-        Assert.Equal("billing", directory.Resolve("api")!.Namespace);
-        Assert.Equal("shop", directory.Resolve("api.shop")!.Namespace);
+        var compiler = NewCompiler("billing");
+        var routes = compiler.Compile(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
+        Assert.Equal("billing", routes.Resolve("api")!.Namespace);
+        Assert.Equal("shop", routes.Resolve("api.shop")!.Namespace);
     }
 
     [Fact]
     public void AnAmbiguousBareNameFromAnotherNamespaceDoesNotResolve()
     {
-        var directory = NewDirectory("frontend");
-        directory.Apply(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
-        Assert.Null(directory.Resolve("api"));
-        Assert.NotNull(directory.Resolve("api.billing"));
+        var compiler = NewCompiler("frontend");
+        var routes = compiler.Compile(Table(("api", "shop", "127.0.0.1:1001"), ("api", "billing", "127.0.0.1:1002")));
+        Assert.Null(routes.Resolve("api"));
+        Assert.NotNull(routes.Resolve("api.billing"));
     }
 
     [Fact]
     public void UnknownHostsDoNotResolve()
     {
-        var directory = NewDirectory("shop");
-        directory.Apply(Table(("orders", "shop", "127.0.0.1:1001")));
-        Assert.Null(directory.Resolve("payments"));
-        Assert.Null(directory.Resolve("orders.other"));
-        Assert.Null(directory.Resolve(""));
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(Table(("orders", "shop", "127.0.0.1:1001")));
+        Assert.Null(routes.Resolve("payments"));
+        Assert.Null(routes.Resolve("orders.other"));
+        Assert.Null(routes.Resolve(""));
     }
 
     [Fact]
@@ -248,17 +248,17 @@ public sealed class ServiceDirectoryTests
     public async Task AnEndpointKeepsItsCircuitWhenANewServiceTableListsItAgain()
     {
         var table = Table(("orders", "shop", "127.0.0.1:1001"));
-        var directory = NewDirectory("shop");
-        directory.Apply(table);
-        var before = directory.Resolve("orders")!.Endpoints[0];
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(table);
+        var before = routes.Resolve("orders")!.Endpoints[0];
         await EjectAsync(before);
         table.Version++;
         table.Services.Add(new Service { Name = "payments", Namespace = "shop", AllowedIds = { "spiffe://mesh.local/ns/shop/sa/payments" }, Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } } });
-        directory.Apply(table);
-        var after = directory.Resolve("orders")!.Endpoints[0];
+        routes = compiler.Compile(table);
+        var after = routes.Resolve("orders")!.Endpoints[0];
         Assert.Same(before, after);
-        Assert.Equal(1, directory.EjectedEndpoints);
-        Assert.Null(directory.Resolve("orders")!.Pick());
+        Assert.Equal(1, routes.EjectedEndpoints);
+        Assert.Null(routes.Resolve("orders")!.Pick());
     }
 
     [Fact]
@@ -266,10 +266,10 @@ public sealed class ServiceDirectoryTests
     {
         var table = Table(("orders", "shop", "not-an-address"));
         table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "not a spiffe id" });
-        var directory = NewDirectory("shop");
-        directory.Apply(table);
-        Assert.Null(directory.Resolve("orders"));
-        Assert.Equal(7, directory.Version);
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(table);
+        Assert.Null(routes.Resolve("orders"));
+        Assert.Equal(7, routes.Version);
     }
 
     [Fact]
@@ -278,9 +278,9 @@ public sealed class ServiceDirectoryTests
         var table = Table(("payments", "shop", "127.0.0.1:1001"));
         // An impostor's registration that reached the table: the service's allowed identities leave it out.
         table.Services[0].Endpoints.Add(new Endpoint { Address = "127.0.0.1:1002", SpiffeId = "spiffe://mesh.local/ns/shop/sa/evil" });
-        var directory = NewDirectory("shop");
-        directory.Apply(table);
-        var endpoint = Assert.Single(directory.Resolve("payments")!.Endpoints);
+        var compiler = NewCompiler("shop");
+        var routes = compiler.Compile(table);
+        var endpoint = Assert.Single(routes.Resolve("payments")!.Endpoints);
         Assert.Equal("spiffe://mesh.local/ns/shop/sa/payments", endpoint.IdentityText);
     }
 }

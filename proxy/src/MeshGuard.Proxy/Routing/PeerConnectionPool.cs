@@ -4,7 +4,7 @@ using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 
-namespace MeshGuard.Proxy.Outbound;
+namespace MeshGuard.Proxy.Routing;
 
 /// <summary>
 /// The HTTP/2 connections to one peer sidecar (one address, one identity). A request takes a stream on the first

@@ -4,7 +4,7 @@ using System.Net.Security;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Spiffe;
 
-namespace MeshGuard.Proxy.Outbound;
+namespace MeshGuard.Proxy.Routing;
 
 /// <summary>
 /// Sidecar-to-sidecar connection pools: HTTP/2 over mutual TLS, many requests multiplexed on each connection.
