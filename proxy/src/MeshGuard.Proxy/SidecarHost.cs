@@ -43,16 +43,16 @@ internal static partial class SidecarHost
         var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
 
         // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane.
-        var identity = new WorkloadIdentity(time);
-        var connector = new SpiffeConnector(identity, time);
         var store = settings.StateDirectory is { } state ? new SvidStore(state) : null;
+        var identity = new WorkloadIdentity(time, store);
+        var connector = new SpiffeConnector(identity, time);
         var identityClient = new IdentityClient(
             new AttestationSettings(settings.ControlPlaneBootstraps, settings.JoinToken, settings.ServiceAccountTokenFile, settings.Service, settings.AdvertiseAddress),
-            identity, connector, store, time);
+            identity, connector, time);
         X509Svid svid;
         if (store?.TryLoad(controlPlaneBundle, time.GetUtcNow(), out var storedReason) is { } stored)
         {
-            identity.Publish(stored.Svid, stored.Bundle);
+            identity.Publish(stored.Svid, stored.Bundle, key: null);
             svid = stored.Svid;
             LogResumed(logger, svid.Id, svid.NotAfter);
         }
@@ -78,6 +78,7 @@ internal static partial class SidecarHost
         services.AddSingleton(new TransparentOutboundSettings(settings.OutboundPort, settings.OutboundPassthrough));
         services.AddSingleton(time);
         services.AddSingleton(identity);
+        services.AddSingleton<ICredentialSource>(identity);
         services.AddSingleton(connector);
         services.AddSingleton(identityClient);
         var pools = new MeshConnectionPools(connector, time);

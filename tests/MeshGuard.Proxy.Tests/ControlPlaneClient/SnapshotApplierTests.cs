@@ -41,8 +41,8 @@ public sealed class SnapshotApplierTests : IDisposable
 
     private SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, SidecarConfigSource config)
     {
-        var identity = _identity = new WorkloadIdentity(TimeProvider.System);
-        identity.Publish(ca.IssueSvid(Orders), ca.Bundle);
+        var identity = _identity = new WorkloadIdentity(TimeProvider.System, new SvidStore(stateDirectory));
+        identity.Publish(ca.IssueSvid(Orders), ca.Bundle, key: null);
         var settings = new ControlPlaneSettings([], stateDirectory);
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System), TimeProvider.System);
         var routes = new RouteCompiler("shop", pools, () => new EndpointCircuit(OutboundResilience.Default, TimeProvider.System, new OutboundMetrics()));
@@ -72,20 +72,24 @@ public sealed class SnapshotApplierTests : IDisposable
     private bool FrontendAllowed() => _config.Current!.Authorizer.Evaluate(Frontend, 8080, "GET", "/", new NoHeaders()).IsAllowed;
 
     [Fact]
-    public void ABundleWithANewRootIsAdoptedButOneThatWouldRefuseTheSidecarsOwnSvidRefusesTheSnapshot()
+    public void ABundleWithANewRootIsAdoptedAndKeptForARestartButOneThatWouldRefuseTheSidecarsOwnSvidRefusesTheSnapshot()
     {
         var next = new TestCa();
         var overlap = Snapshot(11, allowFrontend: true);
         overlap.TrustBundlePem = TrustBundle.Create("mesh.local", [_ca.Root, next.Root]).ToPem();
         Assert.True(_applier.TryApply(SignedByControlPlane(overlap), SnapshotSource.Stream));
-        Assert.Equal(2, _identity.Bundle.Roots.Count);
+        Assert.Equal(2, _identity.Current.Bundle.Roots.Count);
+        var kept = Path.Combine(_state.Path, "bundle.pem");
+        Assert.Equal(2, TrustBundle.FromPem(File.ReadAllText(kept)).Roots.Count);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(kept));
 
         var onlyNext = Snapshot(12, allowFrontend: false);
         onlyNext.TrustBundlePem = TrustBundle.Create("mesh.local", [next.Root]).ToPem();
         Assert.False(_applier.TryApply(SignedByControlPlane(onlyNext), SnapshotSource.Stream));
         Assert.Equal(11, _applier.Version);
         Assert.True(FrontendAllowed());
-        Assert.Equal(2, _identity.Bundle.Roots.Count);
+        Assert.Equal(2, _identity.Current.Bundle.Roots.Count);
+        Assert.Equal(2, TrustBundle.FromPem(File.ReadAllText(kept)).Roots.Count);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class FlowLogServiceTests : IDisposable
     private (FlowLogSink Sink, FlowLogService Service) Create(int queue)
     {
         var identity = new WorkloadIdentity(TimeProvider.System);
-        identity.Publish(_ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/orders"), _ca.Bundle);
+        identity.Publish(_ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/orders"), _ca.Bundle, key: null);
         var sink = new FlowLogSink(new FlowLogSettings(_dir.Path, queue, 10 * 1024 * 1024, 10, KeepQuery: false));
         return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), TimeProvider.System, NullLogger<FlowLogService>.Instance));
     }

@@ -13,9 +13,9 @@ internal static class AdminEndpoints
     public static void Map(IEndpointRouteBuilder app, int port)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
-        app.MapGet("/ready", (WorkloadIdentity identity, SidecarConfigSource config) =>
+        app.MapGet("/ready", (ICredentialSource credentials, SidecarConfigSource config, TimeProvider time) =>
         {
-            if (!identity.HasValidSvid)
+            if (credentials.Current.Svid.NotAfter <= time.GetUtcNow())
             {
                 return Results.Text("not ready: no valid SVID\n", statusCode: StatusCodes.Status503ServiceUnavailable);
             }
@@ -23,16 +23,17 @@ internal static class AdminEndpoints
                 ? Results.Text("ready\n")
                 : Results.Text("not ready: no config snapshot yet\n", statusCode: StatusCodes.Status503ServiceUnavailable);
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/certs", (WorkloadIdentity identity) =>
+        app.MapGet("/certs", (ICredentialSource credentials) =>
         {
-            var svid = identity.Current.Svid;
+            var current = credentials.Current;
+            var svid = current.Svid;
             var chain = new List<string> { svid.Certificate.ExportCertificatePem() };
             foreach (var intermediate in svid.Intermediates)
             {
                 chain.Add(intermediate.ExportCertificatePem());
             }
             var info = new CertsInfo(
-                svid.Id.ToString(), svid.Certificate.SerialNumber, svid.Certificate.Issuer, svid.NotBefore, svid.NotAfter, chain, identity.Bundle.ToPem());
+                svid.Id.ToString(), svid.Certificate.SerialNumber, svid.Certificate.Issuer, svid.NotBefore, svid.NotAfter, chain, current.Bundle.ToPem());
             return Results.Json(info, AdminJsonContext.Default.CertsInfo);
         }).OnListener(port, loopbackHost: true);
         app.MapGet("/decisions", (DecisionLog decisions, int? limit) =>
@@ -46,14 +47,14 @@ internal static class AdminEndpoints
                 r.Decision.AuditPolicy, r.Decision.AuditRule));
             return Results.Json(entries, AdminJsonContext.Default.ListDecisionInfo);
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/config", (WorkloadIdentity identity, SidecarConfigSource config, SnapshotApplier applier, MeshGuard.Proxy.Inbound.InboundSettings settings, TimeProvider time) =>
+        app.MapGet("/config", (ICredentialSource credentials, SidecarConfigSource config, SnapshotApplier applier, MeshGuard.Proxy.Inbound.InboundSettings settings, TimeProvider time) =>
         {
             var applied = config.Current;
             var routes = config.Routes;
             var now = time.GetUtcNow();
             return Results.Json(
                 new ConfigInfo(
-                    identity.Id.ToString(),
+                    credentials.Current.IdText,
                     settings.Service,
                     applied?.Version ?? 0,
                     applied?.Source.ToString().ToLowerInvariant(),

@@ -25,7 +25,7 @@ internal sealed partial class ControlPlaneChannel : IDisposable
         Uri Address, GrpcChannel Channel, MeshGuard.Contracts.V1.Identity.IdentityClient Identity, MeshGuard.Contracts.V1.Config.ConfigClient Config,
         MeshGuard.Contracts.V1.Witness.WitnessClient Witness);
 
-    public ControlPlaneChannel(ControlPlaneSettings settings, WorkloadIdentity identity, SpiffeConnector connector, ILogger<ControlPlaneChannel> logger)
+    public ControlPlaneChannel(ControlPlaneSettings settings, ICredentialSource credentials, SpiffeConnector connector, ILogger<ControlPlaneChannel> logger)
     {
         _logger = logger;
         _replicas = [.. settings.Grpcs.Select(grpc =>
@@ -38,7 +38,7 @@ internal sealed partial class ControlPlaneChannel : IDisposable
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
                 ConnectTimeout = TimeSpan.FromSeconds(5),
                 ConnectCallback = (context, token) =>
-                    connector.ConnectAsync(context.DnsEndPoint, ControlPlaneIdentity.For(identity.Bundle.TrustDomain), Http2, token),
+                    connector.ConnectAsync(context.DnsEndPoint, ControlPlaneIdentity.For(credentials.Current.Bundle.TrustDomain), Http2, token),
             };
             var channel = GrpcChannel.ForAddress(new UriBuilder(grpc) { Scheme = "http" }.Uri, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
             return new Replica(grpc, channel, new(channel), new(channel), new(channel));

@@ -38,13 +38,14 @@ internal sealed partial class SnapshotApplier(
     public bool TryApply(ReadOnlySpan<byte> signed, SnapshotSource source)
     {
         var now = time.GetUtcNow();
-        var verification = SnapshotSignature.Verify(signed, identity.Bundle, now);
+        var credentials = identity.Current;
+        var verification = SnapshotSignature.Verify(signed, credentials.Bundle, now);
         if (!verification.IsValid)
         {
             return Refuse(source, verification.Error!);
         }
         var snapshot = verification.Snapshot!;
-        var own = identity.Id;
+        var own = credentials.Id;
         if (snapshot.WorkloadId != own.ToString())
         {
             return Refuse(source, $"snapshot is for {snapshot.WorkloadId}, not {own}");
@@ -59,7 +60,7 @@ internal sealed partial class SnapshotApplier(
             return Refuse(source, $"unknown mesh default '{snapshot.MeshDefault}'");
         }
         TrustBundle? newBundle = null;
-        if (snapshot.TrustBundlePem.Length > 0 && snapshot.TrustBundlePem != identity.Bundle.ToPem())
+        if (snapshot.TrustBundlePem.Length > 0 && snapshot.TrustBundlePem != credentials.Bundle.ToPem())
         {
             // A root rotation: adopt the bundle only if it is of our trust domain and still trusts the SVID we hold.
             try
@@ -74,7 +75,7 @@ internal sealed partial class SnapshotApplier(
             {
                 return Refuse(source, $"trust bundle is for {newBundle.TrustDomain}, not {own.TrustDomain}");
             }
-            var svid = identity.Current.Svid;
+            var svid = credentials.Svid;
             var check = X509SvidVerifier.Verify(svid.Certificate, svid.Intermediates, newBundle, now);
             if (!check.IsValid)
             {

@@ -8,7 +8,7 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// SVID keeps serving meanwhile. Connections made with an older SVID are never dropped.
 /// </summary>
 internal sealed partial class SvidRotator(
-    WorkloadIdentity identity, IdentityClient client, ControlPlaneChannel channel, TimeProvider time, ILogger<SvidRotator> logger)
+    ICredentialSource credentials, IdentityClient client, ControlPlaneChannel channel, TimeProvider time, ILogger<SvidRotator> logger)
     : BackgroundService
 {
     private static readonly TimeSpan MinRetry = TimeSpan.FromMilliseconds(200);
@@ -29,7 +29,7 @@ internal sealed partial class SvidRotator(
     {
         while (!stoppingToken.IsCancellationRequested)
         {
-            var current = identity.Current;
+            var current = credentials.Current;
             var renewAt = RenewalTime(current.ReceivedAt, current.Svid.NotAfter, Random.Shared.NextDouble());
             var wait = renewAt - time.GetUtcNow();
             if (wait > TimeSpan.Zero)

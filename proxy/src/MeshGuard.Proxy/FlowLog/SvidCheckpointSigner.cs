@@ -10,18 +10,18 @@ namespace MeshGuard.Proxy.FlowLog;
 /// Signs flow-log checkpoints with the sidecar's current SVID key; the SVID chain goes with the signature.
 /// The key handle and the chain's PEM are made once per SVID, not per checkpoint (dozens a second under load).
 /// </summary>
-internal sealed class SvidCheckpointSigner(WorkloadIdentity identity) : ICheckpointSigner
+internal sealed class SvidCheckpointSigner(ICredentialSource credentials) : ICheckpointSigner
 {
     private sealed record Prepared(X509Svid Svid, ECDsa Key, string ChainPem);
 
     private Prepared? _prepared;
 
-    public string WorkloadId => identity.Id.ToString();
+    public string WorkloadId => credentials.Current.IdText;
 
     // Only the flow-log writer thread signs.
     public (byte[] Signature, string ChainPem) Sign(byte[] payload)
     {
-        var svid = identity.Current.Svid;
+        var svid = credentials.Current.Svid;
         var prepared = _prepared;
         if (prepared is null || !ReferenceEquals(prepared.Svid, svid))
         {

@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Identity;
 /// bootstrap port, later ones over mTLS with the current SVID. A new key is made for every SVID; it never
 /// leaves the process.
 /// </summary>
-internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdentity identity, SpiffeConnector connector, SvidStore? store, TimeProvider time)
+internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdentity identity, SpiffeConnector connector, TimeProvider time)
 {
 
     /// <summary>The bootstrap ports in turn until one answers; the last network error when none does (the caller retries).</summary>
@@ -108,8 +108,7 @@ internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdent
         {
             throw new AttestationRefusedException($"SVID does not verify against the new trust bundle: {verified.Error}");
         }
-        identity.Publish(svid, bundle);
-        store?.Save(svid, bundle, key);
+        identity.Publish(svid, bundle, key);
         return svid;
     }
 

@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Identity;
 /// the handlers that talk to other sidecars and to the control plane, so each new connection picks up the
 /// SVID of the moment while existing ones keep going.
 /// </summary>
-internal sealed class SpiffeConnector(WorkloadIdentity identity, TimeProvider time)
+internal sealed class SpiffeConnector(ICredentialSource credentials, TimeProvider time)
 {
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
@@ -36,7 +36,7 @@ internal sealed class SpiffeConnector(WorkloadIdentity identity, TimeProvider ti
     /// <summary>Connects as this workload, with its current SVID and trust bundle.</summary>
     public ValueTask<Stream> ConnectAsync(DnsEndPoint endpoint, SpiffeId expectedServer, List<SslApplicationProtocol> protocols, CancellationToken cancellation)
     {
-        var current = identity.Current;
+        var current = credentials.Current;
         return ConnectAsync(endpoint, expectedServer, protocols, current.Svid, current.Bundle, cancellation);
     }
 

@@ -22,6 +22,13 @@ internal sealed class SvidStore(string directory)
         // Key before chain: a chain on disk always has its key.
         SecureFile.WriteAtomically(KeyFile, key.ExportPkcs8PrivateKeyPem(), secret: true);
         SecureFile.WriteAtomically(ChainFile, svid.ChainPem(), secret: true);
+        SaveBundle(bundle);
+    }
+
+    /// <summary>A new bundle for the SVID on disk (a root rotation), so a restart trusts what the running sidecar trusted.</summary>
+    public void SaveBundle(TrustBundle bundle)
+    {
+        Directory.CreateDirectory(directory);
         SecureFile.WriteAtomically(BundleFile, bundle.ToPem(), secret: true);
     }
 

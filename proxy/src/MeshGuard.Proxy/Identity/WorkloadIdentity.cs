@@ -1,42 +1,34 @@
 using System.Net.Security;
-using MeshGuard.Proxy.Transport;
+using System.Security.Cryptography;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Identity;
 
 /// <summary>
-/// The sidecar's current SVID, trust bundle and inbound TLS options, published together as one immutable
-/// snapshot. The rotator writes SVIDs, the snapshot applier a new bundle; handshakes read <see cref="Current"/>
-/// once and use what they got.
+/// The one writer of the sidecar's credentials: a new SVID (attested, renewed or resumed from disk) or a new trust
+/// bundle (a root rotation) is published here as one immutable <see cref="WorkloadCredentials"/>, its TLS options
+/// built first, and kept in the state directory (key 0600) so that a restart goes on with what was in force.
+/// Everything else reads them through <see cref="ICredentialSource"/>.
 /// </summary>
-internal sealed class WorkloadIdentity(TimeProvider time)
+internal sealed class WorkloadIdentity(TimeProvider time, SvidStore? store = null) : ICredentialSource
 {
     // HTTP/2 and HTTP/1.1 for requests, meshguard/tcp for opaque TCP connections.
     private static readonly List<SslApplicationProtocol> InboundProtocols =
         [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11, MeshGuard.Proxy.Transport.OpaqueTcp.Protocol];
 
-    private IdentitySnapshot? _current;
+    private WorkloadCredentials? _current;
 
-    public sealed record IdentitySnapshot(X509Svid Svid, TrustBundle Bundle, SslServerAuthenticationOptions InboundTls, DateTimeOffset ReceivedAt);
+    public WorkloadCredentials Current => Volatile.Read(ref _current) ?? throw new InvalidOperationException("the sidecar has no SVID yet");
 
-    public IdentitySnapshot Current => Volatile.Read(ref _current) ?? throw new InvalidOperationException("the sidecar has no SVID yet");
-
-    public X509Svid? CurrentSvid => Volatile.Read(ref _current)?.Svid;
-
-    public TrustBundle Bundle => Current.Bundle;
-
-    public SpiffeId Id => Current.Svid.Id;
-
-    /// <summary>The workload's SPIFFE ID as text (the same string every time).</summary>
-    public string IdText => Current.Svid.Id.ToString();
-
-    public bool HasValidSvid => Volatile.Read(ref _current) is { } s && s.Svid.NotAfter > time.GetUtcNow();
-
-    /// <summary>Builds the TLS options for a new SVID first, then publishes both at once.</summary>
-    public void Publish(X509Svid svid, TrustBundle bundle)
+    /// <summary>Publishes a new SVID with its bundle; with its <paramref name="key"/>, keeps both on disk too (a resumed SVID is there already).</summary>
+    public void Publish(X509Svid svid, TrustBundle bundle, ECDsa? key)
     {
         var inbound = SvidTls.CreateServerOptions(svid, bundle, time, InboundProtocols);
-        Volatile.Write(ref _current, new IdentitySnapshot(svid, bundle, inbound, time.GetUtcNow()));
+        Volatile.Write(ref _current, new WorkloadCredentials(svid, bundle, inbound, time.GetUtcNow()));
+        if (key is not null)
+        {
+            store?.Save(svid, bundle, key);
+        }
     }
 
     /// <summary>A new trust bundle for the SVID in hand (a root rotation): the SVID and its renewal schedule stay.</summary>
@@ -45,5 +37,6 @@ internal sealed class WorkloadIdentity(TimeProvider time)
         var current = Current;
         var inbound = SvidTls.CreateServerOptions(current.Svid, bundle, time, InboundProtocols);
         Volatile.Write(ref _current, current with { Bundle = bundle, InboundTls = inbound });
+        store?.SaveBundle(bundle);
     }
 }

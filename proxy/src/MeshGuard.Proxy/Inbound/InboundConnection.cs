@@ -19,15 +19,15 @@ namespace MeshGuard.Proxy.Inbound;
 /// </summary>
 internal static class InboundConnection
 {
-    public static void Configure(ListenOptions listen, WorkloadIdentity identity, MeshGuard.Hosting.ConnectionLimit limit)
+    public static void Configure(ListenOptions listen, ICredentialSource credentials, MeshGuard.Hosting.ConnectionLimit limit)
     {
         listen.Protocols = HttpProtocols.Http1AndHttp2;
         // Before TLS: a connection over the limit costs no handshake.
         limit.Apply(listen);
         listen.UseHttps(new TlsHandshakeCallbackOptions
         {
-            OnConnection = static context => ValueTask.FromResult(((WorkloadIdentity)context.State!).Current.InboundTls),
-            OnConnectionState = identity,
+            OnConnection = static context => ValueTask.FromResult(((ICredentialSource)context.State!).Current.InboundTls),
+            OnConnectionState = credentials,
             HandshakeTimeout = TimeSpan.FromSeconds(10),
         });
         listen.Use(next =>
@@ -35,11 +35,11 @@ internal static class InboundConnection
             var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
             var connections = listen.ApplicationServices.GetRequiredService<PeerConnections>();
             var config = listen.ApplicationServices.GetRequiredService<SidecarConfigSource>();
-            return connection => OnConnectionAsync(connection, next, identity, opaqueTcp, connections, config);
+            return connection => OnConnectionAsync(connection, next, credentials, opaqueTcp, connections, config);
         });
     }
 
-    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, WorkloadIdentity identity, OpaqueTcpInbound opaqueTcp, PeerConnections connections, SidecarConfigSource config)
+    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, ICredentialSource credentials, OpaqueTcpInbound opaqueTcp, PeerConnections connections, SidecarConfigSource config)
     {
         // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
         var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
@@ -50,7 +50,7 @@ internal static class InboundConnection
             connection.Abort();
             return;
         }
-        var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(identity.Id.ToString(), peer.ToString()), connection.RemoteEndPoint?.ToString());
+        var feature = new PeerIdentityFeature(peer, MeshHeaders.ForwardedClientCertValue(credentials.Current.IdText, peer.ToString()), connection.RemoteEndPoint?.ToString());
         // Tracked before the check, so that a revocation arriving in between still finds and closes it.
         using var tracked = connections.Track(connection, feature.Caller.Id);
         if (config.Current?.IsRevoked(feature.Caller.Id) == true)

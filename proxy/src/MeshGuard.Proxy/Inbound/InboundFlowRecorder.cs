@@ -9,7 +9,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// The inbound side's flow records, one per request or opaque connection, written when it ends (or is refused):
 /// who called (from the connection's handshake), this workload as the destination, and what decided.
 /// </summary>
-internal sealed class InboundFlowRecorder(FlowLogSink flows, WorkloadIdentity identity, InboundSettings settings, TimeProvider time)
+internal sealed class InboundFlowRecorder(FlowLogSink flows, ICredentialSource credentials, InboundSettings settings, TimeProvider time)
 {
     /// <summary>True when the query is kept in recorded paths (the operator asked for it).</summary>
     public bool KeepQuery => flows.Settings.KeepQuery;
@@ -29,7 +29,7 @@ internal sealed class InboundFlowRecorder(FlowLogSink flows, WorkloadIdentity id
             RequestId = FlowFields.RequestId(request),
             SourceId = peer.Caller.Id,
             SourceAddr = peer.RemoteAddress,
-            DestId = identity.IdText,
+            DestId = credentials.Current.IdText,
             DestService = settings.Service,
             DestPort = settings.AppPort,
             TraceId = FlowFields.TraceParent(request),
@@ -51,7 +51,7 @@ internal sealed class InboundFlowRecorder(FlowLogSink flows, WorkloadIdentity id
             Direction = FlowDirection.Inbound,
             SourceId = peer.Caller.Id,
             SourceAddr = peer.RemoteAddress,
-            DestId = identity.IdText,
+            DestId = credentials.Current.IdText,
             DestService = settings.Service,
             DestPort = port,
             Protocol = "tcp",

@@ -12,7 +12,7 @@ namespace MeshGuard.Proxy.Outbound;
 /// source, the service and endpoint identity it went to (none when nothing answered), or, for traffic that left
 /// the mesh, the address it went to. As in inbound records, bytes_in is the caller's direction.
 /// </summary>
-internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity identity, TimeProvider time)
+internal sealed class OutboundFlowRecorder(FlowLogSink flows, ICredentialSource credentials, TimeProvider time)
 {
     /// <summary>The dest_service of a flow record for traffic outside the mesh (as Istio's PassthroughCluster).</summary>
     public const string PassthroughService = "passthrough";
@@ -27,7 +27,7 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity i
         flows.Add(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery) with
         {
             RequestId = requestId,
-            SourceId = identity.IdText,
+            SourceId = credentials.Current.IdText,
             DestId = endpoint?.IdentityText,
             DestService = route?.Name ?? context.Request.Host.Value,
             DestPort = endpoint?.EndPoint.Port ?? 0,
@@ -48,7 +48,7 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity i
             Time = time.GetUtcNow(),
             DurationMs = FlowFields.ElapsedMs(started),
             Direction = FlowDirection.Outbound,
-            SourceId = identity.IdText,
+            SourceId = credentials.Current.IdText,
             DestId = endpoint?.IdentityText,
             DestService = service,
             DestPort = port,
@@ -81,7 +81,7 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, WorkloadIdentity i
     private FlowRecord Outside(FlowRecord record, IPEndPoint original, string decision, string rule) => record with
     {
         Direction = FlowDirection.Outbound,
-        SourceId = identity.IdText,
+        SourceId = credentials.Current.IdText,
         DestService = PassthroughService,
         DestAddr = original.Address.ToString(),
         DestPort = original.Port,

@@ -13,7 +13,7 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, int port)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, WorkloadIdentity identity, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, ICredentialSource credentials, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
             MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, TimeProvider time) =>
         {
             var text = new StringBuilder();
@@ -25,7 +25,7 @@ internal static class MetricsEndpoint
             Gauge(text, "meshguard_config_age_seconds", "Seconds since the snapshot in force was issued.", applied is null ? 0 : (now - applied.IssuedAt).TotalSeconds);
             text.Append("# TYPE meshguard_config_snapshots_refused_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_config_snapshots_refused_total {applier.Refused}\n");
-            Gauge(text, "meshguard_svid_expiry_seconds", "Seconds until the current SVID expires.", identity.CurrentSvid is { } svid ? (svid.NotAfter - now).TotalSeconds : 0);
+            Gauge(text, "meshguard_svid_expiry_seconds", "Seconds until the current SVID expires.", (credentials.Current.Svid.NotAfter - now).TotalSeconds);
             text.Append("# HELP meshguard_flowlog_records_lost_total Flow records lost to a full queue (each loss is also stated by a gap record).\n")
                 .Append("# TYPE meshguard_flowlog_records_lost_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_flowlog_records_lost_total {flows.Dropped}\n")
