@@ -20,8 +20,18 @@ public sealed class RouteCompilerTests
         new(ownNamespace, new MeshConnectionPools(new SpiffeConnector(new WorkloadIdentity(TimeProvider.System), TimeProvider.System), TimeProvider.System),
             () => new EndpointCircuit(Resilience, _time, new OutboundMetrics()));
 
-    private static Task<TryOutcome?> TryAsync(MeshEndpoint endpoint, TryOutcome outcome) =>
-        endpoint.Circuit.RunAsync(static o => ValueTask.FromResult(o), outcome).AsTask();
+    /// <summary>One try through the circuit, entered and exited as the outbound handler does: null when the circuit refused it.</summary>
+    private static TryOutcome? Run(EndpointCircuit circuit, TryOutcome outcome)
+    {
+        if (!circuit.TryEnter(out var trial))
+        {
+            return null;
+        }
+        circuit.Exit(trial, outcome);
+        return outcome;
+    }
+
+    private static Task<TryOutcome?> TryAsync(MeshEndpoint endpoint, TryOutcome outcome) => Task.FromResult(Run(endpoint.Circuit, outcome));
 
     private static async Task EjectAsync(MeshEndpoint endpoint)
     {
@@ -124,15 +134,13 @@ public sealed class RouteCompilerTests
     {
         var route = TwoEndpoints();
         var busy = route.Endpoints[0];
-        var hold = new TaskCompletionSource<TryOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var inFlight = busy.Circuit.RunAsync(static h => new ValueTask<TryOutcome>(h.Task), hold).AsTask();
+        Assert.True(busy.Circuit.TryEnter(out var trial));
         Assert.Equal(1, busy.Circuit.InFlight);
         for (var i = 0; i < 20; i++)
         {
             Assert.Same(route.Endpoints[1], route.Pick());
         }
-        hold.SetResult(TryOutcome.Relayed);
-        await inFlight;
+        busy.Circuit.Exit(trial, TryOutcome.Relayed);
         Assert.Equal(0, busy.Circuit.InFlight);
         var seen = new HashSet<MeshEndpoint>();
         for (var i = 0; i < 50; i++)
@@ -183,10 +191,8 @@ public sealed class RouteCompilerTests
     {
         var route = TwoEndpoints();
         await EjectAsync(route.Endpoints[0]);
-        var ran = false;
-        var outcome = await route.Endpoints[0].Circuit.RunAsync(_ => { ran = true; return ValueTask.FromResult(TryOutcome.Relayed); }, 0);
-        Assert.False(ran);
-        Assert.Null(outcome);
+        Assert.False(route.Endpoints[0].Circuit.TryEnter(out _));
+        Assert.Equal(0, route.Endpoints[0].Circuit.InFlight);
     }
 
     [Fact]
@@ -194,7 +200,7 @@ public sealed class RouteCompilerTests
     {
         // A window full of earlier successes: the ratio alone would need as many failures again.
         var circuit = new EndpointCircuit(Resilience with { CircuitMinimumThroughput = 1000 }, _time, new OutboundMetrics());
-        Task<TryOutcome?> Try(TryOutcome outcome) => circuit.RunAsync(static o => ValueTask.FromResult(o), outcome).AsTask();
+        Task<TryOutcome?> Try(TryOutcome outcome) => Task.FromResult(Run(circuit, outcome));
         for (var i = 0; i < 50; i++)
         {
             await Try(TryOutcome.Relayed);

@@ -72,7 +72,12 @@ internal sealed partial class InboundHandler(
         var config = AppLegConfig(context.Request);
         if (ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context))
         {
-            await SendOverHttp1Async(context, authorized, peer);
+            MeshHeaders.RemoveForgeable(context.Request.Headers, settings.ForwardedHeaders);
+            var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert);
+            if (outcome is not (AppLegOutcome.Relayed or AppLegOutcome.CallerGone))
+            {
+                await AnswerAppLegFailureAsync(context, outcome);
+            }
             recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
             return;
         }
@@ -92,14 +97,9 @@ internal sealed partial class InboundHandler(
         recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
     }
 
-    private async Task SendOverHttp1Async(HttpContext context, AuthorizedRequest authorized, PeerIdentityFeature peer)
+    /// <summary>The HTTP/1.1 app leg failed: the caller learns it as a status, or as a cut stream once the answer began.</summary>
+    private async Task AnswerAppLegFailureAsync(HttpContext context, AppLegOutcome outcome)
     {
-        MeshHeaders.RemoveForgeable(context.Request.Headers, settings.ForwardedHeaders);
-        var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert);
-        if (outcome is AppLegOutcome.Relayed or AppLegOutcome.CallerGone)
-        {
-            return;
-        }
         if (context.Response.HasStarted)
         {
             // Part of the answer is on its way: cutting the stream is the only honest signal left.

@@ -71,90 +71,86 @@ internal static class MeshHttp2Leg
                 : e is PeerIdentityException ? TryOutcome.WrongIdentity
                 : TryOutcome.ConnectFailed;
         }
+        // The exchange is written out here rather than in a method of its own: each async layer that waits for the
+        // answer is one more state machine box per request.
         try
         {
-            return await ExchangeAsync(context, stream, exchange, hasBody, haveFirst ? first : null);
+            var body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, haveFirst ? first : null) : null;
+            // Each of these resets the stream, which ends the wait for its answer: the app going away, the try's own
+            // timeout, or the answer taking longer than any request may wait.
+            using var appGone = context.RequestAborted.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
+            using var tryTimeout = exchange.TryToken.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
+            if (!exchange.HasTryTimeout)
+            {
+                exchange.LimitAnswerWait(AnswerTimeout);
+            }
+            try
+            {
+                await stream.ReadHeadAsync();
+            }
+            catch (Http2StreamException e)
+            {
+                var bodyOutcome = await EndBodyAsync(context, stream, body);
+                exchange.Fail(e);
+                if (context.RequestAborted.IsCancellationRequested || bodyOutcome == BodyOutcome.AppFailed)
+                {
+                    return TryOutcome.AppSide;
+                }
+                if (exchange.TimedOut)
+                {
+                    return TryOutcome.TimedOut;
+                }
+                return e.NotProcessed && !hasBody ? TryOutcome.ConnectFailed : TryOutcome.Broken;
+            }
+            var status = stream.Status;
+            var holdBack = status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable && exchange.TryReserveRetry();
+            exchange.MarkAnswered(holdBack);
+            if (holdBack)
+            {
+                stream.Reset();
+                await EndBodyAsync(context, stream, body);
+                return TryOutcome.AnswerHeldBack;
+            }
+            var response = context.Response;
+            try
+            {
+                response.StatusCode = status;
+                var headers = response.Headers;
+                foreach (var (name, value) in stream.Fields)
+                {
+                    if (!NotRelayed.Contains(name))
+                    {
+                        headers.Append(name, value);
+                    }
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // A field the server will not take (a Content-Length that is no number): the answer is not passed on.
+                response.Clear();
+                stream.Reset();
+                await EndBodyAsync(context, stream, body);
+                exchange.Fail(e);
+                return TryOutcome.Broken;
+            }
+            var relayed = await RelayBodyAsync(context, stream, exchange);
+            var sent = await EndBodyAsync(context, stream, body);
+            if (relayed != TryOutcome.Relayed)
+            {
+                return relayed;
+            }
+            if (sent == BodyOutcome.AppFailed)
+            {
+                return TryOutcome.AppSide;
+            }
+            return status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable or StatusCodes.Status504GatewayTimeout
+                ? TryOutcome.RelayedFailure
+                : TryOutcome.Relayed;
         }
         finally
         {
             stream.Release();
         }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<TryOutcome> ExchangeAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange, bool hasBody, ReadResult? first)
-    {
-        var body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, first) : null;
-        // Each of these resets the stream, which ends the wait for its answer: the app going away, the try's own
-        // timeout, or the answer taking longer than any request may wait.
-        using var appGone = context.RequestAborted.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
-        using var tryTimeout = exchange.TryToken.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
-        if (!exchange.HasTryTimeout)
-        {
-            exchange.LimitAnswerWait(AnswerTimeout);
-        }
-        try
-        {
-            await stream.ReadHeadAsync();
-        }
-        catch (Http2StreamException e)
-        {
-            var bodyOutcome = await EndBodyAsync(context, stream, body);
-            exchange.Fail(e);
-            if (context.RequestAborted.IsCancellationRequested || bodyOutcome == BodyOutcome.AppFailed)
-            {
-                return TryOutcome.AppSide;
-            }
-            if (exchange.TimedOut)
-            {
-                return TryOutcome.TimedOut;
-            }
-            return e.NotProcessed && !hasBody ? TryOutcome.ConnectFailed : TryOutcome.Broken;
-        }
-        var status = stream.Status;
-        var holdBack = status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable && exchange.TryReserveRetry();
-        exchange.MarkAnswered(holdBack);
-        if (holdBack)
-        {
-            stream.Reset();
-            await EndBodyAsync(context, stream, body);
-            return TryOutcome.AnswerHeldBack;
-        }
-        var response = context.Response;
-        try
-        {
-            response.StatusCode = status;
-            var headers = response.Headers;
-            foreach (var (name, value) in stream.Fields)
-            {
-                if (!NotRelayed.Contains(name))
-                {
-                    headers.Append(name, value);
-                }
-            }
-        }
-        catch (InvalidOperationException e)
-        {
-            // A field the server will not take (a Content-Length that is no number): the answer is not passed on.
-            response.Clear();
-            stream.Reset();
-            await EndBodyAsync(context, stream, body);
-            exchange.Fail(e);
-            return TryOutcome.Broken;
-        }
-        var relayed = await RelayBodyAsync(context, stream, exchange);
-        var sent = await EndBodyAsync(context, stream, body);
-        if (relayed != TryOutcome.Relayed)
-        {
-            return relayed;
-        }
-        if (sent == BodyOutcome.AppFailed)
-        {
-            return TryOutcome.AppSide;
-        }
-        return status is StatusCodes.Status502BadGateway or StatusCodes.Status503ServiceUnavailable or StatusCodes.Status504GatewayTimeout
-            ? TryOutcome.RelayedFailure
-            : TryOutcome.Relayed;
     }
 
     /// <summary>The answer's body (and its trailers, where the app's protocol has them) to the app.</summary>
@@ -224,7 +220,7 @@ internal static class MeshHttp2Leg
                 break;
             }
         }
-        if (stream.Trailers.Count > 0 && context.Response.SupportsTrailers())
+        if (stream.Trailers.Length > 0 && context.Response.SupportsTrailers())
         {
             foreach (var (name, value) in stream.Trailers)
             {

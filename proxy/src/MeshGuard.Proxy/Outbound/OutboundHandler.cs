@@ -32,10 +32,6 @@ internal sealed partial class OutboundHandler(
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
-    private static readonly Func<TryState, ValueTask<TryOutcome>> TryOnce = static state => state.Handler.TryAsync(state.Context, state.Endpoint, state.Exchange);
-
-    private readonly record struct TryState(OutboundHandler Handler, HttpContext Context, MeshEndpoint Endpoint, OutboundExchange Exchange);
-
     public async Task HandleAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -100,21 +96,27 @@ internal sealed partial class OutboundHandler(
                 return endpoint;
             }
             endpoint = candidate;
+            if (!endpoint.Circuit.TryEnter(out var trial))
+            {
+                // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
+                refusedByCircuit++;
+                continue;
+            }
             TryOutcome outcome;
             try
             {
-                if (await endpoint.Circuit.RunAsync(TryOnce, new TryState(this, context, endpoint, exchange)) is not { } ran)
-                {
-                    // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
-                    refusedByCircuit++;
-                    continue;
-                }
-                outcome = ran;
+                outcome = await TryAsync(context, endpoint, exchange);
             }
-            catch (OperationCanceledException)
+            catch (Exception e)
             {
-                return endpoint;
+                endpoint.Circuit.Exit(trial, e);
+                if (e is OperationCanceledException)
+                {
+                    return endpoint;
+                }
+                throw;
             }
+            endpoint.Circuit.Exit(trial, outcome);
             if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
             {
                 exchange.UseRetry();

@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace MeshGuard.Proxy.Outbound.Resilience;
 
 /// <summary>
@@ -86,35 +84,37 @@ internal sealed class EndpointCircuit
     }
 
     /// <summary>
-    /// Runs one try through the breaker: null when the circuit is open (or its one trial is under way), and then
-    /// nothing was sent. A caller that went away (the try's <see cref="OperationCanceledException"/>) says nothing
-    /// about the endpoint; any other exception counts against it and is thrown on.
+    /// Admits one try through the breaker: false when the circuit is open (or its one trial is under way), and then
+    /// nothing may be sent. An admitted try must end in exactly one <see cref="Exit(bool, TryOutcome)"/> or
+    /// <see cref="Exit(bool, Exception)"/>. (Enter and exit rather than a wrapper around the try: a wrapper is one
+    /// more async layer, and one more state machine box, per request.)
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<TryOutcome?> RunAsync<TState>(Func<TState, ValueTask<TryOutcome>> tryOnce, TState state)
+    public bool TryEnter(out bool trial)
     {
-        if (!_breaker.TryEnter(out var trial))
+        if (!_breaker.TryEnter(out trial))
         {
-            return null;
+            return false;
         }
         Interlocked.Increment(ref _inFlight);
-        var health = TryHealth.Neutral;
-        try
-        {
-            var outcome = await tryOnce(state);
-            health = outcome == TryOutcome.AppSide ? TryHealth.Neutral : outcome.IsEndpointFailure() ? TryHealth.Failure : TryHealth.Success;
-            Observe(outcome);
-            return outcome;
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            health = TryHealth.Failure;
-            throw;
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _inFlight);
-            _breaker.Report(trial, health);
-        }
+        return true;
+    }
+
+    /// <summary>The admitted try ended with <paramref name="outcome"/>.</summary>
+    public void Exit(bool trial, TryOutcome outcome)
+    {
+        var health = outcome == TryOutcome.AppSide ? TryHealth.Neutral : outcome.IsEndpointFailure() ? TryHealth.Failure : TryHealth.Success;
+        Observe(outcome);
+        Interlocked.Decrement(ref _inFlight);
+        _breaker.Report(trial, health);
+    }
+
+    /// <summary>
+    /// The admitted try threw: a caller that went away (<see cref="OperationCanceledException"/>) says nothing about
+    /// the endpoint; any other exception counts against it.
+    /// </summary>
+    public void Exit(bool trial, Exception failure)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        _breaker.Report(trial, failure is OperationCanceledException ? TryHealth.Neutral : TryHealth.Failure);
     }
 }

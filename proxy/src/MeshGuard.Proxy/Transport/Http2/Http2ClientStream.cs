@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 
 namespace MeshGuard.Proxy.Transport.Http2;
 
@@ -11,10 +12,14 @@ namespace MeshGuard.Proxy.Transport.Http2;
 internal sealed class Http2ClientStream : IHpackFieldSink
 {
     private readonly Http2ClientConnection _connection;
-    // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16.
-    private readonly Pipe _body = new(new PipeOptions(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false));
+    // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16. One options object serves every stream.
+    private static readonly PipeOptions BodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
+
+    private readonly Pipe _body = new(BodyOptions);
     private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private List<(string Name, string Value)> _fields = [];
+    // Room for a usual answer's fields at once; trailers only when an answer has them.
+    private readonly List<(string Name, string Value)> _fields = new(8);
+    private List<(string Name, string Value)>? _trailers;
     private int _unackedBytes;
     private bool _inTrailers;
 
@@ -30,11 +35,11 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     /// <summary>The answer's status, once <see cref="ReadHeadAsync"/> completed.</summary>
     public int Status { get; private set; }
 
-    /// <summary>The answer's fields (pseudo-fields left out), once <see cref="ReadHeadAsync"/> completed.</summary>
-    public IReadOnlyList<(string Name, string Value)> Fields => _fields;
+    /// <summary>The answer's fields (pseudo-fields left out), once <see cref="ReadHeadAsync"/> completed. (A span: a foreach over it boxes no enumerator.)</summary>
+    public ReadOnlySpan<(string Name, string Value)> Fields => CollectionsMarshal.AsSpan(_fields);
 
     /// <summary>The answer's trailers, once the body is read to its end; empty when it had none.</summary>
-    public List<(string Name, string Value)> Trailers { get; } = [];
+    public ReadOnlySpan<(string Name, string Value)> Trailers => CollectionsMarshal.AsSpan(_trailers);
 
     // State below is guarded by the connection's lock.
     internal int SendWindow { get; set; }
@@ -108,7 +113,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
             }
             throw new HpackException($"an answer holds the pseudo-field {name}");
         }
-        (_inTrailers ? Trailers : _fields).Add((name, value));
+        (_inTrailers ? _trailers ??= [] : _fields).Add((name, value));
     }
 
     // Called by the connection's reader only.
