@@ -9,8 +9,10 @@ using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.FlowCollection;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.ControlPlane.Store.Etcd;
 using MeshGuard.Hosting;
@@ -300,7 +302,7 @@ namespace MeshGuard.ControlPlane
             builder.Services.AddSingleton(new CollectedFlowLogs(dataDirectory));
             builder.Services.AddSingleton<CollectedFlows>();
             builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
-            builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.WorkloadStatus>();
+            builder.Services.AddSingleton<WorkloadStatus>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());
             builder.Services.AddSingleton(sp => new ServiceAccountIssuerKeys(
                 settings.ServiceAccounts, settings.TrustDomain, time, sp.GetRequiredService<ILogger<ServiceAccountIssuerKeys>>()));

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using MeshGuard.ControlPlane.Review;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.Spiffe;
 using Microsoft.Extensions.Time.Testing;
 

@@ -1,4 +1,5 @@
 using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Tests.Common;

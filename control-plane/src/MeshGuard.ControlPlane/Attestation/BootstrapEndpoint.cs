@@ -2,7 +2,9 @@ using System.Text.Json;
 using MeshGuard.Contracts;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.State;
 
 namespace MeshGuard.ControlPlane.Attestation;
 
@@ -16,7 +18,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
     CertificateAuthority ca, IJoinTokens tokens, ServiceAccountIssuerKeys serviceAccounts, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
-    ControlPlaneSettings settings, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<BootstrapEndpoint> logger)
+    ControlPlaneSettings settings, WorkloadStatus status, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)
     {

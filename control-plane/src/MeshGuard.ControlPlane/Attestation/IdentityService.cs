@@ -1,7 +1,9 @@
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.State;
 
 namespace MeshGuard.ControlPlane.Attestation;
 
@@ -10,7 +12,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// trust domain) is the proof; it may renew its own SPIFFE ID only.
 /// </summary>
 internal sealed partial class IdentityService(
-    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<IdentityService> logger)
+    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, WorkloadStatus status, ILogger<IdentityService> logger)
     : Identity.IdentityBase
 {
     public override async Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)

@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 
+using MeshGuard.ControlPlane.Hosting;
+
 namespace MeshGuard.ControlPlane.Attestation;
 
 /// <summary>

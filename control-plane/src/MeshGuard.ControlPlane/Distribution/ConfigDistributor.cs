@@ -1,6 +1,8 @@
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Spiffe;
 

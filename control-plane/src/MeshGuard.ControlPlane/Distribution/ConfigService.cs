@@ -4,6 +4,8 @@ using MeshGuard.Contracts.Snapshots;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Hosting;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 
@@ -16,7 +18,7 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// </summary>
 internal sealed partial class ConfigService(
     ConfigDistributor distributor, ControlPlaneCredentials credentials, SnapshotBuilder snapshots, MeshGuard.ControlPlane.Store.RevocationStore revocations,
-    IHostApplicationLifetime lifetime, MeshGuard.ControlPlane.Review.WorkloadStatus status, ILogger<ConfigService> logger)
+    IHostApplicationLifetime lifetime, WorkloadStatus status, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {
     public override async Task Watch(WatchConfigRequest request, IServerStreamWriter<SignedSnapshot> responseStream, ServerCallContext context)

@@ -3,6 +3,7 @@ using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.FlowCollection;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.FlowLog;
 
 namespace MeshGuard.ControlPlane.Distribution;

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.Spiffe;
 using Endpoint = MeshGuard.Contracts.V1.Endpoint;
 

@@ -4,6 +4,7 @@ using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Hosting;
 using Microsoft.AspNetCore.Http.Features;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.FlowCollection;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.Spiffe;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.Hosting;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;

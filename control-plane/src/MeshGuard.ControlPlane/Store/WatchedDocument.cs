@@ -1,5 +1,7 @@
 using MeshGuard.ControlPlane.Distribution;
 
+using MeshGuard.ControlPlane.State;
+
 namespace MeshGuard.ControlPlane.Store;
 
 /// <summary>

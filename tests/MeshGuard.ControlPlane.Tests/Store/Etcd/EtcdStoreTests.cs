@@ -1,5 +1,6 @@
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.ControlPlane.Store.Etcd;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.Spiffe;
 using MeshGuard.Store;

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.Store;
 
 namespace MeshGuard.ControlPlane.Store.Etcd;

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Etcdserverpb;
 using Grpc.Core;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.State;
 using MeshGuard.Store;
 
 namespace MeshGuard.ControlPlane.Store.Etcd;

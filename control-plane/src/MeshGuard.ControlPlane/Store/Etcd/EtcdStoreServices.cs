@@ -2,6 +2,7 @@ using MeshGuard.CommandLine;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.Distribution;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Store;

@@ -1,4 +1,4 @@
-namespace MeshGuard.ControlPlane.Attestation;
+namespace MeshGuard.ControlPlane.Hosting;
 
 /// <summary>
 /// The cluster whose projected service-account tokens the bootstrap port accepts in place of a join token:

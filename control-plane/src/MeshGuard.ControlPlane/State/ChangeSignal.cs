@@ -1,4 +1,4 @@
-namespace MeshGuard.ControlPlane.Distribution;
+namespace MeshGuard.ControlPlane.State;
 
 /// <summary>
 /// "Something changed" for watchers that read a published value and then wait: <see cref="Next"/> completes

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography.X509Certificates;
 using MeshGuard.Spiffe;
 
-namespace MeshGuard.ControlPlane.Review;
+namespace MeshGuard.ControlPlane.State;
 
 /// <summary>
 /// What this replica knows of each workload's sidecar, for the console: the last SVID it issued it (serial,

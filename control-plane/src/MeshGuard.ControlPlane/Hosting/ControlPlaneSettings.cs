@@ -1,4 +1,4 @@
-namespace MeshGuard.ControlPlane;
+namespace MeshGuard.ControlPlane.Hosting;
 
 /// <summary>What meshguard-cp was started with, after the flags and MESHGUARD_* variables were read.</summary>
 internal sealed record ControlPlaneSettings(
@@ -11,7 +11,7 @@ internal sealed record ControlPlaneSettings(
     int WebhookPort,
     TimeSpan SvidTtl,
     MeshGuard.Policy.Engine.MeshDefault MeshDefault,
-    MeshGuard.ControlPlane.Attestation.ServiceAccountIssuer? ServiceAccounts = null,
+    ServiceAccountIssuer? ServiceAccounts = null,
     string PolicySource = "files",
     string? KubeConfig = null,
     string EndpointSource = "attestation",

@@ -1,7 +1,7 @@
 using Grpc.Core;
 using MeshGuard.Spiffe;
 
-namespace MeshGuard.ControlPlane.Attestation;
+namespace MeshGuard.ControlPlane.Hosting;
 
 /// <summary>The SPIFFE ID of the mTLS peer of a call; Kestrel verified the certificate at the handshake.</summary>
 internal static class PeerIdentity
