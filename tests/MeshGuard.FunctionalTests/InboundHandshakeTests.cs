@@ -3,8 +3,13 @@ using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 
-/// <summary>The inbound port admits only peers with a valid SVID of this mesh; everyone else fails the handshake and the app sees nothing.</summary>
+/// <summary>
+/// The inbound port admits only peers with a valid SVID of this mesh; everyone else fails the handshake and the app
+/// sees nothing. The refusals are MeshGuard.Spiffe's verification (X509SvidVerifier through SvidTls), the same code in
+/// both sidecar builds; every other class runs the admitted handshake on both.
+/// </summary>
 [Collection(nameof(MeshCollection))]
+[Trait("Subject", "SpiffeTls")]
 public sealed class InboundHandshakeTests(MeshFixture mesh)
 {
     private const string Caller = "spiffe://mesh.local/ns/shop/sa/checkout";
