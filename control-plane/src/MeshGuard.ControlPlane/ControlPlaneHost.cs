@@ -1,9 +1,7 @@
-using System.CommandLine;
 using System.Net;
 using MeshGuard.CommandLine;
 using MeshGuard.Contracts;
 using MeshGuard.Contracts.DataDir;
-using MeshGuard.ControlPlane;
 using MeshGuard.ControlPlane.Admin;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
@@ -16,12 +14,16 @@ using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
 using MeshGuard.ControlPlane.Store.Etcd;
 using MeshGuard.Hosting;
-using MeshGuard.Policy.Engine;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace MeshGuard.ControlPlane;
 
+/// <summary>
+/// The composition root of <c>meshguard-cp</c>: checks the settings the serving command read, opens the CA (from the
+/// data directory or etcd), wires the stores and sources of the kinds the settings name, and serves the bootstrap,
+/// gRPC, webhook and admin listeners until shut down. Imported by no module.
+/// </summary>
 internal static class ControlPlaneHost
 {
     public static async Task<int> RunAsync(ControlPlaneSettings settings, CancellationToken cancellation)

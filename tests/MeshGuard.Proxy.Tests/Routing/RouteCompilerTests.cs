@@ -31,13 +31,11 @@ public sealed class RouteCompilerTests
         return outcome;
     }
 
-    private static Task<TryOutcome?> TryAsync(MeshEndpoint endpoint, TryOutcome outcome) => Task.FromResult(Run(endpoint.Circuit, outcome));
-
-    private static async Task EjectAsync(MeshEndpoint endpoint)
+    private static void Eject(MeshEndpoint endpoint)
     {
         for (var i = 0; i < Resilience.CircuitMinimumThroughput; i++)
         {
-            await TryAsync(endpoint, TryOutcome.ConnectFailed);
+            Run(endpoint.Circuit, TryOutcome.ConnectFailed);
         }
         Assert.True(endpoint.Circuit.IsOpen);
     }
@@ -130,7 +128,7 @@ public sealed class RouteCompilerTests
     }
 
     [Fact]
-    public async Task PickSendsToTheEndpointWithFewerTriesInFlight()
+    public void PickSendsToTheEndpointWithFewerTriesInFlight()
     {
         var route = TwoEndpoints();
         var busy = route.Endpoints[0];
@@ -151,11 +149,11 @@ public sealed class RouteCompilerTests
     }
 
     [Fact]
-    public async Task AnEjectedEndpointIsSkippedUntilItsBreakEndsAndATrialThatSucceedsBringsItBack()
+    public void AnEjectedEndpointIsSkippedUntilItsBreakEndsAndATrialThatSucceedsBringsItBack()
     {
         var route = TwoEndpoints();
         var failing = route.Endpoints[0];
-        await EjectAsync(failing);
+        Eject(failing);
         for (var i = 0; i < 20; i++)
         {
             Assert.Same(route.Endpoints[1], route.Pick());
@@ -166,19 +164,19 @@ public sealed class RouteCompilerTests
         _time.Advance(Resilience.CircuitBreakDuration);
         Assert.False(failing.Circuit.IsOpen);
         Assert.True(failing.Circuit.IsEjected);
-        var trial = await TryAsync(failing, TryOutcome.Relayed);
+        var trial = Run(failing.Circuit, TryOutcome.Relayed);
         Assert.Equal(TryOutcome.Relayed, trial);
         Assert.False(failing.Circuit.IsEjected);
     }
 
     [Fact]
-    public async Task AFailedTrialKeepsTheEndpointOutForLongerEachTime()
+    public void AFailedTrialKeepsTheEndpointOutForLongerEachTime()
     {
         var route = TwoEndpoints();
         var failing = route.Endpoints[0];
-        await EjectAsync(failing);
+        Eject(failing);
         _time.Advance(Resilience.CircuitBreakDuration);
-        await TryAsync(failing, TryOutcome.ConnectFailed);
+        Run(failing.Circuit, TryOutcome.ConnectFailed);
         Assert.True(failing.Circuit.IsOpen);
         _time.Advance(Resilience.CircuitBreakDuration);
         Assert.True(failing.Circuit.IsOpen);
@@ -187,77 +185,76 @@ public sealed class RouteCompilerTests
     }
 
     [Fact]
-    public async Task WhileItsCircuitIsOpenAnEndpointRefusesTriesWithoutRunningThem()
+    public void WhileItsCircuitIsOpenAnEndpointRefusesTriesWithoutRunningThem()
     {
         var route = TwoEndpoints();
-        await EjectAsync(route.Endpoints[0]);
+        Eject(route.Endpoints[0]);
         Assert.False(route.Endpoints[0].Circuit.TryEnter(out _));
         Assert.Equal(0, route.Endpoints[0].Circuit.InFlight);
     }
 
     [Fact]
-    public async Task FiveFailuresInARowEjectAnEndpointBeforeItsFailureRatioCouldAndASuccessClearsItsRecord()
+    public void FiveFailuresInARowEjectAnEndpointBeforeItsFailureRatioCouldAndASuccessClearsItsRecord()
     {
         // A window full of earlier successes: the ratio alone would need as many failures again.
         var circuit = new EndpointCircuit(Resilience with { CircuitMinimumThroughput = 1000 }, _time, new OutboundMetrics());
-        Task<TryOutcome?> Try(TryOutcome outcome) => Task.FromResult(Run(circuit, outcome));
         for (var i = 0; i < 50; i++)
         {
-            await Try(TryOutcome.Relayed);
+            Run(circuit, TryOutcome.Relayed);
         }
         for (var i = 0; i < 4; i++)
         {
-            await Try(TryOutcome.ConnectFailed);
+            Run(circuit, TryOutcome.ConnectFailed);
         }
-        await Try(TryOutcome.Relayed);
+        Run(circuit, TryOutcome.Relayed);
         for (var i = 0; i < 4; i++)
         {
-            await Try(TryOutcome.RelayedFailure);
+            Run(circuit, TryOutcome.RelayedFailure);
         }
         Assert.False(circuit.IsEjected);
-        await Try(TryOutcome.TimedOut);
+        Run(circuit, TryOutcome.TimedOut);
         Assert.True(circuit.IsOpen);
 
         // Back after the break; one more failure ejects it for twice as long, a success clears it.
         _time.Advance(Resilience.CircuitBreakDuration);
         Assert.False(circuit.IsOpen);
-        await Try(TryOutcome.ConnectFailed);
+        Run(circuit, TryOutcome.ConnectFailed);
         _time.Advance(Resilience.CircuitBreakDuration);
         Assert.True(circuit.IsOpen);
         _time.Advance(Resilience.CircuitBreakDuration);
         Assert.False(circuit.IsOpen);
-        await Try(TryOutcome.Relayed);
+        Run(circuit, TryOutcome.Relayed);
         Assert.False(circuit.IsEjected);
     }
 
     [Fact]
-    public async Task WithEveryEndpointEjectedPickReturnsNone()
+    public void WithEveryEndpointEjectedPickReturnsNone()
     {
         var route = TwoEndpoints();
-        await EjectAsync(route.Endpoints[0]);
-        await EjectAsync(route.Endpoints[1]);
+        Eject(route.Endpoints[0]);
+        Eject(route.Endpoints[1]);
         Assert.Null(route.Pick());
     }
 
     [Fact]
-    public async Task AnswersTheAppGetsAndCallersThatLeaveDoNotEjectAnEndpoint()
+    public void AnswersTheAppGetsAndCallersThatLeaveDoNotEjectAnEndpoint()
     {
         var route = TwoEndpoints();
         for (var i = 0; i < 20; i++)
         {
-            await TryAsync(route.Endpoints[0], i % 2 == 0 ? TryOutcome.Relayed : TryOutcome.AppSide);
+            Run(route.Endpoints[0].Circuit, i % 2 == 0 ? TryOutcome.Relayed : TryOutcome.AppSide);
         }
         Assert.False(route.Endpoints[0].Circuit.IsEjected);
     }
 
     [Fact]
-    public async Task AnEndpointKeepsItsCircuitWhenANewServiceTableListsItAgain()
+    public void AnEndpointKeepsItsCircuitWhenANewServiceTableListsItAgain()
     {
         var table = Table(("orders", "shop", "127.0.0.1:1001"));
         var compiler = NewCompiler("shop");
         var routes = compiler.Compile(table);
         var before = routes.Resolve("orders")!.Endpoints[0];
-        await EjectAsync(before);
+        Eject(before);
         table.Version++;
         table.Services.Add(new Service { Name = "payments", Namespace = "shop", AllowedIds = { "spiffe://mesh.local/ns/shop/sa/payments" }, Endpoints = { new Endpoint { Address = "127.0.0.1:1003", SpiffeId = "spiffe://mesh.local/ns/shop/sa/payments" } } });
         routes = compiler.Compile(table);

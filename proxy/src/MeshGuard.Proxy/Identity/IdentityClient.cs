@@ -14,7 +14,6 @@ namespace MeshGuard.Proxy.Identity;
 /// </summary>
 internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdentity identity, SpiffeConnector connector, TimeProvider time)
 {
-
     /// <summary>The bootstrap ports in turn until one answers; the last network error when none does (the caller retries).</summary>
     private async Task<HttpResponseMessage> PostToAnyReplicaAsync(HttpClient client, AttestRequest request, CancellationToken cancellation)
     {
