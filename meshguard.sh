@@ -125,21 +125,44 @@ run_tests() {
     cat "$results/fuzz-tests.log"
     [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
   fi
-  run_test_project "$results" "$BIN" "$functional" "$@" || status=$?
-  # The functional suite once more with the NativeAOT sidecar in place of the JIT one: both builds ship. Tests
-  # whose subject is the control plane alone (Subject=ControlPlaneStore, its store; Subject=ReviewerConsole, the
-  # console in a browser; Subject=ControlPlane, its attestation, webhook, console pages, policy sources and the
-  # TLS scan of its ports) run once, as do the container tests (Subject=Containers: the images hold the NativeAOT
-  # sidecar already) and the tests of what MeshGuard.Spiffe's TLS options and SVID verification refuse or offer
-  # (Subject=SpiffeTls: the handshake refusals and the sidecar's TLS scan; the same library code in both builds,
-  # while every other test runs the admitted mTLS handshake with the NativeAOT sidecar too).
+  # The functional suite runs twice: with the JIT sidecar, and once more with the NativeAOT one (both builds ship).
+  # Tests whose subject is the control plane alone run in the first pass only (Subject=ControlPlaneStore, its
+  # store; Subject=ReviewerConsole, the console in a browser; Subject=ControlPlane, its attestation, webhook,
+  # console pages, policy sources and the TLS scan of its ports), as do the container tests (Subject=Containers:
+  # the images hold the NativeAOT sidecar already) and the tests of what MeshGuard.Spiffe's TLS options and SVID
+  # verification refuse or offer (Subject=SpiffeTls: the handshake refusals and the sidecar's TLS scan; the same
+  # library code in both builds, while every other test runs the admitted mTLS handshake with the NativeAOT
+  # sidecar too).
+  # The work goes in two lanes at the same time, each about half of it: the tests mostly wait on processes they
+  # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the JIT sidecar
+  # under every test the NativeAOT pass runs, and the store's. Lane two: the NativeAOT pass, then the JIT
+  # sidecar under the rest. Each lane takes its own half of the ports below the ephemeral range, so neither can
+  # bind a port the other has just probed free.
   if [ $# -eq 0 ]; then
-    local aotbin="$ROOT/out/aot-bin" f
+    local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid
+    local once="Subject=ControlPlane|Subject=ReviewerConsole|Subject=Containers|Subject=SpiffeTls"
+    local twice="Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers&Subject!=SpiffeTls"
+    ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    # An ephemeral range that starts low leaves the ports above it (LocalMesh.FreePorts does the same).
+    if [ "$ephemeral" -le 12000 ]; then low=$(cut -f2 /proc/sys/net/ipv4/ip_local_port_range); low=$((low + 1)); ephemeral=65536; fi
+    mid=$(( (low + ephemeral) / 2 ))
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
-    TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" \
-      --filter "Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers&Subject!=SpiffeTls" || status=$?
+    (
+      export MESHGUARD_LOCAL_PORTS="$mid-$((ephemeral - 1))"
+      lane=0
+      TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice" || lane=$?
+      TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" --filter "$once" || lane=$?
+      exit "$lane"
+    ) > "$results/functional-lane-two.log" 2>&1 &
+    lane_pid=$!
+    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" run_test_project "$results" "$BIN" "$functional" --filter "Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers&Subject!=SpiffeTls" || status=$?
+    wait "$lane_pid" || lane_status=$?
+    cat "$results/functional-lane-two.log"
+    [ "$lane_status" -eq 0 ] || status=$lane_status
+  else
+    run_test_project "$results" "$BIN" "$functional" "$@" || status=$?
   fi
   # The closing line CI reads, summed from the real results of every test assembly.
   local passed=0 failed=0 skipped=0 p f t e

@@ -46,6 +46,9 @@ public sealed class FlowLogTests : IAsyncLifetime
     private static List<System.Text.Json.JsonElement> Flows(MeshService sidecar, string direction) =>
         FlowLogReader.Records(sidecar.FlowDirectory!).Where(r => r.Text("kind") == "flow" && r.Text("direction") == direction).ToList();
 
+    /// <summary>The sequence number of a stopped sidecar's last record.</summary>
+    private static int LastSeq(MeshService sidecar) => FlowLogReader.Records(sidecar.FlowDirectory!).Last().GetProperty("seq").GetInt32();
+
     [Fact]
     public async Task EachSideOfNCallsHoldsExactlyNRecordsJoinedByRequestIdAndTheLogsVerify()
     {
@@ -135,15 +138,18 @@ public sealed class FlowLogTests : IAsyncLifetime
         await CallAsync(5, "signed");
         Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
         var file = FlowLogFormat.Files(_orders.FlowDirectory!)[^1];
+        // Start, 5 flows, the final checkpoint, and one timed checkpoint more when the calls took over 5 s.
+        var last = LastSeq(_orders);
+        Assert.InRange(last, 7, 8);
         var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--require-signed-tail");
         Assert.True(exit == 0, output);
-        Assert.Contains("signatures cover seq 1 to 7", output, StringComparison.Ordinal); // start, 5 flows, final checkpoint
+        Assert.Contains($"signatures cover seq 1 to {last}", output, StringComparison.Ordinal);
 
         // An invented record, chained on correctly after the last checkpoint: no signature covers it.
-        File.AppendAllText(file, TestFlowLog.Forged(8, TestFlowLog.HashOfLastLine(file), TestFlowLog.ForgedCall));
+        File.AppendAllText(file, TestFlowLog.Forged(last + 1, TestFlowLog.HashOfLastLine(file), TestFlowLog.ForgedCall));
         (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle);
         Assert.True(exit == 0, output);
-        Assert.Contains("1 record(s) after seq 7 are covered by no signature yet", output, StringComparison.Ordinal);
+        Assert.Contains($"1 record(s) after seq {last} are covered by no signature yet", output, StringComparison.Ordinal);
         (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--require-signed-tail");
         Assert.Equal(3, exit);
         Assert.Contains("not proven: 1 record(s) follow the last signed record", output, StringComparison.Ordinal);
@@ -163,9 +169,12 @@ public sealed class FlowLogTests : IAsyncLifetime
         await CallAsync(20, "witnessed");
         Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
         var args = new[] { "flows", "verify", _orders.FlowDirectory!, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root };
+        // Start, 20 flows, the final checkpoint, and a timed checkpoint for every 5 s the calls took.
+        var last = LastSeq(_orders);
+        Assert.InRange(last, 22, 30);
         var (exit, output) = await Cli.RunAsync("meshctl", args);
         Assert.True(exit == 0, output);
-        Assert.Contains("witnessed seq 22", output, StringComparison.Ordinal); // start, 20 flows, final checkpoint
+        Assert.Contains($"witnessed seq {last}", output, StringComparison.Ordinal);
 
         // Cut the tail at a line boundary: the final checkpoint and the last five records go.
         var file = FlowLogFormat.Files(_orders.FlowDirectory!)[0];
@@ -176,7 +185,7 @@ public sealed class FlowLogTests : IAsyncLifetime
 
         (exit, output) = await Cli.RunAsync("meshctl", args);
         Assert.Equal(1, exit);
-        Assert.Contains("cut short of a witnessed checkpoint: the log ends at seq 16, but the control plane witnessed a signed record at seq 22", output, StringComparison.Ordinal);
+        Assert.Contains($"cut short of a witnessed checkpoint: the log ends at seq {last - 6}, but the control plane witnessed a signed record at seq {last}", output, StringComparison.Ordinal);
     }
 
     [Fact]

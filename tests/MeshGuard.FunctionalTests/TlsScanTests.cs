@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Tests.Common;
@@ -29,6 +30,9 @@ public sealed class TlsScanTests(TlsScanTests.Ports ports) : IClassFixture<TlsSc
 
         public MeshService Orders { get; private set; } = null!;
 
+        /// <summary>openssl as testssl runs it, with a mesh SVID for every handshake (see <see cref="WriteOpenSslWithSvid"/>).</summary>
+        public string OpenSsl { get; private set; } = null!;
+
         public async Task InitializeAsync()
         {
             MeshBinaries.Ensure();
@@ -36,6 +40,32 @@ public sealed class TlsScanTests(TlsScanTests.Ports ports) : IClassFixture<TlsSc
             await Mesh.StartControlPlaneAsync();
             _app = await RecordingApp.StartAsync("orders");
             Orders = await Mesh.StartSidecarAsync("orders", _app.Port);
+            OpenSsl = WriteOpenSslWithSvid();
+        }
+
+        /// <summary>
+        /// The sidecar's inbound port and the control plane's gRPC port require a client SVID. Without one, a TLS 1.3
+        /// handshake completes on openssl's side and the server's refusal follows it: whether testssl's openssl
+        /// sees that alert before it exits depends on how busy the machine is, and when it does testssl reports
+        /// that it cannot connect at all. So every openssl client testssl starts presents an SVID of the mesh,
+        /// as a peer does; the ports that ask for no certificate are offered none.
+        /// </summary>
+        private string WriteOpenSslWithSvid()
+        {
+            var data = Mesh.Data;
+            var ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+            var leaf = ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/scanner");
+            var (cert, key, chain) = (Temp.Combine("scanner.pem"), Temp.Combine("scanner-key.pem"), Temp.Combine("scanner-chain.pem"));
+            File.WriteAllText(cert, leaf.ExportCertificatePem());
+            File.WriteAllText(key, leaf.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+            File.WriteAllText(chain, ca.Intermediate.ExportCertificatePem());
+            var script = Temp.Combine("openssl-with-svid");
+            File.WriteAllText(script,
+                "#!/bin/sh\n" +
+                $"if [ \"$1\" = s_client ]; then shift; exec openssl s_client -cert '{cert}' -key '{key}' -cert_chain '{chain}' \"$@\"; fi\n" +
+                "exec openssl \"$@\"\n");
+            File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return script;
         }
 
         public async Task DisposeAsync()
@@ -93,7 +123,7 @@ public sealed class TlsScanTests(TlsScanTests.Ports ports) : IClassFixture<TlsSc
     {
         var json = ports.Temp.Combine($"testssl-{port}.json");
         var (exit, output) = await ExternalProcess.RunAsync("testssl",
-            ["--quiet", "--color", "0", "--warnings", "batch", "-p", "-s", "-U", "--jsonfile", json, $"127.0.0.1:{port}"], timeout: TimeSpan.FromSeconds(120));
+            ["--quiet", "--color", "0", "--warnings", "batch", "--openssl", ports.OpenSsl, "-p", "-s", "-U", "--jsonfile", json, $"127.0.0.1:{port}"], timeout: TimeSpan.FromSeconds(120));
         Assert.True(File.Exists(json), $"testssl wrote no findings (exit {exit}):\n{output}");
         using var document = JsonDocument.Parse(File.ReadAllText(json));
         var findings = new List<ScanFinding>();

@@ -302,9 +302,22 @@ public sealed class LocalMesh : IAsyncDisposable
         return [.. ports];
     }
 
-    /// <summary>Ports from 10000 up to the start of the ephemeral range (Linux: ip_local_port_range; 32768 by default).</summary>
+    /// <summary>
+    /// Ports from 10000 up to the start of the ephemeral range (Linux: ip_local_port_range; 32768 by default), or
+    /// the range <c>MESHGUARD_LOCAL_PORTS=LOW-HIGH</c> names: two test runs at once each take their own range, since
+    /// a port one process probed free is not yet bound when the other probes it.
+    /// </summary>
     private static (int Low, int High) ProbeRange()
     {
+        if (Environment.GetEnvironmentVariable("MESHGUARD_LOCAL_PORTS") is { Length: > 0 } named)
+        {
+            var bounds = named.Split('-');
+            if (bounds.Length == 2 && int.TryParse(bounds[0], out var low) && int.TryParse(bounds[1], out var high) && 1024 <= low && low < high && high <= 65535)
+            {
+                return (low, high);
+            }
+            throw new InvalidOperationException($"MESHGUARD_LOCAL_PORTS={named}: expected LOW-HIGH, two ports from 1024 to 65535, LOW below HIGH");
+        }
         var ephemeralStart = 32768;
         try
         {
