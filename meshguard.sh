@@ -89,7 +89,7 @@ images() {
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
-    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server \
+    ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server postgres:postgresql \
     chromium:chromium "${IMAGE_PREREQS[@]}"
 }
 

@@ -22,6 +22,12 @@ internal static class CliOption
                 ? (port, null)
                 : (0, $"'{value}' is not a port number (0-65535)"));
 
+    public static Option<int> Number(string flag, string description, int defaultValue) =>
+        Build(flag, description, defaultValue, static value =>
+            int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number)
+                ? (number, null)
+                : (0, $"'{value}' is not a whole number"));
+
     public static Option<TimeSpan> Duration(string flag, string description, TimeSpan defaultValue) =>
         Build(flag, description, defaultValue, static value =>
             Durations.TryParse(value, out var duration)

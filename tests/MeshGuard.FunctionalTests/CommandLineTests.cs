@@ -45,6 +45,22 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public async Task AControlPlaneWhoseFlowStoreIsBadOrUnreachableDoesNotStartAndNeverPrintsThePassword()
+    {
+        using var temp = new TempDirectory();
+        var port = MeshGuard.Ctl.Demo.LocalMesh.FreePorts(1)[0];
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "--data", temp.Path, "--flow-store", "postgres://meshguard:hunter2@127.0.0.1/");
+        Assert.Equal(2, exit);
+        Assert.Contains("--flow-store 'postgres://meshguard:***@127.0.0.1/': a host and one database name are required", output, StringComparison.Ordinal);
+
+        // Nothing listens on the port: the store cannot be reached, and no port is opened.
+        (exit, output) = await Cli.RunAsync("meshguard-cp", "--data", temp.Path, "--flow-store", $"postgres://meshguard:hunter2@127.0.0.1:{port}/flows");
+        Assert.Equal(1, exit);
+        Assert.Contains($"--flow-store postgres://meshguard:***@127.0.0.1:{port}/flows: Failed to connect", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MeshctlTokenCreateRefusesAMissingDataDirectory()
     {
         var (exit, output) = await Cli.RunAsync("meshctl", "token", "create", "--data", "/nonexistent/meshguard", "--spiffe-id", "spiffe://mesh.local/ns/a/sa/b");

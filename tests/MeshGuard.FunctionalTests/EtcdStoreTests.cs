@@ -14,7 +14,8 @@ namespace MeshGuard.FunctionalTests;
 /// <summary>
 /// Two control-plane replicas sharing a real etcd (Debian's etcd-server, started here): one CA sealed in etcd,
 /// join tokens spent once across replicas, policies pushed with meshctl reaching sidecars of both, a replica
-/// lost under load, and etcd itself restarted. Their subject is the control plane's store, so the second pass of
+/// lost under load, and etcd itself restarted; and sharing a PostgreSQL flow store (Debian's postgresql) that
+/// keeps each sidecar's whole log while a replica is lost during uploads. Their subject is the control plane's store, so the second pass of
 /// the suite with the NativeAOT sidecar leaves them out (<c>Subject=ControlPlaneStore</c>).
 /// </summary>
 [Trait("Subject", "ControlPlaneStore")]
@@ -51,10 +52,11 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     private string[] StoreArguments => ["--store", _etcd.Store, "--store-key-file", _keyFile];
 
     /// <summary>Replicas A and B, started at the same moment on the same empty etcd: each its own data directory and ports.</summary>
-    private async Task<(ControlPlaneEndpoints A, ControlPlaneEndpoints B)> StartReplicasAsync()
+    private async Task<(ControlPlaneEndpoints A, ControlPlaneEndpoints B)> StartReplicasAsync(string[]? more = null)
     {
-        var a = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: StoreArguments);
-        var b = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: StoreArguments, replica: ("control-plane-b", new DataDirectory(_files.Combine("cp-b"))));
+        string[] arguments = [.. StoreArguments, .. more ?? []];
+        var a = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: arguments);
+        var b = Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, extraArguments: arguments, replica: ("control-plane-b", new DataDirectory(_files.Combine("cp-b"))));
         await Task.WhenAll(a, b);
         return (await a, await b);
     }
@@ -63,9 +65,9 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     private sealed record TwoReplicaMesh(ControlPlaneEndpoints A, ControlPlaneEndpoints B, RecordingApp OrdersApp, MeshService Orders, MeshService Frontend);
 
     /// <param name="policy">Put into etcd before the sidecars start, if given.</param>
-    private async Task<TwoReplicaMesh> StartMeshAsync(string? policy, bool eachFromBoth = false)
+    private async Task<TwoReplicaMesh> StartMeshAsync(string? policy, bool eachFromBoth = false, string[]? more = null)
     {
-        var (a, b) = await StartReplicasAsync();
+        var (a, b) = await StartReplicasAsync(more);
         if (policy is not null)
         {
             await ApplyAsync(policy);
@@ -280,6 +282,57 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         await load.RunForAsync(100);
         await load.StopAsync();
         Assert.Empty(load.Failures);
+    }
+
+    [Fact]
+    public async Task ReplicasOnOneFlowStoreKeepEachSidecarsWholeLogInOneChainThoughTheReplicaItUploadedToWasKilled()
+    {
+        await using var flowStore = await PostgresServer.StartAsync(LocalMesh.FreePorts(1)[0]);
+        var (a, b, _, orders, frontend) = await StartMeshAsync(OrdersAllowsFrontend, eachFromBoth: true, more: ["--flow-store", flowStore.Url]);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        await using var load = SteadyLoad.Start(client, n => new HttpRequestMessage(HttpMethod.Get, $"http://orders/orders/{n}"), workers: 2);
+        // Until A has put lines into the store (a sidecar uploads at most once a second), then a little more.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await MetricAsync(a, "meshguard_cp_flow_lines_collected_total") == 0 && DateTime.UtcNow < deadline)
+        {
+            await load.RunForAsync(100);
+        }
+        Assert.True(await MetricAsync(a, "meshguard_cp_flow_lines_collected_total") > 0, "no sidecar uploaded to replica A");
+        await load.RunForAsync(300);
+        // Killed while segments are on their way: the sidecars carry on at B from where the store's chain ends.
+        ReplicaA.Kill();
+        await ReplicaFailover.StreamsMovedAsync(b, orders, frontend);
+        await load.RunForAsync(300);
+        await load.StopAsync();
+        Assert.Empty(load.Failures);
+        // A stopping sidecar uploads what is left, ending with its final checkpoint.
+        Assert.True(await orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await frontend.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+
+        await using var connection = new Npgsql.NpgsqlConnection(flowStore.ConnectionString);
+        await connection.OpenAsync();
+        foreach (var sidecar in new[] { orders, frontend })
+        {
+            await using var query = new Npgsql.NpgsqlCommand("SELECT chain, seq, line FROM meshguard_flow_lines WHERE workload = $1 ORDER BY chain, seq", connection);
+            query.Parameters.Add(new Npgsql.NpgsqlParameter { Value = sidecar.Identity.ToString() });
+            var stored = new MemoryStream();
+            var chains = new HashSet<int>();
+            long expectedSeq = 1;
+            await using (var reader = await query.ExecuteReaderAsync())
+            {
+                while (await reader.ReadAsync())
+                {
+                    chains.Add(reader.GetInt32(0));
+                    Assert.Equal(expectedSeq++, reader.GetInt64(1));
+                    stored.Write((byte[])reader[2]);
+                    stored.WriteByte((byte)'\n');
+                }
+            }
+            Assert.Equal([0], chains);
+            // Line for line the sidecar's own log: nothing lost at the kill, nothing taken twice.
+            Assert.Equal(TestFlowLog.Bytes(sidecar.FlowDirectory!), stored.ToArray());
+        }
+        output.WriteLine($"flow store: {load.Sent} calls, both sidecars' logs whole in one chain each after replica A was killed");
     }
 
     [Fact]

@@ -8,8 +8,11 @@ public static class TestFlowLog
     public const string Orders = "spiffe://mesh.local/ns/shop/sa/orders";
     public const string Frontend = "spiffe://mesh.local/ns/shop/sa/frontend";
 
-    /// <summary>Appends <paramref name="records"/> inbound GETs from frontend, a signed checkpoint after every <paramref name="checkpointEvery"/>, then flushes.</summary>
-    public static void Append(FlowLogWriter writer, int records, string decision = "allow", int checkpointEvery = 10)
+    /// <summary>
+    /// Appends <paramref name="records"/> inbound GETs from frontend to <paramref name="callee"/> (orders unless
+    /// named), a signed checkpoint after every <paramref name="checkpointEvery"/>, then flushes.
+    /// </summary>
+    public static void Append(FlowLogWriter writer, int records, string decision = "allow", int checkpointEvery = 10, string callee = Orders)
     {
         for (var i = 0; i < records; i++)
         {
@@ -19,7 +22,7 @@ public static class TestFlowLog
                 Direction = FlowDirection.Inbound,
                 RequestId = $"req-{writer.Seq}",
                 SourceId = Frontend,
-                DestId = Orders,
+                DestId = callee,
                 Method = "GET",
                 Path = $"/orders/{writer.Seq}",
                 Status = decision == "allow" ? 200 : 403,

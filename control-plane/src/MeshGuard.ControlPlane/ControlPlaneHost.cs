@@ -42,6 +42,7 @@ internal static class ControlPlaneHost
         using var etcd = settings.Store is { } location ? new MeshGuard.Store.EtcdConnection(location) : null;
         var opened = etcd is null ? null : await EtcdStoreServices.OpenAsync(etcd, settings, time, cancellation);
         var ca = opened?.Ca ?? CertificateAuthority.LoadOrCreate(dataDirectory, settings.TrustDomain, time);
+        await using var flowStore = settings.FlowStore is { } flowLocation ? await OpenFlowStoreAsync(flowLocation, time, cancellation) : null;
         SecureFile.WriteAtomically(dataDirectory.TrustBundle, ca.Bundle.ToPem(), secret: false);
         // A port another process holds ends the start here, before the sources are read (up to 30 s each).
         PortsInUse.ThrowIfAnyTaken([
@@ -119,7 +120,13 @@ internal static class ControlPlaneHost
         builder.Services.AddSingleton<ConfigDistributor>();
         builder.Services.AddSingleton<SnapshotBuilder>();
         builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
-        builder.Services.AddSingleton(new CollectedFlowLogs(dataDirectory));
+        var collected = new CollectedFlowLogs(dataDirectory);
+        builder.Services.AddSingleton(collected);
+        builder.Services.AddSingleton<MeshGuard.FlowStore.IFlowSegmentStore>(flowStore is null ? collected : flowStore);
+        if (flowStore is not null)
+        {
+            builder.Services.AddHostedService(sp => new FlowStoreRetention(flowStore, settings.FlowRetentionDays, time, sp.GetRequiredService<ILogger<FlowStoreRetention>>()));
+        }
         builder.Services.AddSingleton<CollectedFlows>();
         builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
         builder.Services.AddSingleton<WorkloadStatus>();
@@ -182,7 +189,7 @@ internal static class ControlPlaneHost
         // meshctl console url reads where the console is.
         SecureFile.WriteAtomically(dataDirectory.AdminAddressFile, $"127.0.0.1:{settings.AdminPort}\n", secret: false);
         Console.WriteLine(
-            $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} store={settings.Store?.ToString() ?? "files"} " +
+            $"meshguard-cp trust-domain={settings.TrustDomain} data={dataDirectory.Root} bundle={dataDirectory.TrustBundle} store={settings.Store?.ToString() ?? "files"} flow-store={settings.FlowStore?.Display ?? "files"} " +
             $"bootstrap={settings.BindAddress}:{settings.BootstrapPort} grpc={settings.BindAddress}:{settings.GrpcPort} admin=127.0.0.1:{settings.AdminPort} " +
             $"webhook={settings.BindAddress}:{settings.WebhookPort}");
         await app.WaitForShutdownAsync(CancellationToken.None);
@@ -190,6 +197,19 @@ internal static class ControlPlaneHost
     }
 
     private static readonly TimeSpan SyncDeadline = TimeSpan.FromSeconds(30);
+
+    // Unreachable or refusing at the start: the control plane does not serve, rather than take segments it cannot keep.
+    private static async Task<MeshGuard.FlowStore.PostgresFlowStore> OpenFlowStoreAsync(MeshGuard.FlowStore.FlowStoreLocation location, TimeProvider time, CancellationToken cancellation)
+    {
+        try
+        {
+            return await MeshGuard.FlowStore.PostgresFlowStore.OpenAsync(location, time, cancellation);
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
+        {
+            throw new IOException($"--flow-store {location.Display}: {e.Message}", e);
+        }
+    }
 
     // Nothing is served before the first complete read: a sidecar must never get an empty set that only means "not read yet".
     private static async Task LoadBeforeServingAsync(SyncedWatchService watch, CancellationToken cancellation)

@@ -34,7 +34,7 @@ internal static class AdminEndpoints
             }
             return Results.Text(text.ToString());
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, FlowCollection.CollectedFlowLogs collected) =>
+        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, MeshGuard.FlowStore.IFlowSegmentStore collected) =>
         {
             var table = registry.Current;
             var endpoints = 0;

@@ -2,18 +2,19 @@ using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Ca;
-using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 
 namespace MeshGuard.ControlPlane.Distribution;
 
 /// <summary>
 /// The flow-log collector and witness. Keeps each workload's log as its sidecar uploads it, in segments that
-/// must chain on to the copy held and end in a record the caller itself signed (<see cref="CollectedFlowLogs"/>),
+/// must chain on to the copy held and end in a record the caller itself signed (<see cref="IFlowSegmentStore"/>: the data
+/// directory, or the PostgreSQL store the replicas share),
 /// and the closing record of the latest as its witness record.
 /// </summary>
-internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRecords records, CollectedFlowLogs collected, ILogger<WitnessService> logger) : Witness.WitnessBase
+internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRecords records, IFlowSegmentStore collected, ILogger<WitnessService> logger) : Witness.WitnessBase
 {
     /// <summary>The largest segment taken: a sidecar checkpoints every 1,000 records, far below it.</summary>
     internal const int MaxSegmentBytes = 16 * 1024 * 1024;
@@ -26,9 +27,9 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
         var peer = PeerIdentity.Require(context).ToString();
         if (request.Lines.IsEmpty)
         {
-            return new WitnessAck { Seq = collected.HeldSeq(peer) };
+            return new WitnessAck { Seq = await collected.HeldSeqAsync(peer, context.CancellationToken) };
         }
-        var verdict = collected.Append(peer, request.Lines.Memory, request.Discontinuous, ca.Bundle);
+        var verdict = await collected.AppendAsync(peer, request.Lines.Memory, request.Discontinuous, ca.Bundle, context.CancellationToken);
         if (verdict.Refusal is { } refusal)
         {
             LogSegmentRefused(logger, peer, refusal);

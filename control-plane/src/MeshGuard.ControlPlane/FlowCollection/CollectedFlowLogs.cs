@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using MeshGuard.Contracts.DataDir;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.FlowCollection;
@@ -12,7 +13,7 @@ namespace MeshGuard.ControlPlane.FlowCollection;
 /// (<see cref="FlowSegmentCheck"/>); a sidecar whose log lost what follows starts a new file, and the break
 /// stays visible to verify as missing lines. Bounded: files roll at 8 MiB and the newest 32 are kept.
 /// </summary>
-internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 8 * 1024 * 1024, int retainFiles = 32)
+internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 8 * 1024 * 1024, int retainFiles = 32) : IFlowSegmentStore
 {
     internal const string WorkloadFileName = "workload";
 
@@ -35,6 +36,11 @@ internal sealed class CollectedFlowLogs(DataDirectory data, long maxFileBytes = 
             return copy.Last?.Seq ?? 0;
         }
     }
+
+    public Task<long> HeldSeqAsync(string workloadId, CancellationToken cancellation) => Task.FromResult(HeldSeq(workloadId));
+
+    public Task<FlowSegmentVerdict> AppendAsync(string workloadId, ReadOnlyMemory<byte> lines, bool discontinuous, TrustBundle bundle, CancellationToken cancellation) =>
+        Task.FromResult(Append(workloadId, lines, discontinuous, bundle));
 
     public FlowSegmentVerdict Append(string workloadId, ReadOnlyMemory<byte> lines, bool discontinuous, TrustBundle bundle)
     {

@@ -20,4 +20,6 @@ internal sealed record ControlPlaneSettings(
     bool PublishBundle = false,
     MeshGuard.Store.StoreLocation? Store = null,
     string? StoreKeyFile = null,
-    MeshGuard.Contracts.Injection.InjectionTemplate? Injection = null);
+    MeshGuard.Contracts.Injection.InjectionTemplate? Injection = null,
+    MeshGuard.FlowStore.FlowStoreLocation? FlowStore = null,
+    int FlowRetentionDays = 30);

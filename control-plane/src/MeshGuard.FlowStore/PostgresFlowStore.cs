@@ -1,0 +1,277 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using MeshGuard.FlowLog;
+using MeshGuard.Spiffe;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace MeshGuard.FlowStore;
+
+/// <summary>
+/// The flow store every control-plane replica shares, on PostgreSQL. Each line is kept verbatim with its
+/// SHA-256 beside the columns a reviewer filters on (<see cref="FlowLineColumns"/>). A segment is taken in one
+/// transaction that locks its workload's chain row, checks the segment chains on to the (seq, hash) stored there,
+/// copies its lines in (binary COPY) and moves the row on: two replicas given competing segments of one workload
+/// take one and refuse the other, so a chain never forks. Lines are partitioned by the day they arrived (UTC,
+/// the store's clock, never the sidecar's), so retention drops whole partitions.
+/// </summary>
+public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
+{
+    internal const string Chains = "meshguard_flow_chains";
+    internal const string Lines = "meshguard_flow_lines";
+
+    // Any fixed number: replicas starting together create the schema (and a day's partition) one at a time.
+    private const long SchemaLock = 0x6d657368_666c6f77;
+
+    private readonly NpgsqlDataSource _source;
+    private readonly TimeProvider _time;
+    private readonly HashSet<DateOnly> _partitions = [];
+    private long _linesCollected;
+    private long _segmentsRefused;
+
+    private PostgresFlowStore(NpgsqlDataSource source, TimeProvider time)
+    {
+        _source = source;
+        _time = time;
+    }
+
+    public long LinesCollected => Interlocked.Read(ref _linesCollected);
+
+    public long SegmentsRefused => Interlocked.Read(ref _segmentsRefused);
+
+    /// <summary>Connects and creates what is missing of the schema; fails when the database cannot be reached.</summary>
+    public static async Task<PostgresFlowStore> OpenAsync(FlowStoreLocation location, TimeProvider time, CancellationToken cancellation)
+    {
+        var store = new PostgresFlowStore(NpgsqlDataSource.Create(location.Connection.ConnectionString), time);
+        try
+        {
+            await store.CreateSchemaAsync(cancellation);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
+        return store;
+    }
+
+    private async Task CreateSchemaAsync(CancellationToken cancellation)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await ExecuteAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({SchemaLock})", cancellation);
+        await ExecuteAsync(connection, transaction, $"""
+            CREATE TABLE IF NOT EXISTS {Chains} (
+                workload text PRIMARY KEY,
+                chain integer NOT NULL,
+                last_seq bigint NOT NULL,
+                last_hash text NOT NULL,
+                verified_seq bigint NOT NULL,
+                lines bigint NOT NULL,
+                updated timestamptz NOT NULL);
+            CREATE TABLE IF NOT EXISTS {Lines} (
+                received timestamptz NOT NULL,
+                workload text NOT NULL,
+                chain integer NOT NULL,
+                seq bigint NOT NULL,
+                time timestamptz,
+                kind text NOT NULL,
+                direction text,
+                source_id text,
+                dest_id text,
+                dest_service text,
+                decision text,
+                policy text,
+                rule text,
+                method text,
+                path text,
+                status integer,
+                request_id text,
+                hash bytea NOT NULL,
+                line bytea NOT NULL
+            ) PARTITION BY RANGE (received);
+            CREATE INDEX IF NOT EXISTS {Lines}_chain ON {Lines} (workload, chain, seq);
+            CREATE INDEX IF NOT EXISTS {Lines}_time ON {Lines} (time);
+            CREATE INDEX IF NOT EXISTS {Lines}_source ON {Lines} (source_id, time);
+            CREATE INDEX IF NOT EXISTS {Lines}_dest ON {Lines} (dest_id, time);
+            """, cancellation);
+        await transaction.CommitAsync(cancellation);
+    }
+
+    public async Task<long> HeldSeqAsync(string workloadId, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand($"SELECT last_seq FROM {Chains} WHERE workload = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+        return await command.ExecuteScalarAsync(cancellation) is long seq ? seq : 0;
+    }
+
+    public async Task<FlowSegmentVerdict> AppendAsync(string workloadId, ReadOnlyMemory<byte> lines, bool discontinuous, TrustBundle bundle, CancellationToken cancellation)
+    {
+        var received = _time.GetUtcNow();
+        await EnsurePartitionAsync(DateOnly.FromDateTime(received.UtcDateTime), cancellation);
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await using (var create = new NpgsqlCommand(
+            $"INSERT INTO {Chains} (workload, chain, last_seq, last_hash, verified_seq, lines, updated) VALUES ($1, 0, 0, '', 0, 0, $2) ON CONFLICT (workload) DO NOTHING",
+            connection, transaction))
+        {
+            create.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+            create.Parameters.Add(new NpgsqlParameter { Value = received });
+            await create.ExecuteNonQueryAsync(cancellation);
+        }
+        int chain;
+        (long Seq, string Hash)? held;
+        // The row lock is what keeps one chain: a second replica's segment for this workload waits here for the
+        // first one's commit, then checks against where that one left the chain.
+        await using (var locked = new NpgsqlCommand($"SELECT chain, last_seq, last_hash FROM {Chains} WHERE workload = $1 FOR UPDATE", connection, transaction))
+        {
+            locked.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+            await using var reader = await locked.ExecuteReaderAsync(cancellation);
+            await reader.ReadAsync(cancellation);
+            chain = reader.GetInt32(0);
+            var seq = reader.GetInt64(1);
+            held = seq > 0 ? (seq, reader.GetString(2)) : null;
+        }
+        var verdict = FlowSegmentCheck.Check(lines, held, discontinuous, bundle, workloadId);
+        if (verdict.Refusal is not null)
+        {
+            await transaction.RollbackAsync(cancellation);
+            Interlocked.Increment(ref _segmentsRefused);
+            return verdict;
+        }
+        if (discontinuous && held is not null)
+        {
+            chain++;
+        }
+        await CopyLinesAsync(connection, workloadId, chain, received, lines, cancellation);
+        await using (var advance = new NpgsqlCommand(
+            $"UPDATE {Chains} SET chain = $2, last_seq = $3, last_hash = $4, verified_seq = $3, lines = lines + $5, updated = $6 WHERE workload = $1",
+            connection, transaction))
+        {
+            advance.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+            advance.Parameters.Add(new NpgsqlParameter { Value = chain });
+            advance.Parameters.Add(new NpgsqlParameter { Value = verdict.LastSeq });
+            advance.Parameters.Add(new NpgsqlParameter { Value = verdict.LastHash });
+            advance.Parameters.Add(new NpgsqlParameter { Value = (long)verdict.Lines });
+            advance.Parameters.Add(new NpgsqlParameter { Value = received });
+            await advance.ExecuteNonQueryAsync(cancellation);
+        }
+        await transaction.CommitAsync(cancellation);
+        Interlocked.Add(ref _linesCollected, verdict.Lines);
+        return verdict;
+    }
+
+    private static async Task CopyLinesAsync(NpgsqlConnection connection, string workloadId, int chain, DateTimeOffset received, ReadOnlyMemory<byte> lines, CancellationToken cancellation)
+    {
+        await using var copy = await connection.BeginBinaryImportAsync(
+            $"COPY {Lines} (received, workload, chain, seq, time, kind, direction, source_id, dest_id, dest_service, decision, policy, rule, method, path, status, request_id, hash, line) FROM STDIN (FORMAT BINARY)",
+            cancellation);
+        foreach (var (_, bytes, _) in FlowLogFormat.Lines(lines))
+        {
+            // The segment passed the check: every line is a record with a seq.
+            FlowLineHead.TryRead(bytes.Span, out var head);
+            var columns = FlowLineColumns.Read(bytes.Span);
+            await copy.StartRowAsync(cancellation);
+            await copy.WriteAsync(received, NpgsqlDbType.TimestampTz, cancellation);
+            await copy.WriteAsync(workloadId, NpgsqlDbType.Text, cancellation);
+            await copy.WriteAsync(chain, NpgsqlDbType.Integer, cancellation);
+            await copy.WriteAsync(head.Seq, NpgsqlDbType.Bigint, cancellation);
+            await WriteAsync(copy, columns.Time, NpgsqlDbType.TimestampTz, cancellation);
+            await copy.WriteAsync(columns.Kind, NpgsqlDbType.Text, cancellation);
+            await WriteAsync(copy, columns.Direction, cancellation);
+            await WriteAsync(copy, columns.SourceId, cancellation);
+            await WriteAsync(copy, columns.DestId, cancellation);
+            await WriteAsync(copy, columns.Service, cancellation);
+            await WriteAsync(copy, columns.Decision, cancellation);
+            await WriteAsync(copy, columns.Policy, cancellation);
+            await WriteAsync(copy, columns.Rule, cancellation);
+            await WriteAsync(copy, columns.Method, cancellation);
+            await WriteAsync(copy, columns.Path, cancellation);
+            await WriteAsync(copy, columns.Status, NpgsqlDbType.Integer, cancellation);
+            await WriteAsync(copy, columns.RequestId, cancellation);
+            await copy.WriteAsync(SHA256.HashData(bytes.Span), NpgsqlDbType.Bytea, cancellation);
+            await copy.WriteAsync(bytes, NpgsqlDbType.Bytea, cancellation);
+        }
+        await copy.CompleteAsync(cancellation);
+    }
+
+    private static Task WriteAsync(NpgsqlBinaryImporter copy, string? value, CancellationToken cancellation) =>
+        value is null ? copy.WriteNullAsync(cancellation) : copy.WriteAsync(value, NpgsqlDbType.Text, cancellation);
+
+    private static Task WriteAsync<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type, CancellationToken cancellation)
+        where T : struct =>
+        value is { } v ? copy.WriteAsync(v, type, cancellation) : copy.WriteNullAsync(cancellation);
+
+    /// <summary>The partition of lines received on <paramref name="day"/> (UTC), and of the day after, made once.</summary>
+    private async Task EnsurePartitionAsync(DateOnly day, CancellationToken cancellation)
+    {
+        lock (_partitions)
+        {
+            if (_partitions.Contains(day))
+            {
+                return;
+            }
+        }
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(cancellation);
+        await ExecuteAsync(connection, transaction, $"SELECT pg_advisory_xact_lock({SchemaLock})", cancellation);
+        foreach (var d in new[] { day, day.AddDays(1) })
+        {
+            await ExecuteAsync(connection, transaction,
+                $"CREATE TABLE IF NOT EXISTS {PartitionName(d)} PARTITION OF {Lines} FOR VALUES FROM ('{Iso(d)}') TO ('{Iso(d.AddDays(1))}')", cancellation);
+        }
+        await transaction.CommitAsync(cancellation);
+        lock (_partitions)
+        {
+            _partitions.Add(day);
+            _partitions.Add(day.AddDays(1));
+        }
+    }
+
+    /// <summary>Drops the partitions of lines received before <paramref name="day"/>; returns the days dropped.</summary>
+    public async Task<IReadOnlyList<DateOnly>> DropReceivedBeforeAsync(DateOnly day, CancellationToken cancellation)
+    {
+        var dropped = new List<DateOnly>();
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        var names = new List<string>();
+        await using (var list = new NpgsqlCommand(
+            $"SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '{Lines}'::regclass", connection))
+        await using (var reader = await list.ExecuteReaderAsync(cancellation))
+        {
+            while (await reader.ReadAsync(cancellation))
+            {
+                names.Add(reader.GetString(0));
+            }
+        }
+        foreach (var name in names)
+        {
+            if (DayOf(name) is { } d && d < day)
+            {
+                await ExecuteAsync(connection, null, $"DROP TABLE IF EXISTS {name}", cancellation);
+                dropped.Add(d);
+                lock (_partitions)
+                {
+                    _partitions.Remove(d);
+                }
+            }
+        }
+        dropped.Sort();
+        return dropped;
+    }
+
+    internal static string PartitionName(DateOnly day) => $"{Lines}_{day.ToString("yyyyMMdd", CultureInfo.InvariantCulture)}";
+
+    private static DateOnly? DayOf(string partition) =>
+        partition.StartsWith(Lines + "_", StringComparison.Ordinal)
+        && DateOnly.TryParseExact(partition.AsSpan(Lines.Length + 1), "yyyyMMdd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) ? day : null;
+
+    private static string Iso(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + " 00:00:00+00";
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellation);
+    }
+
+    public ValueTask DisposeAsync() => _source.DisposeAsync();
+}

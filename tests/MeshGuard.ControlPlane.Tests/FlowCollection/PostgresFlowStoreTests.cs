@@ -1,0 +1,272 @@
+using System.Security.Cryptography;
+using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Ca;
+using MeshGuard.Ctl.Demo;
+using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
+using MeshGuard.Tests.Common;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+
+namespace MeshGuard.ControlPlane.Tests.FlowCollection;
+
+/// <summary>
+/// The shared flow store on a real PostgreSQL: segments kept line for line with their hash and a reviewer's
+/// columns, only when they chain on; two replicas given competing continuations of one workload's log keep one
+/// chain; a discontinuous segment starts a new chain; retention drops whole days of arrival.
+/// </summary>
+[Trait("Subject", "FlowStore")]
+public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTests.Database>, IDisposable
+{
+    /// <summary>One PostgreSQL server for the class; each test writes the logs of its own workload names.</summary>
+    public sealed class Database : IAsyncLifetime
+    {
+        public PostgresServer Server { get; private set; } = null!;
+
+        public FlowStoreLocation Location => FlowStoreLocation.Parse(Server.Url, out _)!;
+
+        public async Task InitializeAsync() => Server = await PostgresServer.StartAsync(LocalMesh.FreePorts(1)[0]);
+
+        public async Task DisposeAsync() => await Server.DisposeAsync();
+    }
+
+    private readonly Database _database;
+    private readonly TempDirectory _root = new();
+    private readonly CertificateAuthority _ca;
+    private readonly TestCa _testCa;
+
+    public PostgresFlowStoreTests(Database database)
+    {
+        _database = database;
+        var data = new DataDirectory(_root.Combine("cp"));
+        _ca = CertificateAuthority.LoadOrCreate(data, "mesh.local", TimeProvider.System);
+        _testCa = TestCa.FromFiles("mesh.local", data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
+    }
+
+    public void Dispose() => _root.Dispose();
+
+    private static string Workload(string name) => $"spiffe://mesh.local/ns/{name}/sa/orders";
+
+    /// <summary>A log of <paramref name="records"/> inbound calls of <paramref name="workload"/>, a checkpoint every ten.</summary>
+    private string WriteLog(string workload, int records, string? directory = null)
+    {
+        directory ??= _root.Combine(Guid.NewGuid().ToString("N"));
+        using var writer = new FlowLogWriter(directory, new TestCheckpointSigner(_testCa, workload), TimeProvider.System, 10 * 1024 * 1024, 100);
+        writer.Open();
+        TestFlowLog.Append(writer, records, callee: workload);
+        return directory;
+    }
+
+    private static List<FlowLogSegment> Segments(string directory, long from = 1)
+    {
+        var tail = new FlowLogTail(directory);
+        tail.Seek(from);
+        var segments = new List<FlowLogSegment>();
+        while (tail.Read(1 << 20) is { } segment)
+        {
+            segments.Add(segment);
+            tail.Advance(segment);
+        }
+        return segments;
+    }
+
+    private async Task<List<(long Seq, byte[] Line, byte[] Hash)>> StoredAsync(string workload)
+    {
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
+        await connection.OpenAsync();
+        await using var query = new NpgsqlCommand("SELECT seq, line, hash FROM meshguard_flow_lines WHERE workload = $1 ORDER BY chain, seq", connection);
+        query.Parameters.Add(new NpgsqlParameter { Value = workload });
+        await using var reader = await query.ExecuteReaderAsync();
+        var rows = new List<(long, byte[], byte[])>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add((reader.GetInt64(0), (byte[])reader[1], (byte[])reader[2]));
+        }
+        return rows;
+    }
+
+    private static byte[] Joined(IEnumerable<(long Seq, byte[] Line, byte[] Hash)> rows) => rows.SelectMany(r => r.Line.Append((byte)'\n')).ToArray();
+
+    [Fact]
+    public async Task SegmentsThatChainOnAreKeptLineForLineWithTheirHashAndTheColumnsAReviewerFiltersOn()
+    {
+        var orders = Workload("kept");
+        var log = WriteLog(orders, 25);
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        foreach (var segment in Segments(log))
+        {
+            var verdict = await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default);
+            Assert.True(verdict.Refusal is null, verdict.Refusal);
+        }
+
+        var rows = await StoredAsync(orders);
+        Assert.Equal(TestFlowLog.Bytes(log), Joined(rows));
+        Assert.All(rows, r => Assert.Equal(SHA256.HashData(r.Line), r.Hash));
+        var lastSeq = FlowLogVerifier.Verify(log, _ca.Bundle).LastSeq ?? -1;
+        Assert.Equal(lastSeq, await store.HeldSeqAsync(orders, default));
+        Assert.Equal(rows.Count, store.LinesCollected);
+
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
+        await connection.OpenAsync();
+        await using var flows = new NpgsqlCommand(
+            "SELECT count(*), min(source_id), min(dest_id), min(decision), min(method), min(policy), min(rule), min(status), count(time) FROM meshguard_flow_lines WHERE workload = $1 AND kind = 'flow'", connection);
+        flows.Parameters.Add(new NpgsqlParameter { Value = orders });
+        await using (var reader = await flows.ExecuteReaderAsync())
+        {
+            await reader.ReadAsync();
+            Assert.Equal(25, reader.GetInt64(0));
+            Assert.Equal((TestFlowLog.Frontend, orders, "allow", "GET", "shop/orders-callers", "frontend", 200, 25L),
+                (reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5), reader.GetString(6), reader.GetInt32(7), reader.GetInt64(8)));
+        }
+        await using var chain = new NpgsqlCommand("SELECT last_seq, verified_seq, lines FROM meshguard_flow_chains WHERE workload = $1", connection);
+        chain.Parameters.Add(new NpgsqlParameter { Value = orders });
+        await using var chainRow = await chain.ExecuteReaderAsync();
+        await chainRow.ReadAsync();
+        Assert.Equal((lastSeq, lastSeq, (long)rows.Count), (chainRow.GetInt64(0), chainRow.GetInt64(1), chainRow.GetInt64(2)));
+    }
+
+    [Fact]
+    public async Task ASegmentThatDoesNotChainOnOrIsAnotherWorkloadsIsRefusedAndLeavesWhatIsStoredAsItWas()
+    {
+        var orders = Workload("refused");
+        var log = WriteLog(orders, 10);
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        var first = Segments(log);
+        foreach (var segment in first)
+        {
+            Assert.Null((await store.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
+        }
+        var held = await StoredAsync(orders);
+
+        WriteLog(orders, 10, log);
+        var following = Segments(log, first[^1].LastSeq + 1)[0];
+        WriteLog(orders, 10, log);
+        FlowLogSegment[] next = [following, Segments(log, following.LastSeq + 1)[0]];
+        // Skipping the first new segment: the second starts past where the store's chain ends.
+        var skipped = await store.AppendAsync(orders, next[1].Lines, false, _ca.Bundle, default);
+        Assert.StartsWith("line 1 has seq", skipped.Refusal, StringComparison.Ordinal);
+        // Another workload handing in orders' log.
+        var other = await store.AppendAsync(Workload("someone-else"), next[0].Lines, false, _ca.Bundle, default);
+        Assert.Contains("is not a record of the caller", other.Refusal, StringComparison.Ordinal);
+        // A line changed in transit.
+        var changed = next[0].Lines.ToArray();
+        changed[Array.IndexOf(changed, (byte)'/') + 1] ^= 1;
+        Assert.NotNull((await store.AppendAsync(orders, changed, false, _ca.Bundle, default)).Refusal);
+
+        Assert.Equal(Joined(held), Joined(await StoredAsync(orders)));
+        Assert.Empty(await StoredAsync(Workload("someone-else")));
+        Assert.Equal(3, store.SegmentsRefused);
+    }
+
+    [Fact]
+    public async Task TwoReplicasGivenCompetingContinuationsOfOneLogKeepOneChainThatVerifies()
+    {
+        var orders = Workload("forked");
+        var log = WriteLog(orders, 10);
+        await using var replicaA = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        await using var replicaB = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        var start = Segments(log);
+        foreach (var segment in start)
+        {
+            Assert.Null((await replicaA.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
+        }
+        for (var round = 0; round < 10; round++)
+        {
+            // Two logs that were one until now, each continued with records of its own, both signed by orders:
+            // each continuation chains on to what the store holds.
+            var held = await replicaA.HeldSeqAsync(orders, default);
+            var copy = _root.Combine($"fork-{round}");
+            CopyDirectory(log, copy);
+            WriteLog(orders, 10, log);
+            WriteLog(orders, 12, copy);
+            var mine = Segments(log, held + 1)[0];
+            var theirs = Segments(copy, held + 1)[0];
+            var verdicts = await Task.WhenAll(
+                Task.Run(() => replicaA.AppendAsync(orders, mine.Lines, false, _ca.Bundle, default)),
+                Task.Run(() => replicaB.AppendAsync(orders, theirs.Lines, false, _ca.Bundle, default)));
+            Assert.Single(verdicts, v => v.Refusal is null);
+            if (verdicts[0].Refusal is not null)
+            {
+                // The other one won: this log now follows the copy, as a sidecar that lost the race would start anew.
+                Directory.Delete(log, recursive: true);
+                log = copy;
+            }
+        }
+
+        // What is stored is one log: each line chains on to the one before, and the copy verifies as the original.
+        var rows = await StoredAsync(orders);
+        Assert.Equal(rows.Select(r => r.Seq), Enumerable.Range(1, rows.Count).Select(i => (long)i));
+        var exported = _root.Combine("exported");
+        Directory.CreateDirectory(exported);
+        await File.WriteAllBytesAsync(Path.Combine(exported, FlowLogFormat.FileName(1)), Joined(rows));
+        var report = FlowLogVerifier.Verify(exported, _ca.Bundle);
+        Assert.True(report.IsOk, string.Join("\n", report.Problems));
+        Assert.Equal(TestFlowLog.Bytes(log), Joined(rows));
+    }
+
+    [Fact]
+    public async Task ADiscontinuousSegmentStartsANewChainAndLeavesTheOldOneWhole()
+    {
+        var orders = Workload("restarted");
+        var log = WriteLog(orders, 10);
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        foreach (var segment in Segments(log))
+        {
+            Assert.Null((await store.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
+        }
+        // The sidecar lost its log (a new volume): it starts again at seq 1 and says the segment is discontinuous.
+        var fresh = WriteLog(orders, 5);
+        var again = Segments(fresh)[0];
+        Assert.NotNull((await store.AppendAsync(orders, again.Lines, false, _ca.Bundle, default)).Refusal);
+        Assert.Null((await store.AppendAsync(orders, again.Lines, true, _ca.Bundle, default)).Refusal);
+
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
+        await connection.OpenAsync();
+        await using var chains = new NpgsqlCommand("SELECT chain, count(*), max(seq) FROM meshguard_flow_lines WHERE workload = $1 GROUP BY chain ORDER BY chain", connection);
+        chains.Parameters.Add(new NpgsqlParameter { Value = orders });
+        await using var reader = await chains.ExecuteReaderAsync();
+        var found = new List<(int, long, long)>();
+        while (await reader.ReadAsync())
+        {
+            found.Add((reader.GetInt32(0), reader.GetInt64(1), reader.GetInt64(2)));
+        }
+        var oldLast = FlowLogVerifier.Verify(log, _ca.Bundle).LastSeq ?? -1;
+        var newLast = FlowLogVerifier.Verify(fresh, _ca.Bundle).LastSeq ?? -1;
+        Assert.Equal([(0, oldLast, oldLast), (1, newLast, newLast)], found);
+        Assert.Equal(newLast, await store.HeldSeqAsync(orders, default));
+    }
+
+    [Fact]
+    public async Task RetentionDropsTheDaysReceivedBeforeTheCutAndKeepsTheRest()
+    {
+        var orders = Workload("retained");
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 10, 12, 0, 0, TimeSpan.Zero));
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, time, default);
+        var log = WriteLog(orders, 10);
+        var first = Segments(log)[0];
+        WriteLog(orders, 10, log);
+        var second = Segments(log, first.LastSeq + 1)[0];
+        FlowLogSegment[] segments = [first, second];
+        Assert.Null((await store.AppendAsync(orders, first.Lines, false, _ca.Bundle, default)).Refusal);
+        time.Advance(TimeSpan.FromDays(1));
+        Assert.Null((await store.AppendAsync(orders, second.Lines, false, _ca.Bundle, default)).Refusal);
+
+        var dropped = await store.DropReceivedBeforeAsync(new DateOnly(2026, 1, 11), default);
+        Assert.Equal([new DateOnly(2026, 1, 10)], dropped);
+        var rows = await StoredAsync(orders);
+        Assert.Equal(segments[1].FirstSeq, rows[0].Seq);
+        Assert.Equal(segments[1].LastSeq, rows[^1].Seq);
+        // The chain row still knows where the log ends: the next segment chains on.
+        Assert.Equal(segments[1].LastSeq, await store.HeldSeqAsync(orders, default));
+        Assert.Empty(await store.DropReceivedBeforeAsync(new DateOnly(2026, 1, 11), default));
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+    }
+}
