@@ -26,6 +26,11 @@ internal sealed class SimulatedSidecar(int index, SpiffeId id, string service, s
 
     public long Version { get; private set; }
 
+    public X509Svid Svid => svid;
+
+    /// <summary>The witness (flow-log upload) over the stream's channel, as a sidecar's uploader calls it.</summary>
+    public Witness.WitnessClient Witness => new(_channel!);
+
     public string? StreamError { get; private set; }
 
     public void OpenStream(CancellationToken cancellation)
