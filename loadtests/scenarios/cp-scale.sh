@@ -20,11 +20,7 @@ WORK=$(mktemp -d)
 source loadtests/scenarios/lib.sh
 command -v etcd >/dev/null || { echo "etcd is needed: apt-get install etcd-server" >&2; exit 2; }
 [ -x "$BIN/meshguard-cp" ] || ./meshguard.sh build
-DRIVER="$ROOT/out/loadtests/cp-scale"
-if [ ! -x "$DRIVER" ] || [ -n "$(find loadtests/MeshGuard.ControlPlaneScale control-plane/src -newer "$DRIVER" -name '*.cs' -print -quit)" ]; then
-  dotnet publish loadtests/MeshGuard.ControlPlaneScale -c Release -r linux-x64 --self-contained false \
-    -p:PublishSingleFile=true -p:DebugType=none -o "$ROOT/out/loadtests" --nologo -v quiet
-fi
+cp_scale_driver
 # A thousand streams are a thousand connections on each side.
 ulimit -n "$(ulimit -Hn)"
 head -c 32 /dev/urandom | base64 > "$WORK/store.key"; chmod 600 "$WORK/store.key"

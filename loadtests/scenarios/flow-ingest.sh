@@ -17,11 +17,7 @@ WORK=$(mktemp -d)
 chmod 755 "$WORK" # the database runs as the postgres user
 source loadtests/scenarios/lib.sh
 [ -x "$BIN/meshguard-cp" ] || ./meshguard.sh build
-DRIVER="$ROOT/out/loadtests/cp-scale"
-if [ ! -x "$DRIVER" ] || [ -n "$(find loadtests/MeshGuard.ControlPlaneScale control-plane/src proxy/src/MeshGuard.FlowLog -newer "$DRIVER" -name '*.cs' -print -quit)" ]; then
-  dotnet publish loadtests/MeshGuard.ControlPlaneScale -c Release -r linux-x64 --self-contained false \
-    -p:PublishSingleFile=true -p:DebugType=none -o "$ROOT/out/loadtests" --nologo -v quiet
-fi
+cp_scale_driver
 
 start_postgres() { # sets FLOW_STORE and STORE_PID
   local port pgbin password

@@ -33,6 +33,16 @@ limit_cpu() {
   CGROUPS+=("$group")
 }
 
+# cp_scale_driver: sets DRIVER to the cp-scale driver (loadtests/MeshGuard.ControlPlaneScale), published again when
+# a source it is built from is newer.
+cp_scale_driver() {
+  DRIVER="$ROOT/out/loadtests/cp-scale"
+  if [ ! -x "$DRIVER" ] || [ -n "$(find loadtests/MeshGuard.ControlPlaneScale control-plane/src proxy/src/MeshGuard.FlowLog proxy/src/MeshGuard.Spiffe -newer "$DRIVER" -name '*.cs' -print -quit)" ]; then
+    dotnet publish loadtests/MeshGuard.ControlPlaneScale -c Release -r linux-x64 --self-contained false \
+      -p:PublishSingleFile=true -p:DebugType=none -o "$ROOT/out/loadtests" --nologo -v quiet
+  fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 # wait_http URL [CURL_ARGS...]: until it answers 2xx, at most 30 s.
