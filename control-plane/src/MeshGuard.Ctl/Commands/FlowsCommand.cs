@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using MeshGuard.CommandLine;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Ctl.Commands;
@@ -9,78 +10,177 @@ namespace MeshGuard.Ctl.Commands;
 /// <summary><c>meshctl flows verify|query|tail DIR</c>: what security reads, and proof that nobody touched it.</summary>
 internal static class FlowsCommand
 {
-    public static Command Create() => new("flows", "flow logs") { Verify(), Query(), Tail() };
+    public static Command Create() => new("flows", "flow logs") { Verify(), Export(), Query(), Tail() };
+
+    private static Command Export()
+    {
+        var flowStore = FlowStoreOption();
+        var workload = CliOption.Text("--workload", "the workload whose log to export (a SPIFFE ID)");
+        var output = CliOption.Text("--out", "the directory to write the log into (created; flows-NNNNNN.jsonl, one file per chain)");
+        var export = new Command("export", "write a workload's log from the shared flow store as JSON Lines exactly as signed: `flows verify DIR` checks it offline")
+        {
+            flowStore, workload, output,
+        };
+        export.SetAction(parse => Cli.RunAsync(async () =>
+        {
+            var location = FlowStoreLocation(parse, flowStore) ?? throw new CliUsageException("--flow-store is required");
+            var id = CliOption.Required(parse, workload);
+            var directory = CliOption.Required(parse, output);
+            if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
+            {
+                throw new CliUsageException($"{directory}: not empty; export writes into a new or empty directory");
+            }
+            await using var reading = PostgresFlowStore.OpenForReading(location);
+            var lines = await reading.ExportAsync(id, directory, CancellationToken.None);
+            if (lines == 0)
+            {
+                throw new CliUsageException($"{location}: the flow store holds no line of {id}");
+            }
+            Console.WriteLine($"exported {lines} lines of {id} to {directory}");
+        }));
+        return export;
+    }
 
     private static Command Verify()
     {
-        var dir = new Argument<string>("DIR") { Description = "a sidecar's flow log directory" };
+        var dir = new Argument<string?>("DIR") { Description = "a sidecar's flow log directory (or a control plane's copy, or an export)", Arity = ArgumentArity.ZeroOrOne };
         var bundle = CliOption.Text("--bundle", "the mesh trust bundle (PEM) the checkpoints must chain to");
         var data = CliOption.Text("--data", "control-plane data directory: also check against the checkpoint it witnessed");
         var store = SharedStore.Option();
+        var flowStore = FlowStoreOption();
+        var workload = CliOption.Text("--workload", "with --flow-store: only this workload's log (a SPIFFE ID); default: every workload the store holds");
         var requireSignedTail = CliOption.Flag("--require-signed-tail", "fail (exit 3) when records follow the last signed record: nothing proves them yet");
-        var verify = new Command("verify", "check the hash chain and every signed record; exit 1 on any problem, 3 when the log is intact but not proven (no signed record, an unsigned tail with --require-signed-tail, or with --data a log the control plane never witnessed)")
+        var verify = new Command("verify", "check the hash chain and every signed record of a log directory, or of every log in the shared flow store; exit 1 on any problem, 3 when a log is intact but not proven (no signed record, an unsigned tail with --require-signed-tail, or with --data a log the control plane never witnessed)")
         {
-            dir, bundle, data, store, requireSignedTail,
+            dir, bundle, data, store, flowStore, workload, requireSignedTail,
         };
         verify.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var directory = parse.GetValue(dir)!;
-            if (!Directory.Exists(directory))
+            var trust = TrustBundle.Load(CliOption.Required(parse, bundle));
+            var outcome = VerifyOutcome.Ok;
+            if (FlowStoreLocation(parse, flowStore) is { } location)
             {
-                throw new CliUsageException($"{directory}: no such directory");
-            }
-            var report = FlowLogVerifier.Verify(directory, TrustBundle.Load(CliOption.Required(parse, bundle)));
-            if (report.Files == 0)
-            {
-                throw new CliUsageException($"{directory}: no flow log files");
-            }
-            // What nothing proves: no signature at all, an unsigned tail where one is not accepted, no witness where one is asked for.
-            var unproven = new List<string>();
-            if (report.LastSignedSeq is null)
-            {
-                unproven.Add("the log holds no valid signed record");
-            }
-            else if (report.UnsignedTail > 0 && parse.GetValue(requireSignedTail))
-            {
-                unproven.Add($"{report.UnsignedTail} record(s) follow the last signed record (--require-signed-tail)");
-            }
-            if (DeployedPolicies.Named(parse, data, store))
-            {
-                var (witness, where) = await WitnessedAsync(parse, data, store, report.Workload);
-                if (witness is null)
+                if (parse.GetValue(dir) is not null)
                 {
-                    unproven.Add($"the control plane ({where}) witnessed nothing for {report.Workload ?? "this log"}");
+                    throw new CliUsageException("give a DIR or --flow-store, not both");
                 }
-                else
+                await using var reading = PostgresFlowStore.OpenForReading(location);
+                var workloads = parse.GetValue(workload) is { Length: > 0 } one ? [one] : await reading.WorkloadsAsync(CancellationToken.None);
+                if (workloads.Count == 0)
                 {
-                    FlowLogVerifier.CheckWitness(report, directory, witness);
+                    throw new CliUsageException($"{location}: the flow store holds no log");
+                }
+                foreach (var id in workloads)
+                {
+                    // Exported as signed, into a directory of its own, and checked as any log is; then against the
+                    // chain row, which says where the store took the log to.
+                    var export = Directory.CreateTempSubdirectory("meshctl-flows-");
+                    try
+                    {
+                        await reading.ExportAsync(id, export.FullName, CancellationToken.None);
+                        var end = await reading.ChainEndAsync(id, CancellationToken.None);
+                        outcome = Worse(outcome, await VerifyDirectoryAsync(parse, data, store, requireSignedTail, export.FullName, trust, id, end));
+                    }
+                    finally
+                    {
+                        export.Delete(recursive: true);
+                    }
                 }
             }
-            foreach (var problem in report.Problems)
+            else
             {
-                Console.WriteLine(problem);
+                var directory = parse.GetValue(dir) ?? throw new CliUsageException("give a DIR (a flow log directory) or --flow-store");
+                if (!Directory.Exists(directory))
+                {
+                    throw new CliUsageException($"{directory}: no such directory");
+                }
+                outcome = await VerifyDirectoryAsync(parse, data, store, requireSignedTail, directory, trust, null, null);
             }
-            foreach (var reason in unproven)
-            {
-                Console.WriteLine($"not proven: {reason}");
-            }
-            var witnessed = report.WitnessedSeq is { } w ? $", witnessed seq {w}" : "";
-            var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}{witnessed}, workload {report.Workload ?? "(unknown)"}; {report.Coverage}";
-            Console.WriteLine(
-                !report.IsOk ? $"FAILED: {report.Problems.Count} problems; {summary}"
-                : unproven.Count > 0 ? $"NOT PROVEN: {summary}"
-                : $"OK: {summary}");
-            if (!report.IsOk)
+            if (outcome == VerifyOutcome.Failed)
             {
                 throw new VerifyFailedException();
             }
-            if (unproven.Count > 0)
+            if (outcome == VerifyOutcome.Unproven)
             {
                 throw new VerifyUnprovenException();
             }
         }));
         return verify;
     }
+
+    private enum VerifyOutcome
+    {
+        Ok,
+        Unproven,
+        Failed,
+    }
+
+    private static VerifyOutcome Worse(VerifyOutcome a, VerifyOutcome b) => (VerifyOutcome)Math.Max((int)a, (int)b);
+
+    /// <summary>Checks one log directory and prints what it found; <paramref name="stored"/> names the workload of a log exported from the flow store.</summary>
+    private static async Task<VerifyOutcome> VerifyDirectoryAsync(
+        ParseResult parse, Option<string?> data, Option<string?> store, Option<bool> requireSignedTail, string directory, TrustBundle trust,
+        string? stored, (int Chain, long LastSeq)? storedEnd)
+    {
+        var report = FlowLogVerifier.Verify(directory, trust);
+        var prefix = stored is null ? "" : $"{stored}: ";
+        if (report.Files == 0)
+        {
+            throw new CliUsageException(stored is null ? $"{directory}: no flow log files" : $"{stored}: the flow store holds no line of it");
+        }
+        var storeProblems = new List<string>();
+        if (storedEnd is { } end && (report.LastSeq != end.LastSeq || report.Files != end.Chain + 1))
+        {
+            storeProblems.Add($"the store's chain row says the log ends at seq {end.LastSeq} in chain {end.Chain}; its lines end at seq {report.LastSeq} in chain {report.Files - 1}");
+        }
+        // What nothing proves: no signature at all, an unsigned tail where one is not accepted, no witness where one is asked for.
+        var unproven = new List<string>();
+        if (report.LastSignedSeq is null)
+        {
+            unproven.Add("the log holds no valid signed record");
+        }
+        else if (report.UnsignedTail > 0 && parse.GetValue(requireSignedTail))
+        {
+            unproven.Add($"{report.UnsignedTail} record(s) follow the last signed record (--require-signed-tail)");
+        }
+        if (DeployedPolicies.Named(parse, data, store))
+        {
+            var (witness, where) = await WitnessedAsync(parse, data, store, report.Workload);
+            if (witness is null)
+            {
+                unproven.Add($"the control plane ({where}) witnessed nothing for {report.Workload ?? "this log"}");
+            }
+            else
+            {
+                FlowLogVerifier.CheckWitness(report, directory, witness);
+            }
+        }
+        List<string> problems = [.. report.Problems.Select(static p => p.ToString()), .. storeProblems];
+        foreach (var problem in problems)
+        {
+            Console.WriteLine(prefix + problem);
+        }
+        foreach (var reason in unproven)
+        {
+            Console.WriteLine($"{prefix}not proven: {reason}");
+        }
+        var witnessed = report.WitnessedSeq is { } w ? $", witnessed seq {w}" : "";
+        var summary = $"{report.Files} files, {report.Flows} flow records, {report.Checkpoints} signed records, last seq {report.LastSeq}{witnessed}, workload {report.Workload ?? "(unknown)"}; {report.Coverage}";
+        var failed = problems.Count > 0;
+        Console.WriteLine(
+            failed ? $"{prefix}FAILED: {problems.Count} problems; {summary}"
+            : unproven.Count > 0 ? $"{prefix}NOT PROVEN: {summary}"
+            : $"{prefix}OK: {summary}");
+        return failed ? VerifyOutcome.Failed : unproven.Count > 0 ? VerifyOutcome.Unproven : VerifyOutcome.Ok;
+    }
+
+    private static Option<string?> FlowStoreOption() =>
+        CliOption.Text("--flow-store", "the shared flow store: postgres://USER:PASSWORD@HOST:PORT/DATABASE (as meshguard-cp --flow-store)");
+
+    private static FlowStoreLocation? FlowStoreLocation(ParseResult parse, Option<string?> option) =>
+        parse.GetValue(option) is { Length: > 0 } text
+            ? MeshGuard.FlowStore.FlowStoreLocation.Parse(text, out var error) ?? throw new CliUsageException("--flow-store " + error)
+            : null;
 
     /// <summary>The record the control plane witnessed for <paramref name="workload"/>, from its data directory or the etcd store.</summary>
     private static Task<(byte[]? Record, string Where)> WitnessedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? workload) =>
