@@ -4,17 +4,18 @@ using System.Text.Json;
 namespace MeshGuard.FlowStore;
 
 /// <summary>
-/// The fields of a flow-log line a reviewer filters on, stored beside the verbatim line: when, what kind of
-/// record, who called whom, which service, the decision with its policy and rule, the request and its answer.
-/// A field the line lacks (a checkpoint has no caller) or holds as another JSON type is null.
+/// The fields of a flow-log line stored beside the verbatim line: its seq, and what a reviewer filters on: when,
+/// what kind of record, who called whom, which service, the decision with its policy and rule, the request and its
+/// answer. A field the line lacks (a checkpoint has no caller) or holds as another JSON type is null (seq: -1).
 /// </summary>
 public readonly record struct FlowLineColumns(
-    DateTimeOffset? Time, string Kind, string? Direction, string? SourceId, string? DestId, string? Service,
+    long Seq, DateTimeOffset? Time, string Kind, string? Direction, string? SourceId, string? DestId, string? Service,
     string? Decision, string? Policy, string? Rule, string? Method, string? Path, int? Status, string? RequestId)
 {
     /// <summary>The columns of one line (already checked to be a record of the chain).</summary>
     public static FlowLineColumns Read(ReadOnlySpan<byte> line)
     {
+        long seq = -1;
         DateTimeOffset? time = null;
         string kind = "";
         string? direction = null, source = null, dest = null, service = null, decision = null, policy = null, rule = null, method = null, path = null, requestId = null;
@@ -22,11 +23,17 @@ public readonly record struct FlowLineColumns(
         var reader = new Utf8JsonReader(line);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
-            return new FlowLineColumns(null, kind, null, null, null, null, null, null, null, null, null, null, null);
+            return new FlowLineColumns(seq, null, kind, null, null, null, null, null, null, null, null, null, null, null);
         }
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("time"u8))
+            if (reader.ValueTextEquals("seq"u8))
+            {
+                reader.Read();
+                seq = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) ? n : -1;
+                reader.Skip();
+            }
+            else if (reader.ValueTextEquals("time"u8))
             {
                 time = Text(ref reader) is { } t && DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : null;
             }
@@ -86,7 +93,7 @@ public readonly record struct FlowLineColumns(
                 reader.Skip();
             }
         }
-        return new FlowLineColumns(time, kind, direction, source, dest, service, decision, policy, rule, method, path, status, requestId);
+        return new FlowLineColumns(seq, time, kind, direction, source, dest, service, decision, policy, rule, method, path, status, requestId);
     }
 
     private static string? Text(ref Utf8JsonReader reader)

@@ -176,13 +176,12 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         foreach (var (_, bytes, _) in FlowLogFormat.Lines(lines))
         {
             // The segment passed the check: every line is a record with a seq.
-            FlowLineHead.TryRead(bytes.Span, out var head);
             var columns = FlowLineColumns.Read(bytes.Span);
             await copy.StartRowAsync(cancellation);
             await copy.WriteAsync(received, NpgsqlDbType.TimestampTz, cancellation);
             await copy.WriteAsync(workloadId, NpgsqlDbType.Text, cancellation);
             await copy.WriteAsync(chain, NpgsqlDbType.Integer, cancellation);
-            await copy.WriteAsync(head.Seq, NpgsqlDbType.Bigint, cancellation);
+            await copy.WriteAsync(columns.Seq, NpgsqlDbType.Bigint, cancellation);
             await WriteAsync(copy, columns.Time, NpgsqlDbType.TimestampTz, cancellation);
             await copy.WriteAsync(columns.Kind, NpgsqlDbType.Text, cancellation);
             await WriteAsync(copy, columns.Direction, cancellation);
