@@ -129,9 +129,15 @@ internal static class FlowsCommand
             throw new CliUsageException(stored is null ? $"{directory}: no flow log files" : $"{stored}: the flow store holds no line of it");
         }
         var storeProblems = new List<string>();
-        if (storedEnd is { } end && (report.LastSeq != end.LastSeq || report.Files != end.Chain + 1))
+        if (storedEnd is { } end)
         {
-            storeProblems.Add($"the store's chain row says the log ends at seq {end.LastSeq} in chain {end.Chain}; its lines end at seq {report.LastSeq} in chain {report.Files - 1}");
+            // The export writes chain N as file N + 1: the last file says which chain the lines end in, even when
+            // retention dropped every line of the earlier chains.
+            var lastChain = FlowLogFormat.FileNumber(FlowLogFormat.Files(directory)[^1]) - 1;
+            if (report.LastSeq != end.LastSeq || lastChain != end.Chain)
+            {
+                storeProblems.Add($"the store's chain row says the log ends at seq {end.LastSeq} in chain {end.Chain}; its lines end at seq {report.LastSeq} in chain {lastChain}");
+            }
         }
         // What nothing proves: no signature at all, an unsigned tail where one is not accepted, no witness where one is asked for.
         var unproven = new List<string>();
