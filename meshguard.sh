@@ -139,9 +139,11 @@ run_tests() {
   # sidecar under the rest. Each lane takes its own half of the ports below the ephemeral range, so neither can
   # bind a port the other has just probed free.
   if [ $# -eq 0 ]; then
-    local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid
-    local once="Subject=ControlPlane|Subject=ReviewerConsole|Subject=Containers|Subject=SpiffeTls"
-    local twice="Subject!=ControlPlaneStore&Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers&Subject!=SpiffeTls"
+    local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid subject once="" not_once=""
+    for subject in ControlPlane ReviewerConsole Containers SpiffeTls; do
+      once+="${once:+|}Subject=$subject"; not_once+="${not_once:+&}Subject!=$subject"
+    done
+    local twice="$not_once&Subject!=ControlPlaneStore"
     ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     # An ephemeral range that starts low leaves the ports above it (LocalMesh.FreePorts does the same).
     if [ "$ephemeral" -le 12000 ]; then low=$(cut -f2 /proc/sys/net/ipv4/ip_local_port_range); low=$((low + 1)); ephemeral=65536; fi
@@ -157,7 +159,7 @@ run_tests() {
       exit "$lane"
     ) > "$results/functional-lane-two.log" 2>&1 &
     lane_pid=$!
-    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" run_test_project "$results" "$BIN" "$functional" --filter "Subject!=ReviewerConsole&Subject!=ControlPlane&Subject!=Containers&Subject!=SpiffeTls" || status=$?
+    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" run_test_project "$results" "$BIN" "$functional" --filter "$not_once" || status=$?
     wait "$lane_pid" || lane_status=$?
     cat "$results/functional-lane-two.log"
     [ "$lane_status" -eq 0 ] || status=$lane_status
