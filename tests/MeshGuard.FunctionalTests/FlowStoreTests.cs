@@ -38,20 +38,12 @@ public sealed class FlowStoreTests : IAsyncLifetime
     /// <summary>A log of <paramref name="records"/> calls to the workload, a checkpoint every ten, put into the store; returns its directory.</summary>
     private async Task<string> StoreLogAsync(string name, int records)
     {
-        var directory = _temp.Combine(name);
-        using (var writer = new FlowLogWriter(directory, new TestCheckpointSigner(_ca, Workload(name)), TimeProvider.System))
-        {
-            writer.Open();
-            TestFlowLog.Append(writer, records, callee: Workload(name));
-        }
+        var directory = TestFlowLog.WriteInbound(_temp.Combine(name), _ca, Workload(name), records);
         await using var store = await PostgresFlowStore.OpenAsync(FlowStoreLocation.Parse(_database.Url, out _)!, TimeProvider.System, default);
-        var tail = new FlowLogTail(directory);
-        tail.Seek(1);
-        while (tail.Read(1 << 20) is { } segment)
+        foreach (var segment in TestFlowLog.Segments(directory))
         {
             var verdict = await store.AppendAsync(Workload(name), segment.Lines, segment.Discontinuous, _ca.Bundle, default);
             Assert.True(verdict.Refusal is null, verdict.Refusal);
-            tail.Advance(segment);
         }
         return directory;
     }

@@ -38,6 +38,33 @@ public static class TestFlowLog
         writer.Flush();
     }
 
+    /// <summary>
+    /// Writes (or, where the directory holds a log, continues) <paramref name="callee"/>'s log in
+    /// <paramref name="directory"/>: <paramref name="records"/> inbound calls from frontend, signed by an SVID of
+    /// <paramref name="ca"/>, a checkpoint every ten and at the close. Returns the directory.
+    /// </summary>
+    public static string WriteInbound(string directory, TestCa ca, string callee, int records)
+    {
+        using var writer = new FlowLogWriter(directory, new TestCheckpointSigner(ca, callee), TimeProvider.System, 10 * 1024 * 1024, 100);
+        writer.Open();
+        Append(writer, records, callee: callee);
+        return directory;
+    }
+
+    /// <summary>The segments a sidecar's uploader would send of the log in <paramref name="directory"/>, from seq <paramref name="from"/>.</summary>
+    public static List<FlowLogSegment> Segments(string directory, long from = 1)
+    {
+        var tail = new FlowLogTail(directory);
+        tail.Seek(from);
+        var segments = new List<FlowLogSegment>();
+        while (tail.Read(1 << 20) is { } segment)
+        {
+            segments.Add(segment);
+            tail.Advance(segment);
+        }
+        return segments;
+    }
+
     /// <summary>Every file of a log directory, in order, as one run of bytes.</summary>
     public static byte[] Bytes(string directory) => FlowLogFormat.Files(directory).SelectMany(File.ReadAllBytes).ToArray();
 

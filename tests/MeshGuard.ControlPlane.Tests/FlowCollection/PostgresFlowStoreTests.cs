@@ -48,27 +48,8 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
     private static string Workload(string name) => $"spiffe://mesh.local/ns/{name}/sa/orders";
 
     /// <summary>A log of <paramref name="records"/> inbound calls of <paramref name="workload"/>, a checkpoint every ten.</summary>
-    private string WriteLog(string workload, int records, string? directory = null)
-    {
-        directory ??= _root.Combine(Guid.NewGuid().ToString("N"));
-        using var writer = new FlowLogWriter(directory, new TestCheckpointSigner(_testCa, workload), TimeProvider.System, 10 * 1024 * 1024, 100);
-        writer.Open();
-        TestFlowLog.Append(writer, records, callee: workload);
-        return directory;
-    }
-
-    private static List<FlowLogSegment> Segments(string directory, long from = 1)
-    {
-        var tail = new FlowLogTail(directory);
-        tail.Seek(from);
-        var segments = new List<FlowLogSegment>();
-        while (tail.Read(1 << 20) is { } segment)
-        {
-            segments.Add(segment);
-            tail.Advance(segment);
-        }
-        return segments;
-    }
+    private string WriteLog(string workload, int records, string? directory = null) =>
+        TestFlowLog.WriteInbound(directory ?? _root.Combine(Guid.NewGuid().ToString("N")), _testCa, workload, records);
 
     private async Task<List<(long Seq, byte[] Line, byte[] Hash)>> StoredAsync(string workload)
     {
@@ -93,7 +74,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var orders = Workload("kept");
         var log = WriteLog(orders, 25);
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        foreach (var segment in Segments(log))
+        foreach (var segment in TestFlowLog.Segments(log))
         {
             var verdict = await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default);
             Assert.True(verdict.Refusal is null, verdict.Refusal);
@@ -131,7 +112,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var orders = Workload("refused");
         var log = WriteLog(orders, 10);
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        var first = Segments(log);
+        var first = TestFlowLog.Segments(log);
         foreach (var segment in first)
         {
             Assert.Null((await store.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
@@ -139,9 +120,9 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var held = await StoredAsync(orders);
 
         WriteLog(orders, 10, log);
-        var following = Segments(log, first[^1].LastSeq + 1)[0];
+        var following = TestFlowLog.Segments(log, first[^1].LastSeq + 1)[0];
         WriteLog(orders, 10, log);
-        FlowLogSegment[] next = [following, Segments(log, following.LastSeq + 1)[0]];
+        FlowLogSegment[] next = [following, TestFlowLog.Segments(log, following.LastSeq + 1)[0]];
         // Skipping the first new segment: the second starts past where the store's chain ends.
         var skipped = await store.AppendAsync(orders, next[1].Lines, false, _ca.Bundle, default);
         Assert.StartsWith("line 1 has seq", skipped.Refusal, StringComparison.Ordinal);
@@ -165,7 +146,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var log = WriteLog(orders, 10);
         await using var replicaA = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
         await using var replicaB = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        var start = Segments(log);
+        var start = TestFlowLog.Segments(log);
         foreach (var segment in start)
         {
             Assert.Null((await replicaA.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
@@ -179,8 +160,8 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
             CopyDirectory(log, copy);
             WriteLog(orders, 10, log);
             WriteLog(orders, 12, copy);
-            var mine = Segments(log, held + 1)[0];
-            var theirs = Segments(copy, held + 1)[0];
+            var mine = TestFlowLog.Segments(log, held + 1)[0];
+            var theirs = TestFlowLog.Segments(copy, held + 1)[0];
             var verdicts = await Task.WhenAll(
                 Task.Run(() => replicaA.AppendAsync(orders, mine.Lines, false, _ca.Bundle, default)),
                 Task.Run(() => replicaB.AppendAsync(orders, theirs.Lines, false, _ca.Bundle, default)));
@@ -210,13 +191,13 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var orders = Workload("restarted");
         var log = WriteLog(orders, 10);
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        foreach (var segment in Segments(log))
+        foreach (var segment in TestFlowLog.Segments(log))
         {
             Assert.Null((await store.AppendAsync(orders, segment.Lines, false, _ca.Bundle, default)).Refusal);
         }
         // The sidecar lost its log (a new volume): it starts again at seq 1 and says the segment is discontinuous.
         var fresh = WriteLog(orders, 5);
-        var again = Segments(fresh)[0];
+        var again = TestFlowLog.Segments(fresh)[0];
         Assert.NotNull((await store.AppendAsync(orders, again.Lines, false, _ca.Bundle, default)).Refusal);
         Assert.Null((await store.AppendAsync(orders, again.Lines, true, _ca.Bundle, default)).Refusal);
 
@@ -243,9 +224,9 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 10, 12, 0, 0, TimeSpan.Zero));
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, time, default);
         var log = WriteLog(orders, 10);
-        var first = Segments(log)[0];
+        var first = TestFlowLog.Segments(log)[0];
         WriteLog(orders, 10, log);
-        var second = Segments(log, first.LastSeq + 1)[0];
+        var second = TestFlowLog.Segments(log, first.LastSeq + 1)[0];
         FlowLogSegment[] segments = [first, second];
         Assert.Null((await store.AppendAsync(orders, first.Lines, false, _ca.Bundle, default)).Refusal);
         time.Advance(TimeSpan.FromDays(1));
