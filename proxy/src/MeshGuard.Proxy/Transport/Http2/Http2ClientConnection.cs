@@ -307,7 +307,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Tells the peer why the connection ends, when no other write is under way.</summary>
+    /// <summary>Tells the peer why the connection ends, after the write under way if there is one.</summary>
     private Task SendGoAwayAsync(Http2ErrorCode code)
     {
         var payload = new byte[8];

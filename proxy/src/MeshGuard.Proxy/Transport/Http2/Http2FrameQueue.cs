@@ -21,6 +21,11 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     // HighWater, so a fast upload cannot grow the buffers (and the pool's arrays they come back to).
     private TaskCompletionSource? _taken;
 
+    // Set while the last frame waits for the write under way to end.
+    private TaskCompletionSource? _writerDone;
+
+    private static readonly TimeSpan LastWriteTimeout = TimeSpan.FromSeconds(1);
+
     /// <summary>Queued octets above which a body sender waits for the write under way instead of queuing more.</summary>
     public const int HighWater = 64 * 1024;
 
@@ -108,33 +113,42 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     }
 
     /// <summary>
-    /// The connection's last frame (GOAWAY), when no write is under way: best effort and bounded, the connection is
-    /// being closed either way. Nothing is written after it.
+    /// The connection's last frame (GOAWAY): nothing is queued or written after it. A write under way is let finish
+    /// first (what it had taken stays whole on the wire) and what waited behind it is dropped. Best effort and
+    /// bounded, the connection is being closed either way.
     /// </summary>
     public async Task WriteLastAsync(Http2FrameType type, ReadOnlyMemory<byte> payload)
     {
+        Task underWay;
         lock (_lock)
         {
-            if (_writing || _closed)
+            if (_closed)
             {
-                _closed = true;
-                ReleaseWaiters();
                 return;
             }
-            _writing = true;
             _closed = true;
             ReleaseWaiters();
+            underWay = _writing ? (_writerDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task : Task.CompletedTask;
+            _writing = true;
         }
         var frame = new byte[Http2Frame.HeaderLength + payload.Length];
         Http2Frame.WriteHeader(frame, payload.Length, type, 0, 0);
         payload.Span.CopyTo(frame.AsSpan(Http2Frame.HeaderLength));
         try
         {
-            await transport.WriteAsync(frame).AsTask().WaitAsync(TimeSpan.FromSeconds(1));
+            await underWay.WaitAsync(LastWriteTimeout);
+            await transport.WriteAsync(frame).AsTask().WaitAsync(LastWriteTimeout);
         }
         catch (Exception)
         {
-            // The peer may be gone already.
+            // The peer may be gone already, or not reading.
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _writing = false;
+            }
         }
     }
 
@@ -146,6 +160,19 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
             _closed = true;
             ReleaseWaiters();
         }
+    }
+
+    /// <summary>Under the lock: the writer stops. A last frame waiting for it goes (and keeps the write to itself).</summary>
+    private void EndWriting()
+    {
+        ReleaseWaiters();
+        if (_writerDone is { } last)
+        {
+            _writerDone = null;
+            last.TrySetResult();
+            return;
+        }
+        _writing = false;
     }
 
     /// <summary>Under the lock: the queue was taken (or will never be), so waiting senders go on.</summary>
@@ -179,8 +206,7 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
                 {
                     if (_queue.Length == 0 || _closed)
                     {
-                        _writing = false;
-                        ReleaseWaiters();
+                        EndWriting();
                         return;
                     }
                     batch = _queue;
@@ -200,9 +226,8 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
         {
             lock (_lock)
             {
-                _writing = false;
                 _closed = true;
-                ReleaseWaiters();
+                EndWriting();
             }
             onWriteFailure(new IOException("writing to the peer failed: " + e.Message, e));
         }
