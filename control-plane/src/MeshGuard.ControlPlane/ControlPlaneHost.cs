@@ -126,8 +126,18 @@ internal static class ControlPlaneHost
         if (flowStore is not null)
         {
             builder.Services.AddHostedService(sp => new FlowStoreRetention(flowStore, settings.FlowRetentionDays, time, sp.GetRequiredService<ILogger<FlowStoreRetention>>()));
+            builder.Services.AddSingleton(sp => new FlowStoreAudit(flowStore.Logs, sp.GetRequiredService<CertificateAuthority>(),
+                settings.FlowAuditInterval ?? TimeSpan.FromHours(1), time, sp.GetRequiredService<ILogger<FlowStoreAudit>>()));
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<FlowStoreAudit>());
         }
-        builder.Services.AddSingleton<CollectedFlows>();
+        if (flowStore is null)
+        {
+            builder.Services.AddSingleton<ICollectedFlows>(sp => new CollectedFlows(collected, sp.GetRequiredService<CertificateAuthority>()));
+        }
+        else
+        {
+            builder.Services.AddSingleton<ICollectedFlows>(new StoredCollectedFlows(flowStore.Logs));
+        }
         builder.Services.AddSingleton<MeshGuard.ControlPlane.Review.ConsoleSessions>();
         builder.Services.AddSingleton<WorkloadStatus>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ConfigDistributor>());

@@ -34,13 +34,14 @@ var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init containe
 var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
 var flowStore = CliOption.Text("--flow-store", "the flow store every replica shares: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require]; default: the data directory (flows/)");
 var flowRetention = CliOption.Number("--flow-retention-days", "with --flow-store: days of received flow lines kept; older days are dropped whole", 30);
+var flowAudit = CliOption.Duration("--flow-audit-interval", "with --flow-store: how often one replica re-hashes every stored chain, to catch lines changed in the database itself", TimeSpan.FromHours(1));
 var storeKeyFile = CliOption.Text("--store-key-file", "with --store etcd: a 0600 file holding the key that seals the CA's keys (base64 of 32 bytes); default: the variable " + MeshGuard.Store.StoreKey.EnvironmentVariable);
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
     saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns, publishBundle,
-    store, storeKeyFile, sidecarImage, sidecarInitImage, flowStore, flowRetention,
+    store, storeKeyFile, sidecarImage, sidecarInitImage, flowStore, flowRetention, flowAudit,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -69,7 +70,8 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null,
             new MeshGuard.Contracts.Injection.InjectionTemplate { Image = parse.GetValue(sidecarImage)!, InitImage = parse.GetValue(sidecarInitImage)! },
             FlowStoreFlag.Parse(parse.GetValue(flowStore)),
-            parse.GetValue(flowRetention) is >= 1 and var days ? days : throw new CliUsageException("--flow-retention-days must be at least 1"));
+            parse.GetValue(flowRetention) is >= 1 and var days ? days : throw new CliUsageException("--flow-retention-days must be at least 1"),
+            parse.GetValue(flowAudit) is var audit && audit >= TimeSpan.FromSeconds(1) ? audit : throw new CliUsageException("--flow-audit-interval must be at least 1s"));
         if (settings.Store is not null && (settings.PolicySource != PolicySourceKind.Files || settings.EndpointSource != EndpointSourceKind.Attestation || settings.RevocationSource != RevocationSourceKind.Files))
         {
             throw new CliUsageException("--store etcd: keeps policies, registrations and revocations in etcd; leave --policy-source, --endpoint-source and --revocation-source at their defaults");

@@ -33,18 +33,15 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     {
         _source = source;
         _time = time;
+        Logs = new StoredFlowLogs(source, ownsSource: false);
     }
 
     public long LinesCollected => Interlocked.Read(ref _linesCollected);
 
     public long SegmentsRefused => Interlocked.Read(ref _segmentsRefused);
 
-    /// <summary>
-    /// For reading only (meshctl): no schema is created, so a reviewer's account needs no more than SELECT.
-    /// Nothing is sent until the first query.
-    /// </summary>
-    public static PostgresFlowStore OpenForReading(FlowStoreLocation location) =>
-        new(NpgsqlDataSource.Create(location.Connection.ConnectionString), TimeProvider.System);
+    /// <summary>What the store holds, read through this store's connections: for the console and the chain audit.</summary>
+    public StoredFlowLogs Logs { get; }
 
     /// <summary>Connects and creates what is missing of the schema; fails when the database cannot be reached.</summary>
     public static async Task<PostgresFlowStore> OpenAsync(FlowStoreLocation location, TimeProvider time, CancellationToken cancellation)
@@ -75,7 +72,10 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
                 last_hash text NOT NULL,
                 verified_seq bigint NOT NULL,
                 lines bigint NOT NULL,
-                updated timestamptz NOT NULL);
+                updated timestamptz NOT NULL,
+                audited timestamptz,
+                audit_problems integer,
+                audit_summary text);
             CREATE TABLE IF NOT EXISTS {Lines} (
                 received timestamptz NOT NULL,
                 workload text NOT NULL,
@@ -207,73 +207,6 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     private static Task WriteAsync<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type, CancellationToken cancellation)
         where T : struct =>
         value is { } v ? copy.WriteAsync(v, type, cancellation) : copy.WriteNullAsync(cancellation);
-
-    /// <summary>Where the store's chain row says <paramref name="workloadId"/>'s log ends: its chain and last seq.</summary>
-    public async Task<(int Chain, long LastSeq)?> ChainEndAsync(string workloadId, CancellationToken cancellation)
-    {
-        await using var command = _source.CreateCommand($"SELECT chain, last_seq FROM {Chains} WHERE workload = $1");
-        command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        return await reader.ReadAsync(cancellation) ? (reader.GetInt32(0), reader.GetInt64(1)) : null;
-    }
-
-    /// <summary>Every workload the store holds lines of, by name.</summary>
-    public async Task<IReadOnlyList<string>> WorkloadsAsync(CancellationToken cancellation)
-    {
-        await using var command = _source.CreateCommand($"SELECT workload FROM {Chains} WHERE lines > 0 ORDER BY workload");
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        var workloads = new List<string>();
-        while (await reader.ReadAsync(cancellation))
-        {
-            workloads.Add(reader.GetString(0));
-        }
-        return workloads;
-    }
-
-    /// <summary>
-    /// Writes <paramref name="workloadId"/>'s stored lines into <paramref name="directory"/> exactly as they were
-    /// signed, in the log's own files (flows-000001.jsonl for chain 0, the next file for each later chain), in seq
-    /// order: <see cref="FlowLogVerifier"/> then checks them as it checks a sidecar's log, offline. Returns the
-    /// number of lines written.
-    /// </summary>
-    public async Task<long> ExportAsync(string workloadId, string directory, CancellationToken cancellation)
-    {
-        Directory.CreateDirectory(directory);
-        await using var command = _source.CreateCommand($"SELECT chain, line FROM {Lines} WHERE workload = $1 ORDER BY chain, seq");
-        command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
-        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellation);
-        FileStream? file = null;
-        var chain = -1;
-        long count = 0;
-        try
-        {
-            while (await reader.ReadAsync(cancellation))
-            {
-                var lineChain = reader.GetInt32(0);
-                if (lineChain != chain || file is null)
-                {
-                    if (file is not null)
-                    {
-                        await file.DisposeAsync();
-                    }
-                    chain = lineChain;
-                    file = new FileStream(Path.Combine(directory, FlowLogFormat.FileName(chain + 1)), FileMode.Create, FileAccess.Write);
-                }
-                var line = await reader.GetFieldValueAsync<byte[]>(1, cancellation);
-                await file.WriteAsync(line, cancellation);
-                file.WriteByte((byte)'\n');
-                count++;
-            }
-        }
-        finally
-        {
-            if (file is not null)
-            {
-                await file.DisposeAsync();
-            }
-        }
-        return count;
-    }
 
     /// <summary>The partition of lines received on <paramref name="day"/> (UTC), and of the day after, made once.</summary>
     private async Task EnsurePartitionAsync(DateOnly day, CancellationToken cancellation)

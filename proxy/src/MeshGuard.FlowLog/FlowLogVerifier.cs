@@ -14,106 +14,23 @@ public static class FlowLogVerifier
 {
     public static FlowLogReport Verify(string directory, TrustBundle bundle)
     {
-        var report = new FlowLogReport();
-        // Parties other than the first seen, with where each first appears: a log holds one workload's records.
-        var parties = new Dictionary<string, (string File, int Line, long Seq, long Count)>(StringComparer.Ordinal);
-        long? expectedSeq = null;
-        string? prevHash = null;
-        (string File, int Line, long? Seq) previous = ("", 0, null);
+        var chain = new FlowChainVerification(bundle);
         foreach (var file in FlowLogFormat.Files(directory))
         {
-            report.Files++;
             var name = Path.GetFileName(file);
+            chain.BeginFile();
             foreach (var (lineNumber, bytes, complete) in FlowLogFormat.Lines(File.ReadAllBytes(file)))
             {
-                if (!complete)
+                if (!chain.Line(name, lineNumber, bytes, complete))
                 {
-                    report.Add(name, lineNumber, null, FlowProblemKind.Truncated, "last line is incomplete (torn write)");
                     break;
                 }
-                var line = bytes.Span;
-                var hash = FlowLogFormat.HashHex(line);
-
-                JsonElement record = default;
-                try
-                {
-                    // Strings are decoded lazily; invalid UTF-8 or a line that is not an object (found by fuzzing)
-                    // is a changed line, not a crash of the verifier.
-                    if (System.Text.Unicode.Utf8.IsValid(line))
-                    {
-                        using var document = JsonDocument.Parse(bytes);
-                        record = document.RootElement.Clone();
-                    }
-                }
-                catch (JsonException)
-                {
-                }
-                if (record.ValueKind != JsonValueKind.Object)
-                {
-                    report.Add(name, lineNumber, null, FlowProblemKind.Modified, "line is not a valid JSON object");
-                    prevHash = hash;
-                    expectedSeq = expectedSeq + 1;
-                    previous = (name, lineNumber, null);
-                    continue;
-                }
-                var seq = record.TryGetProperty("seq", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out var n) ? n : -1;
-                var prev = record.Text("prev");
-
-                if (expectedSeq is { } expected && seq != expected)
-                {
-                    if (seq > expected)
-                    {
-                        report.Add(name, lineNumber, seq, FlowProblemKind.Missing, $"{seq - expected} record(s) before this one are missing (expected seq {expected})");
-                    }
-                    else
-                    {
-                        report.Add(name, lineNumber, seq, FlowProblemKind.Reordered, $"seq {seq} comes after seq {expected - 1}");
-                    }
-                }
-                else if (prevHash is not null && prev != prevHash)
-                {
-                    report.Add(previous.File, previous.Line, previous.Seq, FlowProblemKind.Modified, $"line no longer matches the hash that {name}:{lineNumber} recorded");
-                }
-
-                report.FirstSeq ??= seq;
-                switch (record.Text("kind"))
-                {
-                    case "flow":
-                        report.Flows++;
-                        var party = (record.Text("direction") == "inbound" ? record.Text("dest_id") : record.Text("source_id")) ?? "(none)";
-                        parties[party] = parties.TryGetValue(party, out var seen) ? seen with { Count = seen.Count + 1 } : (name, lineNumber, seq, 1);
-                        break;
-                    case "gap":
-                        var missing = record.Number("missing");
-                        report.GapsDeclared += missing;
-                        report.Add(name, lineNumber, seq, FlowProblemKind.GapDeclared, $"the sidecar lost {missing} record(s) here (queue full)");
-                        break;
-                    case "start" or "checkpoint":
-                        report.Checkpoints++;
-                        CheckSignature(report, record, bundle, name, lineNumber, seq, prev ?? "");
-                        break;
-                    default:
-                        report.Add(name, lineNumber, seq, FlowProblemKind.Modified, "unknown record kind");
-                        break;
-                }
-                expectedSeq = seq + 1;
-                prevHash = hash;
-                previous = (name, lineNumber, seq);
             }
         }
-        report.LastSeq = expectedSeq - 1;
-        // Without a signed record the log has no owner to compare with (and is not proven at all).
-        foreach (var (party, (file, line, seq, count)) in parties)
-        {
-            if (report.Workload is { } workload && party != workload)
-            {
-                report.Add(file, line, seq, FlowProblemKind.ForeignRecord, $"{count} flow record(s) from here on record {party} as the local party, but this log is {workload}'s");
-            }
-        }
-        return report;
+        return chain.Finish();
     }
 
-    private static void CheckSignature(FlowLogReport report, JsonElement record, TrustBundle bundle, string file, int line, long seq, string prev)
+    internal static void CheckSignature(FlowLogReport report, JsonElement record, TrustBundle bundle, string file, int line, long seq, string prev)
     {
         var result = VerifySigned(record, bundle);
         if (result.Problem is { } problem)
@@ -272,6 +189,9 @@ public sealed class FlowLogReport
     public long? LastSeq { get; set; }
     public long? FirstSeq { get; set; }
 
+    /// <summary>The SHA-256 (hex) of the last line: what the next line's prev, or a store's chain row, must hold.</summary>
+    public string? LastHash { get; set; }
+
     /// <summary>The seq of the last record whose signature verified: it covers every record up to it through the chain.</summary>
     public long? LastSignedSeq { get; set; }
 
@@ -287,6 +207,11 @@ public sealed class FlowLogReport
     public long? WitnessedSeq { get; set; }
     public List<FlowLogProblem> Problems { get; } = [];
     public bool IsOk => Problems.Count == 0;
+
+    /// <summary>One line a reviewer reads: what was checked, or the first problem.</summary>
+    public string Summary => IsOk
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"verified: {Flows} flow records, {Checkpoints} signed, through seq {LastSeq}")
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Problems.Count} problem(s), first: {Problems[0]}");
 
     internal void Add(string file, int line, long? seq, FlowProblemKind kind, string detail) => Problems.Add(new FlowLogProblem(file, line, seq, kind, detail));
 }

@@ -114,7 +114,7 @@ public sealed class CollectedFlowLogsTests : IDisposable
     }
 
     [Fact]
-    public void TheConsoleReadsRecordsOfTheWindowNewestFirstAndSeesACopyChangedOnDiskAsNotVerified()
+    public async Task TheConsoleReadsRecordsOfTheWindowNewestFirstAndSeesACopyChangedOnDiskAsNotVerified()
     {
         WriteLog(12, decision: "deny");
         var tail = new FlowLogTail(_sidecarLog);
@@ -123,19 +123,19 @@ public sealed class CollectedFlowLogsTests : IDisposable
         UploadAll(collected, tail);
         var flows = new CollectedFlows(collected, _ca);
 
-        var read = flows.Read(DateTimeOffset.UtcNow.AddMinutes(-5));
+        var read = await flows.ReadAsync(DateTimeOffset.UtcNow.AddMinutes(-5), CancellationToken.None);
         Assert.Equal(12, read.Count);
         Assert.True(read.Zip(read.Skip(1)).All(p => p.First.Time >= p.Second.Time));
         Assert.All(read, f => Assert.True(f.Log.Verified, f.Log.Summary));
         Assert.Equal("deny", read[0].Record.GetProperty("decision").GetString());
-        Assert.Empty(flows.Read(DateTimeOffset.UtcNow.AddMinutes(1)));
+        Assert.Empty(await flows.ReadAsync(DateTimeOffset.UtcNow.AddMinutes(1), CancellationToken.None));
 
         var file = FlowLogFormat.Files(_data.CollectedFlowLog(Orders))[0];
         File.WriteAllText(file, File.ReadAllText(file).Replace("/orders/3\"", "/orders/4\"", StringComparison.Ordinal));
-        var log = Assert.Single(flows.Logs());
+        var log = Assert.Single(await flows.LogsAsync(CancellationToken.None));
         Assert.False(log.Verified);
         Assert.Contains("modified", log.Summary, StringComparison.Ordinal);
-        using var line = JsonDocument.Parse(flows.Read(DateTimeOffset.MinValue)[0].Line);
+        using var line = JsonDocument.Parse((await flows.ReadAsync(DateTimeOffset.MinValue, CancellationToken.None))[0].Line);
         Assert.Equal("flow", line.RootElement.GetProperty("kind").GetString());
     }
 }

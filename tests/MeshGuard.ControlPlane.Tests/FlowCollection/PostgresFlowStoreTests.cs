@@ -250,4 +250,55 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
             File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
         }
     }
+
+    private async Task ExecuteAsync(string sql, params object[] values)
+    {
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var value in values)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+        await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task TheStoresOwnVerificationFindsALineChangedOrATailDeletedInTheDatabaseAndTheAuditIsKeptForTheConsole()
+    {
+        var orders = Workload("audited");
+        var log = WriteLog(orders, 30);
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        foreach (var segment in TestFlowLog.Segments(log))
+        {
+            Assert.Null((await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default)).Refusal);
+        }
+        var intact = await store.Logs.VerifyAsync(orders, _ca.Bundle, default);
+        var offline = FlowLogVerifier.Verify(log, _ca.Bundle);
+        Assert.True(intact.ProblemCount == 0, intact.Summary);
+        Assert.Equal((offline.LastSeq, offline.Flows, offline.Checkpoints, offline.Workload), (intact.Report.LastSeq, intact.Report.Flows, intact.Report.Checkpoints, intact.Report.Workload));
+        var newest = await store.Logs.FlowsSinceAsync(DateTimeOffset.MinValue, 5, default);
+        Assert.Equal(5, newest.Count);
+        Assert.All(newest, f => Assert.Equal(orders, f.Workload));
+        var chain = Assert.Single(await store.Logs.ChainsAsync(default), c => c.Workload == orders);
+        var unaudited = MeshGuard.ControlPlane.FlowCollection.StoredCollectedFlows.Verification(chain);
+        Assert.True(unaudited.Verified);
+        Assert.Contains("not audited", unaudited.Summary, StringComparison.Ordinal);
+
+        // A decision changed in the database: the line no longer hashes to the next line's prev.
+        await ExecuteAsync("UPDATE meshguard_flow_lines SET line = convert_to(replace(convert_from(line, 'UTF8'), '\"allow\"', '\"deny\"'), 'UTF8') WHERE workload = $1 AND seq = 5 AND kind = 'flow'", orders);
+        var changed = await store.Logs.VerifyAsync(orders, _ca.Bundle, default);
+        var problem = Assert.Single(changed.Report.Problems);
+        Assert.Equal(FlowProblemKind.Modified, problem.Kind);
+        Assert.Equal(5, problem.Seq);
+        await store.Logs.RecordAuditAsync(changed, DateTimeOffset.UtcNow, default);
+        var shown = MeshGuard.ControlPlane.FlowCollection.StoredCollectedFlows.Verification(Assert.Single(await store.Logs.ChainsAsync(default), c => c.Workload == orders));
+        Assert.False(shown.Verified);
+        Assert.Contains("modified", shown.Summary, StringComparison.Ordinal);
+
+        // The last lines deleted: every line left chains, but the chain row says the log goes on.
+        await ExecuteAsync("DELETE FROM meshguard_flow_lines WHERE workload = $1 AND seq > $2", orders, chain.LastSeq - 3);
+        var cut = await store.Logs.VerifyAsync(orders, _ca.Bundle, default);
+        Assert.Contains($"ends at seq {chain.LastSeq} in chain 0; its lines end at seq {chain.LastSeq - 3}", cut.RowMismatch, StringComparison.Ordinal);
+    }
 }

@@ -12,7 +12,7 @@ namespace MeshGuard.ControlPlane.Tests.Review;
 public sealed class ConsoleViewsTests
 {
     private const string Shop = "spiffe://mesh.local/ns/shop/sa/";
-    private static readonly LogVerification Verified = new(Shop + "orders", true, 1, 1, "verified");
+    private static readonly LogVerification Verified = new(Shop + "orders", true, 1, "verified");
 
     private static CollectedFlow Flow(string? source, string destination, string decision, string direction = "inbound", string path = "/orders/1", string method = "GET")
     {

@@ -34,7 +34,7 @@ internal static class AdminEndpoints
             }
             return Results.Text(text.ToString());
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, MeshGuard.FlowStore.IFlowSegmentStore collected) =>
+        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, MeshGuard.FlowStore.IFlowSegmentStore collected, IServiceProvider services) =>
         {
             var table = registry.Current;
             var endpoints = 0;
@@ -54,6 +54,11 @@ internal static class AdminEndpoints
                     $"# TYPE meshguard_cp_store_connected gauge\nmeshguard_cp_store_connected {(etcd.Connected ? 1 : 0)}\n" +
                     $"# TYPE meshguard_cp_store_revision gauge\nmeshguard_cp_store_revision {etcd.Current.Revision}\n" +
                     $"# TYPE meshguard_cp_leader gauge\nmeshguard_cp_leader {(leadership?.IsLeader == true ? 1 : 0)}\n");
+            }
+            if (services.GetService<FlowCollection.FlowStoreAudit>() is { } audit)
+            {
+                text += string.Create(CultureInfo.InvariantCulture,
+                    $"# TYPE meshguard_cp_flow_chains_broken gauge\nmeshguard_cp_flow_chains_broken {audit.Broken}\n");
             }
             return Results.Text(text, "text/plain; version=0.0.4");
         }).OnListener(port, loopbackHost: true);

@@ -10,14 +10,17 @@ namespace MeshGuard.ControlPlane.FlowCollection;
 /// it came from and that log's verification. Verification is of the copy as held (chain, seqs, signatures) and
 /// is done again only when the copy grew. Bounded: at most <see cref="MaxRecords"/> records per read.
 /// </summary>
-internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthority ca)
+internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthority ca) : ICollectedFlows
 {
     internal const int MaxRecords = 50_000;
 
     private readonly ConcurrentDictionary<string, (string Stamp, LogVerification Result)> _verified = new(StringComparer.Ordinal);
 
-    /// <summary>Every collected log's workload and its verification.</summary>
-    public IReadOnlyList<LogVerification> Logs()
+    public Task<IReadOnlyList<LogVerification>> LogsAsync(CancellationToken cancellation) => Task.FromResult<IReadOnlyList<LogVerification>>(Logs());
+
+    public Task<List<CollectedFlow>> ReadAsync(DateTimeOffset since, CancellationToken cancellation) => Task.FromResult(Read(since));
+
+    private List<LogVerification> Logs()
     {
         var all = new List<LogVerification>();
         foreach (var (workload, directory) in logs.Workloads())
@@ -27,8 +30,7 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
         return all;
     }
 
-    /// <summary>Flow records at or after <paramref name="since"/>, newest first, at most <see cref="MaxRecords"/>.</summary>
-    public List<CollectedFlow> Read(DateTimeOffset since)
+    private List<CollectedFlow> Read(DateTimeOffset since)
     {
         var flows = new List<CollectedFlow>();
         foreach (var (workload, directory) in logs.Workloads())
@@ -81,14 +83,12 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
             return cached.Result;
         }
         var report = FlowLogVerifier.Verify(directory, ca.Bundle);
-        var result = new LogVerification(workload, report.IsOk, report.Flows, report.LastSeq ?? 0,
-            report.IsOk ? $"verified: {report.Flows} flow records, {report.Checkpoints} signed, through seq {report.LastSeq}"
-                : $"{report.Problems.Count} problem(s), first: {report.Problems[0]}");
+        var result = new LogVerification(workload, report.IsOk, report.LastSeq ?? 0, report.Summary);
         _verified[directory] = (stamp.ToString(), result);
         return result;
     }
 
-    private static bool TryParse(ReadOnlyMemory<byte> line, out JsonElement record)
+    internal static bool TryParse(ReadOnlyMemory<byte> line, out JsonElement record)
     {
         try
         {
@@ -108,4 +108,4 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
 internal sealed record CollectedFlow(DateTimeOffset Time, JsonElement Record, ReadOnlyMemory<byte> Line, LogVerification Log);
 
 /// <summary>How a collected log verified: <see cref="Summary"/> says what was checked, or the first problem.</summary>
-internal sealed record LogVerification(string Workload, bool Verified, long Flows, long LastSeq, string Summary);
+internal sealed record LogVerification(string Workload, bool Verified, long LastSeq, string Summary);

@@ -22,4 +22,5 @@ internal sealed record ControlPlaneSettings(
     string? StoreKeyFile = null,
     MeshGuard.Contracts.Injection.InjectionTemplate? Injection = null,
     MeshGuard.FlowStore.FlowStoreLocation? FlowStore = null,
-    int FlowRetentionDays = 30);
+    int FlowRetentionDays = 30,
+    TimeSpan? FlowAuditInterval = null);

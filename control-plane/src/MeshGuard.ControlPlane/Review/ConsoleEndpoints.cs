@@ -48,15 +48,22 @@ internal static class ConsoleEndpoints
             return Results.Redirect("/console/", permanent: false, preserveMethod: false);
         }).OnListener(adminPort, loopbackHost: true);
 
-        app.MapGet("/console/", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
-                ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
-            Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Mesh overview",
-                Summary(flows, time) + "<h2>Workloads</h2>" + WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
+        app.MapGet("/console/", async (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
+                ConfigDistributor distributor, ICollectedFlows flows, TimeProvider time) =>
+        {
+            if (Guard(context, sessions, adminPort) is { } refused)
+            {
+                return refused;
+            }
+            var logs = await flows.LogsAsync(context.RequestAborted);
+            return Page(StatusCodes.Status200OK, "Mesh overview",
+                await SummaryAsync(flows, logs, time, context.RequestAborted) + "<h2>Workloads</h2>"
+                + WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, logs, time.GetUtcNow())
                 + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)
-                + $"<h2>Policy documents (version {policies.Current.Version}, mesh default {E(policies.Current.Set.MeshDefault.ToString())})</h2>" + PoliciesView.Documents(policies.Current)))
-            .OnListener(adminPort, loopbackHost: true);
+                + $"<h2>Policy documents (version {policies.Current.Version}, mesh default {E(policies.Current.Set.MeshDefault.ToString())})</h2>" + PoliciesView.Documents(policies.Current));
+        }).OnListener(adminPort, loopbackHost: true);
 
-        app.MapGet("/console/graph", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, WorkloadStatus status, CollectedFlows flows, TimeProvider time) =>
+        app.MapGet("/console/graph", async (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, WorkloadStatus status, ICollectedFlows flows, TimeProvider time) =>
         {
             if (Guard(context, sessions, adminPort) is { } refused)
             {
@@ -64,17 +71,17 @@ internal static class ConsoleEndpoints
             }
             var window = Window(context.Request.Query["window"]);
             var known = status.All().Select(static s => s.Key).Concat(registry.Current.Services.SelectMany(static s => s.Endpoints).Select(static e => e.SpiffeId));
-            return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(flows.Read(time.GetUtcNow() - window.Span), known), window.Value));
+            return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(await flows.ReadAsync(time.GetUtcNow() - window.Span, context.RequestAborted), known), window.Value));
         }).OnListener(adminPort, loopbackHost: true);
 
-        app.MapGet("/console/flows", async (HttpContext context, ConsoleSessions sessions, CollectedFlows flows, TimeProvider time) =>
+        app.MapGet("/console/flows", async (HttpContext context, ConsoleSessions sessions, ICollectedFlows flows, TimeProvider time) =>
         {
             if (Guard(context, sessions, adminPort) is { } refused)
             {
                 return refused;
             }
             var filter = FlowsView.Filter.From(context.Request.Query);
-            var records = flows.Read(time.GetUtcNow() - Window(filter.Window).Span);
+            var records = await flows.ReadAsync(time.GetUtcNow() - Window(filter.Window).Span, context.RequestAborted);
             if (context.Request.Query["format"] == "jsonl")
             {
                 await FlowsView.ExportAsync(context.Response, records, filter);
@@ -83,10 +90,10 @@ internal static class ConsoleEndpoints
             return Page(StatusCodes.Status200OK, "Flows", FlowsView.Render(records, filter));
         }).OnListener(adminPort, loopbackHost: true);
 
-        app.MapGet("/console/workloads", (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
-                ConfigDistributor distributor, CollectedFlows flows, TimeProvider time) =>
+        app.MapGet("/console/workloads", async (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
+                ConfigDistributor distributor, ICollectedFlows flows, TimeProvider time) =>
             Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "Workloads",
-                WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, flows.Logs(), time.GetUtcNow())
+                WorkloadsView.Render(status, registry.Current, policies.Current, distributor.Current.Version, await flows.LogsAsync(context.RequestAborted), time.GetUtcNow())
                 + "<h2>Services</h2>" + WorkloadsView.Endpoints(registry.Current)))
             .OnListener(adminPort, loopbackHost: true);
 
@@ -98,7 +105,7 @@ internal static class ConsoleEndpoints
             Guard(context, sessions, adminPort) ?? Page(StatusCodes.Status200OK, "What if", WhatIfView.Form("", DefaultWindow)))
             .OnListener(adminPort, loopbackHost: true);
 
-        app.MapPost("/console/whatif", async (HttpContext context, ConsoleSessions sessions, PolicyStore policies, CollectedFlows flows, TimeProvider time) =>
+        app.MapPost("/console/whatif", async (HttpContext context, ConsoleSessions sessions, PolicyStore policies, ICollectedFlows flows, TimeProvider time) =>
         {
             if (Guard(context, sessions, adminPort) is { } refused)
             {
@@ -137,7 +144,7 @@ internal static class ConsoleEndpoints
             }
             var window = Window(form["window"]);
             return Page(StatusCodes.Status200OK, "What if",
-                WhatIfView.Result(text, policies.Current, flows.Read(time.GetUtcNow() - window.Span)) + WhatIfView.Form(text, window.Value));
+                WhatIfView.Result(text, policies.Current, await flows.ReadAsync(time.GetUtcNow() - window.Span, context.RequestAborted)) + WhatIfView.Form(text, window.Value));
         }).OnListener(adminPort, loopbackHost: true).DisableAntiforgery();
     }
 
@@ -166,10 +173,9 @@ internal static class ConsoleEndpoints
     }
 
     // The last hour at a glance: calls allowed and denied, and whether every collected log verifies.
-    private static string Summary(CollectedFlows flows, TimeProvider time)
+    private static async Task<string> SummaryAsync(ICollectedFlows flows, IReadOnlyList<LogVerification> logs, TimeProvider time, CancellationToken cancellation)
     {
-        var graph = ServiceGraph.From(flows.Read(time.GetUtcNow().AddHours(-1)), []);
-        var logs = flows.Logs();
+        var graph = ServiceGraph.From(await flows.ReadAsync(time.GetUtcNow().AddHours(-1), cancellation), []);
         var allowed = graph.Edges.Where(static e => e.Decision == "allow").Sum(static e => e.Count);
         var denied = graph.Edges.Where(static e => e.Decision != "allow").Sum(static e => e.Count);
         var failing = logs.Count(static l => !l.Verified);

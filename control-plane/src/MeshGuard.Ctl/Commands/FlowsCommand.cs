@@ -30,8 +30,8 @@ internal static class FlowsCommand
             {
                 throw new CliUsageException($"{directory}: not empty; export writes into a new or empty directory");
             }
-            await using var reading = PostgresFlowStore.OpenForReading(location);
-            var lines = await reading.ExportAsync(id, directory, CancellationToken.None);
+            await using var reading = StoredFlowLogs.Open(location);
+            var (_, lines) = await reading.ExportAsync(id, directory, CancellationToken.None);
             if (lines == 0)
             {
                 throw new CliUsageException($"{location}: the flow store holds no line of {id}");
@@ -64,7 +64,7 @@ internal static class FlowsCommand
                 {
                     throw new CliUsageException("give a DIR or --flow-store, not both");
                 }
-                await using var reading = PostgresFlowStore.OpenForReading(location);
+                await using var reading = StoredFlowLogs.Open(location);
                 var workloads = parse.GetValue(workload) is { Length: > 0 } one ? [one] : await reading.WorkloadsAsync(CancellationToken.None);
                 if (workloads.Count == 0)
                 {
@@ -77,8 +77,7 @@ internal static class FlowsCommand
                     var export = Directory.CreateTempSubdirectory("meshctl-flows-");
                     try
                     {
-                        await reading.ExportAsync(id, export.FullName, CancellationToken.None);
-                        var end = await reading.ChainEndAsync(id, CancellationToken.None);
+                        var (end, _) = await reading.ExportAsync(id, export.FullName, CancellationToken.None);
                         outcome = Worse(outcome, await VerifyDirectoryAsync(parse, data, store, requireSignedTail, export.FullName, trust, id, end));
                     }
                     finally
@@ -120,7 +119,7 @@ internal static class FlowsCommand
     /// <summary>Checks one log directory and prints what it found; <paramref name="stored"/> names the workload of a log exported from the flow store.</summary>
     private static async Task<VerifyOutcome> VerifyDirectoryAsync(
         ParseResult parse, Option<string?> data, Option<string?> store, Option<bool> requireSignedTail, string directory, TrustBundle trust,
-        string? stored, (int Chain, long LastSeq)? storedEnd)
+        string? stored, StoredChain? storedEnd)
     {
         var report = FlowLogVerifier.Verify(directory, trust);
         var prefix = stored is null ? "" : $"{stored}: ";
@@ -133,10 +132,10 @@ internal static class FlowsCommand
         {
             // The export writes chain N as file N + 1: the last file says which chain the lines end in, even when
             // retention dropped every line of the earlier chains.
-            var lastChain = FlowLogFormat.FileNumber(FlowLogFormat.Files(directory)[^1]) - 1;
-            if (report.LastSeq != end.LastSeq || lastChain != end.Chain)
+            var lastChain = (int)(FlowLogFormat.FileNumber(FlowLogFormat.Files(directory)[^1]) - 1);
+            if (end.Mismatch(lastChain, report.LastSeq, report.LastHash) is { } mismatch)
             {
-                storeProblems.Add($"the store's chain row says the log ends at seq {end.LastSeq} in chain {end.Chain}; its lines end at seq {report.LastSeq} in chain {lastChain}");
+                storeProblems.Add(mismatch);
             }
         }
         // What nothing proves: no signature at all, an unsigned tail where one is not accepted, no witness where one is asked for.

@@ -1,0 +1,47 @@
+using System.Globalization;
+using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
+
+namespace MeshGuard.ControlPlane.FlowCollection;
+
+/// <summary>
+/// The console's flows from the store every replica shares: each page queries the newest records of its window (the
+/// time index), never a log; each log's state comes from its chain row: verified on arrival up to its watermark, and
+/// what the last audit (<see cref="FlowStoreAudit"/>) found. So every replica's console shows the same mesh.
+/// </summary>
+internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlows
+{
+    public async Task<IReadOnlyList<LogVerification>> LogsAsync(CancellationToken cancellation) =>
+        [.. (await logs.ChainsAsync(cancellation)).Where(static c => c.Lines > 0).Select(Verification)];
+
+    public async Task<List<CollectedFlow>> ReadAsync(DateTimeOffset since, CancellationToken cancellation)
+    {
+        var verifications = (await LogsAsync(cancellation)).ToDictionary(static v => v.Workload, StringComparer.Ordinal);
+        var rows = await logs.FlowsSinceAsync(since, CollectedFlows.MaxRecords, cancellation);
+        var flows = new List<CollectedFlow>(rows.Count);
+        foreach (var (workload, line) in rows)
+        {
+            if (!CollectedFlows.TryParse(line, out var record)
+                || !DateTimeOffset.TryParse(record.Text("time"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+            {
+                continue;
+            }
+            flows.Add(new CollectedFlow(time, record, line,
+                verifications.GetValueOrDefault(workload) ?? new LogVerification(workload, false, 0, "the store holds no chain row for this log")));
+        }
+        return flows;
+    }
+
+    /// <summary>A chain row as the console shows it: checked on arrival, and audited or not yet.</summary>
+    internal static LogVerification Verification(StoredChain chain)
+    {
+        var arrival = string.Create(CultureInfo.InvariantCulture, $"verified on arrival through seq {chain.VerifiedSeq}");
+        var audited = chain.Audited is { } at ? at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) : "";
+        return chain.AuditProblems switch
+        {
+            null => new LogVerification(chain.Workload, true, chain.LastSeq, arrival + "; not audited in the store yet"),
+            0 => new LogVerification(chain.Workload, true, chain.LastSeq, $"{arrival}; audit at {audited}: {chain.AuditSummary}"),
+            _ => new LogVerification(chain.Workload, false, chain.LastSeq, $"audit at {audited}: {chain.AuditSummary}"),
+        };
+    }
+}

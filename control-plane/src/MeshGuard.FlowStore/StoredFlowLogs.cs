@@ -1,0 +1,249 @@
+using System.Data;
+using MeshGuard.FlowLog;
+using MeshGuard.Spiffe;
+using Npgsql;
+
+namespace MeshGuard.FlowStore;
+
+/// <summary>
+/// The logs the shared flow store holds, per workload: their chain rows, their lines exactly as signed (an export, a
+/// verification, the newest flow records) and what the last audit of each found. Everything here reads, except the
+/// audit's own result; so meshctl opens it with an account that may only SELECT.
+/// </summary>
+public sealed class StoredFlowLogs : IAsyncDisposable
+{
+    // Any fixed number other than the schema's: one replica at a time re-hashes the chains.
+    private const long AuditLock = 0x6d657368_61756474;
+
+    private readonly NpgsqlDataSource _source;
+    private readonly bool _ownsSource;
+
+    internal StoredFlowLogs(NpgsqlDataSource source, bool ownsSource)
+    {
+        _source = source;
+        _ownsSource = ownsSource;
+    }
+
+    /// <summary>For reading only (meshctl): no schema is created. Nothing is sent until the first query.</summary>
+    public static StoredFlowLogs Open(FlowStoreLocation location) => new(NpgsqlDataSource.Create(location.Connection.ConnectionString), ownsSource: true);
+
+    /// <summary>Every workload the store holds lines of, by name.</summary>
+    public async Task<IReadOnlyList<string>> WorkloadsAsync(CancellationToken cancellation) =>
+        [.. (await ChainsAsync(cancellation)).Where(static c => c.Lines > 0).Select(static c => c.Workload)];
+
+    /// <summary>Every workload's chain row, by workload.</summary>
+    public async Task<IReadOnlyList<StoredChain>> ChainsAsync(CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand($"{SelectChain} ORDER BY workload");
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var chains = new List<StoredChain>();
+        while (await reader.ReadAsync(cancellation))
+        {
+            chains.Add(ReadChain(reader));
+        }
+        return chains;
+    }
+
+    /// <summary>Where the store's chain row says <paramref name="workloadId"/>'s log ends, or null when it holds nothing of it.</summary>
+    public async Task<StoredChain?> ChainAsync(string workloadId, CancellationToken cancellation)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        return await ChainAsync(connection, null, workloadId, cancellation);
+    }
+
+    private const string SelectChain =
+        $"SELECT workload, chain, last_seq, last_hash, verified_seq, lines, updated, audited, audit_problems, audit_summary FROM {PostgresFlowStore.Chains}";
+
+    private static async Task<StoredChain?> ChainAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string workloadId, CancellationToken cancellation)
+    {
+        await using var command = new NpgsqlCommand($"{SelectChain} WHERE workload = $1", connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        return await reader.ReadAsync(cancellation) ? ReadChain(reader) : null;
+    }
+
+    private static StoredChain ReadChain(NpgsqlDataReader reader) => new(
+        reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetString(3), reader.GetInt64(4), reader.GetInt64(5),
+        reader.GetFieldValue<DateTimeOffset>(6),
+        reader.IsDBNull(7) ? null : reader.GetFieldValue<DateTimeOffset>(7),
+        reader.IsDBNull(8) ? null : reader.GetInt32(8),
+        reader.IsDBNull(9) ? null : reader.GetString(9));
+
+    /// <summary>
+    /// Walks <paramref name="workloadId"/>'s stored lines in (chain, seq) order, each chain named as the export names
+    /// its file (flows-000001.jsonl for chain 0). Read in one snapshot with the chain row, so lines a sidecar uploads
+    /// meanwhile are neither half seen nor taken for a mismatch.
+    /// </summary>
+    private async Task WalkAsync(string workloadId, Func<StoredChain?, Task> chainRow, Func<int, string, int, ReadOnlyMemory<byte>, Task> line, CancellationToken cancellation)
+    {
+        await using var connection = await _source.OpenConnectionAsync(cancellation);
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellation);
+        await chainRow(await ChainAsync(connection, transaction, workloadId, cancellation));
+        await using (var command = new NpgsqlCommand($"SELECT chain, line FROM {PostgresFlowStore.Lines} WHERE workload = $1 ORDER BY chain, seq", connection, transaction))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
+            await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellation);
+            var chain = -1;
+            var file = "";
+            var number = 0;
+            while (await reader.ReadAsync(cancellation))
+            {
+                var lineChain = reader.GetInt32(0);
+                if (lineChain != chain)
+                {
+                    chain = lineChain;
+                    file = FlowLogFormat.FileName(chain + 1);
+                    number = 0;
+                }
+                await line(chain, file, ++number, await reader.GetFieldValueAsync<byte[]>(1, cancellation));
+            }
+        }
+        await transaction.CommitAsync(cancellation);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="workloadId"/>'s stored lines into <paramref name="directory"/> exactly as they were
+    /// signed, in the log's own files (flows-000001.jsonl for chain 0, the next file for each later chain), in seq
+    /// order: <see cref="FlowLogVerifier"/> then checks them as it checks a sidecar's log, offline. Returns the chain
+    /// row the lines were read with, and the number of lines written.
+    /// </summary>
+    public async Task<(StoredChain? Chain, long Lines)> ExportAsync(string workloadId, string directory, CancellationToken cancellation)
+    {
+        Directory.CreateDirectory(directory);
+        StoredChain? row = null;
+        FileStream? file = null;
+        var current = "";
+        long count = 0;
+        try
+        {
+            await WalkAsync(workloadId, chain => Task.FromResult(row = chain), async (_, name, _, line) =>
+            {
+                if (name != current || file is null)
+                {
+                    if (file is not null)
+                    {
+                        await file.DisposeAsync();
+                    }
+                    current = name;
+                    file = new FileStream(Path.Combine(directory, name), FileMode.Create, FileAccess.Write);
+                }
+                await file.WriteAsync(line, cancellation);
+                file.WriteByte((byte)'\n');
+                count++;
+            }, cancellation);
+        }
+        finally
+        {
+            if (file is not null)
+            {
+                await file.DisposeAsync();
+            }
+        }
+        return (row, count);
+    }
+
+    /// <summary>
+    /// Checks <paramref name="workloadId"/>'s stored log as <see cref="FlowLogVerifier"/> checks a log's files, line by
+    /// line as the rows arrive, and against its chain row: a line changed, deleted or moved in the database itself is
+    /// reported where it breaks the chain.
+    /// </summary>
+    public async Task<StoredLogCheck> VerifyAsync(string workloadId, TrustBundle bundle, CancellationToken cancellation)
+    {
+        var verification = new FlowChainVerification(bundle);
+        StoredChain? row = null;
+        var lastChain = -1;
+        await WalkAsync(workloadId, chain => Task.FromResult(row = chain), (chain, name, number, line) =>
+        {
+            if (chain != lastChain)
+            {
+                verification.BeginFile();
+                lastChain = chain;
+            }
+            verification.Line(name, number, line);
+            return Task.CompletedTask;
+        }, cancellation);
+        var report = verification.Finish();
+        return new StoredLogCheck(workloadId, report, row?.Mismatch(lastChain, report.LastSeq, report.LastHash));
+    }
+
+    /// <summary>Keeps what an audit of <paramref name="check"/>'s workload found on its chain row, for every replica's console.</summary>
+    public async Task RecordAuditAsync(StoredLogCheck check, DateTimeOffset at, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand(
+            $"UPDATE {PostgresFlowStore.Chains} SET audited = $2, audit_problems = $3, audit_summary = $4 WHERE workload = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = check.Workload });
+        command.Parameters.Add(new NpgsqlParameter { Value = at });
+        command.Parameters.Add(new NpgsqlParameter { Value = check.ProblemCount });
+        command.Parameters.Add(new NpgsqlParameter { Value = check.Summary });
+        await command.ExecuteNonQueryAsync(cancellation);
+    }
+
+    /// <summary>
+    /// This replica's turn to audit, held until disposed; null while another replica holds it. The lock lives as long
+    /// as its connection, so a replica that dies mid-audit frees it.
+    /// </summary>
+    public async Task<IAsyncDisposable?> TryTakeAuditTurnAsync(CancellationToken cancellation)
+    {
+        var connection = await _source.OpenConnectionAsync(cancellation);
+        await using (var take = new NpgsqlCommand($"SELECT pg_try_advisory_lock({AuditLock})", connection))
+        {
+            if (await take.ExecuteScalarAsync(cancellation) is true)
+            {
+                return connection; // closing the connection releases the lock
+            }
+        }
+        await connection.DisposeAsync();
+        return null;
+    }
+
+    /// <summary>
+    /// The newest flow records received at or after <paramref name="since"/> (their own time), newest first, at most
+    /// <paramref name="limit"/>: each with the workload whose log holds it, and its line as signed.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Workload, byte[] Line)>> FlowsSinceAsync(DateTimeOffset since, int limit, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand(
+            $"SELECT workload, line FROM {PostgresFlowStore.Lines} WHERE kind = 'flow' AND time >= $1 ORDER BY time DESC LIMIT $2");
+        command.Parameters.Add(new NpgsqlParameter { Value = since });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var flows = new List<(string, byte[])>();
+        while (await reader.ReadAsync(cancellation))
+        {
+            flows.Add((reader.GetString(0), reader.GetFieldValue<byte[]>(1)));
+        }
+        return flows;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsSource)
+        {
+            await _source.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>A workload's chain row: where its stored log ends, how far arrival checks verified it, and the last audit.</summary>
+public sealed record StoredChain(
+    string Workload, int Chain, long LastSeq, string LastHash, long VerifiedSeq, long Lines, DateTimeOffset Updated,
+    DateTimeOffset? Audited, int? AuditProblems, string? AuditSummary)
+{
+    /// <summary>What is wrong when the stored lines end elsewhere than this row says (or with another line), else null.</summary>
+    public string? Mismatch(int linesChain, long? linesLastSeq, string? linesLastHash) =>
+        linesLastSeq != LastSeq || linesChain != Chain
+            ? $"the store's chain row says the log ends at seq {LastSeq} in chain {Chain}; its lines end at seq {linesLastSeq?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "(none)"} in chain {linesChain}"
+            : LastHash.Length > 0 && linesLastHash != LastHash
+                ? $"the store's chain row says its last line (seq {LastSeq}) hashes to {LastHash}; the line stored there hashes to {linesLastHash}"
+                : null;
+}
+
+/// <summary>A stored log checked line by line (<see cref="Report"/>) and against its chain row (<see cref="RowMismatch"/>).</summary>
+public sealed record StoredLogCheck(string Workload, FlowLogReport Report, string? RowMismatch)
+{
+    public int ProblemCount => Report.Problems.Count + (RowMismatch is null ? 0 : 1);
+
+    /// <summary>One line a reviewer reads: what was checked, or the first problem.</summary>
+    public string Summary => RowMismatch is null ? Report.Summary
+        : $"{ProblemCount} problem(s), first: {(Report.Problems.Count > 0 ? Report.Problems[0].ToString() : RowMismatch)}";
+}
