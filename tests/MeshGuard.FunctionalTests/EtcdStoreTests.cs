@@ -336,6 +336,76 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
     }
 
     [Fact]
+    public async Task EitherReplicasConsoleShowsTheWholeMeshFromTheFlowStoreAndTheAuditReportsALineChangedInTheDatabase()
+    {
+        await using var flowStore = await PostgresServer.StartAsync(LocalMesh.FreePorts(1)[0]);
+        // Orders streams from B alone and frontend from A alone: each replica took only one of the two logs.
+        var (a, b, _, orders, frontend) = await StartMeshAsync(OrdersAllowsFrontend, more: ["--flow-store", flowStore.Url, "--flow-audit-interval", "2s"]);
+        using var client = SidecarAdmin.ThroughOutbound(frontend);
+        for (var i = 0; i < 6; i++)
+        {
+            using var allowed = await client.GetAsync(new Uri($"http://orders/orders/{i}"));
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+            using var denied = await client.PostAsync(new Uri($"http://orders/orders/{i}"), null);
+            Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        }
+        Assert.True(await orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await frontend.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+
+        var consoles = new[] { await ConsoleAsync(a), await ConsoleAsync(b) };
+        var seen = new List<string[]>();
+        foreach (var console in consoles)
+        {
+            var lines = (await console.GetStringAsync(new Uri($"http://127.0.0.1:{console.BaseAddress!.Port}/console/flows?format=jsonl&direction=any&window=1h")))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            seen.Add([.. lines.Order(StringComparer.Ordinal)]);
+        }
+        // 12 calls, each recorded by frontend's sidecar (outbound) and orders' (inbound): on either replica, both logs.
+        Assert.Equal(24, seen[0].Length);
+        Assert.Equal(seen[0], seen[1]);
+        Assert.Contains(seen[0], l => l.Contains("\"direction\":\"outbound\"", StringComparison.Ordinal));
+        Assert.Contains(seen[0], l => l.Contains("\"direction\":\"inbound\"", StringComparison.Ordinal) && l.Contains("\"decision\":\"deny\"", StringComparison.Ordinal));
+
+        // A denied call made to look allowed, in the database itself: the audit finds it, and both consoles say so.
+        await using (var connection = new Npgsql.NpgsqlConnection(flowStore.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var edit = new Npgsql.NpgsqlCommand(
+                "UPDATE meshguard_flow_lines SET line = convert_to(replace(convert_from(line, 'UTF8'), '\"decision\":\"deny\"', '\"decision\":\"allow\"'), 'UTF8') " +
+                "WHERE workload = $1 AND seq = (SELECT min(seq) FROM meshguard_flow_lines WHERE workload = $1 AND decision = 'deny')", connection);
+            edit.Parameters.Add(new Npgsql.NpgsqlParameter { Value = orders.Identity.ToString() });
+            Assert.Equal(1, await edit.ExecuteNonQueryAsync());
+        }
+        foreach (var console in consoles)
+        {
+            var page = "";
+            Assert.True(await Eventually.TrueAsync(async () =>
+            {
+                page = await console.GetStringAsync(new Uri($"http://127.0.0.1:{console.BaseAddress!.Port}/console/"));
+                return page.Contains("1 of 2 collected flow logs do not verify", StringComparison.Ordinal);
+            }, TimeSpan.FromSeconds(30)), "the console did not report the changed line:\n" + page);
+            var workloads = await console.GetStringAsync(new Uri($"http://127.0.0.1:{console.BaseAddress!.Port}/console/workloads"));
+            Assert.Contains("modified", workloads, StringComparison.Ordinal);
+        }
+        Assert.True(await Eventually.TrueAsync(async () => await MetricAsync(a, "meshguard_cp_flow_chains_broken") + await MetricAsync(b, "meshguard_cp_flow_chains_broken") >= 1, TimeSpan.FromSeconds(10)));
+        output.WriteLine("both consoles: the same 24 records of both workloads; the audit reported orders' changed line");
+    }
+
+    /// <summary>A logged-in console of <paramref name="replica"/>: its one-time URL from meshctl, then the session cookie.</summary>
+    private static async Task<HttpClient> ConsoleAsync(ControlPlaneEndpoints replica)
+    {
+        var (code, url) = await Cli.RunAsync("meshctl", "console", "url", "--data", replica.DataDirectory);
+        Assert.True(code == 0, url);
+        var console = new HttpClient(new SocketsHttpHandler { UseProxy = false, CookieContainer = new CookieContainer(), AllowAutoRedirect = false })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{replica.AdminPort}/"),
+        };
+        using var login = await console.GetAsync(new Uri(url.Trim()));
+        Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
+        return console;
+    }
+
+    [Fact]
     public async Task WhileEtcdIsDownSidecarsKeepEnforcingAndTheReplicasPickUpChangesWhenItIsBack()
     {
         var (a, b, _, orders, frontend) = await StartMeshAsync(OrdersAllowsFrontend);
