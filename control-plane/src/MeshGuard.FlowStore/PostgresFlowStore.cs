@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using MeshGuard.FlowLog;
@@ -9,7 +10,7 @@ namespace MeshGuard.FlowStore;
 
 /// <summary>
 /// The flow store every control-plane replica shares, on PostgreSQL. Each line is kept verbatim with its
-/// SHA-256 beside the columns a reviewer filters on (<see cref="FlowLineColumns"/>). A segment is taken in one
+/// SHA-256 beside the columns a reviewer filters on (<see cref="FlowLineRow"/>). A segment is taken in one
 /// transaction that locks its workload's chain row, checks the segment chains on to the (seq, hash) stored there,
 /// copies its lines in (binary COPY) and moves the row on: two replicas given competing segments of one workload
 /// take one and refuse the other, so a chain never forks. Lines are partitioned by the day they arrived (UTC,
@@ -139,7 +140,8 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             var seq = reader.GetInt64(1);
             held = seq > 0 ? (seq, reader.GetString(2)) : null;
         }
-        var verdict = FlowSegmentCheck.Check(lines, held, discontinuous, bundle, workloadId);
+        var hashes = new ArrayBufferWriter<byte>(lines.Length / 8);
+        var verdict = FlowSegmentCheck.Check(lines, held, discontinuous, bundle, workloadId, hashes);
         if (verdict.Refusal is not null)
         {
             await transaction.RollbackAsync(cancellation);
@@ -150,7 +152,7 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         {
             chain++;
         }
-        await CopyLinesAsync(connection, workloadId, chain, received, lines, cancellation);
+        await CopyLinesAsync(connection, workloadId, chain, received, lines, hashes.WrittenMemory, cancellation);
         await using (var advance = new NpgsqlCommand(
             $"UPDATE {Chains} SET chain = $2, last_seq = $3, last_hash = $4, verified_seq = $3, lines = lines + $5, updated = $6 WHERE workload = $1",
             connection, transaction))
@@ -168,45 +170,34 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         return verdict;
     }
 
-    private static async Task CopyLinesAsync(NpgsqlConnection connection, string workloadId, int chain, DateTimeOffset received, ReadOnlyMemory<byte> lines, CancellationToken cancellation)
+    /// <summary>
+    /// The segment's lines into the lines table by binary COPY, each row written straight from its line
+    /// (<see cref="FlowLineRow"/>) with the hash the check computed, and sent in buffers of about 64 KiB.
+    /// </summary>
+    private static async Task CopyLinesAsync(NpgsqlConnection connection, string workloadId, int chain, DateTimeOffset received, ReadOnlyMemory<byte> lines,
+        ReadOnlyMemory<byte> hashes, CancellationToken cancellation)
     {
-        await using var copy = await connection.BeginBinaryImportAsync(
-            $"COPY {Lines} (received, workload, chain, seq, time, kind, direction, source_id, dest_id, dest_service, decision, policy, rule, method, path, status, request_id, hash, line) FROM STDIN (FORMAT BINARY)",
-            cancellation);
+        await using var copy = await connection.BeginRawBinaryCopyAsync($"COPY {Lines} ({FlowLineRow.Columns}) FROM STDIN (FORMAT BINARY)", cancellation);
+        var rows = new ArrayBufferWriter<byte>(CopyBuffer + 4096);
+        var scratch = new ArrayBufferWriter<byte>(1024);
+        var workload = System.Text.Encoding.UTF8.GetBytes(workloadId);
+        var receivedMicros = FlowLineRow.Microseconds(received);
+        rows.Write(FlowLineRow.Header);
+        var index = 0;
         foreach (var (_, bytes, _) in FlowLogFormat.Lines(lines))
         {
-            // The segment passed the check: every line is a record with a seq.
-            var columns = FlowLineColumns.Read(bytes.Span);
-            await copy.StartRowAsync(cancellation);
-            await copy.WriteAsync(received, NpgsqlDbType.TimestampTz, cancellation);
-            await copy.WriteAsync(workloadId, NpgsqlDbType.Text, cancellation);
-            await copy.WriteAsync(chain, NpgsqlDbType.Integer, cancellation);
-            await copy.WriteAsync(columns.Seq, NpgsqlDbType.Bigint, cancellation);
-            await WriteAsync(copy, columns.Time, NpgsqlDbType.TimestampTz, cancellation);
-            await copy.WriteAsync(columns.Kind, NpgsqlDbType.Text, cancellation);
-            await WriteAsync(copy, columns.Direction, cancellation);
-            await WriteAsync(copy, columns.SourceId, cancellation);
-            await WriteAsync(copy, columns.DestId, cancellation);
-            await WriteAsync(copy, columns.Service, cancellation);
-            await WriteAsync(copy, columns.Decision, cancellation);
-            await WriteAsync(copy, columns.Policy, cancellation);
-            await WriteAsync(copy, columns.Rule, cancellation);
-            await WriteAsync(copy, columns.Method, cancellation);
-            await WriteAsync(copy, columns.Path, cancellation);
-            await WriteAsync(copy, columns.Status, NpgsqlDbType.Integer, cancellation);
-            await WriteAsync(copy, columns.RequestId, cancellation);
-            await copy.WriteAsync(SHA256.HashData(bytes.Span), NpgsqlDbType.Bytea, cancellation);
-            await copy.WriteAsync(bytes, NpgsqlDbType.Bytea, cancellation);
+            FlowLineRow.Write(rows, receivedMicros, workload, chain, bytes.Span, hashes.Span.Slice(index++ * 32, 32), scratch);
+            if (rows.WrittenCount >= CopyBuffer)
+            {
+                await copy.WriteAsync(rows.WrittenMemory, cancellation);
+                rows.ResetWrittenCount();
+            }
         }
-        await copy.CompleteAsync(cancellation);
+        rows.Write(FlowLineRow.Trailer);
+        await copy.WriteAsync(rows.WrittenMemory, cancellation);
     }
 
-    private static Task WriteAsync(NpgsqlBinaryImporter copy, string? value, CancellationToken cancellation) =>
-        value is null ? copy.WriteNullAsync(cancellation) : copy.WriteAsync(value, NpgsqlDbType.Text, cancellation);
-
-    private static Task WriteAsync<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type, CancellationToken cancellation)
-        where T : struct =>
-        value is { } v ? copy.WriteAsync(v, type, cancellation) : copy.WriteNullAsync(cancellation);
+    private const int CopyBuffer = 64 * 1024;
 
     /// <summary>The partition of lines received on <paramref name="day"/> (UTC), and of the day after, made once.</summary>
     private async Task EnsurePartitionAsync(DateOnly day, CancellationToken cancellation)

@@ -15,7 +15,9 @@ namespace MeshGuard.FlowLog;
 public static class FlowSegmentCheck
 {
     /// <param name="held">The seq and hash of the last line already held, or null when nothing is.</param>
-    public static FlowSegmentVerdict Check(ReadOnlyMemory<byte> lines, (long Seq, string Hash)? held, bool discontinuous, TrustBundle bundle, string caller)
+    /// <param name="lineHashes">Given, receives each line's SHA-256 (32 bytes a line, in order): a store that keeps them needs no second pass.</param>
+    public static FlowSegmentVerdict Check(ReadOnlyMemory<byte> lines, (long Seq, string Hash)? held, bool discontinuous, TrustBundle bundle, string caller,
+        System.Buffers.IBufferWriter<byte>? lineHashes = null)
     {
         if (lines.Length == 0 || lines.Span[^1] != (byte)'\n')
         {
@@ -51,6 +53,10 @@ public static class FlowSegmentCheck
                 return FlowSegmentVerdict.Refuse($"line {number} (seq {head.Seq}) is not a record of the caller {caller}: it is not the local party");
             }
             System.Security.Cryptography.SHA256.HashData(line, hash);
+            if (lineHashes is not null)
+            {
+                System.Buffers.BuffersExtensions.Write(lineHashes, hash);
+            }
             Convert.TryToHexStringLower(hash, expectedPrev, out _);
             checkPrev = true;
             expectedSeq = head.Seq + 1;

@@ -301,4 +301,47 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var cut = await store.Logs.VerifyAsync(orders, _ca.Bundle, default);
         Assert.Contains($"ends at seq {chain.LastSeq} in chain 0; its lines end at seq {chain.LastSeq - 3}", cut.RowMismatch, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ColumnsOfEscapedFieldsAreStoredUnescapedAndAFieldPostgresTextCannotHoldIsNullWhileTheLineIsKeptWhole()
+    {
+        var orders = Workload("escaped");
+        var directory = _root.Combine("escaped");
+        var time = new DateTimeOffset(2026, 12, 3, 11, 22, 33, TimeSpan.Zero).AddTicks(1234567);
+        using (var writer = new FlowLogWriter(directory, new TestCheckpointSigner(_testCa, orders), TimeProvider.System, 10 * 1024 * 1024, 100))
+        {
+            writer.Open();
+            writer.Append(new FlowRecord
+            {
+                Time = time,
+                Direction = FlowDirection.Inbound,
+                RequestId = "a\0b",
+                SourceId = TestFlowLog.Frontend,
+                DestId = orders,
+                Method = "GET",
+                Path = "/caf\u00e9/\"quoted\"\\",
+                Status = 200,
+                Decision = "allow",
+            });
+            writer.Checkpoint();
+            writer.Flush();
+        }
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        foreach (var segment in TestFlowLog.Segments(directory))
+        {
+            Assert.Null((await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default)).Refusal);
+        }
+        Assert.Equal(TestFlowLog.Bytes(directory), Joined(await StoredAsync(orders)));
+
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
+        await connection.OpenAsync();
+        await using var query = new NpgsqlCommand("SELECT path, request_id, time, method, status FROM meshguard_flow_lines WHERE workload = $1 AND kind = 'flow'", connection);
+        query.Parameters.Add(new NpgsqlParameter { Value = orders });
+        await using var reader = await query.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal("/caf\u00e9/\"quoted\"\\", reader.GetString(0));
+        Assert.True(reader.IsDBNull(1));
+        Assert.Equal(time.AddTicks(-(time.Ticks % 10)), reader.GetFieldValue<DateTimeOffset>(2));
+        Assert.Equal(("GET", 200), (reader.GetString(3), reader.GetInt32(4)));
+    }
 }
