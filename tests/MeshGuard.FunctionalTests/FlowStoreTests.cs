@@ -58,6 +58,33 @@ public sealed class FlowStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MeshctlQueriesAndSuggestsPolicyFromTheRecordsOfEveryStoredLog()
+    {
+        await StoreLogAsync("orders", 12);
+        await StoreLogAsync("billing", 7);
+
+        var (exit, output) = await Cli.RunAsync("meshctl", "flows", "query", "--flow-store", _database.Url, "--to", Workload("billing"), "--json");
+        Assert.True(exit == 0, output);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(7, lines.Length);
+        Assert.All(lines, l => Assert.Contains($"\"dest_id\":\"{Workload("billing")}\"", l, StringComparison.Ordinal));
+        (exit, output) = await Cli.RunAsync("meshctl", "flows", "query", "--flow-store", _database.Url, "--from", TestFlowLog.Frontend, "--decision", "allow");
+        Assert.True(exit == 0, output);
+        Assert.Equal(1 + 19, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        (exit, output) = await Cli.RunAsync("meshctl", "policy", "suggest", "--flow-store", _database.Url);
+        Assert.True(exit == 0, output);
+        Assert.Contains("from 19 recorded requests", output, StringComparison.Ordinal);
+        Assert.Contains("namespace: orders", output, StringComparison.Ordinal);
+        Assert.Contains("namespace: billing", output, StringComparison.Ordinal);
+        Assert.Contains(TestFlowLog.Frontend, output, StringComparison.Ordinal);
+
+        (exit, output) = await Cli.RunAsync("meshctl", "policy", "suggest", "--flow-store", _database.Url, "--flows", _temp.Path);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("not both", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MeshctlVerifiesEveryStoredLogAndExportsOneAsSignedThatVerifiesOffline()
     {
         var ordersLog = await StoreLogAsync("orders", 25);

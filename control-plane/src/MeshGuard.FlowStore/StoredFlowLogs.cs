@@ -25,7 +25,13 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     }
 
     /// <summary>For reading only (meshctl): no schema is created. Nothing is sent until the first query.</summary>
-    public static StoredFlowLogs Open(FlowStoreLocation location) => new(NpgsqlDataSource.Create(location.Connection.ConnectionString), ownsSource: true);
+    public static StoredFlowLogs Open(FlowStoreLocation location) =>
+        new(NpgsqlDataSource.Create(location.Connection.ConnectionString), ownsSource: true) { Location = location };
+
+    /// <summary>Where the store is, when opened on its own (its password never shown).</summary>
+    public FlowStoreLocation? Location { get; private init; }
+
+    public override string ToString() => Location?.ToString() ?? "the flow store";
 
     /// <summary>Every workload the store holds lines of, by name.</summary>
     public async Task<IReadOnlyList<string>> WorkloadsAsync(CancellationToken cancellation) =>
@@ -197,22 +203,45 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     }
 
     /// <summary>
-    /// The newest flow records received at or after <paramref name="since"/> (their own time), newest first, at most
-    /// <paramref name="limit"/>: each with the workload whose log holds it, and its line as signed.
+    /// The flow records <paramref name="filter"/> selects, each with the workload whose log holds it and its line as
+    /// signed: by the reviewer's columns and their indexes, never by reading a log.
     /// </summary>
-    public async Task<IReadOnlyList<(string Workload, byte[] Line)>> FlowsSinceAsync(DateTimeOffset since, int limit, CancellationToken cancellation)
+    public async IAsyncEnumerable<(string Workload, byte[] Line)> FlowsAsync(StoredFlowFilter filter, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation)
     {
-        await using var command = _source.CreateCommand(
-            $"SELECT workload, line FROM {PostgresFlowStore.Lines} WHERE kind = 'flow' AND time >= $1 ORDER BY time DESC LIMIT $2");
-        command.Parameters.Add(new NpgsqlParameter { Value = since });
-        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        var where = new System.Text.StringBuilder("kind = 'flow'");
+        await using var command = _source.CreateCommand();
+        void Condition(string sql, object value)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+            where.Append(" AND ").Append(sql.Replace("@", "$" + command.Parameters.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+        }
+        if (filter.Since is { } since)
+        {
+            Condition("time >= @", since);
+        }
+        if (filter.Direction is { } direction)
+        {
+            Condition("direction = @", direction);
+        }
+        if (filter.Source is { } source)
+        {
+            Condition("source_id = @", source);
+        }
+        if (filter.Destination is { } destination)
+        {
+            Condition("(dest_id = @ OR dest_service = @)", destination);
+        }
+        if (filter.Decision is { } decision)
+        {
+            Condition("decision = @", decision);
+        }
+        command.CommandText = $"SELECT workload, line FROM {PostgresFlowStore.Lines} WHERE {where} ORDER BY time {(filter.NewestFirst ? "DESC" : "ASC")}"
+            + (filter.Limit is { } limit ? " LIMIT " + limit.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
         await using var reader = await command.ExecuteReaderAsync(cancellation);
-        var flows = new List<(string, byte[])>();
         while (await reader.ReadAsync(cancellation))
         {
-            flows.Add((reader.GetString(0), reader.GetFieldValue<byte[]>(1)));
+            yield return (reader.GetString(0), reader.GetFieldValue<byte[]>(1));
         }
-        return flows;
     }
 
     public async ValueTask DisposeAsync()
@@ -247,3 +276,8 @@ public sealed record StoredLogCheck(string Workload, FlowLogReport Report, strin
     public string Summary => RowMismatch is null ? Report.Summary
         : $"{ProblemCount} problem(s), first: {(Report.Problems.Count > 0 ? Report.Problems[0].ToString() : RowMismatch)}";
 }
+
+/// <summary>Which flow records to read: each given field must match (a destination by identity or service); null reads all.</summary>
+public sealed record StoredFlowFilter(
+    DateTimeOffset? Since = null, string? Direction = null, string? Source = null, string? Destination = null, string? Decision = null,
+    bool NewestFirst = false, int? Limit = null);

@@ -277,9 +277,10 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var offline = FlowLogVerifier.Verify(log, _ca.Bundle);
         Assert.True(intact.ProblemCount == 0, intact.Summary);
         Assert.Equal((offline.LastSeq, offline.Flows, offline.Checkpoints, offline.Workload), (intact.Report.LastSeq, intact.Report.Flows, intact.Report.Checkpoints, intact.Report.Workload));
-        var newest = await store.Logs.FlowsSinceAsync(DateTimeOffset.MinValue, 5, default);
+        var newest = await store.Logs.FlowsAsync(new StoredFlowFilter(Source: TestFlowLog.Frontend, Destination: orders, NewestFirst: true, Limit: 5), default).ToListAsync();
         Assert.Equal(5, newest.Count);
         Assert.All(newest, f => Assert.Equal(orders, f.Workload));
+        Assert.Empty(await store.Logs.FlowsAsync(new StoredFlowFilter(Destination: orders, Decision: "deny"), default).ToListAsync());
         var chain = Assert.Single(await store.Logs.ChainsAsync(default), c => c.Workload == orders);
         var unaudited = MeshGuard.ControlPlane.FlowCollection.StoredCollectedFlows.Verification(chain);
         Assert.True(unaudited.Verified);

@@ -17,9 +17,8 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
     public async Task<List<CollectedFlow>> ReadAsync(DateTimeOffset since, CancellationToken cancellation)
     {
         var verifications = (await LogsAsync(cancellation)).ToDictionary(static v => v.Workload, StringComparer.Ordinal);
-        var rows = await logs.FlowsSinceAsync(since, CollectedFlows.MaxRecords, cancellation);
-        var flows = new List<CollectedFlow>(rows.Count);
-        foreach (var (workload, line) in rows)
+        var flows = new List<CollectedFlow>();
+        await foreach (var (workload, line) in logs.FlowsAsync(new StoredFlowFilter(Since: since, NewestFirst: true, Limit: CollectedFlows.MaxRecords), cancellation))
         {
             if (!CollectedFlows.TryParse(line, out var record)
                 || !DateTimeOffset.TryParse(record.Text("time"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))

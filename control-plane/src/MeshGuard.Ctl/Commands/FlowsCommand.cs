@@ -14,7 +14,7 @@ internal static class FlowsCommand
 
     private static Command Export()
     {
-        var flowStore = FlowStoreOption();
+        var flowStore = SharedFlowStore.Option();
         var workload = CliOption.Text("--workload", "the workload whose log to export (a SPIFFE ID)");
         var output = CliOption.Text("--out", "the directory to write the log into (created; flows-NNNNNN.jsonl, one file per chain)");
         var export = new Command("export", "write a workload's log from the shared flow store as JSON Lines exactly as signed: `flows verify DIR` checks it offline")
@@ -23,18 +23,17 @@ internal static class FlowsCommand
         };
         export.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var location = FlowStoreLocation(parse, flowStore) ?? throw new CliUsageException("--flow-store is required");
+            await using var reading = SharedFlowStore.Open(parse, flowStore) ?? throw new CliUsageException("--flow-store is required");
             var id = CliOption.Required(parse, workload);
             var directory = CliOption.Required(parse, output);
             if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
             {
                 throw new CliUsageException($"{directory}: not empty; export writes into a new or empty directory");
             }
-            await using var reading = StoredFlowLogs.Open(location);
             var (_, lines) = await reading.ExportAsync(id, directory, CancellationToken.None);
             if (lines == 0)
             {
-                throw new CliUsageException($"{location}: the flow store holds no line of {id}");
+                throw new CliUsageException($"{reading}: the flow store holds no line of {id}");
             }
             Console.WriteLine($"exported {lines} lines of {id} to {directory}");
         }));
@@ -47,7 +46,7 @@ internal static class FlowsCommand
         var bundle = CliOption.Text("--bundle", "the mesh trust bundle (PEM) the checkpoints must chain to");
         var data = CliOption.Text("--data", "control-plane data directory: also check against the checkpoint it witnessed");
         var store = SharedStore.Option();
-        var flowStore = FlowStoreOption();
+        var flowStore = SharedFlowStore.Option();
         var workload = CliOption.Text("--workload", "with --flow-store: only this workload's log (a SPIFFE ID); default: every workload the store holds");
         var requireSignedTail = CliOption.Flag("--require-signed-tail", "fail (exit 3) when records follow the last signed record: nothing proves them yet");
         var verify = new Command("verify", "check the hash chain and every signed record of a log directory, or of every log in the shared flow store; exit 1 on any problem, 3 when a log is intact but not proven (no signed record, an unsigned tail with --require-signed-tail, or with --data a log the control plane never witnessed)")
@@ -58,17 +57,17 @@ internal static class FlowsCommand
         {
             var trust = TrustBundle.Load(CliOption.Required(parse, bundle));
             var outcome = VerifyOutcome.Ok;
-            if (FlowStoreLocation(parse, flowStore) is { } location)
+            await using var stored = SharedFlowStore.Open(parse, flowStore);
+            if (stored is { } reading)
             {
                 if (parse.GetValue(dir) is not null)
                 {
                     throw new CliUsageException("give a DIR or --flow-store, not both");
                 }
-                await using var reading = StoredFlowLogs.Open(location);
                 var workloads = parse.GetValue(workload) is { Length: > 0 } one ? [one] : await reading.WorkloadsAsync(CancellationToken.None);
                 if (workloads.Count == 0)
                 {
-                    throw new CliUsageException($"{location}: the flow store holds no log");
+                    throw new CliUsageException($"{reading}: the flow store holds no log");
                 }
                 foreach (var id in workloads)
                 {
@@ -179,14 +178,6 @@ internal static class FlowsCommand
         return failed ? VerifyOutcome.Failed : unproven.Count > 0 ? VerifyOutcome.Unproven : VerifyOutcome.Ok;
     }
 
-    private static Option<string?> FlowStoreOption() =>
-        CliOption.Text("--flow-store", "the shared flow store: postgres://USER:PASSWORD@HOST:PORT/DATABASE (as meshguard-cp --flow-store)");
-
-    private static FlowStoreLocation? FlowStoreLocation(ParseResult parse, Option<string?> option) =>
-        parse.GetValue(option) is { Length: > 0 } text
-            ? MeshGuard.FlowStore.FlowStoreLocation.Parse(text, out var error) ?? throw new CliUsageException("--flow-store " + error)
-            : null;
-
     /// <summary>The record the control plane witnessed for <paramref name="workload"/>, from its data directory or the etcd store.</summary>
     private static Task<(byte[]? Record, string Where)> WitnessedAsync(ParseResult parse, Option<string?> data, Option<string?> store, string? workload) =>
         SharedStore.FromEitherAsync<(byte[]?, string)>(parse, store, data,
@@ -199,28 +190,48 @@ internal static class FlowsCommand
 
     private static Command Query()
     {
-        var dir = new Argument<string>("DIR") { Description = "a sidecar's flow log directory" };
+        var dir = new Argument<string?>("DIR") { Description = "a sidecar's flow log directory", Arity = ArgumentArity.ZeroOrOne };
+        var flowStore = SharedFlowStore.Option();
         var from = CliOption.Text("--from", "only calls from this SPIFFE ID");
         var to = CliOption.Text("--to", "only calls to this SPIFFE ID or service");
         var decision = CliOption.Text("--decision", "allow | deny");
         var since = CliOption.Duration("--since", "only records this recent (e.g. 10m)", TimeSpan.Zero);
         var json = CliOption.Flag("--json", "print the matching records as JSON Lines");
-        var query = new Command("query", "print the flow records that match, as a table") { dir, from, to, decision, since, json };
-        query.SetAction(parse => Cli.Run(() =>
+        var query = new Command("query", "print the flow records that match, as a table: of one log directory, or of every log in the shared flow store")
         {
-            var cutoff = parse.GetValue(since) > TimeSpan.Zero ? DateTimeOffset.UtcNow - parse.GetValue(since) : DateTimeOffset.MinValue;
+            dir, flowStore, from, to, decision, since, json,
+        };
+        query.SetAction(parse => Cli.RunAsync(async () =>
+        {
+            DateTimeOffset? cutoff = parse.GetValue(since) > TimeSpan.Zero ? DateTimeOffset.UtcNow - parse.GetValue(since) : null;
+            var filter = new StoredFlowFilter(cutoff, Source: parse.GetValue(from), Destination: parse.GetValue(to), Decision: parse.GetValue(decision));
             var asJson = parse.GetValue(json);
             if (!asJson)
             {
                 Console.WriteLine(Header);
             }
-            foreach (var record in FlowLogReader.Records(parse.GetValue(dir)!))
+            await using var stored = SharedFlowStore.Open(parse, flowStore);
+            if (stored is not null)
+            {
+                if (parse.GetValue(dir) is not null)
+                {
+                    throw new CliUsageException("give a DIR or --flow-store, not both");
+                }
+                // The store selects by its columns; each line is printed as it was signed.
+                await foreach (var (_, line) in stored.FlowsAsync(filter, CancellationToken.None))
+                {
+                    using var document = JsonDocument.Parse(line);
+                    Console.WriteLine(asJson ? System.Text.Encoding.UTF8.GetString(line) : Row(document.RootElement));
+                }
+                return;
+            }
+            foreach (var record in FlowLogReader.Records(parse.GetValue(dir) ?? throw new CliUsageException("give a DIR (a flow log directory) or --flow-store")))
             {
                 if (record.Text("kind") != "flow"
-                    || (parse.GetValue(from) is { } f && record.Text("source_id") != f)
-                    || (parse.GetValue(to) is { } t && record.Text("dest_id") != t && record.Text("dest_service") != t)
-                    || (parse.GetValue(decision) is { } d && record.Text("decision") != d)
-                    || (DateTimeOffset.TryParse(record.Text("time"), System.Globalization.CultureInfo.InvariantCulture, out var time) && time < cutoff))
+                    || (filter.Source is { } f && record.Text("source_id") != f)
+                    || (filter.Destination is { } t && record.Text("dest_id") != t && record.Text("dest_service") != t)
+                    || (filter.Decision is { } d && record.Text("decision") != d)
+                    || (cutoff is { } c && DateTimeOffset.TryParse(record.Text("time"), System.Globalization.CultureInfo.InvariantCulture, out var time) && time < c))
                 {
                     continue;
                 }

@@ -6,6 +6,32 @@ namespace MeshGuard.Ctl.Commands;
 /// <summary>The inbound requests recorded in flow logs below a directory, as the policy advisers read them.</summary>
 internal static class ObservedFlows
 {
+    /// <summary>The inbound requests of <c>--flows DIR</c> or, with <c>--flow-store URL</c>, of every log in the shared store.</summary>
+    public static async Task<List<ObservedRequest>> ReadAsync(System.CommandLine.ParseResult parse, System.CommandLine.Option<string?> flows, System.CommandLine.Option<string?> flowStore)
+    {
+        await using var stored = SharedFlowStore.Open(parse, flowStore);
+        if (stored is null)
+        {
+            return Read(parse.GetValue(flows) is { Length: > 0 } directory ? directory
+                : throw new MeshGuard.CommandLine.CliUsageException("give --flows DIR (flow logs) or --flow-store URL"));
+        }
+        if (parse.GetValue(flows) is { Length: > 0 })
+        {
+            throw new MeshGuard.CommandLine.CliUsageException("give --flows or --flow-store, not both");
+        }
+        // The store holds each record once (its chains never fork), so nothing is a copy here.
+        var observed = new List<ObservedRequest>();
+        await foreach (var (_, line) in stored.FlowsAsync(new MeshGuard.FlowStore.StoredFlowFilter(Direction: "inbound"), CancellationToken.None))
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(line);
+            if (ObservedRequest.FromFlowRecord(document.RootElement) is { } request)
+            {
+                observed.Add(request);
+            }
+        }
+        return observed;
+    }
+
     public static List<ObservedRequest> Read(string directory)
     {
         if (!Directory.Exists(directory))

@@ -67,12 +67,13 @@ internal static class PolicyCommand
     private static Command Suggest()
     {
         var flows = CliOption.Text("--flows", "flow log directory (searched recursively: several sidecars' logs)");
+        var flowStore = SharedFlowStore.Option();
         var ns = CliOption.Text("--namespace", "only destinations in this namespace");
         var output = CliOption.Text("--out", "write the YAML to this file instead of standard output");
-        var suggest = new Command("suggest", "AccessPolicy YAML allowing exactly the traffic the flow logs recorded") { flows, ns, output };
-        suggest.SetAction(parse => Cli.Run(() =>
+        var suggest = new Command("suggest", "AccessPolicy YAML allowing exactly the traffic the flow logs recorded") { flows, flowStore, ns, output };
+        suggest.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var observed = await ObservedFlows.ReadAsync(parse, flows, flowStore);
             var policies = PolicySuggester.Suggest(observed, parse.GetValue(ns));
             var yaml = PolicyYaml.Write(policies, $"suggested by meshctl policy suggest from {observed.Count} recorded requests");
             if (parse.GetValue(output) is { } file)
@@ -91,12 +92,13 @@ internal static class PolicyCommand
     private static Command Unused()
     {
         var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
+        var flowStore = SharedFlowStore.Option();
         var data = CliOption.Text("--data", "control-plane data directory: the deployed policies");
         var store = SharedStore.Option();
-        var unused = new Command("unused", "rules of the deployed policies that no recorded request exercised") { flows, data, store };
+        var unused = new Command("unused", "rules of the deployed policies that no recorded request exercised") { flows, flowStore, data, store };
         unused.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var observed = await ObservedFlows.ReadAsync(parse, flows, flowStore);
             var (set, source) = await PolicySets.DeployedAsync(parse, data, store, null);
             var rules = PolicyReplay.Unused(set.Policies, observed);
             foreach (var (policy, rule) in rules)
@@ -111,14 +113,15 @@ internal static class PolicyCommand
     private static Command WhatIf()
     {
         var flows = CliOption.Text("--flows", "flow log directory (searched recursively)");
+        var flowStore = SharedFlowStore.Option();
         var policies = CliOption.Text("--policies", "the proposed policy file or directory");
         var data = CliOption.Text("--data", "control-plane data directory: take its mesh default");
         var store = SharedStore.Option();
         var defaultPolicy = CliOption.Text("--default-policy", "mesh default for the replay: deny | allow-authenticated | allow");
-        var whatIf = new Command("whatif", "replay recorded requests through proposed policies; list every decision that would change") { flows, policies, data, store, defaultPolicy };
+        var whatIf = new Command("whatif", "replay recorded requests through proposed policies; list every decision that would change") { flows, flowStore, policies, data, store, defaultPolicy };
         whatIf.SetAction(parse => Cli.RunAsync(async () =>
         {
-            var observed = ObservedFlows.Read(CliOption.Required(parse, flows));
+            var observed = await ObservedFlows.ReadAsync(parse, flows, flowStore);
             var meshDefault = parse.GetValue(defaultPolicy);
             if (meshDefault is null && DeployedPolicies.Named(parse, data, store))
             {
