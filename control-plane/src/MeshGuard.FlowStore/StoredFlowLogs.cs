@@ -208,8 +208,60 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     /// </summary>
     public async IAsyncEnumerable<(string Workload, byte[] Line)> FlowsAsync(StoredFlowFilter filter, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation)
     {
-        var where = new System.Text.StringBuilder("kind = 'flow'");
         await using var command = _source.CreateCommand();
+        command.CommandText = $"SELECT workload, line FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)} ORDER BY time {(filter.NewestFirst ? "DESC" : "ASC")}"
+            + (filter.Limit is { } limit ? " LIMIT " + limit.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        while (await reader.ReadAsync(cancellation))
+        {
+            yield return (reader.GetString(0), reader.GetFieldValue<byte[]>(1));
+        }
+    }
+
+    /// <summary>
+    /// Calls by (caller, callee, decision) recorded by callees since <paramref name="since"/> (to the minute: the
+    /// minute it falls in counts whole), from the per-minute counts kept at ingest; a caller without an identity is "".
+    /// </summary>
+    public async Task<IReadOnlyList<(string Source, string Destination, string Decision, long Calls)>> EdgesAsync(DateTimeOffset since, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand(
+            $"SELECT source_id, dest_id, decision, sum(calls)::bigint FROM {PostgresFlowStore.Edges} WHERE minute >= date_trunc('minute', $1::timestamptz) GROUP BY 1, 2, 3");
+        command.Parameters.Add(new NpgsqlParameter { Value = since });
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var edges = new List<(string, string, string, long)>();
+        while (await reader.ReadAsync(cancellation))
+        {
+            edges.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+        return edges;
+    }
+
+    /// <summary>How many flow records <paramref name="filter"/> selects (its order and limit aside).</summary>
+    public async Task<long> CountAsync(StoredFlowFilter filter, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)}";
+        return (long)(await command.ExecuteScalarAsync(cancellation))!;
+    }
+
+    /// <summary>The records <paramref name="filter"/> selects, counted by decision, policy and rule ("" where a record names none), most first.</summary>
+    public async Task<IReadOnlyList<(string Decision, string Policy, string Rule, long Requests)>> DecidedByAsync(StoredFlowFilter filter, CancellationToken cancellation)
+    {
+        await using var command = _source.CreateCommand();
+        command.CommandText = $"SELECT coalesce(decision, ''), coalesce(policy, ''), coalesce(rule, ''), count(*) FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)} GROUP BY 1, 2, 3 ORDER BY 4 DESC";
+        await using var reader = await command.ExecuteReaderAsync(cancellation);
+        var decided = new List<(string, string, string, long)>();
+        while (await reader.ReadAsync(cancellation))
+        {
+            decided.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        }
+        return decided;
+    }
+
+    /// <summary>The filter as SQL conditions, its values as the command's parameters.</summary>
+    private static string Where(StoredFlowFilter filter, NpgsqlCommand command)
+    {
+        var where = new System.Text.StringBuilder("kind = 'flow'");
         void Condition(string sql, object value)
         {
             command.Parameters.Add(new NpgsqlParameter { Value = value });
@@ -223,25 +275,24 @@ public sealed class StoredFlowLogs : IAsyncDisposable
         {
             Condition("direction = @", direction);
         }
-        if (filter.Source is { } source)
+        if (filter.NoSource)
+        {
+            where.Append(" AND source_id IS NULL");
+        }
+        else if (filter.Source is { } source)
         {
             Condition("source_id = @", source);
         }
         if (filter.Destination is { } destination)
         {
-            Condition("(dest_id = @ OR dest_service = @)", destination);
+            // An outbound call out of the mesh names no callee identity, only its address: read from the line then.
+            Condition("(dest_id = @ OR dest_service = @ OR (dest_id IS NULL AND convert_from(line, 'UTF8')::jsonb ->> 'dest_addr' = @))", destination);
         }
         if (filter.Decision is { } decision)
         {
             Condition("decision = @", decision);
         }
-        command.CommandText = $"SELECT workload, line FROM {PostgresFlowStore.Lines} WHERE {where} ORDER BY time {(filter.NewestFirst ? "DESC" : "ASC")}"
-            + (filter.Limit is { } limit ? " LIMIT " + limit.ToString(System.Globalization.CultureInfo.InvariantCulture) : "");
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        while (await reader.ReadAsync(cancellation))
-        {
-            yield return (reader.GetString(0), reader.GetFieldValue<byte[]>(1));
-        }
+        return where.ToString();
     }
 
     public async ValueTask DisposeAsync()
@@ -277,7 +328,10 @@ public sealed record StoredLogCheck(string Workload, FlowLogReport Report, strin
         : $"{ProblemCount} problem(s), first: {(Report.Problems.Count > 0 ? Report.Problems[0].ToString() : RowMismatch)}";
 }
 
-/// <summary>Which flow records to read: each given field must match (a destination by identity or service); null reads all.</summary>
+/// <summary>
+/// Which flow records to read: each given field must match (a destination by identity, service, or the address of a
+/// call that names no callee identity; <see cref="NoSource"/>: records without a caller identity); null reads all.
+/// </summary>
 public sealed record StoredFlowFilter(
     DateTimeOffset? Since = null, string? Direction = null, string? Source = null, string? Destination = null, string? Decision = null,
-    bool NewestFirst = false, int? Limit = null);
+    bool NewestFirst = false, int? Limit = null, bool NoSource = false);

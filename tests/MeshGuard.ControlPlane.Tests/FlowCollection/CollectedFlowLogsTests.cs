@@ -3,6 +3,7 @@ using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 using MeshGuard.Tests.Common;
 
 namespace MeshGuard.ControlPlane.Tests.FlowCollection;
@@ -123,19 +124,19 @@ public sealed class CollectedFlowLogsTests : IDisposable
         UploadAll(collected, tail);
         var flows = new CollectedFlows(collected, _ca);
 
-        var read = await flows.ReadAsync(DateTimeOffset.UtcNow.AddMinutes(-5), CancellationToken.None);
+        var read = await flows.ReadAsync(new StoredFlowFilter(Since: DateTimeOffset.UtcNow.AddMinutes(-5)), CancellationToken.None);
         Assert.Equal(12, read.Count);
         Assert.True(read.Zip(read.Skip(1)).All(p => p.First.Time >= p.Second.Time));
         Assert.All(read, f => Assert.True(f.Log.Verified, f.Log.Summary));
         Assert.Equal("deny", read[0].Record.GetProperty("decision").GetString());
-        Assert.Empty(await flows.ReadAsync(DateTimeOffset.UtcNow.AddMinutes(1), CancellationToken.None));
+        Assert.Empty(await flows.ReadAsync(new StoredFlowFilter(Since: DateTimeOffset.UtcNow.AddMinutes(1)), CancellationToken.None));
 
         var file = FlowLogFormat.Files(_data.CollectedFlowLog(Orders))[0];
         File.WriteAllText(file, File.ReadAllText(file).Replace("/orders/3\"", "/orders/4\"", StringComparison.Ordinal));
         var log = Assert.Single(await flows.LogsAsync(CancellationToken.None));
         Assert.False(log.Verified);
         Assert.Contains("modified", log.Summary, StringComparison.Ordinal);
-        using var line = JsonDocument.Parse((await flows.ReadAsync(DateTimeOffset.MinValue, CancellationToken.None))[0].Line);
+        using var line = JsonDocument.Parse((await flows.ReadAsync(new StoredFlowFilter(), CancellationToken.None))[0].Line);
         Assert.Equal("flow", line.RootElement.GetProperty("kind").GetString());
     }
 }

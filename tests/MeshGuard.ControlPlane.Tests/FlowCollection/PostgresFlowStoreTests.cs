@@ -86,6 +86,10 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var lastSeq = FlowLogVerifier.Verify(log, _ca.Bundle).LastSeq ?? -1;
         Assert.Equal(lastSeq, await store.HeldSeqAsync(orders, default));
         Assert.Equal(rows.Count, store.LinesCollected);
+        var edge = Assert.Single(await store.Logs.EdgesAsync(DateTimeOffset.UtcNow.AddMinutes(-5), default), e => e.Destination == orders);
+        Assert.Equal((TestFlowLog.Frontend, "allow", 25L), (edge.Source, edge.Decision, edge.Calls));
+        Assert.Equal(25, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders, Decision: "allow"), default));
+        Assert.Equal([("allow", "shop/orders-callers", "frontend", 25L)], await store.Logs.DecidedByAsync(new StoredFlowFilter(Source: TestFlowLog.Frontend, Destination: orders), default));
 
         await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
         await connection.OpenAsync();
@@ -183,7 +187,13 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var report = FlowLogVerifier.Verify(exported, _ca.Bundle);
         Assert.True(report.IsOk, string.Join("\n", report.Problems));
         Assert.Equal(TestFlowLog.Bytes(log), Joined(rows));
+        // The graph's counts are of the stored lines alone: a refused continuation added none.
+        Assert.Equal(report.Flows, await CallsToAsync(replicaA, orders));
     }
+
+    /// <summary>The calls to <paramref name="callee"/> in the store's per-minute edge counts (what the console's graph sums).</summary>
+    private static async Task<long> CallsToAsync(PostgresFlowStore store, string callee) =>
+        (await store.Logs.EdgesAsync(DateTimeOffset.MinValue, default)).Where(e => e.Destination == callee).Sum(static e => e.Calls);
 
     [Fact]
     public async Task ADiscontinuousSegmentStartsANewChainAndLeavesTheOldOneWhole()

@@ -39,14 +39,14 @@ public sealed class ConsoleViewsTests
     [Fact]
     public void TheGraphCountsInboundRecordsByCallerCalleeAndDecisionAndDrawsKnownWorkloadsWithoutTraffic()
     {
-        var graph = ServiceGraph.From(
+        var graph = ServiceGraph.From(CallCount.Of(
             [
                 Flow(Shop + "frontend", Shop + "orders", "allow"), Flow(Shop + "frontend", Shop + "orders", "allow"),
                 Flow(Shop + "frontend", Shop + "orders", "deny"),
                 Flow(Shop + "frontend", Shop + "orders", "allow", direction: "outbound"), // the caller's side of a call counted already
                 Flow(null, Shop + "orders", "deny"),
                 Flow("spiffe://mesh.local/ns/billing/sa/invoices", Shop + "orders", "allow"),
-            ],
+            ]),
             [Shop + "payments"]);
 
         Assert.Equal(
@@ -71,8 +71,8 @@ public sealed class ConsoleViewsTests
     {
         var hostile = "<script>alert(1)</script>";
         var flows = new[] { Flow(hostile, Shop + "orders", "deny", path: "/\"><img src=x onerror=alert(1)>") };
-        var graph = GraphView.Render(ServiceGraph.From(flows, []), "1h");
-        var table = FlowsView.Render(flows, new FlowsView.Filter(null, null, null, "inbound", "1h"));
+        var graph = GraphView.Render(ServiceGraph.From(CallCount.Of(flows), []), "1h");
+        var table = FlowsView.Render(new FlowPage(flows.Length, flows, [new DecidedBy("deny", hostile, hostile, 1)]), new FlowsView.Filter(null, null, null, "inbound", "1h"));
         foreach (var html in new[] { graph, table })
         {
             Assert.DoesNotContain("<script>", html, StringComparison.Ordinal);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using MeshGuard.ControlPlane.Ca;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 
 namespace MeshGuard.ControlPlane.FlowCollection;
 
@@ -18,7 +19,27 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
 
     public Task<IReadOnlyList<LogVerification>> LogsAsync(CancellationToken cancellation) => Task.FromResult<IReadOnlyList<LogVerification>>(Logs());
 
-    public Task<List<CollectedFlow>> ReadAsync(DateTimeOffset since, CancellationToken cancellation) => Task.FromResult(Read(since));
+    public Task<List<CollectedFlow>> ReadAsync(StoredFlowFilter filter, CancellationToken cancellation) =>
+        Task.FromResult(Read(filter.Since ?? DateTimeOffset.MinValue).Where(f => Matches(f.Record, filter)).Take(filter.Limit ?? MaxRecords).ToList());
+
+    public Task<FlowPage> PageAsync(StoredFlowFilter filter, int shown, CancellationToken cancellation)
+    {
+        var matching = Read(filter.Since ?? DateTimeOffset.MinValue).Where(f => Matches(f.Record, filter)).ToList();
+        List<DecidedBy> decidedBy = filter.Source is null && !filter.NoSource || filter.Destination is null ? [] : [.. matching
+            .GroupBy(static f => (Decision: f.Record.Text("decision") ?? "", Policy: f.Record.Text("policy") ?? "", Rule: f.Record.Text("rule") ?? ""))
+            .Select(static g => new DecidedBy(g.Key.Decision, g.Key.Policy, g.Key.Rule, g.Count()))
+            .OrderByDescending(static d => d.Requests)];
+        return Task.FromResult(new FlowPage(matching.Count, matching.Take(shown).ToList(), decidedBy));
+    }
+
+    public Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation) => Task.FromResult(CallCount.Of(Read(since)));
+
+    /// <summary>What <see cref="StoredFlowFilter"/> selects in the store, applied to one record here.</summary>
+    internal static bool Matches(JsonElement r, StoredFlowFilter filter) =>
+        (filter.Direction is null || r.Text("direction") == filter.Direction)
+        && (filter.NoSource ? r.Text("source_id") is null : filter.Source is null || r.Text("source_id") == filter.Source)
+        && (filter.Destination is not { } d || r.Text("dest_id") == d || r.Text("dest_service") == d || (r.Text("dest_id") is null && r.Text("dest_addr") == d))
+        && (filter.Decision is null || r.Text("decision") == filter.Decision);
 
     private List<LogVerification> Logs()
     {

@@ -5,20 +5,21 @@ using MeshGuard.FlowStore;
 namespace MeshGuard.ControlPlane.FlowCollection;
 
 /// <summary>
-/// The console's flows from the store every replica shares: each page queries the newest records of its window (the
-/// time index), never a log; each log's state comes from its chain row: verified on arrival up to its watermark, and
-/// what the last audit (<see cref="FlowStoreAudit"/>) found. So every replica's console shows the same mesh.
+/// The console's flows from the store every replica shares: each page asks the store for what it shows (the newest
+/// records of its filter and their count by the indexes, the graph from the per-minute edge counts), never reads a
+/// log; each log's state comes from its chain row: verified on arrival up to its watermark, and what the last audit
+/// (<see cref="FlowStoreAudit"/>) found. So every replica's console shows the same mesh.
 /// </summary>
 internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlows
 {
     public async Task<IReadOnlyList<LogVerification>> LogsAsync(CancellationToken cancellation) =>
         [.. (await logs.ChainsAsync(cancellation)).Where(static c => c.Lines > 0).Select(Verification)];
 
-    public async Task<List<CollectedFlow>> ReadAsync(DateTimeOffset since, CancellationToken cancellation)
+    public async Task<List<CollectedFlow>> ReadAsync(StoredFlowFilter filter, CancellationToken cancellation)
     {
         var verifications = (await LogsAsync(cancellation)).ToDictionary(static v => v.Workload, StringComparer.Ordinal);
         var flows = new List<CollectedFlow>();
-        await foreach (var (workload, line) in logs.FlowsAsync(new StoredFlowFilter(Since: since, NewestFirst: true, Limit: CollectedFlows.MaxRecords), cancellation))
+        await foreach (var (workload, line) in logs.FlowsAsync(filter with { NewestFirst = true, Limit = filter.Limit ?? CollectedFlows.MaxRecords }, cancellation))
         {
             if (!CollectedFlows.TryParse(line, out var record)
                 || !DateTimeOffset.TryParse(record.Text("time"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
@@ -30,6 +31,18 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
         }
         return flows;
     }
+
+    public async Task<FlowPage> PageAsync(StoredFlowFilter filter, int shown, CancellationToken cancellation)
+    {
+        var total = await logs.CountAsync(filter, cancellation);
+        var newest = await ReadAsync(filter with { Limit = shown }, cancellation);
+        IReadOnlyList<DecidedBy> decidedBy = (filter.Source is null && !filter.NoSource) || filter.Destination is null ? []
+            : [.. (await logs.DecidedByAsync(filter, cancellation)).Select(static d => new DecidedBy(d.Decision, d.Policy, d.Rule, d.Requests))];
+        return new FlowPage(total, newest, decidedBy);
+    }
+
+    public async Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation) =>
+        [.. (await logs.EdgesAsync(since, cancellation)).Select(static e => new CallCount(e.Source, e.Destination, e.Decision, e.Calls))];
 
     /// <summary>A chain row as the console shows it: checked on arrival, and audited or not yet.</summary>
     internal static LogVerification Verification(StoredChain chain)

@@ -6,6 +6,7 @@ using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.State;
 using MeshGuard.ControlPlane.Store;
+using MeshGuard.FlowStore;
 using MeshGuard.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;
@@ -71,7 +72,7 @@ internal static class ConsoleEndpoints
             }
             var window = Window(context.Request.Query["window"]);
             var known = status.All().Select(static s => s.Key).Concat(registry.Current.Services.SelectMany(static s => s.Endpoints).Select(static e => e.SpiffeId));
-            return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(await flows.ReadAsync(time.GetUtcNow() - window.Span, context.RequestAborted), known), window.Value));
+            return Page(StatusCodes.Status200OK, "Service graph", GraphView.Render(ServiceGraph.From(await flows.CallsAsync(time.GetUtcNow() - window.Span, context.RequestAborted), known), window.Value));
         }).OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/flows", async (HttpContext context, ConsoleSessions sessions, ICollectedFlows flows, TimeProvider time) =>
@@ -81,13 +82,13 @@ internal static class ConsoleEndpoints
                 return refused;
             }
             var filter = FlowsView.Filter.From(context.Request.Query);
-            var records = await flows.ReadAsync(time.GetUtcNow() - Window(filter.Window).Span, context.RequestAborted);
+            var selecting = filter.Selecting(time.GetUtcNow() - Window(filter.Window).Span);
             if (context.Request.Query["format"] == "jsonl")
             {
-                await FlowsView.ExportAsync(context.Response, records, filter);
+                await FlowsView.ExportAsync(context.Response, await flows.ReadAsync(selecting, context.RequestAborted));
                 return Results.Empty;
             }
-            return Page(StatusCodes.Status200OK, "Flows", FlowsView.Render(records, filter));
+            return Page(StatusCodes.Status200OK, "Flows", FlowsView.Render(await flows.PageAsync(selecting, FlowsView.Shown, context.RequestAborted), filter));
         }).OnListener(adminPort, loopbackHost: true);
 
         app.MapGet("/console/workloads", async (HttpContext context, ConsoleSessions sessions, ServiceRegistry registry, PolicyStore policies, WorkloadStatus status,
@@ -144,7 +145,7 @@ internal static class ConsoleEndpoints
             }
             var window = Window(form["window"]);
             return Page(StatusCodes.Status200OK, "What if",
-                WhatIfView.Result(text, policies.Current, await flows.ReadAsync(time.GetUtcNow() - window.Span, context.RequestAborted)) + WhatIfView.Form(text, window.Value));
+                WhatIfView.Result(text, policies.Current, await flows.ReadAsync(new StoredFlowFilter(Since: time.GetUtcNow() - window.Span), context.RequestAborted)) + WhatIfView.Form(text, window.Value));
         }).OnListener(adminPort, loopbackHost: true).DisableAntiforgery();
     }
 
@@ -175,7 +176,7 @@ internal static class ConsoleEndpoints
     // The last hour at a glance: calls allowed and denied, and whether every collected log verifies.
     private static async Task<string> SummaryAsync(ICollectedFlows flows, IReadOnlyList<LogVerification> logs, TimeProvider time, CancellationToken cancellation)
     {
-        var graph = ServiceGraph.From(await flows.ReadAsync(time.GetUtcNow().AddHours(-1), cancellation), []);
+        var graph = ServiceGraph.From(await flows.CallsAsync(time.GetUtcNow().AddHours(-1), cancellation), []);
         var allowed = graph.Edges.Where(static e => e.Decision == "allow").Sum(static e => e.Count);
         var denied = graph.Edges.Where(static e => e.Decision != "allow").Sum(static e => e.Count);
         var failing = logs.Count(static l => !l.Verified);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.FlowLog;
+using MeshGuard.FlowStore;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;
 
 namespace MeshGuard.ControlPlane.Review;
@@ -13,7 +14,7 @@ namespace MeshGuard.ControlPlane.Review;
 /// </summary>
 internal static class FlowsView
 {
-    private const int Shown = 500;
+    public const int Shown = 500;
     private static readonly byte[] Newline = [(byte)'\n'];
 
     public sealed record Filter(string? Source, string? Destination, string? Decision, string Direction, string Window)
@@ -26,37 +27,34 @@ internal static class FlowsView
             return new Filter(Value(query, "src"), Value(query, "dst"), decision, direction, ConsoleHtml.Window(Value(query, "window")).Value);
         }
 
-        public bool Matches(CollectedFlow flow)
-        {
-            var r = flow.Record;
-            return (Direction == "any" || r.Text("direction") == Direction)
-                && (Source is null || (r.Text("source_id") ?? ServiceGraph.Unauthenticated) == Source)
-                && (Destination is null || (r.Text("dest_id") ?? r.Text("dest_addr")) == Destination)
-                && (Decision is null || r.Text("decision") == Decision);
-        }
+        /// <summary>What the flow source selects for this filter: the window's records, newest first.</summary>
+        public StoredFlowFilter Selecting(DateTimeOffset since) => new(
+            Since: since,
+            Direction: Direction == "any" ? null : Direction,
+            Source: Source == ServiceGraph.Unauthenticated ? null : Source,
+            NoSource: Source == ServiceGraph.Unauthenticated,
+            Destination: Destination,
+            Decision: Decision,
+            NewestFirst: true);
 
         public string Query(string path, string? format = null) => Link(path, ("src", Source), ("dst", Destination), ("decision", Decision),
             ("direction", Direction), ("window", Window), ("format", format));
     }
 
     /// <summary>The matching records as JSON Lines: the lines as held, newest first.</summary>
-    public static async Task ExportAsync(HttpResponse response, IEnumerable<CollectedFlow> flows, Filter filter)
+    public static async Task ExportAsync(HttpResponse response, IEnumerable<CollectedFlow> flows)
     {
         response.ContentType = "application/x-ndjson";
         response.Headers.ContentDisposition = "attachment; filename=\"meshguard-flows.jsonl\"";
         foreach (var flow in flows)
         {
-            if (filter.Matches(flow))
-            {
-                await response.Body.WriteAsync(flow.Line);
-                await response.Body.WriteAsync(Newline);
-            }
+            await response.Body.WriteAsync(flow.Line);
+            await response.Body.WriteAsync(Newline);
         }
     }
 
-    public static string Render(IEnumerable<CollectedFlow> flows, Filter filter)
+    public static string Render(FlowPage page, Filter filter)
     {
-        var matching = flows.Where(filter.Matches).ToList();
         var html = new StringBuilder();
         html.Append("<form class=\"filters\" method=\"get\" action=\"/console/flows\">")
             .Append(CultureInfo.InvariantCulture, $"<label>caller <input name=\"src\" size=\"40\" value=\"{E(filter.Source)}\"></label>")
@@ -67,23 +65,22 @@ internal static class FlowsView
             .Append(Option("outbound", "outbound", filter.Direction)).Append(Option("any", "both", filter.Direction)).Append("</select></label>")
             .Append(WindowSelect(filter.Window)).Append(" <button>filter</button></form>");
         html.Append(CultureInfo.InvariantCulture,
-            $"<p id=\"summary\">{matching.Count} record(s) in the last {E(filter.Window)}{(matching.Count > Shown ? $", the newest {Shown} shown" : "")}. <a id=\"export\" href=\"{E(filter.Query("/console/flows", "jsonl"))}\">Export as JSON Lines</a></p>");
+            $"<p id=\"summary\">{page.Total} record(s) in the last {E(filter.Window)}{(page.Total > Shown ? $", the newest {Shown} shown" : "")}. <a id=\"export\" href=\"{E(filter.Query("/console/flows", "jsonl"))}\">Export as JSON Lines</a></p>");
 
-        if (filter.Source is not null && filter.Destination is not null && matching.Count > 0)
+        if (page.DecidedBy.Count > 0)
         {
             // An edge: which policy and rule decided its calls.
             html.Append(CultureInfo.InvariantCulture, $"<h2>Decided by</h2><table id=\"deciding\"><tr><th>decision</th><th>policy</th><th>rule</th><th>requests</th></tr>");
-            foreach (var decided in matching.GroupBy(static f => (Decision: f.Record.Text("decision") ?? "", Policy: f.Record.Text("policy") ?? "", Rule: f.Record.Text("rule") ?? ""))
-                .OrderByDescending(static g => g.Count()))
+            foreach (var decided in page.DecidedBy)
             {
                 html.Append(CultureInfo.InvariantCulture,
-                    $"<tr class=\"{(decided.Key.Decision == "allow" ? "allow" : "deny")}\"><td>{E(decided.Key.Decision)}</td><td>{PolicyLink(decided.Key.Policy)}</td><td>{E(decided.Key.Rule)}</td><td>{decided.Count()}</td></tr>");
+                    $"<tr class=\"{(decided.Decision == "allow" ? "allow" : "deny")}\"><td>{E(decided.Decision)}</td><td>{PolicyLink(decided.Policy)}</td><td>{E(decided.Rule)}</td><td>{decided.Requests}</td></tr>");
             }
             html.Append("</table>");
         }
 
         html.Append("<table id=\"flows\"><tr><th>time (UTC)</th><th>direction</th><th>caller</th><th>callee</th><th>request</th><th>status</th><th>decision</th><th>policy</th><th>rule</th><th>audit</th><th>log</th></tr>");
-        foreach (var flow in matching.Take(Shown))
+        foreach (var flow in page.Newest.Take(Shown))
         {
             var r = flow.Record;
             var decision = r.Text("decision") ?? "";

@@ -1,38 +1,34 @@
 using MeshGuard.ControlPlane.FlowCollection;
-using MeshGuard.FlowLog;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Review;
 
 /// <summary>
 /// Who called whom: edges from caller to callee identity by decision, counted from the inbound records of the
-/// collected logs (the destination's sidecar decides, so its record is the one that says what happened).
+/// collected logs (the destination's sidecar decides, so its record is the one that says what happened; see
+/// <see cref="ICollectedFlows.CallsAsync"/>).
 /// Nodes are identities grouped by namespace; a caller without a mesh identity is one node of its own.
 /// </summary>
 internal sealed record ServiceGraph(IReadOnlyList<ServiceGraph.Group> Groups, IReadOnlyList<ServiceGraph.Edge> Edges)
 {
     public const string Unauthenticated = "(no mesh identity)";
 
-    public sealed record Edge(string Source, string Destination, string Decision, int Count);
+    public sealed record Edge(string Source, string Destination, string Decision, long Count);
 
     public sealed record Group(string Namespace, IReadOnlyList<string> Identities);
 
+    /// <param name="calls">Calls by caller, callee and decision, as the callees recorded them.</param>
     /// <param name="known">Identities to draw even without traffic (every workload the control plane knows).</param>
-    public static ServiceGraph From(IEnumerable<CollectedFlow> flows, IEnumerable<string> known)
+    public static ServiceGraph From(IEnumerable<CallCount> calls, IEnumerable<string> known)
     {
-        var counts = new Dictionary<(string, string, string), int>();
+        var counts = new Dictionary<(string, string, string), long>();
         var nodes = new HashSet<string>(known, StringComparer.Ordinal);
-        foreach (var flow in flows)
+        foreach (var call in calls)
         {
-            var record = flow.Record;
-            if (record.Text("direction") != "inbound" || record.Text("dest_id") is not { } destination)
-            {
-                continue;
-            }
-            var key = (record.Text("source_id") ?? Unauthenticated, destination, record.Text("decision") ?? "deny");
-            counts[key] = counts.GetValueOrDefault(key) + 1;
+            var key = (call.Source.Length == 0 ? Unauthenticated : call.Source, call.Destination, call.Decision);
+            counts[key] = counts.GetValueOrDefault(key) + call.Calls;
             nodes.Add(key.Item1);
-            nodes.Add(destination);
+            nodes.Add(call.Destination);
         }
         var edges = counts.Select(static c => new Edge(c.Key.Item1, c.Key.Item2, c.Key.Item3, c.Value))
             .OrderBy(static e => e.Source, StringComparer.Ordinal).ThenBy(static e => e.Destination, StringComparer.Ordinal)
