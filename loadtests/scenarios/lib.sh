@@ -160,3 +160,21 @@ defaults
   timeout client 30s
   timeout server 30s
   http-reuse always"
+
+# start_postgres: Debian's PostgreSQL in $WORK/pg (its own initdb, a random password, loopback, as the postgres user),
+# with an empty database "meshguard"; sets FLOW_STORE (a --flow-store URL), STORE_PID and PGPASSWORD/PGPORT for psql.
+start_postgres() { # sets FLOW_STORE and STORE_PID
+  local port pgbin password
+  port=$(free_port); pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  mkdir -p "$WORK/pg"; echo "$password" > "$WORK/pg/password"; chown -R postgres:postgres "$WORK/pg"
+  setpriv --reuid=postgres --regid=postgres --init-groups "$pgbin/initdb" -D "$WORK/pg/data" -U meshguard \
+    --auth=scram-sha-256 --pwfile="$WORK/pg/password" -E UTF8 --locale=C >"$WORK/pg/initdb.log"
+  setpriv --reuid=postgres --regid=postgres --init-groups "$pgbin/postgres" -D "$WORK/pg/data" -p "$port" \
+    -c listen_addresses=127.0.0.1 -c unix_socket_directories="$WORK/pg" >"$WORK/pg/server.log" 2>&1 & PIDS+=($!); STORE_PID=$!
+  for _ in $(seq 100); do grep -q 'ready to accept connections' "$WORK/pg/server.log" && break; sleep 0.1; done
+  PGPASSWORD=$password psql -q -h 127.0.0.1 -p "$port" -U meshguard -d postgres -c 'CREATE DATABASE meshguard'
+  FLOW_STORE="postgres://meshguard:$password@127.0.0.1:$port/meshguard"
+  export PGPASSWORD=$password PGPORT=$port PGHOST=127.0.0.1 PGUSER=meshguard PGDATABASE=meshguard
+}
+

@@ -21,6 +21,7 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     internal const string Chains = "meshguard_flow_chains";
     internal const string Lines = "meshguard_flow_lines";
     internal const string Edges = "meshguard_flow_edges";
+    internal const string HourlyEdges = "meshguard_flow_edges_hourly";
 
     // Any fixed number: replicas starting together create the schema (and a day's partition) one at a time.
     private const long SchemaLock = 0x6d657368_666c6f77;
@@ -110,6 +111,13 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
                 decision text NOT NULL,
                 calls bigint NOT NULL,
                 PRIMARY KEY (minute, source_id, dest_id, decision));
+            CREATE TABLE IF NOT EXISTS {HourlyEdges} (
+                hour timestamptz NOT NULL,
+                source_id text NOT NULL,
+                dest_id text NOT NULL,
+                decision text NOT NULL,
+                calls bigint NOT NULL,
+                PRIMARY KEY (hour, source_id, dest_id, decision));
             """, cancellation);
         await transaction.CommitAsync(cancellation);
     }
@@ -207,21 +215,27 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     }
 
     /// <summary>
-    /// Adds the segment's inbound calls to the per-minute edge counts (caller, callee, decision) in the same
-    /// transaction, so the console's graph of any window sums a few rows a minute instead of reading every record,
-    /// and always agrees with the lines stored. A no-caller record counts under the empty caller. Only this
+    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision) per minute and per hour in the
+    /// same transaction, so the console's graph of any window sums the hours it spans and the minutes of its first
+    /// hour instead of reading every record, and always agrees with the lines stored. A no-caller record counts under the empty caller. Only this
     /// workload's segments touch its edges (it is the callee of its inbound records), and they hold its chain row.
     /// </summary>
     private static async Task CountEdgesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string workloadId, int chain, long fromSeq, long toSeq,
         CancellationToken cancellation)
     {
         await using var count = new NpgsqlCommand($"""
-            INSERT INTO {Edges} (minute, source_id, dest_id, decision, calls)
-            SELECT date_trunc('minute', time), coalesce(source_id, ''), dest_id, coalesce(decision, 'deny'), count(*)
-            FROM {Lines} WHERE workload = $1 AND chain = $2 AND seq BETWEEN $3 AND $4
-              AND kind = 'flow' AND direction = 'inbound' AND dest_id IS NOT NULL AND time IS NOT NULL
-            GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            ON CONFLICT (minute, source_id, dest_id, decision) DO UPDATE SET calls = {Edges}.calls + excluded.calls
+            WITH counted AS (
+                SELECT date_trunc('minute', time) AS minute, coalesce(source_id, '') AS source_id, dest_id, coalesce(decision, 'deny') AS decision, count(*) AS calls
+                FROM {Lines} WHERE workload = $1 AND chain = $2 AND seq BETWEEN $3 AND $4
+                  AND kind = 'flow' AND direction = 'inbound' AND dest_id IS NOT NULL AND time IS NOT NULL
+                GROUP BY 1, 2, 3, 4),
+            by_minute AS (
+                INSERT INTO {Edges} (minute, source_id, dest_id, decision, calls)
+                SELECT minute, source_id, dest_id, decision, calls FROM counted ORDER BY 1, 2, 3, 4
+                ON CONFLICT (minute, source_id, dest_id, decision) DO UPDATE SET calls = {Edges}.calls + excluded.calls)
+            INSERT INTO {HourlyEdges} (hour, source_id, dest_id, decision, calls)
+            SELECT date_trunc('hour', minute), source_id, dest_id, decision, sum(calls) FROM counted GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (hour, source_id, dest_id, decision) DO UPDATE SET calls = {HourlyEdges}.calls + excluded.calls
             """, connection, transaction);
         count.Parameters.Add(new NpgsqlParameter { Value = workloadId });
         count.Parameters.Add(new NpgsqlParameter { Value = chain });
@@ -274,7 +288,7 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             }
         }
         // The edge counts of calls made before the first day kept go with it.
-        await using (var edges = new NpgsqlCommand($"DELETE FROM {Edges} WHERE minute < $1", connection))
+        await using (var edges = new NpgsqlCommand($"DELETE FROM {Edges} WHERE minute < $1; DELETE FROM {HourlyEdges} WHERE hour < $1", connection))
         {
             edges.Parameters.Add(new NpgsqlParameter { Value = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero) });
             await edges.ExecuteNonQueryAsync(cancellation);

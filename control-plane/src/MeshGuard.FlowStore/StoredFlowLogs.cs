@@ -220,12 +220,20 @@ public sealed class StoredFlowLogs : IAsyncDisposable
 
     /// <summary>
     /// Calls by (caller, callee, decision) recorded by callees since <paramref name="since"/> (to the minute: the
-    /// minute it falls in counts whole), from the per-minute counts kept at ingest; a caller without an identity is "".
+    /// minute it falls in counts whole), from the counts kept at ingest: the minutes up to the first whole hour, then
+    /// whole hours, so a day is a few dozen rows per edge. A caller without an identity is "".
     /// </summary>
     public async Task<IReadOnlyList<(string Source, string Destination, string Decision, long Calls)>> EdgesAsync(DateTimeOffset since, CancellationToken cancellation)
     {
-        await using var command = _source.CreateCommand(
-            $"SELECT source_id, dest_id, decision, sum(calls)::bigint FROM {PostgresFlowStore.Edges} WHERE minute >= date_trunc('minute', $1::timestamptz) GROUP BY 1, 2, 3");
+        await using var command = _source.CreateCommand($"""
+            SELECT source_id, dest_id, decision, sum(calls)::bigint FROM (
+                SELECT source_id, dest_id, decision, calls FROM {PostgresFlowStore.Edges}
+                WHERE minute >= date_trunc('minute', $1::timestamptz) AND minute < date_trunc('hour', $1::timestamptz) + interval '1 hour'
+                UNION ALL
+                SELECT source_id, dest_id, decision, calls FROM {PostgresFlowStore.HourlyEdges}
+                WHERE hour >= date_trunc('hour', $1::timestamptz) + interval '1 hour') edges
+            GROUP BY 1, 2, 3
+            """);
         command.Parameters.Add(new NpgsqlParameter { Value = since });
         await using var reader = await command.ExecuteReaderAsync(cancellation);
         var edges = new List<(string, string, string, long)>();
@@ -236,11 +244,14 @@ public sealed class StoredFlowLogs : IAsyncDisposable
         return edges;
     }
 
-    /// <summary>How many flow records <paramref name="filter"/> selects (its order and limit aside).</summary>
-    public async Task<long> CountAsync(StoredFlowFilter filter, CancellationToken cancellation)
+    /// <summary>
+    /// How many flow records <paramref name="filter"/> selects (its order and limit aside), counted up to
+    /// <paramref name="upTo"/> + 1 at most: a page says "more than" instead of counting a day of a busy mesh.
+    /// </summary>
+    public async Task<long> CountAsync(StoredFlowFilter filter, long upTo, CancellationToken cancellation)
     {
         await using var command = _source.CreateCommand();
-        command.CommandText = $"SELECT count(*) FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)}";
+        command.CommandText = $"SELECT count(*) FROM (SELECT 1 FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)} LIMIT {(upTo + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)}) counted";
         return (long)(await command.ExecuteScalarAsync(cancellation))!;
     }
 

@@ -88,7 +88,8 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         Assert.Equal(rows.Count, store.LinesCollected);
         var edge = Assert.Single(await store.Logs.EdgesAsync(DateTimeOffset.UtcNow.AddMinutes(-5), default), e => e.Destination == orders);
         Assert.Equal((TestFlowLog.Frontend, "allow", 25L), (edge.Source, edge.Decision, edge.Calls));
-        Assert.Equal(25, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders, Decision: "allow"), default));
+        Assert.Equal(25, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders, Decision: "allow"), 100, default));
+        Assert.Equal(11, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders), 10, default));
         Assert.Equal([("allow", "shop/orders-callers", "frontend", 25L)], await store.Logs.DecidedByAsync(new StoredFlowFilter(Source: TestFlowLog.Frontend, Destination: orders), default));
 
         await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);

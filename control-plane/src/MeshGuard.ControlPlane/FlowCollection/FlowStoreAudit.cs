@@ -4,10 +4,10 @@ using MeshGuard.FlowStore;
 namespace MeshGuard.ControlPlane.FlowCollection;
 
 /// <summary>
-/// Re-hashes every chain the shared flow store holds, line by line against its signatures and its chain row, at
-/// start and then every interval: segments are checked on arrival, and this catches what was changed in the
-/// database itself afterwards (a line edited, deleted or moved). One replica at a time (a database lock); each
-/// result is kept on the chain row, so every replica's console shows it. A broken chain is logged as a warning and
+/// Re-hashes every chain the shared flow store holds, line by line against its signatures and its chain row: segments
+/// are checked on arrival, and this catches what was changed in the database itself afterwards (a line edited, deleted
+/// or moved). Every interval, one replica at a time (a database lock); each result is kept on the chain row, so every
+/// replica's console shows it. A broken chain is logged as a warning and
 /// counted in meshguard_cp_flow_chains_broken.
 /// </summary>
 internal sealed partial class FlowStoreAudit(StoredFlowLogs logs, CertificateAuthority ca, TimeSpan every, TimeProvider time, ILogger<FlowStoreAudit> logger) : BackgroundService
@@ -21,6 +21,8 @@ internal sealed partial class FlowStoreAudit(StoredFlowLogs logs, CertificateAut
     {
         while (!stoppingToken.IsCancellationRequested)
         {
+            // An interval first: a replica restarted (or a new one added) does not re-read every chain at once.
+            await Task.Delay(every, time, stoppingToken);
             try
             {
                 await AuditAsync(stoppingToken);
@@ -29,7 +31,6 @@ internal sealed partial class FlowStoreAudit(StoredFlowLogs logs, CertificateAut
             {
                 LogFailed(logger, e.Message);
             }
-            await Task.Delay(every, time, stoppingToken);
         }
     }
 

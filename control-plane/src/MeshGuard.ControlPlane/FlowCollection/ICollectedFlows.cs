@@ -23,8 +23,16 @@ internal interface ICollectedFlows
     Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation);
 }
 
-/// <summary>One page of the flows view: how many records match, the newest of them, and by which decision, policy and rule.</summary>
-internal sealed record FlowPage(long Total, IReadOnlyList<CollectedFlow> Newest, IReadOnlyList<DecidedBy> DecidedBy);
+/// <summary>
+/// One page of the flows view: how many records match (up to <see cref="CountedUpTo"/>; more is "more than"), the newest
+/// of them, and by which decision, policy and rule.
+/// </summary>
+internal sealed record FlowPage(long Total, IReadOnlyList<CollectedFlow> Newest, IReadOnlyList<DecidedBy> DecidedBy)
+{
+    public const long CountedUpTo = CollectedFlows.MaxRecords;
+
+    public bool MoreThanCounted => Total > CountedUpTo;
+}
 
 /// <summary>Requests decided one way by one policy's rule ("" where the record names none).</summary>
 internal sealed record DecidedBy(string Decision, string Policy, string Rule, long Requests);

@@ -34,7 +34,7 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
 
     public async Task<FlowPage> PageAsync(StoredFlowFilter filter, int shown, CancellationToken cancellation)
     {
-        var total = await logs.CountAsync(filter, cancellation);
+        var total = await logs.CountAsync(filter, FlowPage.CountedUpTo, cancellation);
         var newest = await ReadAsync(filter with { Limit = shown }, cancellation);
         IReadOnlyList<DecidedBy> decidedBy = (filter.Source is null && !filter.NoSource) || filter.Destination is null ? []
             : [.. (await logs.DecidedByAsync(filter, cancellation)).Select(static d => new DecidedBy(d.Decision, d.Policy, d.Rule, d.Requests))];

@@ -65,7 +65,7 @@ internal static class FlowsView
             .Append(Option("outbound", "outbound", filter.Direction)).Append(Option("any", "both", filter.Direction)).Append("</select></label>")
             .Append(WindowSelect(filter.Window)).Append(" <button>filter</button></form>");
         html.Append(CultureInfo.InvariantCulture,
-            $"<p id=\"summary\">{page.Total} record(s) in the last {E(filter.Window)}{(page.Total > Shown ? $", the newest {Shown} shown" : "")}. <a id=\"export\" href=\"{E(filter.Query("/console/flows", "jsonl"))}\">Export as JSON Lines</a></p>");
+            $"<p id=\"summary\">{(page.MoreThanCounted ? $"More than {FlowPage.CountedUpTo:N0}" : page.Total.ToString(CultureInfo.InvariantCulture))} record(s) in the last {E(filter.Window)}{(page.Total > Shown ? $", the newest {Shown} shown" : "")}. <a id=\"export\" href=\"{E(filter.Query("/console/flows", "jsonl"))}\">Export as JSON Lines</a></p>");
 
         if (page.DecidedBy.Count > 0)
         {
