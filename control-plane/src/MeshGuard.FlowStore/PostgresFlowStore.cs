@@ -288,8 +288,9 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             }
         }
         // The edge counts of calls made before the first day kept go with it.
-        await using (var edges = new NpgsqlCommand($"DELETE FROM {Edges} WHERE minute < $1; DELETE FROM {HourlyEdges} WHERE hour < $1", connection))
+        foreach (var (table, column) in new[] { (Edges, "minute"), (HourlyEdges, "hour") })
         {
+            await using var edges = new NpgsqlCommand($"DELETE FROM {table} WHERE {column} < $1", connection);
             edges.Parameters.Add(new NpgsqlParameter { Value = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero) });
             await edges.ExecuteNonQueryAsync(cancellation);
         }

@@ -66,6 +66,16 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         return rows;
     }
 
+    /// <summary>Every segment of <paramref name="log"/> into <paramref name="store"/>, each one taken.</summary>
+    private async Task StoreAllAsync(PostgresFlowStore store, string workload, string log)
+    {
+        foreach (var segment in TestFlowLog.Segments(log))
+        {
+            var verdict = await store.AppendAsync(workload, segment.Lines, segment.Discontinuous, _ca.Bundle, default);
+            Assert.True(verdict.Refusal is null, verdict.Refusal);
+        }
+    }
+
     private static byte[] Joined(IEnumerable<(long Seq, byte[] Line, byte[] Hash)> rows) => rows.SelectMany(r => r.Line.Append((byte)'\n')).ToArray();
 
     [Fact]
@@ -74,11 +84,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var orders = Workload("kept");
         var log = WriteLog(orders, 25);
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        foreach (var segment in TestFlowLog.Segments(log))
-        {
-            var verdict = await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default);
-            Assert.True(verdict.Refusal is null, verdict.Refusal);
-        }
+        await StoreAllAsync(store, orders, log);
 
         var rows = await StoredAsync(orders);
         Assert.Equal(TestFlowLog.Bytes(log), Joined(rows));
@@ -280,10 +286,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var orders = Workload("audited");
         var log = WriteLog(orders, 30);
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        foreach (var segment in TestFlowLog.Segments(log))
-        {
-            Assert.Null((await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default)).Refusal);
-        }
+        await StoreAllAsync(store, orders, log);
         var intact = await store.Logs.VerifyAsync(orders, _ca.Bundle, default);
         var offline = FlowLogVerifier.Verify(log, _ca.Bundle);
         Assert.True(intact.ProblemCount == 0, intact.Summary);
@@ -339,10 +342,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
             writer.Flush();
         }
         await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
-        foreach (var segment in TestFlowLog.Segments(directory))
-        {
-            Assert.Null((await store.AppendAsync(orders, segment.Lines, segment.Discontinuous, _ca.Bundle, default)).Refusal);
-        }
+        await StoreAllAsync(store, orders, directory);
         Assert.Equal(TestFlowLog.Bytes(directory), Joined(await StoredAsync(orders)));
 
         await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
