@@ -50,10 +50,10 @@ FROM (
            'spiffe://mesh.local/ns/shop/sa/svc' || (i % 20) AS dest,
            CASE WHEN i % 10 = 0 THEN 'deny' ELSE 'allow' END AS dec
     FROM generate_series(0, :records - 1) i) r) l;
-INSERT INTO meshguard_flow_edges (minute, source_id, dest_id, decision, calls)
-SELECT date_trunc('minute', time), source_id, dest_id, decision, count(*) FROM meshguard_flow_lines GROUP BY 1, 2, 3, 4;
-INSERT INTO meshguard_flow_edges_hourly (hour, source_id, dest_id, decision, calls)
-SELECT date_trunc('hour', minute), source_id, dest_id, decision, sum(calls) FROM meshguard_flow_edges GROUP BY 1, 2, 3, 4;
+INSERT INTO meshguard_flow_edges (minute, source_id, dest_id, decision, policy, rule, calls)
+SELECT date_trunc('minute', time), source_id, dest_id, decision, policy, rule, count(*) FROM meshguard_flow_lines GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO meshguard_flow_edges_hourly (hour, source_id, dest_id, decision, policy, rule, calls)
+SELECT date_trunc('hour', minute), source_id, dest_id, decision, policy, rule, sum(calls) FROM meshguard_flow_edges GROUP BY 1, 2, 3, 4, 5, 6;
 SQL
 psql -q -v ON_ERROR_STOP=1 -c "SET maintenance_work_mem = '512MB'" -f "$WORK/indexes.sql" -c 'ANALYZE' >&2
 seed_seconds=$(python3 -c "import time; print(round(time.time() - $seed_start))")

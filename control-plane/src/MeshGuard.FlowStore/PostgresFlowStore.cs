@@ -109,15 +109,19 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
                 source_id text NOT NULL,
                 dest_id text NOT NULL,
                 decision text NOT NULL,
+                policy text NOT NULL,
+                rule text NOT NULL,
                 calls bigint NOT NULL,
-                PRIMARY KEY (minute, source_id, dest_id, decision));
+                PRIMARY KEY (minute, dest_id, source_id, decision, policy, rule));
             CREATE TABLE IF NOT EXISTS {HourlyEdges} (
                 hour timestamptz NOT NULL,
                 source_id text NOT NULL,
                 dest_id text NOT NULL,
                 decision text NOT NULL,
+                policy text NOT NULL,
+                rule text NOT NULL,
                 calls bigint NOT NULL,
-                PRIMARY KEY (hour, source_id, dest_id, decision));
+                PRIMARY KEY (hour, dest_id, source_id, decision, policy, rule));
             """, cancellation);
         await transaction.CommitAsync(cancellation);
     }
@@ -215,7 +219,7 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     }
 
     /// <summary>
-    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision) per minute and per hour in the
+    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision, policy, rule) per minute and per hour in the
     /// same transaction, so the console's graph of any window sums the hours it spans and the minutes of its first
     /// hour instead of reading every record, and always agrees with the lines stored. A no-caller record counts under the empty caller. Only this
     /// workload's segments touch its edges (it is the callee of its inbound records), and they hold its chain row.
@@ -225,17 +229,18 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     {
         await using var count = new NpgsqlCommand($"""
             WITH counted AS (
-                SELECT date_trunc('minute', time) AS minute, coalesce(source_id, '') AS source_id, dest_id, coalesce(decision, 'deny') AS decision, count(*) AS calls
+                SELECT date_trunc('minute', time) AS minute, coalesce(source_id, '') AS source_id, dest_id, coalesce(decision, 'deny') AS decision,
+                       coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, count(*) AS calls
                 FROM {Lines} WHERE workload = $1 AND chain = $2 AND seq BETWEEN $3 AND $4
                   AND kind = 'flow' AND direction = 'inbound' AND dest_id IS NOT NULL AND time IS NOT NULL
-                GROUP BY 1, 2, 3, 4),
+                GROUP BY 1, 2, 3, 4, 5, 6),
             by_minute AS (
-                INSERT INTO {Edges} (minute, source_id, dest_id, decision, calls)
-                SELECT minute, source_id, dest_id, decision, calls FROM counted ORDER BY 1, 2, 3, 4
-                ON CONFLICT (minute, source_id, dest_id, decision) DO UPDATE SET calls = {Edges}.calls + excluded.calls)
-            INSERT INTO {HourlyEdges} (hour, source_id, dest_id, decision, calls)
-            SELECT date_trunc('hour', minute), source_id, dest_id, decision, sum(calls) FROM counted GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            ON CONFLICT (hour, source_id, dest_id, decision) DO UPDATE SET calls = {HourlyEdges}.calls + excluded.calls
+                INSERT INTO {Edges} (minute, source_id, dest_id, decision, policy, rule, calls)
+                SELECT minute, source_id, dest_id, decision, policy, rule, calls FROM counted ORDER BY 1, 3, 2, 4, 5, 6
+                ON CONFLICT (minute, dest_id, source_id, decision, policy, rule) DO UPDATE SET calls = {Edges}.calls + excluded.calls)
+            INSERT INTO {HourlyEdges} (hour, source_id, dest_id, decision, policy, rule, calls)
+            SELECT date_trunc('hour', minute), source_id, dest_id, decision, policy, rule, sum(calls) FROM counted GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 2, 4, 5, 6
+            ON CONFLICT (hour, dest_id, source_id, decision, policy, rule) DO UPDATE SET calls = {HourlyEdges}.calls + excluded.calls
             """, connection, transaction);
         count.Parameters.Add(new NpgsqlParameter { Value = workloadId });
         count.Parameters.Add(new NpgsqlParameter { Value = chain });

@@ -219,29 +219,42 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     }
 
     /// <summary>
-    /// Calls by (caller, callee, decision) recorded by callees since <paramref name="since"/> (to the minute: the
+    /// Inbound calls by caller, callee, decision, policy and rule since <paramref name="since"/> (to the minute: the
     /// minute it falls in counts whole), from the counts kept at ingest: the minutes up to the first whole hour, then
-    /// whole hours, so a day is a few dozen rows per edge. A caller without an identity is "".
+    /// whole hours, so a day is a few dozen rows per edge. A caller without an identity is "", as are a missing policy
+    /// and rule. Given, <paramref name="source"/>, <paramref name="destination"/> (an identity) and
+    /// <paramref name="decision"/> must match.
     /// </summary>
-    public async Task<IReadOnlyList<(string Source, string Destination, string Decision, long Calls)>> EdgesAsync(DateTimeOffset since, CancellationToken cancellation)
+    public async Task<IReadOnlyList<StoredCalls>> CallsAsync(DateTimeOffset since, CancellationToken cancellation,
+        string? source = null, string? destination = null, string? decision = null)
     {
-        await using var command = _source.CreateCommand($"""
-            SELECT source_id, dest_id, decision, sum(calls)::bigint FROM (
-                SELECT source_id, dest_id, decision, calls FROM {PostgresFlowStore.Edges}
-                WHERE minute >= date_trunc('minute', $1::timestamptz) AND minute < date_trunc('hour', $1::timestamptz) + interval '1 hour'
-                UNION ALL
-                SELECT source_id, dest_id, decision, calls FROM {PostgresFlowStore.HourlyEdges}
-                WHERE hour >= date_trunc('hour', $1::timestamptz) + interval '1 hour') edges
-            GROUP BY 1, 2, 3
-            """);
+        await using var command = _source.CreateCommand();
         command.Parameters.Add(new NpgsqlParameter { Value = since });
+        var match = new System.Text.StringBuilder();
+        foreach (var (column, value) in new[] { ("source_id", source), ("dest_id", destination), ("decision", decision) })
+        {
+            if (value is not null)
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = value });
+                match.Append(System.Globalization.CultureInfo.InvariantCulture, $" AND {column} = ${command.Parameters.Count}");
+            }
+        }
+        command.CommandText = $"""
+            SELECT source_id, dest_id, decision, policy, rule, sum(calls)::bigint FROM (
+                SELECT source_id, dest_id, decision, policy, rule, calls FROM {PostgresFlowStore.Edges}
+                WHERE minute >= date_trunc('minute', $1::timestamptz) AND minute < date_trunc('hour', $1::timestamptz) + interval '1 hour'{match}
+                UNION ALL
+                SELECT source_id, dest_id, decision, policy, rule, calls FROM {PostgresFlowStore.HourlyEdges}
+                WHERE hour >= date_trunc('hour', $1::timestamptz) + interval '1 hour'{match}) edges
+            GROUP BY 1, 2, 3, 4, 5
+            """;
         await using var reader = await command.ExecuteReaderAsync(cancellation);
-        var edges = new List<(string, string, string, long)>();
+        var calls = new List<StoredCalls>();
         while (await reader.ReadAsync(cancellation))
         {
-            edges.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+            calls.Add(new StoredCalls(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetInt64(5)));
         }
-        return edges;
+        return calls;
     }
 
     /// <summary>
@@ -253,20 +266,6 @@ public sealed class StoredFlowLogs : IAsyncDisposable
         await using var command = _source.CreateCommand();
         command.CommandText = $"SELECT count(*) FROM (SELECT 1 FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)} LIMIT {(upTo + 1).ToString(System.Globalization.CultureInfo.InvariantCulture)}) counted";
         return (long)(await command.ExecuteScalarAsync(cancellation))!;
-    }
-
-    /// <summary>The records <paramref name="filter"/> selects, counted by decision, policy and rule ("" where a record names none), most first.</summary>
-    public async Task<IReadOnlyList<(string Decision, string Policy, string Rule, long Requests)>> DecidedByAsync(StoredFlowFilter filter, CancellationToken cancellation)
-    {
-        await using var command = _source.CreateCommand();
-        command.CommandText = $"SELECT coalesce(decision, ''), coalesce(policy, ''), coalesce(rule, ''), count(*) FROM {PostgresFlowStore.Lines} WHERE {Where(filter, command)} GROUP BY 1, 2, 3 ORDER BY 4 DESC";
-        await using var reader = await command.ExecuteReaderAsync(cancellation);
-        var decided = new List<(string, string, string, long)>();
-        while (await reader.ReadAsync(cancellation))
-        {
-            decided.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
-        }
-        return decided;
     }
 
     /// <summary>The filter as SQL conditions, its values as the command's parameters.</summary>
@@ -346,3 +345,6 @@ public sealed record StoredLogCheck(string Workload, FlowLogReport Report, strin
 public sealed record StoredFlowFilter(
     DateTimeOffset? Since = null, string? Direction = null, string? Source = null, string? Destination = null, string? Decision = null,
     bool NewestFirst = false, int? Limit = null, bool NoSource = false);
+
+/// <summary>Inbound calls from <see cref="Source"/> ("" without an identity) to <see cref="Destination"/>, decided by a policy's rule ("" where none).</summary>
+public sealed record StoredCalls(string Source, string Destination, string Decision, string Policy, string Rule, long Calls);

@@ -92,11 +92,11 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         var lastSeq = FlowLogVerifier.Verify(log, _ca.Bundle).LastSeq ?? -1;
         Assert.Equal(lastSeq, await store.HeldSeqAsync(orders, default));
         Assert.Equal(rows.Count, store.LinesCollected);
-        var edge = Assert.Single(await store.Logs.EdgesAsync(DateTimeOffset.UtcNow.AddMinutes(-5), default), e => e.Destination == orders);
-        Assert.Equal((TestFlowLog.Frontend, "allow", 25L), (edge.Source, edge.Decision, edge.Calls));
+        var edge = Assert.Single(await store.Logs.CallsAsync(DateTimeOffset.UtcNow.AddMinutes(-5), default, destination: orders));
+        Assert.Equal((TestFlowLog.Frontend, "allow", "shop/orders-callers", "frontend", 25L), (edge.Source, edge.Decision, edge.Policy, edge.Rule, edge.Calls));
+        Assert.Empty(await store.Logs.CallsAsync(DateTimeOffset.UtcNow.AddMinutes(-5), default, source: "", destination: orders));
         Assert.Equal(25, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders, Decision: "allow"), 100, default));
         Assert.Equal(11, await store.Logs.CountAsync(new StoredFlowFilter(Destination: orders), 10, default));
-        Assert.Equal([("allow", "shop/orders-callers", "frontend", 25L)], await store.Logs.DecidedByAsync(new StoredFlowFilter(Source: TestFlowLog.Frontend, Destination: orders), default));
 
         await using var connection = new NpgsqlConnection(_database.Server.ConnectionString);
         await connection.OpenAsync();
@@ -200,7 +200,7 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
 
     /// <summary>The calls to <paramref name="callee"/> in the store's per-minute edge counts (what the console's graph sums).</summary>
     private static async Task<long> CallsToAsync(PostgresFlowStore store, string callee) =>
-        (await store.Logs.EdgesAsync(DateTimeOffset.MinValue, default)).Where(e => e.Destination == callee).Sum(static e => e.Calls);
+        (await store.Logs.CallsAsync(DateTimeOffset.MinValue, default, destination: callee)).Sum(static e => e.Calls);
 
     [Fact]
     public async Task ADiscontinuousSegmentStartsANewChainAndLeavesTheOldOneWhole()

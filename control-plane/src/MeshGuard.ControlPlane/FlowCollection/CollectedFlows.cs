@@ -29,7 +29,7 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
             .GroupBy(static f => (Decision: f.Record.Text("decision") ?? "", Policy: f.Record.Text("policy") ?? "", Rule: f.Record.Text("rule") ?? ""))
             .Select(static g => new DecidedBy(g.Key.Decision, g.Key.Policy, g.Key.Rule, g.Count()))
             .OrderByDescending(static d => d.Requests)];
-        return Task.FromResult(new FlowPage(Math.Min(matching.Count, FlowPage.CountedUpTo + 1), matching.Take(shown).ToList(), decidedBy));
+        return Task.FromResult(new FlowPage(matching.Count, matching.Take(shown).ToList(), decidedBy));
     }
 
     public Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation) => Task.FromResult(CallCount.Of(Read(since)));

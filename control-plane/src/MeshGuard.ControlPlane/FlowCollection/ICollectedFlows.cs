@@ -24,12 +24,12 @@ internal interface ICollectedFlows
 }
 
 /// <summary>
-/// One page of the flows view: how many records match (up to <see cref="CountedUpTo"/>; more is "more than"), the newest
-/// of them, and by which decision, policy and rule.
+/// One page of the flows view: how many records match (counted from the edge counts where the filter allows, else up
+/// to <see cref="CountedUpTo"/> and "more than" past it), the newest of them, and by which decision, policy and rule.
 /// </summary>
 internal sealed record FlowPage(long Total, IReadOnlyList<CollectedFlow> Newest, IReadOnlyList<DecidedBy> DecidedBy)
 {
-    public const long CountedUpTo = CollectedFlows.MaxRecords;
+    public const long CountedUpTo = 10_000;
 
     public bool MoreThanCounted => Total > CountedUpTo;
 }

@@ -34,15 +34,23 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
 
     public async Task<FlowPage> PageAsync(StoredFlowFilter filter, int shown, CancellationToken cancellation)
     {
-        var total = await logs.CountAsync(filter, FlowPage.CountedUpTo, cancellation);
         var newest = await ReadAsync(filter with { Limit = shown }, cancellation);
-        IReadOnlyList<DecidedBy> decidedBy = (filter.Source is null && !filter.NoSource) || filter.Destination is null ? []
-            : [.. (await logs.DecidedByAsync(filter, cancellation)).Select(static d => new DecidedBy(d.Decision, d.Policy, d.Rule, d.Requests))];
-        return new FlowPage(total, newest, decidedBy);
+        // Records a callee decided, by identities and decision, are what the edge counts count: the page's total and
+        // its deciding rules come from a few rows per hour. Anything else is counted in the lines, up to a bound.
+        if (filter is { Direction: "inbound", Since: { } since } && (filter.Destination is null || filter.Destination.StartsWith("spiffe://", StringComparison.Ordinal)))
+        {
+            var calls = await logs.CallsAsync(since, cancellation, filter.NoSource ? "" : filter.Source, filter.Destination, filter.Decision);
+            IReadOnlyList<DecidedBy> decidedBy = (filter.Source is null && !filter.NoSource) || filter.Destination is null ? []
+                : [.. calls.GroupBy(static c => (c.Decision, c.Policy, c.Rule)).Select(static g => new DecidedBy(g.Key.Decision, g.Key.Policy, g.Key.Rule, g.Sum(static c => c.Calls)))
+                    .OrderByDescending(static d => d.Requests)];
+            return new FlowPage(calls.Sum(static c => c.Calls), newest, decidedBy);
+        }
+        return new FlowPage(await logs.CountAsync(filter, FlowPage.CountedUpTo, cancellation), newest, []);
     }
 
     public async Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation) =>
-        [.. (await logs.EdgesAsync(since, cancellation)).Select(static e => new CallCount(e.Source, e.Destination, e.Decision, e.Calls))];
+        [.. (await logs.CallsAsync(since, cancellation)).GroupBy(static c => (c.Source, c.Destination, c.Decision))
+            .Select(static g => new CallCount(g.Key.Source, g.Key.Destination, g.Key.Decision, g.Sum(static c => c.Calls)))];
 
     /// <summary>A chain row as the console shows it: checked on arrival, and audited or not yet.</summary>
     internal static LogVerification Verification(StoredChain chain)
