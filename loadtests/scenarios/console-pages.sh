@@ -25,7 +25,8 @@ wait_http "http://127.0.0.1:$admin/healthz"
 echo "== seeding $RECORDS records" >&2
 seed_start=$(date +%s.%N)
 # The lines' indexes as the replica made them, dropped for the bulk insert and built again after it.
-psql -At -c "SELECT indexdef || ';' FROM pg_indexes WHERE tablename = 'meshguard_flow_lines'" >"$WORK/indexes.sql"
+# (pg_indexes says ON ONLY for a partitioned table's own index: built so, the partition would have none.)
+psql -At -c "SELECT replace(indexdef, ' ON ONLY ', ' ON ') || ';' FROM pg_indexes WHERE tablename = 'meshguard_flow_lines'" >"$WORK/indexes.sql"
 psql -At -c "SELECT 'DROP INDEX ' || indexname || ';' FROM pg_indexes WHERE tablename = 'meshguard_flow_lines'" | psql -q
 psql -q -v ON_ERROR_STOP=1 -v records="$RECORDS" >&2 <<'SQL'
 SET synchronous_commit = off;
@@ -36,14 +37,14 @@ FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) day \gexec
 INSERT INTO meshguard_flow_chains (workload, chain, last_seq, last_hash, verified_seq, lines, updated)
 SELECT 'spiffe://mesh.local/ns/shop/sa/svc' || w, 0, :records / 20, '', :records / 20, :records / 20, now() FROM generate_series(0, 19) w;
 INSERT INTO meshguard_flow_lines (received, workload, chain, seq, time, kind, direction, source_id, dest_id, dest_service, decision, policy, rule, method, path, status, request_id, hash, line)
-SELECT now(), dest, 0, i / 20 + 1, t, 'flow', 'inbound', src, dest, 'svc' || (i % 20), dec, 'shop/svc' || (i % 20) || '-callers', 'rule' || (i % 7), 'GET', '/items/' || i,
+SELECT now(), dest, 0, i / 20 + 1, t, 'flow', 'inbound', src, dest, 'svc' || (i % 20), dec, 'shop/svc' || (i % 20) || '-callers', 'rule' || (i % 37 % 7), 'GET', '/items/' || i,
        CASE WHEN dec = 'allow' THEN 200 ELSE 403 END, 'req-' || i, sha256(line), line
 FROM (
   SELECT i, t, src, dest, dec,
          convert_to(json_build_object('kind', 'flow', 'time', to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"0Z"'), 'direction', 'inbound',
            'request_id', 'req-' || i, 'source_id', src, 'dest_id', dest, 'dest_service', 'svc' || (i % 20), 'dest_port', 8080, 'method', 'GET',
            'path', '/items/' || i, 'status', CASE WHEN dec = 'allow' THEN 200 ELSE 403 END, 'decision', dec,
-           'policy', 'shop/svc' || (i % 20) || '-callers', 'rule', 'rule' || (i % 7), 'seq', i / 20 + 1, 'prev', repeat('0', 64))::text, 'UTF8') AS line
+           'policy', 'shop/svc' || (i % 20) || '-callers', 'rule', 'rule' || (i % 37 % 7), 'seq', i / 20 + 1, 'prev', repeat('0', 64))::text, 'UTF8') AS line
   FROM (
     SELECT i, now() - i * (interval '86400 seconds' / :records) AS t,
            'spiffe://mesh.local/ns/callers/sa/app' || (i % 37) AS src,
@@ -51,9 +52,9 @@ FROM (
            CASE WHEN i % 10 = 0 THEN 'deny' ELSE 'allow' END AS dec
     FROM generate_series(0, :records - 1) i) r) l;
 INSERT INTO meshguard_flow_edges (minute, source_id, dest_id, decision, policy, rule, calls)
-SELECT date_trunc('minute', time), source_id, dest_id, decision, policy, rule, count(*) FROM meshguard_flow_lines GROUP BY 1, 2, 3, 4, 5, 6;
+SELECT date_trunc('minute', time), source_id, dest_id, decision, policy, rule, count(*) FROM meshguard_flow_lines GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1;
 INSERT INTO meshguard_flow_edges_hourly (hour, source_id, dest_id, decision, policy, rule, calls)
-SELECT date_trunc('hour', minute), source_id, dest_id, decision, policy, rule, sum(calls) FROM meshguard_flow_edges GROUP BY 1, 2, 3, 4, 5, 6;
+SELECT date_trunc('hour', minute), source_id, dest_id, decision, policy, rule, sum(calls) FROM meshguard_flow_edges GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1;
 SQL
 psql -q -v ON_ERROR_STOP=1 -c "SET maintenance_work_mem = '512MB'" -f "$WORK/indexes.sql" -c 'ANALYZE' >&2
 seed_seconds=$(python3 -c "import time; print(round(time.time() - $seed_start))")

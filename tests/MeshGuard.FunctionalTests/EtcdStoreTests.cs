@@ -365,6 +365,11 @@ public sealed class EtcdStoreTests(ITestOutputHelper output) : MeshTest
         Assert.Equal(seen[0], seen[1]);
         Assert.Contains(seen[0], l => l.Contains("\"direction\":\"outbound\"", StringComparison.Ordinal));
         Assert.Contains(seen[0], l => l.Contains("\"direction\":\"inbound\"", StringComparison.Ordinal) && l.Contains("\"decision\":\"deny\"", StringComparison.Ordinal));
+        // An edge's page: its count and deciding rule come from the store's edge counts.
+        var edge = await consoles[0].GetStringAsync(new Uri(
+            $"http://127.0.0.1:{a.AdminPort}/console/flows?src={Uri.EscapeDataString(frontend.Identity.ToString())}&dst={Uri.EscapeDataString(orders.Identity.ToString())}&decision=allow&direction=inbound&window=1h"));
+        Assert.Contains("6 record(s) in the last 1h", edge, StringComparison.Ordinal);
+        Assert.Contains("frontend-orders</td><td>6</td>", edge, StringComparison.Ordinal);
 
         // A denied call made to look allowed, in the database itself: the audit finds it, and both consoles say so.
         await using (var connection = new Npgsql.NpgsqlConnection(flowStore.ConnectionString))
