@@ -104,27 +104,24 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             CREATE INDEX IF NOT EXISTS {Lines}_time ON {Lines} (time);
             CREATE INDEX IF NOT EXISTS {Lines}_source ON {Lines} (source_id, time);
             CREATE INDEX IF NOT EXISTS {Lines}_dest ON {Lines} (dest_id, time);
-            CREATE TABLE IF NOT EXISTS {Edges} (
-                minute timestamptz NOT NULL,
-                source_id text NOT NULL,
-                dest_id text NOT NULL,
-                decision text NOT NULL,
-                policy text NOT NULL,
-                rule text NOT NULL,
-                calls bigint NOT NULL,
-                PRIMARY KEY (minute, dest_id, source_id, decision, policy, rule));
-            CREATE TABLE IF NOT EXISTS {HourlyEdges} (
-                hour timestamptz NOT NULL,
-                source_id text NOT NULL,
-                dest_id text NOT NULL,
-                decision text NOT NULL,
-                policy text NOT NULL,
-                rule text NOT NULL,
-                calls bigint NOT NULL,
-                PRIMARY KEY (hour, dest_id, source_id, decision, policy, rule));
+            {EdgeTable(Edges, "minute")}
+            {EdgeTable(HourlyEdges, "hour")}
             """, cancellation);
         await transaction.CommitAsync(cancellation);
     }
+
+    /// <summary>An edge-count table: calls by caller, callee, decision, policy and rule per <paramref name="period"/>.</summary>
+    private static string EdgeTable(string name, string period) => $"""
+        CREATE TABLE IF NOT EXISTS {name} (
+            {period} timestamptz NOT NULL,
+            source_id text NOT NULL,
+            dest_id text NOT NULL,
+            decision text NOT NULL,
+            policy text NOT NULL,
+            rule text NOT NULL,
+            calls bigint NOT NULL,
+            PRIMARY KEY ({period}, dest_id, source_id, decision, policy, rule));
+        """;
 
     public async Task<long> HeldSeqAsync(string workloadId, CancellationToken cancellation)
     {
