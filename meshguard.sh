@@ -109,22 +109,25 @@ run_tests() {
   if [ "$images_status" -ne 0 ]; then status=$images_status; echo "FAILED: build/images/images.sh exited $images_status"; fi
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
-  # The short fuzz run (one core for half a minute) goes beside the other unit tests, which are quick.
   local fuzz=tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj functional=tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj
-  local unit=() fuzz_pid="" fuzz_status=0
+  local unit=()
   for project in tests/*/*.Tests.csproj; do [ "$project" = "$fuzz" ] || unit+=("$project"); done
-  if [ $# -eq 0 ]; then
-    run_test_project "$results" "$BIN" "$fuzz" > "$results/fuzz-tests.log" 2>&1 &
-    fuzz_pid=$!
-  else
-    unit+=("$fuzz")
-  fi
-  for project in "${unit[@]}"; do run_test_project "$results" "$BIN" "$project" "$@" || status=$?; done
-  if [ -n "$fuzz_pid" ]; then
-    wait "$fuzz_pid" || fuzz_status=$?
-    cat "$results/fuzz-tests.log"
-    [ "$fuzz_status" -eq 0 ] || status=$fuzz_status
-  fi
+  # unit_tests [ARGS]: every unit test project; without a filter, the short fuzz run (one core for half a
+  # minute) goes beside the others, which are quick. Fails when any failed.
+  unit_tests() {
+    local s=0 fuzz_pid fuzz_status=0 project
+    if [ $# -eq 0 ]; then
+      run_test_project "$results" "$BIN" "$fuzz" > "$results/fuzz-tests.log" 2>&1 &
+      fuzz_pid=$!
+      for project in "${unit[@]}"; do run_test_project "$results" "$BIN" "$project" || s=$?; done
+      wait "$fuzz_pid" || fuzz_status=$?
+      cat "$results/fuzz-tests.log"
+      [ "$fuzz_status" -eq 0 ] || s=$fuzz_status
+    else
+      for project in "${unit[@]}" "$fuzz"; do run_test_project "$results" "$BIN" "$project" "$@" || s=$?; done
+    fi
+    return "$s"
+  }
   # The functional suite runs twice: with the JIT sidecar, and once more with the NativeAOT one (both builds ship).
   # Tests whose subject is the control plane alone run in the first pass only (Subject=ControlPlaneStore, its
   # store; Subject=ReviewerConsole, the console in a browser; Subject=ControlPlane, its attestation, webhook,
@@ -135,8 +138,8 @@ run_tests() {
   # sidecar too).
   # The work goes in two lanes at the same time, each about half of it: the tests mostly wait on processes they
   # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the JIT sidecar
-  # under every test the NativeAOT pass runs, and the store's. Lane two: the NativeAOT pass, then the JIT
-  # sidecar under the rest. Each lane takes its own half of the ports below the ephemeral range, so neither can
+  # under every test the NativeAOT pass runs, and the store's. Lane two: the unit tests, the NativeAOT pass, then
+  # the JIT sidecar under the rest (lane one is the longer by about as long as the unit tests take). Each lane takes its own half of the ports below the ephemeral range, so neither can
   # bind a port the other has just probed free.
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid subject once="" not_once=""
@@ -154,6 +157,7 @@ run_tests() {
     (
       export MESHGUARD_LOCAL_PORTS="$mid-$((ephemeral - 1))"
       lane=0
+      unit_tests || lane=$?
       TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice" || lane=$?
       TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" --filter "$once" || lane=$?
       exit "$lane"
@@ -164,6 +168,7 @@ run_tests() {
     cat "$results/functional-lane-two.log"
     [ "$lane_status" -eq 0 ] || status=$lane_status
   else
+    unit_tests "$@" || status=$?
     run_test_project "$results" "$BIN" "$functional" "$@" || status=$?
   fi
   # The closing line CI reads, summed from the real results of every test assembly.

@@ -185,8 +185,9 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     }
 
     /// <summary>
-    /// This replica's turn to audit, held until disposed; null while another replica holds it. The lock lives as long
-    /// as its connection, so a replica that dies mid-audit frees it.
+    /// This replica's turn to audit, held until disposed; null while another replica holds it. The lock is the
+    /// session's: it is released when the turn ends (a pooled connection would otherwise keep it while idle), and the
+    /// server releases it with the session of a replica that dies mid-audit.
     /// </summary>
     public async Task<IAsyncDisposable?> TryTakeAuditTurnAsync(CancellationToken cancellation)
     {
@@ -195,11 +196,31 @@ public sealed class StoredFlowLogs : IAsyncDisposable
         {
             if (await take.ExecuteScalarAsync(cancellation) is true)
             {
-                return connection; // closing the connection releases the lock
+                return new AuditTurn(connection);
             }
         }
         await connection.DisposeAsync();
         return null;
+    }
+
+    private sealed class AuditTurn(NpgsqlConnection connection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await using var release = new NpgsqlCommand($"SELECT pg_advisory_unlock({AuditLock})", connection);
+                await release.ExecuteNonQueryAsync();
+            }
+            catch (NpgsqlException)
+            {
+                // The session is gone, and its lock with it.
+            }
+            finally
+            {
+                await connection.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>

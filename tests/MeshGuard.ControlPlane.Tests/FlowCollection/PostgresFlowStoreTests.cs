@@ -356,4 +356,19 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
         Assert.Equal(time.AddTicks(-(time.Ticks % 10)), reader.GetFieldValue<DateTimeOffset>(2));
         Assert.Equal(("GET", 200), (reader.GetString(3), reader.GetInt32(4)));
     }
+
+    [Fact]
+    public async Task OneReplicaAtATimeHoldsTheAuditTurnAndAnEndedTurnIsFreeForAnother()
+    {
+        await using var replicaA = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        await using var replicaB = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        var turn = await replicaA.Logs.TryTakeAuditTurnAsync(default);
+        Assert.NotNull(turn);
+        Assert.Null(await replicaB.Logs.TryTakeAuditTurnAsync(default));
+        await turn.DisposeAsync();
+        // A's connection went back to its pool, idle: the lock must not have gone with it.
+        var next = await replicaB.Logs.TryTakeAuditTurnAsync(default);
+        Assert.NotNull(next);
+        await next.DisposeAsync();
+    }
 }
