@@ -1,10 +1,8 @@
 using System.Buffers;
 using System.Globalization;
-using System.Security.Cryptography;
 using MeshGuard.FlowLog;
 using MeshGuard.Spiffe;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace MeshGuard.FlowStore;
 
@@ -216,10 +214,11 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     }
 
     /// <summary>
-    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision, policy, rule) per minute and per hour in the
-    /// same transaction, so the console's graph of any window sums the hours it spans and the minutes of its first
-    /// hour instead of reading every record, and always agrees with the lines stored. A no-caller record counts under the empty caller. Only this
-    /// workload's segments touch its edges (it is the callee of its inbound records), and they hold its chain row.
+    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision, policy, rule) per minute and per
+    /// hour in the same transaction, so the console's graph of any window sums the hours it spans and the minutes of
+    /// its first hour instead of reading every record, and always agrees with the lines stored. A no-caller record
+    /// counts under the empty caller. Only this workload's segments touch its edges (it is the callee of its inbound
+    /// records), and they hold its chain row.
     /// </summary>
     private static async Task CountEdgesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string workloadId, int chain, long fromSeq, long toSeq,
         CancellationToken cancellation)

@@ -50,17 +50,10 @@ public sealed class StoredFlowLogs : IAsyncDisposable
         return chains;
     }
 
-    /// <summary>Where the store's chain row says <paramref name="workloadId"/>'s log ends, or null when it holds nothing of it.</summary>
-    public async Task<StoredChain?> ChainAsync(string workloadId, CancellationToken cancellation)
-    {
-        await using var connection = await _source.OpenConnectionAsync(cancellation);
-        return await ChainAsync(connection, null, workloadId, cancellation);
-    }
-
     private const string SelectChain =
         $"SELECT workload, chain, last_seq, last_hash, verified_seq, lines, updated, audited, audit_problems, audit_summary FROM {PostgresFlowStore.Chains}";
 
-    private static async Task<StoredChain?> ChainAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string workloadId, CancellationToken cancellation)
+    private static async Task<StoredChain?> ChainAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string workloadId, CancellationToken cancellation)
     {
         await using var command = new NpgsqlCommand($"{SelectChain} WHERE workload = $1", connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
@@ -77,14 +70,14 @@ public sealed class StoredFlowLogs : IAsyncDisposable
 
     /// <summary>
     /// Walks <paramref name="workloadId"/>'s stored lines in (chain, seq) order, each chain named as the export names
-    /// its file (flows-000001.jsonl for chain 0). Read in one snapshot with the chain row, so lines a sidecar uploads
-    /// meanwhile are neither half seen nor taken for a mismatch.
+    /// its file (flows-000001.jsonl for chain 0), and returns its chain row. Read in one snapshot with the chain row,
+    /// so lines a sidecar uploads meanwhile are neither half seen nor taken for a mismatch.
     /// </summary>
-    private async Task WalkAsync(string workloadId, Func<StoredChain?, Task> chainRow, Func<int, string, int, ReadOnlyMemory<byte>, Task> line, CancellationToken cancellation)
+    private async Task<StoredChain?> WalkAsync(string workloadId, Func<int, string, int, ReadOnlyMemory<byte>, Task> line, CancellationToken cancellation)
     {
         await using var connection = await _source.OpenConnectionAsync(cancellation);
         await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellation);
-        await chainRow(await ChainAsync(connection, transaction, workloadId, cancellation));
+        var row = await ChainAsync(connection, transaction, workloadId, cancellation);
         await using (var command = new NpgsqlCommand($"SELECT chain, line FROM {PostgresFlowStore.Lines} WHERE workload = $1 ORDER BY chain, seq", connection, transaction))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = workloadId });
@@ -105,6 +98,7 @@ public sealed class StoredFlowLogs : IAsyncDisposable
             }
         }
         await transaction.CommitAsync(cancellation);
+        return row;
     }
 
     /// <summary>
@@ -116,13 +110,13 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     public async Task<(StoredChain? Chain, long Lines)> ExportAsync(string workloadId, string directory, CancellationToken cancellation)
     {
         Directory.CreateDirectory(directory);
-        StoredChain? row = null;
+        StoredChain? row;
         FileStream? file = null;
         var current = "";
         long count = 0;
         try
         {
-            await WalkAsync(workloadId, chain => Task.FromResult(row = chain), async (_, name, _, line) =>
+            row = await WalkAsync(workloadId, async (_, name, _, line) =>
             {
                 if (name != current || file is null)
                 {
@@ -156,9 +150,8 @@ public sealed class StoredFlowLogs : IAsyncDisposable
     public async Task<StoredLogCheck> VerifyAsync(string workloadId, TrustBundle bundle, CancellationToken cancellation)
     {
         var verification = new FlowChainVerification(bundle);
-        StoredChain? row = null;
         var lastChain = -1;
-        await WalkAsync(workloadId, chain => Task.FromResult(row = chain), (chain, name, number, line) =>
+        var row = await WalkAsync(workloadId, (chain, name, number, line) =>
         {
             if (chain != lastChain)
             {

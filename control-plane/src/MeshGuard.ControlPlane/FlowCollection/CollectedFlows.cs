@@ -20,12 +20,12 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
     public Task<IReadOnlyList<LogVerification>> LogsAsync(CancellationToken cancellation) => Task.FromResult<IReadOnlyList<LogVerification>>(Logs());
 
     public Task<List<CollectedFlow>> ReadAsync(StoredFlowFilter filter, CancellationToken cancellation) =>
-        Task.FromResult(Read(filter.Since ?? DateTimeOffset.MinValue).Where(f => Matches(f.Record, filter)).Take(filter.Limit ?? MaxRecords).ToList());
+        Task.FromResult(Matching(filter).Take(filter.Limit ?? MaxRecords).ToList());
 
     public Task<FlowPage> PageAsync(StoredFlowFilter filter, int shown, CancellationToken cancellation)
     {
-        var matching = Read(filter.Since ?? DateTimeOffset.MinValue).Where(f => Matches(f.Record, filter)).ToList();
-        List<DecidedBy> decidedBy = filter.Source is null && !filter.NoSource || filter.Destination is null ? [] : [.. matching
+        var matching = Matching(filter).ToList();
+        List<DecidedBy> decidedBy = !FlowPage.NamesAnEdge(filter) ? [] : [.. matching
             .GroupBy(static f => (Decision: f.Record.Text("decision") ?? "", Policy: f.Record.Text("policy") ?? "", Rule: f.Record.Text("rule") ?? ""))
             .Select(static g => new DecidedBy(g.Key.Decision, g.Key.Policy, g.Key.Rule, g.Count()))
             .OrderByDescending(static d => d.Requests)];
@@ -33,6 +33,8 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
     }
 
     public Task<IReadOnlyList<CallCount>> CallsAsync(DateTimeOffset since, CancellationToken cancellation) => Task.FromResult(CallCount.Of(Read(since)));
+
+    private IEnumerable<CollectedFlow> Matching(StoredFlowFilter filter) => Read(filter.Since ?? DateTimeOffset.MinValue).Where(f => Matches(f.Record, filter));
 
     /// <summary>What <see cref="StoredFlowFilter"/> selects in the store, applied to one record here.</summary>
     internal static bool Matches(JsonElement r, StoredFlowFilter filter) =>
@@ -65,8 +67,7 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
                 var newest = DateTimeOffset.MinValue;
                 foreach (var (_, line, complete) in FlowLogFormat.Lines(bytes))
                 {
-                    if (!complete || !TryParse(line, out var record) || record.Text("kind") != "flow"
-                        || !DateTimeOffset.TryParse(record.Text("time"), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time))
+                    if (!complete || !TryFlow(line, out var record, out var time))
                     {
                         continue;
                     }
@@ -109,19 +110,22 @@ internal sealed class CollectedFlows(CollectedFlowLogs logs, CertificateAuthorit
         return result;
     }
 
-    internal static bool TryParse(ReadOnlyMemory<byte> line, out JsonElement record)
+    /// <summary>A line the console shows: a flow record (a JSON object of kind flow) with a time it can place.</summary>
+    internal static bool TryFlow(ReadOnlyMemory<byte> line, out JsonElement record, out DateTimeOffset time)
     {
+        time = default;
         try
         {
             using var document = JsonDocument.Parse(line);
             record = document.RootElement.Clone();
-            return record.ValueKind == JsonValueKind.Object;
         }
         catch (JsonException)
         {
             record = default;
             return false;
         }
+        return record.ValueKind == JsonValueKind.Object && record.Text("kind") == "flow"
+            && DateTimeOffset.TryParse(record.Text("time"), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out time);
     }
 }
 

@@ -31,6 +31,9 @@ internal sealed record FlowPage(long Total, IReadOnlyList<CollectedFlow> Newest,
 {
     public const long CountedUpTo = 10_000;
 
+    /// <summary>A filter of one caller (or of calls without an identity) and one callee: its page says which rules decided it.</summary>
+    public static bool NamesAnEdge(StoredFlowFilter filter) => (filter.Source is not null || filter.NoSource) && filter.Destination is not null;
+
     public bool MoreThanCounted => Total > CountedUpTo;
 }
 

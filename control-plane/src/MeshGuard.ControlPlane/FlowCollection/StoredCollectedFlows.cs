@@ -6,9 +6,9 @@ namespace MeshGuard.ControlPlane.FlowCollection;
 
 /// <summary>
 /// The console's flows from the store every replica shares: each page asks the store for what it shows (the newest
-/// records of its filter and their count by the indexes, the graph from the per-minute edge counts), never reads a
-/// log; each log's state comes from its chain row: verified on arrival up to its watermark, and what the last audit
-/// (<see cref="FlowStoreAudit"/>) found. So every replica's console shows the same mesh.
+/// records of its filter by the indexes; totals and the graph from the edge counts kept per minute and hour), never
+/// reads a log; each log's state comes from its chain row: verified on arrival up to its watermark, and what the last
+/// audit (<see cref="FlowStoreAudit"/>) found. So every replica's console shows the same mesh.
 /// </summary>
 internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlows
 {
@@ -21,8 +21,7 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
         var flows = new List<CollectedFlow>();
         await foreach (var (workload, line) in logs.FlowsAsync(filter with { NewestFirst = true, Limit = filter.Limit ?? CollectedFlows.MaxRecords }, cancellation))
         {
-            if (!CollectedFlows.TryParse(line, out var record)
-                || !DateTimeOffset.TryParse(record.Text("time"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+            if (!CollectedFlows.TryFlow(line, out var record, out var time))
             {
                 continue;
             }
@@ -40,7 +39,7 @@ internal sealed class StoredCollectedFlows(StoredFlowLogs logs) : ICollectedFlow
         if (filter is { Direction: "inbound", Since: { } since } && (filter.Destination is null || filter.Destination.StartsWith("spiffe://", StringComparison.Ordinal)))
         {
             var calls = await logs.CallsAsync(since, cancellation, filter.NoSource ? "" : filter.Source, filter.Destination, filter.Decision);
-            IReadOnlyList<DecidedBy> decidedBy = (filter.Source is null && !filter.NoSource) || filter.Destination is null ? []
+            IReadOnlyList<DecidedBy> decidedBy = !FlowPage.NamesAnEdge(filter) ? []
                 : [.. calls.GroupBy(static c => (c.Decision, c.Policy, c.Rule)).Select(static g => new DecidedBy(g.Key.Decision, g.Key.Policy, g.Key.Rule, g.Sum(static c => c.Calls)))
                     .OrderByDescending(static d => d.Requests)];
             return new FlowPage(calls.Sum(static c => c.Calls), newest, decidedBy);
