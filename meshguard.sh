@@ -31,16 +31,21 @@ EXES=(
 )
 
 build() {
+  build_programs build/programs.slnf
+  build_aot
+}
+
+# build_programs SOLUTION: one compile of SOLUTION (the programs, each project with its RID set in the project, so the
+# libraries are built once; the tests' run compiles the whole solution here), then framework-dependent single-file
+# executables bundled from that build: one file per program in out/bin.
+build_programs() {
   mkdir -p "$BIN"
-  # One compile of the programs (each project with its RID set in the project, so the libraries are built once),
-  # then framework-dependent single-file executables bundled from that build: one file per program in out/bin.
-  dotnet build build/programs.slnf -c Release --nologo -v quiet
+  dotnet build "$1" -c Release --nologo -v quiet || return 1
   for project in "${EXES[@]}"; do
-    dotnet publish "$project" -c Release --no-build -p:PublishSingleFile=true -o "$BIN" --nologo -v quiet
+    dotnet publish "$project" -c Release --no-build -p:PublishSingleFile=true -o "$BIN" --nologo -v quiet || return 1
   done
   rm -f "$BIN"/*.pdb
   echo "built: $(cd "$BIN" && ls meshguard-cp meshguard-proxy meshctl meshguard-sample | tr '\n' ' ')"
-  build_aot
 }
 
 needs_build() {
@@ -95,18 +100,14 @@ install_test_prereqs() {
 
 run_tests() {
   install_test_prereqs
-  build
   local results="$ROOT/out/test-results"
   rm -rf "$results"; mkdir -p "$results"
-  local status=0 project images_status=0
-  # The container tests (Subject=Containers) run the images of this build, made while the tests compile (the
-  # image build is mostly downloads, tar and gzip); a failed image build fails the run.
-  build/images/images.sh > "$results/images.log" 2>&1 &
-  local images_pid=$!
-  dotnet build MeshGuard.sln -c Release --nologo -v quiet || status=$?
-  wait "$images_pid" || images_status=$?
-  cat "$results/images.log"
-  if [ "$images_status" -ne 0 ]; then status=$images_status; echo "FAILED: build/images/images.sh exited $images_status"; fi
+  # One compile of the whole solution (programs, tests, load-test tools), the JIT programs bundled from it; the
+  # NativeAOT sidecar and the images are made at the head of lane two, while lane one's tests run.
+  if ! build_programs MeshGuard.sln; then
+    echo "FAILED: the build"; echo "0 passed, 1 failed, 0 skipped"; return 1
+  fi
+  local status=0 project
   # One run per test project, each with its own results file: trx files named by the second they were
   # written overwrite each other when two projects finish together, and a count must never lose a project.
   local fuzz=tests/MeshGuard.Fuzz.Tests/MeshGuard.Fuzz.Tests.csproj functional=tests/MeshGuard.FunctionalTests/MeshGuard.FunctionalTests.csproj
@@ -137,10 +138,11 @@ run_tests() {
   # library code in both builds, while every other test runs the admitted mTLS handshake with the NativeAOT
   # sidecar too).
   # The work goes in two lanes at the same time, each about half of it: the tests mostly wait on processes they
-  # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the JIT sidecar
-  # under every test the NativeAOT pass runs, and the store's. Lane two: the unit tests, the NativeAOT pass, then
-  # the JIT sidecar under the rest (lane one is the longer by about as long as the unit tests take). Each lane takes its own half of the ports below the ephemeral range, so neither can
-  # bind a port the other has just probed free.
+  # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the unit tests, then
+  # the JIT sidecar under every test the NativeAOT pass runs, and the store's. Lane two: the NativeAOT sidecar's
+  # build, the NativeAOT pass (the images, which hold that sidecar, are made beside it), then the JIT sidecar under
+  # the rest. Each lane takes its own half of the ports below the ephemeral range, so neither can bind a port the
+  # other has just probed free.
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid subject once="" not_once=""
     for subject in ControlPlane ReviewerConsole Containers SpiffeTls; do
@@ -156,13 +158,25 @@ run_tests() {
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
     (
       export MESHGUARD_LOCAL_PORTS="$mid-$((ephemeral - 1))"
-      lane=0
-      unit_tests || lane=$?
-      TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice" || lane=$?
+      lane=0 images_pid=""
+      if build_aot; then
+        # The container tests (Subject=Containers, at this lane's end) run the images of this build; a failed image
+        # build fails the run.
+        build/images/images.sh > "$results/images.log" 2>&1 &
+        images_pid=$!
+        TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice" || lane=$?
+      else
+        echo "FAILED: the NativeAOT build"; lane=1
+      fi
+      if [ -n "$images_pid" ]; then
+        wait "$images_pid" || { lane=$?; echo "FAILED: build/images/images.sh exited $lane"; }
+        cat "$results/images.log"
+      fi
       TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" --filter "$once" || lane=$?
       exit "$lane"
     ) > "$results/functional-lane-two.log" 2>&1 &
     lane_pid=$!
+    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" unit_tests || status=$?
     MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" run_test_project "$results" "$BIN" "$functional" --filter "$not_once" || status=$?
     wait "$lane_pid" || lane_status=$?
     cat "$results/functional-lane-two.log"
