@@ -47,7 +47,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     };
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<AppLegOutcome> ForwardAsync(HttpContext context, AuthorizedRequest authorized, StringValues forwardedClientCert)
+    public async ValueTask<AppLegOutcome> ForwardAsync(HttpContext context, AuthorizedRequest authorized, StringValues forwardedClientCert, ForwardedHeaders forwarding)
     {
         var request = context.Request;
         var host = request.Headers.Host.ToString();
@@ -85,7 +85,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             var registration = context.RequestAborted.UnsafeRegister(static state => ((AppConnection)state!).Abort(), connection);
             try
             {
-                if (!WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, length, hasBody))
+                if (!WriteHead(connection.Writer, request, authorized, host, forwardedClientCert, forwarding, length, hasBody))
                 {
                     // Nothing was flushed: the connection, with the head half written in its buffer, is dropped unsent.
                     connection.Dispose();
@@ -125,13 +125,13 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     /// The request head, checked as it is written (one pass over the headers): false when a name is not a token or a
     /// value holds what HTTP/1.1 cannot carry (CR, LF, NUL, other controls, characters beyond ISO-8859-1).
     /// </summary>
-    private static bool WriteHead(PipeWriter writer, HttpRequest request, AuthorizedRequest authorized, string host, StringValues forwardedClientCert, long? length, bool hasBody)
+    private static bool WriteHead(PipeWriter writer, HttpRequest request, AuthorizedRequest authorized, string host, StringValues forwardedClientCert, ForwardedHeaders forwarding, long? length, bool hasBody)
     {
         Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
         Http1HeadWriter.WriteField(writer, "Host", host);
         foreach (var field in request.Headers)
         {
-            if (NotForwarded.Contains(field.Key))
+            if (NotForwarded.Contains(field.Key) || MeshHeaders.IsForgeable(field.Key, forwarding))
             {
                 continue;
             }

@@ -1,4 +1,5 @@
 using System.Net;
+using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http.Features;
@@ -37,15 +38,18 @@ internal sealed partial class InboundHandler(
 
     private readonly string _appPrefix = $"http://{(settings.AppAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{settings.AppAddress}]" : settings.AppAddress)}:{settings.AppPort}";
 
-    public async Task HandleAsync(HttpContext context)
+    /// <summary>
+    /// Decides without awaiting anything, then hands the request to the one async step it needs: what that step
+    /// holds across its awaits is all a request's state machine carries (it is allocated per request).
+    /// </summary>
+    public Task HandleAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var peer = context.Features.Get<PeerIdentityFeature>();
         if (peer is null)
         {
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
-            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            return;
+            return Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
         }
         // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke. A port declared
         // opaque takes no HTTP (a port is one or the other, never both).
@@ -55,32 +59,42 @@ internal sealed partial class InboundHandler(
         {
             var rawPath = CanonicalRequest.RawPath(context);
             var malformed = authorizer.Refuse(peer, context.Request.Method, rawPath, refusal);
-            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: bad request (" + refusal + ")\n");
-            recorder.Exchange(context, peer, started, malformed, context.Request.Method, rawPath);
-            return;
+            return RefuseAsync(context, StatusCodes.Status400BadRequest, "meshguard: bad request (" + refusal + ")\n", peer, started, malformed, context.Request.Method, rawPath);
         }
         // 2. Per request, against the table in force now.
         var verdict = authorizer.Authorize(peer, settings.AppPort, request, context.Request.Headers);
         if (verdict.Permit is not { } authorized)
         {
-            await Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
-            recorder.Exchange(context, peer, started, verdict.Decision, request.Method, RecordedPath(request));
-            return;
+            return RefuseAsync(context, StatusCodes.Status403Forbidden, Forbidden, peer, started, verdict.Decision, request.Method, RecordedPath(request));
         }
         // 3. The proof the app leg requires: it sends exactly this view.
-        var decision = verdict.Decision;
         var config = AppLegConfig(context.Request);
-        if (ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context))
+        return ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context)
+            ? ForwardToAppAsync(context, peer, started, authorized)
+            : ForwardGeneralAsync(context, peer, started, authorized, config);
+    }
+
+    private async Task RefuseAsync(HttpContext context, int status, string text, PeerIdentityFeature peer, long started, Decision decision, string method, string path)
+    {
+        await Refusal.WriteAsync(context, status, text);
+        recorder.Exchange(context, peer, started, decision, method, path);
+    }
+
+    /// <summary>The usual path: the authorized request over the hand-written HTTP/1.1 leg.</summary>
+    private async Task ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized)
+    {
+        // The leg leaves out what only a sidecar may set as it writes the head (MeshHeaders.IsForgeable).
+        var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders);
+        if (outcome is not (AppLegOutcome.Relayed or AppLegOutcome.CallerGone))
         {
-            MeshHeaders.RemoveForgeable(context.Request.Headers, settings.ForwardedHeaders);
-            var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert);
-            if (outcome is not (AppLegOutcome.Relayed or AppLegOutcome.CallerGone))
-            {
-                await AnswerAppLegFailureAsync(context, outcome);
-            }
-            recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
-            return;
+            await AnswerAppLegFailureAsync(context, outcome);
         }
+        recorder.Exchange(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+    }
+
+    /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>
+    private async Task ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
+    {
         context.Features.Set(authorized);
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, config, _transformer);
         if (error != ForwarderError.None)
@@ -94,7 +108,7 @@ internal sealed partial class InboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
             }
         }
-        recorder.Exchange(context, peer, started, decision, request.Method, RecordedPath(request));
+        recorder.Exchange(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
     }
 
     /// <summary>The HTTP/1.1 app leg failed: the caller learns it as a status, or as a cut stream once the answer began.</summary>

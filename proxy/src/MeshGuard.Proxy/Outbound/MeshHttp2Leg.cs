@@ -334,6 +334,10 @@ internal static class MeshHttp2Leg
     {
         foreach (var field in headers)
         {
+            if (MeshHeaders.IsForgeable(field.Key, ForwardedHeaders.Keep))
+            {
+                continue;
+            }
             foreach (var value in field.Value)
             {
                 if (value is not null && !HpackEncoder.IsSendable(value))
@@ -365,7 +369,7 @@ internal static class MeshHttp2Leg
         foreach (var field in request.Headers)
         {
             var name = field.Key;
-            if (name.Length == 0 || name[0] == ':' || NotForwarded.Contains(name))
+            if (name.Length == 0 || name[0] == ':' || NotForwarded.Contains(name) || MeshHeaders.IsForgeable(name, ForwardedHeaders.Keep))
             {
                 if (name.Equals(HeaderNames.TE, StringComparison.OrdinalIgnoreCase) && field.Value.Count == 1 && string.Equals(field.Value[0], "trailers", StringComparison.OrdinalIgnoreCase))
                 {

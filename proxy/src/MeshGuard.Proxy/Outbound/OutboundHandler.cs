@@ -150,7 +150,8 @@ internal sealed partial class OutboundHandler(
         {
             if (!GeneralForwarding.IsNeeded(context))
             {
-                PrepareHeaders(context);
+                // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
+                RemoveHopByHop(context.Request.Headers);
                 return await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
             }
             var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
@@ -172,6 +173,12 @@ internal sealed partial class OutboundHandler(
     {
         var headers = context.Request.Headers;
         MeshGuard.Proxy.Transport.MeshHeaders.RemoveForgeable(headers, MeshGuard.Proxy.Transport.ForwardedHeaders.Keep);
+        RemoveHopByHop(headers);
+    }
+
+    /// <summary>Drops the fields the app's Connection header names: they were for this hop alone.</summary>
+    private static void RemoveHopByHop(IHeaderDictionary headers)
+    {
         if (headers.Connection is { Count: > 0 } connection)
         {
             ConnectionOptions.RemoveNamedHeaders(headers, connection);

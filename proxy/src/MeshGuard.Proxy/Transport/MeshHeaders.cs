@@ -20,21 +20,37 @@ internal static class MeshHeaders
     /// <summary>Headers that claim where a request came from; a peer's word on them is only its own.</summary>
     private static readonly string[] ForwardingHeaders = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"];
 
-    public static void RemoveForgeable(IHeaderDictionary headers, ForwardedHeaders forwarding)
+    /// <summary>
+    /// Whether a request field is one only a sidecar may set (or, with <see cref="ForwardedHeaders.Remove"/>, one that
+    /// claims where the request came from). The hand-written legs skip such fields as they write the head, in the one
+    /// pass they make over the headers anyway; <see cref="RemoveForgeable"/> takes them out for the other paths.
+    /// </summary>
+    public static bool IsForgeable(string name, ForwardedHeaders forwarding)
     {
-        headers.Remove(ForwardedClientCert);
+        if (name.StartsWith(MeshGuardPrefix, StringComparison.OrdinalIgnoreCase) || name.Equals(ForwardedClientCert, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
         if (forwarding == ForwardedHeaders.Remove)
         {
-            foreach (var name in ForwardingHeaders)
+            foreach (var forwardingHeader in ForwardingHeaders)
             {
-                headers.Remove(name);
+                if (name.Equals(forwardingHeader, StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
             }
         }
+        return false;
+    }
+
+    public static void RemoveForgeable(IHeaderDictionary headers, ForwardedHeaders forwarding)
+    {
         // Rare: only pay for a list when such a header is present.
         List<string>? forged = null;
         foreach (var header in headers)
         {
-            if (header.Key.StartsWith(MeshGuardPrefix, StringComparison.OrdinalIgnoreCase))
+            if (IsForgeable(header.Key, forwarding))
             {
                 (forged ??= []).Add(header.Key);
             }
