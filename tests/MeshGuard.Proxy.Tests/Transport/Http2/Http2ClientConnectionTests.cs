@@ -71,6 +71,14 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
             context.Response.AppendTrailer("grpc-status", "0");
         });
         _server.MapGet("/wait", async (HttpContext context) => await Task.Delay(Timeout.Infinite, context.RequestAborted));
+        _server.MapGet("/abort", (HttpContext context) => context.Abort());
+        _server.MapGet("/slow", async (HttpContext context) =>
+        {
+            await context.Response.StartAsync();
+            await context.Response.Body.FlushAsync();
+            await Task.Delay(300);
+            await context.Response.WriteAsync("done");
+        });
         await _server.StartAsync();
         _port = new Uri(_server.Urls.First()).Port;
     }
@@ -194,5 +202,63 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         await Assert.ThrowsAsync<Http2StreamException>(() => stream.ReadHeadAsync());
         Assert.True(connection.IsClosing);
         Assert.Null(connection.TryOpenStream(WriteHead, new Head("GET", "/echo/late"), endStream: true, moreToCome: false));
+    }
+
+    [Fact]
+    public async Task AResetOfAFinishedStreamLeavesTheStreamThatNowHasItsBodyPipeAlone()
+    {
+        await using var connection = await ConnectAsync();
+        // The peer resets the first stream (its body's writer ends) and this side releases it (its reader ends): its
+        // body pipe goes back to the pool, and the next stream takes it.
+        var finished = connection.TryOpenStream(WriteHead, new Head("GET", "/abort"), endStream: true, moreToCome: false)!;
+        await Assert.ThrowsAsync<Http2StreamException>(() => finished.ReadHeadAsync());
+        finished.Release();
+        var waiting = connection.TryOpenStream(WriteHead, new Head("GET", "/slow"), endStream: true, moreToCome: false)!;
+        await waiting.ReadHeadAsync();
+        var read = waiting.ReadBodyAsync().AsTask();
+        // A late reset and a second release of the finished stream, as a cancellation callback might make them.
+        finished.Reset();
+        finished.Release();
+        var body = new MemoryStream();
+        while (true)
+        {
+            var result = await read;
+            foreach (var segment in result.Buffer)
+            {
+                body.Write(segment.Span);
+            }
+            waiting.Consumed(result);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+            read = waiting.ReadBodyAsync().AsTask();
+        }
+        waiting.Release();
+        Assert.Equal("done", Encoding.UTF8.GetString(body.ToArray()));
+    }
+
+    [Fact]
+    public void APooledPipeComesBackResetAndThePoolKeepsNoMoreThanItsBound()
+    {
+        var pool = new PipePool(new System.IO.Pipelines.PipeOptions(), capacity: 1);
+        var first = pool.Rent();
+        first.Writer.Write("left over"u8);
+        first.Writer.Complete();
+        first.Reader.Complete();
+        pool.Return(first);
+        Assert.Same(first, pool.Rent());
+        Assert.False(first.Reader.TryRead(out _));
+        pool.Return(Completed(pool.Rent()));
+        pool.Return(Completed(pool.Rent()));
+        pool.Return(Completed(new System.IO.Pipelines.Pipe()));
+        Assert.Equal(1, pool.Count);
+
+        static System.IO.Pipelines.Pipe Completed(System.IO.Pipelines.Pipe pipe)
+        {
+            pipe.Writer.Complete();
+            pipe.Reader.Complete();
+            return pipe;
+        }
     }
 }

@@ -15,7 +15,16 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16. One options object serves every stream.
     private static readonly PipeOptions BodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
 
-    private readonly Pipe _body = new(BodyOptions);
+    /// <summary>Body pipes for every stream of every connection: as many are kept as streams are commonly in flight.</summary>
+    internal static readonly PipePool BodyPipes = new(BodyOptions, capacity: 256);
+
+    private readonly Pipe _body = BodyPipes.Rent();
+    // Holds on the pipe: the request's task (until Release), the connection's reader (until the body's end or failure,
+    // whichever comes first) and, while it runs, an Interrupt from either. At none the pipe goes back to the pool, so
+    // nothing may touch it after its own hold is dropped.
+    private int _pipeHolds = 2;
+    private int _readerDone;
+    private int _writerDone;
     private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Room for a usual answer's fields at once; trailers only when an answer has them.
     private readonly List<(string Name, string Value)> _fields = new(8);
@@ -99,8 +108,16 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     /// <summary>Ends the stream now (RST_STREAM) unless it has ended both ways; the body reader sees its end.</summary>
     public void Reset(Http2ErrorCode code = Http2ErrorCode.Cancel) => _connection.ResetStream(this, code);
 
-    /// <summary>The request's task is done with the stream: the answer's body pipe is released.</summary>
-    public void Release() => _body.Reader.Complete();
+    /// <summary>The request's task is done with the stream: it reads its body no more, and touches the stream no more.</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _readerDone, 1) != 0)
+        {
+            return;
+        }
+        _body.Reader.Complete();
+        DropPipe();
+    }
 
     void IHpackFieldSink.OnField(string name, string value)
     {
@@ -149,6 +166,10 @@ internal sealed class Http2ClientStream : IHpackFieldSink
 
     internal void WriteBody(in ReadOnlySequence<byte> data)
     {
+        if (Volatile.Read(ref _writerDone) != 0)
+        {
+            return;
+        }
         foreach (var segment in data)
         {
             _body.Writer.Write(segment.Span);
@@ -159,18 +180,67 @@ internal sealed class Http2ClientStream : IHpackFieldSink
         flush.GetAwaiter().GetResult();
     }
 
-    internal void EndBody() => _body.Writer.Complete();
+    internal void EndBody() => CompleteWriter(null);
 
     /// <summary>This side reset the stream: whoever waits on its answer stops waiting (the reader alone writes the body pipe).</summary>
     internal void Interrupt(Http2StreamException failure)
     {
         _head.TrySetException(failure);
-        _body.Reader.CancelPendingRead();
+        if (!TryHoldPipe())
+        {
+            return;
+        }
+        try
+        {
+            if (Volatile.Read(ref _readerDone) == 0)
+            {
+                _body.Reader.CancelPendingRead();
+            }
+        }
+        finally
+        {
+            DropPipe();
+        }
     }
 
     internal void Fail(Http2StreamException failure)
     {
         _head.TrySetException(failure);
+        CompleteWriter(failure);
+    }
+
+    /// <summary>The body's end or failure, once: a later one (a reset after the end) must not touch a pipe that went back to the pool.</summary>
+    private void CompleteWriter(Exception? failure)
+    {
+        if (Interlocked.Exchange(ref _writerDone, 1) != 0)
+        {
+            return;
+        }
         _body.Writer.Complete(failure);
+        DropPipe();
+    }
+
+    /// <summary>A hold for one operation, unless every hold is gone (the pipe is back in the pool, maybe another stream's now).</summary>
+    private bool TryHoldPipe()
+    {
+        var holds = Volatile.Read(ref _pipeHolds);
+        while (holds > 0)
+        {
+            var seen = Interlocked.CompareExchange(ref _pipeHolds, holds + 1, holds);
+            if (seen == holds)
+            {
+                return true;
+            }
+            holds = seen;
+        }
+        return false;
+    }
+
+    private void DropPipe()
+    {
+        if (Interlocked.Decrement(ref _pipeHolds) == 0)
+        {
+            BodyPipes.Return(_body);
+        }
     }
 }
