@@ -103,9 +103,21 @@ internal sealed partial class OutboundHandler(
                 continue;
             }
             TryOutcome outcome;
+            exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
             try
             {
-                outcome = await TryAsync(context, endpoint, exchange);
+                // The usual request is awaited here rather than through a method of its own: each async layer that
+                // waits for the answer is one more state machine box per request.
+                if (!GeneralForwarding.IsNeeded(context))
+                {
+                    // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
+                    RemoveHopByHop(context.Request.Headers);
+                    outcome = await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
+                }
+                else
+                {
+                    outcome = await ForwardGeneralAsync(context, endpoint, exchange);
+                }
             }
             catch (Exception e)
             {
@@ -115,6 +127,10 @@ internal sealed partial class OutboundHandler(
                     return endpoint;
                 }
                 throw;
+            }
+            finally
+            {
+                exchange.EndTry();
             }
             endpoint.Circuit.Exit(trial, outcome);
             if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
@@ -141,31 +157,16 @@ internal sealed partial class OutboundHandler(
         return (exchange.Retryable || outcome.NothingSent()) && exchange.Tries < resilience.Attempts && budget.TryWithdraw();
     }
 
-    // Pooled state machines: each request awaits through these once per try, and their boxes would be garbage.
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TryOutcome> TryAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
+    /// <summary>A try through YARP: the rare paths (protocol switches, extended CONNECT, 100-continue).</summary>
+    private async Task<TryOutcome> ForwardGeneralAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
     {
-        exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
-        try
+        var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
+        var outcome = Classify(context, exchange, error);
+        if (context.GetForwarderErrorFeature()?.Exception is { } exception)
         {
-            if (!GeneralForwarding.IsNeeded(context))
-            {
-                // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
-                RemoveHopByHop(context.Request.Headers);
-                return await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
-            }
-            var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
-            var outcome = Classify(context, exchange, error);
-            if (context.GetForwarderErrorFeature()?.Exception is { } exception)
-            {
-                exchange.Fail(exception);
-            }
-            return outcome;
+            exchange.Fail(exception);
         }
-        finally
-        {
-            exchange.EndTry();
-        }
+        return outcome;
     }
 
     /// <summary>Drops what only a sidecar may set and what the app declared hop-by-hop; the app's Host travels on.</summary>

@@ -19,15 +19,17 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     internal static readonly PipePool BodyPipes = new(BodyOptions, capacity: 256);
 
     private readonly Pipe _body = BodyPipes.Rent();
-    // Holds on the pipe: the request's task (until Release), the connection's reader (until the body's end or failure,
-    // whichever comes first) and, while it runs, an Interrupt from either. At none the pipe goes back to the pool, so
-    // nothing may touch it after its own hold is dropped.
+    // Holds on the pooled body pipe and field array: the request's task (until Release), the connection's reader (until
+    // the body's end or failure, whichever comes first) and, while it runs, an Interrupt from either. At none both go
+    // back to their pools, so nothing may touch them after its own hold is dropped.
     private int _pipeHolds = 2;
     private int _readerDone;
     private int _writerDone;
     private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // Room for a usual answer's fields at once; trailers only when an answer has them.
-    private readonly List<(string Name, string Value)> _fields = new(8);
+    // The answer's fields, in a pooled array that goes back with the body pipe.
+    private (string Name, string Value)[] _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
+    private int _fieldCount;
     private List<(string Name, string Value)>? _trailers;
     private int _unackedBytes;
     private bool _inTrailers;
@@ -45,7 +47,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     public int Status { get; private set; }
 
     /// <summary>The answer's fields (pseudo-fields left out), once <see cref="ReadHeadAsync"/> completed. (A span: a foreach over it boxes no enumerator.)</summary>
-    public ReadOnlySpan<(string Name, string Value)> Fields => CollectionsMarshal.AsSpan(_fields);
+    public ReadOnlySpan<(string Name, string Value)> Fields => _fields.AsSpan(0, _fieldCount);
 
     /// <summary>The answer's trailers, once the body is read to its end; empty when it had none.</summary>
     public ReadOnlySpan<(string Name, string Value)> Trailers => CollectionsMarshal.AsSpan(_trailers);
@@ -108,7 +110,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     /// <summary>Ends the stream now (RST_STREAM) unless it has ended both ways; the body reader sees its end.</summary>
     public void Reset(Http2ErrorCode code = Http2ErrorCode.Cancel) => _connection.ResetStream(this, code);
 
-    /// <summary>The request's task is done with the stream: it reads its body no more, and touches the stream no more.</summary>
+    /// <summary>The request's task is done with the stream: it reads its body and fields no more, and touches the stream no more.</summary>
     public void Release()
     {
         if (Interlocked.Exchange(ref _readerDone, 1) != 0)
@@ -130,7 +132,19 @@ internal sealed class Http2ClientStream : IHpackFieldSink
             }
             throw new HpackException($"an answer holds the pseudo-field {name}");
         }
-        (_inTrailers ? _trailers ??= [] : _fields).Add((name, value));
+        if (_inTrailers)
+        {
+            (_trailers ??= []).Add((name, value));
+            return;
+        }
+        if (_fieldCount == _fields.Length)
+        {
+            var larger = ArrayPool<(string Name, string Value)>.Shared.Rent(_fields.Length * 2);
+            _fields.AsSpan().CopyTo(larger);
+            ArrayPool<(string Name, string Value)>.Shared.Return(_fields, clearArray: true);
+            _fields = larger;
+        }
+        _fields[_fieldCount++] = (name, value);
     }
 
     // Called by the connection's reader only.
@@ -140,7 +154,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
         if (!_inTrailers)
         {
             Status = 0;
-            _fields.Clear();
+            _fieldCount = 0;
         }
     }
 
@@ -241,6 +255,8 @@ internal sealed class Http2ClientStream : IHpackFieldSink
         if (Interlocked.Decrement(ref _pipeHolds) == 0)
         {
             BodyPipes.Return(_body);
+            _fieldCount = 0;
+            ArrayPool<(string Name, string Value)>.Shared.Return(_fields, clearArray: true);
         }
     }
 }
