@@ -1,5 +1,4 @@
 using System.Net;
-using System.Runtime.CompilerServices;
 using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
@@ -32,7 +31,11 @@ internal sealed partial class OutboundHandler(
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
-    public async Task HandleAsync(HttpContext context)
+    /// <summary>
+    /// Checks and routes without awaiting anything, then hands the request to the one async step it needs: each async
+    /// layer that waits for the answer is one more state machine allocated per request.
+    /// </summary>
+    public Task HandleAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var requestId = FlowFields.EnsureRequestId(context.Request);
@@ -41,109 +44,111 @@ internal sealed partial class OutboundHandler(
         // The callee's sidecar would refuse it too; refusing here keeps the app's own mistake off the mesh.
         if (MeshGuard.Policy.Requests.RequestMethod.Check(context.Request.Method) != MeshGuard.Policy.Requests.MethodVerdict.Valid)
         {
-            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: the method must be an RFC 9110 token, a standard one in upper case\n");
-            return;
+            return Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: the method must be an RFC 9110 token, a standard one in upper case\n");
         }
         if (string.IsNullOrEmpty(host))
         {
-            await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
-            return;
+            return Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
         }
         // A port mapped to a service sends there whatever the Host; the HTTP proxy port routes by Host.
         var routes = config.Routes;
         var route = context.Features.Get<OutboundDestination>() is { } destination ? routes.Resolve(destination.Service) : routes.Resolve(host);
         if (route is null)
         {
-            if (await transparent.TryForwardOutsideAsync(context, started))
-            {
-                return;
-            }
-            LogUnknownService(logger, host);
-            await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
-            recorder.Exchange(context, started, requestId, traceParent, null, null);
-            return;
+            return OutsideTheMeshAsync(context, started, requestId, traceParent, host);
         }
         budget.Deposit();
         var exchange = exchanges.Get();
         exchange.Start(IsRetryable(context), budget);
         context.Features.Set(exchange);
+        return ForwardAsync(context, route, exchange, started, requestId, traceParent);
+    }
+
+    /// <summary>No service of the mesh has this Host: out of the mesh if the outbound policy lets it, else a 502.</summary>
+    private async Task OutsideTheMeshAsync(HttpContext context, long started, string requestId, string traceParent, string host)
+    {
+        if (await transparent.TryForwardOutsideAsync(context, started))
+        {
+            return;
+        }
+        LogUnknownService(logger, host);
+        await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
+        recorder.Exchange(context, started, requestId, traceParent, null, null);
+    }
+
+    /// <summary>Tries endpoints until one answers or no further try is allowed, then records the endpoint tried last.</summary>
+    private async Task ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange, long started, string requestId, string traceParent)
+    {
         try
         {
-            var endpoint = await ForwardAsync(context, route, exchange);
+            MeshEndpoint? endpoint = null;
+            var refusedByCircuit = 0;
+            while (true)
+            {
+                var candidate = route.Pick(avoid: endpoint);
+                if (candidate is null || refusedByCircuit > route.Endpoints.Length)
+                {
+                    metrics.NoAvailableEndpoint();
+                    LogNoEndpoint(logger, route.Name);
+                    await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: no endpoint of " + route.Name + " is available (every circuit is open)\n");
+                    break;
+                }
+                endpoint = candidate;
+                if (!endpoint.Circuit.TryEnter(out var trial))
+                {
+                    // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
+                    refusedByCircuit++;
+                    continue;
+                }
+                TryOutcome outcome;
+                exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
+                try
+                {
+                    // The usual request is awaited here rather than through a method of its own: each async layer that
+                    // waits for the answer is one more state machine box per request.
+                    if (!GeneralForwarding.IsNeeded(context))
+                    {
+                        // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
+                        RemoveHopByHop(context.Request.Headers);
+                        outcome = await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
+                    }
+                    else
+                    {
+                        outcome = await ForwardGeneralAsync(context, endpoint, exchange);
+                    }
+                }
+                catch (Exception e)
+                {
+                    endpoint.Circuit.Exit(trial, e);
+                    if (e is OperationCanceledException)
+                    {
+                        break;
+                    }
+                    throw;
+                }
+                finally
+                {
+                    exchange.EndTry();
+                }
+                endpoint.Circuit.Exit(trial, outcome);
+                if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
+                {
+                    exchange.UseRetry();
+                    metrics.Retry();
+                    LogRetry(logger, route.Name, endpoint.Address, outcome, exchange.Tries + 1);
+                    context.Response.Clear();
+                    context.Features.Set<IForwarderErrorFeature>(null);
+                    continue;
+                }
+                await AnswerFailureAsync(context, route, endpoint, exchange, outcome);
+                break;
+            }
             recorder.Exchange(context, started, requestId, traceParent, route, endpoint);
         }
         finally
         {
             context.Features.Set<OutboundExchange>(null);
             exchanges.Return(exchange);
-        }
-    }
-
-    /// <summary>Tries endpoints until one answers or no further try is allowed; returns the endpoint tried last.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<MeshEndpoint?> ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange)
-    {
-        MeshEndpoint? endpoint = null;
-        var refusedByCircuit = 0;
-        while (true)
-        {
-            var candidate = route.Pick(avoid: endpoint);
-            if (candidate is null || refusedByCircuit > route.Endpoints.Length)
-            {
-                metrics.NoAvailableEndpoint();
-                LogNoEndpoint(logger, route.Name);
-                await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, "meshguard: no endpoint of " + route.Name + " is available (every circuit is open)\n");
-                return endpoint;
-            }
-            endpoint = candidate;
-            if (!endpoint.Circuit.TryEnter(out var trial))
-            {
-                // Its circuit is open or its one trial call is under way: nothing was sent, another endpoint may take it.
-                refusedByCircuit++;
-                continue;
-            }
-            TryOutcome outcome;
-            exchange.BeginTry(resilience.PerTryTimeout, triesLeft: exchange.Tries + 1 < resilience.Attempts);
-            try
-            {
-                // The usual request is awaited here rather than through a method of its own: each async layer that
-                // waits for the answer is one more state machine box per request.
-                if (!GeneralForwarding.IsNeeded(context))
-                {
-                    // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
-                    RemoveHopByHop(context.Request.Headers);
-                    outcome = await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
-                }
-                else
-                {
-                    outcome = await ForwardGeneralAsync(context, endpoint, exchange);
-                }
-            }
-            catch (Exception e)
-            {
-                endpoint.Circuit.Exit(trial, e);
-                if (e is OperationCanceledException)
-                {
-                    return endpoint;
-                }
-                throw;
-            }
-            finally
-            {
-                exchange.EndTry();
-            }
-            endpoint.Circuit.Exit(trial, outcome);
-            if (outcome.MayRetry() && MayTryAgain(exchange, outcome))
-            {
-                exchange.UseRetry();
-                metrics.Retry();
-                LogRetry(logger, route.Name, endpoint.Address, outcome, exchange.Tries + 1);
-                context.Response.Clear();
-                context.Features.Set<IForwarderErrorFeature>(null);
-                continue;
-            }
-            await AnswerFailureAsync(context, route, endpoint, exchange, outcome);
-            return endpoint;
         }
     }
 
