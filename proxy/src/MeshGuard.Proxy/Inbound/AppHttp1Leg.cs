@@ -39,11 +39,11 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     /// <summary>How long the app may be silent while a request waits on it (as YARP's activity timeout).</summary>
     public static readonly TimeSpan ActivityTimeout = TimeSpan.FromSeconds(100);
 
-    /// <summary>Request fields the leg writes itself, or that stop at this hop.</summary>
+    /// <summary>Request fields the leg writes itself, or that stop at this hop (x-forwarded-client-cert, which it also writes, goes with the forgeable fields: MeshHeaders.IsForgeable).</summary>
     private static readonly HashSet<string> NotForwarded = new(StringComparer.OrdinalIgnoreCase)
     {
         "Host", "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Content-Length",
-        "Expect", "HTTP2-Settings", MeshHeaders.ForwardedClientCert,
+        "Expect", "HTTP2-Settings",
     };
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

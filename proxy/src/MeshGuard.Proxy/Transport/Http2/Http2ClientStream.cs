@@ -26,8 +26,8 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     private int _readerDone;
     private int _writerDone;
     private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    // Room for a usual answer's fields at once; trailers only when an answer has them.
-    // The answer's fields, in a pooled array that goes back with the body pipe.
+    // The answer's fields, in a pooled array (room for a usual answer's at once) that goes back with the body pipe;
+    // trailers only when an answer has them.
     private (string Name, string Value)[] _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
     private int _fieldCount;
     private List<(string Name, string Value)>? _trailers;

@@ -14,7 +14,7 @@ internal sealed class PipePool(PipeOptions options, int capacity)
     private readonly Lock _sync = new();
     private int _count;
 
-    /// <summary>The pipes kept now (for tests and the bound).</summary>
+    /// <summary>The pipes kept now (for tests).</summary>
     public int Count
     {
         get
