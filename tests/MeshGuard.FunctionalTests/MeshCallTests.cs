@@ -83,6 +83,27 @@ public sealed class MeshCallTests(MeshFixture mesh)
     }
 
     [Fact]
+    public async Task WhereAMeshPeerSaysARequestCameFromNeverReachesTheAppButItsOtherHeadersDo()
+    {
+        const string caller = "spiffe://mesh.local/ns/shop/sa/checkout";
+        var outcome = await PeerClient.GetAsync(mesh.Orders.InboundPort, "/forwarded-inbound", mesh.Bundle, mesh.RealCa.IssueLeaf(caller), mesh.RealCa.Intermediates,
+            new Dictionary<string, string>
+            {
+                ["Forwarded"] = "for=10.0.0.1",
+                ["X-Forwarded-For"] = "10.0.0.1",
+                ["x-forwarded-host"] = "admin.internal",
+                ["X-Forwarded-Proto"] = "https",
+                ["X-Real-IP"] = "10.0.0.1",
+                ["x-tenant"] = "acme",
+            });
+        Assert.Equal(200, outcome.Status);
+        var seen = Assert.Single(mesh.OrdersApp.Requests, r => r.Path == "/forwarded-inbound");
+        Assert.Equal("acme", seen.Headers["x-tenant"]);
+        Assert.DoesNotContain(seen.Headers.Keys, k => k.Equals("forwarded", StringComparison.OrdinalIgnoreCase) || k.StartsWith("x-forwarded-", StringComparison.OrdinalIgnoreCase) && !k.Equals("x-forwarded-client-cert", StringComparison.OrdinalIgnoreCase)
+            || k.Equals("x-real-ip", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task AWorkloadCanNeitherClaimAnotherServiceNorTakeAnotherIdentitysAddress()
     {
         // sa/evil, with a join token of its own, claims the service "payments": the registry refuses it, and the
