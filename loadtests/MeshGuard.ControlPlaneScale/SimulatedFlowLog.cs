@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using Google.Protobuf;
-using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.FlowLog;
 using MeshGuard.Spiffe;
@@ -73,7 +71,7 @@ internal sealed class SimulatedFlowLog(SpiffeId id, X509Svid svid, string direct
         foreach (var segment in _segments)
         {
             var started = Stopwatch.GetTimestamp();
-            var ack = await witness.UploadAsync(new FlowSegment { Lines = UnsafeByteOperations.UnsafeWrap(segment.Lines) }, cancellationToken: cancellation);
+            var ack = await witness.UploadInPartsAsync(segment.Lines, discontinuous: false, deadline: null, cancellation);
             if (ack.Seq != segment.LastSeq)
             {
                 throw new InvalidOperationException($"{id}: segment to seq {segment.LastSeq} acknowledged at {ack.Seq}");

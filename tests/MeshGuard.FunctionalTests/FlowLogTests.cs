@@ -133,6 +133,43 @@ public sealed class FlowLogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASegmentLargerThanOneUploadPartReachesTheControlPlaneWholeInPartsAndTheCopyMatchesTheLog()
+    {
+        // Paths of 2,000 characters: each record is some 2.1 KB, and 150 calls put well over one 64 KiB part between
+        // two signed records.
+        await CallAsync(150, new string('p', 2000));
+        Assert.True(await _orders.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(await _frontend.Sidecar!.StopAsync(TimeSpan.FromSeconds(10)));
+
+        foreach (var sidecar in new[] { _orders, _frontend })
+        {
+            var log = TestFlowLog.Bytes(sidecar.FlowDirectory!);
+            Assert.True(LongestUnsignedRun(log) > 2 * 64 * 1024, $"{sidecar.Identity}: no segment spans several parts");
+            var copy = _mesh.Data.CollectedFlowLog(sidecar.Identity.ToString());
+            Assert.True(await Eventually.TrueAsync(() => TestFlowLog.Bytes(copy).AsSpan().SequenceEqual(log)),
+                $"the copy of {sidecar.Identity} holds {TestFlowLog.Bytes(copy).Length} bytes, the log {log.Length}");
+            var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", copy, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root);
+            Assert.True(exit == 0, output);
+        }
+    }
+
+    /// <summary>The most bytes between the ends of two signed records: a segment that ends at the later one is at least that long.</summary>
+    private static int LongestUnsignedRun(byte[] log)
+    {
+        int longest = 0, lastSigned = 0, start = 0;
+        foreach (var line in System.Text.Encoding.UTF8.GetString(log).Split('\n'))
+        {
+            start += System.Text.Encoding.UTF8.GetByteCount(line) + 1;
+            if (line.StartsWith("{\"kind\":\"checkpoint\"", StringComparison.Ordinal) || line.StartsWith("{\"kind\":\"start\"", StringComparison.Ordinal))
+            {
+                longest = Math.Max(longest, start - lastSigned);
+                lastSigned = start;
+            }
+        }
+        return longest;
+    }
+
+    [Fact]
     public async Task VerifySaysWhatTheSignaturesCoverAndALogMadeUpOrExtendedWithoutAKeyIsNotProven()
     {
         await CallAsync(5, "signed");

@@ -179,13 +179,13 @@ internal static class ControlPlaneHost
         app.MapGet(Bootstrap.InfoPath, () => Results.Json(info, ContractsJsonContext.Default.BootstrapInfo)).OnListener(settings.BootstrapPort);
         app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
             .OnListener(settings.WebhookPort);
-        // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger.
+        // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger (whole or in parts).
         app.Use((context, next) =>
         {
-            if (context.Connection.LocalPort == settings.GrpcPort && context.Request.Path.Equals(WitnessService.UploadPath, StringComparison.Ordinal)
+            if (context.Connection.LocalPort == settings.GrpcPort && WitnessService.TakesLargeBody(context.Request.Path)
                 && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
             {
-                limit.MaxRequestBodySize = WitnessService.MaxSegmentBytes + 1024;
+                limit.MaxRequestBodySize = WitnessService.MaxSegmentBytes + 64 * 1024; // with room for the framing of its parts
             }
             return next(context);
         });

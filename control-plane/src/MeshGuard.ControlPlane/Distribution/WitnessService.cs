@@ -1,3 +1,4 @@
+using System.Buffers;
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Attestation;
@@ -19,17 +20,38 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
     /// <summary>The largest segment taken: a sidecar checkpoints every 1,000 records, far below it.</summary>
     internal const int MaxSegmentBytes = 16 * 1024 * 1024;
 
-    /// <summary>The one call whose request body may be larger than Kestrel's 64 KiB limit on this port.</summary>
-    internal const string UploadPath = "/meshguard.v1.Witness/Upload";
+    /// <summary>The calls whose request body may be larger than Kestrel's 64 KiB limit on this port.</summary>
+    internal static bool TakesLargeBody(PathString path) =>
+        path.Equals("/meshguard.v1.Witness/Upload", StringComparison.Ordinal) || path.Equals("/meshguard.v1.Witness/UploadParts", StringComparison.Ordinal);
 
-    public override async Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context)
+    public override Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context) =>
+        TakeAsync(request.Lines.Memory, request.Discontinuous, context);
+
+    public override async Task<WitnessAck> UploadParts(IAsyncStreamReader<FlowSegment> requestStream, ServerCallContext context)
+    {
+        var joined = new ArrayBufferWriter<byte>();
+        bool? discontinuous = null;
+        await foreach (var part in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            discontinuous ??= part.Discontinuous;
+            if (joined.WrittenCount + part.Lines.Length > MaxSegmentBytes)
+            {
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"a flow-log segment is at most {MaxSegmentBytes} bytes"));
+            }
+            joined.Write(part.Lines.Span);
+        }
+        return await TakeAsync(joined.WrittenMemory, discontinuous ?? false, context);
+    }
+
+    /// <summary>Appends a segment that chains on, or says where the held copy ends when the segment is empty.</summary>
+    private async Task<WitnessAck> TakeAsync(ReadOnlyMemory<byte> lines, bool discontinuous, ServerCallContext context)
     {
         var peer = PeerIdentity.Require(context).ToString();
-        if (request.Lines.IsEmpty)
+        if (lines.IsEmpty)
         {
             return new WitnessAck { Seq = await collected.HeldSeqAsync(peer, context.CancellationToken) };
         }
-        var verdict = await collected.AppendAsync(peer, request.Lines.Memory, request.Discontinuous, ca.Bundle, context.CancellationToken);
+        var verdict = await collected.AppendAsync(peer, lines, discontinuous, ca.Bundle, context.CancellationToken);
         if (verdict.Refusal is { } refusal)
         {
             LogSegmentRefused(logger, peer, refusal);

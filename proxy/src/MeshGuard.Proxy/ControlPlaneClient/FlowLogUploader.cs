@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Grpc.Core;
 using MeshGuard.Contracts.V1;
 using MeshGuard.FlowLog;
@@ -104,9 +103,8 @@ internal sealed partial class FlowLogUploader(ControlPlaneChannel channel, FlowL
                 }
                 try
                 {
-                    // The reader's buffer is not touched again until this call has returned: wrapped, not copied.
-                    await channel.Witness.UploadAsync(new MeshGuard.Contracts.V1.FlowSegment { Lines = UnsafeByteOperations.UnsafeWrap(segment.Lines), Discontinuous = segment.Discontinuous },
-                        deadline: time.GetUtcNow().UtcDateTime.Add(timeout), cancellationToken: cancellation);
+                    // In parts (FlowSegmentUpload says why); the reader's buffer is not touched again until this returns.
+                    await channel.Witness.UploadInPartsAsync(segment.Lines, segment.Discontinuous, time.GetUtcNow().UtcDateTime.Add(timeout), cancellation);
                     tail.Advance(segment);
                 }
                 catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
