@@ -5,7 +5,7 @@ using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;
 
-/// <summary>Traces and metrics leave both sidecars over OTLP, and one call is one trace on both sides and in both flow records.</summary>
+/// <summary>Traces, metrics and flow records leave both sidecars over OTLP, and one call is one trace on both sides and in both flow records.</summary>
 public sealed class TelemetryTests : IAsyncLifetime
 {
     private readonly TempDirectory _temp = new();
@@ -27,6 +27,7 @@ public sealed class TelemetryTests : IAsyncLifetime
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = _otlp.Endpoint,
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
             ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+            ["OTEL_BLRP_SCHEDULE_DELAY"] = "200",
             ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
         };
         _orders = await _mesh.StartSidecarAsync("orders", _app.Port, environment: otel);
@@ -73,5 +74,53 @@ public sealed class TelemetryTests : IAsyncLifetime
         Assert.True(await Eventually.TrueAsync(() =>
             _otlp.MetricNames.Contains("http.server.request.duration") && _otlp.MetricNames.Contains("meshguard.authz.decisions"),
             TimeSpan.FromSeconds(15)), $"metrics seen: {string.Join(", ", _otlp.MetricNames.Distinct())}");
+    }
+
+    [Fact]
+    public async Task EachFlowRecordLeavesAsAnOtlpLogRecordWithItsTimeTraceSemanticAttributesSeqAndLineHash()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(_frontend);
+        using (var response = await client.GetAsync(new Uri("http://orders/exported/1?q=secret")))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        foreach (var (sidecar, direction) in new[] { (_orders, "inbound"), (_frontend, "outbound") })
+        {
+            string? line = null;
+            Assert.True(await Eventually.TrueAsync(() =>
+                (line = FlowLogFormat.Files(sidecar.FlowDirectory!).SelectMany(File.ReadLines).FirstOrDefault(l => l.Contains("\"path\":\"/exported/1\"", StringComparison.Ordinal))) is not null),
+                $"no {direction} flow record of the call");
+            var record = System.Text.Json.JsonDocument.Parse(line!).RootElement;
+            var service = sidecar == _orders ? "orders" : "frontend";
+            OtlpLogRecord? exported = null;
+            Assert.True(await Eventually.TrueAsync(() =>
+                (exported = _otlp.Logs.FirstOrDefault(l => l.Service == service && l.Attributes.GetValueOrDefault("url.path") == "/exported/1")) is not null,
+                TimeSpan.FromSeconds(15)), $"log records seen: {string.Join(", ", _otlp.Logs.Select(l => $"{l.Service}:{l.Body}"))}");
+
+            var attributes = exported!.Attributes;
+            Assert.Equal(direction, attributes["meshguard.direction"]);
+            Assert.Equal("GET", attributes["http.request.method"]);
+            Assert.Equal("200", attributes["http.response.status_code"]);
+            Assert.Equal("http", attributes["network.protocol.name"]);
+            Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", attributes["meshguard.destination.id"]);
+            Assert.Equal(record.Text("decision"), attributes.GetValueOrDefault("meshguard.decision"));
+            if (direction == "inbound")
+            {
+                Assert.Equal("allow", attributes["meshguard.decision"]); // the caller's side records no decision of its own
+                Assert.Equal("spiffe://mesh.local/ns/shop/sa/frontend", attributes["meshguard.source.id"]);
+                Assert.Equal("1.3", attributes["tls.protocol.version"]);
+            }
+            Assert.Equal(record.Text("request_id"), attributes["meshguard.request_id"]);
+            // Its place in the signed log: the seq, and the SHA-256 of the very line (the next record's prev).
+            Assert.Equal(record.GetProperty("seq").GetInt64().ToString(System.Globalization.CultureInfo.InvariantCulture), attributes["meshguard.flow.seq"]);
+            Assert.Equal(FlowLogFormat.HashHex(System.Text.Encoding.UTF8.GetBytes(line!)), attributes["meshguard.flow.hash"]);
+            // The flow's own time and trace, not the export's.
+            var time = DateTimeOffset.Parse(record.Text("time")!, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal((ulong)(time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100, exported.TimeUnixNano);
+            Assert.Equal(record.Text("trace_id"), exported.TraceId);
+            Assert.Contains("GET /exported/1 200", exported.Body, StringComparison.Ordinal);
+            Assert.DoesNotContain(attributes.Values, v => v.Contains("secret", StringComparison.Ordinal)); // no query, as in the log
+        }
     }
 }

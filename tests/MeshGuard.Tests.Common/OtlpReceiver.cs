@@ -12,8 +12,8 @@ using Microsoft.Extensions.Logging;
 namespace MeshGuard.Tests.Common;
 
 /// <summary>
-/// A small OTLP/HTTP receiver (no collector can be installed here): accepts protobuf POSTs on /v1/traces and
-/// /v1/metrics and decodes the fields the tests look at, straight from the OTLP wire format.
+/// A small OTLP/HTTP receiver (no collector can be installed here): accepts protobuf POSTs on /v1/traces,
+/// /v1/metrics and /v1/logs and decodes the fields the tests look at, straight from the OTLP wire format.
 /// </summary>
 public sealed class OtlpReceiver : IAsyncDisposable
 {
@@ -28,6 +28,8 @@ public sealed class OtlpReceiver : IAsyncDisposable
 
     public ConcurrentBag<string> MetricNames { get; } = [];
 
+    public ConcurrentBag<OtlpLogRecord> Logs { get; } = [];
+
     public static async Task<OtlpReceiver> StartAsync()
     {
         var app = LoopbackApp.CreateBuilder().Build();
@@ -40,6 +42,11 @@ public sealed class OtlpReceiver : IAsyncDisposable
         app.MapPost("/v1/metrics", async (HttpContext context) =>
         {
             receiver.DecodeMetrics(await ReadAsync(context));
+            return Results.Bytes([], "application/x-protobuf");
+        });
+        app.MapPost("/v1/logs", async (HttpContext context) =>
+        {
+            receiver.DecodeLogs(await ReadAsync(context));
             return Results.Bytes([], "application/x-protobuf");
         });
         receiver.Endpoint = await LoopbackApp.StartAsync(app);
@@ -86,6 +93,61 @@ public sealed class OtlpReceiver : IAsyncDisposable
         }
     }
 
+    // ExportLogsServiceRequest{1: ResourceLogs{1: Resource, 2: ScopeLogs{2: LogRecord{1: time_unix_nano (fixed64),
+    // 5: body (AnyValue), 6: attributes (KeyValue), 9: trace_id}}}}
+    private void DecodeLogs(byte[] body)
+    {
+        foreach (var resourceLogs in Fields(body, 1))
+        {
+            var service = ServiceOf(resourceLogs);
+            foreach (var scopeLogs in Fields(resourceLogs, 2))
+            {
+                foreach (var record in Fields(scopeLogs, 2))
+                {
+                    var attributes = new Dictionary<string, string>();
+                    foreach (var keyValue in Fields(record, 6))
+                    {
+                        var key = System.Text.Encoding.UTF8.GetString(Fields(keyValue, 1).FirstOrDefault() ?? []);
+                        attributes[key] = Fields(keyValue, 2).FirstOrDefault() is { } any ? Scalar(any) : "";
+                    }
+                    Logs.Add(new OtlpLogRecord(Fixed64(record, 1), Fields(record, 5).FirstOrDefault() is { } text ? Scalar(text) : "",
+                        Convert.ToHexStringLower(Fields(record, 9).FirstOrDefault() ?? []), attributes, service));
+                }
+            }
+        }
+    }
+
+    /// <summary>An AnyValue's string, bool, int or double, as text.</summary>
+    private static string Scalar(byte[] anyValue)
+    {
+        var input = new CodedInputStream(anyValue);
+        var tag = input.ReadTag();
+        return WireFormat.GetTagFieldNumber(tag) switch
+        {
+            1 => input.ReadString(),
+            2 => input.ReadBool() ? "true" : "false",
+            3 => input.ReadInt64().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            4 => input.ReadDouble().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            _ => "",
+        };
+    }
+
+    /// <summary>A fixed64 field's value, or 0.</summary>
+    private static ulong Fixed64(byte[] message, int number)
+    {
+        var input = new CodedInputStream(message);
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
+        {
+            if (WireFormat.GetTagFieldNumber(tag) == number && WireFormat.GetTagWireType(tag) == WireFormat.WireType.Fixed64)
+            {
+                return input.ReadFixed64();
+            }
+            input.SkipLastField();
+        }
+        return 0;
+    }
+
     private static string? ServiceOf(byte[] resourceSpans)
     {
         foreach (var resource in Fields(resourceSpans, 1))
@@ -128,3 +190,6 @@ public sealed class OtlpReceiver : IAsyncDisposable
         await _app.DisposeAsync();
     }
 }
+
+/// <summary>One OTLP log record as received: its time (Unix ns), body, trace id (hex) and attributes as text.</summary>
+public sealed record OtlpLogRecord(ulong TimeUnixNano, string Body, string TraceId, IReadOnlyDictionary<string, string> Attributes, string? Service);

@@ -52,6 +52,9 @@ public sealed class FlowLogWriter : IDisposable
 
     public long Seq => _seq;
 
+    /// <summary>The SHA-256 (hex) of the last line written: the next record's <c>prev</c>.</summary>
+    public string LastHash => System.Text.Encoding.ASCII.GetString(_prev);
+
     public string CurrentFile => _file?.Name ?? "";
 
     /// <summary>1. Opens a new file continuing the chain of what is on disk, and writes the signed start record.</summary>

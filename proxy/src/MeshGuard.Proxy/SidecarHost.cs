@@ -106,6 +106,11 @@ internal static partial class SidecarHost
         services.AddSingleton<IFlowLogShipper>(sp => sp.GetRequiredService<FlowLogUploader>());
         services.AddHostedService(sp => sp.GetRequiredService<FlowLogUploader>());
         services.AddHostedService<FlowLogService>();
+        if (settings.FlowLog.Directory is not null && OtlpFlowRecordExport.CreateIfConfigured(settings.Service) is { } export)
+        {
+            // A factory registration, so that the container disposes it (a last flush) when the host stops.
+            services.AddSingleton<IFlowRecordExport>(_ => export);
+        }
         services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();

@@ -10,7 +10,8 @@ namespace MeshGuard.Proxy.FlowLog;
 /// record after it is back is the gap record that says how many were lost.
 /// </summary>
 internal sealed partial class FlowLogService(
-    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, IFlowLogShipper? uploader = null) : BackgroundService
+    FlowLogSink sink, SvidCheckpointSigner signer, TimeProvider time, ILogger<FlowLogService> logger, IFlowLogShipper? uploader = null,
+    IFlowRecordExport? export = null) : BackgroundService
 {
     private FlowLogWriter? _writer;
     private long _gapsWritten;
@@ -132,6 +133,7 @@ internal sealed partial class FlowLogService(
             written = true;
             _unflushed++;
             writer.Append(record);
+            export?.Flow(record, writer.Seq, writer.LastHash);
             if (writer.SinceCheckpoint >= FlowLogSettings.CheckpointEvery)
             {
                 writer.Checkpoint();
@@ -158,6 +160,7 @@ internal sealed partial class FlowLogService(
         if (dropped > _gapsWritten)
         {
             writer.AppendGap(dropped - _gapsWritten);
+            export?.Gap(dropped - _gapsWritten, time.GetUtcNow(), writer.Seq, writer.LastHash);
             LogGap(logger, dropped - _gapsWritten);
             _gapsWritten = dropped;
         }

@@ -22,16 +22,24 @@ internal static class OpenTelemetrySetup
         Meter.CreateObservableCounter("meshguard.flowlog.records_lost", () => sink.Dropped,
             description: "Flow records lost to a full queue; each loss is also stated by a gap record.");
 
+    /// <summary>Whether an OTLP endpoint is set: telemetry leaves the sidecar only then.</summary>
+    public static bool IsConfigured => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
+
+    /// <summary>What every signal says of its source: the sidecar's service name and the mesh service it serves.</summary>
+    public static ResourceBuilder Resource(string service) => Describe(ResourceBuilder.CreateDefault(), service);
+
+    private static ResourceBuilder Describe(ResourceBuilder resource, string service) => resource
+        .AddService(serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "meshguard-proxy", serviceInstanceId: service)
+        .AddAttributes([new KeyValuePair<string, object>("meshguard.service", service)]);
+
     public static bool Configure(IServiceCollection services, string service)
     {
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        if (!IsConfigured)
         {
             return false;
         }
         services.AddOpenTelemetry()
-            .ConfigureResource(resource => resource
-                .AddService(serviceName: Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "meshguard-proxy", serviceInstanceId: service)
-                .AddAttributes([new KeyValuePair<string, object>("meshguard.service", service)]))
+            .ConfigureResource(resource => Describe(resource, service))
             .WithTracing(tracing => tracing
                 .AddAspNetCoreInstrumentation()
                 .AddOtlpExporter())
