@@ -44,7 +44,7 @@ json.dump(rows, open("loadtests/results/flow-ingest.json", "w"), indent=1)
 r0 = rows[0]
 print(f"# Flow-log ingest: {r0['flow_sidecars']} simulated sidecars into one replica\n")
 print(f"`loadtests/scenarios/flow-ingest.sh {r0['flow_sidecars']} {r0['flow_lines'] // r0['flow_sidecars']}` on {sys.argv[2]} cores; driver, replica and database on the same machine.")
-print("Each sidecar's log is written ahead (a signed checkpoint every 1,000 records) and uploaded in the uploader's segments, all sidecars at once.\n")
+print("Each sidecar's log is written ahead (a signed checkpoint every 1,000 records) and uploaded in the uploader's segments (each in 64 KiB parts, as a sidecar sends it), all sidecars at once.\n")
 print("| store | lines | MiB | seconds | lines/s | replica CPU-s per 10k lines | database CPU-s per 10k lines | upload p50 / p99 |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:

@@ -44,8 +44,16 @@ internal static class FlowLineRow
 
     public static long Microseconds(DateTimeOffset time) => (time.UtcTicks - EpochTicks) / TimeSpan.TicksPerMicrosecond;
 
-    /// <summary>Appends the row of <paramref name="line"/> to <paramref name="rows"/>; <paramref name="scratch"/> holds unescaped fields meanwhile.</summary>
-    public static void Write(IBufferWriter<byte> rows, long receivedMicros, ReadOnlySpan<byte> workload, int chain, ReadOnlySpan<byte> line, ReadOnlySpan<byte> hash, ArrayBufferWriter<byte> scratch)
+    /// <summary>The UTC time of <paramref name="micros"/> since PostgreSQL's epoch.</summary>
+    public static DateTime Time(long micros) => new(EpochTicks + (micros * TimeSpan.TicksPerMicrosecond), DateTimeKind.Utc);
+
+    /// <summary>
+    /// Appends the row of <paramref name="line"/> to <paramref name="rows"/>; <paramref name="scratch"/> holds unescaped
+    /// fields meanwhile. An inbound flow record with a callee and a time is counted in <paramref name="edges"/>, from
+    /// the very values its row holds.
+    /// </summary>
+    public static void Write(IBufferWriter<byte> rows, long receivedMicros, ReadOnlySpan<byte> workload, int chain, ReadOnlySpan<byte> line, ReadOnlySpan<byte> hash,
+        ArrayBufferWriter<byte> scratch, EdgeCounts? edges = null)
     {
         Span<Field> text = stackalloc Field[TextFields];
         text.Clear();
@@ -112,6 +120,27 @@ internal static class FlowLineRow
         Text(rows, text[RequestId], line, scratch, orEmpty: false);
         Bytes(rows, hash);
         Bytes(rows, line);
+        if (edges is not null && time is { } when && Value(text[Kind], line, scratch, out var kind) && kind.SequenceEqual("flow"u8)
+            && Value(text[Direction], line, scratch, out var direction) && direction.SequenceEqual("inbound"u8)
+            && Value(text[Dest], line, scratch, out var dest))
+        {
+            // As the edge tables have always counted: no caller is the empty caller, no decision a deny.
+            edges.Add(when, Value(text[Source], line, scratch, out var source) ? source : [], dest,
+                Value(text[Decision], line, scratch, out var decision) ? decision : "deny"u8,
+                Value(text[Policy], line, scratch, out var policy) ? policy : [], Value(text[Rule], line, scratch, out var rule) ? rule : []);
+        }
+    }
+
+    /// <summary>A text field's bytes as its column holds them: false where the column is NULL (missing, not a string, a NUL, not UTF-8).</summary>
+    private static bool Value(Field field, ReadOnlySpan<byte> line, ArrayBufferWriter<byte> scratch, out ReadOnlySpan<byte> value)
+    {
+        value = field.Where switch
+        {
+            1 => line.Slice(field.Start, field.Length),
+            2 => scratch.WrittenSpan.Slice(field.Start, field.Length),
+            _ => default,
+        };
+        return field.Where != 0 && !value.Contains((byte)0) && Utf8.IsValid(value);
     }
 
     private const int SeqField = -2, StatusField = -3, TimeField = -4, Other = -1;
@@ -169,13 +198,7 @@ internal static class FlowLineRow
 
     private static void Text(IBufferWriter<byte> rows, Field field, ReadOnlySpan<byte> line, ArrayBufferWriter<byte> scratch, bool orEmpty)
     {
-        var value = field.Where switch
-        {
-            1 => line.Slice(field.Start, field.Length),
-            2 => scratch.WrittenSpan.Slice(field.Start, field.Length),
-            _ => default,
-        };
-        if (field.Where == 0 || value.Contains((byte)0) || !Utf8.IsValid(value))
+        if (!Value(field, line, scratch, out var value))
         {
             if (orEmpty)
             {

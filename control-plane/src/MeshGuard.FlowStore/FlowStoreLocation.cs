@@ -47,7 +47,9 @@ public sealed class FlowStoreLocation
             CommandTimeout = 30,
             // PostgreSQL's JIT compiles the plan of any query it estimates dear (a page over millions of rows): 40-50 ms
             // of compiling for queries that run in a few through the indexes. The store's sessions go without it.
-            Options = "-c jit=off",
+            // Minutes and hours are UTC ones, in every session: the edge counts are cut into them as they are
+            // written and read back by them, whatever time zone the server was given.
+            Options = "-c jit=off -c TimeZone=UTC",
         };
         var user = uri.UserInfo.Split(':', 2);
         if (user[0].Length > 0)

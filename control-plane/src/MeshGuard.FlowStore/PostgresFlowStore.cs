@@ -167,8 +167,8 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         {
             chain++;
         }
-        await CopyLinesAsync(connection, workloadId, chain, received, lines, hashes.WrittenMemory, cancellation);
-        await CountEdgesAsync(connection, transaction, workloadId, chain, verdict.LastSeq - verdict.Lines + 1, verdict.LastSeq, cancellation);
+        var edges = await CopyLinesAsync(connection, workloadId, chain, received, lines, hashes.WrittenMemory, cancellation);
+        await CountEdgesAsync(connection, transaction, edges, cancellation);
         await using (var advance = new NpgsqlCommand(
             $"UPDATE {Chains} SET chain = $2, last_seq = $3, last_hash = $4, verified_seq = $3, lines = lines + $5, updated = $6 WHERE workload = $1",
             connection, transaction))
@@ -188,9 +188,10 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
 
     /// <summary>
     /// The segment's lines into the lines table by binary COPY, each row written straight from its line
-    /// (<see cref="FlowLineRow"/>) with the hash the check computed, and sent in buffers of about 64 KiB.
+    /// (<see cref="FlowLineRow"/>) with the hash the check computed, and sent in buffers of about 64 KiB; the
+    /// segment's inbound calls, counted from those rows.
     /// </summary>
-    private static async Task CopyLinesAsync(NpgsqlConnection connection, string workloadId, int chain, DateTimeOffset received, ReadOnlyMemory<byte> lines,
+    private static async Task<EdgeCounts> CopyLinesAsync(NpgsqlConnection connection, string workloadId, int chain, DateTimeOffset received, ReadOnlyMemory<byte> lines,
         ReadOnlyMemory<byte> hashes, CancellationToken cancellation)
     {
         await using var copy = await connection.BeginRawBinaryCopyAsync($"COPY {Lines} ({FlowLineRow.Columns}) FROM STDIN (FORMAT BINARY)", cancellation);
@@ -198,11 +199,12 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         var scratch = new ArrayBufferWriter<byte>(1024);
         var workload = System.Text.Encoding.UTF8.GetBytes(workloadId);
         var receivedMicros = FlowLineRow.Microseconds(received);
+        var edges = new EdgeCounts();
         rows.Write(FlowLineRow.Header);
         var index = 0;
         foreach (var (_, bytes, _) in FlowLogFormat.Lines(lines))
         {
-            FlowLineRow.Write(rows, receivedMicros, workload, chain, bytes.Span, hashes.Span.Slice(index++ * 32, 32), scratch);
+            FlowLineRow.Write(rows, receivedMicros, workload, chain, bytes.Span, hashes.Span.Slice(index++ * 32, 32), scratch, edges);
             if (rows.WrittenCount >= CopyBuffer)
             {
                 await copy.WriteAsync(rows.WrittenMemory, cancellation);
@@ -211,25 +213,41 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
         }
         rows.Write(FlowLineRow.Trailer);
         await copy.WriteAsync(rows.WrittenMemory, cancellation);
+        return edges;
     }
 
     /// <summary>
-    /// Adds the segment's inbound calls to the edge counts (caller, callee, decision, policy, rule) per minute and per
-    /// hour in the same transaction, so the console's graph of any window sums the hours it spans and the minutes of
-    /// its first hour instead of reading every record, and always agrees with the lines stored. A no-caller record
-    /// counts under the empty caller. Only this workload's segments touch its edges (it is the callee of its inbound
-    /// records), and they hold its chain row.
+    /// Adds the segment's inbound calls (<see cref="EdgeCounts"/>) to the edge counts (caller, callee, decision, policy,
+    /// rule) per minute and per hour in the same transaction, so the console's graph of any window sums the hours it
+    /// spans and the minutes of its first hour instead of reading every record, and always agrees with the lines
+    /// stored. Rows are taken in one order (minute or hour, callee, caller, ...), so two segments that touch the same
+    /// counts wait for each other instead of deadlocking.
     /// </summary>
-    private static async Task CountEdgesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string workloadId, int chain, long fromSeq, long toSeq,
-        CancellationToken cancellation)
+    private static async Task CountEdgesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, EdgeCounts edges, CancellationToken cancellation)
     {
+        var calls = edges.Calls;
+        if (calls.Count == 0)
+        {
+            return;
+        }
+        var minutes = new DateTime[calls.Count];
+        var sources = new string[calls.Count];
+        var dests = new string[calls.Count];
+        var decisions = new string[calls.Count];
+        var policies = new string[calls.Count];
+        var rules = new string[calls.Count];
+        var counts = new long[calls.Count];
+        var i = 0;
+        foreach (var (edge, n) in calls)
+        {
+            minutes[i] = FlowLineRow.Time(edge.Minute);
+            (sources[i], dests[i], decisions[i], policies[i], rules[i], counts[i]) = (edge.Source, edge.Dest, edge.Decision, edge.Policy, edge.Rule, n);
+            i++;
+        }
         await using var count = new NpgsqlCommand($"""
             WITH counted AS (
-                SELECT date_trunc('minute', time) AS minute, coalesce(source_id, '') AS source_id, dest_id, coalesce(decision, 'deny') AS decision,
-                       coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, count(*) AS calls
-                FROM {Lines} WHERE workload = $1 AND chain = $2 AND seq BETWEEN $3 AND $4
-                  AND kind = 'flow' AND direction = 'inbound' AND dest_id IS NOT NULL AND time IS NOT NULL
-                GROUP BY 1, 2, 3, 4, 5, 6),
+                SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+                    AS c(minute, source_id, dest_id, decision, policy, rule, calls)),
             by_minute AS (
                 INSERT INTO {Edges} (minute, source_id, dest_id, decision, policy, rule, calls)
                 SELECT minute, source_id, dest_id, decision, policy, rule, calls FROM counted ORDER BY 1, 3, 2, 4, 5, 6
@@ -238,10 +256,13 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             SELECT date_trunc('hour', minute), source_id, dest_id, decision, policy, rule, sum(calls) FROM counted GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 2, 4, 5, 6
             ON CONFLICT (hour, dest_id, source_id, decision, policy, rule) DO UPDATE SET calls = {HourlyEdges}.calls + excluded.calls
             """, connection, transaction);
-        count.Parameters.Add(new NpgsqlParameter { Value = workloadId });
-        count.Parameters.Add(new NpgsqlParameter { Value = chain });
-        count.Parameters.Add(new NpgsqlParameter { Value = fromSeq });
-        count.Parameters.Add(new NpgsqlParameter { Value = toSeq });
+        count.Parameters.Add(new NpgsqlParameter { Value = minutes });
+        count.Parameters.Add(new NpgsqlParameter { Value = sources });
+        count.Parameters.Add(new NpgsqlParameter { Value = dests });
+        count.Parameters.Add(new NpgsqlParameter { Value = decisions });
+        count.Parameters.Add(new NpgsqlParameter { Value = policies });
+        count.Parameters.Add(new NpgsqlParameter { Value = rules });
+        count.Parameters.Add(new NpgsqlParameter { Value = counts });
         await count.ExecuteNonQueryAsync(cancellation);
     }
 

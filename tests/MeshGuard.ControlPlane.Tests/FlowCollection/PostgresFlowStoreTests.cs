@@ -318,6 +318,91 @@ public sealed class PostgresFlowStoreTests : IClassFixture<PostgresFlowStoreTest
     }
 
     [Fact]
+    public async Task TheEdgeCountsAreTheInboundCallsOfTheStoredRowsPerMinuteAndHourByCallerCalleeDecisionPolicyAndRule()
+    {
+        var orders = Workload("edges");
+        var directory = _root.Combine("edges");
+        // Over an hour's end; runs of one edge and edges that alternate; no caller, no decision, an escaped policy, a
+        // caller PostgreSQL text cannot hold (NULL, so the empty caller), and a call of its own, which is not counted.
+        var start = new DateTimeOffset(2026, 12, 3, 10, 58, 30, TimeSpan.Zero);
+        FlowRecord Call(int second, string? source, string? decision, string? policy = "shop/orders-callers", string? rule = "frontend",
+            FlowDirection direction = FlowDirection.Inbound, string? dest = "") => new()
+            {
+                Time = start.AddSeconds(second),
+                Direction = direction,
+                SourceId = source,
+                DestId = dest == "" ? orders : dest,
+                Method = "GET",
+                Path = "/orders/1",
+                Status = decision == "allow" ? 200 : 403,
+                Decision = decision,
+                Policy = policy,
+                Rule = rule,
+            };
+        var records = new List<FlowRecord>();
+        for (var i = 0; i < 40; i++)
+        {
+            records.Add(Call(i * 5, TestFlowLog.Frontend, "allow"));
+            if (i % 3 == 0)
+            {
+                records.Add(Call(i * 5 + 1, "spiffe://mesh.local/ns/billing/sa/invoices", "deny", policy: null, rule: null));
+            }
+        }
+        records.Add(Call(7, null, "deny", policy: null, rule: null));
+        records.Add(Call(8, TestFlowLog.Frontend, null));
+        records.Add(Call(9, TestFlowLog.Frontend, "allow", policy: "shop/\"odd\" \u00e9"));
+        records.Add(Call(10, "spiffe://mesh.local/ns/x/sa/a\0b", "allow"));
+        records.Add(Call(11, orders, "allow", direction: FlowDirection.Outbound, dest: TestFlowLog.Frontend) with { Decision = null, Policy = null, Rule = null });
+        using (var writer = new FlowLogWriter(directory, new TestCheckpointSigner(_testCa, orders), TimeProvider.System, 10 * 1024 * 1024, 100))
+        {
+            writer.Open();
+            foreach (var (record, i) in records.Select((r, i) => (r, i)))
+            {
+                writer.Append(record);
+                if (i % 17 == 16)
+                {
+                    writer.Checkpoint(); // several segments
+                }
+            }
+            writer.Checkpoint();
+            writer.Flush();
+        }
+        await using var store = await PostgresFlowStore.OpenAsync(_database.Location, TimeProvider.System, default);
+        await StoreAllAsync(store, orders, directory);
+
+        // What the rows themselves say, grouped by the database: the counts must be exactly that.
+        await using var connection = new NpgsqlConnection(_database.Server.ConnectionString + ";Options=-c TimeZone=UTC");
+        await connection.OpenAsync();
+        async Task<List<string>> RowsAsync(string sql)
+        {
+            await using var query = new NpgsqlCommand(sql, connection);
+            query.Parameters.Add(new NpgsqlParameter { Value = orders });
+            await using var reader = await query.ExecuteReaderAsync();
+            var rows = new List<string>();
+            while (await reader.ReadAsync())
+            {
+                rows.Add(string.Join(" | ", Enumerable.Range(0, reader.FieldCount).Select(f => Convert.ToString(reader.GetValue(f), System.Globalization.CultureInfo.InvariantCulture))));
+            }
+            return rows;
+        }
+        const string Grouped = """
+            SELECT date_trunc('{0}', time), coalesce(source_id, ''), dest_id, coalesce(decision, 'deny'), coalesce(policy, ''), coalesce(rule, ''), count(*)
+            FROM meshguard_flow_lines WHERE workload = $1 AND kind = 'flow' AND direction = 'inbound' AND dest_id IS NOT NULL AND time IS NOT NULL
+            GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+            """;
+        const string Counted = "SELECT {0}, source_id, dest_id, decision, policy, rule, calls FROM {1} WHERE dest_id = $1 ORDER BY 1, 2, 3, 4, 5, 6";
+        var byMinute = await RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Grouped, "minute"));
+        Assert.Equal(byMinute, await RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Counted, "minute", "meshguard_flow_edges")));
+        Assert.Equal(await RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Grouped, "hour")),
+            await RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Counted, "hour", "meshguard_flow_edges_hourly")));
+        // The cases above are there: an hour's end crossed, the empty caller, a call without decision counted as denied.
+        Assert.Contains(byMinute, r => r.Contains("11:00:00", StringComparison.Ordinal));
+        Assert.Contains(byMinute, r => r.Contains(" |  | ", StringComparison.Ordinal));
+        Assert.Equal(records.Count(r => r.Direction == FlowDirection.Inbound),
+            byMinute.Sum(r => long.Parse(r.Split(" | ")[^1], System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
     public async Task ColumnsOfEscapedFieldsAreStoredUnescapedAndAFieldPostgresTextCannotHoldIsNullWhileTheLineIsKeptWhole()
     {
         var orders = Workload("escaped");
