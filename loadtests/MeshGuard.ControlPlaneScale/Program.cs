@@ -3,10 +3,10 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using MeshGuard.Contracts;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlaneScale;
+using MeshGuard.Etcd;
 using MeshGuard.Spiffe;
-using MeshGuard.Store;
 
 // cp-scale: N simulated sidecars against meshguard-cp replicas. Phases: join tokens (not timed), attestation
 // (SVIDs issued per second), snapshot streams opened, K policy changes (time from the write to each stream

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.FlowLog;
 using MeshGuard.Tests.Common;

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Tests.Common;
 

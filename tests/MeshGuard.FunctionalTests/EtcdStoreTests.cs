@@ -2,10 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using MeshGuard.Contracts;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Ctl.Demo;
+using MeshGuard.Etcd;
 using MeshGuard.Spiffe;
-using MeshGuard.Store;
 using MeshGuard.Tests.Common;
 using Xunit.Abstractions;
 

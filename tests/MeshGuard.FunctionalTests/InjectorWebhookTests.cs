@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 using MeshGuard.Tests.Common;
 
 namespace MeshGuard.FunctionalTests;

@@ -108,8 +108,8 @@ public sealed class MeshctlInjectTests : IDisposable
             {"apiVersion":"v1","kind":"Pod","metadata":{"name":"orders","namespace":"shop"},
              "spec":{"serviceAccountName":"orders","containers":[{"name":"orders","image":"shop/orders:1","ports":[{"containerPort":8080}]}]}}
             """)!;
-        var decision = MeshGuard.Contracts.Injection.SidecarInjector.Decide(pod, new MeshGuard.Contracts.Injection.InjectionTemplate());
-        MeshGuard.Contracts.Injection.JsonPatch.Apply(pod, decision.Patch);
+        var decision = MeshGuard.ControlPlane.Common.Injection.SidecarInjector.Decide(pod, new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate());
+        MeshGuard.ControlPlane.Common.Injection.JsonPatch.Apply(pod, decision.Patch);
         var init = pod["spec"]!["initContainers"]!.AsArray().Single(c => (string?)c!["name"] == "meshguard-init")!;
         var arguments = init["args"]!.AsArray().Select(a => (string)a!).ToArray();
 

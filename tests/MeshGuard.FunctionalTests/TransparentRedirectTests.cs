@@ -1,5 +1,5 @@
 using System.Text.Json;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.FlowLog;
 using MeshGuard.Spiffe;

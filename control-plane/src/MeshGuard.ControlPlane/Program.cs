@@ -1,9 +1,10 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.ControlPlane;
 using MeshGuard.ControlPlane.Attestation;
 using MeshGuard.ControlPlane.Commands;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.Policy.Engine;
@@ -29,13 +30,13 @@ var saJwksFile = CliOption.Text("--sa-jwks-file", "the issuer's keys as a JWKS f
 var saDiscovery = CliOption.Text("--sa-oidc-discovery", "the issuer's OIDC discovery URL (https; .../.well-known/openid-configuration), read every minute");
 var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discovery and JWKS URLs are checked against (default: the system's)");
 var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
-var sidecarImage = CliOption.Text("--sidecar-image", "the sidecar image the injection webhook adds to pods", MeshGuard.Contracts.Injection.MeshGuardImages.Proxy);
-var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init container image (the redirect rules) the webhook adds to pods", MeshGuard.Contracts.Injection.MeshGuardImages.ProxyInit);
+var sidecarImage = CliOption.Text("--sidecar-image", "the sidecar image the injection webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.Proxy);
+var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init container image (the redirect rules) the webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.ProxyInit);
 var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
 var flowStore = CliOption.Text("--flow-store", "the flow store every replica shares: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require]; default: the data directory (flows/)");
 var flowRetention = CliOption.Number("--flow-retention-days", "with --flow-store: days of received flow lines kept; older days are dropped whole", 30);
 var flowAudit = CliOption.Duration("--flow-audit-interval", "with --flow-store: how often one replica re-hashes every stored chain, to catch lines changed in the database itself", TimeSpan.FromHours(1));
-var storeKeyFile = CliOption.Text("--store-key-file", "with --store etcd: a 0600 file holding the key that seals the CA's keys (base64 of 32 bytes); default: the variable " + MeshGuard.Store.StoreKey.EnvironmentVariable);
+var storeKeyFile = CliOption.Text("--store-key-file", "with --store etcd: a 0600 file holding the key that seals the CA's keys (base64 of 32 bytes); default: the variable " + MeshGuard.Etcd.StoreKey.EnvironmentVariable);
 
 var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attestation, service registry)")
 {
@@ -68,7 +69,7 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(publishBundle),
             StoreFlag.Parse(parse.GetValue(store)),
             parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null,
-            new MeshGuard.Contracts.Injection.InjectionTemplate { Image = parse.GetValue(sidecarImage)!, InitImage = parse.GetValue(sidecarInitImage)! },
+            new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate { Image = parse.GetValue(sidecarImage)!, InitImage = parse.GetValue(sidecarInitImage)! },
             FlowStoreFlag.Parse(parse.GetValue(flowStore)),
             parse.GetValue(flowRetention) is >= 1 and var days ? days : throw new CliUsageException("--flow-retention-days must be at least 1"),
             parse.GetValue(flowAudit) is var audit && audit >= TimeSpan.FromSeconds(1) ? audit : throw new CliUsageException("--flow-audit-interval must be at least 1s"));

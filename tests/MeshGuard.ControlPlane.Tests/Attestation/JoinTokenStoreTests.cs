@@ -1,4 +1,4 @@
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Time.Testing;

@@ -1,8 +1,8 @@
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Distribution;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;

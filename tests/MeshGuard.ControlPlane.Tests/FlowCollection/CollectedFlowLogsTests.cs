@@ -1,6 +1,6 @@
 using System.Text.Json;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.FlowLog;
 using MeshGuard.FlowStore;

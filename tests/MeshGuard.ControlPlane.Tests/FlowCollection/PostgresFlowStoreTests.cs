@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.FlowLog;
 using MeshGuard.FlowStore;

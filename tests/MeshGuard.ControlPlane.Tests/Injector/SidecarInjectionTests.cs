@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 
 namespace MeshGuard.ControlPlane.Tests.Injector;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Kubernetes;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -112,9 +112,9 @@ public sealed class ManifestTests
             named.AddRange((await KustomizeAsync(directory)).Split('\n').Select(l => l.Trim())
                 .Where(l => l.StartsWith("image: ", StringComparison.Ordinal)).Select(l => l["image: ".Length..].Trim()));
         }
-        var template = new MeshGuard.Contracts.Injection.InjectionTemplate();
+        var template = new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate();
 
-        Assert.Equal(MeshGuard.Contracts.Injection.MeshGuardImages.Release, release);
+        Assert.Equal(MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.Release, release);
         Assert.Equal(5, built.Count);
         Assert.Contains($"meshguard/control-plane:{release}", named);
         Assert.Contains($"meshguard/sample:{release}", named);

@@ -1,6 +1,6 @@
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Registry;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Logging.Abstractions;

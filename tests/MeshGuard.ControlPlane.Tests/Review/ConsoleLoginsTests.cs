@@ -1,4 +1,5 @@
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Review;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Time.Testing;

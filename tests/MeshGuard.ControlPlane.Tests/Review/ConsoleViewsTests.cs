@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Json;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Review;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Parsing;
 

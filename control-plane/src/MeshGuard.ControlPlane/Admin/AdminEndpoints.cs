@@ -1,6 +1,6 @@
 using System.Globalization;
 using MeshGuard.ControlPlane.Registry;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Hosting;
 
 namespace MeshGuard.ControlPlane.Admin;
@@ -13,8 +13,8 @@ internal static class AdminEndpoints
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
         // Ready while it serves; refused policy files are listed as detail (their last good version is in force).
         // With etcd: a replica that lost etcd stays ready, serving the last state it read (as sidecars keep their last snapshot).
-        var etcd = app.ServiceProvider.GetService<Store.Etcd.EtcdMeshState>();
-        var leadership = app.ServiceProvider.GetService<Store.Etcd.EtcdLeadership>();
+        var etcd = app.ServiceProvider.GetService<SharedState.EtcdMeshState>();
+        var leadership = app.ServiceProvider.GetService<SharedState.EtcdLeadership>();
         app.MapGet("/readyz", (PolicyStore policies) =>
         {
             var text = new System.Text.StringBuilder("ready\n");

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using MeshGuard.Contracts;
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
 using MeshGuard.ControlPlane.State;
@@ -17,7 +17,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// it is bound to the audience meshguard and expires, as the API server made it.
 /// </summary>
 internal sealed partial class BootstrapEndpoint(
-    CertificateAuthority ca, IJoinTokens tokens, ServiceAccountIssuerKeys serviceAccounts, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    CertificateAuthority ca, IJoinTokens tokens, ServiceAccountIssuerKeys serviceAccounts, IEndpointRegistrar registry, MeshGuard.ControlPlane.Sources.RevocationStore revocations,
     ControlPlaneSettings settings, WorkloadStatus status, ILogger<BootstrapEndpoint> logger)
 {
     public async Task<IResult> AttestAsync(HttpContext context)

@@ -12,7 +12,7 @@ namespace MeshGuard.ControlPlane.Attestation;
 /// trust domain) is the proof; it may renew its own SPIFFE ID only.
 /// </summary>
 internal sealed partial class IdentityService(
-    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Store.RevocationStore revocations, ControlPlaneSettings settings, WorkloadStatus status, ILogger<IdentityService> logger)
+    CertificateAuthority ca, IEndpointRegistrar registry, MeshGuard.ControlPlane.Sources.RevocationStore revocations, ControlPlaneSettings settings, WorkloadStatus status, ILogger<IdentityService> logger)
     : Identity.IdentityBase
 {
     public override async Task<SvidResponse> Renew(RenewRequest request, ServerCallContext context)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Ca;

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.ControlPlane.Ca;
-using MeshGuard.ControlPlane.Store.Etcd;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.ControlPlane.SharedState;
 
 namespace MeshGuard.ControlPlane.Commands;
 
@@ -17,7 +18,7 @@ internal static class InitCommand
         var dataOption = CliOption.Text("--data", "directory to create the CA in (DIR/ca) and write the bundle (DIR/bundle.pem)");
         var trustDomainOption = CliOption.Text("--trust-domain", "SPIFFE trust domain", "mesh.local");
         var storeOption = CliOption.Text("--store", "also put the CA into this etcd (etcd:http://HOST:2379[,more]) for replicas started with --store");
-        var storeKeyOption = CliOption.Text("--store-key-file", "with --store: the 0600 file of the key that seals the CA's keys; default: the variable " + MeshGuard.Store.StoreKey.EnvironmentVariable);
+        var storeKeyOption = CliOption.Text("--store-key-file", "with --store: the 0600 file of the key that seals the CA's keys; default: the variable " + MeshGuard.Etcd.StoreKey.EnvironmentVariable);
         var command = new Command("init", "make the mesh CA and bundle and exit (for the meshguard-ca Secret of a cluster install, or an etcd store)") { dataOption, trustDomainOption, storeOption, storeKeyOption };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -31,20 +32,20 @@ internal static class InitCommand
                 Console.WriteLine($"{(existed ? "kept the existing CA" : "made a CA")} for trust domain {ca.TrustDomain} in {directory.CaDirectory}; bundle {directory.TrustBundle}");
                 if (StoreFlag.Parse(parse.GetValue(storeOption)) is { } location)
                 {
-                    using var etcd = new MeshGuard.Store.EtcdConnection(location);
-                    using var key = MeshGuard.Store.StoreKey.Load(parse.GetValue(storeKeyOption) is { Length: > 0 } file ? Path.GetFullPath(file) : null);
+                    using var etcd = new MeshGuard.Etcd.EtcdConnection(location);
+                    using var key = MeshGuard.Etcd.StoreKey.Load(parse.GetValue(storeKeyOption) is { Length: > 0 } file ? Path.GetFullPath(file) : null);
                     var material = CertificateAuthority.ReadMaterial(directory);
                     if (await EtcdCertificateAuthority.UploadAsync(etcd, key, material, ca.TrustDomain, cancellation))
                     {
-                        Console.WriteLine($"put the CA into {location} {MeshGuard.Store.EtcdKeys.Ca}, its keys sealed");
+                        Console.WriteLine($"put the CA into {location} {MeshGuard.Etcd.EtcdKeys.Ca}, its keys sealed");
                     }
-                    else if ((await MeshGuard.Store.CaDocument.ReadAsync(etcd, cancellation))?.RootPem.Trim() == material.RootPem.Trim())
+                    else if ((await MeshGuard.Etcd.CaDocument.ReadAsync(etcd, cancellation))?.RootPem.Trim() == material.RootPem.Trim())
                     {
                         Console.WriteLine($"{location} holds this CA already");
                     }
                     else
                     {
-                        throw new InvalidOperationException($"{location} holds another CA; replicas take theirs from there. Remove {MeshGuard.Store.EtcdKeys.Ca} first to replace it");
+                        throw new InvalidOperationException($"{location} holds another CA; replicas take theirs from there. Remove {MeshGuard.Etcd.EtcdKeys.Ca} first to replace it");
                     }
                 }
                 return 0;

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.ControlPlane.Ca;
+using MeshGuard.ControlPlane.Common.DataDir;
 
 namespace MeshGuard.ControlPlane.Commands;
 

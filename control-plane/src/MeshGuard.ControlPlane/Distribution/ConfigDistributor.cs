@@ -1,9 +1,9 @@
-using MeshGuard.Contracts.DataDir;
 using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.ControlPlane.State;
-using MeshGuard.ControlPlane.Store;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Distribution;

@@ -17,7 +17,7 @@ namespace MeshGuard.ControlPlane.Distribution;
 /// sidecar names the version it has and gets nothing older or equal.
 /// </summary>
 internal sealed partial class ConfigService(
-    ConfigDistributor distributor, ControlPlaneCredentials credentials, SnapshotBuilder snapshots, MeshGuard.ControlPlane.Store.RevocationStore revocations,
+    ConfigDistributor distributor, ControlPlaneCredentials credentials, SnapshotBuilder snapshots, MeshGuard.ControlPlane.Sources.RevocationStore revocations,
     IHostApplicationLifetime lifetime, WorkloadStatus status, ILogger<ConfigService> logger)
     : Config.ConfigBase
 {

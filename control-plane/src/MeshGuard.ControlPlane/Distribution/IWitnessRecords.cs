@@ -1,5 +1,6 @@
 using System.Text.Json;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.FlowLog;
 
 namespace MeshGuard.ControlPlane.Distribution;

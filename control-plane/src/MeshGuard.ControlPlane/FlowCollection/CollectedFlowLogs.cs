@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.FlowLog;
 using MeshGuard.FlowStore;
 using MeshGuard.Spiffe;

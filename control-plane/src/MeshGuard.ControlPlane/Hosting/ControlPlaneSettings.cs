@@ -18,9 +18,9 @@ internal sealed record ControlPlaneSettings(
     RevocationSourceKind RevocationSource = RevocationSourceKind.Files,
     string Namespace = "meshguard",
     bool PublishBundle = false,
-    MeshGuard.Store.StoreLocation? Store = null,
+    MeshGuard.Etcd.StoreLocation? Store = null,
     string? StoreKeyFile = null,
-    MeshGuard.Contracts.Injection.InjectionTemplate? Injection = null,
+    MeshGuard.ControlPlane.Common.Injection.InjectionTemplate? Injection = null,
     MeshGuard.FlowStore.FlowStoreLocation? FlowStore = null,
     int FlowRetentionDays = 30,
     TimeSpan? FlowAuditInterval = null);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace MeshGuard.ControlPlane.Injector;

@@ -1,7 +1,7 @@
 using k8s;
 using k8s.Models;
 using MeshGuard.ControlPlane.Kubernetes;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Registry;

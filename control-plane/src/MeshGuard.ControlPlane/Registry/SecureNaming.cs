@@ -1,5 +1,5 @@
-using MeshGuard.Contracts.DataDir;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Registry;

@@ -1,6 +1,7 @@
 using Google.Protobuf;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.Contracts.V1;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.State;
 using MeshGuard.Spiffe;

@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.ControlPlane.Distribution;
 using MeshGuard.ControlPlane.FlowCollection;
 using MeshGuard.ControlPlane.Registry;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.ControlPlane.State;
-using MeshGuard.ControlPlane.Store;
 using MeshGuard.FlowStore;
 using MeshGuard.Hosting;
 using Microsoft.AspNetCore.Http.Features;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Policy.Advice;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;
 

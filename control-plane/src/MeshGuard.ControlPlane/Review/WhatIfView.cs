@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using MeshGuard.ControlPlane.FlowCollection;
-using MeshGuard.ControlPlane.Store;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.Policy.Advice;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Parsing;

@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text;
 using MeshGuard.Contracts.V1;
 using MeshGuard.ControlPlane.FlowCollection;
+using MeshGuard.ControlPlane.Sources;
 using MeshGuard.ControlPlane.State;
-using MeshGuard.ControlPlane.Store;
 using MeshGuard.Spiffe;
 using static MeshGuard.ControlPlane.Review.ConsoleHtml;
 

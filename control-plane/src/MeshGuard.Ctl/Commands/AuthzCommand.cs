@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;

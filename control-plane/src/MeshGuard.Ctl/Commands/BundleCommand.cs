@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Ctl.Commands;

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.Etcd;
 using MeshGuard.Policy.Model;
 using MeshGuard.Policy.Parsing;
-using MeshGuard.Store;
 
 namespace MeshGuard.Ctl.Commands;
 

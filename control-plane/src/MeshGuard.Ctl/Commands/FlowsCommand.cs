@@ -184,7 +184,7 @@ internal static class FlowsCommand
             directory => (workload is not null && File.Exists(directory.WitnessFile(workload)) ? File.ReadAllBytes(directory.WitnessFile(workload)) : null, directory.Root),
             async etcd =>
             {
-                var kept = workload is null ? null : await etcd.GetAsync(MeshGuard.Store.EtcdKeys.Witness + Contracts.DataDir.DataDirectory.WitnessName(workload), CancellationToken.None);
+                var kept = workload is null ? null : await etcd.GetAsync(MeshGuard.Etcd.EtcdKeys.Witness + MeshGuard.ControlPlane.Common.DataDir.DataDirectory.WitnessName(workload), CancellationToken.None);
                 return (kept is { } found ? System.Text.Encoding.UTF8.GetBytes(found.Value) : null, etcd.Location.ToString());
             });
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Ctl.Commands;
@@ -26,7 +26,7 @@ internal static class IdentityCommand
         {
             var revoked = await SharedStore.FromEitherAsync(parse, store, data,
                 static directory => RevocationList.Load(directory.Revocations, out var error) is var list && error is null ? list : throw new InvalidOperationException(error),
-                static etcd => MeshGuard.Store.EtcdRevocations.ReadAsync(etcd, CancellationToken.None));
+                static etcd => MeshGuard.Etcd.EtcdRevocations.ReadAsync(etcd, CancellationToken.None));
             foreach (var id in revoked.Ids)
             {
                 Console.WriteLine(id);
@@ -46,7 +46,7 @@ internal static class IdentityCommand
         {
             var list = await SharedStore.FromEitherAsync(parse, store, data,
                 directory => RevocationList.Update(directory.Revocations, id, revoke),
-                etcd => MeshGuard.Store.EtcdRevocations.UpdateAsync(etcd, id, revoke, CancellationToken.None));
+                etcd => MeshGuard.Etcd.EtcdRevocations.UpdateAsync(etcd, id, revoke, CancellationToken.None));
             Console.WriteLine($"{(revoke ? "revoked" : "unrevoked")} {id} ({list.Ids.Count} identities on the revocation list)");
         }
         catch (InvalidDataException e)

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 
 namespace MeshGuard.Ctl.Commands;
 

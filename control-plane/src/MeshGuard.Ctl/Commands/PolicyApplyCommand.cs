@@ -1,8 +1,9 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.Etcd;
 using MeshGuard.Policy.Parsing;
-using MeshGuard.Store;
 
 namespace MeshGuard.Ctl.Commands;
 

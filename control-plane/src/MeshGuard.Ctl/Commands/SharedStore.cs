@@ -1,7 +1,7 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
-using MeshGuard.Store;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.Etcd;
 
 namespace MeshGuard.Ctl.Commands;
 

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using MeshGuard.CommandLine;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Ctl.Commands;
@@ -25,7 +25,7 @@ internal static class TokenCommand
             var lifetime = parse.GetValue(ttl);
             Console.WriteLine(await SharedStore.FromEitherAsync(parse, store, data,
                 directory => new JoinTokenStore(directory.Root, TimeProvider.System).Create(InTrustDomainOf(id, TrustBundle.Load(directory.TrustBundle).TrustDomain), lifetime),
-                async etcd => await new MeshGuard.Store.EtcdJoinTokens(etcd, TimeProvider.System)
+                async etcd => await new MeshGuard.Etcd.EtcdJoinTokens(etcd, TimeProvider.System)
                     .CreateAsync(InTrustDomainOf(id, (await SharedStore.CaAsync(etcd)).TrustDomain), lifetime, CancellationToken.None)));
         }));
         return new Command("token", "join tokens for sidecars") { create };

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.Injection;
 
 namespace MeshGuard.Ctl.Demo;
 

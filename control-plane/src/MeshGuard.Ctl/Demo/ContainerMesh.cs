@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using MeshGuard.Contracts.DataDir;
-using MeshGuard.Contracts.Injection;
+using MeshGuard.ControlPlane.Common.DataDir;
+using MeshGuard.ControlPlane.Common.Injection;
 
 namespace MeshGuard.Ctl.Demo;
 

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.ControlPlane.Common.DataDir;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Ctl.Demo;

@@ -63,7 +63,7 @@ internal static partial class ControlPlaneAddresses
             {
                 known[bootstrap] = address;
             }
-            MeshGuard.Contracts.DataDir.SecureFile.WriteAtomically(
+            MeshGuard.Contracts.SecureFile.WriteAtomically(
                 stateFile, string.Concat(known.OrderBy(static k => k.Key.ToString(), StringComparer.Ordinal).Select(static k => $"{k.Key} {k.Value}\n")), secret: false);
         }
         return grpc;

@@ -1,5 +1,5 @@
 using System.Collections.Frozen;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.Contracts.Snapshots;
 using MeshGuard.Contracts.V1;
 using MeshGuard.Policy.Engine;

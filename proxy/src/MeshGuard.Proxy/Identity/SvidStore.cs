@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using MeshGuard.Contracts.DataDir;
+using MeshGuard.Contracts;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Identity;
