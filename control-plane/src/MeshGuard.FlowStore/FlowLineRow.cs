@@ -120,12 +120,12 @@ internal static class FlowLineRow
         Text(rows, text[RequestId], line, scratch, orEmpty: false);
         Bytes(rows, hash);
         Bytes(rows, line);
-        if (edges is not null && time is { } when && Value(text[Kind], line, scratch, out var kind) && kind.SequenceEqual("flow"u8)
+        if (edges is not null && time is { } recorded && Value(text[Kind], line, scratch, out var kind) && kind.SequenceEqual("flow"u8)
             && Value(text[Direction], line, scratch, out var direction) && direction.SequenceEqual("inbound"u8)
             && Value(text[Dest], line, scratch, out var dest))
         {
             // As the edge tables have always counted: no caller is the empty caller, no decision a deny.
-            edges.Add(when, Value(text[Source], line, scratch, out var source) ? source : [], dest,
+            edges.Add(recorded, Value(text[Source], line, scratch, out var source) ? source : [], dest,
                 Value(text[Decision], line, scratch, out var decision) ? decision : "deny"u8,
                 Value(text[Policy], line, scratch, out var policy) ? policy : [], Value(text[Rule], line, scratch, out var rule) ? rule : []);
         }

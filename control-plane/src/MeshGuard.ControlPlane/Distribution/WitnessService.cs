@@ -25,10 +25,12 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
         path.Equals("/meshguard.v1.Witness/Upload", StringComparison.Ordinal) || path.Equals("/meshguard.v1.Witness/UploadParts", StringComparison.Ordinal);
 
     public override Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context) =>
-        TakeAsync(request.Lines.Memory, request.Discontinuous, context);
+        TakeAsync(PeerIdentity.Require(context).ToString(), request.Lines.Memory, request.Discontinuous, context);
 
     public override async Task<WitnessAck> UploadParts(IAsyncStreamReader<FlowSegment> requestStream, ServerCallContext context)
     {
+        // Who is asking comes first: nothing is read (up to 16 MiB) for a caller that would be refused anyway.
+        var peer = PeerIdentity.Require(context).ToString();
         var joined = new ArrayBufferWriter<byte>();
         bool? discontinuous = null;
         await foreach (var part in requestStream.ReadAllAsync(context.CancellationToken))
@@ -40,13 +42,12 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
             }
             joined.Write(part.Lines.Span);
         }
-        return await TakeAsync(joined.WrittenMemory, discontinuous ?? false, context);
+        return await TakeAsync(peer, joined.WrittenMemory, discontinuous ?? false, context);
     }
 
     /// <summary>Appends a segment that chains on, or says where the held copy ends when the segment is empty.</summary>
-    private async Task<WitnessAck> TakeAsync(ReadOnlyMemory<byte> lines, bool discontinuous, ServerCallContext context)
+    private async Task<WitnessAck> TakeAsync(string peer, ReadOnlyMemory<byte> lines, bool discontinuous, ServerCallContext context)
     {
-        var peer = PeerIdentity.Require(context).ToString();
         if (lines.IsEmpty)
         {
             return new WitnessAck { Seq = await collected.HeldSeqAsync(peer, context.CancellationToken) };
