@@ -156,14 +156,14 @@ public sealed class FlowLogTests : IAsyncLifetime
     /// <summary>The most bytes between the ends of two signed records: a segment that ends at the later one is at least that long.</summary>
     private static int LongestUnsignedRun(byte[] log)
     {
-        int longest = 0, lastSigned = 0, start = 0;
-        foreach (var line in System.Text.Encoding.UTF8.GetString(log).Split('\n'))
+        int longest = 0, lastSigned = 0, end = 0;
+        foreach (var (_, line, _) in FlowLogFormat.Lines(log))
         {
-            start += System.Text.Encoding.UTF8.GetByteCount(line) + 1;
-            if (line.StartsWith("{\"kind\":\"checkpoint\"", StringComparison.Ordinal) || line.StartsWith("{\"kind\":\"start\"", StringComparison.Ordinal))
+            end += line.Length + 1;
+            if (FlowLineHead.TryRead(line.Span, out var head) && head.IsSignedRecord)
             {
-                longest = Math.Max(longest, start - lastSigned);
-                lastSigned = start;
+                longest = Math.Max(longest, end - lastSigned);
+                lastSigned = end;
             }
         }
         return longest;

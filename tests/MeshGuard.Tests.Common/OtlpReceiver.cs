@@ -104,14 +104,8 @@ public sealed class OtlpReceiver : IAsyncDisposable
             {
                 foreach (var record in Fields(scopeLogs, 2))
                 {
-                    var attributes = new Dictionary<string, string>();
-                    foreach (var keyValue in Fields(record, 6))
-                    {
-                        var key = System.Text.Encoding.UTF8.GetString(Fields(keyValue, 1).FirstOrDefault() ?? []);
-                        attributes[key] = Fields(keyValue, 2).FirstOrDefault() is { } any ? Scalar(any) : "";
-                    }
                     Logs.Add(new OtlpLogRecord(Fixed64(record, 1), Fields(record, 5).FirstOrDefault() is { } text ? Scalar(text) : "",
-                        Convert.ToHexStringLower(Fields(record, 9).FirstOrDefault() ?? []), attributes, service));
+                        Convert.ToHexStringLower(Fields(record, 9).FirstOrDefault() ?? []), Attributes(record, 6), service));
                 }
             }
         }
@@ -148,20 +142,20 @@ public sealed class OtlpReceiver : IAsyncDisposable
         return 0;
     }
 
-    private static string? ServiceOf(byte[] resourceSpans)
+    /// <summary>The resource attribute meshguard.service of a ResourceSpans or ResourceLogs (its field 1, Resource{1: KeyValue}).</summary>
+    private static string? ServiceOf(byte[] resourceSignals) =>
+        Fields(resourceSignals, 1).Select(resource => Attributes(resource, 1).GetValueOrDefault("meshguard.service")).FirstOrDefault(s => s is not null);
+
+    /// <summary>The KeyValue list in field <paramref name="number"/> of a message (KeyValue{1: key, 2: AnyValue}), values as text.</summary>
+    private static Dictionary<string, string> Attributes(byte[] message, int number)
     {
-        foreach (var resource in Fields(resourceSpans, 1))
+        var attributes = new Dictionary<string, string>();
+        foreach (var keyValue in Fields(message, number))
         {
-            foreach (var keyValue in Fields(resource, 1))
-            {
-                var key = System.Text.Encoding.UTF8.GetString(Fields(keyValue, 1).FirstOrDefault() ?? []);
-                if (key == "meshguard.service" && Fields(keyValue, 2).FirstOrDefault() is { } any)
-                {
-                    return System.Text.Encoding.UTF8.GetString(Fields(any, 1).FirstOrDefault() ?? []);
-                }
-            }
+            var key = System.Text.Encoding.UTF8.GetString(Fields(keyValue, 1).FirstOrDefault() ?? []);
+            attributes[key] = Fields(keyValue, 2).FirstOrDefault() is { } any ? Scalar(any) : "";
         }
-        return null;
+        return attributes;
     }
 
     /// <summary>The length-delimited values of one field number of a protobuf message.</summary>

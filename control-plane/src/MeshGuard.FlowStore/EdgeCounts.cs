@@ -36,13 +36,11 @@ internal sealed class EdgeCounts
             key = key[..length];
             MemoryMarshal.Write(key, in minute);
             var at = sizeof(long);
-            foreach (var field in (ReadOnlySpan<int>)[0, 1, 2, 3, 4])
-            {
-                var value = field switch { 0 => source, 1 => dest, 2 => decision, 3 => policy, _ => rule };
-                value.CopyTo(key[at..]);
-                at += value.Length;
-                key[at++] = 0xFF;
-            }
+            Append(key, ref at, source);
+            Append(key, ref at, dest);
+            Append(key, ref at, decision);
+            Append(key, ref at, policy);
+            Append(key, ref at, rule);
             if (length == _lastLength && key.SequenceEqual(_lastKey.AsSpan(0, length)))
             {
                 CollectionsMarshal.GetValueRefOrNullRef(_calls, _lastEdge)++;
@@ -58,5 +56,12 @@ internal sealed class EdgeCounts
         _lastEdge = new Edge(minute, Encoding.UTF8.GetString(source), Encoding.UTF8.GetString(dest), Encoding.UTF8.GetString(decision),
             Encoding.UTF8.GetString(policy), Encoding.UTF8.GetString(rule));
         CollectionsMarshal.GetValueRefOrAddDefault(_calls, _lastEdge, out _)++;
+    }
+
+    private static void Append(Span<byte> key, ref int at, ReadOnlySpan<byte> field)
+    {
+        field.CopyTo(key[at..]);
+        at += field.Length;
+        key[at++] = 0xFF;
     }
 }

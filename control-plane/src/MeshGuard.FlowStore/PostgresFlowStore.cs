@@ -220,8 +220,8 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
     /// Adds the segment's inbound calls (<see cref="EdgeCounts"/>) to the edge counts (caller, callee, decision, policy,
     /// rule) per minute and per hour in the same transaction, so the console's graph of any window sums the hours it
     /// spans and the minutes of its first hour instead of reading every record, and always agrees with the lines
-    /// stored. Rows are taken in one order (minute or hour, callee, caller, ...), so two segments that touch the same
-    /// counts wait for each other instead of deadlocking.
+    /// stored. A no-caller record counts under the empty caller. Only this workload's segments touch its edges (the
+    /// segment check holds its inbound records to it as the callee), and they hold its chain row.
     /// </summary>
     private static async Task CountEdgesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, EdgeCounts edges, CancellationToken cancellation)
     {

@@ -56,7 +56,7 @@ public static class FlowLineEncoder
         {
             // A whole traceparent (00-<trace id>-<span id>-<flags>) is stored as it came; the id is its second field.
             Raw(line, ",\"trace_id\":"u8);
-            String(line, trace.Length == 55 ? trace.AsSpan(3, 32) : trace.AsSpan());
+            String(line, FlowRecord.TraceIdOf(trace));
         }
         Optional(line, ",\"tls_version\":"u8, r.TlsVersion);
         Raw(line, ",\"seq\":"u8);

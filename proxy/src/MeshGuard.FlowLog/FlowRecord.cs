@@ -33,6 +33,12 @@ public readonly record struct FlowRecord
     /// <summary>The W3C trace id, or the whole traceparent header it is read from when the record is written.</summary>
     public string? TraceId { get; init; }
     public string? TlsVersion { get; init; }
+
+    /// <summary>The length of a whole W3C traceparent: 00-&lt;trace id&gt;-&lt;span id&gt;-&lt;flags&gt;.</summary>
+    public const int TraceparentLength = 55;
+
+    /// <summary>The trace id that <paramref name="trace"/> (a <see cref="TraceId"/>) holds: a whole traceparent's second field, or the value itself.</summary>
+    public static ReadOnlySpan<char> TraceIdOf(string trace) => trace.Length == TraceparentLength ? trace.AsSpan(3, 32) : trace.AsSpan();
 }
 
 public enum FlowDirection : byte

@@ -138,12 +138,11 @@ internal sealed class OtlpFlowRecordExport : IFlowRecordExport, IDisposable
                 return;
             }
             data.Timestamp = current.Time.UtcDateTime;
-            // A whole traceparent (00-<trace id>-<span id>-<flags>) or the trace id alone, as the record keeps it.
-            if (current.Trace is { } trace && (trace.Length == 55 ? trace.AsSpan(3, 32) : trace.AsSpan()) is { Length: 32 } id
-                && !id.ContainsAnyExcept(LowerHex))
+            // The trace id as the log line has it; a whole traceparent gives the caller's span id too.
+            if (current.Trace is { } trace && FlowRecord.TraceIdOf(trace) is { Length: 32 } id && !id.ContainsAnyExcept(LowerHex))
             {
                 data.TraceId = ActivityTraceId.CreateFromString(id);
-                if (trace.Length == 55 && trace.AsSpan(36, 16) is var span && !span.ContainsAnyExcept(LowerHex))
+                if (trace.Length == FlowRecord.TraceparentLength && trace.AsSpan(36, 16) is var span && !span.ContainsAnyExcept(LowerHex))
                 {
                     data.SpanId = ActivitySpanId.CreateFromString(span);
                 }
