@@ -130,13 +130,12 @@ run_tests() {
     return "$s"
   }
   # The functional suite runs twice: with the JIT sidecar, and once more with the NativeAOT one (both builds ship).
-  # Tests whose subject is the control plane alone run in the first pass only (Subject=ControlPlaneStore, its
-  # store; Subject=ReviewerConsole, the console in a browser; Subject=ControlPlane, its attestation, webhook,
-  # console pages, policy sources and the TLS scan of its ports), as do the container tests (Subject=Containers:
-  # the images hold the NativeAOT sidecar already) and the tests of what MeshGuard.Spiffe's TLS options and SVID
-  # verification refuse or offer (Subject=SpiffeTls: the handshake refusals and the sidecar's TLS scan; the same
-  # library code in both builds, while every other test runs the admitted mTLS handshake with the NativeAOT
-  # sidecar too).
+  # Tests whose subject is the control plane alone run in the first pass only (Subject=ControlPlaneStore, its store;
+  # Subject=ReviewerConsole, the console in a browser; Subject=ControlPlane, its attestation, webhook, console pages and
+  # policy sources), as do the container tests (Subject=Containers: the images hold the NativeAOT sidecar already) and
+  # the tests of what MeshGuard.Spiffe's TLS options and SVID verification refuse or offer (Subject=SpiffeTls: the
+  # handshake refusals and the TLS scan of the sidecar's and the control plane's ports; the same library code in both
+  # builds, while every other test runs the admitted mTLS handshake with the NativeAOT sidecar too).
   # The work goes in two lanes at the same time, each about half of it: the tests mostly wait on processes they
   # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the unit tests, then
   # the JIT sidecar under every test the NativeAOT pass runs, and the store's. Lane two: the NativeAOT sidecar's
