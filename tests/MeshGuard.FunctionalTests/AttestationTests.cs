@@ -147,24 +147,10 @@ public sealed class AttestationTests(MeshFixture mesh)
         Assert.Contains("not valid JSON", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
-    private GrpcChannel RenewalChannel(X509Certificate2 certificate) =>
-        GrpcChannel.ForAddress($"https://127.0.0.1:{mesh.Mesh.ControlPlane!.GrpcPort}", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler
-            {
-                SslOptions = new SslClientAuthenticationOptions
-                {
-                    ClientCertificateContext = SslStreamCertificateContext.Create(certificate, mesh.RealCa.Intermediates, offline: true),
-                    RemoteCertificateValidationCallback = (_, server, chain, _) =>
-                        server is X509Certificate2 s && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, mesh.Bundle, DateTimeOffset.UtcNow).IsValid,
-                },
-            },
-        });
-
     [Fact]
     public async Task RenewalIssuesTheCallersOwnIdentityOnly()
     {
-        using var channel = RenewalChannel(mesh.RealCa.IssueLeaf(Inventory.ToString()));
+        using var channel = mesh.ControlPlaneChannel(mesh.RealCa.IssueLeaf(Inventory.ToString()));
         var client = new Identity.IdentityClient(channel);
         var renewed = await client.RenewAsync(new RenewRequest { CsrPem = Csr(Inventory) });
         Assert.Equal(Inventory.ToString(), renewed.SpiffeId);
@@ -179,7 +165,7 @@ public sealed class AttestationTests(MeshFixture mesh)
     {
         var now = DateTimeOffset.UtcNow;
         var expired = mesh.RealCa.IssueLeaf(new MeshGuard.Tests.Common.TestCa.LeafOptions { Uris = [Inventory.ToString()], NotAfter = now.AddSeconds(-2) });
-        using var channel = RenewalChannel(expired);
+        using var channel = mesh.ControlPlaneChannel(expired);
         var client = new Identity.IdentityClient(channel);
         var error = await Assert.ThrowsAsync<RpcException>(async () => await client.RenewAsync(new RenewRequest { CsrPem = Csr(Inventory) }));
         // Under TLS 1.3 the client finishes its side of the handshake before the server has refused its

@@ -1,3 +1,6 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Net.Client;
 using MeshGuard.Ctl.Demo;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
@@ -43,6 +46,21 @@ public sealed class MeshFixture : IAsyncLifetime
         // Both sidecars must know both services before tests call across.
         await SidecarAdmin.WaitForServicesAsync(Frontend, 2);
     }
+
+    /// <summary>A channel to the control plane's gRPC port that presents <paramref name="svid"/>, as a sidecar does.</summary>
+    public GrpcChannel ControlPlaneChannel(X509Certificate2 svid) =>
+        GrpcChannel.ForAddress($"https://127.0.0.1:{Mesh.ControlPlane!.GrpcPort}", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                SslOptions = new SslClientAuthenticationOptions
+                {
+                    ClientCertificateContext = SslStreamCertificateContext.Create(svid, RealCa.Intermediates, offline: true),
+                    RemoteCertificateValidationCallback = (_, server, chain, _) =>
+                        server is X509Certificate2 s && X509SvidVerifier.Verify(s, chain?.ChainPolicy.ExtraStore, Bundle, DateTimeOffset.UtcNow).IsValid,
+                },
+            },
+        });
 
     public async Task DisposeAsync()
     {

@@ -149,6 +149,7 @@ internal static class ControlPlaneHost
         builder.Services.AddSingleton<MeshGuard.ControlPlane.Injector.InjectorEndpoint>();
         builder.Services.AddSingleton<ControlPlaneCredentials>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ControlPlaneCredentials>());
+        builder.Services.AddSingleton(_ => new SegmentUploadGate(time));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024)
             .AddServiceOptions<WitnessService>(o => o.MaxReceiveMessageSize = WitnessService.MaxSegmentBytes);
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -179,15 +180,20 @@ internal static class ControlPlaneHost
         app.MapGet(Bootstrap.InfoPath, () => Results.Json(info, ContractsJsonContext.Default.BootstrapInfo)).OnListener(settings.BootstrapPort);
         app.MapPost(MeshGuard.ControlPlane.Injector.InjectorEndpoint.Path, static (HttpContext c, MeshGuard.ControlPlane.Injector.InjectorEndpoint e) => e.HandleAsync(c))
             .OnListener(settings.WebhookPort);
-        // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger (whole or in parts).
+        // Kestrel takes at most 64 KiB of a request body; a flow-log segment, on the gRPC port, may be larger (whole or in
+        // parts), and is admitted by the upload gate before any of it is read.
+        var uploads = app.Services.GetRequiredService<SegmentUploadGate>();
         app.Use((context, next) =>
         {
-            if (context.Connection.LocalPort == settings.GrpcPort && WitnessService.TakesLargeBody(context.Request.Path)
-                && context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            if (context.Connection.LocalPort != settings.GrpcPort || !WitnessService.TakesLargeBody(context.Request.Path))
+            {
+                return next(context);
+            }
+            if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
             {
                 limit.MaxRequestBodySize = WitnessService.MaxSegmentBytes + 64 * 1024; // with room for the framing of its parts
             }
-            return next(context);
+            return uploads.InvokeAsync(context, next);
         });
         app.MapGrpcService<IdentityService>().OnListener(settings.GrpcPort);
         app.MapGrpcService<ConfigService>().OnListener(settings.GrpcPort);

@@ -35,6 +35,11 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
         bool? discontinuous = null;
         await foreach (var part in requestStream.ReadAllAsync(context.CancellationToken))
         {
+            // Whether the segment starts a new part of the copy is said once, by its first part.
+            if (discontinuous is not null && part.Discontinuous)
+            {
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "only a segment's first part may say it is discontinuous"));
+            }
             discontinuous ??= part.Discontinuous;
             if (joined.WrittenCount + part.Lines.Length > MaxSegmentBytes)
             {
