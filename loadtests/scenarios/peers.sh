@@ -19,7 +19,9 @@
 # MESHGUARD_BENCH_CPU=N: every proxy process (an nginx with its workers) held to N cores' worth by a CPU quota, as
 # a pod's CPU limit holds a sidecar (limit_cpu in lib.sh); the report says so.
 # MESHGUARD_PERF_DIR=DIR: after the warm-up, record a perf profile of each proxy under load into DIR
-# (.NET code symbolized through perf maps), then stop: `perf report -i DIR/<config>-<n>.data`.
+# (.NET code symbolized through perf maps), then stop: `perf report -i DIR/<config>-<n>.data`. Frame-pointer call graphs
+# by default; MESHGUARD_PERF_CALLGRAPH="--call-graph dwarf,16384" unwinds through the NativeAOT sidecar's leaf frames too
+# (build it with -p:StripSymbols=false to see its symbols).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -184,7 +186,7 @@ if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
     pair_var="PAIR_${config//-/_}"; n=0; perfs=()
     for pid in ${!pair_var}; do
       n=$((n + 1))
-      perf record -F 499 -g -p "$pid" -o "$MESHGUARD_PERF_DIR/$config-$n.data" -- sleep "$DURATION" >/dev/null 2>&1 & perfs+=($!)
+      perf record -F 499 ${MESHGUARD_PERF_CALLGRAPH:--g} -p "$pid" -o "$MESHGUARD_PERF_DIR/$config-$n.data" -- sleep "$DURATION" >/dev/null 2>&1 & perfs+=($!)
     done
     wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H "Host: orders" "$(url_of "$config")" | grep Requests/sec | sed "s/^/$config /" >&2
     for pid in "${perfs[@]}"; do wait "$pid" || true; done
