@@ -39,6 +39,12 @@ public sealed class RootRotationTests : MeshTest
         await Mesh.StartControlPlaneAsync(svidTtl: SvidTtl, defaultPolicy: "allow-authenticated", ports: [_cp.BootstrapPort, _cp.GrpcPort, _cp.AdminPort, _cp.WebhookPort]);
     }
 
+    /// <summary>
+    /// How long a sidecar may take to hold a bundle the restarted control plane serves: its stream's backoff (up to 5 s)
+    /// after the restart, then the snapshot. Generous, since the test run builds the images beside this test.
+    /// </summary>
+    private static readonly TimeSpan BundleArrives = TimeSpan.FromSeconds(30);
+
     private static int BundleRoots(MeshService sidecar) => TrustBundle.FromPem(SidecarAdmin.Certs(sidecar).GetProperty("trust_bundle_pem").GetString()!).Roots.Count;
 
     /// <summary>Whether the sidecar's SVID was signed by the intermediate in this PEM.</summary>
@@ -63,7 +69,7 @@ public sealed class RootRotationTests : MeshTest
         await StepAsync("prepare");
         foreach (var sidecar in sidecars)
         {
-            Assert.True(await Eventually.TrueAsync(() => BundleRoots(sidecar) == 2, TimeSpan.FromSeconds(15)), $"{sidecar.Name} never got the two-root bundle");
+            Assert.True(await Eventually.TrueAsync(() => BundleRoots(sidecar) == 2, BundleArrives), $"{sidecar.Name} never got the two-root bundle");
         }
 
         // 2. The new root signs; every sidecar renews onto it while the old root is still trusted.
@@ -81,7 +87,7 @@ public sealed class RootRotationTests : MeshTest
         await StepAsync("retire");
         foreach (var sidecar in sidecars)
         {
-            Assert.True(await Eventually.TrueAsync(() => BundleRoots(sidecar) == 1, TimeSpan.FromSeconds(15)), $"{sidecar.Name} kept the retired root");
+            Assert.True(await Eventually.TrueAsync(() => BundleRoots(sidecar) == 1, BundleArrives), $"{sidecar.Name} kept the retired root");
         }
         var afterRetire = await PeerClient.GetAsync(orders.InboundPort, "/old-root-after-retire", TrustBundle.Load(data.TrustBundle), oldCa.IssueLeaf(Caller), oldCa.Intermediates);
         Assert.True(afterRetire.Refused, $"an SVID of the retired root got {afterRetire.Status}");
