@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using MeshGuard.ControlPlane.Hosting;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.ControlPlane.Distribution;
@@ -28,7 +29,7 @@ internal sealed class SegmentUploadGate(TimeProvider time) : IDisposable
     /// <summary>Runs <paramref name="next"/> for an admitted upload, or answers with a gRPC status and reads nothing.</summary>
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (context.Connection.ClientCertificate?.GetSpiffeId() is not { } caller)
+        if (PeerIdentity.Of(context) is not { } caller)
         {
             Refuse(context, Grpc.Core.StatusCode.Unauthenticated, "a client SVID is required");
             return;

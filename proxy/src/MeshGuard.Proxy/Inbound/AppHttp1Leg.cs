@@ -294,7 +294,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                     _ => await CopyToEndAsync(),
                 };
                 outcome = !complete ? ExchangeOutcome.Failed
-                    : head.KeepAlive && head.Framing != BodyFraming.UntilClose && !SentMoreThanItsAnswer(reader) ? ExchangeOutcome.Reusable
+                    : head.KeepAlive && head.Framing != BodyFraming.UntilClose && !connection.HoldsUnaskedInput() ? ExchangeOutcome.Reusable
                     : ExchangeOutcome.Done;
             }
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
@@ -329,20 +329,6 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 return await StopAsync(body, outcome == ExchangeOutcome.Failed ? outcome : ExchangeOutcome.Done);
             }
             return connection.EndWait() ? outcome : ExchangeOutcome.Failed;
-        }
-
-        /// <summary>
-        /// Bytes the app sent past the end of its answer, unasked: taken as the next request's answer they would
-        /// hand one caller another's response, so the connection is closed instead.
-        /// </summary>
-        private static bool SentMoreThanItsAnswer(PipeReader reader)
-        {
-            if (!reader.TryRead(out var extra))
-            {
-                return false;
-            }
-            reader.AdvanceTo(extra.Buffer.Start);
-            return !extra.Buffer.IsEmpty || extra.IsCompleted;
         }
 
         /// <summary>Ends the body copy (if any) before the connection is given up, so nothing writes to it afterwards.</summary>

@@ -82,17 +82,25 @@ internal sealed class AppConnection : IDisposable
     }
 
     /// <summary>
-    /// Whether an idle connection still looks usable: the app has not closed it or sent anything unasked. One poll,
-    /// taken only for a connection that sat idle a while (one in steady use would have failed on its last request).
+    /// Whether an idle connection still looks usable: the app has not closed it or sent anything unasked. One look at
+    /// what its pipe holds, taken only for a connection that sat idle a while (one in steady use would have failed on
+    /// its last request).
     /// </summary>
-    public bool LooksAlive()
+    public bool LooksAlive() => !HoldsUnaskedInput();
+
+    /// <summary>
+    /// Whether the app sent bytes, or closed the connection, while no request asked it anything: read as the next
+    /// request's answer they would hand one caller another's response, so such a connection is not used again. Asked
+    /// right after an answer (bytes past its end) and before an idle connection is reused.
+    /// </summary>
+    public bool HoldsUnaskedInput()
     {
         if (!Reader.TryRead(out var pending))
         {
-            return true;
+            return false;
         }
         Reader.AdvanceTo(pending.Buffer.Start);
-        return pending.Buffer.IsEmpty && !pending.IsCompleted;
+        return !pending.Buffer.IsEmpty || pending.IsCompleted;
     }
 
     /// <summary>
