@@ -100,6 +100,19 @@ public sealed partial class MeshProcess : IAsyncDisposable
     {
         try
         {
+            if (_process.HasExited)
+            {
+                // The process's output reaches its log through events that can trail its exit: waiting without a
+                // timeout also waits for the output to end, so a log read after the exit holds its last words.
+                _process.WaitForExit();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Disposed already: its output ended before that.
+        }
+        try
+        {
             using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             using var reader = new StreamReader(stream);
             return reader.ReadToEnd();
