@@ -141,6 +141,7 @@ internal static partial class SidecarHost
         var connectionLimits = new ConnectionLimits(
             new MeshGuard.Hosting.ConnectionLimit("inbound", settings.Limits.MaxConnections), new MeshGuard.Hosting.ConnectionLimit("outbound", settings.Limits.MaxConnections));
         services.AddSingleton(connectionLimits);
+        services.AddSingleton<PrematureResetLimit>();
         // What a connection reads ahead of its consumer (1 MiB per connection by default, in pinned 4 KiB blocks that
         // Kestrel's pool keeps): a sidecar passes bodies on, it does not hold them. Under the bench's 1 MiB uploads
         // (8 connections) the default held some 8 MiB of the outbound sidecar's heap.

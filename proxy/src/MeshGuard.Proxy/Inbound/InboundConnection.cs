@@ -1,6 +1,7 @@
 using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
@@ -14,7 +15,8 @@ namespace MeshGuard.Proxy.Inbound;
 /// <summary>
 /// The inbound listener's TLS and connection setup: each handshake takes the TLS options of the current
 /// SVID (built once per rotation), requires a client SVID, and the peer's SPIFFE ID is read once per
-/// connection and published as a <see cref="PeerIdentityFeature"/>. A peer whose identity is revoked is closed
+/// connection and published as a <see cref="PeerIdentityFeature"/>, beside the connection's
+/// <see cref="PrematureResetBudget"/>. A peer whose identity is revoked is closed
 /// right after its handshake, and its connection is followed so that a later revocation closes it too.
 /// </summary>
 internal static class InboundConnection
@@ -35,11 +37,12 @@ internal static class InboundConnection
             var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
             var connections = listen.ApplicationServices.GetRequiredService<PeerConnections>();
             var config = listen.ApplicationServices.GetRequiredService<SidecarConfigSource>();
-            return connection => OnConnectionAsync(connection, next, credentials, opaqueTcp, connections, config);
+            var resets = listen.ApplicationServices.GetRequiredService<PrematureResetLimit>();
+            return connection => OnConnectionAsync(connection, next, credentials, opaqueTcp, connections, config, resets);
         });
     }
 
-    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, ICredentialSource credentials, OpaqueTcpInbound opaqueTcp, PeerConnections connections, SidecarConfigSource config)
+    private static async Task OnConnectionAsync(ConnectionContext connection, ConnectionDelegate next, ICredentialSource credentials, OpaqueTcpInbound opaqueTcp, PeerConnections connections, SidecarConfigSource config, PrematureResetLimit resets)
     {
         // Capture the certificate now: it was verified in the handshake and cannot change on this connection.
         var certificate = connection.Features.Get<ITlsConnectionFeature>()?.ClientCertificate;
@@ -64,6 +67,7 @@ internal static class InboundConnection
             return;
         }
         connection.Features.Set(feature);
+        connection.Features.Set(resets.Open(connection, feature.Caller.Id));
         connection.Features.Set(ListenerRole.Inbound);
         await next(connection);
     }

@@ -1,5 +1,6 @@
 using System.Net;
 using MeshGuard.Policy.Engine;
+using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http.Features;
@@ -51,6 +52,13 @@ internal sealed partial class InboundHandler(
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
             return Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
         }
+        if (context.RequestAborted.IsCancellationRequested)
+        {
+            // Cancelled by its peer before we looked at it (a reset that came with its headers): nothing is decided,
+            // sent or recorded, only counted against the connection's allowance (a rapid-reset flood ends there).
+            context.Features.Get<PrematureResetBudget>()?.StreamEnded(context, started);
+            return Task.CompletedTask;
+        }
         // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke. A port declared
         // opaque takes no HTTP (a port is one or the other, never both).
         var refusal = _appPortOpaque ? "port-is-opaque" : "";
@@ -77,7 +85,7 @@ internal sealed partial class InboundHandler(
     private async Task RefuseAsync(HttpContext context, int status, string text, PeerIdentityFeature peer, long started, Decision decision, string method, string path)
     {
         await Refusal.WriteAsync(context, status, text);
-        recorder.Exchange(context, peer, started, decision, method, path);
+        Ended(context, peer, started, decision, method, path);
     }
 
     /// <summary>The usual path: the authorized request over the hand-written HTTP/1.1 leg.</summary>
@@ -89,7 +97,7 @@ internal sealed partial class InboundHandler(
         {
             await AnswerAppLegFailureAsync(context, outcome);
         }
-        recorder.Exchange(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+        Ended(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
     }
 
     /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>
@@ -108,7 +116,14 @@ internal sealed partial class InboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
             }
         }
-        recorder.Exchange(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+        Ended(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+    }
+
+    /// <summary>Every exchange ends here: its flow record, and its count on the connection's reset allowance.</summary>
+    private void Ended(HttpContext context, PeerIdentityFeature peer, long started, in Decision decision, string method, string path)
+    {
+        recorder.Exchange(context, peer, started, decision, method, path);
+        context.Features.Get<PrematureResetBudget>()?.StreamEnded(context, started);
     }
 
     /// <summary>The HTTP/1.1 app leg failed: the caller learns it as a status, or as a cut stream once the answer began.</summary>

@@ -13,7 +13,7 @@ internal static class MetricsEndpoint
     public static void Map(IEndpointRouteBuilder app, int port)
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, ICredentialSource credentials, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
+        app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, ICredentialSource credentials, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Limits.PrematureResetLimit resets, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
             MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, TimeProvider time) =>
         {
             var text = new StringBuilder();
@@ -42,6 +42,8 @@ internal static class MetricsEndpoint
                 .Append("# TYPE meshguard_connections_refused_total counter\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Inbound.Listener}\"}} {limits.Inbound.Refused}\n")
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Refused}\n");
+            Counter(text, "meshguard_inbound_premature_resets_total", "Inbound streams their peer cancelled before an answer, within their first second.", resets.PrematureResets);
+            Counter(text, "meshguard_inbound_connections_cut_for_resets_total", "Inbound connections closed because their peer cancelled more streams before an answer than it let be answered, past the allowance.", resets.ConnectionsCut);
             Counter(text, "meshguard_outbound_retries_total", "Outbound tries after the first (another endpoint for a request that failed safely).", outbound.Retries);
             Counter(text, "meshguard_outbound_retry_budget_exhausted_total", "Retries refused because the retry budget was spent.", budget.Exhausted);
             Counter(text, "meshguard_outbound_ejections_total", "Times an endpoint was ejected for failures in a row (passive health).", outbound.Ejections);
