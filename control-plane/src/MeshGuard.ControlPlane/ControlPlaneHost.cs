@@ -49,7 +49,7 @@ internal static class ControlPlaneHost
             ("--bootstrap-port", new IPEndPoint(bindAddress, settings.BootstrapPort)), ("--grpc-port", new IPEndPoint(bindAddress, settings.GrpcPort)),
             ("--webhook-port", new IPEndPoint(bindAddress, settings.WebhookPort)), ("--admin-port", new IPEndPoint(IPAddress.Loopback, settings.AdminPort))]);
 
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = MeshGuard.Hosting.ServerBuilder.Create();
         ServerLogging.Configure(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         builder.Services.AddSingleton(settings);

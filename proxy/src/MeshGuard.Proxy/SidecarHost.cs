@@ -63,7 +63,7 @@ internal static partial class SidecarHost
         }
         // The host is put together while the attestation is on the wire: each takes tens of milliseconds of a
         // start, and neither needs the other (measured on the NativeAOT build: 30 ms for the builder, 90 for attesting).
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = MeshGuard.Hosting.ServerBuilder.Create();
         ServerLogging.Configure(builder.Logging);
         var svid = await acquiring;
 
