@@ -21,8 +21,12 @@ internal sealed class PrematureResetBudget(PrematureResetLimit limit, Connection
     /// As a stream's handler ends (or finds its stream cancelled before it began): a stream whose answer began is
     /// answered; one its peer cancelled first, within its first second, is premature.
     /// </summary>
-    public void StreamEnded(HttpContext context, long startedTimestamp) =>
-        StreamEnded(context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted, Stopwatch.GetElapsedTime(startedTimestamp));
+    public void StreamEnded(HttpContext context, long startedTimestamp)
+    {
+        // The clock is read only for a cancelled stream: an answered one, the usual case, needs no lifetime.
+        var cancelledBeforeAnswer = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted;
+        StreamEnded(cancelledBeforeAnswer, cancelledBeforeAnswer ? Stopwatch.GetElapsedTime(startedTimestamp) : TimeSpan.Zero);
+    }
 
     /// <summary>The account itself, apart from how a stream is read.</summary>
     public void StreamEnded(bool cancelledBeforeAnswer, TimeSpan lifetime)
