@@ -22,7 +22,7 @@ var port = int.Parse(Arg("--port") ?? "8080", System.Globalization.CultureInfo.I
 var outbound = Arg("--outbound");
 var address = IPAddress.Parse(Arg("--address") ?? "127.0.0.1");
 
-var builder = WebApplication.CreateSlimBuilder();
+var builder = MeshGuard.Hosting.ServerBuilder.Create();
 builder.Logging.ClearProviders();
 builder.WebHost.ConfigureKestrel(k => k.Listen(address, port));
 var app = builder.Build();

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace MeshGuard.FunctionalTests;
 
 /// <summary>
-/// A MeshGuard server takes its settings from its command line and watches no file tree it was not asked to: in
+/// A MeshGuard server (and the sample app its images ship) takes its settings from its command line and watches no file tree it was not asked to: in
 /// particular not its working directory, which is "/" in the images. A host that reloads configuration files on
 /// change sets a recursive watch there, and so walks and watches every directory below at start (a sidecar of the
 /// image took one to 27 s to be ready from "/", against a quarter of a second without).
@@ -30,6 +30,31 @@ public sealed class WorkingDirectoryTests(MeshFixture mesh)
                 Assert.True(watched.Count == 0, $"{server.Name} holds {watched.Count} inotify watches");
             }
         }
+    }
+
+    [Fact]
+    public async Task TheSampleAppItsImageShipsWatchesNothing()
+    {
+        using var temp = new MeshGuard.Tests.Common.TempDirectory();
+        var port = MeshGuard.Ctl.Demo.LocalMesh.FreePorts(1)[0];
+        await using var app = MeshGuard.Ctl.Demo.MeshProcess.Start("sample-app", "meshguard-sample",
+            ["--name", "sample", "--port", port.ToString(CultureInfo.InvariantCulture)], temp.Combine("sample.log"));
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                using var answer = await client.GetAsync(new Uri($"http://127.0.0.1:{port}/"));
+                break;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && !app.HasExited)
+            {
+                await Task.Delay(50);
+            }
+        }
+        var watched = WatchedInodes(app.Id);
+        Assert.True(watched.Count == 0, $"the sample app holds {watched.Count} inotify watches");
     }
 
     /// <summary>The inodes a process's inotify instances watch, from /proc/PID/fdinfo ("inotify wd:1 ino:1a2b ...").</summary>

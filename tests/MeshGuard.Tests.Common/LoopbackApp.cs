@@ -16,7 +16,7 @@ public static class LoopbackApp
     /// <param name="port">0 for any free port, or one to start again where an app was.</param>
     public static WebApplicationBuilder CreateBuilder(HttpProtocols? protocols = null, int port = 0)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = MeshGuard.Hosting.ServerBuilder.Create();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
         {
