@@ -90,12 +90,13 @@ images() {
 # testssl.sh scans every TLS port; python3-h2 floods with rapid resets; ip, iptables and setpriv build the
 # network namespaces of the transparent-redirect test; kubectl (kubernetes-client) builds manifests/ with kustomize;
 # etcd (etcd-server) is the replicas' shared store; chromium is the browser the console test drives (Playwright
-# uses it as it is: no browser is downloaded); mmdebstrap, buildah, podman and runc build and run the images.
+# uses it as it is: no browser is downloaded); mmdebstrap, buildah, podman and runc build and run the images;
+# strace shows which files a starting sidecar opens.
 install_test_prereqs() {
   apt_install openssl:openssl curl:curl gcc:gcc python3-grpcio:python3-grpcio python3-websockets:python3-websockets \
     redis-server:redis-server redis-cli:redis-tools testssl:testssl.sh python3-h2:python3-h2 \
     ip:iproute2 iptables:iptables setpriv:util-linux kubectl:kubernetes-client etcd:etcd-server postgres:postgresql \
-    chromium:chromium "${IMAGE_PREREQS[@]}"
+    chromium:chromium strace:strace "${IMAGE_PREREQS[@]}"
 }
 
 run_tests() {

@@ -5,6 +5,9 @@ using MeshGuard.Proxy;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 
+// Before anything can build a certificate chain: see SystemTrustStore.
+MeshGuard.Proxy.Identity.SystemTrustStore.KeepOutUnlessNeeded();
+
 var cp = CliOption.Text("--cp", "control plane bootstrap URL, or several replicas' (comma-separated; tried in turn)", "https://127.0.0.1:15012");
 var cpGrpc = CliOption.Text("--cp-grpc", "control plane gRPC (mTLS) URL, or several; default: the port each --cp replica names at /v1/bootstrap, on its host");
 var cpBundle = CliOption.Text("--cp-bundle", "PEM trust bundle to check the control plane with");

@@ -94,7 +94,7 @@ public sealed class LocalMesh : IAsyncDisposable
     public Task<MeshService> StartSidecarAsync(
         string name, int appPort, string ns = "shop", string? joinToken = null, string? advertiseAddress = null, bool waitReady = true,
         IReadOnlyList<string>? extraArguments = null, IDictionary<string, string>? environment = null, IReadOnlyList<ControlPlaneEndpoints>? controlPlanes = null,
-        CancellationToken cancellation = default)
+        IReadOnlyList<string>? launcher = null, CancellationToken cancellation = default)
     {
         var ports = FreePorts(4);
         var service = new MeshService(name, ns, appPort, ports[0], ports[1], ports[2], ports[3])
@@ -102,6 +102,7 @@ public sealed class LocalMesh : IAsyncDisposable
             ExtraArguments = extraArguments ?? [],
             Environment = environment,
             ControlPlanes = controlPlanes,
+            Launcher = launcher,
         };
         return StartSidecarAsync(service, joinToken, advertiseAddress, waitReady, cancellation);
     }
@@ -133,7 +134,7 @@ public sealed class LocalMesh : IAsyncDisposable
         }
         arguments.AddRange(service.ExtraArguments);
         service.Sidecar = Track(MeshProcess.Start($"{service.Name}-sidecar", "meshguard-proxy", arguments,
-            Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log"), service.Environment));
+            Path.Combine(Directory, "logs", $"{service.Name}-sidecar-{service.InboundPort}.log"), service.Environment, service.Launcher));
         if (waitReady)
         {
             await WaitForAsync(service.Sidecar, new Uri($"http://127.0.0.1:{service.AdminPort}/ready"), cancellation);
@@ -352,6 +353,9 @@ public sealed record MeshService(string Name, string Namespace, int AppPort, int
 
     /// <summary>More sidecar flags (e.g. --opaque-ports), kept for restarts.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
+    /// <summary>A program the sidecar runs under (MeshProcess.Start's launcher, e.g. a tracer), kept for restarts.</summary>
+    public IReadOnlyList<string>? Launcher { get; init; }
 
     public SpiffeId Identity => LocalMesh.IdentityOf(Name, Namespace);
 }
