@@ -16,25 +16,27 @@ public sealed class SystemTrustStoreTests(MeshFixture mesh)
     [Fact]
     public async Task AStartingSidecarReadsNoFileOfTheSystemCaStore()
     {
-        var opened = await OpenedDuringStartAsync("trust-probe", environment: null);
+        var (opened, log) = await OpenedDuringStartAsync("trust-probe", environment: null);
 
         // The trace covers the start: the sidecar read the mesh's bundle it was given.
         var bundle = mesh.Mesh.ControlPlane!.BundleFile;
         Assert.Contains(opened, path => path == bundle);
         Assert.DoesNotContain(opened, IsSystemStore);
+        Assert.Contains("system-ca-store=off", log, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task ASidecarExportingOverTlsKeepsTheSystemCaStore()
     {
         // Nothing listens on port 9: the exporter fails in the background; the sidecar serves all the same.
-        var opened = await OpenedDuringStartAsync("trust-probe-otlp", new Dictionary<string, string> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://127.0.0.1:9" });
+        var (opened, log) = await OpenedDuringStartAsync("trust-probe-otlp", new Dictionary<string, string> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://127.0.0.1:9" });
 
         Assert.Contains(opened, IsSystemStore);
+        Assert.Contains("system-ca-store=kept (OTEL_EXPORTER_OTLP_ENDPOINT is not plain http)", log, StringComparison.Ordinal);
     }
 
-    /// <summary>The paths the sidecar's threads opened from its start until it was ready, then it is stopped.</summary>
-    private async Task<List<string>> OpenedDuringStartAsync(string name, IDictionary<string, string>? environment)
+    /// <summary>The paths the sidecar's threads opened from its start until it was ready (then it is stopped), and its log.</summary>
+    private async Task<(List<string> Opened, string Log)> OpenedDuringStartAsync(string name, IDictionary<string, string>? environment)
     {
         using var temp = new TempDirectory();
         var trace = temp.Combine("open.trace");
@@ -43,7 +45,6 @@ public sealed class SystemTrustStoreTests(MeshFixture mesh)
             launcher: ["strace", "-f", "-qq", "-I1", "-e", "trace=open,openat,openat2", "-o", trace]);
         var tracer = service.Sidecar!;
         var sidecar = int.Parse(File.ReadAllText($"/proc/{tracer.Id}/task/{tracer.Id}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
-        Assert.Contains("system-ca-store=", tracer.ReadLog(), StringComparison.Ordinal);
         // Stopped by its own id: the tracer ends when it does, and its trace is then whole.
         var (exit, output) = await ExternalProcess.RunAsync("/bin/kill", ["-TERM", sidecar.ToString(CultureInfo.InvariantCulture)]);
         Assert.True(exit == 0, output);
@@ -60,7 +61,7 @@ public sealed class SystemTrustStoreTests(MeshFixture mesh)
             }
         }
         Assert.NotEmpty(opened);
-        return opened;
+        return (opened, tracer.ReadLog());
     }
 
     /// <summary>Debian's CA file and hashed directory (OpenSSL's defaults, /usr/lib/ssl/certs, link there).</summary>
