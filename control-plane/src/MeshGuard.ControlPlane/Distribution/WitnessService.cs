@@ -31,7 +31,8 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
     {
         // Who is asking comes first: nothing is read (up to 16 MiB) for a caller that would be refused anyway.
         var peer = PeerIdentity.Require(context).ToString();
-        var joined = new ArrayBufferWriter<byte>();
+        // The stores are done with the lines when TakeAsync returns (the closing line is copied): the buffer goes back then.
+        using var joined = new JoinedSegment();
         bool? discontinuous = null;
         await foreach (var part in requestStream.ReadAllAsync(context.CancellationToken))
         {
@@ -41,13 +42,13 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "only a segment's first part may say it is discontinuous"));
             }
             discontinuous ??= part.Discontinuous;
-            if (joined.WrittenCount + part.Lines.Length > MaxSegmentBytes)
+            if (joined.Length + part.Lines.Length > MaxSegmentBytes)
             {
                 throw new RpcException(new Status(StatusCode.ResourceExhausted, $"a flow-log segment is at most {MaxSegmentBytes} bytes"));
             }
-            joined.Write(part.Lines.Span);
+            joined.Append(part.Lines.Span);
         }
-        return await TakeAsync(peer, joined.WrittenMemory, discontinuous ?? false, context);
+        return await TakeAsync(peer, joined.Written, discontinuous ?? false, context);
     }
 
     /// <summary>Appends a segment that chains on, or says where the held copy ends when the segment is empty.</summary>

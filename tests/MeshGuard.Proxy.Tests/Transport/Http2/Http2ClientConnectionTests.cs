@@ -189,7 +189,7 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         Assert.All(waiting, Assert.NotNull);
         Assert.Null(connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false));
         waiting[0]!.Reset();
-        var failure = await Assert.ThrowsAsync<Http2StreamException>(() => waiting[0]!.ReadHeadAsync());
+        var failure = await Assert.ThrowsAsync<Http2StreamException>(() => waiting[0]!.ReadHeadAsync().AsTask());
         Assert.Equal(Http2ErrorCode.Cancel, failure.Code);
         var answer = await SendAsync(connection, new Head("GET", "/echo/after-reset"));
         Assert.Equal("answer after-reset", Encoding.UTF8.GetString(answer.Body));
@@ -201,7 +201,7 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         var connection = await ConnectAsync();
         var stream = connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false)!;
         await connection.DisposeAsync();
-        await Assert.ThrowsAsync<Http2StreamException>(() => stream.ReadHeadAsync());
+        await Assert.ThrowsAsync<Http2StreamException>(() => stream.ReadHeadAsync().AsTask());
         Assert.True(connection.IsClosing);
         Assert.Null(connection.TryOpenStream(WriteHead, new Head("GET", "/echo/late"), endStream: true, moreToCome: false));
     }
@@ -213,7 +213,7 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         // The peer resets the first stream (its body's writer ends) and this side releases it (its reader ends): its
         // body pipe goes back to the pool, and the next stream takes it.
         var finished = connection.TryOpenStream(WriteHead, new Head("GET", "/abort"), endStream: true, moreToCome: false)!;
-        await Assert.ThrowsAsync<Http2StreamException>(() => finished.ReadHeadAsync());
+        await Assert.ThrowsAsync<Http2StreamException>(() => finished.ReadHeadAsync().AsTask());
         finished.Release();
         var waiting = connection.TryOpenStream(WriteHead, new Head("GET", "/slow"), endStream: true, moreToCome: false)!;
         await waiting.ReadHeadAsync();

@@ -124,7 +124,7 @@ public sealed class ScriptedHttp2PeerTests
         await using (client)
         {
             var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
-            var failure = await Assert.ThrowsAsync<Http2StreamException>(answer.ReadHeadAsync);
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(() => answer.ReadHeadAsync().AsTask());
             Assert.True(failure.NotProcessed);
             Assert.True(client.IsClosing);
             Assert.Null(client.TryOpenStream(Get, 0, endStream: true, moreToCome: false));
@@ -147,7 +147,7 @@ public sealed class ScriptedHttp2PeerTests
         await using (client)
         {
             var refused = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
-            var failure = await Assert.ThrowsAsync<Http2StreamException>(refused.ReadHeadAsync);
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(() => refused.ReadHeadAsync().AsTask());
             Assert.True(failure.NotProcessed);
             var answered = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
             await answered.ReadHeadAsync();
@@ -186,7 +186,7 @@ public sealed class ScriptedHttp2PeerTests
         await using (client)
         {
             var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
-            await Assert.ThrowsAsync<Http2StreamException>(answer.ReadHeadAsync);
+            await Assert.ThrowsAsync<Http2StreamException>(() => answer.ReadHeadAsync().AsTask());
             await peer.WaitAsync(TimeSpan.FromSeconds(10));
             Assert.True(client.IsClosing, what);
         }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
 
 namespace MeshGuard.Proxy.Transport.Http2;
 
@@ -9,7 +10,7 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// body, trailers); the request's own task reads it. Only the reader writes into the body pipe, so the pipe never
 /// has two writers; the request's task gives back window as it reads, which bounds what the peer may send ahead.
 /// </summary>
-internal sealed class Http2ClientStream : IHpackFieldSink
+internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
 {
     private readonly Http2ClientConnection _connection;
     // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16. One options object serves every stream.
@@ -25,7 +26,10 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     private int _pipeHolds = 2;
     private int _readerDone;
     private int _writerDone;
-    private readonly TaskCompletionSource _head = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // The answer head's one waiter (the request's task), completed once by the reader or by a failure: a value-task
+    // source inside the stream rather than a TaskCompletionSource and its Task, two objects less per request.
+    private ManualResetValueTaskSourceCore<bool> _head = new() { RunContinuationsAsynchronously = true };
+    private int _headSettled;
     // The answer's fields, in a pooled array (room for a usual answer's at once) that goes back with the body pipe;
     // trailers only when an answer has them.
     private (string Name, string Value)[] _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
@@ -68,8 +72,34 @@ internal sealed class Http2ClientStream : IHpackFieldSink
 
     internal TaskCompletionSource? WindowWaiter { get; set; }
 
-    /// <summary>The answer's head, after any 1xx answers; throws <see cref="Http2StreamException"/> when the stream ended without one.</summary>
-    public Task ReadHeadAsync() => _head.Task;
+    /// <summary>
+    /// The answer's head, after any 1xx answers; throws <see cref="Http2StreamException"/> when the stream ended without
+    /// one. Awaited once, by the request's task.
+    /// </summary>
+    public ValueTask ReadHeadAsync() => new(this, _head.Version);
+
+    private void SettleHead(Http2StreamException? failure)
+    {
+        if (Interlocked.Exchange(ref _headSettled, 1) != 0)
+        {
+            return;
+        }
+        if (failure is null)
+        {
+            _head.SetResult(true);
+        }
+        else
+        {
+            _head.SetException(failure);
+        }
+    }
+
+    void IValueTaskSource.GetResult(short token) => _head.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _head.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _head.OnCompleted(continuation, state, token, flags);
 
     /// <summary>
     /// Reads the answer's body; the caller hands each result back with <see cref="Consumed"/>. Throws
@@ -174,7 +204,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
             return false;
         }
         HeadReceived = true;
-        _head.TrySetResult();
+        SettleHead(null);
         return true;
     }
 
@@ -199,7 +229,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
     /// <summary>This side reset the stream: whoever waits on its answer stops waiting (the reader alone writes the body pipe).</summary>
     internal void Interrupt(Http2StreamException failure)
     {
-        _head.TrySetException(failure);
+        SettleHead(failure);
         if (!TryHoldPipe())
         {
             return;
@@ -219,7 +249,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink
 
     internal void Fail(Http2StreamException failure)
     {
-        _head.TrySetException(failure);
+        SettleHead(failure);
         CompleteWriter(failure);
     }
 
