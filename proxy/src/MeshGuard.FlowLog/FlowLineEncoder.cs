@@ -30,6 +30,11 @@ public static class FlowLineEncoder
         Milliseconds(line, r.DurationMs);
         Raw(line, r.Direction == FlowDirection.Inbound ? ",\"direction\":\"inbound\""u8 : ",\"direction\":\"outbound\""u8);
         Optional(line, ",\"request_id\":"u8, r.RequestId);
+        if (r.RequestId is null && r.MadeRequestId != 0)
+        {
+            Raw(line, ",\"request_id\":"u8);
+            Hex(line, r.MadeRequestId);
+        }
         Optional(line, ",\"source_id\":"u8, r.SourceId);
         Optional(line, ",\"source_addr\":"u8, r.SourceAddr);
         Optional(line, ",\"dest_id\":"u8, r.DestId);
@@ -58,12 +63,27 @@ public static class FlowLineEncoder
             Raw(line, ",\"trace_id\":"u8);
             String(line, FlowRecord.TraceIdOf(trace));
         }
+        else if (r.MadeTraceId != 0)
+        {
+            Raw(line, ",\"trace_id\":"u8);
+            Hex(line, r.MadeTraceId);
+        }
         Optional(line, ",\"tls_version\":"u8, r.TlsVersion);
         Raw(line, ",\"seq\":"u8);
         Number(line, seq);
         Raw(line, ",\"prev\":\""u8);
         Raw(line, prev);
         Raw(line, "\"}"u8);
+    }
+
+    /// <summary>A made id as a JSON string: its 32 hex digits need no escaping.</summary>
+    private static void Hex(IBufferWriter<byte> line, UInt128 id)
+    {
+        var span = line.GetSpan(34);
+        span[0] = (byte)'"';
+        FlowRecord.WriteHex(id, span[1..33]);
+        span[33] = (byte)'"';
+        line.Advance(34);
     }
 
     private static void Raw(IBufferWriter<byte> line, ReadOnlySpan<byte> bytes)

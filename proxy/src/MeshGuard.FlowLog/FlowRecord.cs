@@ -32,6 +32,15 @@ public readonly record struct FlowRecord
     public long BytesOut { get; init; }
     /// <summary>The W3C trace id, or the whole traceparent header it is read from when the record is written.</summary>
     public string? TraceId { get; init; }
+
+    /// <summary>
+    /// A request id the caller's sidecar made (16 random octets), recorded where <see cref="RequestId"/> is null: the
+    /// request path keeps it as a number, and the writer spells it as the header carried it (32 lower-case hex digits).
+    /// </summary>
+    public UInt128 MadeRequestId { get; init; }
+
+    /// <summary>A trace id the caller's sidecar made, recorded where <see cref="TraceId"/> is null (as <see cref="MadeRequestId"/>).</summary>
+    public UInt128 MadeTraceId { get; init; }
     public string? TlsVersion { get; init; }
 
     /// <summary>The length of a whole W3C traceparent: 00-&lt;trace id&gt;-&lt;span id&gt;-&lt;flags&gt;.</summary>
@@ -39,6 +48,24 @@ public readonly record struct FlowRecord
 
     /// <summary>The trace id that <paramref name="trace"/> (a <see cref="TraceId"/>) holds: a whole traceparent's second field, or the value itself.</summary>
     public static ReadOnlySpan<char> TraceIdOf(string trace) => trace.Length == TraceparentLength ? trace.AsSpan(3, 32) : trace.AsSpan();
+
+    /// <summary>An id made as a number, spelled as on the wire: 32 lower-case hex digits, most significant first, in ASCII.</summary>
+    public static void WriteHex(UInt128 id, Span<byte> destination)
+    {
+        for (var i = 31; i >= 0; i--)
+        {
+            destination[i] = (byte)"0123456789abcdef"[(int)(ulong)(id & 0xF)];
+            id >>= 4;
+        }
+    }
+
+    /// <summary>The same as text (where a header collection or an exporter needs a string).</summary>
+    public static string HexText(UInt128 id)
+    {
+        Span<byte> ascii = stackalloc byte[32];
+        WriteHex(id, ascii);
+        return System.Text.Encoding.ASCII.GetString(ascii);
+    }
 }
 
 public enum FlowDirection : byte

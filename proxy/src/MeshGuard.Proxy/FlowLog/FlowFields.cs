@@ -10,19 +10,21 @@ internal static class FlowFields
     public const string RequestIdHeader = "x-request-id";
     public const string TlsVersion = "TLSv1.3";
 
-    /// <summary>The request id the caller sent, or a new one set on the request so both sidecars record the same.</summary>
-    public static string EnsureRequestId(HttpRequest request)
+    /// <summary>The request id the app sent (one value, 1 to 128 characters), or null: then the sidecar makes one (<see cref="MadeIds"/>).</summary>
+    public static string? CallersRequestId(HttpRequest request) =>
+        request.Headers.TryGetValue(RequestIdHeader, out var existing) && existing.Count == 1 && existing[0] is { Length: > 0 and <= 128 } id ? id : null;
+
+    /// <summary>Drops what the app sent under the names of ids the sidecar made instead (values that were not usable).</summary>
+    public static void RemoveReplaced(IHeaderDictionary headers, MadeIds made)
     {
-        if (request.Headers.TryGetValue(RequestIdHeader, out var existing) && existing.Count == 1 && existing[0] is { Length: > 0 and <= 128 } id)
+        if (made.RequestId != 0)
         {
-            return id;
+            headers.Remove(RequestIdHeader);
         }
-        // Unique, not secret: the shared fast generator, not the operating system's (a native call per request).
-        Span<byte> random = stackalloc byte[16];
-        Random.Shared.NextBytes(random);
-        var created = Convert.ToHexStringLower(random);
-        request.Headers[RequestIdHeader] = created;
-        return created;
+        if (made.TraceId != 0)
+        {
+            headers.Remove(TraceParentHeader);
+        }
     }
 
     public static string? RequestId(HttpRequest request) =>
@@ -31,41 +33,22 @@ internal static class FlowFields
     public const string TraceParentHeader = "traceparent";
 
     /// <summary>
-    /// The caller's side makes sure a call carries W3C trace context: the app's own traceparent, else that of
-    /// the sidecar's server span (when tracing is on), else a new one. Both sidecars then record one trace id.
+    /// The caller's side makes sure a call carries W3C trace context: the app's own traceparent, else that of the
+    /// sidecar's server span (when tracing is on; set on the request here), else null, and the sidecar makes one
+    /// (<see cref="MadeIds"/>). Both sidecars then record one trace id.
     /// </summary>
-    public static string EnsureTraceParent(HttpRequest request)
+    public static string? CallersTraceParent(HttpRequest request)
     {
         if (TraceParent(request) is { } existing)
         {
             return existing;
         }
-        string traceParent;
         if (Activity.Current is { IdFormat: ActivityIdFormat.W3C } activity)
         {
-            traceParent = activity.Id!;
+            request.Headers[TraceParentHeader] = activity.Id!;
+            return activity.Id;
         }
-        else
-        {
-            traceParent = NewTraceParent();
-        }
-        request.Headers[TraceParentHeader] = traceParent;
-        return traceParent;
-    }
-
-    /// <summary>A sampled W3C traceparent with random trace and span ids, as one string built in place.</summary>
-    internal static string NewTraceParent()
-    {
-        Span<byte> random = stackalloc byte[24];
-        Random.Shared.NextBytes(random);
-        return string.Create(55, (ReadOnlySpan<byte>)random, static (text, ids) =>
-        {
-            "00-".CopyTo(text);
-            Convert.TryToHexStringLower(ids[..16], text[3..35], out _);
-            text[35] = '-';
-            Convert.TryToHexStringLower(ids[16..], text[36..52], out _);
-            "-01".CopyTo(text[52..]);
-        });
+        return null;
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Authentication;
+using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
@@ -39,7 +40,7 @@ internal static class MeshHttp2Leg
         HeaderNames.Connection, HeaderNames.KeepAlive, "Proxy-Connection", HeaderNames.TransferEncoding, HeaderNames.Upgrade,
     };
 
-    private static readonly Action<HttpContext, HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
+    private static readonly Action<(HttpContext Context, MadeIds Ids), HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<TryOutcome> ForwardAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
@@ -58,7 +59,7 @@ internal static class MeshHttp2Leg
         Http2ClientStream stream;
         try
         {
-            stream = await endpoint.Peer.OpenStreamAsync(WriteFields, context, endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
+            stream = await endpoint.Peer.OpenStreamAsync(WriteFields, (context, exchange.Ids), endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
         }
         catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or PeerIdentityException)
         {
@@ -350,9 +351,9 @@ internal static class MeshHttp2Leg
     }
 
     /// <summary>Under the connection's lock: the request's head as HTTP/2 fields.</summary>
-    private static void WriteRequestFields(HttpContext context, HpackEncoder encoder, IBufferWriter<byte> block)
+    private static void WriteRequestFields((HttpContext Context, MadeIds Ids) state, HpackEncoder encoder, IBufferWriter<byte> block)
     {
-        var request = context.Request;
+        var request = state.Context.Request;
         encoder.WriteField(block, ":method", request.Method, HpackIndexing.Index);
         encoder.WriteField(block, ":scheme", "https", HpackIndexing.Index);
         encoder.WriteField(block, ":authority", request.Host.Value ?? "", HpackIndexing.Index);
@@ -383,6 +384,20 @@ internal static class MeshHttp2Leg
             {
                 encoder.WriteField(block, name, value ?? "", indexing);
             }
+        }
+        // The ids the sidecar made (the app brought none), written from their numbers.
+        var ids = state.Ids;
+        if (ids.RequestId != 0)
+        {
+            Span<byte> text = stackalloc byte[32];
+            ids.WriteRequestId(text);
+            HpackEncoder.WriteLiteral(block, FlowFields.RequestIdHeader, text);
+        }
+        if (ids.TraceId != 0)
+        {
+            Span<byte> text = stackalloc byte[MadeIds.TraceParentLength];
+            ids.WriteTraceParent(text);
+            HpackEncoder.WriteLiteral(block, FlowFields.TraceParentHeader, text);
         }
         if (HttpProtocol.IsHttp2(request.Protocol))
         {

@@ -18,7 +18,7 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, ICredentialSource 
     public const string PassthroughService = "passthrough";
 
     /// <summary>A request to a mesh service; <paramref name="route"/> is null when no service had its Host.</summary>
-    public void Exchange(HttpContext context, long started, string requestId, string traceParent, ServiceRoute? route, MeshEndpoint? endpoint)
+    public void Exchange(HttpContext context, long started, string? requestId, string? traceParent, MadeIds made, ServiceRoute? route, MeshEndpoint? endpoint)
     {
         if (!flows.Enabled)
         {
@@ -27,11 +27,13 @@ internal sealed class OutboundFlowRecorder(FlowLogSink flows, ICredentialSource 
         flows.Add(FlowFields.ForExchange(context, FlowDirection.Outbound, started, time.GetUtcNow(), flows.Settings.KeepQuery) with
         {
             RequestId = requestId,
+            MadeRequestId = made.RequestId,
             SourceId = credentials.Current.IdText,
             DestId = endpoint?.IdentityText,
             DestService = route?.Name ?? context.Request.Host.Value,
             DestPort = endpoint?.EndPoint.Port ?? 0,
             TraceId = traceParent,
+            MadeTraceId = made.TraceId,
             TlsVersion = endpoint is null ? null : FlowFields.TlsVersion,
         });
     }

@@ -38,8 +38,15 @@ internal sealed partial class OutboundHandler(
     public Task HandleAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var requestId = FlowFields.EnsureRequestId(context.Request);
-        var traceParent = FlowFields.EnsureTraceParent(context.Request);
+        // What the app brought, else made here as numbers: the hand-written leg writes them from there.
+        var requestId = FlowFields.CallersRequestId(context.Request);
+        var traceParent = FlowFields.CallersTraceParent(context.Request);
+        var made = MadeIds.New(requestId is null, traceParent is null);
+        if (made.Any)
+        {
+            // A malformed one the app sent is replaced, not sent beside the made one.
+            FlowFields.RemoveReplaced(context.Request.Headers, made);
+        }
         var host = context.Request.Host.Value;
         // The callee's sidecar would refuse it too; refusing here keeps the app's own mistake off the mesh.
         if (MeshGuard.Policy.Requests.RequestMethod.Check(context.Request.Method) != MeshGuard.Policy.Requests.MethodVerdict.Valid)
@@ -55,29 +62,31 @@ internal sealed partial class OutboundHandler(
         var route = context.Features.Get<OutboundDestination>() is { } destination ? routes.Resolve(destination.Service) : routes.Resolve(host);
         if (route is null)
         {
-            return OutsideTheMeshAsync(context, started, requestId, traceParent, host);
+            made.SetOn(context.Request.Headers);
+            return OutsideTheMeshAsync(context, started, requestId, traceParent, made);
         }
         budget.Deposit();
         var exchange = exchanges.Get();
-        exchange.Start(IsRetryable(context), budget);
+        exchange.Start(IsRetryable(context), budget, made);
         context.Features.Set(exchange);
         return ForwardAsync(context, route, exchange, started, requestId, traceParent);
     }
 
     /// <summary>No service of the mesh has this Host: out of the mesh if the outbound policy lets it, else a 502.</summary>
-    private async Task OutsideTheMeshAsync(HttpContext context, long started, string requestId, string traceParent, string host)
+    private async Task OutsideTheMeshAsync(HttpContext context, long started, string? requestId, string? traceParent, MadeIds made)
     {
+        var host = context.Request.Host.Value!;
         if (await transparent.TryForwardOutsideAsync(context, started))
         {
             return;
         }
         LogUnknownService(logger, host);
         await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: no service in the mesh is called " + host + "\n");
-        recorder.Exchange(context, started, requestId, traceParent, null, null);
+        recorder.Exchange(context, started, requestId, traceParent, made, null, null);
     }
 
     /// <summary>Tries endpoints until one answers or no further try is allowed, then records the endpoint tried last.</summary>
-    private async Task ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange, long started, string requestId, string traceParent)
+    private async Task ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange, long started, string? requestId, string? traceParent)
     {
         try
         {
@@ -143,7 +152,7 @@ internal sealed partial class OutboundHandler(
                 await AnswerFailureAsync(context, route, endpoint, exchange, outcome);
                 break;
             }
-            recorder.Exchange(context, started, requestId, traceParent, route, endpoint);
+            recorder.Exchange(context, started, requestId, traceParent, exchange.Ids, route, endpoint);
         }
         finally
         {
@@ -165,6 +174,8 @@ internal sealed partial class OutboundHandler(
     /// <summary>A try through YARP: the rare paths (protocol switches, extended CONNECT, 100-continue).</summary>
     private async Task<TryOutcome> ForwardGeneralAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
     {
+        // YARP forwards the header collection itself: the made ids go there as text (again on a retry: the same values).
+        exchange.Ids.SetOn(context.Request.Headers);
         var error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, endpoint.Pool, RequestConfig, OutboundTransformer.Instance, exchange.TryToken);
         var outcome = Classify(context, exchange, error);
         if (context.GetForwarderErrorFeature()?.Exception is { } exception)

@@ -85,13 +85,14 @@ internal sealed class OtlpFlowRecordExport : IFlowRecordExport, IDisposable
         Add(attributes, "meshguard.audit.decision", record.AuditDecision);
         Add(attributes, "meshguard.audit.policy", record.AuditPolicy);
         Add(attributes, "meshguard.audit.rule", record.AuditRule);
-        Add(attributes, "meshguard.request_id", record.RequestId);
+        // Ids the sidecar made are numbers in the record; the exporter needs their text (on the writer's thread).
+        Add(attributes, "meshguard.request_id", record.RequestId ?? (record.MadeRequestId != 0 ? FlowRecord.HexText(record.MadeRequestId) : null));
         attributes.Add(new("meshguard.duration_ms", record.DurationMs));
         attributes.Add(new("meshguard.bytes_in", record.BytesIn));
         attributes.Add(new("meshguard.bytes_out", record.BytesOut));
         attributes.Add(new("meshguard.flow.seq", seq));
         attributes.Add(new("meshguard.flow.hash", hash));
-        Emit(FlowEvent, record.Time, record.TraceId, attributes, Describe(record));
+        Emit(FlowEvent, record.Time, record.TraceId ?? (record.MadeTraceId != 0 ? FlowRecord.HexText(record.MadeTraceId) : null), attributes, Describe(record));
     }
 
     public void Gap(long missing, DateTimeOffset time, long seq, string hash) =>

@@ -38,8 +38,12 @@ internal sealed class OutboundExchange : IDisposable
 
     public CancellationToken TryToken => _tryTimer.Token;
 
-    public void Start(bool retryable, RetryBudget budget)
+    /// <summary>The request id and trace context the sidecar made for this request (none when it brought its own).</summary>
+    public MeshGuard.Proxy.FlowLog.MadeIds Ids { get; private set; }
+
+    public void Start(bool retryable, RetryBudget budget, MeshGuard.Proxy.FlowLog.MadeIds ids)
     {
+        Ids = ids;
         Retryable = retryable;
         _budget = budget;
         Tries = 0;

@@ -107,6 +107,19 @@ internal sealed class HpackEncoder
         }
     }
 
+    /// <summary>
+    /// A literal field without indexing, its name spelled out and its value given as ASCII octets: for values that are
+    /// new with every request (ids the sidecar made), which no table could match and which need no string.
+    /// </summary>
+    public static void WriteLiteral(IBufferWriter<byte> output, string name, ReadOnlySpan<byte> asciiValue)
+    {
+        WriteInteger(output, 0x00, 4, 0);
+        WriteString(output, name, lowerCase: true);
+        WriteInteger(output, 0x00, 7, asciiValue.Length);
+        asciiValue.CopyTo(output.GetSpan(asciiValue.Length));
+        output.Advance(asciiValue.Length);
+    }
+
     private static void WriteString(IBufferWriter<byte> output, string text, bool lowerCase)
     {
         WriteInteger(output, 0x00, 7, text.Length);
