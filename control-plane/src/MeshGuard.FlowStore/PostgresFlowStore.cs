@@ -155,7 +155,8 @@ public sealed class PostgresFlowStore : IFlowSegmentStore, IAsyncDisposable
             var seq = reader.GetInt64(1);
             held = seq > 0 ? (seq, reader.GetString(2)) : null;
         }
-        var hashes = new ArrayBufferWriter<byte>(lines.Length / 8);
+        // Pooled: sized per segment it would be a large-object array per segment (a 1 MiB segment holds ~3,000 lines).
+        using var hashes = new PooledBufferWriter(lines.Length / 8);
         var verdict = FlowSegmentCheck.Check(lines, held, discontinuous, bundle, workloadId, hashes);
         if (verdict.Refusal is not null)
         {

@@ -27,12 +27,15 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
     public override Task<WitnessAck> Upload(FlowSegment request, ServerCallContext context) =>
         TakeAsync(PeerIdentity.Require(context).ToString(), request.Lines.Memory, request.Discontinuous, context);
 
+    /// <summary>What a usual segment fits in (a sidecar cuts at the last signed record within 1 MiB).</summary>
+    private const int UsualSegmentBytes = (1024 * 1024) + (64 * 1024);
+
     public override async Task<WitnessAck> UploadParts(IAsyncStreamReader<FlowSegment> requestStream, ServerCallContext context)
     {
         // Who is asking comes first: nothing is read (up to 16 MiB) for a caller that would be refused anyway.
         var peer = PeerIdentity.Require(context).ToString();
         // The stores are done with the lines when TakeAsync returns (the closing line is copied): the buffer goes back then.
-        using var joined = new JoinedSegment();
+        using var joined = new PooledBufferWriter(UsualSegmentBytes);
         bool? discontinuous = null;
         await foreach (var part in requestStream.ReadAllAsync(context.CancellationToken))
         {
@@ -42,13 +45,13 @@ internal sealed partial class WitnessService(CertificateAuthority ca, IWitnessRe
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "only a segment's first part may say it is discontinuous"));
             }
             discontinuous ??= part.Discontinuous;
-            if (joined.Length + part.Lines.Length > MaxSegmentBytes)
+            if (joined.WrittenCount + part.Lines.Length > MaxSegmentBytes)
             {
                 throw new RpcException(new Status(StatusCode.ResourceExhausted, $"a flow-log segment is at most {MaxSegmentBytes} bytes"));
             }
-            joined.Append(part.Lines.Span);
+            joined.Write(part.Lines.Span);
         }
-        return await TakeAsync(peer, joined.Written, discontinuous ?? false, context);
+        return await TakeAsync(peer, joined.WrittenMemory, discontinuous ?? false, context);
     }
 
     /// <summary>Appends a segment that chains on, or says where the held copy ends when the segment is empty.</summary>

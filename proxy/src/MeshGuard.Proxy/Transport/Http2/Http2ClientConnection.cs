@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
+using MeshGuard.FlowLog;
 
 namespace MeshGuard.Proxy.Transport.Http2;
 
@@ -31,8 +32,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private readonly Dictionary<int, Http2ClientStream> _streams = [];
     private readonly HpackEncoder _encoder = new();
     private readonly HpackDecoder _decoder = new();
-    private readonly FrameBuffer _headerBlock = new();
-    private readonly FrameBuffer _incomingBlock = new();
+    private readonly PooledBufferWriter _headerBlock = new();
+    private readonly PooledBufferWriter _incomingBlock = new();
     private readonly TaskCompletionSource _settingsReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Http2FrameQueue _frames;
     private int _nextStreamId = 1;
@@ -502,7 +503,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void AppendBlock(ReadOnlySequence<byte> fragment, byte flags)
     {
-        if (_incomingBlock.Length + fragment.Length > MaxHeaderBlock)
+        if (_incomingBlock.WrittenCount + fragment.Length > MaxHeaderBlock)
         {
             throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block exceeds {MaxHeaderBlock} octets");
         }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using MeshGuard.FlowLog;
 
 namespace MeshGuard.Proxy.Transport.Http2;
 
@@ -12,8 +13,8 @@ namespace MeshGuard.Proxy.Transport.Http2;
 internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure) : IDisposable
 {
     private readonly Lock _lock = new();
-    private FrameBuffer _queue = new();
-    private FrameBuffer? _spare = new();
+    private PooledBufferWriter _queue = new();
+    private PooledBufferWriter? _spare = new();
     private bool _writing;
     private bool _closed;
 
@@ -98,13 +99,13 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     {
         lock (_lock)
         {
-            if (_closed || _queue.Length == 0)
+            if (_closed || _queue.WrittenCount == 0)
             {
                 return Task.CompletedTask;
             }
             if (_writing)
             {
-                return _queue.Length < HighWater ? Task.CompletedTask
+                return _queue.WrittenCount < HighWater ? Task.CompletedTask
                     : (_taken ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
             _writing = true;
@@ -201,10 +202,10 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
         {
             while (true)
             {
-                FrameBuffer batch;
+                PooledBufferWriter batch;
                 lock (_lock)
                 {
-                    if (_queue.Length == 0 || _closed)
+                    if (_queue.WrittenCount == 0 || _closed)
                     {
                         EndWriting();
                         return;
