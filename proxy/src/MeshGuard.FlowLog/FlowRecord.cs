@@ -52,19 +52,17 @@ public readonly record struct FlowRecord
     /// <summary>An id made as a number, spelled as on the wire: 32 lower-case hex digits, most significant first, in ASCII.</summary>
     public static void WriteHex(UInt128 id, Span<byte> destination)
     {
-        for (var i = 31; i >= 0; i--)
-        {
-            destination[i] = (byte)"0123456789abcdef"[(int)(ulong)(id & 0xF)];
-            id >>= 4;
-        }
+        Span<byte> octets = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(octets, id);
+        Convert.TryToHexStringLower(octets, destination, out _);
     }
 
     /// <summary>The same as text (where a header collection or an exporter needs a string).</summary>
     public static string HexText(UInt128 id)
     {
-        Span<byte> ascii = stackalloc byte[32];
-        WriteHex(id, ascii);
-        return System.Text.Encoding.ASCII.GetString(ascii);
+        Span<byte> octets = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(octets, id);
+        return Convert.ToHexStringLower(octets);
     }
 }
 

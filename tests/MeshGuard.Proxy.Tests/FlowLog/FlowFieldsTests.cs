@@ -37,6 +37,16 @@ public sealed class FlowFieldsTests
     }
 
     [Fact]
+    public void MadeIdsAreSpelledMostSignificantDigitFirst()
+    {
+        var trace = UInt128.Parse("0af7651916cd43dd8448eb211c80319c", System.Globalization.NumberStyles.HexNumber, null);
+        var ids = new MadeIds(RequestId: 0x2a, TraceId: trace, SpanId: 0xb7ad6b7169203331);
+        Assert.Equal("0af7651916cd43dd8448eb211c80319c", FlowRecord.HexText(trace));
+        Assert.Equal("0000000000000000000000000000002a", RequestIdOf(ids));
+        Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceParentOf(ids));
+    }
+
+    [Fact]
     public void OnlyWhatTheCallLacksIsMade()
     {
         var context = new DefaultHttpContext();

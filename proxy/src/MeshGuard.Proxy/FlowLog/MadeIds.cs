@@ -43,9 +43,9 @@ internal readonly record struct MadeIds(UInt128 RequestId, UInt128 TraceId, ulon
         "00-"u8.CopyTo(destination);
         FlowRecord.WriteHex(TraceId, destination[3..35]);
         destination[35] = (byte)'-';
-        Span<byte> span = stackalloc byte[32];
-        FlowRecord.WriteHex(SpanId, span);
-        span[16..].CopyTo(destination[36..52]);
+        Span<byte> span = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64BigEndian(span, SpanId);
+        Convert.TryToHexStringLower(span, destination[36..52], out _);
         "-01"u8.CopyTo(destination[52..]);
     }
 

@@ -63,7 +63,7 @@ internal sealed partial class OutboundHandler(
         if (route is null)
         {
             made.SetOn(context.Request.Headers);
-            return OutsideTheMeshAsync(context, started, requestId, traceParent, made);
+            return OutsideTheMeshAsync(context, started, requestId, traceParent, made, host);
         }
         budget.Deposit();
         var exchange = exchanges.Get();
@@ -73,9 +73,8 @@ internal sealed partial class OutboundHandler(
     }
 
     /// <summary>No service of the mesh has this Host: out of the mesh if the outbound policy lets it, else a 502.</summary>
-    private async Task OutsideTheMeshAsync(HttpContext context, long started, string? requestId, string? traceParent, MadeIds made)
+    private async Task OutsideTheMeshAsync(HttpContext context, long started, string? requestId, string? traceParent, MadeIds made, string host)
     {
-        var host = context.Request.Host.Value!;
         if (await transparent.TryForwardOutsideAsync(context, started))
         {
             return;
