@@ -48,6 +48,52 @@ public sealed class ServiceAccountAttestationTests : MeshTest
         Assert.Contains(app.Requests, r => r.Path == "/orders/1");
     }
 
+    /// <summary>
+    /// The control plane is away for longer than the SVIDs' last quarter of life, so both expire: an expired SVID can
+    /// authenticate no renewal. The sidecar with a service-account token attests again by itself once the control plane
+    /// is back and serves; the one whose join token was spent says, once, that it needs a new one, and stays not ready.
+    /// </summary>
+    [Fact]
+    public async Task AnSvidThatExpiredWhileTheControlPlaneWasAwayIsReplacedByAttestingAgainWithTheToken()
+    {
+        var jwks = _files.Combine("jwks.json");
+        await File.WriteAllTextAsync(jwks, _issuer.Jwks());
+        string[] issuer = ["--sa-issuer", _issuer.Issuer, "--sa-jwks-file", jwks];
+        var ttl = TimeSpan.FromSeconds(5);
+        var cp = await Mesh.StartControlPlaneAsync(svidTtl: ttl, defaultPolicy: "allow-authenticated", extraArguments: issuer);
+        var app = await StartAppAsync("orders");
+        var orders = await StartSidecarWithTokenAsync(_issuer.Sign(_issuer.Claims(DateTimeOffset.UtcNow)), app.Port);
+        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port);
+
+        foreach (var process in Mesh.Processes.Where(p => p.Name == "control-plane" && !p.HasExited))
+        {
+            Assert.True(await process.StopAsync(TimeSpan.FromSeconds(10)));
+        }
+        var expiredSerial = SidecarAdmin.SvidSerial(orders);
+        var expiry = SidecarAdmin.Certs(orders).GetProperty("not_after").GetDateTimeOffset();
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.SvidSerial(orders) == expiredSerial && DateTimeOffset.UtcNow > expiry.AddSeconds(1), ttl * 3),
+            "the SVID was renewed with the control plane stopped");
+        await Mesh.StartControlPlaneAsync(svidTtl: TimeSpan.FromMinutes(10), defaultPolicy: "allow-authenticated", extraArguments: issuer,
+            ports: [cp.BootstrapPort, cp.GrpcPort, cp.AdminPort, cp.WebhookPort]);
+
+        Assert.True(await Eventually.TrueAsync(() => SidecarAdmin.SvidSerial(orders) != expiredSerial, TimeSpan.FromSeconds(30)), orders.Sidecar!.ReadLog());
+        Assert.True(SidecarAdmin.Certs(orders).GetProperty("not_after").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(5));
+        Assert.Contains("attested again with the service-account token", orders.Sidecar!.ReadLog(), StringComparison.Ordinal);
+        Assert.True(await Eventually.TrueAsync(() => frontend.Sidecar!.ReadLog().Contains("a join token attests only once", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+            frontend.Sidecar!.ReadLog());
+
+        var caller = await Mesh.StartSidecarAsync("checkout", (await StartAppAsync("checkout")).Port);
+        await SidecarAdmin.WaitForServicesAsync(caller, 3);
+        using var client = SidecarAdmin.ThroughOutbound(caller);
+        using var response = await client.GetAsync(new Uri("http://orders/after-expiry"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(app.Requests, r => r.Path == "/after-expiry");
+        using var admin = new HttpClient();
+        using var ready = await admin.GetAsync(new Uri($"http://127.0.0.1:{frontend.AdminPort}/ready"));
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(frontend.Sidecar!.ReadLog(), "a join token attests only once"));
+    }
+
     [Fact]
     public async Task TokensForAnotherAudienceExpiredOrSignedByAnUnknownKeyAreRefused()
     {

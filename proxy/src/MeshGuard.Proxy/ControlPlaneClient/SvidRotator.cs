@@ -37,27 +37,45 @@ internal sealed partial class SvidRotator(
                 await Task.Delay(wait, time, stoppingToken);
             }
             var backoff = new Backoff(MinRetry, MaxRetry);
+            var toldExpired = false;
             while (!stoppingToken.IsCancellationRequested)
             {
                 var replica = channel.CurrentIndex;
+                var left = current.Svid.NotAfter - time.GetUtcNow();
                 try
                 {
-                    var svid = await client.RenewAsync(channel.Identity, stoppingToken);
-                    channel.Succeeded();
-                    LogRenewed(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter, channel.CurrentAddress);
-                    break;
+                    if (left > TimeSpan.Zero)
+                    {
+                        var svid = await client.RenewAsync(channel.Identity, stoppingToken);
+                        channel.Succeeded();
+                        LogRenewed(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter, channel.CurrentAddress);
+                        break;
+                    }
+                    // An expired SVID authenticates no renewal: the control plane was unreachable for its last quarter of life.
+                    if (client.CanAttestAgain)
+                    {
+                        var svid = await client.AttestAgainAsync(stoppingToken);
+                        LogAttestedAgain(logger, svid.Id, svid.Certificate.SerialNumber, svid.NotAfter);
+                        break;
+                    }
+                    if (!toldExpired)
+                    {
+                        toldExpired = true;
+                        LogExpiredForGood(logger, current.Svid.Id, current.Svid.NotAfter);
+                    }
+                    await Task.Delay(MaxRetry, time, stoppingToken);
+                    continue;
                 }
                 catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
-                    var left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
                     if (channel.Failover(replica))
                     {
                         continue;
                     }
-                    // The backoff never sleeps past a quarter of the life left: a control plane that returns just
-                    // before expiry must still be asked in time.
-                    await backoff.DelayAsync(time, left / 4, stoppingToken);
+                    // The backoff never sleeps past a quarter of the life left, so that a control plane that returns just
+                    // before expiry is still asked in time; once the SVID has expired it backs off in full.
+                    await backoff.DelayAsync(time, left > TimeSpan.Zero ? left / 4 : MaxRetry, stoppingToken);
                 }
             }
         }
@@ -68,4 +86,10 @@ internal sealed partial class SvidRotator(
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "SVID renewal failed ({Reason}); current SVID has {SecondsLeft:F1}s left, retrying")]
     private static partial void LogRenewalFailed(ILogger logger, string reason, double secondsLeft);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "SVID had expired; attested again with the service-account token: {SpiffeId}, serial {Serial}, valid until {NotAfter:o}")]
+    private static partial void LogAttestedAgain(ILogger logger, MeshGuard.Spiffe.SpiffeId spiffeId, string serial, DateTimeOffset notAfter);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "SVID {SpiffeId} expired at {NotAfter:o} before the control plane could renew it, and a join token attests only once: restart the sidecar with a new join token, or give it --sa-token-file to attest again by itself")]
+    private static partial void LogExpiredForGood(ILogger logger, MeshGuard.Spiffe.SpiffeId spiffeId, DateTimeOffset notAfter);
 }

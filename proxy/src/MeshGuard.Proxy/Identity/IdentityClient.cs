@@ -34,7 +34,27 @@ internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdent
     }
 
     /// <summary>Attests with the join token. A refusal by the control plane is final; a network error is retried by the caller.</summary>
-    public async Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, CancellationToken cancellation)
+    public Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, CancellationToken cancellation) =>
+        AttestAsync(controlPlaneBundle, expected: null, cancellation);
+
+    /// <summary>
+    /// Whether the sidecar can attest again by itself once its SVID has expired (a control plane unreachable for the
+    /// SVID's last quarter of life): a service-account token file is read anew at each attempt, a join token is spent once.
+    /// </summary>
+    public bool CanAttestAgain => string.IsNullOrEmpty(settings.JoinToken) && settings.ServiceAccountTokenFile is not null;
+
+    /// <summary>
+    /// Attests again with the service-account token, in place of a renewal the expired SVID can no longer authenticate.
+    /// The control plane is checked against the bundle in force (a root may have rotated since the start), and the new
+    /// SVID must name the identity held: routes and policy were compiled for it.
+    /// </summary>
+    public Task<X509Svid> AttestAgainAsync(CancellationToken cancellation)
+    {
+        var current = identity.Current;
+        return AttestAsync(current.Bundle, current.Svid.Id, cancellation);
+    }
+
+    private async Task<X509Svid> AttestAsync(TrustBundle controlPlaneBundle, SpiffeId? expected, CancellationToken cancellation)
     {
         using var client = connector.BootstrapClient(controlPlaneBundle, TimeSpan.FromSeconds(15));
         using var key = SvidKey.CreateKey();
@@ -65,7 +85,7 @@ internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdent
         }
         var body = await response.Content.ReadFromJsonAsync(ContractsJsonContext.Default.AttestResponse, cancellation)
             ?? throw new AttestationRefusedException("control plane sent an empty attestation response");
-        return Accept(body.SvidChainPem, body.TrustBundlePem, key, controlPlaneBundle);
+        return Accept(body.SvidChainPem, body.TrustBundlePem, key, controlPlaneBundle, expected);
     }
 
     /// <summary>Renews over mTLS, authenticated by the current SVID.</summary>
@@ -82,20 +102,20 @@ internal sealed class IdentityClient(AttestationSettings settings, WorkloadIdent
             },
             deadline: time.GetUtcNow().UtcDateTime.AddSeconds(15),
             cancellationToken: cancellation);
-        var svid = Accept(response.SvidChainPem, response.TrustBundlePem, key, current.Bundle);
-        if (svid.Id != current.Svid.Id)
-        {
-            throw new AttestationRefusedException($"control plane renewed {svid.Id} instead of {current.Svid.Id}");
-        }
-        return svid;
+        return Accept(response.SvidChainPem, response.TrustBundlePem, key, current.Bundle, current.Svid.Id);
     }
 
     // The new bundle must itself be trusted by the bundle we already hold: a control plane cannot be
     // talked into handing us a foreign root without also holding the current one's key.
-    private X509Svid Accept(string chainPem, string bundlePem, ECDsa key, TrustBundle trusted)
+    // An SVID for another identity than the one held is refused before it is published.
+    private X509Svid Accept(string chainPem, string bundlePem, ECDsa key, TrustBundle trusted, SpiffeId? expected)
     {
         var now = time.GetUtcNow();
         var svid = X509Svid.Create(chainPem, key, trusted, now);
+        if (expected is { } held && svid.Id != held)
+        {
+            throw new AttestationRefusedException($"control plane issued {svid.Id} instead of {held}");
+        }
         var bundle = TrustBundle.FromPem(bundlePem);
         if (bundle.TrustDomain != trusted.TrustDomain)
         {
