@@ -19,7 +19,12 @@ internal static class OpaqueTcp
 
     public static int ReadPreamble(ReadOnlySpan<byte> buffer) => BinaryPrimitives.ReadUInt16BigEndian(buffer);
 
-    /// <summary>Copies both ways until either side closes, then closes both; returns the bytes that went each way.</summary>
+    /// <summary>
+    /// Copies both ways until either side closes, then closes both; returns the octets each side sent (read from it).
+    /// They are counted as read, not once written: when one side closes, the other direction is cancelled, and a write
+    /// that delivered its octets can still end in that cancellation (a reply the caller got, then closed on, would
+    /// otherwise be recorded as never sent).
+    /// </summary>
     public static async Task<(long AToB, long BToA)> PipeAsync(Stream a, Stream b, CancellationToken cancellation)
     {
         using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
@@ -39,8 +44,8 @@ internal static class OpaqueTcp
             int read;
             while ((read = await from.ReadAsync(buffer, cancellation)) > 0)
             {
-                await to.WriteAsync(buffer.AsMemory(0, read), cancellation);
                 copied += read;
+                await to.WriteAsync(buffer.AsMemory(0, read), cancellation);
             }
             await to.FlushAsync(cancellation);
         }
