@@ -46,7 +46,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         "Expect", "HTTP2-Settings",
     };
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public async ValueTask<AppLegOutcome> ForwardAsync(HttpContext context, AuthorizedRequest authorized, StringValues forwardedClientCert, ForwardedHeaders forwarding)
     {
         var request = context.Request;
@@ -238,7 +238,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     /// <summary>One request on one connection: the app's head, then its body, onto the server's response.</summary>
     private readonly struct Exchange(AppHttp1Leg leg, HttpContext context, AppConnection connection, bool headRequest)
     {
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
         public async ValueTask<ExchangeOutcome> RunAsync(Task<bool>? body, bool mayRetry)
         {
             var reader = connection.Reader;
@@ -347,7 +347,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             return outcome == ExchangeOutcome.Reusable ? ExchangeOutcome.Done : outcome;
         }
 
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
         private async ValueTask<bool> CopyLengthAsync(long length)
         {
             var reader = connection.Reader;
@@ -376,7 +376,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             return true;
         }
 
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
         private async ValueTask<bool> CopyChunkedAsync()
         {
             var reader = connection.Reader;
@@ -405,7 +405,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             }
         }
 
-        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+        [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
         private async ValueTask<bool> CopyToEndAsync()
         {
             var reader = connection.Reader;

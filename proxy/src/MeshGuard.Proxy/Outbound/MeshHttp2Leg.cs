@@ -42,7 +42,7 @@ internal static class MeshHttp2Leg
 
     private static readonly Action<(HttpContext Context, MadeIds Ids), HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public static async ValueTask<TryOutcome> ForwardAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
     {
         var request = context.Request;
@@ -155,7 +155,7 @@ internal static class MeshHttp2Leg
     }
 
     /// <summary>The answer's body (and its trailers, where the app's protocol has them) to the app.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private static async ValueTask<TryOutcome> RelayBodyAsync(HttpContext context, Http2ClientStream stream, OutboundExchange exchange)
     {
         var output = context.Response.BodyWriter;
@@ -313,7 +313,7 @@ internal static class MeshHttp2Leg
     /// Waits for the body to be sent. One still going once the exchange ended is stopped: after a whole answer the
     /// rest of the upload is dropped as it comes; otherwise the read is cancelled.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private static async ValueTask<BodyOutcome> EndBodyAsync(HttpContext context, Http2ClientStream stream, Task<BodyOutcome>? body)
     {
         if (body is null)

@@ -105,7 +105,7 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
     /// Reads the answer's body; the caller hands each result back with <see cref="Consumed"/>. Throws
     /// <see cref="Http2StreamException"/> when the stream broke, or was reset by this side, before the body's end.
     /// </summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public async ValueTask<ReadResult> ReadBodyAsync()
     {
         var result = await _body.Reader.ReadAsync();
