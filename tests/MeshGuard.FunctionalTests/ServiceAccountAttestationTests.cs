@@ -40,12 +40,18 @@ public sealed class ServiceAccountAttestationTests : MeshTest
         var orders = await StartSidecarWithTokenAsync(_issuer.Sign(_issuer.Claims(DateTimeOffset.UtcNow)), app.Port);
 
         Assert.Equal("spiffe://mesh.local/ns/shop/sa/orders", SidecarAdmin.Certs(orders).GetProperty("spiffe_id").GetString());
-        var frontend = await Mesh.StartSidecarAsync("frontend", (await StartAppAsync("frontend")).Port);
-        await SidecarAdmin.WaitForServicesAsync(frontend, 2);
-        using var client = SidecarAdmin.ThroughOutbound(frontend);
-        using var response = await client.GetAsync(new Uri("http://orders/orders/1"));
+        await CallOrdersFromANewSidecarAsync("frontend", services: 2, app, "/orders/1");
+    }
+
+    /// <summary>A sidecar started now for <paramref name="caller"/> calls orders at <paramref name="path"/>, which reaches its app.</summary>
+    private async Task CallOrdersFromANewSidecarAsync(string caller, int services, RecordingApp app, string path)
+    {
+        var sidecar = await Mesh.StartSidecarAsync(caller, (await StartAppAsync(caller)).Port);
+        await SidecarAdmin.WaitForServicesAsync(sidecar, services);
+        using var client = SidecarAdmin.ThroughOutbound(sidecar);
+        using var response = await client.GetAsync(new Uri("http://orders" + path));
         Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
-        Assert.Contains(app.Requests, r => r.Path == "/orders/1");
+        Assert.Contains(app.Requests, r => r.Path == path);
     }
 
     /// <summary>
@@ -82,12 +88,7 @@ public sealed class ServiceAccountAttestationTests : MeshTest
         Assert.True(await Eventually.TrueAsync(() => frontend.Sidecar!.ReadLog().Contains("a join token attests only once", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
             frontend.Sidecar!.ReadLog());
 
-        var caller = await Mesh.StartSidecarAsync("checkout", (await StartAppAsync("checkout")).Port);
-        await SidecarAdmin.WaitForServicesAsync(caller, 3);
-        using var client = SidecarAdmin.ThroughOutbound(caller);
-        using var response = await client.GetAsync(new Uri("http://orders/after-expiry"));
-        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
-        Assert.Contains(app.Requests, r => r.Path == "/after-expiry");
+        await CallOrdersFromANewSidecarAsync("checkout", services: 3, app, "/after-expiry");
         using var admin = new HttpClient();
         using var ready = await admin.GetAsync(new Uri($"http://127.0.0.1:{frontend.AdminPort}/ready"));
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
