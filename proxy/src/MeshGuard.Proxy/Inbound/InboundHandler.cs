@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Protocols;
@@ -78,7 +79,7 @@ internal sealed partial class InboundHandler(
         // 3. The proof the app leg requires: it sends exactly this view.
         var config = AppLegConfig(context.Request);
         return ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context)
-            ? ForwardToAppAsync(context, peer, started, authorized)
+            ? ForwardToAppAsync(context, peer, started, authorized).AsTask()
             : ForwardGeneralAsync(context, peer, started, authorized, config);
     }
 
@@ -88,8 +89,12 @@ internal sealed partial class InboundHandler(
         Ended(context, peer, started, decision, method, path);
     }
 
-    /// <summary>The usual path: the authorized request over the hand-written HTTP/1.1 leg.</summary>
-    private async Task ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized)
+    /// <summary>
+    /// The usual path: the authorized request over the hand-written HTTP/1.1 leg. Its state machine is pooled; the server
+    /// takes a Task, so the caller hands it over wrapped in a small one (the result means nothing).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized)
     {
         // The leg leaves out what only a sidecar may set as it writes the head (MeshHeaders.IsForgeable).
         var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders);
@@ -98,6 +103,7 @@ internal sealed partial class InboundHandler(
             await AnswerAppLegFailureAsync(context, outcome);
         }
         Ended(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+        return true;
     }
 
     /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>

@@ -1,10 +1,12 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.FlowLog;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Routing;
+using MeshGuard.Proxy.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.ObjectPool;
 using Yarp.ReverseProxy.Forwarder;
@@ -69,7 +71,8 @@ internal sealed partial class OutboundHandler(
         var exchange = exchanges.Get();
         exchange.Start(IsRetryable(context), budget, made);
         context.Features.Set(exchange);
-        return ForwardAsync(context, route, exchange, started, requestId, traceParent);
+        // The server takes a Task: a small one wraps the pooled call (the method's own state machine was a Task of its own).
+        return ForwardAsync(context, route, exchange, started, requestId, traceParent).AsTask();
     }
 
     /// <summary>No service of the mesh has this Host: out of the mesh if the outbound policy lets it, else a 502.</summary>
@@ -84,8 +87,9 @@ internal sealed partial class OutboundHandler(
         recorder.Exchange(context, started, requestId, traceParent, made, null, null);
     }
 
-    /// <summary>Tries endpoints until one answers or no further try is allowed, then records the endpoint tried last.</summary>
-    private async Task ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange, long started, string? requestId, string? traceParent)
+    /// <summary>Tries endpoints until one answers or no further try is allowed, then records the endpoint tried last (the result means nothing).</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ForwardAsync(HttpContext context, ServiceRoute route, OutboundExchange exchange, long started, string? requestId, string? traceParent)
     {
         try
         {
@@ -158,6 +162,7 @@ internal sealed partial class OutboundHandler(
             context.Features.Set<OutboundExchange>(null);
             exchanges.Return(exchange);
         }
+        return true;
     }
 
     /// <summary>Whether the request may go out again after this try (a held-back answer already has its retry).</summary>
