@@ -141,7 +141,7 @@ internal abstract class PooledBox<TResult> : IValueTaskSource<TResult>
     public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 
-    /// <summary>The box of one async method: a bounded pool of them, lock-free, shared by every thread.</summary>
+    /// <summary>The box of one async method: a bounded pool of them, shared by every thread.</summary>
     internal sealed class Of<TStateMachine> : PooledBox<TResult>
         where TStateMachine : IAsyncStateMachine
     {
