@@ -60,9 +60,9 @@ public readonly record struct FlowRecord
     /// <summary>The same as text (where a header collection or an exporter needs a string).</summary>
     public static string HexText(UInt128 id)
     {
-        Span<byte> octets = stackalloc byte[16];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(octets, id);
-        return Convert.ToHexStringLower(octets);
+        Span<byte> text = stackalloc byte[32];
+        WriteHex(id, text);
+        return System.Text.Encoding.ASCII.GetString(text);
     }
 }
 

@@ -68,6 +68,8 @@ internal sealed partial class SvidRotator(
                 }
                 catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
+                    // Read again: the failed call may have taken up to its 15 s deadline.
+                    left = current.Svid.NotAfter - time.GetUtcNow();
                     LogRenewalFailed(logger, e.Message, left.TotalSeconds);
                     if (channel.Failover(replica))
                     {
