@@ -5,6 +5,8 @@ using MeshGuard.Proxy;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Spiffe;
 
+// Before any socket: see SocketCompletions.
+SocketCompletions.RunInlineUnlessConfigured();
 // Before anything can build a certificate chain: see SystemTrustStore.
 MeshGuard.Proxy.Identity.SystemTrustStore.KeepOutUnlessNeeded();
 
