@@ -137,27 +137,32 @@ run_tests() {
   # the tests of what MeshGuard.Spiffe's TLS options and SVID verification refuse or offer (Subject=SpiffeTls: the
   # handshake refusals and the TLS scan of the sidecar's and the control plane's ports; the same library code in both
   # builds, while every other test runs the admitted mTLS handshake with the NativeAOT sidecar too).
-  # The work goes in two lanes at the same time, each about half of it: the tests mostly wait on processes they
-  # started and on their timeouts (one lane alone keeps the two cores about 57 % busy). Lane one: the unit tests, then
-  # the JIT sidecar under every test the NativeAOT pass runs, and the store's. Lane two: the NativeAOT sidecar's
-  # build, the NativeAOT pass (the images, which hold that sidecar, are made beside it), then the JIT sidecar under
-  # the rest. Each lane takes its own half of the ports below the ephemeral range, so neither can bind a port the
-  # other has just probed free.
+  # The tests mostly wait on processes they started and on their timeouts: with two lanes the two cores still stood
+  # idle 30-70 % of the functional part (vmstat), so the work goes in three lanes at the same time, each about a third
+  # of it. Lane one: the unit tests, the JIT sidecar under the quicker classes, then the TLS scan. Lane two: the
+  # NativeAOT sidecar's build, its pass (the images, which hold that sidecar, are made beside it), then the container
+  # tests. Lane three: the control plane's own tests, then the JIT sidecar under the classes that wait longest
+  # (control-plane restarts, SVID lifetimes, replicas, etcd). Each lane takes its own third of the ports below the
+  # ephemeral range, so no lane can bind a port another has just probed free.
   if [ $# -eq 0 ]; then
-    local aotbin="$ROOT/out/aot-bin" f lane_pid lane_status=0 low=10000 ephemeral mid subject once="" not_once=""
+    local aotbin="$ROOT/out/aot-bin" f lane2_pid lane3_pid lane2_status=0 lane3_status=0 low=10000 ephemeral third subject not_once="" class
+    local long="" quick=""
     for subject in ControlPlane ReviewerConsole Containers SpiffeTls; do
-      once+="${once:+|}Subject=$subject"; not_once+="${not_once:+&}Subject!=$subject"
+      not_once+="${not_once:+&}Subject!=$subject"
     done
-    local twice="$not_once&Subject!=ControlPlaneStore"
+    for class in EtcdStoreTests ServiceAccountAttestationTests RootRotationTests ControlPlaneFaultTests ControlPlaneReplicasTests; do
+      long+="${long:+|}FullyQualifiedName~.$class."; quick+="${quick:+&}FullyQualifiedName!~.$class."
+    done
+    local twice="$not_once&Subject!=ControlPlaneStore" tls_scan="FullyQualifiedName~.TlsScanTests."
     ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     # An ephemeral range that starts low leaves the ports above it (LocalMesh.FreePorts does the same).
     if [ "$ephemeral" -le 12000 ]; then low=$(cut -f2 /proc/sys/net/ipv4/ip_local_port_range); low=$((low + 1)); ephemeral=65536; fi
-    mid=$(( (low + ephemeral) / 2 ))
+    third=$(( (ephemeral - low) / 3 ))
     rm -rf "$aotbin"; mkdir -p "$aotbin"
     for f in "$BIN"/*; do ln -s "$f" "$aotbin/"; done
     rm "$aotbin/meshguard-proxy"; ln -s "$ROOT/out/aot/meshguard-proxy" "$aotbin/meshguard-proxy"
     (
-      export MESHGUARD_LOCAL_PORTS="$mid-$((ephemeral - 1))"
+      export MESHGUARD_LOCAL_PORTS="$((low + third))-$((low + 2 * third - 1))"
       lane=0 images_pid=""
       if build_aot; then
         # The container tests (Subject=Containers, at this lane's end) run the images of this build; a failed image
@@ -173,15 +178,31 @@ run_tests() {
         wait "$images_pid" || { lane=$?; echo "FAILED: build/images/images.sh exited $lane"; }
         cat "$results/images.log"
       fi
-      TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" --filter "$once" || lane=$?
+      TRX_NAME=functional-containers run_test_project "$results" "$BIN" "$functional" --filter "Subject=Containers" || lane=$?
       exit "$lane"
     ) > "$results/functional-lane-two.log" 2>&1 &
-    lane_pid=$!
-    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" unit_tests || status=$?
-    MESHGUARD_LOCAL_PORTS="$low-$((mid - 1))" run_test_project "$results" "$BIN" "$functional" --filter "$not_once" || status=$?
-    wait "$lane_pid" || lane_status=$?
-    cat "$results/functional-lane-two.log"
-    [ "$lane_status" -eq 0 ] || status=$lane_status
+    lane2_pid=$!
+    (
+      export MESHGUARD_LOCAL_PORTS="$((low + 2 * third))-$((ephemeral - 1))"
+      lane=0
+      # The control plane's own tests first, while the NativeAOT build and the unit tests' fuzzing take the cores: the
+      # long classes after them keep time (SVID lifetimes, restarts under load).
+      TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" \
+        --filter "(Subject=ControlPlane|Subject=ReviewerConsole|Subject=SpiffeTls)&FullyQualifiedName!~.TlsScanTests." || lane=$?
+      TRX_NAME=functional-jit-long run_test_project "$results" "$BIN" "$functional" --filter "($not_once)&($long)" || lane=$?
+      exit "$lane"
+    ) > "$results/functional-lane-three.log" 2>&1 &
+    lane3_pid=$!
+    export MESHGUARD_LOCAL_PORTS="$low-$((low + third - 1))"
+    unit_tests || status=$?
+    run_test_project "$results" "$BIN" "$functional" --filter "$not_once&$quick" || status=$?
+    TRX_NAME=functional-tls-scan run_test_project "$results" "$BIN" "$functional" --filter "$tls_scan" || status=$?
+    unset MESHGUARD_LOCAL_PORTS
+    wait "$lane3_pid" || lane3_status=$?
+    wait "$lane2_pid" || lane2_status=$?
+    cat "$results/functional-lane-three.log" "$results/functional-lane-two.log"
+    [ "$lane3_status" -eq 0 ] || status=$lane3_status
+    [ "$lane2_status" -eq 0 ] || status=$lane2_status
   else
     unit_tests "$@" || status=$?
     run_test_project "$results" "$BIN" "$functional" "$@" || status=$?
