@@ -142,7 +142,7 @@ run_tests() {
   # of it. Lane one: the unit tests, the JIT sidecar under the quicker classes, then the TLS scan. Lane two: the
   # NativeAOT sidecar's build, its pass (the images, which hold that sidecar, are made beside it), then the container
   # tests. Lane three: the control plane's own tests, then the JIT sidecar under the classes that wait longest
-  # (control-plane restarts, SVID lifetimes, replicas, etcd). Each lane takes its own third of the ports below the
+  # (control-plane restarts, SVID lifetimes, replicas, etcd), then the NativeAOT one under the two longest of them. Each lane takes its own third of the ports below the
   # ephemeral range, so no lane can bind a port another has just probed free.
   if [ $# -eq 0 ]; then
     local aotbin="$ROOT/out/aot-bin" f lane2_pid lane3_pid lane2_status=0 lane3_status=0 low=10000 ephemeral third subject not_once="" class
@@ -153,6 +153,10 @@ run_tests() {
     for class in EtcdStoreTests ServiceAccountAttestationTests RootRotationTests ControlPlaneFaultTests ControlPlaneReplicasTests; do
       long+="${long:+|}FullyQualifiedName~.$class."; quick+="${quick:+&}FullyQualifiedName!~.$class."
     done
+    # The NativeAOT sidecar under the two longest of those goes to lane three as well, once lane two has built it.
+    local aot_long="FullyQualifiedName~.ServiceAccountAttestationTests.|FullyQualifiedName~.RootRotationTests."
+    local aot_quick="FullyQualifiedName!~.ServiceAccountAttestationTests.&FullyQualifiedName!~.RootRotationTests."
+    rm -f "$results/aot-built" "$results/aot-failed"
     local twice="$not_once&Subject!=ControlPlaneStore" tls_scan="FullyQualifiedName~.TlsScanTests."
     ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     # An ephemeral range that starts low leaves the ports above it (LocalMesh.FreePorts does the same).
@@ -165,13 +169,15 @@ run_tests() {
       export MESHGUARD_LOCAL_PORTS="$((low + third))-$((low + 2 * third - 1))"
       lane=0 images_pid=""
       if build_aot; then
+        touch "$results/aot-built"
         # The container tests (Subject=Containers, at this lane's end) run the images of this build; a failed image
         # build fails the run. It runs at the lowest CPU and I/O priority: the NativeAOT pass beside it has timing to
         # keep (a root rotation, a rapid-reset flood), the image build only has to be done by the pass's end.
         nice -n 19 ionice -c 3 build/images/images.sh > "$results/images.log" 2>&1 &
         images_pid=$!
-        TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice" || lane=$?
+        TRX_NAME=functional-aot-sidecar run_test_project "$results" "$aotbin" "$functional" --filter "$twice&$aot_quick" || lane=$?
       else
+        touch "$results/aot-failed"
         echo "FAILED: the NativeAOT build"; lane=1
       fi
       if [ -n "$images_pid" ]; then
@@ -190,6 +196,11 @@ run_tests() {
       TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" \
         --filter "(Subject=ControlPlane|Subject=ReviewerConsole|Subject=SpiffeTls)&FullyQualifiedName!~.TlsScanTests." || lane=$?
       TRX_NAME=functional-jit-long run_test_project "$results" "$BIN" "$functional" --filter "($not_once)&($long)" || lane=$?
+      # Lane two says when its NativeAOT build is done (or failed: it reports that); bounded, should lane two die.
+      for _ in $(seq 1800); do [ -e "$results/aot-built" ] || [ -e "$results/aot-failed" ] && break; sleep 1; done
+      if [ -e "$results/aot-built" ]; then
+        TRX_NAME=functional-aot-long run_test_project "$results" "$aotbin" "$functional" --filter "($twice)&($aot_long)" || lane=$?
+      fi
       exit "$lane"
     ) > "$results/functional-lane-three.log" 2>&1 &
     lane3_pid=$!
