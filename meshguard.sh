@@ -142,22 +142,27 @@ run_tests() {
   # of it. Lane one: the unit tests, the JIT sidecar under the quicker classes, then the TLS scan. Lane two: the
   # NativeAOT sidecar's build, its pass (the images, which hold that sidecar, are made beside it), then the container
   # tests. Lane three: the control plane's own tests, then the JIT sidecar under the classes that wait longest
-  # (control-plane restarts, SVID lifetimes, replicas, etcd), then the NativeAOT one under the two longest of them. Each lane takes its own third of the ports below the
-  # ephemeral range, so no lane can bind a port another has just probed free.
+  # (control-plane restarts, SVID lifetimes, replicas, etcd), then the NativeAOT one under the two longest of them.
+  # Each lane takes its own third of the ports below the ephemeral range, so no lane can bind a port another has just
+  # probed free.
   if [ $# -eq 0 ]; then
-    local aotbin="$ROOT/out/aot-bin" f lane2_pid lane3_pid lane2_status=0 lane3_status=0 low=10000 ephemeral third subject not_once="" class
-    local long="" quick=""
+    local aotbin="$ROOT/out/aot-bin" f lane2_pid lane3_pid lane2_status=0 lane3_status=0 low=10000 ephemeral third subject not_once=""
+    local long quick
     for subject in ControlPlane ReviewerConsole Containers SpiffeTls; do
       not_once+="${not_once:+&}Subject!=$subject"
     done
-    for class in EtcdStoreTests ServiceAccountAttestationTests RootRotationTests ControlPlaneFaultTests ControlPlaneReplicasTests; do
-      long+="${long:+|}FullyQualifiedName~.$class."; quick+="${quick:+&}FullyQualifiedName!~.$class."
-    done
+    # any_class CLASS...: a filter for the tests of those classes; no_class CLASS...: for every other test.
+    any_class() { local c out=""; for c; do out+="${out:+|}FullyQualifiedName~.$c."; done; echo "$out"; }
+    no_class() { local c out=""; for c; do out+="${out:+&}FullyQualifiedName!~.$c."; done; echo "$out"; }
+    local long_classes=(EtcdStoreTests ServiceAccountAttestationTests RootRotationTests ControlPlaneFaultTests ControlPlaneReplicasTests)
     # The NativeAOT sidecar under the two longest of those goes to lane three as well, once lane two has built it.
-    local aot_long="FullyQualifiedName~.ServiceAccountAttestationTests.|FullyQualifiedName~.RootRotationTests."
-    local aot_quick="FullyQualifiedName!~.ServiceAccountAttestationTests.&FullyQualifiedName!~.RootRotationTests."
+    local aot_long_classes=(ServiceAccountAttestationTests RootRotationTests)
+    long=$(any_class "${long_classes[@]}"); quick=$(no_class "${long_classes[@]}")
+    local aot_long aot_quick
+    aot_long=$(any_class "${aot_long_classes[@]}"); aot_quick=$(no_class "${aot_long_classes[@]}")
     rm -f "$results/aot-built" "$results/aot-failed"
-    local twice="$not_once&Subject!=ControlPlaneStore" tls_scan="FullyQualifiedName~.TlsScanTests."
+    local twice="$not_once&Subject!=ControlPlaneStore" tls_scan
+    tls_scan=$(any_class TlsScanTests)
     ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     # An ephemeral range that starts low leaves the ports above it (LocalMesh.FreePorts does the same).
     if [ "$ephemeral" -le 12000 ]; then low=$(cut -f2 /proc/sys/net/ipv4/ip_local_port_range); low=$((low + 1)); ephemeral=65536; fi
@@ -194,7 +199,7 @@ run_tests() {
       # The control plane's own tests first, while the NativeAOT build and the unit tests' fuzzing take the cores: the
       # long classes after them keep time (SVID lifetimes, restarts under load).
       TRX_NAME=functional-control-plane run_test_project "$results" "$BIN" "$functional" \
-        --filter "(Subject=ControlPlane|Subject=ReviewerConsole|Subject=SpiffeTls)&FullyQualifiedName!~.TlsScanTests." || lane=$?
+        --filter "(Subject=ControlPlane|Subject=ReviewerConsole|Subject=SpiffeTls)&$(no_class TlsScanTests)" || lane=$?
       TRX_NAME=functional-jit-long run_test_project "$results" "$BIN" "$functional" --filter "($not_once)&($long)" || lane=$?
       # Lane two says when its NativeAOT build is done (or failed: it reports that); bounded, should lane two die.
       for _ in $(seq 1800); do [ -e "$results/aot-built" ] || [ -e "$results/aot-failed" ] && break; sleep 1; done
