@@ -11,6 +11,7 @@ using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
 namespace MeshGuard.Proxy.Outbound;
@@ -40,13 +41,13 @@ internal static class MeshHttp2Leg
         HeaderNames.Connection, HeaderNames.KeepAlive, "Proxy-Connection", HeaderNames.TransferEncoding, HeaderNames.Upgrade,
     };
 
-    private static readonly Action<(HttpContext Context, MadeIds Ids), HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
+    private static readonly Action<(HttpContext Context, OutboundExchange Exchange), HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
 
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public static async ValueTask<TryOutcome> ForwardAsync(HttpContext context, MeshEndpoint endpoint, OutboundExchange exchange)
     {
         var request = context.Request;
-        if (!FieldsSendable(request.Headers))
+        if (!TakeFields(request.Headers, exchange.Fields))
         {
             await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: a request header holds what HTTP/2 cannot carry\n");
             return TryOutcome.AppSide;
@@ -59,7 +60,7 @@ internal static class MeshHttp2Leg
         Http2ClientStream stream;
         try
         {
-            stream = await endpoint.Peer.OpenStreamAsync(WriteFields, (context, exchange.Ids), endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
+            stream = await endpoint.Peer.OpenStreamAsync(WriteFields, (context, exchange), endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
         }
         catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException or PeerIdentityException)
         {
@@ -331,11 +332,18 @@ internal static class MeshHttp2Leg
         return await body;
     }
 
-    private static bool FieldsSendable(IHeaderDictionary headers)
+    /// <summary>
+    /// The request fields that go on to the peer, into <paramref name="fields"/>, in the one pass over the server's
+    /// collection the leg makes (a second pass allocates an enumerator); false if a field holds what HTTP/2 cannot
+    /// carry. Checked before the stream opens: the encoder's table must never hold half a block.
+    /// </summary>
+    private static bool TakeFields(IHeaderDictionary headers, List<KeyValuePair<string, StringValues>> fields)
     {
+        fields.Clear();
         foreach (var field in headers)
         {
-            if (MeshHeaders.IsForgeable(field.Key, ForwardedHeaders.Keep))
+            var name = field.Key;
+            if (MeshHeaders.IsForgeable(name, ForwardedHeaders.Keep))
             {
                 continue;
             }
@@ -343,15 +351,28 @@ internal static class MeshHttp2Leg
             {
                 if (value is not null && !HpackEncoder.IsSendable(value))
                 {
+                    fields.Clear();
                     return false;
                 }
             }
+            if (name.Length == 0 || name[0] == ':' || NotForwarded.Contains(name))
+            {
+                if (name.Equals(HeaderNames.TE, StringComparison.OrdinalIgnoreCase) && field.Value.Count == 1 && string.Equals(field.Value[0], "trailers", StringComparison.OrdinalIgnoreCase))
+                {
+                    // The one TE HTTP/2 allows (gRPC sends it).
+                    fields.Add(TeTrailers);
+                }
+                continue;
+            }
+            fields.Add(field);
         }
         return true;
     }
 
+    private static readonly KeyValuePair<string, StringValues> TeTrailers = new("te", "trailers");
+
     /// <summary>Under the connection's lock: the request's head as HTTP/2 fields.</summary>
-    private static void WriteRequestFields((HttpContext Context, MadeIds Ids) state, HpackEncoder encoder, IBufferWriter<byte> block)
+    private static void WriteRequestFields((HttpContext Context, OutboundExchange Exchange) state, HpackEncoder encoder, IBufferWriter<byte> block)
     {
         var request = state.Context.Request;
         encoder.WriteField(block, ":method", request.Method, HpackIndexing.Index);
@@ -367,26 +388,18 @@ internal static class MeshHttp2Leg
             path += request.QueryString.Value;
         }
         encoder.WriteField(block, ":path", path, HpackIndexing.NoIndex);
-        foreach (var field in request.Headers)
+        var fields = state.Exchange.Fields;
+        foreach (var (name, values) in fields)
         {
-            var name = field.Key;
-            if (name.Length == 0 || name[0] == ':' || NotForwarded.Contains(name) || MeshHeaders.IsForgeable(name, ForwardedHeaders.Keep))
-            {
-                if (name.Equals(HeaderNames.TE, StringComparison.OrdinalIgnoreCase) && field.Value.Count == 1 && string.Equals(field.Value[0], "trailers", StringComparison.OrdinalIgnoreCase))
-                {
-                    // The one TE HTTP/2 allows (gRPC sends it).
-                    encoder.WriteField(block, "te", "trailers", HpackIndexing.Index);
-                }
-                continue;
-            }
             var indexing = IndexingFor(name);
-            foreach (var value in field.Value)
+            foreach (var value in values)
             {
                 encoder.WriteField(block, name, value ?? "", indexing);
             }
         }
+        fields.Clear();
         // The ids the sidecar made (the app brought none), written from their numbers.
-        var ids = state.Ids;
+        var ids = state.Exchange.Ids;
         if (ids.RequestId != 0)
         {
             Span<byte> text = stackalloc byte[32];

@@ -76,7 +76,7 @@ public sealed class Http2FrameQueueTests
     {
         using var transport = new HeldTransport();
         transport.ReleaseFirstWrite.SetResult();
-        var started = new List<Action>();
+        var started = new List<IThreadPoolWorkItem>();
         using var queue = new Http2FrameQueue(transport, _ => { }, started.Add);
         for (var streamId = 1; streamId <= 7; streamId += 2)
         {
@@ -86,7 +86,7 @@ public sealed class Http2FrameQueueTests
         // One write was started for the four heads, and nothing went out before it ran.
         Assert.Single(started);
         Assert.Empty(transport.ToArray());
-        started[0]();
+        started[0].Execute();
         await WaitForAsync(() => FramesIn(transport.ToArray()).Count == 4);
         Assert.Equal(1, transport.Writes);
 
@@ -94,7 +94,7 @@ public sealed class Http2FrameQueueTests
         queue.Frame(Http2FrameType.Ping, 0, 0, new byte[8]);
         queue.FlushSoon();
         Assert.Equal(2, started.Count);
-        started[1]();
+        started[1].Execute();
         await WaitForAsync(() => FramesIn(transport.ToArray()).Count == 5);
         Assert.Equal(2, transport.Writes);
     }

@@ -38,6 +38,9 @@ internal sealed class OutboundExchange : IDisposable
 
     public CancellationToken TryToken => _tryTimer.Token;
 
+    /// <summary>The request fields the current try sends on, taken in one pass over the server's collection (reused).</summary>
+    public List<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> Fields { get; } = [];
+
     /// <summary>The request id and trace context the sidecar made for this request (none when it brought its own).</summary>
     public MeshGuard.Proxy.FlowLog.MadeIds Ids { get; private set; }
 
@@ -114,6 +117,7 @@ internal sealed class OutboundExchange : IDisposable
         public override bool Return(OutboundExchange obj)
         {
             obj.EndTry();
+            obj.Fields.Clear();
             return true;
         }
     }

@@ -12,13 +12,9 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// its own lock (the order of header blocks must be the order HPACK encoded them); this lock is taken inside that one
 /// and never the other way round.
 /// </summary>
-/// <param name="startSoon">Where a <see cref="FlushSoon"/> write starts (a thread-pool work item unless a test says).</param>
-internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure, Action<Action>? startSoon = null) : IDisposable
+/// <param name="startSoon">Where a <see cref="FlushSoon"/> write starts: the thread pool unless a test says.</param>
+internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure, Action<IThreadPoolWorkItem>? startSoon = null) : IDisposable, IThreadPoolWorkItem
 {
-    private static readonly Action<Action> OnThreadPool = static write => ThreadPool.UnsafeQueueUserWorkItem(static w => w(), write, preferLocal: false);
-    private readonly Action<Action> _startSoon = startSoon ?? OnThreadPool;
-    private Action? _writeQueued;
-
     private readonly Lock _lock = new();
     private PooledBufferWriter _queue = new();
     private PooledBufferWriter? _spare = new();
@@ -114,7 +110,15 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
             }
             _writing = true;
         }
-        _startSoon(_writeQueued ??= () => _ = WriteQueuedAsync());
+        // The queue is its own work item: nothing is allocated per write.
+        if (startSoon is null)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+        else
+        {
+            startSoon(this);
+        }
     }
 
     /// <summary>
@@ -208,6 +212,9 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
         _taken?.TrySetResult();
         _taken = null;
     }
+
+    /// <summary>The write a <see cref="FlushSoon"/> started.</summary>
+    void IThreadPoolWorkItem.Execute() => _ = WriteQueuedAsync();
 
     public void Dispose()
     {
