@@ -81,6 +81,19 @@ public sealed class InboundAuthorizerTests
         Assert.Equal(verdict.Decision, permit.Decision);
         Assert.True(verdict.Decision.IsAllowed);
         Assert.Equal("/orders/7", Assert.Single(_decisions.Recent(5)).Path);
+        Assert.True(permit.IsIssued);
+        Assert.Equal(permit.Request.Path, permit.Required().Request.Path);
+    }
+
+    [Fact]
+    public void OnlyTheAuthorizersAllowMakesAProofAndADefaultOneIsRefused()
+    {
+        PublishAllowAll();
+        var permitted = Authorize("GET", "/orders/1");
+        var denied = permitted.Decision with { Verdict = MeshGuard.Policy.Engine.Verdict.Deny };
+        Assert.Throws<ArgumentException>(() => new AuthorizedRequest(permitted.Permit!.Value.Request, denied));
+        Assert.False(default(AuthorizedRequest).IsIssued);
+        Assert.Throws<InvalidOperationException>(() => default(AuthorizedRequest).Required());
     }
 
     [Fact]

@@ -49,6 +49,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public async ValueTask<AppLegOutcome> ForwardAsync(HttpContext context, AuthorizedRequest authorized, StringValues forwardedClientCert, ForwardedHeaders forwarding)
     {
+        authorized = authorized.Required();
         var request = context.Request;
         var host = request.Headers.Host.ToString();
         if (request.Headers.Connection is { Count: > 0 } named)

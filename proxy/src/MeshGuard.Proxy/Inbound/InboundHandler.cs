@@ -109,7 +109,7 @@ internal sealed partial class InboundHandler(
     /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>
     private async Task ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
     {
-        context.Features.Set(authorized);
+        authorized.SetOn(context);
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, config, _transformer);
         if (error != ForwarderError.None)
         {
