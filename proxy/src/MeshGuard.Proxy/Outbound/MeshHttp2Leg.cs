@@ -75,9 +75,10 @@ internal static class MeshHttp2Leg
         }
         // The exchange is written out here rather than in a method of its own: each async layer that waits for the
         // answer is one more state machine box per request.
+        Task<BodyOutcome>? body = null;
         try
         {
-            var body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, haveFirst ? first : null) : null;
+            body = hasBody ? SendBodyAsync(context.Request.BodyReader, stream, haveFirst ? first : null) : null;
             // Each of these resets the stream, which ends the wait for its answer: the app going away, the try's own
             // timeout, or the answer taking longer than any request may wait.
             using var appGone = context.RequestAborted.UnsafeRegister(static s => ((Http2ClientStream)s!).Reset(), stream);
@@ -151,7 +152,8 @@ internal static class MeshHttp2Leg
         }
         finally
         {
-            stream.Release();
+            // A body upload still running (only after an unexpected failure) keeps the stream object from ever serving another request.
+            stream.Release(reusable: body is null || body.IsCompleted);
         }
     }
 

@@ -211,10 +211,11 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
     {
         await using var connection = await ConnectAsync();
         // The peer resets the first stream (its body's writer ends) and this side releases it (its reader ends): its
-        // body pipe goes back to the pool, and the next stream takes it.
+        // body pipe goes back to the pool, and the next stream takes it. Released as something may still touch it
+        // (so the stream object itself is never used again).
         var finished = connection.TryOpenStream(WriteHead, new Head("GET", "/abort"), endStream: true, moreToCome: false)!;
         await Assert.ThrowsAsync<Http2StreamException>(() => finished.ReadHeadAsync().AsTask());
-        finished.Release();
+        finished.Release(reusable: false);
         var waiting = connection.TryOpenStream(WriteHead, new Head("GET", "/slow"), endStream: true, moreToCome: false)!;
         await waiting.ReadHeadAsync();
         var read = waiting.ReadBodyAsync().AsTask();

@@ -113,6 +113,67 @@ public sealed class ScriptedHttp2PeerTests
     }
 
     [Fact]
+    public async Task AStreamObjectServesANewStreamOnlyWhenFramesForItsOldOneCanNoLongerReachIt()
+    {
+        var firstReleased = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var readerPassedOn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var first = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, first.StreamId, Status200);
+            await WriteFrameAsync(stream, Http2FrameType.Data, Http2Frame.EndStream, first.StreamId, "one"u8.ToArray());
+            await firstReleased.Task;
+            // Two pings, one after the other: the second is answered only after the reader went on from the first.
+            for (var i = 0; i < 2; i++)
+            {
+                await WriteFrameAsync(stream, Http2FrameType.Ping, 0, 0, new byte[8]);
+                await ReadUntilAsync(stream, Http2FrameType.Ping);
+            }
+            readerPassedOn.SetResult();
+            var second = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            // A late frame for the first stream, which ended: it must reach nothing, least of all the stream now
+            // served by the same object.
+            await WriteFrameAsync(stream, Http2FrameType.Data, 0, first.StreamId, "stale"u8.ToArray());
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, second.StreamId, Status200);
+            await WriteFrameAsync(stream, Http2FrameType.Data, Http2Frame.EndStream, second.StreamId, "two"u8.ToArray());
+        });
+        await using (client)
+        {
+            var first = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            Assert.Equal("one", await ReadAnswerAsync(first));
+            first.Release();
+            firstReleased.SetResult();
+            await readerPassedOn.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+            var second = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            Assert.Same(first, second);
+            Assert.Equal(3, second.Id);
+            Assert.Equal("two", await ReadAnswerAsync(second));
+            second.Release(reusable: false);
+            await peer.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        static async Task<string> ReadAnswerAsync(Http2ClientStream stream)
+        {
+            await stream.ReadHeadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            var body = new MemoryStream();
+            while (true)
+            {
+                var result = await stream.ReadBodyAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+                foreach (var segment in result.Buffer)
+                {
+                    body.Write(segment.Span);
+                }
+                stream.Consumed(result);
+                if (result.IsCompleted)
+                {
+                    return System.Text.Encoding.ASCII.GetString(body.ToArray());
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task AStreamAboveAGoAwaysLastIdFailsAsNotProcessed()
     {
         var (client, peer) = await StartAsync(async stream =>

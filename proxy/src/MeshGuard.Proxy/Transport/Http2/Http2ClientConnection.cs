@@ -30,6 +30,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private readonly PipeReader _input;
     private readonly object _sync = new();
     private readonly Dictionary<int, Http2ClientStream> _streams = [];
+    // Stream objects their requests released, until the reader finds them out of the table between frames, and those
+    // ready for a new stream (both guarded by _sync, both bounded: past the bound an object is left to the collector).
+    private readonly List<Http2ClientStream> _retired = [];
+    private readonly Stack<Http2ClientStream> _reusable = new();
+    private const int MaxKeptStreams = 128;
     private readonly HpackEncoder _encoder = new();
     private readonly HpackDecoder _decoder = new();
     private readonly PooledBufferWriter _headerBlock = new();
@@ -112,7 +117,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 return null;
             }
             othersInFlight = _streams.Count > 0;
-            stream = new Http2ClientStream(this, _nextStreamId, _peerInitialWindow);
+            stream = _reusable.Count > 0 ? _reusable.Pop() : new Http2ClientStream(this);
+            stream.Open(_nextStreamId, _peerInitialWindow);
             _nextStreamId += 2;
             _streams.Add(stream.Id, stream);
             stream.RequestEnded = endStream;
@@ -289,6 +295,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 while (TryReadFrame(ref buffer))
                 {
                 }
+                if (_retired.Count > 0)
+                {
+                    ReuseRetired();
+                }
                 if (result.IsCompleted)
                 {
                     throw new IOException(buffer.IsEmpty ? "the peer closed the connection" : "the peer closed the connection inside a frame");
@@ -407,6 +417,44 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 break;
         }
         return true;
+    }
+
+    /// <summary>A stream object whose request released it (see <see cref="ReuseRetired"/>).</summary>
+    internal void Retire(Http2ClientStream stream)
+    {
+        lock (_sync)
+        {
+            if (_retired.Count < MaxKeptStreams)
+            {
+                _retired.Add(stream);
+            }
+        }
+    }
+
+    /// <summary>
+    /// On the reader, between frames: released stream objects that have left the table become reusable. Only the reader
+    /// holds a stream past the table's lock (while it handles one frame, or a header block across frames), so once a
+    /// stream is out of the table and the reader is here, no frame that came for it can reach the object any more.
+    /// </summary>
+    private void ReuseRetired()
+    {
+        lock (_sync)
+        {
+            for (var i = _retired.Count - 1; i >= 0; i--)
+            {
+                var stream = _retired[i];
+                if (ReferenceEquals(stream, _blockStream) || (_streams.TryGetValue(stream.Id, out var open) && ReferenceEquals(open, stream)))
+                {
+                    continue;
+                }
+                _retired[i] = _retired[^1];
+                _retired.RemoveAt(_retired.Count - 1);
+                if (_reusable.Count < MaxKeptStreams)
+                {
+                    _reusable.Push(stream);
+                }
+            }
+        }
     }
 
     private Http2ClientStream? Find(int streamId)

@@ -9,6 +9,9 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// One request's stream on an <see cref="Http2ClientConnection"/>. The connection's reader fills it (answer head,
 /// body, trailers); the request's own task reads it. Only the reader writes into the body pipe, so the pipe never
 /// has two writers; the request's task gives back window as it reads, which bounds what the peer may send ahead.
+/// The object is used again for a later stream of the same connection (<see cref="Open"/>), but only once the request's
+/// task released it with nothing of its own still running on it, the stream left the connection's table, and the
+/// reader stands between frames: no frame that came for the old stream can then reach the new one.
 /// </summary>
 internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
 {
@@ -19,11 +22,11 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
     /// <summary>Body pipes for every stream of every connection: as many are kept as streams are commonly in flight.</summary>
     internal static readonly PipePool BodyPipes = new(BodyOptions, capacity: 256);
 
-    private readonly Pipe _body = BodyPipes.Rent();
+    private Pipe _body = null!;
     // Holds on the pooled body pipe and field array: the request's task (until Release), the connection's reader (until
     // the body's end or failure, whichever comes first) and, while it runs, an Interrupt from either. At none both go
     // back to their pools, so nothing may touch them after its own hold is dropped.
-    private int _pipeHolds = 2;
+    private int _pipeHolds;
     private int _readerDone;
     private int _writerDone;
     // The answer head's one waiter (the request's task), completed once by the reader or by a failure: a value-task
@@ -32,20 +35,43 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
     private int _headSettled;
     // The answer's fields, in a pooled array (room for a usual answer's at once) that goes back with the body pipe;
     // trailers only when an answer has them.
-    private (string Name, string Value)[] _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
+    private (string Name, string Value)[] _fields = [];
     private int _fieldCount;
     private List<(string Name, string Value)>? _trailers;
     private int _unackedBytes;
     private bool _inTrailers;
 
-    public Http2ClientStream(Http2ClientConnection connection, int id, int sendWindow)
+    public Http2ClientStream(Http2ClientConnection connection)
     {
         _connection = connection;
-        Id = id;
-        SendWindow = sendWindow;
     }
 
-    public int Id { get; }
+    /// <summary>Under the connection's lock: the object starts stream <paramref name="id"/>, new or used before.</summary>
+    internal void Open(int id, int sendWindow)
+    {
+        Id = id;
+        SendWindow = sendWindow;
+        ReceiveWindow = Http2ClientConnection.StreamReceiveWindow;
+        RequestEnded = false;
+        ResponseEnded = false;
+        HeadReceived = false;
+        Failure = null;
+        WindowWaiter = null;
+        Status = 0;
+        _body = BodyPipes.Rent();
+        _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
+        _fieldCount = 0;
+        _trailers?.Clear();
+        _unackedBytes = 0;
+        _inTrailers = false;
+        _readerDone = 0;
+        _writerDone = 0;
+        _headSettled = 0;
+        _head.Reset();
+        Volatile.Write(ref _pipeHolds, 2);
+    }
+
+    public int Id { get; private set; }
 
     /// <summary>The answer's status, once <see cref="ReadHeadAsync"/> completed.</summary>
     public int Status { get; private set; }
@@ -140,8 +166,12 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
     /// <summary>Ends the stream now (RST_STREAM) unless it has ended both ways; the body reader sees its end.</summary>
     public void Reset(Http2ErrorCode code = Http2ErrorCode.Cancel) => _connection.ResetStream(this, code);
 
-    /// <summary>The request's task is done with the stream: it reads its body and fields no more, and touches the stream no more.</summary>
-    public void Release()
+    /// <summary>
+    /// The request's task is done with the stream: it reads its body and fields no more, and touches the stream no more.
+    /// With <paramref name="reusable"/> (nothing the task started still runs on the stream, such as a body upload) the
+    /// object may serve a later stream of the connection; otherwise it is left to the collector.
+    /// </summary>
+    public void Release(bool reusable = true)
     {
         if (Interlocked.Exchange(ref _readerDone, 1) != 0)
         {
@@ -149,6 +179,10 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
         }
         _body.Reader.Complete();
         DropPipe();
+        if (reusable)
+        {
+            _connection.Retire(this);
+        }
     }
 
     void IHpackFieldSink.OnField(string name, string value)
