@@ -335,9 +335,10 @@ internal static class MeshHttp2Leg
     }
 
     /// <summary>
-    /// The request fields that go on to the peer, into <paramref name="fields"/>, in the one pass over the server's
-    /// collection the leg makes (a second pass allocates an enumerator); false if a field holds what HTTP/2 cannot
-    /// carry. Checked before the stream opens: the encoder's table must never hold half a block.
+    /// The request fields that go on to the peer, into <paramref name="fields"/> (emptied first: a retry takes them
+    /// again; the exchange's pool empties it when the request ends), in the one pass over the server's collection the
+    /// leg makes (a second pass allocates an enumerator); false if a field holds what HTTP/2 cannot carry. Checked
+    /// before the stream opens: the encoder's table must never hold half a block.
     /// </summary>
     private static bool TakeFields(IHeaderDictionary headers, List<KeyValuePair<string, StringValues>> fields)
     {
@@ -353,7 +354,6 @@ internal static class MeshHttp2Leg
             {
                 if (value is not null && !HpackEncoder.IsSendable(value))
                 {
-                    fields.Clear();
                     return false;
                 }
             }
@@ -390,8 +390,7 @@ internal static class MeshHttp2Leg
             path += request.QueryString.Value;
         }
         encoder.WriteField(block, ":path", path, HpackIndexing.NoIndex);
-        var fields = state.Exchange.Fields;
-        foreach (var (name, values) in fields)
+        foreach (var (name, values) in state.Exchange.Fields)
         {
             var indexing = IndexingFor(name);
             foreach (var value in values)
@@ -399,7 +398,6 @@ internal static class MeshHttp2Leg
                 encoder.WriteField(block, name, value ?? "", indexing);
             }
         }
-        fields.Clear();
         // The ids the sidecar made (the app brought none), written from their numbers.
         var ids = state.Exchange.Ids;
         if (ids.RequestId != 0)

@@ -122,22 +122,9 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         }
         await stream.ReadHeadAsync();
         var fields = stream.Fields.ToArray();
-        var received = new MemoryStream();
-        while (true)
-        {
-            var result = await stream.ReadBodyAsync();
-            foreach (var segment in result.Buffer)
-            {
-                received.Write(segment.Span);
-            }
-            stream.Consumed(result);
-            if (result.IsCompleted)
-            {
-                break;
-            }
-        }
+        var received = await stream.ReadToEndAsync();
         stream.Release();
-        return (stream.Status, received.ToArray(), fields, stream);
+        return (stream.Status, received, fields, stream);
     }
 
     [Fact]
