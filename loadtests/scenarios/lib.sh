@@ -2,35 +2,37 @@
 # /proc, and a MeshGuard pair. The sourcing script sets WORK (its temporary directory) and BIN first.
 
 PIDS=()
-CGROUPS=()
 # Ends what the scenario started, by id, removes the CPU groups it made, and its directory.
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true
-  for group in "${CGROUPS[@]}"; do rmdir "$group" 2>/dev/null || true; done
+  for group in /sys/fs/cgroup/meshguard-bench-$$-* /sys/fs/cgroup/cpu/meshguard-bench-$$-*; do rmdir "$group" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# limit_cpu NAME CPUS PID...: holds the processes (all their threads) to CPUS cores' worth together, as a pod's
-# CPU limit does: a cgroup v2 cpu.max or v1 CFS quota under a group of its own; without a writable cgroup CPU
-# controller, pinned to as many cores with taskset (coarser: a whole core, not a quota).
-limit_cpu() {
-  local name=$1 cpus=$2 pid group quota; shift 2
-  quota=$(python3 -c "print(int($cpus * 100000))")
+# limited NAME CMD...: runs CMD in place of this (background) shell, so with the same pid. With PROXY_CPUS set, it
+# first joins a CPU group of its own (NAME) holding it to that many cores' worth, as a container with a CPU limit
+# starts: a cgroup v2 cpu.max or v1 CFS quota, or, without a writable CPU controller, taskset to as many whole cores.
+# Joining before CMD's first instruction matters: a runtime that sizes itself to its cores reads the limit at start
+# (.NET's processor count, hence its thread pool and socket engines, follows cpu.max); a process moved into a group
+# once running keeps the sizes it chose for the whole machine, which a pod never sees. Child processes (nginx's
+# workers) share the group. The groups are named after this script's pid ($$, the same in its subshells), so cleanup
+# finds them all.
+limited() {
+  local name=$1 quota group; shift
+  if [ -z "${PROXY_CPUS:-}" ]; then exec "$@"; fi
+  quota=$(python3 -c "print(int($PROXY_CPUS * 100000))")
   if [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
     group="/sys/fs/cgroup/meshguard-bench-$$-$name"
     mkdir -p "$group" && echo "$quota 100000" > "$group/cpu.max"
-    for pid in "$@"; do echo "$pid" > "$group/cgroup.procs"; done
   elif [ -w /sys/fs/cgroup/cpu ] || [ -w /sys/fs/cgroup/cpu,cpuacct ]; then
     group="$(readlink -f /sys/fs/cgroup/cpu)/meshguard-bench-$$-$name"
     mkdir -p "$group" && echo 100000 > "$group/cpu.cfs_period_us" && echo "$quota" > "$group/cpu.cfs_quota_us"
-    for pid in "$@"; do echo "$pid" > "$group/cgroup.procs"; done
   else
-    local cores; cores=$(python3 -c "import math; print(max(1, math.ceil($cpus)))")
-    for pid in "$@"; do taskset -a -p -c "0-$((cores - 1))" "$pid" >/dev/null; done
-    return 0
+    exec taskset -c "0-$(( $(python3 -c "import math; print(max(1, math.ceil($PROXY_CPUS)))") - 1 ))" "$@"
   fi
-  CGROUPS+=("$group")
+  echo "$BASHPID" > "$group/cgroup.procs"
+  exec "$@"
 }
 
 # cp_scale_driver: sets DRIVER to the cp-scale driver (loadtests/MeshGuard.ControlPlaneScale), published again when
@@ -97,7 +99,7 @@ start_mesh_pair() {
     in_p=$(free_port); out_p=$(free_port); adm=$(free_port); met=$(free_port)
     if [ "$flows" = on ]; then flow_args=(--flow-log-dir "$dir/$svc-flows"); fi
     started=$(date +%s%N)
-    "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
+    limited "$(basename "$dir")-$svc" "$proxy" --cp "https://127.0.0.1:$p_boot" --cp-grpc "https://127.0.0.1:$p_grpc" --cp-bundle "$dir/cp/bundle.pem" \
       --join-token "$token" --service "$svc" --app-port "$app" --app-protocol "${MESH_APP_PROTOCOL:-auto}" --inbound-port "$in_p" --outbound-port "$out_p" \
       --admin-port "$adm" --metrics-port "$met" "${flow_args[@]}" >"$dir/$svc.log" 2>&1 &
     PIDS+=($!)

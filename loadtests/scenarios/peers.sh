@@ -17,7 +17,8 @@
 # Writes loadtests/results/latest.json and loadtests/results/latest.md (latest-cpu-limit.* under MESHGUARD_BENCH_CPU).
 # MESHGUARD_BENCH_CONFIGS picks configurations (default: all); MESHGUARD_WARMUP_S the warm-up (default 10).
 # MESHGUARD_BENCH_CPU=N: every proxy process (an nginx with its workers) held to N cores' worth by a CPU quota, as
-# a pod's CPU limit holds a sidecar (limit_cpu in lib.sh); the report says so.
+# a pod's CPU limit holds a sidecar; each starts inside its group, so that it sees the limit as in a pod (limited in
+# lib.sh); the report says so.
 # MESHGUARD_PERF_DIR=DIR: after the warm-up, record a perf profile of each proxy under load into DIR
 # (.NET code symbolized through perf maps), then stop: `perf report -i DIR/<config>-<n>.data`. Frame-pointer call graphs
 # by default; MESHGUARD_PERF_CALLGRAPH="--call-graph dwarf,16384" unwinds through the NativeAOT sidecar's leaf frames too
@@ -79,8 +80,8 @@ start_direct() { URL="http://127.0.0.1:$BACKEND_PORT/orders/1"; H2URL="http://12
 
 start_yarp() {
   local in out h2 s_in s_out d="$WORK/pki"; in=$(free_port); out=$(free_port); h2=$(free_port); s_in=$(free_port); s_out=$(free_port)
-  "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" --stats-port "$s_in" & PIDS+=($!); local a=$!
-  "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" --stats-port "$s_out" --h2c-port "$h2" & PIDS+=($!); local b=$!
+  limited yarp-in "$YARP" inbound --port "$in" --upstream "http://127.0.0.1:$BACKEND_PORT" --cert "$d/server.pem" --key "$d/server.key" --ca "$d/ca.pem" --stats-port "$s_in" & PIDS+=($!); local a=$!
+  limited yarp-out "$YARP" outbound --port "$out" --upstream "https://127.0.0.1:$in" --cert "$d/client.pem" --key "$d/client.key" --ca "$d/ca.pem" --stats-port "$s_out" --h2c-port "$h2" & PIDS+=($!); local b=$!
   URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC="http://127.0.0.1:$s_in/ http://127.0.0.1:$s_out/"
 }
 
@@ -95,8 +96,8 @@ start_nginx_pair() {
     location / { proxy_pass https://mesh; proxy_http_version 1.1; proxy_set_header Connection \"\";
       proxy_ssl_protocols TLSv1.3; proxy_ssl_certificate $d/client.pem; proxy_ssl_certificate_key $d/client.key;
       proxy_ssl_verify on; proxy_ssl_trusted_certificate $d/ca.pem; proxy_ssl_name localhost; proxy_ssl_session_reuse on; } }"
-  start_nginx "$WORK/nginx-in"; local a=$LAST_PID
-  start_nginx "$WORK/nginx-out"; local b=$LAST_PID
+  start_nginx "$WORK/nginx-in" limited nginx-in; local a=$LAST_PID
+  start_nginx "$WORK/nginx-out" limited nginx-out; local b=$LAST_PID
   URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
@@ -107,8 +108,8 @@ start_haproxy() {
     "$HAPROXY_COMMON" "$in" "$d/server.bundle.pem" "$d/ca.pem" "$BACKEND_PORT" > "$WORK/haproxy/in.cfg"
   printf '%s\nfrontend out\n  bind 127.0.0.1:%s\n  bind 127.0.0.1:%s proto h2\n  default_backend mesh\nbackend mesh\n  server in 127.0.0.1:%s ssl crt %s ca-file %s verify required alpn h2 sni str(localhost) ssl-min-ver TLSv1.3\n' \
     "$HAPROXY_COMMON" "$out" "$h2" "$in" "$d/client.bundle.pem" "$d/ca.pem" > "$WORK/haproxy/out.cfg"
-  haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
-  haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
+  limited haproxy-in haproxy -db -f "$WORK/haproxy/in.cfg" >"$WORK/haproxy/in.log" 2>&1 & PIDS+=($!); local a=$!
+  limited haproxy-out haproxy -db -f "$WORK/haproxy/out.cfg" >"$WORK/haproxy/out.log" 2>&1 & PIDS+=($!); local b=$!
   URL="http://127.0.0.1:$out/orders/1"; H2URL="http://127.0.0.1:$h2/orders/1"; PAIR="$a $b"; ALLOC=""
 }
 
@@ -140,6 +141,7 @@ EOF
   URL=$MESH_URL; H2URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
 }
 
+PROXY_CPUS=${MESHGUARD_BENCH_CPU:-} # every proxy, not the backend or the control plane (limited in lib.sh)
 pki
 start_backend
 for config in "${CONFIGS[@]}"; do
@@ -152,11 +154,6 @@ for config in "${CONFIGS[@]}"; do
   printf -v "H2URL_${config//-/_}" '%s' "$H2URL"
   printf -v "PAIR_${config//-/_}" '%s' "$PAIR"
   printf -v "ALLOC_${config//-/_}" '%s' "$ALLOC"
-  if [ -n "${MESHGUARD_BENCH_CPU:-}" ]; then
-    n=0
-    # shellcheck disable=SC2046
-    for pid in $PAIR; do n=$((n + 1)); limit_cpu "$config-$n" "$MESHGUARD_BENCH_CPU" $(with_children "$pid"); done
-  fi
   echo "started $config: $URL (proxies: ${PAIR:-none})" >&2
 done
 
