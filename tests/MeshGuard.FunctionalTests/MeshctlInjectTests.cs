@@ -71,7 +71,7 @@ public sealed class MeshctlInjectTests : IDisposable
 
         var (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", input, "-o", injected);
         Assert.True(exit == 0, output);
-        Assert.Contains("Deployment orders: injected (sidecar for service orders, app port 8080)", output, StringComparison.Ordinal);
+        Assert.Contains("Deployment orders: injected (sidecar for service orders, app port 8080, sized for 2 cores)", output, StringComparison.Ordinal);
         Assert.Contains("Pod debug: unchanged (the pod opts out", output, StringComparison.Ordinal);
         var yaml = await File.ReadAllTextAsync(injected);
         Assert.Contains("- name: meshguard-proxy", yaml, StringComparison.Ordinal);

@@ -105,6 +105,36 @@ public sealed class SidecarInjectionTests
         Assert.Equal("injected", pod["metadata"]!["annotations"]![SidecarInjector.StatusAnnotation]!.GetValue<string>());
     }
 
+    private static string? Env(JsonObject container, string name) =>
+        container["env"]!.AsArray().SingleOrDefault(e => e!["name"]!.GetValue<string>() == name)?["value"]?.GetValue<string>();
+
+    [Theory]
+    [InlineData(null, "2")]
+    [InlineData("1", "1")]
+    [InlineData("8", "8")]
+    [InlineData("64", "64")]
+    [InlineData("0", "2")]
+    [InlineData("65", "2")]
+    [InlineData("-1", "2")]
+    [InlineData("1.5", "2")]
+    [InlineData("two", "2")]
+    [InlineData("", "2")]
+    public void TheSidecarIsSizedForTwoCoresUnlessThePodNamesAnotherCountFromOneTo64(string? annotated, string cores)
+    {
+        var review = Review();
+        if (annotated is not null)
+        {
+            Pod(review)["metadata"]!["annotations"] = new JsonObject { [SidecarInjector.ProxyCpusAnnotation] = annotated };
+        }
+        var response = AdmissionReviews.Respond(review, Template, out var decision);
+        Assert.True(decision.Inject, decision.Reason);
+        Assert.EndsWith($"sized for {cores} cores", decision.Reason, StringComparison.Ordinal);
+        var proxy = Named(Patched(review, response)["spec"]!["containers"], SidecarInjector.ProxyContainer);
+        Assert.Equal(cores, Env(proxy, "DOTNET_PROCESSOR_COUNT"));
+        // Sized, not throttled: the sidecar still gets no CPU limit.
+        Assert.Null(proxy["resources"]!["limits"]!["cpu"]);
+    }
+
     [Theory]
     [InlineData("UPDATE", "Pod")]
     [InlineData("CREATE", "Service")]

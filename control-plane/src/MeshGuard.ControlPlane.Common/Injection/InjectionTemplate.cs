@@ -38,6 +38,13 @@ public sealed record InjectionTemplate
 
     public string MemoryLimit { get; init; } = "256Mi";
 
+    /// <summary>
+    /// The cores a sidecar sizes its threads for (the runtime's thread pool and one socket engine a core), unless the
+    /// pod's <c>meshguard.io/proxy-cpus</c> names another count: 2, as Istio's default proxy concurrency. Without it the
+    /// runtime would size a sidecar with no CPU limit for every core of its node.
+    /// </summary>
+    public int ProxyCpus { get; init; } = 2;
+
     /// <summary>The app port when the pod declares none (and no <c>meshguard.io/app-port</c> annotation).</summary>
     public int DefaultAppPort { get; init; } = 8080;
 }

@@ -24,6 +24,14 @@ public static class SidecarInjector
     /// <summary>The app's port, when the pod's first container declares none or another one is meant.</summary>
     public const string AppPortAnnotation = "meshguard.io/app-port";
 
+    /// <summary>
+    /// The cores the sidecar sizes itself for (1 to <see cref="MaxProxyCpus"/>), as <c>proxy.istio.io/config</c>'s
+    /// concurrency; passed as <c>DOTNET_PROCESSOR_COUNT</c>. Any other value leaves the template's count.
+    /// </summary>
+    public const string ProxyCpusAnnotation = "meshguard.io/proxy-cpus";
+
+    public const int MaxProxyCpus = 64;
+
     private const string TokenPath = "/var/run/secrets/meshguard";
     private const string StatePath = "/var/run/meshguard/state";
     private const string BundlePath = "/var/run/meshguard/bundle";
@@ -56,10 +64,11 @@ public static class SidecarInjector
         var labels = metadata?["labels"] as JsonObject;
         var service = labels?["app.kubernetes.io/name"]?.GetValue<string>() ?? labels?["app"]?.GetValue<string>() ?? serviceAccount;
         var appPort = AppPort(annotations, spec, template);
+        var cpus = ProxyCpus(annotations, template);
 
         var patch = new JsonArray();
         AddToArray(patch, spec, "initContainers", InitContainerSpec(template));
-        AddToArray(patch, spec, "containers", ProxyContainerSpec(template, service, appPort));
+        AddToArray(patch, spec, "containers", ProxyContainerSpec(template, service, appPort, cpus));
         AddToArray(patch, spec, "volumes",
             new JsonObject
             {
@@ -85,7 +94,7 @@ public static class SidecarInjector
                     ? new JsonObject { ["annotations"] = new JsonObject { [StatusAnnotation] = "injected" } }
                     : new JsonObject { [StatusAnnotation] = "injected" }));
         }
-        return new InjectionDecision(true, $"sidecar for service {service}, app port {appPort}", patch);
+        return new InjectionDecision(true, $"sidecar for service {service}, app port {appPort}, sized for {cpus} cores", patch);
     }
 
     private static int AppPort(JsonObject? annotations, JsonObject spec, InjectionTemplate template)
@@ -102,6 +111,12 @@ public static class SidecarInjector
         }
         return template.DefaultAppPort;
     }
+
+    private static int ProxyCpus(JsonObject? annotations, InjectionTemplate template) =>
+        annotations?[ProxyCpusAnnotation]?.GetValue<string>() is { } text
+            && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var annotated) && annotated is >= 1 and <= MaxProxyCpus
+            ? annotated
+            : template.ProxyCpus;
 
     /// <summary>What the init container runs: the pod's redirect rules for the template's uid and ports (also what a pod outside Kubernetes runs first).</summary>
     public static string[] InitArguments(InjectionTemplate t) =>
@@ -129,7 +144,7 @@ public static class SidecarInjector
         },
     };
 
-    private static JsonObject ProxyContainerSpec(InjectionTemplate t, string service, int appPort) => new()
+    private static JsonObject ProxyContainerSpec(InjectionTemplate t, string service, int appPort, int cpus) => new()
     {
         ["name"] = ProxyContainer,
         ["image"] = t.Image,
@@ -145,7 +160,10 @@ public static class SidecarInjector
             FieldRef("POD_NAME", "metadata.name"),
             FieldRef("POD_NAMESPACE", "metadata.namespace"),
             FieldRef("POD_IP", "status.podIP"),
-            new JsonObject { ["name"] = "MESHGUARD_ADVERTISE_ADDRESS", ["value"] = $"$(POD_IP):{t.InboundPort}" }),
+            new JsonObject { ["name"] = "MESHGUARD_ADVERTISE_ADDRESS", ["value"] = $"$(POD_IP):{t.InboundPort}" },
+            // The runtime reads it before anything runs: thread pool and socket engines sized for the sidecar's share,
+            // not for the node (with a CPU limit it would read the limit, but the sidecar gets none: see resources).
+            new JsonObject { ["name"] = "DOTNET_PROCESSOR_COUNT", ["value"] = Text(cpus) }),
         ["ports"] = new JsonArray(
             new JsonObject { ["name"] = "meshguard-in", ["containerPort"] = t.InboundPort, ["protocol"] = "TCP" }),
         // The inbound port opens only once the sidecar has its SVID: the readiness signal until a health port exists.
