@@ -60,6 +60,17 @@ public sealed class CommandLineTests
         Assert.DoesNotContain("hunter2", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("65")]
+    public async Task TheControlPlaneRefusesASidecarCoreCountOutsideOneTo64(string cpus)
+    {
+        using var temp = new TempDirectory();
+        var (exit, output) = await Cli.RunAsync("meshguard-cp", "--data", temp.Path, "--sidecar-cpus", cpus);
+        Assert.Equal(2, exit);
+        Assert.Contains("--sidecar-cpus must be from 1 to 64", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task MeshctlTokenCreateRefusesAMissingDataDirectory()
     {

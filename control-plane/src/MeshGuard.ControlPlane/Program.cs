@@ -32,6 +32,8 @@ var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discove
 var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
 var sidecarImage = CliOption.Text("--sidecar-image", "the sidecar image the injection webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.Proxy);
 var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init container image (the redirect rules) the webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.ProxyInit);
+var sidecarCpus = CliOption.Number("--sidecar-cpus", "the cores an injected sidecar sizes its threads for (1-64), unless its pod's meshguard.io/proxy-cpus says otherwise",
+    new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate().ProxyCpus);
 var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
 var flowStore = CliOption.Text("--flow-store", "the flow store every replica shares: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require]; default: the data directory (flows/)");
 var flowRetention = CliOption.Number("--flow-retention-days", "with --flow-store: days of received flow lines kept; older days are dropped whole", 30);
@@ -42,7 +44,7 @@ var root = new RootCommand("meshguard-cp: the MeshGuard control plane (CA, attes
 {
     data, trustDomain, bind, bootstrapPort, grpcPort, adminPort, webhookPort, svidTtl, defaultPolicy,
     saIssuer, saAudience, saJwksFile, saDiscovery, saDiscoveryCa, saDiscoveryToken, policySource, kubeconfig, endpointSource, revocationSource, ns, publishBundle,
-    store, storeKeyFile, sidecarImage, sidecarInitImage, flowStore, flowRetention, flowAudit,
+    store, storeKeyFile, sidecarImage, sidecarInitImage, sidecarCpus, flowStore, flowRetention, flowAudit,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -69,7 +71,14 @@ root.SetAction(async (parse, cancellation) =>
             parse.GetValue(publishBundle),
             StoreFlag.Parse(parse.GetValue(store)),
             parse.GetValue(storeKeyFile) is { Length: > 0 } keyFile ? Path.GetFullPath(keyFile) : null,
-            new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate { Image = parse.GetValue(sidecarImage)!, InitImage = parse.GetValue(sidecarInitImage)! },
+            new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate
+            {
+                Image = parse.GetValue(sidecarImage)!,
+                InitImage = parse.GetValue(sidecarInitImage)!,
+                ProxyCpus = parse.GetValue(sidecarCpus) is >= 1 and <= MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus and var cpus
+                    ? cpus
+                    : throw new CliUsageException($"--sidecar-cpus must be from 1 to {MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus}"),
+            },
             FlowStoreFlag.Parse(parse.GetValue(flowStore)),
             parse.GetValue(flowRetention) is >= 1 and var days ? days : throw new CliUsageException("--flow-retention-days must be at least 1"),
             parse.GetValue(flowAudit) is var audit && audit >= TimeSpan.FromSeconds(1) ? audit : throw new CliUsageException("--flow-audit-interval must be at least 1s"));

@@ -135,6 +135,16 @@ public sealed class SidecarInjectionTests
         Assert.Null(proxy["resources"]!["limits"]!["cpu"]);
     }
 
+    [Fact]
+    public void TheControlPlanesSidecarCountIsTheDefaultAndAnAnnotationStillWins()
+    {
+        var template = Template with { ProxyCpus = 4 };
+        var review = Review();
+        Assert.Equal("4", Env(Named(Patched(review, AdmissionReviews.Respond(review, template, out _))["spec"]!["containers"], SidecarInjector.ProxyContainer), "DOTNET_PROCESSOR_COUNT"));
+        Pod(review)["metadata"]!["annotations"] = new JsonObject { [SidecarInjector.ProxyCpusAnnotation] = "1" };
+        Assert.Equal("1", Env(Named(Patched(review, AdmissionReviews.Respond(review, template, out _))["spec"]!["containers"], SidecarInjector.ProxyContainer), "DOTNET_PROCESSOR_COUNT"));
+    }
+
     [Theory]
     [InlineData("UPDATE", "Pod")]
     [InlineData("CREATE", "Service")]
