@@ -91,6 +91,24 @@ public sealed class MeshctlInjectTests : IDisposable
     }
 
     [Fact]
+    public async Task SidecarCpusSetsTheCoresTheInjectedSidecarSizesItselfForAsAQuotedEnvValue()
+    {
+        MeshBinaries.Ensure();
+        var input = Path.Combine(_temp.Path, "deploy.yaml");
+        await File.WriteAllTextAsync(input, Manifest);
+
+        var (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", input, "--sidecar-cpus", "3");
+        Assert.True(exit == 0, output);
+        Assert.Contains("Deployment orders: injected (sidecar for service orders, app port 8080, sized for 3 cores)", output, StringComparison.Ordinal);
+        // An env value must be a string for the API server: the count stays quoted in the YAML.
+        Assert.Matches(@"- name: DOTNET_PROCESSOR_COUNT\n\s+value: ""3""\n", output);
+
+        (exit, output) = await Cli.RunAsync("meshctl", "inject", "-f", input, "--sidecar-cpus", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--sidecar-cpus must be from 1 to 64", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AManifestThatIsNoYamlIsRefusedWithItsLine()
     {
         MeshBinaries.Ensure();

@@ -19,11 +19,21 @@ internal static class InjectCommand
         var image = CliOption.Text("--image", "the sidecar image", new InjectionTemplate().Image);
         var initImage = CliOption.Text("--init-image", "the init container's image (the redirect rules)", new InjectionTemplate().InitImage);
         var cp = CliOption.Text("--cp", "the control plane's bootstrap URL as pods reach it", new InjectionTemplate().ControlPlane);
-        var inject = new Command("inject", "add the MeshGuard sidecar to the pods of a manifest, as the injection webhook does") { file, output, image, initImage, cp };
+        var cpus = CliOption.Number("--sidecar-cpus", $"the cores a sidecar sizes its threads for (1-{SidecarInjector.MaxProxyCpus}), unless its pod's {SidecarInjector.ProxyCpusAnnotation} says otherwise",
+            new InjectionTemplate().ProxyCpus);
+        var inject = new Command("inject", "add the MeshGuard sidecar to the pods of a manifest, as the injection webhook does") { file, output, image, initImage, cp, cpus };
         inject.SetAction(parse => Cli.Run(() =>
         {
             var path = CliOption.Required(parse, file);
-            var template = new InjectionTemplate { Image = parse.GetValue(image)!, InitImage = parse.GetValue(initImage)!, ControlPlane = parse.GetValue(cp)! };
+            var template = new InjectionTemplate
+            {
+                Image = parse.GetValue(image)!,
+                InitImage = parse.GetValue(initImage)!,
+                ControlPlane = parse.GetValue(cp)!,
+                ProxyCpus = parse.GetValue(cpus) is >= 1 and <= SidecarInjector.MaxProxyCpus and var count
+                    ? count
+                    : throw new CliUsageException($"--sidecar-cpus must be from 1 to {SidecarInjector.MaxProxyCpus}"),
+            };
             List<JsonNode> documents;
             using (var reader = path == "-" ? Console.In : new StreamReader(path))
             {
