@@ -79,6 +79,12 @@ internal static class CliOption
         }
         return value;
     }
+
+    /// <summary>The value of a whole-number option, or a usage error naming the flag and the range it must be in.</summary>
+    public static int InRange(ParseResult result, Option<int> option, int min, int max) =>
+        result.GetValue(option) is var value && value >= min && value <= max
+            ? value
+            : throw new CliUsageException($"{option.Name} must be from {min} to {max}");
 }
 
 /// <summary>A mistake in how a command was called: printed as one line, exit code 2.</summary>

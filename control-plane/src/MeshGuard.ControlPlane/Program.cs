@@ -32,7 +32,8 @@ var saDiscoveryCa = CliOption.Text("--sa-oidc-ca", "PEM CA file that the discove
 var saDiscoveryToken = CliOption.Text("--sa-oidc-token-file", "bearer token file for the discovery and JWKS URLs (the API server may require one)");
 var sidecarImage = CliOption.Text("--sidecar-image", "the sidecar image the injection webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.Proxy);
 var sidecarInitImage = CliOption.Text("--sidecar-init-image", "the init container image (the redirect rules) the webhook adds to pods", MeshGuard.ControlPlane.Common.Injection.MeshGuardImages.ProxyInit);
-var sidecarCpus = CliOption.Number("--sidecar-cpus", "the cores an injected sidecar sizes its threads for (1-64), unless its pod's meshguard.io/proxy-cpus says otherwise",
+var sidecarCpus = CliOption.Number("--sidecar-cpus",
+    $"the cores an injected sidecar sizes its threads for (1-{MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus}), unless its pod's {MeshGuard.ControlPlane.Common.Injection.SidecarInjector.ProxyCpusAnnotation} says otherwise",
     new MeshGuard.ControlPlane.Common.Injection.InjectionTemplate().ProxyCpus);
 var store = CliOption.Text("--store", "shared state for several replicas: etcd:http://HOST:2379[,more] (the CA, sealed; policies, registrations, join tokens, revocations); default: the data directory alone");
 var flowStore = CliOption.Text("--flow-store", "the flow store every replica shares: postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require]; default: the data directory (flows/)");
@@ -75,9 +76,7 @@ root.SetAction(async (parse, cancellation) =>
             {
                 Image = parse.GetValue(sidecarImage)!,
                 InitImage = parse.GetValue(sidecarInitImage)!,
-                ProxyCpus = parse.GetValue(sidecarCpus) is >= 1 and <= MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus and var cpus
-                    ? cpus
-                    : throw new CliUsageException($"--sidecar-cpus must be from 1 to {MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus}"),
+                ProxyCpus = CliOption.InRange(parse, sidecarCpus, 1, MeshGuard.ControlPlane.Common.Injection.SidecarInjector.MaxProxyCpus),
             },
             FlowStoreFlag.Parse(parse.GetValue(flowStore)),
             parse.GetValue(flowRetention) is >= 1 and var days ? days : throw new CliUsageException("--flow-retention-days must be at least 1"),

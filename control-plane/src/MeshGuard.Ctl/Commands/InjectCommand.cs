@@ -30,9 +30,7 @@ internal static class InjectCommand
                 Image = parse.GetValue(image)!,
                 InitImage = parse.GetValue(initImage)!,
                 ControlPlane = parse.GetValue(cp)!,
-                ProxyCpus = parse.GetValue(cpus) is >= 1 and <= SidecarInjector.MaxProxyCpus and var count
-                    ? count
-                    : throw new CliUsageException($"--sidecar-cpus must be from 1 to {SidecarInjector.MaxProxyCpus}"),
+                ProxyCpus = CliOption.InRange(parse, cpus, 1, SidecarInjector.MaxProxyCpus),
             };
             List<JsonNode> documents;
             using (var reader = path == "-" ? Console.In : new StreamReader(path))
