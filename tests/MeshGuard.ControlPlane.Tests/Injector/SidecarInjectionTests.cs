@@ -136,6 +136,24 @@ public sealed class SidecarInjectionTests
     }
 
     [Fact]
+    public void AnnotationsThatAreNoStringsCountAsUnsetAndThePodIsStillInjected()
+    {
+        // What meshctl inject reads from YAML written without quotes; the API server itself admits only strings.
+        var review = Review();
+        Pod(review)["metadata"]!["annotations"] = new JsonObject
+        {
+            [SidecarInjector.AppPortAnnotation] = 9090,
+            [SidecarInjector.ProxyCpusAnnotation] = 4,
+            [SidecarInjector.InjectAnnotation] = false,
+        };
+        var response = AdmissionReviews.Respond(review, Template, out var decision);
+        Assert.True(decision.Inject, decision.Reason);
+        Assert.Equal("sidecar for service orders, app port 8080, sized for 2 cores", decision.Reason);
+        var proxy = Named(Patched(review, response)["spec"]!["containers"], SidecarInjector.ProxyContainer);
+        Assert.Equal("2", Env(proxy, "DOTNET_PROCESSOR_COUNT"));
+    }
+
+    [Fact]
     public void TheControlPlanesSidecarCountIsTheDefaultAndAnAnnotationStillWins()
     {
         var template = Template with { ProxyCpus = 4 };

@@ -46,8 +46,7 @@ public static class SidecarInjector
         {
             return InjectionDecision.Skip("the pod has no spec");
         }
-        if (annotations?[InjectAnnotation]?.GetValueKind() == System.Text.Json.JsonValueKind.String
-            && string.Equals(annotations[InjectAnnotation]!.GetValue<string>(), "false", StringComparison.OrdinalIgnoreCase))
+        if (string.Equals(Annotation(annotations, InjectAnnotation), "false", StringComparison.OrdinalIgnoreCase))
         {
             return InjectionDecision.Skip($"the pod opts out ({InjectAnnotation}: \"false\")");
         }
@@ -99,7 +98,7 @@ public static class SidecarInjector
 
     private static int AppPort(JsonObject? annotations, JsonObject spec, InjectionTemplate template)
     {
-        if (annotations?[AppPortAnnotation]?.GetValue<string>() is { } text
+        if (Annotation(annotations, AppPortAnnotation) is { } text
             && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var annotated) && annotated is > 0 and < 65536)
         {
             return annotated;
@@ -112,8 +111,16 @@ public static class SidecarInjector
         return template.DefaultAppPort;
     }
 
+    /// <summary>
+    /// An annotation's text, or null when it is absent or not a string. The API server admits only strings, but
+    /// <c>meshctl inject</c> reads YAML as written, where <c>meshguard.io/app-port: 9090</c> is a number: such a value
+    /// counts as unset, as any other unusable one does, instead of failing the whole run.
+    /// </summary>
+    private static string? Annotation(JsonObject? annotations, string name) =>
+        annotations?[name] is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+
     private static int ProxyCpus(JsonObject? annotations, InjectionTemplate template) =>
-        annotations?[ProxyCpusAnnotation]?.GetValue<string>() is { } text
+        Annotation(annotations, ProxyCpusAnnotation) is { } text
             && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var annotated) && annotated is >= 1 and <= MaxProxyCpus
             ? annotated
             : template.ProxyCpus;
