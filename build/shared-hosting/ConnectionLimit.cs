@@ -21,12 +21,27 @@ internal sealed class ConnectionLimit(string listener, int max)
 
     public void Apply(IConnectionBuilder listen) => listen.Use(next => connection => AdmitAsync(connection, next));
 
-    private async Task AdmitAsync(ConnectionContext connection, ConnectionDelegate next)
+    /// <summary>
+    /// Takes a place for a connection about to be served (a listener that accepts its sockets itself asks before its
+    /// handshake); false, counted as refused, when the listener is full. Each place taken is given back with <see cref="Leave"/>.
+    /// </summary>
+    public bool TryEnter()
     {
         if (Interlocked.Increment(ref _open) > max)
         {
             Interlocked.Decrement(ref _open);
             Interlocked.Increment(ref _refused);
+            return false;
+        }
+        return true;
+    }
+
+    public void Leave() => Interlocked.Decrement(ref _open);
+
+    private async Task AdmitAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        if (!TryEnter())
+        {
             connection.Abort();
             return;
         }
@@ -36,7 +51,7 @@ internal sealed class ConnectionLimit(string listener, int max)
         }
         finally
         {
-            Interlocked.Decrement(ref _open);
+            Leave();
         }
     }
 }

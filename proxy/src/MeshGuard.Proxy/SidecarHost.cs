@@ -146,6 +146,13 @@ internal static partial class SidecarHost
         // Kestrel's pool keeps): a sidecar passes bodies on, it does not hold them. Under the bench's 1 MiB uploads
         // (8 connections) the default held some 8 MiB of the outbound sidecar's heap.
         builder.WebHost.UseSockets(sockets => sockets.MaxReadBufferSize = ReadAhead);
+        // The inbound port's own transport, unless telemetry export needs every request to pass the hosting layer.
+        var ownInboundTransport = !OpenTelemetrySetup.IsConfigured;
+        if (ownInboundTransport)
+        {
+            services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(provider => new InboundTlsTransport(
+                identity, connectionLimits, InboundConnection.HandshakeTimeout, provider.GetRequiredService<ILoggerFactory>()));
+        }
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -154,7 +161,15 @@ internal static partial class SidecarHost
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Limits.RequestHeadersTimeout = settings.Limits.RequestHeadersTimeout;
-            kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.Configure(listen, identity, connectionLimits.Inbound));
+            if (ownInboundTransport)
+            {
+                kestrel.Listen(new InboundTlsEndPoint(new IPEndPoint(settings.InboundAddress, settings.InboundPort)),
+                    listen => InboundConnection.ConfigureOwnTransport(listen, identity, settings.Limits.RequestHeadersTimeout));
+            }
+            else
+            {
+                kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.ConfigureKestrelTransport(listen, identity, connectionLimits.Inbound));
+            }
             // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
             TransparentOutbound? transparent = null;
             AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,

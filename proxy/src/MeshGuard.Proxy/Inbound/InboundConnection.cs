@@ -3,6 +3,7 @@ using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
@@ -21,7 +22,26 @@ namespace MeshGuard.Proxy.Inbound;
 /// </summary>
 internal static class InboundConnection
 {
-    public static void Configure(ListenOptions listen, ICredentialSource credentials, MeshGuard.Hosting.ConnectionLimit limit)
+    /// <summary>Handshakes within this, or the connection is closed.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The inbound port on the sidecar's own transport (<see cref="InboundTlsTransport"/>, TLS done before Kestrel
+    /// sees the connection): HTTP/2 peers are served by <see cref="Http2ServerConnection"/> on the TLS stream,
+    /// HTTP/1.1 peers by Kestrel, opaque TCP by <see cref="OpaqueTcpInbound"/>.
+    /// </summary>
+    public static void ConfigureOwnTransport(ListenOptions listen, ICredentialSource credentials, TimeSpan headersTimeout)
+    {
+        listen.Protocols = HttpProtocols.Http1;
+        var http2 = new Http2Server(listen.ApplicationServices, headersTimeout);
+        UseConnectionSetup(listen, credentials, http2.Serve);
+    }
+
+    /// <summary>
+    /// The inbound port on Kestrel's socket transport and TLS, HTTP/2 on Kestrel's server: while telemetry export is
+    /// on, so that every request passes ASP.NET Core's hosting layer (its spans and http.server metrics).
+    /// </summary>
+    public static void ConfigureKestrelTransport(ListenOptions listen, ICredentialSource credentials, MeshGuard.Hosting.ConnectionLimit limit)
     {
         listen.Protocols = HttpProtocols.Http1AndHttp2;
         // Before TLS: a connection over the limit costs no handshake.
@@ -30,15 +50,21 @@ internal static class InboundConnection
         {
             OnConnection = static context => ValueTask.FromResult(((ICredentialSource)context.State!).Current.InboundTls),
             OnConnectionState = credentials,
-            HandshakeTimeout = TimeSpan.FromSeconds(10),
+            HandshakeTimeout = HandshakeTimeout,
         });
+        UseConnectionSetup(listen, credentials, static next => next);
+    }
+
+    private static void UseConnectionSetup(ListenOptions listen, ICredentialSource credentials, Func<ConnectionDelegate, ConnectionDelegate> http)
+    {
         listen.Use(next =>
         {
             var opaqueTcp = listen.ApplicationServices.GetRequiredService<OpaqueTcpInbound>();
             var connections = listen.ApplicationServices.GetRequiredService<PeerConnections>();
             var config = listen.ApplicationServices.GetRequiredService<SidecarConfigSource>();
             var resets = listen.ApplicationServices.GetRequiredService<PrematureResetLimit>();
-            return connection => OnConnectionAsync(connection, next, credentials, opaqueTcp, connections, config, resets);
+            var serve = http(next);
+            return connection => OnConnectionAsync(connection, serve, credentials, opaqueTcp, connections, config, resets);
         });
     }
 
@@ -70,5 +96,33 @@ internal static class InboundConnection
         connection.Features.Set(resets.Open(connection, feature.Caller.Id));
         connection.Features.Set(ListenerRole.Inbound);
         await next(connection);
+    }
+
+    /// <summary>Serves a connection that chose HTTP/2 with the sidecar's own server; others (HTTP/1.1) go on to Kestrel.</summary>
+    private sealed class Http2Server(IServiceProvider services, TimeSpan headersTimeout)
+    {
+        private readonly Http2ServerLimits _limits = new(headersTimeout, TimeSpan.FromSeconds(130));
+        private RequestDelegate? _application;
+        private ILogger? _logger;
+
+        public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
+        {
+            if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual("h2"u8) != true
+                || connection.Features.Get<ISslStreamFeature>()?.SslStream is not { } tls)
+            {
+                return next(connection);
+            }
+            _application ??= services.GetRequiredService<InboundHandler>().HandleAsync;
+            _logger ??= services.GetRequiredService<ILogger<Http2ServerConnection>>();
+            return RunAsync(new Http2ServerConnection(connection, tls, _application, _limits, _logger));
+        };
+
+        private static async Task RunAsync(Http2ServerConnection connection)
+        {
+            using (connection)
+            {
+                await connection.RunAsync();
+            }
+        }
     }
 }

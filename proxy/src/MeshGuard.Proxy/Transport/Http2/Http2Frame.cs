@@ -61,6 +61,9 @@ internal static class Http2Frame
     public const ushort SettingMaxFrameSize = 0x5;
     public const ushort SettingMaxHeaderListSize = 0x6;
 
+    /// <summary>RFC 8441: the server takes extended CONNECT (WebSockets between sidecars).</summary>
+    public const ushort SettingEnableConnectProtocol = 0x8;
+
     public static ReadOnlySpan<byte> ClientPreface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
     public static void WriteHeader(Span<byte> destination, int length, Http2FrameType type, byte flags, int streamId)

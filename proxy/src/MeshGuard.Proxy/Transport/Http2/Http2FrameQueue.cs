@@ -33,6 +33,18 @@ internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWrit
     /// <summary>Queued octets above which a body sender waits for the write under way instead of queuing more.</summary>
     public const int HighWater = 64 * 1024;
 
+    /// <summary>Octets queued and not yet taken by a write.</summary>
+    public int QueuedOctets
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.WrittenCount;
+            }
+        }
+    }
+
     /// <summary>Octets outside any frame: the connection preface.</summary>
     public void Raw(ReadOnlySpan<byte> octets)
     {

@@ -1,0 +1,1227 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net;
+using MeshGuard.FlowLog;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace MeshGuard.Proxy.Transport.Http2;
+
+/// <summary>How an <see cref="Http2ServerConnection"/> bounds its peer.</summary>
+/// <param name="HeadersTimeout">How long the preface or a header block may take to arrive whole.</param>
+/// <param name="KeepAliveTimeout">How long a connection without streams stays open.</param>
+internal sealed record Http2ServerLimits(TimeSpan HeadersTimeout, TimeSpan KeepAliveTimeout)
+{
+    public const int MaxConcurrentStreams = 100;
+    public const int StreamReceiveWindow = 256 * 1024;
+    public const int ConnectionReceiveWindow = 1024 * 1024;
+    public const int MaxHeaderBlock = HpackDecoder.DefaultMaxFieldListSize;
+
+    /// <summary>CONTINUATION frames one header block may take: a block of the largest size fits in four.</summary>
+    public const int MaxContinuations = 64;
+
+    /// <summary>Octets the peer may leave unread in this side's queue (acknowledgements it provokes included) before it is cut.</summary>
+    public const int MaxUnreadOutput = 4 * 1024 * 1024;
+}
+
+/// <summary>
+/// The server side of an HTTP/2 connection over a secured stream (RFC 9113), for the inbound listener: each request
+/// runs the application on the reader's thread up to its first wait, with the stream itself as the request's
+/// HttpContext features, and the answer is framed from the application's thread straight into the connection's
+/// <see cref="Http2FrameQueue"/> (head and first body octets in one write). No thread hand-off per request, no copy
+/// of the answer through a per-stream pipe.
+/// <para>
+/// Bounded: concurrent streams (REFUSED_STREAM beyond), header blocks (size, CONTINUATION count, and time through
+/// <see cref="Http2ServerHeartbeat"/>), flow-control windows both ways (a body the application does not read holds
+/// at most a stream window, all streams together at most the connection window), and what a peer that does not read
+/// may leave queued. Any breach of the protocol ends the connection with GOAWAY; a malformed request resets its stream
+/// and never reaches the application.
+/// </para>
+/// </summary>
+internal sealed partial class Http2ServerConnection : IDisposable
+{
+    private readonly ConnectionContext _connection;
+    private readonly Stream _transport;
+    private readonly PipeReader _input;
+    private readonly RequestDelegate _application;
+    private readonly Http2ServerLimits _limits;
+    private readonly ILogger _logger;
+    private readonly Lock _sync = new();
+    private readonly Dictionary<int, Http2ServerStream> _streams = [];
+    private readonly List<Http2ServerStream> _retired = [];
+    private readonly Stack<Http2ServerStream> _reusable = new();
+    private readonly List<Http2ServerStream> _starting = [];
+    private readonly HpackEncoder _encoder = new();
+    private readonly HpackDecoder _decoder = new();
+    private readonly PooledBufferWriter _headerBlock = new(initialCapacity: 256);
+    private readonly PooledBufferWriter _incomingBlock = new(initialCapacity: 256);
+    private readonly Http2FrameQueue _frames;
+    private readonly TaskCompletionSource _allDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private const int MaxKeptStreams = 128;
+
+    private int _lastStreamId;
+    private int _active;
+    private int _peerInitialWindow = Http2Frame.DefaultWindowSize;
+    private long _sendWindow = Http2Frame.DefaultWindowSize;
+    private long _receiveWindow = Http2ServerLimits.ConnectionReceiveWindow;
+    private int _receiveUnacked;
+    private bool _prefaceReceived;
+    private bool _settingsReceived;
+    private bool _readerEnded;
+    private bool _draining;
+    private string? _closeReason;
+
+    // The header block being received.
+    private int _blockStreamId;
+    private Http2ServerStream? _blockStream;
+    private bool _blockEndsStream;
+    private bool _blockIsTrailers;
+    private int _blockContinuations;
+
+    // For the heartbeat (ticks of Environment.TickCount64).
+    private long _waitingSince = Environment.TickCount64;
+    private long _idleSince = Environment.TickCount64;
+
+    public Http2ServerConnection(ConnectionContext connection, Stream transport, RequestDelegate application, Http2ServerLimits limits, ILogger logger)
+    {
+        _connection = connection;
+        _transport = transport;
+        _input = connection.Transport.Input;
+        _application = application;
+        _limits = limits;
+        _logger = logger;
+        _frames = new Http2FrameQueue(transport, e => Abort(e.Message));
+        RemoteEndPoint = connection.RemoteEndPoint as IPEndPoint;
+        LocalEndPoint = connection.LocalEndPoint as IPEndPoint;
+    }
+
+    internal IFeatureCollection Features => _connection.Features;
+
+    internal string ConnectionId => _connection.ConnectionId;
+
+    internal IPEndPoint? RemoteEndPoint { get; }
+
+    internal IPEndPoint? LocalEndPoint { get; }
+
+    /// <summary>Serves the connection until it ends and every request's application is done.</summary>
+    public async Task RunAsync()
+    {
+        QueueSettings();
+        _frames.Flush();
+        using var shutdown = _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
+            .UnsafeRegister(static state => ((Http2ServerConnection)state!).Drain(), this);
+        Http2ServerHeartbeat.Add(this);
+        Exception? failure = null;
+        try
+        {
+            await ReadLoopAsync();
+        }
+        catch (Http2ConnectionException e)
+        {
+            failure = e;
+            LogProtocolError(_logger, e.Code, e.Message);
+            await SendGoAwayAsync(e.Code);
+        }
+        catch (HpackException e)
+        {
+            failure = e;
+            LogProtocolError(_logger, Http2ErrorCode.CompressionError, e.Message);
+            await SendGoAwayAsync(Http2ErrorCode.CompressionError);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or ConnectionAbortedException or OperationCanceledException or InvalidOperationException)
+        {
+            failure = e;
+        }
+        finally
+        {
+            Http2ServerHeartbeat.Remove(this);
+        }
+        EndAll(failure ?? new IOException(_closeReason ?? "the connection ended"));
+        await _allDone.Task;
+        _frames.Close();
+        await _input.CompleteAsync();
+    }
+
+    public void Dispose()
+    {
+        _frames.Dispose();
+        _headerBlock.Dispose();
+        _incomingBlock.Dispose();
+        lock (_sync)
+        {
+            foreach (var stream in _reusable)
+            {
+                stream.Dispose();
+            }
+            _reusable.Clear();
+        }
+    }
+
+    // ---- Reading ----
+
+    private async Task ReadLoopAsync()
+    {
+        while (true)
+        {
+            var result = await _input.ReadAsync();
+            var buffer = result.Buffer;
+            try
+            {
+                if (!_prefaceReceived && !TryReadPreface(ref buffer))
+                {
+                    if (result.IsCompleted)
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                while (TryReadFrame(ref buffer))
+                {
+                }
+            }
+            finally
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+            StartPending();
+            if (_retired.Count > 0)
+            {
+                ReuseRetired();
+            }
+            if (result.IsCompleted || (result.IsCanceled && ShouldStop()))
+            {
+                return;
+            }
+        }
+    }
+
+    private bool ShouldStop()
+    {
+        lock (_sync)
+        {
+            return _closeReason is not null || (_draining && _active == 0);
+        }
+    }
+
+    private bool TryReadPreface(ref ReadOnlySequence<byte> buffer)
+    {
+        var preface = Http2Frame.ClientPreface;
+        if (buffer.Length < preface.Length)
+        {
+            Span<byte> part = stackalloc byte[(int)buffer.Length];
+            buffer.CopyTo(part);
+            if (!preface.StartsWith(part))
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the connection does not begin with the HTTP/2 preface");
+            }
+            return false;
+        }
+        Span<byte> head = stackalloc byte[preface.Length];
+        buffer.Slice(0, preface.Length).CopyTo(head);
+        if (!head.SequenceEqual(preface))
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the connection does not begin with the HTTP/2 preface");
+        }
+        buffer = buffer.Slice(preface.Length);
+        _prefaceReceived = true;
+        return true;
+    }
+
+    private bool TryReadFrame(ref ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.Length < Http2Frame.HeaderLength)
+        {
+            return false;
+        }
+        Span<byte> head = stackalloc byte[Http2Frame.HeaderLength];
+        buffer.Slice(0, Http2Frame.HeaderLength).CopyTo(head);
+        var (length, type, flags, streamId) = Http2Frame.ReadHeader(head);
+        if (length > Http2Frame.DefaultMaxFrameSize)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, $"a frame of {length} octets exceeds the {Http2Frame.DefaultMaxFrameSize} allowed");
+        }
+        if (buffer.Length < Http2Frame.HeaderLength + length)
+        {
+            return false;
+        }
+        var payload = buffer.Slice(Http2Frame.HeaderLength, length);
+        buffer = buffer.Slice(Http2Frame.HeaderLength + length);
+        if (!_settingsReceived && (type != Http2FrameType.Settings || (flags & Http2Frame.Ack) != 0))
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the preface is not followed by SETTINGS");
+        }
+        if (_blockStreamId != 0 && (type != Http2FrameType.Continuation || streamId != _blockStreamId))
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a header block was interrupted by another frame");
+        }
+        switch (type)
+        {
+            case Http2FrameType.Data:
+                OnData(flags, streamId, payload);
+                break;
+            case Http2FrameType.Headers:
+                OnHeaders(flags, streamId, payload);
+                break;
+            case Http2FrameType.Continuation:
+                if (_blockStreamId == 0)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a CONTINUATION frame follows no header block");
+                }
+                if (++_blockContinuations > Http2ServerLimits.MaxContinuations)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "a header block in too many CONTINUATION frames");
+                }
+                AppendBlock(payload, flags);
+                break;
+            case Http2FrameType.Priority:
+                if (streamId == 0)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PRIORITY came on stream 0");
+                }
+                if (length != 5)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "PRIORITY is not 5 octets");
+                }
+                break;
+            case Http2FrameType.RstStream:
+                OnReset(streamId, payload);
+                break;
+            case Http2FrameType.Settings:
+                OnSettings(flags, streamId, payload);
+                break;
+            case Http2FrameType.Ping:
+                OnPing(flags, streamId, payload);
+                break;
+            case Http2FrameType.GoAway:
+                OnGoAway(streamId, payload);
+                break;
+            case Http2FrameType.WindowUpdate:
+                OnWindowUpdate(streamId, payload);
+                break;
+            case Http2FrameType.PushPromise:
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a client sent PUSH_PROMISE");
+            default:
+                // Unknown types are ignored (RFC 9113 5.5).
+                break;
+        }
+        return true;
+    }
+
+    /// <summary>A stream frame's stream: null when the stream is closed; a frame for a stream never opened breaks the protocol.</summary>
+    private Http2ServerStream? Find(int streamId, Http2FrameType type)
+    {
+        if (streamId == 0 || (streamId & 1) == 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"{type} came on stream {streamId}");
+        }
+        if (streamId > _lastStreamId)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"{type} came on stream {streamId}, which was never opened");
+        }
+        lock (_sync)
+        {
+            return _streams.GetValueOrDefault(streamId);
+        }
+    }
+
+    private static ReadOnlySequence<byte> Unpad(byte flags, ReadOnlySequence<byte> payload, int priorityOctets)
+    {
+        var padding = 0;
+        if ((flags & Http2Frame.Padded) != 0)
+        {
+            if (payload.Length < 1)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a padded frame has no pad length");
+            }
+            padding = payload.FirstSpan[0];
+            payload = payload.Slice(1);
+        }
+        if (payload.Length < priorityOctets + padding)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a frame's padding is longer than its payload");
+        }
+        return payload.Slice(priorityOctets, payload.Length - priorityOctets - padding);
+    }
+
+    private void OnData(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        var stream = Find(streamId, Http2FrameType.Data);
+        var frameLength = (int)payload.Length;
+        var data = Unpad(flags, payload, 0);
+        var endStream = (flags & Http2Frame.EndStream) != 0;
+        string? streamError = null;
+        var code = Http2ErrorCode.StreamClosed;
+        lock (_sync)
+        {
+            // The whole frame counts against the windows, padding included (RFC 9113 6.9.1).
+            _receiveWindow -= frameLength;
+            if (_receiveWindow < 0)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "the peer sent past the connection's window");
+            }
+            if (stream is null || stream.RequestEnded)
+            {
+                // A stream this side closed or reset: its octets are given back at once.
+                GiveBackLocked(frameLength);
+                if (stream is not null)
+                {
+                    streamError = "DATA after the request's end";
+                }
+            }
+            else
+            {
+                stream.ReceiveWindow -= frameLength;
+                if (stream.ReceiveWindow < 0)
+                {
+                    streamError = "the peer sent past the stream's window";
+                    code = Http2ErrorCode.FlowControlError;
+                    GiveBackLocked(frameLength);
+                }
+                else
+                {
+                    // Padding is nobody's to consume.
+                    GiveBackLocked(frameLength - (int)data.Length);
+                    stream.Unconsumed += (int)data.Length;
+                }
+            }
+        }
+        if (streamError is not null)
+        {
+            ResetFromReader(stream!, code, streamError);
+            return;
+        }
+        if (stream is null)
+        {
+            FlushGivenBack();
+            return;
+        }
+        if (!data.IsEmpty && !stream.WriteBody(data))
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "the body is longer than its content-length");
+            return;
+        }
+        if (endStream)
+        {
+            EndRequest(stream);
+        }
+    }
+
+    private void EndRequest(Http2ServerStream stream)
+    {
+        if (!stream.EndBody())
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "the body is shorter than its content-length");
+            return;
+        }
+        lock (_sync)
+        {
+            stream.RequestEnded = true;
+            LeaveTableIfDoneLocked(stream);
+        }
+    }
+
+    private void OnHeaders(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId == 0 || (streamId & 1) == 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"HEADERS came on stream {streamId}");
+        }
+        var fragment = Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
+        _blockEndsStream = (flags & Http2Frame.EndStream) != 0;
+        _blockContinuations = 0;
+        _blockStreamId = streamId;
+        _incomingBlock.Reset();
+        if (streamId > _lastStreamId)
+        {
+            _lastStreamId = streamId;
+            _blockIsTrailers = false;
+            _blockStream = OpenStream(streamId);
+        }
+        else
+        {
+            _blockIsTrailers = true;
+            lock (_sync)
+            {
+                _blockStream = _streams.GetValueOrDefault(streamId);
+            }
+        }
+        AppendBlock(fragment, flags);
+    }
+
+    /// <summary>A new stream's object, or null when it is refused (too many open, or the connection is closing).</summary>
+    private Http2ServerStream? OpenStream(int streamId)
+    {
+        lock (_sync)
+        {
+            if (_draining || _closeReason is not null)
+            {
+                // Beyond the GOAWAY's last stream: not processed, and the peer knows it.
+                return null;
+            }
+            if (_active >= Http2ServerLimits.MaxConcurrentStreams)
+            {
+                _frames.Reset(streamId, Http2ErrorCode.RefusedStream);
+                _frames.Flush();
+                return null;
+            }
+            var stream = _reusable.Count > 0 ? _reusable.Pop() : new Http2ServerStream(this);
+            stream.Open(streamId, _peerInitialWindow, Http2ServerLimits.StreamReceiveWindow);
+            _streams.Add(streamId, stream);
+            _active++;
+            return stream;
+        }
+    }
+
+    private void AppendBlock(ReadOnlySequence<byte> fragment, byte flags)
+    {
+        if (_incomingBlock.WrittenCount + fragment.Length > Http2ServerLimits.MaxHeaderBlock)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, $"a header block exceeds {Http2ServerLimits.MaxHeaderBlock} octets");
+        }
+        if (fragment.Length > 0)
+        {
+            fragment.CopyTo(_incomingBlock.GetSpan((int)fragment.Length));
+            _incomingBlock.Advance((int)fragment.Length);
+        }
+        if ((flags & Http2Frame.EndHeaders) == 0)
+        {
+            Volatile.Write(ref _waitingSince, Environment.TickCount64);
+            return;
+        }
+        var stream = _blockStream;
+        _blockStreamId = 0;
+        _blockStream = null;
+        bool inTable;
+        lock (_sync)
+        {
+            inTable = stream is { InTable: true };
+        }
+        if (!inTable || stream is null)
+        {
+            // The block must still be decoded: it may change the dynamic table.
+            _decoder.Decode(_incomingBlock.WrittenSpan, DiscardingSink.Instance);
+            return;
+        }
+        stream.BeginHeaderBlock(_blockIsTrailers);
+        _decoder.Decode(_incomingBlock.WrittenSpan, stream);
+        if (_blockIsTrailers)
+        {
+            if (stream.RequestEnded)
+            {
+                ResetFromReader(stream, Http2ErrorCode.StreamClosed, "HEADERS after the request's end");
+                return;
+            }
+            if (!_blockEndsStream)
+            {
+                ResetFromReader(stream, Http2ErrorCode.ProtocolError, "trailers came without END_STREAM");
+                return;
+            }
+            if (stream.EndTrailers() is { } badTrailers)
+            {
+                ResetFromReader(stream, Http2ErrorCode.ProtocolError, badTrailers);
+                return;
+            }
+            EndRequest(stream);
+            return;
+        }
+        if (stream.EndRequestHead(_blockEndsStream) is { } malformed)
+        {
+            LogMalformed(_logger, stream.Id, malformed);
+            lock (_sync)
+            {
+                stream.RequestEnded = true;
+            }
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, malformed);
+            // The application never saw it: the object is free at once.
+            ApplicationDone(stream);
+            return;
+        }
+        _starting.Add(stream);
+    }
+
+    /// <summary>Starts the requests whose heads came in the last read, after all its frames (a reset in the same read is seen first).</summary>
+    private void StartPending()
+    {
+        if (_starting.Count == 0)
+        {
+            return;
+        }
+        foreach (var stream in _starting)
+        {
+            stream.Start(_application);
+        }
+        _starting.Clear();
+    }
+
+    private void OnReset(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (payload.Length != 4)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM is not 4 octets");
+        }
+        var stream = Find(streamId, Http2FrameType.RstStream);
+        if (stream is null)
+        {
+            return;
+        }
+        Span<byte> raw = stackalloc byte[4];
+        payload.CopyTo(raw);
+        var code = (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(raw);
+        lock (_sync)
+        {
+            if (!stream.InTable)
+            {
+                return;
+            }
+            EndStreamLocked(stream);
+        }
+        stream.FailBody(new IOException("the peer reset the stream: " + code));
+        stream.Abort();
+    }
+
+    private void OnSettings(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS came on a stream");
+        }
+        if ((flags & Http2Frame.Ack) != 0)
+        {
+            if (payload.Length != 0)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a SETTINGS acknowledgement has a payload");
+            }
+            return;
+        }
+        if (payload.Length % 6 != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS is not a multiple of 6 octets");
+        }
+        _settingsReceived = true;
+        Span<byte> setting = stackalloc byte[6];
+        lock (_sync)
+        {
+            for (var rest = payload; rest.Length > 0; rest = rest.Slice(6))
+            {
+                rest.Slice(0, 6).CopyTo(setting);
+                ApplySettingLocked(BinaryPrimitives.ReadUInt16BigEndian(setting), BinaryPrimitives.ReadUInt32BigEndian(setting[2..]));
+            }
+            _frames.Frame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
+        }
+        FlushControl();
+    }
+
+    private void ApplySettingLocked(ushort id, uint value)
+    {
+        switch (id)
+        {
+            case Http2Frame.SettingHeaderTableSize:
+                _encoder.SetPeerTableSize((int)Math.Min(value, int.MaxValue));
+                break;
+            case Http2Frame.SettingEnablePush:
+                if (value > 1)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS_ENABLE_PUSH is neither 0 nor 1");
+                }
+                break;
+            case Http2Frame.SettingInitialWindowSize:
+                if (value > Http2Frame.MaxWindowSize)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE is above 2^31-1");
+                }
+                var delta = (int)value - _peerInitialWindow;
+                _peerInitialWindow = (int)value;
+                foreach (var stream in _streams.Values)
+                {
+                    if ((long)stream.SendWindow + delta > Http2Frame.MaxWindowSize)
+                    {
+                        throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "a stream's window grew past 2^31-1");
+                    }
+                    stream.SendWindow += delta;
+                    if (delta > 0)
+                    {
+                        WakeSender(stream);
+                    }
+                }
+                break;
+            case Http2Frame.SettingMaxFrameSize:
+                if (value is < Http2Frame.DefaultMaxFrameSize or > 16777215)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS_MAX_FRAME_SIZE is out of range");
+                }
+                // Frames this side writes stay at the default.
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void OnPing(byte flags, int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PING came on a stream");
+        }
+        if (payload.Length != 8)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "PING is not 8 octets");
+        }
+        if ((flags & Http2Frame.Ack) != 0)
+        {
+            return;
+        }
+        Span<byte> opaque = stackalloc byte[8];
+        payload.CopyTo(opaque);
+        _frames.Frame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
+        FlushControl();
+    }
+
+    private void OnGoAway(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (streamId != 0)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "GOAWAY came on a stream");
+        }
+        if (payload.Length < 8)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "GOAWAY is shorter than 8 octets");
+        }
+        // The client opens no more streams; those open finish, then the connection ends.
+        Drain();
+    }
+
+    private void OnWindowUpdate(int streamId, ReadOnlySequence<byte> payload)
+    {
+        if (payload.Length != 4)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "WINDOW_UPDATE is not 4 octets");
+        }
+        Span<byte> raw = stackalloc byte[4];
+        payload.CopyTo(raw);
+        var increment = BinaryPrimitives.ReadInt32BigEndian(raw) & int.MaxValue;
+        if (streamId == 0)
+        {
+            if (increment == 0)
+            {
+                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "WINDOW_UPDATE of 0 on the connection");
+            }
+            lock (_sync)
+            {
+                _sendWindow += increment;
+                if (_sendWindow > Http2Frame.MaxWindowSize)
+                {
+                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "the connection's window grew past 2^31-1");
+                }
+                foreach (var open in _streams.Values)
+                {
+                    WakeSender(open);
+                }
+            }
+            return;
+        }
+        var stream = Find(streamId, Http2FrameType.WindowUpdate);
+        if (stream is null)
+        {
+            return;
+        }
+        if (increment == 0)
+        {
+            ResetFromReader(stream, Http2ErrorCode.ProtocolError, "WINDOW_UPDATE of 0");
+            return;
+        }
+        lock (_sync)
+        {
+            if ((long)stream.SendWindow + increment > Http2Frame.MaxWindowSize)
+            {
+                EndStreamLocked(stream);
+                _frames.Reset(stream.Id, Http2ErrorCode.FlowControlError);
+            }
+            else
+            {
+                stream.SendWindow += increment;
+                WakeSender(stream);
+                return;
+            }
+        }
+        FlushControl();
+        stream.FailBody(new IOException("the peer's window grew past 2^31-1"));
+        stream.Abort();
+    }
+
+    /// <summary>The reader found a stream broken: it is reset, its body fails, its application (if running) is told.</summary>
+    private void ResetFromReader(Http2ServerStream stream, Http2ErrorCode code, string reason)
+    {
+        lock (_sync)
+        {
+            if (!stream.InTable)
+            {
+                return;
+            }
+            EndStreamLocked(stream);
+            _frames.Reset(stream.Id, code);
+        }
+        FlushControl();
+        stream.FailBody(new IOException("the stream was reset: " + reason));
+        // Only while the application has it: a finished stream's token must stay fresh for the object's next stream.
+        stream.Abort();
+    }
+
+    /// <summary>Control frames (acknowledgements, resets, window) go out; a peer that leaves too much of them unread is cut.</summary>
+    private void FlushControl()
+    {
+        if (_frames.QueuedOctets > Http2ServerLimits.MaxUnreadOutput)
+        {
+            throw new Http2ConnectionException(Http2ErrorCode.EnhanceYourCalm, "the peer does not read what it provokes");
+        }
+        _frames.Flush();
+    }
+
+    // ---- Streams ending ----
+
+    /// <summary>Under the lock: the stream leaves the table both ways, and its sender stops waiting.</summary>
+    private void EndStreamLocked(Http2ServerStream stream)
+    {
+        stream.WasReset = true;
+        stream.RequestEnded = true;
+        stream.ResponseEnded = true;
+        WakeSender(stream);
+        RemoveLocked(stream);
+    }
+
+    private void LeaveTableIfDoneLocked(Http2ServerStream stream)
+    {
+        if (stream.RequestEnded && stream.ResponseEnded)
+        {
+            RemoveLocked(stream);
+        }
+    }
+
+    private void RemoveLocked(Http2ServerStream stream)
+    {
+        if (stream.InTable)
+        {
+            stream.InTable = false;
+            _streams.Remove(stream.Id);
+        }
+    }
+
+    /// <summary>
+    /// The application is done with the stream (or never ran it): an upload the answer did not wait for is stopped
+    /// (RST_STREAM NO_ERROR, RFC 9113 8.1), and the object waits for the reader to take it back.
+    /// </summary>
+    internal void ApplicationDone(Http2ServerStream stream)
+    {
+        var reset = false;
+        bool last;
+        lock (_sync)
+        {
+            stream.AppDone = true;
+            if (stream.InTable)
+            {
+                if (!stream.ResponseEnded)
+                {
+                    _frames.Reset(stream.Id, Http2ErrorCode.InternalError);
+                }
+                else
+                {
+                    _frames.Reset(stream.Id, Http2ErrorCode.NoError);
+                }
+                EndStreamLocked(stream);
+                reset = true;
+            }
+            if (_retired.Count < MaxKeptStreams)
+            {
+                _retired.Add(stream);
+            }
+            _active--;
+            if (_active == 0)
+            {
+                Volatile.Write(ref _idleSince, Environment.TickCount64);
+            }
+            last = _active == 0 && (_readerEnded || _draining);
+        }
+        if (reset)
+        {
+            _frames.Flush();
+        }
+        if (last)
+        {
+            if (Volatile.Read(ref _readerEnded))
+            {
+                _allDone.TrySetResult();
+            }
+            else
+            {
+                _input.CancelPendingRead();
+            }
+        }
+    }
+
+    /// <summary>On the reader, between reads: objects their applications released and that left the table serve again.</summary>
+    private void ReuseRetired()
+    {
+        lock (_sync)
+        {
+            for (var i = _retired.Count - 1; i >= 0; i--)
+            {
+                var stream = _retired[i];
+                if (stream.InTable || ReferenceEquals(stream, _blockStream))
+                {
+                    continue;
+                }
+                _retired.RemoveAt(i);
+                GiveBackLocked(stream.Unconsumed);
+                stream.Unconsumed = 0;
+                stream.Recycle();
+                if (_reusable.Count < MaxKeptStreams)
+                {
+                    _reusable.Push(stream);
+                }
+            }
+        }
+        FlushGivenBack();
+    }
+
+    /// <summary>After the reader's end: every stream is told, and the run ends once their applications are done.</summary>
+    private void EndAll(Exception reason)
+    {
+        List<Http2ServerStream> open;
+        lock (_sync)
+        {
+            _readerEnded = true;
+            _closeReason ??= reason.Message;
+            open = [.. _streams.Values];
+            foreach (var stream in open)
+            {
+                EndStreamLocked(stream);
+            }
+            if (_active == 0)
+            {
+                _allDone.TrySetResult();
+            }
+        }
+        _frames.Close();
+        foreach (var stream in open)
+        {
+            stream.FailBody(new IOException("the connection ended: " + reason.Message, reason));
+            stream.Abort();
+        }
+    }
+
+    // ---- Closing ----
+
+    /// <summary>Graceful end (host shutdown, the peer's GOAWAY, an idle connection): no new streams, the open ones finish.</summary>
+    internal void Drain()
+    {
+        bool stopNow;
+        lock (_sync)
+        {
+            if (_draining || _readerEnded)
+            {
+                return;
+            }
+            _draining = true;
+            var payload = new byte[8];
+            BinaryPrimitives.WriteInt32BigEndian(payload, _lastStreamId);
+            _frames.Frame(Http2FrameType.GoAway, 0, 0, payload);
+            stopNow = _active == 0;
+        }
+        _frames.Flush();
+        if (stopNow)
+        {
+            _input.CancelPendingRead();
+        }
+    }
+
+    /// <summary>The heartbeat's check: a preface or header block overdue cuts the connection, a long idle one is ended.</summary>
+    internal void Tick(long now)
+    {
+        if ((!_settingsReceived || _blockStreamId != 0) && now - Volatile.Read(ref _waitingSince) > (long)_limits.HeadersTimeout.TotalMilliseconds)
+        {
+            Abort(_settingsReceived ? "a header block was not finished in time" : "no preface in time");
+            return;
+        }
+        bool idle;
+        lock (_sync)
+        {
+            idle = _active == 0 && !_draining;
+        }
+        if (idle && now - Volatile.Read(ref _idleSince) > (long)_limits.KeepAliveTimeout.TotalMilliseconds)
+        {
+            Drain();
+        }
+    }
+
+    private void Abort(string reason)
+    {
+        lock (_sync)
+        {
+            _closeReason ??= reason;
+        }
+        _connection.Abort(new ConnectionAbortedException(reason));
+        _input.CancelPendingRead();
+    }
+
+    private Task SendGoAwayAsync(Http2ErrorCode code)
+    {
+        var payload = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(payload, _lastStreamId);
+        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(4), (uint)code);
+        return _frames.WriteLastAsync(Http2FrameType.GoAway, payload);
+    }
+
+    // ---- Writing ----
+
+    private void QueueSettings()
+    {
+        Span<byte> settings = stackalloc byte[24];
+        WriteSetting(settings, Http2Frame.SettingMaxConcurrentStreams, Http2ServerLimits.MaxConcurrentStreams);
+        WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, Http2ServerLimits.StreamReceiveWindow);
+        WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, Http2ServerLimits.MaxHeaderBlock);
+        WriteSetting(settings[18..], Http2Frame.SettingEnableConnectProtocol, 1);
+        _frames.Frame(Http2FrameType.Settings, 0, 0, settings);
+        _frames.WindowUpdate(0, Http2ServerLimits.ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
+
+        static void WriteSetting(Span<byte> destination, ushort id, int value)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(destination, id);
+            BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
+        }
+    }
+
+    /// <summary>Under the lock: consumed or dropped body octets count towards the connection's next WINDOW_UPDATE.</summary>
+    private void GiveBackLocked(int octets)
+    {
+        if (octets <= 0)
+        {
+            return;
+        }
+        _receiveUnacked += octets;
+        if (_receiveUnacked >= Http2ServerLimits.ConnectionReceiveWindow / 4)
+        {
+            _frames.WindowUpdate(0, _receiveUnacked);
+            _receiveWindow += _receiveUnacked;
+            _receiveUnacked = 0;
+            _windowQueued = true;
+        }
+    }
+
+    private bool _windowQueued;
+
+    private void FlushGivenBack()
+    {
+        bool queued;
+        lock (_sync)
+        {
+            queued = _windowQueued;
+            _windowQueued = false;
+        }
+        if (queued)
+        {
+            _frames.Flush();
+        }
+    }
+
+    /// <summary>The application consumed body octets: window goes back, the stream's when half of it is used.</summary>
+    internal void ReturnWindow(Http2ServerStream stream, int octets)
+    {
+        lock (_sync)
+        {
+            stream.Unconsumed -= octets;
+            GiveBackLocked(octets);
+            if (stream.InTable && !stream.RequestEnded)
+            {
+                stream.UnackedWindow += octets;
+                if (stream.UnackedWindow >= Http2ServerLimits.StreamReceiveWindow / 2)
+                {
+                    _frames.WindowUpdate(stream.Id, stream.UnackedWindow);
+                    stream.ReceiveWindow += stream.UnackedWindow;
+                    stream.UnackedWindow = 0;
+                    _windowQueued = true;
+                }
+            }
+        }
+        FlushGivenBack();
+    }
+
+    /// <summary>
+    /// Sends the answer's head (the first time) and <paramref name="data"/> as DATA frames within the peer's windows,
+    /// waiting for window as needed; false when the stream was reset (nothing more may be sent).
+    /// </summary>
+    internal async ValueTask<bool> SendAsync(Http2ServerStream stream, ReadOnlyMemory<byte> data, bool endStream, CancellationToken cancellation)
+    {
+        while (true)
+        {
+            Task? waitForWindow = null;
+            lock (_sync)
+            {
+                if (stream.ResponseEnded)
+                {
+                    return false;
+                }
+                if (!stream.HeadersSent)
+                {
+                    stream.HeadersSent = true;
+                    var headOnly = endStream && data.IsEmpty;
+                    WriteFieldsLocked(stream, stream.ResponseHeaders, Http2ServerStream.StatusText(stream.StatusCode), headOnly);
+                    if (headOnly)
+                    {
+                        EndResponseLocked(stream);
+                    }
+                }
+                else if (data.IsEmpty && endStream)
+                {
+                    _frames.Frame(Http2FrameType.Data, Http2Frame.EndStream, stream.Id, []);
+                    EndResponseLocked(stream);
+                }
+                while (!data.IsEmpty)
+                {
+                    // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+                    var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
+                    if (take == 0)
+                    {
+                        stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                        waitForWindow = stream.WindowWaiter.Task;
+                        break;
+                    }
+                    var last = endStream && take == data.Length;
+                    _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
+                    stream.SendWindow -= take;
+                    _sendWindow -= take;
+                    data = data[take..];
+                    if (last)
+                    {
+                        EndResponseLocked(stream);
+                    }
+                }
+            }
+            if (waitForWindow is null && endStream && Volatile.Read(ref _active) > 1)
+            {
+                // An answer's last frames, with other streams in flight: a write a moment later carries the answers
+                // that end meanwhile too (one send, and one receive and wake-up for the peer, for several answers).
+                _frames.FlushSoon();
+                return true;
+            }
+            await _frames.FlushAsync();
+            if (waitForWindow is null)
+            {
+                return true;
+            }
+            await waitForWindow.WaitAsync(cancellation);
+        }
+    }
+
+    /// <summary>Under the lock: this side's END_STREAM is queued.</summary>
+    private void EndResponseLocked(Http2ServerStream stream)
+    {
+        stream.ResponseEnded = true;
+        LeaveTableIfDoneLocked(stream);
+    }
+
+    internal void SendTrailers(Http2ServerStream stream)
+    {
+        lock (_sync)
+        {
+            if (stream.ResponseEnded || stream.ResponseTrailers is not { } trailers)
+            {
+                return;
+            }
+            WriteFieldsLocked(stream, trailers, status: null, endStream: true);
+            EndResponseLocked(stream);
+        }
+        _frames.Flush();
+    }
+
+    internal void SendContinue(Http2ServerStream stream)
+    {
+        lock (_sync)
+        {
+            if (stream.ResponseEnded || stream.HeadersSent)
+            {
+                return;
+            }
+            _headerBlock.Reset();
+            _encoder.BeginBlock(_headerBlock);
+            _encoder.WriteField(_headerBlock, ":status", "100", HpackIndexing.Index);
+            _frames.Headers(stream.Id, _headerBlock.WrittenSpan, endStream: false, Http2Frame.DefaultMaxFrameSize);
+        }
+        _frames.Flush();
+    }
+
+    /// <summary>Under the lock (HPACK's order is the frames' order): a head or trailers as one header block.</summary>
+    private void WriteFieldsLocked(Http2ServerStream stream, HeaderDictionary fields, string? status, bool endStream)
+    {
+        _headerBlock.Reset();
+        _encoder.BeginBlock(_headerBlock);
+        if (status is not null)
+        {
+            _encoder.WriteField(_headerBlock, ":status", status, HpackIndexing.Index);
+        }
+        foreach (var field in fields)
+        {
+            if (IsConnectionSpecific(field.Key))
+            {
+                continue;
+            }
+            var indexing = string.Equals(field.Key, "set-cookie", StringComparison.OrdinalIgnoreCase) ? HpackIndexing.NeverIndex : HpackIndexing.Index;
+            foreach (var value in field.Value)
+            {
+                if (value is not null && HpackEncoder.IsSendable(value))
+                {
+                    _encoder.WriteField(_headerBlock, field.Key, value, value.Length > 256 ? HpackIndexing.NoIndex : indexing);
+                }
+            }
+        }
+        _frames.Headers(stream.Id, _headerBlock.WrittenSpan, endStream, Http2Frame.DefaultMaxFrameSize);
+    }
+
+    private static bool IsConnectionSpecific(string name) =>
+        name.Length is 7 or 10 or 16 or 17 && (string.Equals(name, "Upgrade", StringComparison.OrdinalIgnoreCase)
+            || string.Equals(name, "Connection", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "Keep-Alive", StringComparison.OrdinalIgnoreCase)
+            || string.Equals(name, "Proxy-Connection", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "Transfer-Encoding", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Resets the stream from the application's side (an abort, a failure, a reset it asked for).</summary>
+    internal void ResetStream(Http2ServerStream stream, Http2ErrorCode code)
+    {
+        lock (_sync)
+        {
+            if (!stream.InTable)
+            {
+                return;
+            }
+            EndStreamLocked(stream);
+            _frames.Reset(stream.Id, code);
+        }
+        _frames.Flush();
+        stream.Abort();
+    }
+
+    /// <summary>Under the lock: a sender waiting for window tries again.</summary>
+    private static void WakeSender(Http2ServerStream stream)
+    {
+        stream.WindowWaiter?.TrySetResult();
+        stream.WindowWaiter = null;
+    }
+
+    internal void LogApplicationFailed(int streamId, Exception e) => LogAppFailed(_logger, streamId, e.Message);
+
+    [LoggerMessage(EventId = 340, Level = LogLevel.Warning, Message = "inbound http/2: the request on stream {StreamId} failed: {Reason}")]
+    private static partial void LogAppFailed(ILogger logger, int streamId, string reason);
+
+    [LoggerMessage(EventId = 341, Level = LogLevel.Information, Message = "inbound http/2: the peer broke the protocol ({Code}): {Reason}")]
+    private static partial void LogProtocolError(ILogger logger, Http2ErrorCode code, string reason);
+
+    [LoggerMessage(EventId = 342, Level = LogLevel.Debug, Message = "inbound http/2: stream {StreamId} reset, its request is malformed: {Reason}")]
+    private static partial void LogMalformed(ILogger logger, int streamId, string reason);
+
+    private sealed class DiscardingSink : IHpackFieldSink
+    {
+        public static readonly DiscardingSink Instance = new();
+
+        public void OnField(string name, string value)
+        {
+        }
+    }
+}
