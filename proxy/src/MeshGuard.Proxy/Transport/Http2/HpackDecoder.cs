@@ -29,6 +29,18 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
 
     public int MaxFieldListSize { get; } = maxFieldListSize;
 
+    /// <summary>Decodes a block whose fields nobody takes (its stream is gone): the dynamic table must still follow it.</summary>
+    public void Skip(ReadOnlySpan<byte> block) => Decode(block, DiscardingSink.Instance);
+
+    private sealed class DiscardingSink : IHpackFieldSink
+    {
+        public static readonly DiscardingSink Instance = new();
+
+        public void OnField(string name, string value)
+        {
+        }
+    }
+
     /// <summary>Decodes one complete header block (HEADERS and its CONTINUATIONs, joined) into <paramref name="sink"/>.</summary>
     public void Decode(ReadOnlySpan<byte> block, IHpackFieldSink sink)
     {

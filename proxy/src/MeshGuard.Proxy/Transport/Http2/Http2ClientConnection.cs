@@ -213,7 +213,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         lock (_sync)
         {
             failure = stream.Failure ??= new Http2StreamException(code, "the stream was reset by this side");
-            WakeSender(stream);
+            stream.WakeSender();
             if (_streams.Remove(stream.Id))
             {
                 _frames.Reset(stream.Id, code);
@@ -350,7 +350,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             lock (_sync)
             {
                 stream.Failure ??= failure;
-                WakeSender(stream);
+                stream.WakeSender();
             }
             stream.Fail(failure);
         }
@@ -359,23 +359,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private bool TryReadFrame(ref ReadOnlySequence<byte> buffer)
     {
-        if (buffer.Length < Http2Frame.HeaderLength)
+        if (!Http2FrameReader.TryTake(ref buffer, out var header, out var payload))
         {
             return false;
         }
-        Span<byte> head = stackalloc byte[Http2Frame.HeaderLength];
-        buffer.Slice(0, Http2Frame.HeaderLength).CopyTo(head);
-        var (length, type, flags, streamId) = Http2Frame.ReadHeader(head);
-        if (length > Http2Frame.DefaultMaxFrameSize)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, $"a frame of {length} octets exceeds the {Http2Frame.DefaultMaxFrameSize} allowed");
-        }
-        if (buffer.Length < Http2Frame.HeaderLength + length)
-        {
-            return false;
-        }
-        var payload = buffer.Slice(Http2Frame.HeaderLength, length);
-        buffer = buffer.Slice(Http2Frame.HeaderLength + length);
+        var (_, type, flags, streamId) = header;
         if (_blockStreamId != 0 && (type != Http2FrameType.Continuation || streamId != _blockStreamId))
         {
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a header block was interrupted by another frame");
@@ -474,30 +462,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    private static ReadOnlySequence<byte> Unpad(byte flags, ReadOnlySequence<byte> payload, int priorityOctets)
-    {
-        var padding = 0;
-        if ((flags & Http2Frame.Padded) != 0)
-        {
-            if (payload.Length < 1)
-            {
-                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a padded frame has no pad length");
-            }
-            padding = payload.FirstSpan[0];
-            payload = payload.Slice(1);
-        }
-        if (payload.Length < priorityOctets + padding)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a frame's padding is longer than its payload");
-        }
-        return payload.Slice(priorityOctets, payload.Length - priorityOctets - padding);
-    }
-
     private void OnData(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
         var stream = Find(streamId);
         var frameLength = (int)payload.Length;
-        var data = Unpad(flags, payload, 0);
+        var data = Http2FrameReader.Unpad(flags, payload, 0);
         var overrun = false;
         var returned = false;
         lock (_sync)
@@ -551,7 +520,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private void OnHeaders(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
         var stream = Find(streamId);
-        var fragment = Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
+        var fragment = Http2FrameReader.Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
         _blockStreamId = streamId;
         _blockStream = stream;
         _blockEndsStream = (flags & Http2Frame.EndStream) != 0;
@@ -577,7 +546,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         if (stream is null || stream.ResponseEnded)
         {
             // The block must still be decoded: it may change the dynamic table.
-            _decoder.Decode(_incomingBlock.WrittenSpan, DiscardingSink.Instance);
+            _decoder.Skip(_incomingBlock.WrittenSpan);
             return;
         }
         var trailers = stream.HeadReceived;
@@ -633,25 +602,19 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void OnReset(int streamId, ReadOnlySequence<byte> payload)
     {
-        if (payload.Length != 4)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM is not 4 octets");
-        }
+        var error = Http2FrameReader.ResetCode(payload);
         var stream = Find(streamId);
         if (stream is null)
         {
             return;
         }
-        Span<byte> code = stackalloc byte[4];
-        payload.CopyTo(code);
-        var error = (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(code);
         var failure = new Http2StreamException(error, "the peer reset the stream: " + error, notProcessed: error == Http2ErrorCode.RefusedStream);
         lock (_sync)
         {
             _streams.Remove(streamId);
             IdleSince = Environment.TickCount64;
             stream.Failure ??= failure;
-            WakeSender(stream);
+            stream.WakeSender();
         }
         if (stream.ResponseEnded)
         {
@@ -663,27 +626,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void OnSettings(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
-        if (streamId != 0)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS came on a stream");
-        }
-        if ((flags & Http2Frame.Ack) != 0)
-        {
-            return;
-        }
-        if (payload.Length % 6 != 0)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS is not a multiple of 6 octets");
-        }
-        Span<byte> setting = stackalloc byte[6];
         lock (_sync)
         {
-            for (var rest = payload; rest.Length > 0; rest = rest.Slice(6))
+            if (!Http2FrameReader.ReadSettings(flags, streamId, payload, this, static (connection, id, value) => connection.ApplySetting(id, value)))
             {
-                rest.Slice(0, 6).CopyTo(setting);
-                var id = BinaryPrimitives.ReadUInt16BigEndian(setting);
-                var value = BinaryPrimitives.ReadUInt32BigEndian(setting[2..]);
-                ApplySetting(id, value);
+                return;
             }
             _frames.Frame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
         }
@@ -703,27 +650,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 _maxConcurrentStreams = (int)Math.Min(value, int.MaxValue);
                 break;
             case Http2Frame.SettingInitialWindowSize:
-                if (value > Http2Frame.MaxWindowSize)
-                {
-                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE is above 2^31-1");
-                }
-                var delta = (int)value - _peerInitialWindow;
-                _peerInitialWindow = (int)value;
-                foreach (var stream in _streams.Values)
-                {
-                    stream.SendWindow += delta;
-                    if (delta > 0)
-                    {
-                        WakeSender(stream);
-                    }
-                }
+                _peerInitialWindow = Http2StreamSendWindow.ApplyInitialWindow(_streams.Values, _peerInitialWindow, value);
                 break;
             case Http2Frame.SettingMaxFrameSize:
-                if (value is < Http2Frame.DefaultMaxFrameSize or > 16777215)
-                {
-                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS_MAX_FRAME_SIZE is out of range");
-                }
-                // Frames this side writes stay at the default: larger ones buy nothing on these links.
+                Http2FrameReader.CheckMaxFrameSize(value);
                 break;
             default:
                 break;
@@ -732,18 +662,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void OnPing(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
-        if (streamId != 0 || payload.Length != 8)
+        if (Http2FrameReader.AnswerPing(_frames, flags, streamId, payload))
         {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PING is not 8 octets on stream 0");
+            _frames.Flush();
         }
-        if ((flags & Http2Frame.Ack) != 0)
-        {
-            return;
-        }
-        Span<byte> opaque = stackalloc byte[8];
-        payload.CopyTo(opaque);
-        _frames.Frame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
-        _frames.Flush();
     }
 
     private void OnGoAway(int streamId, ReadOnlySequence<byte> payload)
@@ -771,7 +693,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             {
                 _streams.Remove(stream.Id);
                 stream.Failure ??= new Http2StreamException(code, "the peer is going away and did not process the stream", notProcessed: true);
-                WakeSender(stream);
+                stream.WakeSender();
             }
         }
         foreach (var stream in refused)
@@ -782,13 +704,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private void OnWindowUpdate(int streamId, ReadOnlySequence<byte> payload)
     {
-        if (payload.Length != 4)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "WINDOW_UPDATE is not 4 octets");
-        }
-        Span<byte> raw = stackalloc byte[4];
-        payload.CopyTo(raw);
-        var increment = BinaryPrimitives.ReadInt32BigEndian(raw) & int.MaxValue;
+        var increment = Http2FrameReader.WindowIncrement(payload);
         if (increment == 0)
         {
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "WINDOW_UPDATE of 0");
@@ -804,7 +720,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 }
                 foreach (var stream in _streams.Values)
                 {
-                    WakeSender(stream);
+                    stream.WakeSender();
                 }
             }
             return;
@@ -822,25 +738,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "a stream's window grew past 2^31-1");
             }
             target.SendWindow += increment;
-            WakeSender(target);
+            target.WakeSender();
         }
     }
 
-    /// <summary>Under the lock: a sender waiting for window tries again.</summary>
-    private static void WakeSender(Http2ClientStream stream)
-    {
-        stream.WindowWaiter?.TrySetResult();
-        stream.WindowWaiter = null;
-    }
-
-    private sealed class DiscardingSink : IHpackFieldSink
-    {
-        public static readonly DiscardingSink Instance = new();
-
-        public void OnField(string name, string value)
-        {
-        }
-    }
 }
 
 /// <summary>The peer broke the protocol: the connection ends with GOAWAY carrying <see cref="Code"/>.</summary>

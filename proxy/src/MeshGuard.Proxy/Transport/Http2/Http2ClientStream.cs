@@ -13,7 +13,7 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// task released it with nothing of its own still running on it, the stream left the connection's table, and the
 /// reader stands between frames: no frame that came for the old stream can then reach the new one.
 /// </summary>
-internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
+internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink, IValueTaskSource
 {
     private readonly Http2ClientConnection _connection;
     // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16. One options object serves every stream.
@@ -83,7 +83,6 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
     public ReadOnlySpan<(string Name, string Value)> Trailers => CollectionsMarshal.AsSpan(_trailers);
 
     // State below is guarded by the connection's lock.
-    internal int SendWindow { get; set; }
 
     /// <summary>What the peer may still send on this stream: a peer that sends past it is refused, so a slow reader holds a bounded body.</summary>
     internal int ReceiveWindow { get; set; } = Http2ClientConnection.StreamReceiveWindow;
@@ -96,7 +95,6 @@ internal sealed class Http2ClientStream : IHpackFieldSink, IValueTaskSource
 
     internal Http2StreamException? Failure { get; set; }
 
-    internal TaskCompletionSource? WindowWaiter { get; set; }
 
     /// <summary>
     /// The answer's head, after any 1xx answers; throws <see cref="Http2StreamException"/> when the stream ended without

@@ -231,23 +231,11 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     private bool TryReadFrame(ref ReadOnlySequence<byte> buffer)
     {
-        if (buffer.Length < Http2Frame.HeaderLength)
+        if (!Http2FrameReader.TryTake(ref buffer, out var header, out var payload))
         {
             return false;
         }
-        Span<byte> head = stackalloc byte[Http2Frame.HeaderLength];
-        buffer.Slice(0, Http2Frame.HeaderLength).CopyTo(head);
-        var (length, type, flags, streamId) = Http2Frame.ReadHeader(head);
-        if (length > Http2Frame.DefaultMaxFrameSize)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, $"a frame of {length} octets exceeds the {Http2Frame.DefaultMaxFrameSize} allowed");
-        }
-        if (buffer.Length < Http2Frame.HeaderLength + length)
-        {
-            return false;
-        }
-        var payload = buffer.Slice(Http2Frame.HeaderLength, length);
-        buffer = buffer.Slice(Http2Frame.HeaderLength + length);
+        var (length, type, flags, streamId) = header;
         if (!_settingsReceived && (type != Http2FrameType.Settings || (flags & Http2Frame.Ack) != 0))
         {
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the preface is not followed by SETTINGS");
@@ -326,30 +314,11 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
     }
 
-    private static ReadOnlySequence<byte> Unpad(byte flags, ReadOnlySequence<byte> payload, int priorityOctets)
-    {
-        var padding = 0;
-        if ((flags & Http2Frame.Padded) != 0)
-        {
-            if (payload.Length < 1)
-            {
-                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a padded frame has no pad length");
-            }
-            padding = payload.FirstSpan[0];
-            payload = payload.Slice(1);
-        }
-        if (payload.Length < priorityOctets + padding)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "a frame's padding is longer than its payload");
-        }
-        return payload.Slice(priorityOctets, payload.Length - priorityOctets - padding);
-    }
-
     private void OnData(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
         var stream = Find(streamId, Http2FrameType.Data);
         var frameLength = (int)payload.Length;
-        var data = Unpad(flags, payload, 0);
+        var data = Http2FrameReader.Unpad(flags, payload, 0);
         var endStream = (flags & Http2Frame.EndStream) != 0;
         string? streamError = null;
         var code = Http2ErrorCode.StreamClosed;
@@ -428,7 +397,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         {
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, $"HEADERS came on stream {streamId}");
         }
-        var fragment = Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
+        var fragment = Http2FrameReader.Unpad(flags, payload, (flags & Http2Frame.PriorityFlag) != 0 ? 5 : 0);
         _blockEndsStream = (flags & Http2Frame.EndStream) != 0;
         _blockContinuations = 0;
         _blockStreamId = streamId;
@@ -501,7 +470,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         if (!inTable || stream is null)
         {
             // The block must still be decoded: it may change the dynamic table.
-            _decoder.Decode(_incomingBlock.WrittenSpan, DiscardingSink.Instance);
+            _decoder.Skip(_incomingBlock.WrittenSpan);
             return;
         }
         stream.BeginHeaderBlock(_blockIsTrailers);
@@ -557,18 +526,12 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     private void OnReset(int streamId, ReadOnlySequence<byte> payload)
     {
-        if (payload.Length != 4)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "RST_STREAM is not 4 octets");
-        }
+        var code = Http2FrameReader.ResetCode(payload);
         var stream = Find(streamId, Http2FrameType.RstStream);
         if (stream is null)
         {
             return;
         }
-        Span<byte> raw = stackalloc byte[4];
-        payload.CopyTo(raw);
-        var code = (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(raw);
         lock (_sync)
         {
             if (!stream.InTable)
@@ -583,31 +546,13 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     private void OnSettings(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
-        if (streamId != 0)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS came on a stream");
-        }
-        if ((flags & Http2Frame.Ack) != 0)
-        {
-            if (payload.Length != 0)
-            {
-                throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "a SETTINGS acknowledgement has a payload");
-            }
-            return;
-        }
-        if (payload.Length % 6 != 0)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "SETTINGS is not a multiple of 6 octets");
-        }
-        _settingsReceived = true;
-        Span<byte> setting = stackalloc byte[6];
         lock (_sync)
         {
-            for (var rest = payload; rest.Length > 0; rest = rest.Slice(6))
+            if (!Http2FrameReader.ReadSettings(flags, streamId, payload, this, static (connection, id, value) => connection.ApplySettingLocked(id, value)))
             {
-                rest.Slice(0, 6).CopyTo(setting);
-                ApplySettingLocked(BinaryPrimitives.ReadUInt16BigEndian(setting), BinaryPrimitives.ReadUInt32BigEndian(setting[2..]));
+                return;
             }
+            _settingsReceived = true;
             _frames.Frame(Http2FrameType.Settings, Http2Frame.Ack, 0, []);
         }
         FlushControl();
@@ -627,31 +572,10 @@ internal sealed partial class Http2ServerConnection : IDisposable
                 }
                 break;
             case Http2Frame.SettingInitialWindowSize:
-                if (value > Http2Frame.MaxWindowSize)
-                {
-                    throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "SETTINGS_INITIAL_WINDOW_SIZE is above 2^31-1");
-                }
-                var delta = (int)value - _peerInitialWindow;
-                _peerInitialWindow = (int)value;
-                foreach (var stream in _streams.Values)
-                {
-                    if ((long)stream.SendWindow + delta > Http2Frame.MaxWindowSize)
-                    {
-                        throw new Http2ConnectionException(Http2ErrorCode.FlowControlError, "a stream's window grew past 2^31-1");
-                    }
-                    stream.SendWindow += delta;
-                    if (delta > 0)
-                    {
-                        WakeSender(stream);
-                    }
-                }
+                _peerInitialWindow = Http2StreamSendWindow.ApplyInitialWindow(_streams.Values, _peerInitialWindow, value);
                 break;
             case Http2Frame.SettingMaxFrameSize:
-                if (value is < Http2Frame.DefaultMaxFrameSize or > 16777215)
-                {
-                    throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "SETTINGS_MAX_FRAME_SIZE is out of range");
-                }
-                // Frames this side writes stay at the default.
+                Http2FrameReader.CheckMaxFrameSize(value);
                 break;
             default:
                 break;
@@ -660,22 +584,10 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     private void OnPing(byte flags, int streamId, ReadOnlySequence<byte> payload)
     {
-        if (streamId != 0)
+        if (Http2FrameReader.AnswerPing(_frames, flags, streamId, payload))
         {
-            throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "PING came on a stream");
+            FlushControl();
         }
-        if (payload.Length != 8)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "PING is not 8 octets");
-        }
-        if ((flags & Http2Frame.Ack) != 0)
-        {
-            return;
-        }
-        Span<byte> opaque = stackalloc byte[8];
-        payload.CopyTo(opaque);
-        _frames.Frame(Http2FrameType.Ping, Http2Frame.Ack, 0, opaque);
-        FlushControl();
     }
 
     private void OnGoAway(int streamId, ReadOnlySequence<byte> payload)
@@ -694,13 +606,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     private void OnWindowUpdate(int streamId, ReadOnlySequence<byte> payload)
     {
-        if (payload.Length != 4)
-        {
-            throw new Http2ConnectionException(Http2ErrorCode.FrameSizeError, "WINDOW_UPDATE is not 4 octets");
-        }
-        Span<byte> raw = stackalloc byte[4];
-        payload.CopyTo(raw);
-        var increment = BinaryPrimitives.ReadInt32BigEndian(raw) & int.MaxValue;
+        var increment = Http2FrameReader.WindowIncrement(payload);
         if (streamId == 0)
         {
             if (increment == 0)
@@ -716,7 +622,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
                 }
                 foreach (var open in _streams.Values)
                 {
-                    WakeSender(open);
+                    open.WakeSender();
                 }
             }
             return;
@@ -741,7 +647,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
             else
             {
                 stream.SendWindow += increment;
-                WakeSender(stream);
+                stream.WakeSender();
                 return;
             }
         }
@@ -786,7 +692,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         stream.WasReset = true;
         stream.RequestEnded = true;
         stream.ResponseEnded = true;
-        WakeSender(stream);
+        stream.WakeSender();
         RemoveLocked(stream);
     }
 
@@ -1198,12 +1104,6 @@ internal sealed partial class Http2ServerConnection : IDisposable
         stream.Abort();
     }
 
-    /// <summary>Under the lock: a sender waiting for window tries again.</summary>
-    private static void WakeSender(Http2ServerStream stream)
-    {
-        stream.WindowWaiter?.TrySetResult();
-        stream.WindowWaiter = null;
-    }
 
     internal void LogApplicationFailed(int streamId, Exception e) => LogAppFailed(_logger, streamId, e.Message);
 
@@ -1215,13 +1115,4 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     [LoggerMessage(EventId = 342, Level = LogLevel.Debug, Message = "inbound http/2: stream {StreamId} reset, its request is malformed: {Reason}")]
     private static partial void LogMalformed(ILogger logger, int streamId, string reason);
-
-    private sealed class DiscardingSink : IHpackFieldSink
-    {
-        public static readonly DiscardingSink Instance = new();
-
-        public void OnField(string name, string value)
-        {
-        }
-    }
 }

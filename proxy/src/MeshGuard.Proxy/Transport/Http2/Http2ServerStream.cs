@@ -13,7 +13,7 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// The object, with its HttpContext, header collections and feature tables, serves later streams of the same
 /// connection once the application finished with it and the reader saw it leave the stream table.
 /// </summary>
-internal sealed partial class Http2ServerStream : IHpackFieldSink, IDisposable
+internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackFieldSink, IDisposable
 {
     // Blocks of the small pool, as for the client's answer bodies: what a slow app leaves unread is bounded by the window.
     private static readonly PipeOptions BodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
@@ -81,10 +81,6 @@ internal sealed partial class Http2ServerStream : IHpackFieldSink, IDisposable
     internal bool HeadersSent { get; set; }
 
     internal bool AppDone { get; set; }
-
-    internal int SendWindow { get; set; }
-
-    internal TaskCompletionSource? WindowWaiter { get; set; }
 
     /// <summary>What the peer may still send on this stream.</summary>
     internal int ReceiveWindow { get; set; }
