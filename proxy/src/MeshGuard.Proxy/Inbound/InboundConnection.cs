@@ -102,7 +102,7 @@ internal static class InboundConnection
     private sealed class Http2Server(IServiceProvider services, TimeSpan headersTimeout)
     {
         private readonly Http2ServerLimits _limits = new(headersTimeout, TimeSpan.FromSeconds(130));
-        private RequestDelegate? _application;
+        private Http2RequestHandler? _application;
         private ILogger? _logger;
 
         public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
@@ -112,7 +112,7 @@ internal static class InboundConnection
             {
                 return next(connection);
             }
-            _application ??= services.GetRequiredService<InboundHandler>().HandleAsync;
+            _application ??= services.GetRequiredService<InboundHandler>().HandleRequestAsync;
             _logger ??= services.GetRequiredService<ILogger<Http2ServerConnection>>();
             return RunAsync(new Http2ServerConnection(connection, tls, _application, _limits, _logger));
         };

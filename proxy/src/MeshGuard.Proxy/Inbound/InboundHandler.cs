@@ -41,24 +41,40 @@ internal sealed partial class InboundHandler(
     private readonly string _appPrefix = $"http://{(settings.AppAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{settings.AppAddress}]" : settings.AppAddress)}:{settings.AppPort}";
 
     /// <summary>
-    /// Decides without awaiting anything, then hands the request to the one async step it needs: what that step
-    /// holds across its awaits is all a request's state machine carries (it is allocated per request).
+    /// Kestrel's entry (HTTP/1.1 peers; every peer while telemetry export is on): the server takes a Task, so the
+    /// pooled call is handed over wrapped in a small one unless it ended at once.
     /// </summary>
     public Task HandleAsync(HttpContext context)
+    {
+        var handling = HandleRequestAsync(context);
+        if (handling.IsCompletedSuccessfully)
+        {
+            _ = handling.Result; // takes the result: a pooled call's box goes back
+            return Task.CompletedTask;
+        }
+        return handling.AsTask();
+    }
+
+    /// <summary>
+    /// Decides without awaiting anything, then hands the request to the one async step it needs: what that step
+    /// holds across its awaits is all a request's state machine carries (pooled). The sidecar's own HTTP/2 server
+    /// awaits the value task itself (the result means nothing), so its requests cost no Task.
+    /// </summary>
+    public ValueTask<bool> HandleRequestAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var peer = context.Features.Get<PeerIdentityFeature>();
         if (peer is null)
         {
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
-            return Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden);
+            return Awaited(Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden));
         }
         if (context.RequestAborted.IsCancellationRequested)
         {
             // Cancelled by its peer before we looked at it (a reset that came with its headers): nothing is decided,
             // sent or recorded, only counted against the connection's allowance (a rapid-reset flood ends there).
             context.Features.Get<PrematureResetBudget>()?.StreamEnded(context, started);
-            return Task.CompletedTask;
+            return new ValueTask<bool>(true);
         }
         // 1. The one view policy decides on and the app is sent, or a 400 naming the rule it broke. A port declared
         // opaque takes no HTTP (a port is one or the other, never both).
@@ -79,20 +95,25 @@ internal sealed partial class InboundHandler(
         // 3. The proof the app leg requires: it sends exactly this view.
         var config = AppLegConfig(context.Request);
         return ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context)
-            ? ForwardToAppAsync(context, peer, started, authorized).AsTask()
+            ? ForwardToAppAsync(context, peer, started, authorized)
             : ForwardGeneralAsync(context, peer, started, authorized, config);
     }
 
-    private async Task RefuseAsync(HttpContext context, int status, string text, PeerIdentityFeature peer, long started, Decision decision, string method, string path)
+    private static async ValueTask<bool> Awaited(Task task)
+    {
+        await task;
+        return true;
+    }
+
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> RefuseAsync(HttpContext context, int status, string text, PeerIdentityFeature peer, long started, Decision decision, string method, string path)
     {
         await Refusal.WriteAsync(context, status, text);
         Ended(context, peer, started, decision, method, path);
+        return true;
     }
 
-    /// <summary>
-    /// The usual path: the authorized request over the hand-written HTTP/1.1 leg. Its state machine is pooled; the server
-    /// takes a Task, so the caller hands it over wrapped in a small one (the result means nothing).
-    /// </summary>
+    /// <summary>The usual path: the authorized request over the hand-written HTTP/1.1 leg. Its state machine is pooled.</summary>
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized)
     {
@@ -107,7 +128,7 @@ internal sealed partial class InboundHandler(
     }
 
     /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>
-    private async Task ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
+    private async ValueTask<bool> ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
     {
         authorized.SetOn(context);
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, config, _transformer);
@@ -123,6 +144,7 @@ internal sealed partial class InboundHandler(
             }
         }
         Ended(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
+        return true;
     }
 
     /// <summary>Every exchange ends here: its flow record, and its count on the connection's reset allowance.</summary>

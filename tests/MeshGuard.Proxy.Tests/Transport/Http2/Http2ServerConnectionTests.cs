@@ -50,10 +50,11 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
             socket.NoDelay = true;
             var stream = new NetworkStream(socket, ownsSocket: true);
             var connection = new LoopbackConnection(stream, socket);
-            var server = new Http2ServerConnection(connection, stream, context =>
+            var server = new Http2ServerConnection(connection, stream, async context =>
             {
                 Interlocked.Increment(ref _applicationCalls);
-                return _application(context);
+                await _application(context);
+                return true;
             }, Limits, NullLogger.Instance);
             lock (_served)
             {
@@ -346,6 +347,28 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         }
         await Task.Delay(100);
         Assert.Equal(Http2ServerLimits.MaxConcurrentStreams, Volatile.Read(ref _applicationCalls));
+        release.SetResult();
+    }
+
+    [Fact]
+    public async Task AStreamThatEndedBothWaysFreesItsPlaceWhileItsHandlerIsStillFinishing()
+    {
+        // Each handler sends its whole answer (END_STREAM goes with the declared length) and then keeps running, as the
+        // inbound handler does while it writes the flow record: the peer already counts the stream as closed.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _application = async context =>
+        {
+            context.Response.ContentLength = 2;
+            await context.Response.WriteAsync("ok");
+            await release.Task;
+        };
+        await using var client = await OpenClientAsync();
+        for (var batch = 0; batch < 2; batch++)
+        {
+            var answers = await Task.WhenAll(Enumerable.Range(0, Http2ServerLimits.MaxConcurrentStreams).Select(i => GetAsync(client, $"/{batch}/{i}")));
+            Assert.All(answers, answer => Assert.Equal((200, "ok"), answer));
+        }
+        Assert.Equal(2 * Http2ServerLimits.MaxConcurrentStreams, Volatile.Read(ref _applicationCalls));
         release.SetResult();
     }
 

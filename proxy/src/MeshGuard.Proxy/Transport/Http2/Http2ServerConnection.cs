@@ -9,6 +9,12 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace MeshGuard.Proxy.Transport.Http2;
 
+/// <summary>
+/// What the server runs for each request: a value task (pooled, as the data path's handlers' are) that the server
+/// awaits exactly once; its result is not the server's concern.
+/// </summary>
+internal delegate ValueTask<bool> Http2RequestHandler(HttpContext context);
+
 /// <summary>How an <see cref="Http2ServerConnection"/> bounds its peer.</summary>
 /// <param name="HeadersTimeout">How long the preface or a header block may take to arrive whole.</param>
 /// <param name="KeepAliveTimeout">How long a connection without streams stays open.</param>
@@ -45,7 +51,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
     private readonly ConnectionContext _connection;
     private readonly Stream _transport;
     private readonly PipeReader _input;
-    private readonly RequestDelegate _application;
+    private readonly Http2RequestHandler _application;
     private readonly Http2ServerLimits _limits;
     private readonly ILogger _logger;
     private readonly Lock _sync = new();
@@ -84,7 +90,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
     private long _waitingSince = Environment.TickCount64;
     private long _idleSince = Environment.TickCount64;
 
-    public Http2ServerConnection(ConnectionContext connection, Stream transport, RequestDelegate application, Http2ServerLimits limits, ILogger logger)
+    public Http2ServerConnection(ConnectionContext connection, Stream transport, Http2RequestHandler application, Http2ServerLimits limits, ILogger logger)
     {
         _connection = connection;
         _transport = transport;
@@ -429,7 +435,10 @@ internal sealed partial class Http2ServerConnection : IDisposable
                 // Beyond the GOAWAY's last stream: not processed, and the peer knows it.
                 return null;
             }
-            if (_active >= Http2ServerLimits.MaxConcurrentStreams)
+            // The peer counts a stream until it has ended both ways (RFC 9113 5.1.2), so that is the limit it is held
+            // to; a handler may still be finishing after its answer's END_STREAM left (or after a reset), and those
+            // are bounded apart, at twice the limit.
+            if (_streams.Count >= Http2ServerLimits.MaxConcurrentStreams || _active >= 2 * Http2ServerLimits.MaxConcurrentStreams)
             {
                 _frames.Reset(streamId, Http2ErrorCode.RefusedStream);
                 _frames.Flush();

@@ -363,40 +363,51 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
     // ---- Running the application ----
 
     private readonly Action _onAppDone;
-    private Task? _appTask;
+    private ValueTask<bool> _handling;
 
-    /// <summary>The reader's thread: runs the application up to its first wait.</summary>
-    internal void Start(RequestDelegate application)
+    /// <summary>The reader's thread: runs the handler up to its first wait.</summary>
+    internal void Start(Http2RequestHandler handler)
     {
         ExecutionContext.SuppressFlow();
+#pragma warning disable CA2012 // kept in a field and taken exactly once, by OnAppDone
         try
         {
-            _appTask = application(_context);
+            _handling = handler(_context);
         }
         catch (Exception e)
         {
-            _appTask = Task.FromException(e);
+            _handling = ValueTask.FromException<bool>(e);
         }
+#pragma warning restore CA2012
         finally
         {
             ExecutionContext.RestoreFlow();
         }
-        if (_appTask.IsCompleted)
+        if (_handling.IsCompleted)
         {
             OnAppDone();
         }
         else
         {
-            _appTask.GetAwaiter().UnsafeOnCompleted(_onAppDone);
+            _handling.GetAwaiter().UnsafeOnCompleted(_onAppDone);
         }
     }
 
     private void OnAppDone()
     {
-        var task = _appTask!;
-        _appTask = null;
+        Exception? failure = null;
+        try
+        {
+            // Taken exactly once: a pooled call's box goes back here.
+            _ = _handling.GetAwaiter().GetResult();
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        _handling = default;
 #pragma warning disable CA2012 // kept in a field and taken exactly once, by OnFinished
-        _finishing = FinishAsync(task.Exception?.InnerException);
+        _finishing = FinishAsync(failure);
 #pragma warning restore CA2012
         if (_finishing.IsCompleted)
         {
