@@ -234,6 +234,10 @@ for round in $(seq 1 "$ROUNDS"); do
     timeout $((BODY_S + 30)) h2load -t2 -c8 -m16 -D "$BODY_S" -H ":authority: orders" "$(h2url_of "$config")" > "$R/h2-$config-$round.txt" 2>&1 || true
     awk '/^finished in/ {gsub(",", "", $4); print $4}' "$R/h2-$config-$round.txt" >> "$R/h2-$config"
     grep -E "^requests:" "$R/h2-$config-$round.txt" | grep -v " 0 failed" | sed "s/^/$config h2: /" >&2 || true
+    # Which answers failed, when some did: the status classes say whether a proxy refused or the peer broke.
+    if ! grep -qE "^requests:.* 0 failed" "$R/h2-$config-$round.txt"; then
+      grep -E "^status codes:" "$R/h2-$config-$round.txt" | sed "s/^/$config h2: /" >&2 || true
+    fi
   done
   for config in "${CONFIGS[@]}"; do
     # Latency at a fixed 1,000 rps: 10 connections at 100 rps each, every request's time logged.

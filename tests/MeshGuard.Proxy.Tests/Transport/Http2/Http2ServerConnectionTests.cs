@@ -405,6 +405,56 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task CONTINUATIONFramesTricklingInDoNotExtendAHeaderBlocksTime()
+    {
+        Limits = new(TimeSpan.FromMilliseconds(600), TimeSpan.FromSeconds(130));
+        await using var peer = await ScriptedClient.ConnectAsync(Port);
+        var block = peer.Encode(Pairs([":method", "GET", ":scheme", "https", ":path", "/", "x-long", new string('a', 400)]));
+        await peer.SendFrameAsync(Http2FrameType.Headers, 0, 1, block[..10]);
+        var started = DateTime.UtcNow;
+        var closed = peer.ReadsToTheEndAsync(TimeSpan.FromSeconds(10));
+        for (var at = 10; at < block.Length - 10 && !closed.IsCompleted; at += 10)
+        {
+            await Task.Delay(100);
+            try
+            {
+                await peer.SendFrameAsync(Http2FrameType.Continuation, 0, 1, block[at..(at + 10)]);
+            }
+            catch (IOException)
+            {
+                break;
+            }
+        }
+        Assert.True(await closed, "the connection stayed open");
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(3), $"cut after {(DateTime.UtcNow - started).TotalMilliseconds:F0} ms");
+        Assert.Equal(0, _applicationCalls);
+    }
+
+    [Fact]
+    public async Task ABusyConnectionLivesPastTheHeadersTimeout()
+    {
+        // The headers timeout is for a block left unfinished, not for one the reader is decoding when the heartbeat looks.
+        Limits = new(TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(130));
+        _application = context =>
+        {
+            context.Response.ContentLength = 2;
+            return context.Response.WriteAsync("ok");
+        };
+        await using var client = await OpenClientAsync();
+        var until = DateTime.UtcNow.AddSeconds(4);
+        var answered = 0;
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(async worker =>
+        {
+            while (DateTime.UtcNow < until)
+            {
+                Assert.Equal((200, "ok"), await GetAsync(client, "/busy/" + worker));
+                Interlocked.Increment(ref answered);
+            }
+        }));
+        Assert.True(answered > 100, $"{answered} answered");
+    }
+
+    [Fact]
     public async Task AConnectionThatSkipsThePrefaceIsEndedWithGoAwayProtocolError()
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);

@@ -87,7 +87,11 @@ internal sealed partial class Http2ServerConnection : IDisposable
     private int _blockContinuations;
 
     // For the heartbeat (ticks of Environment.TickCount64).
-    private long _waitingSince = Environment.TickCount64;
+    private readonly long _openedAt = Environment.TickCount64;
+
+    // When the header block under way began, if it is waiting for CONTINUATION frames across reads; 0 otherwise. Set
+    // only for a block left unfinished, never while a whole one is being read: the heartbeat reads it on its own thread.
+    private long _blockPendingSince;
     private long _idleSince = Environment.TickCount64;
 
     public Http2ServerConnection(ConnectionContext connection, Stream transport, Http2RequestHandler application, Http2ServerLimits limits, ILogger logger)
@@ -465,9 +469,14 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
         if ((flags & Http2Frame.EndHeaders) == 0)
         {
-            Volatile.Write(ref _waitingSince, Environment.TickCount64);
+            // From the block's first frame: CONTINUATION frames trickling in do not extend its time.
+            if (Volatile.Read(ref _blockPendingSince) == 0)
+            {
+                Volatile.Write(ref _blockPendingSince, Environment.TickCount64);
+            }
             return;
         }
+        Volatile.Write(ref _blockPendingSince, 0);
         var stream = _blockStream;
         _blockStreamId = 0;
         _blockStream = null;
@@ -853,7 +862,9 @@ internal sealed partial class Http2ServerConnection : IDisposable
     /// <summary>The heartbeat's check: a preface or header block overdue cuts the connection, a long idle one is ended.</summary>
     internal void Tick(long now)
     {
-        if ((!_settingsReceived || _blockStreamId != 0) && now - Volatile.Read(ref _waitingSince) > (long)_limits.HeadersTimeout.TotalMilliseconds)
+        var timeout = (long)_limits.HeadersTimeout.TotalMilliseconds;
+        var blockSince = Volatile.Read(ref _blockPendingSince);
+        if (!Volatile.Read(ref _settingsReceived) ? now - _openedAt > timeout : blockSince != 0 && now - blockSince > timeout)
         {
             Abort(_settingsReceived ? "a header block was not finished in time" : "no preface in time");
             return;
