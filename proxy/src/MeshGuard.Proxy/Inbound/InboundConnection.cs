@@ -107,7 +107,7 @@ internal static class InboundConnection
 
         public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
         {
-            if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual("h2"u8) != true
+            if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) != true
                 || connection.Features.Get<ISslStreamFeature>()?.SslStream is not { } tls)
             {
                 return next(connection);

@@ -35,12 +35,6 @@ internal static class MeshHttp2Leg
         HeaderNames.Upgrade, HeaderNames.TE, "HTTP2-Settings",
     };
 
-    /// <summary>Answer fields that have no meaning past this hop.</summary>
-    private static readonly HashSet<string> NotRelayed = new(StringComparer.OrdinalIgnoreCase)
-    {
-        HeaderNames.Connection, HeaderNames.KeepAlive, "Proxy-Connection", HeaderNames.TransferEncoding, HeaderNames.Upgrade,
-    };
-
     private static readonly Action<(HttpContext Context, OutboundExchange Exchange), HpackEncoder, IBufferWriter<byte>> WriteFields = WriteRequestFields;
 
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
@@ -121,7 +115,7 @@ internal static class MeshHttp2Leg
                 var headers = response.Headers;
                 foreach (var (name, value) in stream.Fields)
                 {
-                    if (!NotRelayed.Contains(name))
+                    if (!Http2FieldRules.IsConnectionSpecific(name))
                     {
                         headers.Append(name, value);
                     }

@@ -268,17 +268,11 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     {
         _frames.Raw(Http2Frame.ClientPreface);
         Span<byte> settings = stackalloc byte[18];
-        WriteSetting(settings, Http2Frame.SettingEnablePush, 0);
-        WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, StreamReceiveWindow);
-        WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, MaxHeaderBlock);
+        Http2Frame.WriteSetting(settings, Http2Frame.SettingEnablePush, 0);
+        Http2Frame.WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, StreamReceiveWindow);
+        Http2Frame.WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, MaxHeaderBlock);
         _frames.Frame(Http2FrameType.Settings, 0, 0, settings);
         _frames.WindowUpdate(0, ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
-
-        static void WriteSetting(Span<byte> destination, ushort id, int value)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(destination, id);
-            BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
-        }
     }
 
     // ---- Reading ----
@@ -329,12 +323,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     }
 
     /// <summary>Tells the peer why the connection ends, after the write under way if there is one.</summary>
-    private Task SendGoAwayAsync(Http2ErrorCode code)
-    {
-        var payload = new byte[8];
-        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(4), (uint)code);
-        return _frames.WriteLastAsync(Http2FrameType.GoAway, payload);
-    }
+    private Task SendGoAwayAsync(Http2ErrorCode code) => _frames.WriteLastAsync(Http2FrameType.GoAway, Http2Frame.GoAwayPayload(0, code));
 
     private void FailAll(Exception? reason)
     {

@@ -16,12 +16,6 @@ namespace MeshGuard.Proxy.Transport.Http2;
 internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink, IValueTaskSource
 {
     private readonly Http2ClientConnection _connection;
-    // Blocks of the small pool: a small answer holds 4 KiB while it waits to be read, not 16. One options object serves every stream.
-    private static readonly PipeOptions BodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
-
-    /// <summary>Body pipes for every stream of every connection: as many are kept as streams are commonly in flight.</summary>
-    internal static readonly PipePool BodyPipes = new(BodyOptions, capacity: 256);
-
     private Pipe _body = null!;
     // Holds on the pooled body pipe and field array: the request's task (until Release), the connection's reader (until
     // the body's end or failure, whichever comes first) and, while it runs, an Interrupt from either. At none both go
@@ -58,7 +52,7 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
         Failure = null;
         WindowWaiter = null;
         Status = 0;
-        _body = BodyPipes.Rent();
+        _body = PipePool.StreamBodies.Rent();
         _fields = ArrayPool<(string Name, string Value)>.Shared.Rent(8);
         _fieldCount = 0;
         _trailers?.Clear();
@@ -246,14 +240,7 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
         {
             return;
         }
-        foreach (var segment in data)
-        {
-            _body.Writer.Write(segment.Span);
-        }
-        // Never waits: the pipe has no pause threshold, and flow control bounds what it holds.
-        var flush = _body.Writer.FlushAsync();
-        System.Diagnostics.Debug.Assert(flush.IsCompleted, "a pipe without a pause threshold flushes at once");
-        flush.GetAwaiter().GetResult();
+        PipePool.Append(_body.Writer, data);
     }
 
     internal void EndBody() => CompleteWriter(null);
@@ -316,7 +303,7 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
     {
         if (Interlocked.Decrement(ref _pipeHolds) == 0)
         {
-            BodyPipes.Return(_body);
+            PipePool.StreamBodies.Return(_body);
             _fieldCount = 0;
             ArrayPool<(string Name, string Value)>.Shared.Return(_fields, clearArray: true);
         }

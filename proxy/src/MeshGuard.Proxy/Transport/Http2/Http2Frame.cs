@@ -66,6 +66,22 @@ internal static class Http2Frame
 
     public static ReadOnlySpan<byte> ClientPreface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
+    /// <summary>One setting of a SETTINGS payload (6 octets).</summary>
+    public static void WriteSetting(Span<byte> destination, ushort id, int value)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(destination, id);
+        BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
+    }
+
+    /// <summary>A GOAWAY payload: the last stream this side processes (or may process) and why the connection ends.</summary>
+    public static byte[] GoAwayPayload(int lastStreamId, Http2ErrorCode code)
+    {
+        var payload = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(payload, lastStreamId & int.MaxValue);
+        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(4), (uint)code);
+        return payload;
+    }
+
     public static void WriteHeader(Span<byte> destination, int length, Http2FrameType type, byte flags, int streamId)
     {
         destination[0] = (byte)(length >> 16);

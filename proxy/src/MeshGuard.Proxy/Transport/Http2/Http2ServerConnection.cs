@@ -49,7 +49,6 @@ internal sealed record Http2ServerLimits(TimeSpan HeadersTimeout, TimeSpan KeepA
 internal sealed partial class Http2ServerConnection : IDisposable
 {
     private readonly ConnectionContext _connection;
-    private readonly Stream _transport;
     private readonly PipeReader _input;
     private readonly Http2RequestHandler _application;
     private readonly Http2ServerLimits _limits;
@@ -97,7 +96,6 @@ internal sealed partial class Http2ServerConnection : IDisposable
     public Http2ServerConnection(ConnectionContext connection, Stream transport, Http2RequestHandler application, Http2ServerLimits limits, ILogger logger)
     {
         _connection = connection;
-        _transport = transport;
         _input = connection.Transport.Input;
         _application = application;
         _limits = limits;
@@ -215,24 +213,19 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
     }
 
+    /// <summary>Takes the client preface off the front; false while only a part of it (a right one) has arrived.</summary>
     private bool TryReadPreface(ref ReadOnlySequence<byte> buffer)
     {
         var preface = Http2Frame.ClientPreface;
-        if (buffer.Length < preface.Length)
-        {
-            Span<byte> part = stackalloc byte[(int)buffer.Length];
-            buffer.CopyTo(part);
-            if (!preface.StartsWith(part))
-            {
-                throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the connection does not begin with the HTTP/2 preface");
-            }
-            return false;
-        }
-        Span<byte> head = stackalloc byte[preface.Length];
-        buffer.Slice(0, preface.Length).CopyTo(head);
-        if (!head.SequenceEqual(preface))
+        Span<byte> head = stackalloc byte[(int)Math.Min(buffer.Length, preface.Length)];
+        buffer.Slice(0, head.Length).CopyTo(head);
+        if (!preface.StartsWith(head))
         {
             throw new Http2ConnectionException(Http2ErrorCode.ProtocolError, "the connection does not begin with the HTTP/2 preface");
+        }
+        if (head.Length < preface.Length)
+        {
+            return false;
         }
         buffer = buffer.Slice(preface.Length);
         _prefaceReceived = true;
@@ -442,18 +435,19 @@ internal sealed partial class Http2ServerConnection : IDisposable
             // The peer counts a stream until it has ended both ways (RFC 9113 5.1.2), so that is the limit it is held
             // to; a handler may still be finishing after its answer's END_STREAM left (or after a reset), and those
             // are bounded apart, at twice the limit.
-            if (_streams.Count >= Http2ServerLimits.MaxConcurrentStreams || _active >= 2 * Http2ServerLimits.MaxConcurrentStreams)
+            if (_streams.Count < Http2ServerLimits.MaxConcurrentStreams && _active < 2 * Http2ServerLimits.MaxConcurrentStreams)
             {
-                _frames.Reset(streamId, Http2ErrorCode.RefusedStream);
-                _frames.Flush();
-                return null;
+                var stream = _reusable.Count > 0 ? _reusable.Pop() : new Http2ServerStream(this);
+                stream.Open(streamId, _peerInitialWindow, Http2ServerLimits.StreamReceiveWindow);
+                _streams.Add(streamId, stream);
+                _active++;
+                return stream;
             }
-            var stream = _reusable.Count > 0 ? _reusable.Pop() : new Http2ServerStream(this);
-            stream.Open(streamId, _peerInitialWindow, Http2ServerLimits.StreamReceiveWindow);
-            _streams.Add(streamId, stream);
-            _active++;
-            return stream;
+            _frames.Reset(streamId, Http2ErrorCode.RefusedStream);
         }
+        // Written outside the lock, as every flush: other streams' senders need not wait on this write.
+        FlushControl();
+        return null;
     }
 
     private void AppendBlock(ReadOnlySequence<byte> fragment, byte flags)
@@ -516,10 +510,6 @@ internal sealed partial class Http2ServerConnection : IDisposable
         if (stream.EndRequestHead(_blockEndsStream) is { } malformed)
         {
             LogMalformed(_logger, stream.Id, malformed);
-            lock (_sync)
-            {
-                stream.RequestEnded = true;
-            }
             ResetFromReader(stream, Http2ErrorCode.ProtocolError, malformed);
             // The application never saw it: the object is free at once.
             ApplicationDone(stream);
@@ -707,7 +697,6 @@ internal sealed partial class Http2ServerConnection : IDisposable
     /// <summary>Under the lock: the stream leaves the table both ways, and its sender stops waiting.</summary>
     private void EndStreamLocked(Http2ServerStream stream)
     {
-        stream.WasReset = true;
         stream.RequestEnded = true;
         stream.ResponseEnded = true;
         stream.WakeSender();
@@ -741,17 +730,9 @@ internal sealed partial class Http2ServerConnection : IDisposable
         bool last;
         lock (_sync)
         {
-            stream.AppDone = true;
             if (stream.InTable)
             {
-                if (!stream.ResponseEnded)
-                {
-                    _frames.Reset(stream.Id, Http2ErrorCode.InternalError);
-                }
-                else
-                {
-                    _frames.Reset(stream.Id, Http2ErrorCode.NoError);
-                }
+                _frames.Reset(stream.Id, stream.ResponseEnded ? Http2ErrorCode.NoError : Http2ErrorCode.InternalError);
                 EndStreamLocked(stream);
                 reset = true;
             }
@@ -847,9 +828,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
                 return;
             }
             _draining = true;
-            var payload = new byte[8];
-            BinaryPrimitives.WriteInt32BigEndian(payload, _lastStreamId);
-            _frames.Frame(Http2FrameType.GoAway, 0, 0, payload);
+            _frames.Frame(Http2FrameType.GoAway, 0, 0, Http2Frame.GoAwayPayload(_lastStreamId, Http2ErrorCode.NoError));
             stopNow = _active == 0;
         }
         _frames.Flush();
@@ -890,31 +869,19 @@ internal sealed partial class Http2ServerConnection : IDisposable
         _input.CancelPendingRead();
     }
 
-    private Task SendGoAwayAsync(Http2ErrorCode code)
-    {
-        var payload = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(payload, _lastStreamId);
-        BinaryPrimitives.WriteUInt32BigEndian(payload.AsSpan(4), (uint)code);
-        return _frames.WriteLastAsync(Http2FrameType.GoAway, payload);
-    }
+    private Task SendGoAwayAsync(Http2ErrorCode code) => _frames.WriteLastAsync(Http2FrameType.GoAway, Http2Frame.GoAwayPayload(_lastStreamId, code));
 
     // ---- Writing ----
 
     private void QueueSettings()
     {
         Span<byte> settings = stackalloc byte[24];
-        WriteSetting(settings, Http2Frame.SettingMaxConcurrentStreams, Http2ServerLimits.MaxConcurrentStreams);
-        WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, Http2ServerLimits.StreamReceiveWindow);
-        WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, Http2ServerLimits.MaxHeaderBlock);
-        WriteSetting(settings[18..], Http2Frame.SettingEnableConnectProtocol, 1);
+        Http2Frame.WriteSetting(settings, Http2Frame.SettingMaxConcurrentStreams, Http2ServerLimits.MaxConcurrentStreams);
+        Http2Frame.WriteSetting(settings[6..], Http2Frame.SettingInitialWindowSize, Http2ServerLimits.StreamReceiveWindow);
+        Http2Frame.WriteSetting(settings[12..], Http2Frame.SettingMaxHeaderListSize, Http2ServerLimits.MaxHeaderBlock);
+        Http2Frame.WriteSetting(settings[18..], Http2Frame.SettingEnableConnectProtocol, 1);
         _frames.Frame(Http2FrameType.Settings, 0, 0, settings);
         _frames.WindowUpdate(0, Http2ServerLimits.ConnectionReceiveWindow - Http2Frame.DefaultWindowSize);
-
-        static void WriteSetting(Span<byte> destination, ushort id, int value)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(destination, id);
-            BinaryPrimitives.WriteInt32BigEndian(destination[2..], value);
-        }
     }
 
     /// <summary>Under the lock: consumed or dropped body octets count towards the connection's next WINDOW_UPDATE.</summary>
@@ -1087,7 +1054,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
         foreach (var field in fields)
         {
-            if (IsConnectionSpecific(field.Key))
+            if (Http2FieldRules.IsConnectionSpecific(field.Key))
             {
                 continue;
             }
@@ -1102,11 +1069,6 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
         _frames.Headers(stream.Id, _headerBlock.WrittenSpan, endStream, Http2Frame.DefaultMaxFrameSize);
     }
-
-    private static bool IsConnectionSpecific(string name) =>
-        name.Length is 7 or 10 or 16 or 17 && (string.Equals(name, "Upgrade", StringComparison.OrdinalIgnoreCase)
-            || string.Equals(name, "Connection", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "Keep-Alive", StringComparison.OrdinalIgnoreCase)
-            || string.Equals(name, "Proxy-Connection", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "Transfer-Encoding", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Resets the stream from the application's side (an abort, a failure, a reset it asked for).</summary>
     internal void ResetStream(Http2ServerStream stream, Http2ErrorCode code)

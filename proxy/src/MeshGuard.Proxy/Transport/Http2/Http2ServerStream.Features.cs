@@ -59,32 +59,34 @@ internal sealed partial class Http2ServerStream :
 
     void IFeatureCollection.Set<TFeature>(TFeature? instance) where TFeature : default => ((IFeatureCollection)this)[typeof(TFeature)] = instance;
 
+    /// <summary>The features the stream itself serves (extended CONNECT only for such a request).</summary>
+    private static readonly Type[] OwnFeatures =
+    [
+        typeof(IHttpRequestFeature), typeof(IHttpResponseFeature), typeof(IHttpResponseBodyFeature), typeof(IHttpRequestLifetimeFeature),
+        typeof(IHttpRequestBodyDetectionFeature), typeof(IRequestBodyPipeFeature), typeof(IHttpResponseTrailersFeature), typeof(IHttpResetFeature),
+        typeof(IHttpConnectionFeature), typeof(IHttpRequestIdentifierFeature), typeof(IHttpRequestTrailersFeature), typeof(IHttpExtendedConnectFeature),
+    ];
+
+    private bool Serves(Type key) => key != typeof(IHttpExtendedConnectFeature) ? Array.IndexOf(OwnFeatures, key) >= 0 : _protocol is not null;
+
     private object? Find(Type key)
     {
         if (_extraFeatures is { Count: > 0 } extra && extra.TryGetValue(key, out var set))
         {
             return set;
         }
-        if (key == typeof(IHttpRequestFeature) || key == typeof(IHttpResponseFeature) || key == typeof(IHttpResponseBodyFeature)
-            || key == typeof(IHttpRequestLifetimeFeature) || key == typeof(IHttpRequestBodyDetectionFeature) || key == typeof(IRequestBodyPipeFeature)
-            || key == typeof(IHttpResponseTrailersFeature) || key == typeof(IHttpResetFeature) || key == typeof(IHttpConnectionFeature)
-            || key == typeof(IHttpRequestIdentifierFeature) || key == typeof(IHttpRequestTrailersFeature))
-        {
-            return this;
-        }
-        if (key == typeof(IHttpExtendedConnectFeature))
-        {
-            return _protocol is not null ? this : null;
-        }
-        return _connection.Features[key];
+        return Serves(key) ? this : _connection.Features[key];
     }
 
     IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator()
     {
-        yield return new(typeof(IHttpRequestFeature), this);
-        yield return new(typeof(IHttpResponseFeature), this);
-        yield return new(typeof(IHttpResponseBodyFeature), this);
-        yield return new(typeof(IHttpRequestLifetimeFeature), this);
+        foreach (var type in OwnFeatures)
+        {
+            if (Serves(type) && _extraFeatures?.ContainsKey(type) != true)
+            {
+                yield return new(type, this);
+            }
+        }
         if (_extraFeatures is not null)
         {
             foreach (var pair in _extraFeatures)

@@ -15,12 +15,6 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// </summary>
 internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackFieldSink, IDisposable
 {
-    // Blocks of the small pool, as for the client's answer bodies: what a slow app leaves unread is bounded by the window.
-    private static readonly PipeOptions BodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
-
-    /// <summary>Request body pipes for every stream of every connection.</summary>
-    internal static readonly PipePool BodyPipes = new(BodyOptions, capacity: 256);
-
     private static readonly string?[] StatusTexts = new string?[600];
 
     private readonly Http2ServerConnection _connection;
@@ -76,11 +70,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
     /// <summary>This side ended its answer (END_STREAM) or the stream was reset: nothing more is sent on it.</summary>
     internal bool ResponseEnded { get; set; }
 
-    internal bool WasReset { get; set; }
-
     internal bool HeadersSent { get; set; }
-
-    internal bool AppDone { get; set; }
 
     /// <summary>What the peer may still send on this stream.</summary>
     internal int ReceiveWindow { get; set; }
@@ -102,9 +92,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         InTable = true;
         RequestEnded = false;
         ResponseEnded = false;
-        WasReset = false;
         HeadersSent = false;
-        AppDone = false;
         WindowWaiter = null;
         UnackedWindow = 0;
         Unconsumed = 0;
@@ -177,12 +165,13 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
             return;
         }
         _fieldsStarted = true;
+        if (Http2FieldRules.IsConnectionSpecific(name))
+        {
+            _malformed = "the connection-specific field " + name;
+            return;
+        }
         switch (name)
         {
-            // Connection-specific fields are malformed in HTTP/2 (RFC 9113 8.2.2).
-            case "connection" or "keep-alive" or "proxy-connection" or "transfer-encoding" or "upgrade":
-                _malformed = "the connection-specific field " + name;
-                return;
             case "te" when !string.Equals(value, "trailers", StringComparison.Ordinal):
                 _malformed = "te other than trailers";
                 return;
@@ -275,7 +264,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         }
         if (!endStream)
         {
-            _body = BodyPipes.Rent();
+            _body = PipePool.StreamBodies.Rent();
         }
         else
         {
@@ -301,15 +290,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         {
             return false;
         }
-        var writer = _body!.Writer;
-        foreach (var segment in data)
-        {
-            writer.Write(segment.Span);
-        }
-        // Never waits: the pipe has no pause threshold, and flow control bounds what it holds.
-        var flush = writer.FlushAsync();
-        System.Diagnostics.Debug.Assert(flush.IsCompleted, "a pipe without a pause threshold flushes at once");
-        flush.GetAwaiter().GetResult();
+        PipePool.Append(_body!.Writer, data);
         return true;
     }
 
@@ -336,8 +317,6 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
             _body.Writer.Complete(reason);
         }
     }
-
-    internal bool HasBody => _body is not null;
 
     internal Pipe? BodyPipe => _body;
 
@@ -612,7 +591,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
                 body.Writer.Complete();
             }
             _body = null;
-            BodyPipes.Return(body);
+            PipePool.StreamBodies.Return(body);
         }
         _bodyWriterDone = false;
     }
