@@ -122,6 +122,28 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         }
     }
 
+    /// <summary>One field of the app's request, unless it stops at this hop; false when it cannot be written as HTTP/1.1.</summary>
+    private static bool WriteRequestField(PipeWriter writer, string name, StringValues values, ForwardedHeaders forwarding)
+    {
+        if (NotForwarded.Contains(name) || MeshHeaders.IsForgeable(name, forwarding))
+        {
+            return true;
+        }
+        if (!Http1HeadWriter.IsToken(name))
+        {
+            return false;
+        }
+        foreach (var value in values)
+        {
+            if (value is not null && !Http1HeadWriter.IsFieldValue(value))
+            {
+                return false;
+            }
+            Http1HeadWriter.WriteField(writer, name, value ?? "");
+        }
+        return true;
+    }
+
     /// <summary>
     /// The request head, checked as it is written (one pass over the headers): false when a name is not a token or a
     /// value holds what HTTP/1.1 cannot carry (CR, LF, NUL, other controls, characters beyond ISO-8859-1).
@@ -130,23 +152,26 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     {
         Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
         Http1HeadWriter.WriteField(writer, "Host", host);
-        foreach (var field in request.Headers)
+        // The sidecar's own HTTP/2 server keeps a request's fields in a HeaderDictionary, whose enumerator is a struct:
+        // through the interface it was boxed, once per request.
+        if (request.Headers is HeaderDictionary fields)
         {
-            if (NotForwarded.Contains(field.Key) || MeshHeaders.IsForgeable(field.Key, forwarding))
+            foreach (var field in fields)
             {
-                continue;
-            }
-            if (!Http1HeadWriter.IsToken(field.Key))
-            {
-                return false;
-            }
-            foreach (var value in field.Value)
-            {
-                if (value is not null && !Http1HeadWriter.IsFieldValue(value))
+                if (!WriteRequestField(writer, field.Key, field.Value, forwarding))
                 {
                     return false;
                 }
-                Http1HeadWriter.WriteField(writer, field.Key, value ?? "");
+            }
+        }
+        else
+        {
+            foreach (var field in request.Headers)
+            {
+                if (!WriteRequestField(writer, field.Key, field.Value, forwarding))
+                {
+                    return false;
+                }
             }
         }
         foreach (var value in forwardedClientCert)

@@ -121,6 +121,36 @@ public sealed class HpackTests
         Assert.Equal(sizes[1], sizes[2]);
     }
 
+    // Literal without indexing, new name (0x00): a request id and a path, as the outbound sidecar sends them.
+    [Fact]
+    public void ALiteralKnownNameIsItsInternedStringAndARepeatedValueIsTheStringBefore()
+    {
+        var decoder = new HpackDecoder();
+        var first = Decode(decoder, "00" + Literal("x-request-id") + Literal("0123") + "00" + Literal(":path") + Literal("/orders/1"));
+        var second = Decode(decoder, "00" + Literal("x-request-id") + Literal("4567") + "00" + Literal(":path") + Literal("/orders/1"));
+        var third = Decode(decoder, "00" + Literal("x-request-id") + Literal("4567") + "00" + Literal(":path") + Literal("/orders/2"));
+        Assert.Same("x-request-id", first[0].Name);
+        Assert.Same(":path", second[1].Name);
+        Assert.Equal([("x-request-id", "4567"), (":path", "/orders/1")], second);
+        Assert.Same(first[1].Value, second[1].Value);
+        Assert.NotSame(first[0].Value, second[0].Value);
+        // Only the same octets give the same string: one octet more or different is a new value.
+        Assert.Equal([("x-request-id", "4567"), (":path", "/orders/2")], third);
+        Assert.Equal("/orders/1", second[1].Value);
+        Assert.Equal(("x-custom-name", "v"), Decode(decoder, "00" + Literal("x-custom-name") + Literal("v"))[0]);
+    }
+
+    [Fact]
+    public void ANeverIndexedValueIsNotKeptForTheNextRequest()
+    {
+        var decoder = new HpackDecoder();
+        // 0x10: never indexed, new name.
+        var first = Decode(decoder, "10" + Literal("authorization") + Literal("Bearer secret"));
+        var second = Decode(decoder, "10" + Literal("authorization") + Literal("Bearer secret"));
+        Assert.Equal(("authorization", "Bearer secret"), second[0]);
+        Assert.NotSame(first[0].Value, second[0].Value);
+    }
+
     [Fact]
     public void ACredentialIsMarkedNeverIndexedAndStaysOutOfTheTable()
     {

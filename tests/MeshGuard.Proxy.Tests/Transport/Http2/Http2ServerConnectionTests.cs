@@ -30,6 +30,9 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         _ = AcceptLoopAsync();
     }
 
+    private static readonly AsyncLocal<string?> ConnectionScope = new();
+    private static readonly AsyncLocal<string?> RequestScope = new();
+
     private int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     private Http2ServerLimits Limits { get; set; } = new(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(130));
@@ -60,6 +63,8 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
             {
                 _served.Add(Task.Run(async () =>
                 {
+                    // As the host's connection scope would be: a value the connection's caller holds.
+                    ConnectionScope.Value = "connection " + connection.ConnectionId;
                     using (server)
                     {
                         await server.RunAsync();
@@ -109,6 +114,29 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         Assert.Equal("yes", response.Headers.GetValues("x-answer").Single());
         Assert.Equal("done", response.TrailingHeaders.GetValues("x-trailer").Single());
         Assert.Equal($"GET /orders/7?q=1 /orders/7?q=1 host=127.0.0.1:{Port} x=value proto=HTTP/2", seen);
+    }
+
+    [Fact]
+    public async Task AHandlerSeesNeitherTheConnectionsNorAnEarlierRequestsAsyncLocalValues()
+    {
+        var seen = new List<string>();
+        _application = async context =>
+        {
+            lock (seen)
+            {
+                seen.Add($"{ConnectionScope.Value ?? "-"}/{RequestScope.Value ?? "-"}");
+            }
+            RequestScope.Value = "request " + context.Request.Path;
+            await Task.Yield();
+            context.Response.StatusCode = 204;
+        };
+        using var client = NewClient();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.GetAsync(Url("/r" + i));
+            Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        }
+        Assert.Equal(["-/-", "-/-", "-/-"], seen);
     }
 
     [Fact]

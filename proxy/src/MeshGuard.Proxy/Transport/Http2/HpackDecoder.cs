@@ -12,7 +12,7 @@ internal interface IHpackFieldSink
 /// <summary>
 /// One connection's HPACK decoder (RFC 7541): a whole header block in, fields out. A field that comes from the
 /// static or the dynamic table is handed over as the table's own strings, so a steady peer costs no strings for the
-/// fields it indexes. Bounded: the dynamic table by the size this side announced, a block's fields by
+/// fields it indexes, and literals reuse known names and repeated values (<see cref="HpackFieldStrings"/>). Bounded: the dynamic table by the size this side announced, a block's fields by
 /// <see cref="MaxFieldListSize"/> (counted as RFC 9113 counts them), and names and values are checked (lower-case
 /// token names, no CR, LF or NUL in values).
 /// </summary>
@@ -25,6 +25,7 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
         SearchValues.Create(Encoding.ASCII.GetBytes(Http1.Http1HeadWriter.TokenCharacters.Replace("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "", StringComparison.Ordinal)));
 
     private readonly HpackDynamicTable _table = new(maxTableSize);
+    private readonly HpackFieldStrings _strings = new();
     private readonly int _maxTableSize = maxTableSize;
 
     public int MaxFieldListSize { get; } = maxFieldListSize;
@@ -60,7 +61,7 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
             {
                 // Literal with incremental indexing (6.2.1).
                 name = ReadName(ref block, 6);
-                value = ReadString(ref block, isName: false);
+                value = ReadString(ref block, name, reuse: true);
                 _table.Add(name, value);
             }
             else if ((first & 0xe0) == 0x20)
@@ -80,9 +81,11 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
             }
             else
             {
-                // Literal without indexing (6.2.2) or never indexed (6.2.3).
+                // Literal without indexing (6.2.2) or never indexed (6.2.3). A never-indexed value (a credential) is
+                // not kept for reuse beyond its request.
+                var neverIndexed = (first & 0xf0) == 0x10;
                 name = ReadName(ref block, 4);
-                value = ReadString(ref block, isName: false);
+                value = ReadString(ref block, name, reuse: !neverIndexed);
             }
             fieldSeen = true;
             listSize += name.Length + value.Length + 32;
@@ -110,10 +113,11 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
     private string ReadName(ref ReadOnlySpan<byte> block, int prefixBits)
     {
         var index = ReadInteger(ref block, prefixBits);
-        return index == 0 ? ReadString(ref block, isName: true) : Lookup(index).Name;
+        return index == 0 ? ReadString(ref block, nameOfValue: null, reuse: false) : Lookup(index).Name;
     }
 
-    private static string ReadString(ref ReadOnlySpan<byte> block, bool isName)
+    /// <summary>A literal string: a name when <paramref name="nameOfValue"/> is null, else that field's value.</summary>
+    private string ReadString(ref ReadOnlySpan<byte> block, string? nameOfValue, bool reuse)
     {
         if (block.IsEmpty)
         {
@@ -129,7 +133,7 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
         block = block[length..];
         if (!huffman)
         {
-            return Text(raw, isName);
+            return Text(raw, nameOfValue, reuse);
         }
         var max = HuffmanDecoder.MaxDecodedLength(length);
         byte[]? rented = null;
@@ -137,7 +141,7 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
         try
         {
             var decoded = HuffmanDecoder.Decode(raw, buffer);
-            return Text(buffer[..decoded], isName);
+            return Text(buffer[..decoded], nameOfValue, reuse);
         }
         finally
         {
@@ -148,9 +152,9 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
         }
     }
 
-    private static string Text(ReadOnlySpan<byte> bytes, bool isName)
+    private string Text(ReadOnlySpan<byte> bytes, string? nameOfValue, bool reuse)
     {
-        if (isName)
+        if (nameOfValue is null)
         {
             if (bytes.IsEmpty)
             {
@@ -162,12 +166,13 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
             {
                 throw new HpackException("a field name is not a lower-case token");
             }
+            return HpackFieldStrings.Name(bytes);
         }
-        else if (bytes.IndexOfAny((byte)'\r', (byte)'\n', (byte)0) >= 0)
+        if (bytes.IndexOfAny((byte)'\r', (byte)'\n', (byte)0) >= 0)
         {
             throw new HpackException("a field value holds CR, LF or NUL");
         }
-        return Encoding.Latin1.GetString(bytes);
+        return reuse ? _strings.Value(nameOfValue, bytes) : Encoding.Latin1.GetString(bytes);
     }
 
     /// <summary>An HPACK integer with an N-bit prefix (5.1), at most 2^28: nothing this side accepts is larger.</summary>

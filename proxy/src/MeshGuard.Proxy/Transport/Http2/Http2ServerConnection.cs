@@ -113,8 +113,21 @@ internal sealed partial class Http2ServerConnection : IDisposable
 
     internal IPEndPoint? LocalEndPoint { get; }
 
-    /// <summary>Serves the connection until it ends and every request's application is done.</summary>
-    public async Task RunAsync()
+    /// <summary>
+    /// Serves the connection until it ends and every request's application is done. The reader runs in a clean
+    /// execution context, not the caller's (the host's per-connection one carries its logging scope): no request's
+    /// handler sees another's or the connection's async-local values, and starting each handler with the flow
+    /// suppressed copies no context (with that scope, two were cloned per request).
+    /// </summary>
+    public Task RunAsync()
+    {
+        using (ExecutionContext.SuppressFlow())
+        {
+            return Task.Run(ServeAsync);
+        }
+    }
+
+    private async Task ServeAsync()
     {
         QueueSettings();
         _frames.Flush();
