@@ -14,6 +14,10 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
 {
     private static readonly string LargeBody = string.Concat(Enumerable.Range(0, 1024 * 1024 / 8 + 31).Select(i => (i % 100000).ToString("D8", System.Globalization.CultureInfo.InvariantCulture)));
 
+    // The large body in chunks of 10,007 octets: chunk heads fall anywhere in the sidecar's reads and in the parts it
+    // passes on between flushes.
+    private static readonly string LargeChunks = string.Concat(LargeBody.Chunk(10007).Select(c => $"{c.Length:x}\r\n{new string(c)}\r\n"));
+
     /// <summary>One mesh for the class: no test changes it, each test uses paths of its own and counts connections from its own start.</summary>
     public sealed class Mesh : IAsyncLifetime
     {
@@ -33,6 +37,8 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
             "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
             "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
             "/large" => new($"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody.Length}\r\n\r\n{LargeBody}"),
+            "/large-chunked" => new($"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n{LargeChunks}0\r\nx-checksum: large\r\n\r\n"),
+            "/large-until-close" => new($"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{LargeBody}", CloseAfter: true),
             _ => new($"HTTP/1.1 200 OK\r\nContent-Length: {4 + path.Length}\r\n\r\napp {path}"),
         };
 
@@ -85,6 +91,35 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
             Assert.Equal(LargeBody.Length, body.Length);
             Assert.Equal(LargeBody, body);
         }
+    }
+
+    [Fact]
+    public async Task ALargeChunkedAnswerWithTrailersReachesAnHttp2CallerWhole()
+    {
+        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
+        {
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = TimeSpan.FromSeconds(15),
+        };
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await client.GetAsync(new Uri("http://orders/large-chunked"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.Equal(LargeBody.Length, body.Length);
+            Assert.Equal(LargeBody, body);
+            Assert.Equal("large", Assert.Single(response.TrailingHeaders.GetValues("x-checksum")));
+        }
+    }
+
+    [Fact]
+    public async Task ALargeAnswerThatTheAppsCloseEndsReachesTheCallerToItsLastOctet()
+    {
+        using var client = SidecarAdmin.ThroughOutbound(shared.Frontend);
+        var body = await client.GetStringAsync(new Uri("http://orders/large-until-close"));
+        Assert.Equal(LargeBody.Length, body.Length);
+        Assert.Equal(LargeBody, body);
     }
 
     [Fact]

@@ -12,9 +12,16 @@ namespace MeshGuard.FlowLog;
 /// </summary>
 /// <param name="initialCapacity">Rented at once: what the usual use fits in.</param>
 /// <param name="keepCapacity">The most <see cref="Reset"/> keeps for the next use.</param>
-public sealed class PooledBufferWriter(int initialCapacity = 4096, int keepCapacity = 64 * 1024) : IBufferWriter<byte>, IDisposable
+/// <param name="burstPool">
+/// Where buffers larger than <paramref name="keepCapacity"/> come from and go back to; the shared pool when not given.
+/// The shared pool keeps an array of each size on every thread that returned one, and trims only on a full
+/// collection: a user whose bursts are returned from many threads (a connection's frame queue) left tens of MB of
+/// large arrays there.
+/// </param>
+public sealed class PooledBufferWriter(int initialCapacity = 4096, int keepCapacity = 64 * 1024, ArrayPool<byte>? burstPool = null) : IBufferWriter<byte>, IDisposable
 {
     private readonly int _initialCapacity = Math.Max(256, initialCapacity);
+    private readonly ArrayPool<byte> _burstPool = burstPool ?? ArrayPool<byte>.Shared;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(256, initialCapacity));
 
     public int WrittenCount { get; private set; }
@@ -51,7 +58,7 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096, int keepCapac
         WrittenCount = 0;
         if (_buffer.Length > keepCapacity)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
+            Return(_buffer);
             _buffer = ArrayPool<byte>.Shared.Rent(_initialCapacity);
         }
     }
@@ -62,7 +69,7 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096, int keepCapac
         var buffer = Interlocked.Exchange(ref _buffer, []);
         if (buffer.Length > 0)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            Return(buffer);
         }
         WrittenCount = 0;
     }
@@ -74,9 +81,13 @@ public sealed class PooledBufferWriter(int initialCapacity = 4096, int keepCapac
         {
             return;
         }
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, needed));
+        var size = Math.Max(_buffer.Length * 2, needed);
+        var larger = size > keepCapacity ? _burstPool.Rent(size) : ArrayPool<byte>.Shared.Rent(size);
         _buffer.AsSpan(0, WrittenCount).CopyTo(larger);
-        ArrayPool<byte>.Shared.Return(_buffer);
+        Return(_buffer);
         _buffer = larger;
     }
+
+    // A buffer goes back where its size says it came from (a pool's arrays are never shorter than asked for).
+    private void Return(byte[] buffer) => (buffer.Length > keepCapacity ? _burstPool : ArrayPool<byte>.Shared).Return(buffer);
 }
