@@ -13,6 +13,7 @@ using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 using Microsoft.Extensions.ObjectPool;
 
@@ -146,9 +147,10 @@ internal static partial class SidecarHost
         // Kestrel's pool keeps): a sidecar passes bodies on, it does not hold them. Under the bench's 1 MiB uploads
         // (8 connections) the default held some 8 MiB of the outbound sidecar's heap.
         builder.WebHost.UseSockets(sockets => sockets.MaxReadBufferSize = ReadAhead);
-        // The inbound port's own transport, unless telemetry export needs every request to pass the hosting layer.
-        var ownInboundTransport = !OpenTelemetrySetup.IsConfigured;
-        if (ownInboundTransport)
+        // The inbound port's own transport and both ports' own HTTP/2 server, unless telemetry export needs every
+        // request to pass the hosting layer.
+        var ownServers = !OpenTelemetrySetup.IsConfigured;
+        if (ownServers)
         {
             services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(provider => new InboundTlsTransport(
                 identity, connectionLimits, InboundConnection.HandshakeTimeout, provider.GetRequiredService<ILoggerFactory>()));
@@ -161,7 +163,7 @@ internal static partial class SidecarHost
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Limits.RequestHeadersTimeout = settings.Limits.RequestHeadersTimeout;
-            if (ownInboundTransport)
+            if (ownServers)
             {
                 kestrel.Listen(new InboundTlsEndPoint(new IPEndPoint(settings.InboundAddress, settings.InboundPort)),
                     listen => InboundConnection.ConfigureOwnTransport(listen, identity, settings.Limits.RequestHeadersTimeout));
@@ -170,11 +172,19 @@ internal static partial class SidecarHost
             {
                 kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.ConfigureKestrelTransport(listen, identity, connectionLimits.Inbound));
             }
+            // Apps that speak h2c: the own server, one for every outbound port.
+            var outboundHttp2 = ownServers
+                ? new Http2ServerEndpoint(
+                    () => kestrel.ApplicationServices.GetRequiredService<OutboundHandler>().HandleRequestAsync,
+                    () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http2ServerConnection>>(),
+                    new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)))
+                : null;
             // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
             TransparentOutbound? transparent = null;
             AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                 connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).HandleOpaqueAsync(connection),
-                intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection));
+                intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection),
+                http2: outboundHttp2);
             foreach (var mapping in settings.OutboundTcp)
             {
                 var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
@@ -195,7 +205,7 @@ internal static partial class SidecarHost
                 OpaqueTcpOutbound? opaque = null;
                 AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                     connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
-                    new OutboundDestination(mapping));
+                    new OutboundDestination(mapping), http2: outboundHttp2);
             }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);

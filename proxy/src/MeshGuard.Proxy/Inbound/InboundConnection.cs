@@ -101,9 +101,10 @@ internal static class InboundConnection
     /// <summary>Serves a connection that chose HTTP/2 with the sidecar's own server; others (HTTP/1.1) go on to Kestrel.</summary>
     private sealed class Http2Server(IServiceProvider services, TimeSpan headersTimeout)
     {
-        private readonly Http2ServerLimits _limits = new(headersTimeout, TimeSpan.FromSeconds(130));
-        private Http2RequestHandler? _application;
-        private ILogger? _logger;
+        private readonly Http2ServerEndpoint _endpoint = new(
+            () => services.GetRequiredService<InboundHandler>().HandleRequestAsync,
+            () => services.GetRequiredService<ILogger<Http2ServerConnection>>(),
+            new Http2ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
 
         public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
         {
@@ -112,17 +113,7 @@ internal static class InboundConnection
             {
                 return next(connection);
             }
-            _application ??= services.GetRequiredService<InboundHandler>().HandleRequestAsync;
-            _logger ??= services.GetRequiredService<ILogger<Http2ServerConnection>>();
-            return RunAsync(new Http2ServerConnection(connection, tls, _application, _limits, _logger));
+            return _endpoint.ServeAsync(connection, tls);
         };
-
-        private static async Task RunAsync(Http2ServerConnection connection)
-        {
-            using (connection)
-            {
-                await connection.RunAsync();
-            }
-        }
     }
 }

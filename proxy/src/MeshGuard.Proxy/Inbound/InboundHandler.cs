@@ -4,6 +4,7 @@ using MeshGuard.Policy.Engine;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -44,16 +45,7 @@ internal sealed partial class InboundHandler(
     /// Kestrel's entry (HTTP/1.1 peers; every peer while telemetry export is on): the server takes a Task, so the
     /// pooled call is handed over wrapped in a small one unless it ended at once.
     /// </summary>
-    public Task HandleAsync(HttpContext context)
-    {
-        var handling = HandleRequestAsync(context);
-        if (handling.IsCompletedSuccessfully)
-        {
-            _ = handling.Result; // takes the result: a pooled call's box goes back
-            return Task.CompletedTask;
-        }
-        return handling.AsTask();
-    }
+    public Task HandleAsync(HttpContext context) => Http2ServerEndpoint.AsKestrelTask(HandleRequestAsync(context));
 
     /// <summary>
     /// Decides without awaiting anything, then hands the request to the one async step it needs: what that step
@@ -67,7 +59,7 @@ internal sealed partial class InboundHandler(
         if (peer is null)
         {
             // Cannot happen through the TLS listener; refuse rather than forward an unauthenticated request.
-            return Awaited(Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden));
+            return Http2ServerEndpoint.Awaited(Refusal.WriteAsync(context, StatusCodes.Status403Forbidden, Forbidden));
         }
         if (context.RequestAborted.IsCancellationRequested)
         {
@@ -97,12 +89,6 @@ internal sealed partial class InboundHandler(
         return ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context)
             ? ForwardToAppAsync(context, peer, started, authorized)
             : ForwardGeneralAsync(context, peer, started, authorized, config);
-    }
-
-    private static async ValueTask<bool> Awaited(Task task)
-    {
-        await task;
-        return true;
     }
 
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]

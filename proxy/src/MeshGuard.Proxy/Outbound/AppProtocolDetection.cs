@@ -4,6 +4,7 @@ using System.Net;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -13,11 +14,12 @@ namespace MeshGuard.Proxy.Outbound;
 /// Tells what an app speaks on a connection from its first bytes, as Linkerd does: the HTTP/2 preface, an
 /// HTTP/1.x request line, or anything else (opaque bytes), within a bounded time (10 s by default); a
 /// connection that sends nothing in that time (a protocol whose server speaks first) is opaque too.
-/// Kestrel serves a cleartext endpoint with one HTTP version only, so a detecting port is an HTTP/1.1 endpoint
-/// whose connection middleware looks at the first bytes: HTTP/2 hands the connection to the pipeline of a
-/// second, HTTP/2-only endpoint (bound to an ephemeral loopback port that closes whatever connects to it
-/// directly), HTTP/1.1 goes on, opaque goes to the port's byte handler. Nothing is consumed: whoever takes
-/// the connection reads the same bytes.
+/// A detecting port is a Kestrel HTTP/1.1 endpoint whose connection middleware looks at the first bytes: HTTP/2 goes
+/// to the sidecar's own server (<see cref="Http2ServerEndpoint"/>), HTTP/1.1 goes on, opaque goes to the port's byte
+/// handler. While telemetry export is on, HTTP/2 goes to Kestrel's server instead, so that its requests pass the
+/// hosting layer: Kestrel serves a cleartext endpoint with one HTTP version only, so the connection is handed to the
+/// pipeline of a second, HTTP/2-only endpoint (bound to an ephemeral loopback port that closes whatever connects to
+/// it directly). Nothing is consumed: whoever takes the connection reads the same bytes.
 /// </summary>
 internal sealed class AppProtocolDetection
 {
@@ -28,6 +30,7 @@ internal sealed class AppProtocolDetection
     private static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
     private ConnectionDelegate? _http2;
+    private Http2ServerEndpoint? _ownHttp2;
 
     /// <summary>
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
@@ -35,14 +38,30 @@ internal sealed class AppProtocolDetection
     /// and carries <paramref name="role"/> and, for a port mapped to a service, <paramref name="destination"/>.
     /// <paramref name="intercept"/>, where given, sees each connection first: it may set the destination, or take
     /// the connection itself (returning true). Other bytes go to the opaque handler on a connection with a
-    /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400.
+    /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400. HTTP/2 goes to
+    /// <paramref name="http2"/> where given, else to Kestrel's HTTP/2 server.
     /// </summary>
     public static void Listen(
         KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Hosting.ConnectionLimit limit, TimeSpan timeout,
-        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null)
+        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null,
+        Http2ServerEndpoint? http2 = null)
     {
-        var detection = new AppProtocolDetection();
+        var detection = new AppProtocolDetection { _ownHttp2 = http2 };
         // Bound first, so its pipeline exists before the public endpoint takes a connection.
+        if (http2 is null)
+        {
+            ListenForKestrelHttp2(kestrel, endpoint, detection);
+        }
+        kestrel.Listen(endpoint, listen =>
+        {
+            listen.Protocols = HttpProtocols.Http1;
+            limit.Apply(listen);
+            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque, intercept));
+        });
+    }
+
+    private static void ListenForKestrelHttp2(KestrelServerOptions kestrel, IPEndPoint endpoint, AppProtocolDetection detection)
+    {
         kestrel.Listen(new IPEndPoint(endpoint.Address, 0), listen =>
         {
             listen.Protocols = HttpProtocols.Http2;
@@ -55,12 +74,6 @@ internal sealed class AppProtocolDetection
                     return Task.CompletedTask;
                 };
             });
-        });
-        kestrel.Listen(endpoint, listen =>
-        {
-            listen.Protocols = HttpProtocols.Http1;
-            limit.Apply(listen);
-            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque, intercept));
         });
     }
 
@@ -96,6 +109,9 @@ internal sealed class AppProtocolDetection
         }
         switch (protocol)
         {
+            case DetectedProtocol.Http2 when _ownHttp2 is not null:
+                await _ownHttp2.ServeAsync(connection, new DuplexStream(connection.Transport));
+                break;
             case DetectedProtocol.Http2:
                 await _http2!(connection);
                 break;

@@ -7,6 +7,7 @@ using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.ObjectPool;
 using Yarp.ReverseProxy.Forwarder;
@@ -33,11 +34,15 @@ internal sealed partial class OutboundHandler(
         ActivityTimeout = TimeSpan.FromSeconds(100),
     };
 
+    /// <summary>Kestrel's entry (HTTP/1.1 apps; every app while telemetry export is on): the pooled call wrapped in a Task unless it ended at once.</summary>
+    public Task HandleAsync(HttpContext context) => Http2ServerEndpoint.AsKestrelTask(HandleRequestAsync(context));
+
     /// <summary>
     /// Checks and routes without awaiting anything, then hands the request to the one async step it needs: each async
-    /// layer that waits for the answer is one more state machine allocated per request.
+    /// layer that waits for the answer is one more state machine allocated per request. The sidecar's own HTTP/2
+    /// server (apps that speak h2c) awaits the value task itself, so its requests cost no Task.
     /// </summary>
-    public Task HandleAsync(HttpContext context)
+    public ValueTask<bool> HandleRequestAsync(HttpContext context)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         // What the app brought, else made here as numbers: the hand-written leg writes them from there.
@@ -53,11 +58,11 @@ internal sealed partial class OutboundHandler(
         // The callee's sidecar would refuse it too; refusing here keeps the app's own mistake off the mesh.
         if (MeshGuard.Policy.Requests.RequestMethod.Check(context.Request.Method) != MeshGuard.Policy.Requests.MethodVerdict.Valid)
         {
-            return Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: the method must be an RFC 9110 token, a standard one in upper case\n");
+            return Http2ServerEndpoint.Awaited(Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: the method must be an RFC 9110 token, a standard one in upper case\n"));
         }
         if (string.IsNullOrEmpty(host))
         {
-            return Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n");
+            return Http2ServerEndpoint.Awaited(Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: request has no Host\n"));
         }
         // A port mapped to a service sends there whatever the Host; the HTTP proxy port routes by Host.
         var routes = config.Routes;
@@ -65,14 +70,13 @@ internal sealed partial class OutboundHandler(
         if (route is null)
         {
             made.SetOn(context.Request.Headers);
-            return OutsideTheMeshAsync(context, started, requestId, traceParent, made, host);
+            return Http2ServerEndpoint.Awaited(OutsideTheMeshAsync(context, started, requestId, traceParent, made, host));
         }
         budget.Deposit();
         var exchange = exchanges.Get();
         exchange.Start(IsRetryable(context), budget, made);
         context.Features.Set(exchange);
-        // The server takes a Task: a small one wraps the pooled call (the method's own state machine was a Task of its own).
-        return ForwardAsync(context, route, exchange, started, requestId, traceParent).AsTask();
+        return ForwardAsync(context, route, exchange, started, requestId, traceParent);
     }
 
     /// <summary>No service of the mesh has this Host: out of the mesh if the outbound policy lets it, else a 502.</summary>
