@@ -65,15 +65,18 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
         }
     }
 
+    // An app of frontend's speaking HTTP/2 (prior knowledge) to its sidecar.
+    private HttpClient Http2Caller() => new(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
+    {
+        DefaultRequestVersion = HttpVersion.Version20,
+        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        Timeout = TimeSpan.FromSeconds(15),
+    };
+
     [Fact]
     public async Task AChunkedAnswerWithTrailersFromAnHttp11AppReachesAnHttp2CallerWhole()
     {
-        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
-        {
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TimeSpan.FromSeconds(15),
-        };
+        using var client = Http2Caller();
         using var response = await client.GetAsync(new Uri("http://orders/trailers"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
@@ -96,12 +99,7 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
     [Fact]
     public async Task ALargeChunkedAnswerWithTrailersReachesAnHttp2CallerWhole()
     {
-        using var client = new HttpClient(SidecarAdmin.RedirectedToOutbound(shared.Frontend))
-        {
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = TimeSpan.FromSeconds(15),
-        };
+        using var client = Http2Caller();
         for (var i = 0; i < 2; i++)
         {
             using var response = await client.GetAsync(new Uri("http://orders/large-chunked"));

@@ -8,8 +8,8 @@ namespace MeshGuard.ControlPlane.Tests.Distribution;
 /// <summary>The witness keeps each workload's newest signed record in its data directory and never goes back to an older one.</summary>
 public sealed class WitnessFilesTests : IDisposable
 {
-    private const string Orders = "spiffe://mesh.local/ns/shop/sa/orders";
-    private const string Frontend = "spiffe://mesh.local/ns/shop/sa/frontend";
+    private const string Orders = TestFlowLog.Orders;
+    private const string Checkout = "spiffe://mesh.local/ns/shop/sa/checkout";
     private readonly TempDirectory _temp = new();
 
     public void Dispose() => _temp.Dispose();
@@ -24,12 +24,12 @@ public sealed class WitnessFilesTests : IDisposable
         var witness = new WitnessFiles(data);
         Assert.Equal(1000, await witness.KeepAsync(Orders, Record(1000, Orders), 1000, default));
         Assert.Equal(2000, await witness.KeepAsync(Orders, Record(2000, Orders), 2000, default));
-        Assert.Equal(5, await witness.KeepAsync(Frontend, Record(5, Frontend), 5, default));
+        Assert.Equal(5, await witness.KeepAsync(Checkout, Record(5, Checkout), 5, default));
         // An older or equal record: the kept one's seq comes back and the file is untouched.
         Assert.Equal(2000, await witness.KeepAsync(Orders, Record(1500, Orders), 1500, default));
         Assert.Equal(2000, await witness.KeepAsync(Orders, Record(2000, Orders), 2000, default));
         Assert.Contains("\"seq\":2000", File.ReadAllText(data.WitnessFile(Orders)), StringComparison.Ordinal);
-        Assert.Contains("\"seq\":5", File.ReadAllText(data.WitnessFile(Frontend)), StringComparison.Ordinal);
+        Assert.Contains("\"seq\":5", File.ReadAllText(data.WitnessFile(Checkout)), StringComparison.Ordinal);
     }
 
     [Fact]
