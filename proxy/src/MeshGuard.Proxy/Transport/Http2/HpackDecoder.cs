@@ -12,9 +12,9 @@ internal interface IHpackFieldSink
 /// <summary>
 /// One connection's HPACK decoder (RFC 7541): a whole header block in, fields out. A field that comes from the
 /// static or the dynamic table is handed over as the table's own strings, so a steady peer costs no strings for the
-/// fields it indexes, and literals reuse known names and repeated values (<see cref="HpackFieldStrings"/>). Bounded: the dynamic table by the size this side announced, a block's fields by
-/// <see cref="MaxFieldListSize"/> (counted as RFC 9113 counts them), and names and values are checked (lower-case
-/// token names, no CR, LF or NUL in values).
+/// fields it indexes, and literals reuse known names and repeated values (<see cref="HpackFieldStrings"/>). Bounded:
+/// the dynamic table by the size this side announced, a block's fields by <see cref="MaxFieldListSize"/> (counted as
+/// RFC 9113 counts them), and names and values are checked (lower-case token names, no CR, LF or NUL in values).
 /// </summary>
 internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableSize, int maxFieldListSize = HpackDecoder.DefaultMaxFieldListSize)
 {
