@@ -381,6 +381,13 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         /// </summary>
         private const int MaxUnflushed = 64 * 1024;
 
+        /// <summary>What of <paramref name="buffer"/> is passed on before the next flush: at most <see cref="MaxUnflushed"/>, and at most <paramref name="left"/>.</summary>
+        private static ReadOnlySequence<byte> Unflushed(in ReadOnlySequence<byte> buffer, long left = MaxUnflushed)
+        {
+            var most = Math.Min(left, MaxUnflushed);
+            return buffer.Length > most ? buffer.Slice(0, most) : buffer;
+        }
+
         [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
         private async ValueTask<bool> CopyLengthAsync(long length)
         {
@@ -394,7 +401,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 {
                     return false;
                 }
-                var part = buffer.Slice(0, Math.Min(Math.Min(buffer.Length, length), MaxUnflushed));
+                var part = Unflushed(buffer, length);
                 foreach (var segment in part)
                 {
                     output.Write(segment.Span);
@@ -420,7 +427,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             while (true)
             {
                 var result = await reader.ReadAsync(connection.Deadline);
-                var input = result.Buffer.Length > MaxUnflushed ? result.Buffer.Slice(0, MaxUnflushed) : result.Buffer;
+                var input = Unflushed(result.Buffer);
                 var sequence = new SequenceReader<byte>(input);
                 var status = decoder.Decode(ref sequence, output, trailers);
                 reader.AdvanceTo(sequence.Position, input.End);
@@ -448,7 +455,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
             while (true)
             {
                 var result = await reader.ReadAsync(connection.Deadline);
-                var part = result.Buffer.Length > MaxUnflushed ? result.Buffer.Slice(0, MaxUnflushed) : result.Buffer;
+                var part = Unflushed(result.Buffer);
                 foreach (var segment in part)
                 {
                     output.Write(segment.Span);
