@@ -10,7 +10,8 @@ namespace MeshGuard.FunctionalTests;
 /// <summary>
 /// A mesh peer with a valid SVID of its own, talking straight to the callee's inbound port with any target and
 /// method it likes, over HTTP/1.1 (origin and absolute form) and HTTP/2: what the callee's policy engine decided on
-/// is exactly what the app received, or the request was refused and the app received nothing.
+/// is exactly what the app received, or the request was refused and the app received nothing; for an app that speaks
+/// HTTP/1.1 ("orders") and one that speaks HTTP/2 ("payments", reached over the sidecar's HTTP/2 leg).
 /// </summary>
 public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFixture<RequestViewTests.Callee>
 {
@@ -46,25 +47,33 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
 
         public MeshService Orders { get; private set; } = null!;
 
+        public RecordingApp PaymentsApp { get; private set; } = null!;
+
+        public MeshService Payments { get; private set; } = null!;
+
         public TestCa Ca { get; private set; } = null!;
 
         public async Task InitializeAsync()
         {
             MeshBinaries.Ensure();
             File.WriteAllText(Path.Combine(_policies.Path, "orders.yaml"), Guard);
+            File.WriteAllText(Path.Combine(_policies.Path, "payments.yaml"), Guard.Replace("orders", "payments", StringComparison.Ordinal));
             _mesh = new LocalMesh(_temp.Path);
             await _mesh.StartControlPlaneAsync(policiesFrom: _policies.Path, defaultPolicy: "allow-authenticated");
             var data = _mesh.Data;
             Ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
             OrdersApp = await RecordingApp.StartAsync("orders");
             Orders = await _mesh.StartSidecarAsync("orders", OrdersApp.Port);
-            await SidecarAdmin.WaitForServicesAsync(Orders, 1);
+            PaymentsApp = await RecordingApp.StartAsync("payments", Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+            Payments = await _mesh.StartSidecarAsync("payments", PaymentsApp.Port, extraArguments: ["--app-protocol", "http2"]);
+            await SidecarAdmin.WaitForServicesAsync(Orders, 2);
         }
 
         public async Task DisposeAsync()
         {
             await _mesh.DisposeAsync();
             await OrdersApp.DisposeAsync();
+            await PaymentsApp.DisposeAsync();
             _temp.Dispose();
             _policies.Dispose();
         }
@@ -77,29 +86,41 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         Http2,
     }
 
-    private async Task<int?> SendAsync(Form form, string method, string target)
+    /// <summary>What the callee's app speaks.</summary>
+    public enum App
+    {
+        Http1,
+        Http2,
+    }
+
+    private (MeshService Sidecar, RecordingApp App, string Name) Service(App app) =>
+        app == App.Http2 ? (callee.Payments, callee.PaymentsApp, "payments") : (callee.Orders, callee.OrdersApp, "orders");
+
+    private async Task<int?> SendAsync(Form form, string method, string target, App app = App.Http1)
     {
         var svid = callee.Ca.IssueLeaf(Caller);
+        var (sidecar, _, name) = Service(app);
         if (form == Form.Http2)
         {
-            return await RawHttp2Connection.SendAsync(callee.Orders.InboundPort, svid, callee.Ca.Intermediates,
-                [(":method", method), (":scheme", "https"), (":authority", "orders"), (":path", target)]);
+            return await RawHttp2Connection.SendAsync(sidecar.InboundPort, svid, callee.Ca.Intermediates,
+                [(":method", method), (":scheme", "https"), (":authority", name), (":path", target)]);
         }
-        await using var peer = await RawConnection.OpenTlsAsync(callee.Orders.InboundPort, svid, callee.Ca.Intermediates);
-        var requestTarget = form == Form.Http1Absolute ? "http://orders" + target : target;
-        await peer.SendAsync($"{method} {requestTarget} HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        await using var peer = await RawConnection.OpenTlsAsync(sidecar.InboundPort, svid, callee.Ca.Intermediates);
+        var requestTarget = form == Form.Http1Absolute ? $"http://{name}" + target : target;
+        await peer.SendAsync($"{method} {requestTarget} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
         var (text, _) = await peer.ReadAsync(TimeSpan.FromSeconds(10));
         return text.StartsWith("HTTP/1.1 ", StringComparison.Ordinal) && int.TryParse(text.AsSpan(9, 3), out var status) ? status : null;
     }
 
     /// <summary>Sends one request and checks the property; returns a description of what broke it, or null.</summary>
-    private async Task<string?> ViolationAsync(Form form, string method, string target)
+    private async Task<string?> ViolationAsync(App app, Form form, string method, string target)
     {
-        var received = callee.OrdersApp.Requests.Count;
+        var (sidecar, recording, _) = Service(app);
+        var received = recording.Requests.Count;
         var sent = DateTimeOffset.UtcNow.AddSeconds(-1);
-        var status = await SendAsync(form, method, target);
-        var decision = await SidecarAdmin.LatestDecisionAsync(callee.Orders) is { } d && d.GetProperty("time").GetDateTimeOffset() >= sent ? d : (JsonElement?)null;
-        var reached = callee.OrdersApp.Requests.Count - received;
+        var status = await SendAsync(form, method, target, app);
+        var decision = await SidecarAdmin.LatestDecisionAsync(sidecar) is { } d && d.GetProperty("time").GetDateTimeOffset() >= sent ? d : (JsonElement?)null;
+        var reached = recording.Requests.Count - received;
         if (status != 200)
         {
             // Refused (400, 403, a reset): the app must have seen nothing.
@@ -113,13 +134,13 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         {
             return $"200 with {reached} request(s) at the app and decision {decision?.ToString() ?? "none"}";
         }
-        var app = callee.OrdersApp.Requests.Last();
+        var seen = recording.Requests.Last();
         var decidedPath = allowed.GetProperty("path").GetString()!;
         var decidedMethod = allowed.GetProperty("method").GetString()!;
         var query = target.IndexOf('?', StringComparison.Ordinal) is var q and >= 0 ? target[q..] : "";
-        return app.Method == decidedMethod && app.RawTarget == decidedPath + query
+        return seen.Method == decidedMethod && seen.RawTarget == decidedPath + query
             ? null
-            : $"policy decided on {decidedMethod} {decidedPath}{query}, the app received {app.Method} {app.RawTarget}";
+            : $"policy decided on {decidedMethod} {decidedPath}{query}, the app received {seen.Method} {seen.RawTarget}";
     }
 
     private static readonly string[] Methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "PROPFIND", "delete", "Get", "G(T"];
@@ -127,19 +148,20 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
     private static readonly string[] Pieces =
         ["/", "/", "/", "a", "secret", "charge", ".", "..", "%2e", "%2E%2e", "%2f", "%5C", "%41", "%7e", "%20", "%", "//", ";x", "~", "?q=1", "é", "\\"];
 
-    public static Arbitrary<(Form, string, string)> Requests() =>
-        (from form in Gen.Elements(Form.Http1, Form.Http1Absolute, Form.Http2)
+    public static Arbitrary<(App, Form, string, string)> Requests() =>
+        (from app in Gen.Elements(App.Http1, App.Http2)
+         from form in Gen.Elements(Form.Http1, Form.Http1Absolute, Form.Http2)
          from method in Gen.Elements(Methods)
          from parts in Gen.Elements(Pieces).ArrayOf()
-         select (form, method, "/" + string.Concat(parts))).ToArbitrary();
+         select (app, form, method, "/" + string.Concat(parts))).ToArbitrary();
 
     [Property(MaxTest = 100)]
     public Property WhatPolicyDecidedOnIsExactlyWhatTheAppReceivedOrTheRequestWasRefused() =>
         Prop.ForAll(Requests(), request =>
         {
-            var (form, method, target) = request;
-            var violation = Task.Run(() => ViolationAsync(form, method, target)).GetAwaiter().GetResult();
-            return (violation is null).Label($"{form} {method} {target}: {violation}");
+            var (app, form, method, target) = request;
+            var violation = Task.Run(() => ViolationAsync(app, form, method, target)).GetAwaiter().GetResult();
+            return (violation is null).Label($"{app} app, {form} {method} {target}: {violation}");
         });
 
     [Theory]
@@ -166,13 +188,17 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         Assert.Equal(received, callee.OrdersApp.Requests.Count);
     }
 
-    [Fact]
-    public async Task AnAllowedPathReachesTheAppInItsCanonicalForm()
+    [Theory]
+    [InlineData(App.Http1)]
+    [InlineData(App.Http2)]
+    public async Task AnAllowedPathReachesTheAppInItsCanonicalForm(App app)
     {
-        Assert.Equal(200, await SendAsync(Form.Http1, "GET", "/orders/./a/../%6Frders//42?x=/../y"));
-        var seen = callee.OrdersApp.Requests.Last();
+        var (sidecar, recording, _) = Service(app);
+        Assert.Equal(200, await SendAsync(Form.Http1, "GET", "/orders/./a/../%6Frders//42?x=/../y", app));
+        var seen = recording.Requests.Last();
         Assert.Equal("/orders/orders/42?x=/../y", seen.RawTarget);
-        var decision = await SidecarAdmin.LatestDecisionAsync(callee.Orders);
+        Assert.Equal(app == App.Http2 ? "HTTP/2" : "HTTP/1.1", seen.Protocol);
+        var decision = await SidecarAdmin.LatestDecisionAsync(sidecar);
         Assert.Equal("/orders/orders/42", decision!.Value.GetProperty("path").GetString());
     }
 

@@ -126,6 +126,7 @@ internal static partial class SidecarHost
         }, disposeHandler: true));
         services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(new IPEndPoint(settings.AppAddress, settings.AppPort), time));
         services.AddSingleton<AppHttp1Leg>();
+        services.AddSingleton(sp => new AppHttp2Leg(new IPEndPoint(settings.AppAddress, settings.AppPort), time, sp.GetRequiredService<ILogger<AppHttp2Leg>>()));
         services.AddSingleton<InboundAuthorizer>();
         services.AddSingleton<InboundFlowRecorder>();
         services.AddSingleton<InboundHandler>();

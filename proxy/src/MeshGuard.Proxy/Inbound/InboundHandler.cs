@@ -16,7 +16,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, AppHttp1Leg appLeg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, AppHttp1Leg appLeg, AppHttp2Leg appHttp2Leg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -86,9 +86,9 @@ internal sealed partial class InboundHandler(
         }
         // 3. The proof the app leg requires: it sends exactly this view.
         var config = AppLegConfig(context.Request);
-        return ReferenceEquals(config, Http1Config) && !GeneralForwarding.IsNeeded(context)
-            ? ForwardToAppAsync(context, peer, started, authorized)
-            : ForwardGeneralAsync(context, peer, started, authorized, config);
+        return GeneralForwarding.IsNeeded(context)
+            ? ForwardGeneralAsync(context, peer, started, authorized, config)
+            : ForwardToAppAsync(context, peer, started, authorized, http2: ReferenceEquals(config, Http2Config));
     }
 
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
@@ -99,21 +99,23 @@ internal sealed partial class InboundHandler(
         return true;
     }
 
-    /// <summary>The usual path: the authorized request over the hand-written HTTP/1.1 leg. Its state machine is pooled.</summary>
+    /// <summary>The usual path: the authorized request over a hand-written leg, HTTP/1.1 or HTTP/2 as the app speaks. Its state machine is pooled.</summary>
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized)
+    private async ValueTask<bool> ForwardToAppAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, bool http2)
     {
-        // The leg leaves out what only a sidecar may set as it writes the head (MeshHeaders.IsForgeable).
-        var outcome = await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders);
+        // The legs leave out what only a sidecar may set as they write the head (MeshHeaders.IsForgeable).
+        var outcome = http2
+            ? await appHttp2Leg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders)
+            : await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders);
         if (outcome is not (AppLegOutcome.Relayed or AppLegOutcome.CallerGone))
         {
-            await AnswerAppLegFailureAsync(context, outcome);
+            await AnswerAppLegFailureAsync(context, outcome, http2);
         }
         Ended(context, peer, started, authorized.Decision, authorized.Request.Method, RecordedPath(authorized.Request));
         return true;
     }
 
-    /// <summary>The rare paths (protocol switches, 100-continue, an HTTP/2 app) through YARP.</summary>
+    /// <summary>The rare paths (protocol switches, 100-continue) through YARP.</summary>
     private async ValueTask<bool> ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
     {
         authorized.SetOn(context);
@@ -140,8 +142,8 @@ internal sealed partial class InboundHandler(
         context.Features.Get<PrematureResetBudget>()?.StreamEnded(context, started);
     }
 
-    /// <summary>The HTTP/1.1 app leg failed: the caller learns it as a status, or as a cut stream once the answer began.</summary>
-    private async Task AnswerAppLegFailureAsync(HttpContext context, AppLegOutcome outcome)
+    /// <summary>An app leg failed: the caller learns it as a status, or as a cut stream once the answer began.</summary>
+    private async Task AnswerAppLegFailureAsync(HttpContext context, AppLegOutcome outcome, bool http2)
     {
         if (context.Response.HasStarted)
         {
@@ -157,10 +159,10 @@ internal sealed partial class InboundHandler(
                 await Refusal.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, AppUnreachableText);
                 return;
             case AppLegOutcome.UnsendableHeader:
-                await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, "meshguard: a header cannot be sent as HTTP/1.1\n");
+                await Refusal.WriteAsync(context, StatusCodes.Status400BadRequest, http2 ? "meshguard: a header cannot be sent as HTTP/2\n" : "meshguard: a header cannot be sent as HTTP/1.1\n");
                 return;
             default:
-                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, "meshguard: the app's answer was not valid HTTP/1.1\n");
+                await Refusal.WriteAsync(context, StatusCodes.Status502BadGateway, http2 ? "meshguard: the app gave no valid HTTP/2 answer\n" : "meshguard: the app's answer was not valid HTTP/1.1\n");
                 return;
         }
     }

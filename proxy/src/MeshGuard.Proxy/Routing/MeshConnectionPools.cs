@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Routing;
@@ -21,7 +22,7 @@ internal sealed class MeshConnectionPools : IAsyncDisposable
 
     private readonly SpiffeConnector _connector;
     private readonly ConcurrentDictionary<SpiffeId, HttpMessageInvoker> _pools = new();
-    private readonly ConcurrentDictionary<(SpiffeId Identity, DnsEndPoint EndPoint), PeerConnectionPool> _peers = new();
+    private readonly ConcurrentDictionary<(SpiffeId Identity, DnsEndPoint EndPoint), Http2ConnectionPool> _peers = new();
     private readonly ITimer _trimTimer;
 
     public MeshConnectionPools(SpiffeConnector connector, TimeProvider time)
@@ -35,8 +36,9 @@ internal sealed class MeshConnectionPools : IAsyncDisposable
         _pools.GetOrAdd(expectedServer, static (id, connector) => Create(connector, id), _connector);
 
     /// <summary>The HTTP/2 connections to the sidecar at <paramref name="endpoint"/>, which must prove to be <paramref name="expectedServer"/>.</summary>
-    public PeerConnectionPool ForPeer(SpiffeId expectedServer, DnsEndPoint endpoint) =>
-        _peers.GetOrAdd((expectedServer, endpoint), static (key, connector) => new PeerConnectionPool(connector, key.EndPoint, key.Identity), _connector);
+    public Http2ConnectionPool ForPeer(SpiffeId expectedServer, DnsEndPoint endpoint) =>
+        _peers.GetOrAdd((expectedServer, endpoint), static (key, connector) =>
+            new Http2ConnectionPool(cancellation => connector.ConnectAsync(key.EndPoint, key.Identity, Http2Only, cancellation), key.Identity.ToString()), _connector);
 
     private async Task TrimAsync()
     {

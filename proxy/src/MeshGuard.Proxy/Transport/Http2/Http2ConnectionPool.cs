@@ -1,29 +1,24 @@
-using System.Net;
-using System.Net.Security;
-using MeshGuard.Proxy.Identity;
-using MeshGuard.Proxy.Transport.Http2;
-using MeshGuard.Spiffe;
-
-namespace MeshGuard.Proxy.Routing;
+namespace MeshGuard.Proxy.Transport.Http2;
 
 /// <summary>
-/// The HTTP/2 connections to one peer sidecar (one address, one identity). A request takes a stream on the first
-/// connection with room under the peer's stream limit; when none has room, one caller at a time dials another,
-/// and the others wait for it rather than dialling too. Connections the peer closed or sent GOAWAY on are dropped
-/// once their streams ended; connections idle for <see cref="IdleTimeout"/> are closed by <see cref="Trim"/>.
+/// The HTTP/2 connections to one server: a peer sidecar (one address, one identity, over mTLS) or the local app
+/// (cleartext, prior knowledge). A request takes a stream on the first connection with room under the server's
+/// stream limit; when none has room, one caller at a time dials another, and the others wait for it rather than
+/// dialling too. Connections the server closed or sent GOAWAY on are dropped once their streams ended; connections
+/// idle for <see cref="IdleTimeout"/> are closed by <see cref="TrimAsync"/>. What a connection runs over is the
+/// dialler's business: it returns a connected stream, or throws what connecting threw.
 /// </summary>
-internal sealed class PeerConnectionPool(SpiffeConnector connector, DnsEndPoint endpoint, SpiffeId identity) : IAsyncDisposable
+internal sealed class Http2ConnectionPool(Func<CancellationToken, ValueTask<Stream>> dial, string server) : IAsyncDisposable
 {
     public static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
-    private static readonly List<SslApplicationProtocol> Http2Only = [SslApplicationProtocol.Http2];
 
     private readonly SemaphoreSlim _dialing = new(1, 1);
     private Http2ClientConnection[] _connections = [];
 
     /// <summary>
-    /// Opens a stream carrying the head <paramref name="writeFields"/> writes. Throws what connecting threw: a
-    /// <see cref="PeerIdentityException"/>, a socket or TLS failure, or a cancellation when the 5 s to connect ran out.
+    /// Opens a stream carrying the head <paramref name="writeFields"/> writes. Throws what connecting threw (for a peer
+    /// sidecar, a wrong identity, a socket or TLS failure), or a cancellation when the 5 s to connect ran out.
     /// </summary>
     public async ValueTask<Http2ClientStream> OpenStreamAsync<TState>(
         Action<TState, HpackEncoder, System.Buffers.IBufferWriter<byte>> writeFields, TState state, bool endStream, bool moreToCome, CancellationToken cancellation)
@@ -44,14 +39,14 @@ internal sealed class PeerConnectionPool(SpiffeConnector connector, DnsEndPoint 
             }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
             timeout.CancelAfter(ConnectTimeout);
-            var transport = await connector.ConnectAsync(endpoint, identity, Http2Only, timeout.Token);
+            var transport = await dial(timeout.Token);
             var connection = await Http2ClientConnection.OpenAsync(transport, timeout.Token);
             lock (_dialing)
             {
                 _connections = [.. _connections, connection];
             }
             return connection.TryOpenStream(writeFields, state, endStream, moreToCome)
-                ?? throw new Http2StreamException(Http2ErrorCode.RefusedStream, "a new connection to the peer takes no stream", notProcessed: true);
+                ?? throw new Http2StreamException(Http2ErrorCode.RefusedStream, $"a new connection to {server} takes no stream", notProcessed: true);
         }
         finally
         {
