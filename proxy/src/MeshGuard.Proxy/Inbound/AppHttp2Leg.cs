@@ -167,20 +167,8 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
         }
     }
 
-    private static async ValueTask<Stream> DialAsync(EndPoint app, CancellationToken cancellation)
-    {
-        var socket = new Socket(app.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        try
-        {
-            await socket.ConnectAsync(app, cancellation);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-        return new NetworkStream(socket, ownsSocket: true);
-    }
+    private static async ValueTask<Stream> DialAsync(EndPoint app, CancellationToken cancellation) =>
+        new NetworkStream(await TcpDial.ConnectAsync(app, cancellation), ownsSocket: true);
 
     private async Task TrimAsync()
     {

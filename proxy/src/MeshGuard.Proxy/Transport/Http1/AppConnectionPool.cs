@@ -50,19 +50,9 @@ internal sealed class AppConnectionPool(EndPoint app, TimeProvider time) : IDisp
 
     public async ValueTask<AppConnection> OpenAsync(CancellationToken cancellation)
     {
-        var socket = new Socket(app.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         timeout.CancelAfter(ConnectTimeout);
-        try
-        {
-            await socket.ConnectAsync(app, timeout.Token);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-        return new AppConnection(socket);
+        return new AppConnection(await TcpDial.ConnectAsync(app, timeout.Token));
     }
 
     /// <summary>Takes back a connection whose last exchange ended cleanly; one it cannot keep is closed.</summary>
