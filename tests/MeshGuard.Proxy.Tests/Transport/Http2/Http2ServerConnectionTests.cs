@@ -23,6 +23,7 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private RequestDelegate _application = static _ => Task.CompletedTask;
     private int _applicationCalls;
+    private WriteRecordingStream? _recording;
 
     public Http2ServerConnectionTests()
     {
@@ -53,7 +54,8 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
             socket.NoDelay = true;
             var stream = new NetworkStream(socket, ownsSocket: true);
             var connection = new LoopbackConnection(stream, socket);
-            var server = new Http2ServerConnection(connection, stream, async context =>
+            Stream transport = _recording is { } recording ? recording.Over(stream) : stream;
+            var server = new Http2ServerConnection(connection, transport, async context =>
             {
                 Interlocked.Increment(ref _applicationCalls);
                 await _application(context);
@@ -114,6 +116,122 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         Assert.Equal("yes", response.Headers.GetValues("x-answer").Single());
         Assert.Equal("done", response.TrailingHeaders.GetValues("x-trailer").Single());
         Assert.Equal($"GET /orders/7?q=1 /orders/7?q=1 host=127.0.0.1:{Port} x=value proto=HTTP/2", seen);
+    }
+
+    [Fact]
+    public async Task AnAnswersLastBodyOctetsAndItsTrailersLeaveInOneWrite()
+    {
+        _recording = new WriteRecordingStream();
+        _application = context =>
+        {
+            // As the legs end an answer with trailers: the last piece written, not flushed, then the trailers.
+            context.Response.Headers.ContentType = "application/grpc";
+            context.Response.BodyWriter.Write("\0\0\0\0\u0002ok"u8);
+            context.Response.AppendTrailer("grpc-status", "0");
+            return Task.CompletedTask;
+        };
+        await using var peer = await ScriptedClient.ConnectAsync(Port);
+        await peer.SendHeadersAsync(1, Pairs([":method", "POST", ":scheme", "http", ":path", "/pkg.Svc/Call", ":authority", "orders"]), endStream: true);
+        var trailers = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        if ((trailers.Flags & Http2Frame.EndStream) == 0)
+        {
+            trailers = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        }
+        Assert.Equal(Http2Frame.EndStream, trailers.Flags & Http2Frame.EndStream);
+        var answer = Assert.Single(_recording.Writes, write => FindFrame(write, Http2FrameType.Data) is not null);
+        var frames = Frames(answer);
+        Assert.Equal([Http2FrameType.Headers, Http2FrameType.Data, Http2FrameType.Headers], frames.Where(f => f.StreamId == 1).Select(f => f.Type));
+        Assert.Equal(Http2Frame.EndStream, frames[^1].Flags & Http2Frame.EndStream);
+    }
+
+    private static List<(Http2FrameType Type, byte Flags, int StreamId)> Frames(byte[] octets)
+    {
+        var frames = new List<(Http2FrameType, byte, int)>();
+        for (var at = 0; at + Http2Frame.HeaderLength <= octets.Length;)
+        {
+            var (length, type, flags, id) = Http2Frame.ReadHeader(octets.AsSpan(at));
+            frames.Add((type, flags, id));
+            at += Http2Frame.HeaderLength + length;
+        }
+        return frames;
+    }
+
+    /// <summary>The server's writes, each as it was handed to the transport.</summary>
+    private sealed class WriteRecordingStream
+    {
+        private readonly List<byte[]> _writes = [];
+
+        public IReadOnlyList<byte[]> Writes
+        {
+            get
+            {
+                lock (_writes)
+                {
+                    return [.. _writes];
+                }
+            }
+        }
+
+        public Stream Over(Stream inner) => new Recorder(inner, this);
+
+        private void Record(ReadOnlySpan<byte> octets)
+        {
+            lock (_writes)
+            {
+                _writes.Add(octets.ToArray());
+            }
+        }
+
+        private sealed class Recorder(Stream inner, WriteRecordingStream owner) : Stream
+        {
+            public override bool CanRead => true;
+
+            public override bool CanSeek => false;
+
+            public override bool CanWrite => true;
+
+            public override long Length => throw new NotSupportedException();
+
+            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+            public override void Flush() => inner.Flush();
+
+            public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+            public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+            public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+            public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+            public override void SetLength(long value) => throw new NotSupportedException();
+
+            public override void Write(byte[] buffer, int offset, int count)
+            {
+                owner.Record(buffer.AsSpan(offset, count));
+                inner.Write(buffer, offset, count);
+            }
+
+            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+            {
+                owner.Record(buffer.Span);
+                return inner.WriteAsync(buffer, cancellationToken);
+            }
+
+            public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+                WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing)
+                {
+                    inner.Dispose();
+                }
+                base.Dispose(disposing);
+            }
+        }
     }
 
     [Fact]

@@ -206,10 +206,12 @@ internal static class Http2ExchangeRelay
             }
             var wrote = !result.Buffer.IsEmpty;
             stream.Consumed(result);
-            if (result.IsCompleted && !wrote)
+            if (result.IsCompleted && (!wrote || (stream.Trailers.Length > 0 && context.Response.SupportsTrailers())))
             {
                 // Nothing to flush; and an answer with no body must stay unstarted, so that an HTTP/2 caller gets it as
-                // one HEADERS frame (gRPC's trailers-only answer carries its status there).
+                // one HEADERS frame (gRPC's trailers-only answer carries its status there). The last piece of an answer
+                // with trailers is left to the answer's end too, which sends it with the trailers in one write (a gRPC
+                // answer's message and status).
                 break;
             }
             // The last piece is flushed too: the server does not send what is left unflushed when the answer ends.

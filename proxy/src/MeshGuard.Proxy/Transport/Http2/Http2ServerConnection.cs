@@ -1037,7 +1037,57 @@ internal sealed partial class Http2ServerConnection : IDisposable
             WriteFieldsLocked(stream, trailers, status: null, endStream: true);
             EndResponseLocked(stream);
         }
-        _frames.Flush();
+        FlushEnded();
+    }
+
+    /// <summary>
+    /// The end of an answer with trailers in one write: its head (if not sent yet), the body's last octets and the
+    /// trailers, queued under one lock and flushed once (a gRPC answer was two sends, and two receives for the peer).
+    /// False, with nothing queued, when the last octets do not fit the windows: the caller then sends them the usual way.
+    /// </summary>
+    internal bool TrySendLast(Http2ServerStream stream, ReadOnlyMemory<byte> data)
+    {
+        lock (_sync)
+        {
+            if (stream.ResponseEnded)
+            {
+                return true;
+            }
+            if (stream.ResponseTrailers is not { } trailers || data.Length > Math.Min(stream.SendWindow, _sendWindow))
+            {
+                return false;
+            }
+            if (!stream.HeadersSent)
+            {
+                stream.HeadersSent = true;
+                WriteFieldsLocked(stream, stream.ResponseHeaders, Http2ServerStream.StatusText(stream.StatusCode), endStream: false);
+            }
+            while (!data.IsEmpty)
+            {
+                var take = Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize);
+                _frames.Frame(Http2FrameType.Data, 0, stream.Id, data.Span[..take]);
+                stream.SendWindow -= take;
+                _sendWindow -= take;
+                data = data[take..];
+            }
+            WriteFieldsLocked(stream, trailers, status: null, endStream: true);
+            EndResponseLocked(stream);
+        }
+        FlushEnded();
+        return true;
+    }
+
+    /// <summary>An answer's last frames are queued: with other streams in flight a write a moment later carries theirs too.</summary>
+    private void FlushEnded()
+    {
+        if (Volatile.Read(ref _active) > 1)
+        {
+            _frames.FlushSoon();
+        }
+        else
+        {
+            _frames.Flush();
+        }
     }
 
     internal void SendContinue(Http2ServerStream stream)

@@ -560,6 +560,11 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         }
         var data = BodyAllowed ? _bodyWriter.Buffered : default;
         var trailers = _responseTrailers is { Count: > 0 };
+        if (trailers && _connection.TrySendLast(this, data))
+        {
+            _bodyWriter.Consumed(_bodyWriter.Buffered.Length);
+            return;
+        }
         await _connection.SendAsync(this, data, endStream: !trailers, CancellationToken.None);
         _bodyWriter.Consumed(_bodyWriter.Buffered.Length);
         if (trailers)
