@@ -121,6 +121,28 @@ public sealed class HpackTests
         Assert.Equal(sizes[1], sizes[2]);
     }
 
+    [Fact]
+    public void FieldsFoundInATableThatWrappedAndEvictedDecodeToThemselves()
+    {
+        // Many distinct indexed fields: the table fills, evicts its oldest and its ring wraps, so the encoder finds
+        // entries on both sides of the wrap, and a name whose value changed points at the newest entry with it.
+        var encoder = new HpackEncoder();
+        var decoder = new HpackDecoder();
+        for (var i = 0; i < 400; i++)
+        {
+            List<(string, string)> request = [(":method", "POST"), ($"X-Key-{i % 37}", $"value-{i % 11}"), ("x-fixed", "same"), ($"x-key-{(i * 7) % 37}", $"value-{i % 5}")];
+            var block = new ArrayBufferWriter<byte>();
+            encoder.BeginBlock(block);
+            foreach (var (name, value) in request)
+            {
+                encoder.WriteField(block, name, value, HpackIndexing.Index);
+            }
+            var fields = new Fields();
+            decoder.Decode(block.WrittenSpan, fields);
+            Assert.Equal(request.Select(f => (f.Item1.ToLowerInvariant(), f.Item2)), fields.Seen);
+        }
+    }
+
     // Literal without indexing, new name (0x00): a request id and a path, as the outbound sidecar sends them.
     [Fact]
     public void ALiteralKnownNameIsItsInternedStringAndARepeatedValueIsTheStringBefore()

@@ -27,6 +27,50 @@ internal sealed class HpackDynamicTable(int maxSize)
         return _ring[Slot(index)];
     }
 
+    /// <summary>
+    /// The newest entry equal to <paramref name="name"/> (case-insensitively) and <paramref name="value"/> (exactly),
+    /// 0 the newest, or -1; <paramref name="nameIndex"/> is the newest entry with that name alone, or -1. The ring is
+    /// walked in place, newest first: the encoder asks this for every field it writes.
+    /// </summary>
+    public int Find(string name, string value, out int nameIndex)
+    {
+        nameIndex = -1;
+        var index = 0;
+        for (var slot = _newest; slot >= 0 && index < Count; slot--, index++)
+        {
+            if (Matches(slot, name, value, index, ref nameIndex))
+            {
+                return index;
+            }
+        }
+        for (var slot = _ring.Length - 1; index < Count; slot--, index++)
+        {
+            if (Matches(slot, name, value, index, ref nameIndex))
+            {
+                return index;
+            }
+        }
+        return -1;
+    }
+
+    private bool Matches(int slot, string name, string value, int index, ref int nameIndex)
+    {
+        ref readonly var entry = ref _ring[slot];
+        if (!string.Equals(entry.Name, name, StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        if (string.Equals(entry.Value, value, StringComparison.Ordinal))
+        {
+            return true;
+        }
+        if (nameIndex < 0)
+        {
+            nameIndex = index;
+        }
+        return false;
+    }
+
     /// <summary>Adds an entry, evicting old ones; an entry larger than the table empties it and is not kept (4.4).</summary>
     public void Add(string name, string value)
     {
@@ -59,7 +103,8 @@ internal sealed class HpackDynamicTable(int maxSize)
         }
     }
 
-    private int Slot(int index) => ((_newest - index) % _ring.Length + _ring.Length) % _ring.Length;
+    // index < Count <= the ring's length: one wrap at most, no division.
+    private int Slot(int index) => _newest - index >= 0 ? _newest - index : _newest - index + _ring.Length;
 
     private void EvictOldest()
     {

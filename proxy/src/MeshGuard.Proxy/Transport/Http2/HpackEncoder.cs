@@ -72,22 +72,15 @@ internal sealed class HpackEncoder
             return;
         }
         var nameIndex = staticName;
-        for (var i = 0; i < _table.Count; i++)
+        var found = _table.Find(name, value, out var dynamicName);
+        if (found >= 0)
         {
-            var entry = _table.Get(i)!.Value;
-            if (!string.Equals(entry.Name, name, StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-            if (string.Equals(entry.Value, value, StringComparison.Ordinal))
-            {
-                WriteInteger(output, 0x80, 7, HpackStaticTable.Count + 1 + i);
-                return;
-            }
-            if (nameIndex == 0)
-            {
-                nameIndex = HpackStaticTable.Count + 1 + i;
-            }
+            WriteInteger(output, 0x80, 7, HpackStaticTable.Count + 1 + found);
+            return;
+        }
+        if (nameIndex == 0 && dynamicName >= 0)
+        {
+            nameIndex = HpackStaticTable.Count + 1 + dynamicName;
         }
         var (pattern, prefix) = indexing switch
         {

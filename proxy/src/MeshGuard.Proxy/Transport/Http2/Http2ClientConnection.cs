@@ -28,7 +28,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
 
     private readonly Stream _transport;
     private readonly PipeReader _input;
-    private readonly object _sync = new();
+    private readonly Lock _sync = new();
     private readonly Dictionary<int, Http2ClientStream> _streams = [];
     // Stream objects their requests released, until the reader finds them out of the table between frames, and those
     // ready for a new stream (both guarded by _sync, both bounded: past the bound an object is left to the collector).
