@@ -24,6 +24,12 @@ for tool in h2load curl python3 haproxy openssl; do
 done
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "python3-grpcio is needed: apt-get install python3-grpcio" >&2; exit 2; }
 [ -x "$BIN/meshguard-proxy" ] || ./meshguard.sh build
+# The NativeAOT sidecar is built again when it is older than the JIT build, as peers.sh does: a stale one would be
+# measured as if it were this code.
+AOT_PROXY="$ROOT/out/aot/meshguard-proxy"
+if [[ " ${CONFIGS[*]} " == *" meshguard-aot "* ]] && { [ ! -x "$AOT_PROXY" ] || [ "$BIN/meshguard-proxy" -nt "$AOT_PROXY" ]; }; then
+  ./meshguard.sh build-aot
+fi
 BACKEND_BIN="$ROOT/out/loadtests/grpc-backend"
 if [ ! -x "$BACKEND_BIN" ] || [ -n "$(find loadtests/MeshGuard.GrpcBackend -newer "$BACKEND_BIN" -name '*.cs' -print -quit)" ]; then
   dotnet publish loadtests/MeshGuard.GrpcBackend -c Release -r linux-x64 --self-contained false \
@@ -87,7 +93,7 @@ for config in "${CONFIGS[@]}"; do
     direct) TARGET_direct="127.0.0.1:$BACKEND_PORT"; PAIR_direct="" ;;
     haproxy) start_haproxy ;;
     meshguard) start_meshguard meshguard "$BIN/meshguard-proxy" ;;
-    meshguard-aot) start_meshguard meshguard-aot "$ROOT/out/aot/meshguard-proxy" ;;
+    meshguard-aot) start_meshguard meshguard-aot "$AOT_PROXY" ;;
   esac
 done
 target_of() { local var="TARGET_${1//-/_}"; echo "${!var}"; }
