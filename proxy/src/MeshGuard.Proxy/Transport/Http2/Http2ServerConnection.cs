@@ -982,25 +982,10 @@ internal sealed partial class Http2ServerConnection : IDisposable
                     _frames.Frame(Http2FrameType.Data, Http2Frame.EndStream, stream.Id, []);
                     EndResponseLocked(stream);
                 }
-                while (!data.IsEmpty)
+                if (!FrameDataLocked(stream, ref data, endStream))
                 {
-                    // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
-                    var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
-                    if (take == 0)
-                    {
-                        stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                        waitForWindow = stream.WindowWaiter.Task;
-                        break;
-                    }
-                    var last = endStream && take == data.Length;
-                    _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
-                    stream.SendWindow -= take;
-                    _sendWindow -= take;
-                    data = data[take..];
-                    if (last)
-                    {
-                        EndResponseLocked(stream);
-                    }
+                    stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    waitForWindow = stream.WindowWaiter.Task;
                 }
             }
             if (waitForWindow is null && endStream && Volatile.Read(ref _active) > 1)
@@ -1017,6 +1002,34 @@ internal sealed partial class Http2ServerConnection : IDisposable
             }
             await waitForWindow.WaitAsync(cancellation);
         }
+    }
+
+    /// <summary>
+    /// Under the lock: <paramref name="data"/> as DATA frames, as far as the stream's and the connection's windows
+    /// allow, END_STREAM on the last when <paramref name="endStream"/>; false when a window stopped it (what is left
+    /// stays in <paramref name="data"/>).
+    /// </summary>
+    private bool FrameDataLocked(Http2ServerStream stream, ref ReadOnlyMemory<byte> data, bool endStream)
+    {
+        while (!data.IsEmpty)
+        {
+            // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+            var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
+            if (take == 0)
+            {
+                return false;
+            }
+            var last = endStream && take == data.Length;
+            _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
+            stream.SendWindow -= take;
+            _sendWindow -= take;
+            data = data[take..];
+            if (last)
+            {
+                EndResponseLocked(stream);
+            }
+        }
+        return true;
     }
 
     /// <summary>Under the lock: this side's END_STREAM is queued.</summary>
@@ -1062,14 +1075,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
                 stream.HeadersSent = true;
                 WriteFieldsLocked(stream, stream.ResponseHeaders, Http2ServerStream.StatusText(stream.StatusCode), endStream: false);
             }
-            while (!data.IsEmpty)
-            {
-                var take = Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize);
-                _frames.Frame(Http2FrameType.Data, 0, stream.Id, data.Span[..take]);
-                stream.SendWindow -= take;
-                _sendWindow -= take;
-                data = data[take..];
-            }
+            FrameDataLocked(stream, ref data, endStream: false);
             WriteFieldsLocked(stream, trailers, status: null, endStream: true);
             EndResponseLocked(stream);
         }
