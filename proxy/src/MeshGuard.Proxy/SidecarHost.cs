@@ -124,9 +124,10 @@ internal static partial class SidecarHost
             ActivityHeadersPropagator = null,
             ConnectTimeout = TimeSpan.FromSeconds(5),
         }, disposeHandler: true));
-        services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(new IPEndPoint(settings.AppAddress, settings.AppPort), time));
+        var appEndpoint = new IPEndPoint(settings.AppAddress, settings.AppPort);
+        services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(appEndpoint, time));
         services.AddSingleton<AppHttp1Leg>();
-        services.AddSingleton(sp => new AppHttp2Leg(new IPEndPoint(settings.AppAddress, settings.AppPort), time, sp.GetRequiredService<ILogger<AppHttp2Leg>>()));
+        services.AddSingleton(sp => new AppHttp2Leg(appEndpoint, time, sp.GetRequiredService<ILogger<AppHttp2Leg>>()));
         services.AddSingleton<InboundAuthorizer>();
         services.AddSingleton<InboundFlowRecorder>();
         services.AddSingleton<InboundHandler>();

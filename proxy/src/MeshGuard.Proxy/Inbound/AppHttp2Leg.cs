@@ -35,7 +35,7 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
         _logger = logger;
         _pool = new Http2ConnectionPool(cancellation => DialAsync(app, cancellation), "the app");
         _exchanges = new DefaultObjectPool<Exchange>(new Exchange.Policy(time), 1024);
-        _trimTimer = time.CreateTimer(static state => _ = ((AppHttp2Leg)state!).TrimAsync(), this, TrimPeriod, TrimPeriod);
+        _trimTimer = time.CreateTimer(static state => _ = ((AppHttp2Leg)state!)._pool.TrimAsync(Environment.TickCount64), this, TrimPeriod, TrimPeriod);
     }
 
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
@@ -46,7 +46,6 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
         var exchange = _exchanges.Get();
         try
         {
-            exchange.Context = context;
             exchange.Authorized = authorized;
             exchange.ForwardedClientCert = forwardedClientCert;
             exchange.Authority = request.Headers.Host.ToString();
@@ -170,18 +169,6 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
     private static async ValueTask<Stream> DialAsync(EndPoint app, CancellationToken cancellation) =>
         new NetworkStream(await TcpDial.ConnectAsync(app, cancellation), ownsSocket: true);
 
-    private async Task TrimAsync()
-    {
-        try
-        {
-            await _pool.TrimAsync(Environment.TickCount64);
-        }
-        catch (Exception)
-        {
-            // Closing a connection that already failed; the next round tries again.
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
         await _trimTimer.DisposeAsync();
@@ -199,8 +186,6 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
             _time = time;
             _answerWait = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         }
-
-        public HttpContext Context { get; set; } = null!;
 
         public AuthorizedRequest Authorized { get; set; }
 
@@ -229,7 +214,6 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
                 _answerWait.Dispose();
                 _answerWait = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
             }
-            Context = null!;
             Authorized = default;
             ForwardedClientCert = default;
             Authority = "";

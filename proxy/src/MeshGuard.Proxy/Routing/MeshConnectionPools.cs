@@ -45,14 +45,7 @@ internal sealed class MeshConnectionPools : IAsyncDisposable
         var now = Environment.TickCount64;
         foreach (var peer in _peers.Values)
         {
-            try
-            {
-                await peer.TrimAsync(now);
-            }
-            catch (Exception)
-            {
-                // Closing a connection that already failed; the next round tries again.
-            }
+            await peer.TrimAsync(now);
         }
     }
 

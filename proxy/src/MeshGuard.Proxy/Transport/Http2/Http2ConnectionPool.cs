@@ -54,7 +54,10 @@ internal sealed class Http2ConnectionPool(Func<CancellationToken, ValueTask<Stre
         }
     }
 
-    /// <summary>Closes connections that failed, were told to go away, or sat idle; called by a timer, never per request.</summary>
+    /// <summary>
+    /// Closes connections that failed, were told to go away, or sat idle; called by a timer, never per request. Each is
+    /// closed on its own: one that fails to close (it had failed already) does not leave the others open.
+    /// </summary>
     public async Task TrimAsync(long now)
     {
         List<Http2ClientConnection> closing = [];
@@ -81,7 +84,14 @@ internal sealed class Http2ConnectionPool(Func<CancellationToken, ValueTask<Stre
         }
         foreach (var connection in closing)
         {
-            await connection.DisposeAsync();
+            try
+            {
+                await connection.DisposeAsync();
+            }
+            catch (Exception)
+            {
+                // A connection that already failed: it is out of the pool either way.
+            }
         }
     }
 
