@@ -89,6 +89,29 @@ public sealed class AppHttp2LegTests(AppHttp2LegTests.Mesh shared) : IClassFixtu
     }
 
     [Fact]
+    public async Task FieldsACallerNamesInConnectionStopAtTheSidecarItSentThemTo()
+    {
+        // A mesh peer speaking HTTP/1.1 to the inbound port, and an app speaking HTTP/1.1 to its outbound port: each
+        // names a field hop-by-hop beside close (Kestrel's HTTP/1.1 collection kept only "close" of such a header).
+        await using (var peer = await RawConnection.OpenTlsAsync(shared.Orders.InboundPort, shared.Ca.IssueLeaf(Caller), shared.Ca.Intermediates))
+        {
+            await peer.SendAsync("GET /named/peer HTTP/1.1\r\nHost: orders\r\nConnection: x-hop, close\r\nx-hop: peer\r\nx-kept: peer\r\n\r\n");
+            Assert.StartsWith("HTTP/1.1 200", (await peer.ReadAsync(TimeSpan.FromSeconds(10))).Text, StringComparison.Ordinal);
+        }
+        await using (var app = await RawConnection.OpenAsync(shared.Frontend.OutboundPort))
+        {
+            await app.SendAsync("GET /named/app HTTP/1.1\r\nHost: orders\r\nConnection: close, x-hop\r\nx-hop: app\r\nx-kept: app\r\n\r\n");
+            Assert.StartsWith("HTTP/1.1 200", (await app.ReadAsync(TimeSpan.FromSeconds(10))).Text, StringComparison.Ordinal);
+        }
+        foreach (var from in new[] { "peer", "app" })
+        {
+            var seen = Assert.Single(shared.OrdersApp.Requests, r => r.Path == "/named/" + from);
+            Assert.False(seen.Headers.ContainsKey("x-hop"), $"x-hop from the {from} reached the app");
+            Assert.Equal(from, seen.Headers["x-kept"]);
+        }
+    }
+
+    [Fact]
     public async Task ALargeUploadReachesTheHttp2AppWholeAndItsTrailersReachAnHttp2Caller()
     {
         var upload = string.Concat(Enumerable.Range(0, 1024 * 1024 / 8 + 13).Select(i => i.ToString("D8", System.Globalization.CultureInfo.InvariantCulture)));

@@ -25,6 +25,10 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
 
         public MeshService Frontend { get; private set; } = null!;
 
+        public MeshService Orders { get; private set; } = null!;
+
+        public TestCa Ca { get; private set; } = null!;
+
         private readonly TempDirectory _temp = new();
         private LocalMesh _mesh = null!;
         private RecordingApp _frontendApp = null!;
@@ -49,9 +53,11 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
             MeshBinaries.Ensure();
             _mesh = new LocalMesh(_temp.Path);
             await _mesh.StartControlPlaneAsync(defaultPolicy: "allow-authenticated");
+            var data = _mesh.Data;
+            Ca = TestCa.FromFiles(LocalMesh.TrustDomain, data.RootCertificate, data.RootKey, data.IntermediateCertificate, data.IntermediateKey);
             OrdersApp = ScriptedHttp1App.Start(Script);
             _frontendApp = await RecordingApp.StartAsync("frontend");
-            await _mesh.StartSidecarAsync("orders", OrdersApp.Port, extraArguments: ["--app-protocol", "http1"]);
+            Orders = await _mesh.StartSidecarAsync("orders", OrdersApp.Port, extraArguments: ["--app-protocol", "http1"]);
             Frontend = await _mesh.StartSidecarAsync("frontend", _frontendApp.Port);
             await SidecarAdmin.WaitForServicesAsync(Frontend, 2);
         }
@@ -190,5 +196,51 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
         Assert.Contains("\r\nx-forwarded-client-cert: By=spiffe://", head, StringComparison.Ordinal);
         Assert.DoesNotContain("Transfer-Encoding", head, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("Content-Length", head, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task FieldsACallerNamesInConnectionStopAtTheSidecarItSentThemTo()
+    {
+        // Each request names a field hop-by-hop beside close: a plain head (the own server's), 100-continue, an
+        // absolute-form target and bare LF line ends (all left to Kestrel's server, whose collection keeps only "close" of such a
+        // value), from a mesh peer to the inbound port and from an app to its outbound port.
+        var requests = new (string Name, string Bytes)[]
+        {
+            ("peer-plain", "GET /named/peer-plain HTTP/1.1\r\nHost: orders\r\nConnection: x-hop, close\r\nx-hop: 1\r\nx-kept: 1\r\n\r\n"),
+            ("peer-expect", "GET /named/peer-expect HTTP/1.1\r\nHost: orders\r\nExpect: 100-continue\r\nConnection: x-hop, close\r\nx-hop: 1\r\nx-kept: 1\r\n\r\n"),
+            ("peer-bare-lf", "GET /named/peer-bare-lf HTTP/1.1\nHost: orders\nConnection: x-hop, close\nx-hop: 1\nx-kept: 1\n\n"),
+            ("app-plain", "GET /named/app-plain HTTP/1.1\r\nHost: orders\r\nConnection: close, x-hop\r\nx-hop: 1\r\nx-kept: 1\r\n\r\n"),
+            ("app-absolute", "GET http://orders/named/app-absolute HTTP/1.1\r\nHost: orders\r\nConnection: x-hop,close\r\nx-hop: 1\r\nx-kept: 1\r\n\r\n"),
+        };
+        foreach (var (name, bytes) in requests)
+        {
+            await using var connection = name.StartsWith("peer", StringComparison.Ordinal)
+                ? await RawConnection.OpenTlsAsync(shared.Orders.InboundPort, shared.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), shared.Ca.Intermediates)
+                : await RawConnection.OpenAsync(shared.Frontend.OutboundPort);
+            await connection.SendAsync(bytes);
+            var (answer, _) = await connection.ReadAsync(TimeSpan.FromSeconds(10));
+            Assert.True(answer.StartsWith("HTTP/1.1 200", StringComparison.Ordinal), $"{name}: {answer}");
+            var head = Assert.Single(shared.OrdersApp.Requests, r => r.Head.StartsWith($"GET /named/{name} ", StringComparison.Ordinal)).Head;
+            Assert.False(head.Contains("x-hop", StringComparison.OrdinalIgnoreCase), $"{name}: {head}");
+            Assert.Contains("\r\nx-kept: 1", head, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task AnUploadTheSidecarRefusesUnreadIsDrainedAndItsConnectionServesTheNextRequest()
+    {
+        // A lower-case method is refused by the outbound handler before it reads the 256 KiB body; the body is read
+        // and dropped after the refusal, so the next request on the same connection is read from its own first octet.
+        var body = new string('u', 256 * 1024);
+        await using var app = await RawConnection.OpenAsync(shared.Frontend.OutboundPort);
+        await app.SendAsync($"post /drained/refused HTTP/1.1\r\nHost: orders\r\nContent-Length: {body.Length}\r\n\r\n{body}" +
+            "GET /drained/next HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        var (answer, closed) = await app.ReadAsync(TimeSpan.FromSeconds(10));
+        Assert.True(closed, answer);
+        Assert.StartsWith("HTTP/1.1 400", answer, StringComparison.Ordinal);
+        var next = answer.IndexOf("HTTP/1.1 200", StringComparison.Ordinal);
+        Assert.True(next > 0, answer);
+        Assert.EndsWith("app /drained/next", answer, StringComparison.Ordinal);
+        Assert.DoesNotContain(shared.OrdersApp.Requests, r => r.Head.Contains("/drained/refused", StringComparison.Ordinal));
     }
 }

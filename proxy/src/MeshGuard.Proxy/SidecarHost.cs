@@ -13,6 +13,7 @@ using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Routing;
 using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http1;
 using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 using Microsoft.Extensions.ObjectPool;
@@ -181,12 +182,19 @@ internal static partial class SidecarHost
                     () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http2ServerConnection>>(),
                     new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)))
                 : null;
+            // Apps that speak HTTP/1.1: the own server first, Kestrel's for what is not plain.
+            var outboundHttp1 = ownServers
+                ? new Http1ServerEndpoint(
+                    () => kestrel.ApplicationServices.GetRequiredService<OutboundHandler>().HandleRequestAsync,
+                    () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http1ServerConnection>>(),
+                    new Http1ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)))
+                : null;
             // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
             TransparentOutbound? transparent = null;
             AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                 connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).HandleOpaqueAsync(connection),
                 intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection),
-                http2: outboundHttp2);
+                http2: outboundHttp2, http1: outboundHttp1);
             foreach (var mapping in settings.OutboundTcp)
             {
                 var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
@@ -207,7 +215,7 @@ internal static partial class SidecarHost
                 OpaqueTcpOutbound? opaque = null;
                 AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
                     connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
-                    new OutboundDestination(mapping), http2: outboundHttp2);
+                    new OutboundDestination(mapping), http2: outboundHttp2, http1: outboundHttp1);
             }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);
@@ -219,16 +227,19 @@ internal static partial class SidecarHost
         app.Services.GetRequiredService<SnapshotApplier>().TryApplyFromDisk();
         var inbound = app.Services.GetRequiredService<InboundHandler>();
         var outbound = app.Services.GetRequiredService<OutboundHandler>();
-        // The data listeners never reach routing: one feature lookup picks the handler.
+        // The data listeners never reach routing: one feature lookup picks the handler. (Requests the own servers
+        // read go to the handlers straight; these are Kestrel's, whose HTTP/1.1 hop-by-hop fields are dropped here.)
         app.Use((context, next) =>
         {
             var role = context.Features.Get<ListenerRole>();
             if (ReferenceEquals(role, ListenerRole.Inbound))
             {
+                Http1HandOver.Apply(context);
                 return inbound.HandleAsync(context);
             }
             if (ReferenceEquals(role, ListenerRole.Outbound))
             {
+                Http1HandOver.Apply(context);
                 return outbound.HandleAsync(context);
             }
             return next(context);

@@ -52,10 +52,6 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
         authorized = authorized.Required();
         var request = context.Request;
         var host = request.Headers.Host.ToString();
-        if (request.Headers.Connection is { Count: > 0 } named)
-        {
-            ConnectionOptions.RemoveNamedHeaders(request.Headers, named);
-        }
         if (!Http1HeadWriter.IsFieldValue(host))
         {
             return AppLegOutcome.UnsendableHeader;
@@ -310,7 +306,7 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
                 }
                 if (head.ConnectionOptions is { } options)
                 {
-                    ConnectionOptions.RemoveNamedHeaders(response.Headers, options);
+                    HopByHopFields.RemoveNamed(response.Headers, options);
                 }
                 var complete = head.Framing switch
                 {

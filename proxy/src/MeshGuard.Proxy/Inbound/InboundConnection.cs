@@ -3,6 +3,7 @@ using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Limits;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http1;
 using MeshGuard.Proxy.Transport.Http2;
 using MeshGuard.Spiffe;
 using Microsoft.AspNetCore.Connections;
@@ -98,7 +99,10 @@ internal static class InboundConnection
         await next(connection);
     }
 
-    /// <summary>Serves a connection that chose HTTP/2 with the sidecar's own server; others (HTTP/1.1) go on to Kestrel.</summary>
+    /// <summary>
+    /// Serves a connection with the sidecar's own servers: HTTP/2 when the peer chose it, else HTTP/1.1, which hands
+    /// the rest of a connection to Kestrel's server at the first request that is not plain.
+    /// </summary>
     private sealed class Http2Server(IServiceProvider services, TimeSpan headersTimeout)
     {
         private readonly Http2ServerEndpoint _endpoint = new(
@@ -106,12 +110,17 @@ internal static class InboundConnection
             () => services.GetRequiredService<ILogger<Http2ServerConnection>>(),
             new Http2ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
 
+        private readonly Http1ServerEndpoint _http1 = new(
+            () => services.GetRequiredService<InboundHandler>().HandleRequestAsync,
+            () => services.GetRequiredService<ILogger<Http1ServerConnection>>(),
+            new Http1ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
+
         public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
         {
             if (connection.Features.Get<ITlsApplicationProtocolFeature>()?.ApplicationProtocol.Span.SequenceEqual(System.Net.Security.SslApplicationProtocol.Http2.Protocol.Span) != true
                 || connection.Features.Get<ISslStreamFeature>()?.SslStream is not { } tls)
             {
-                return next(connection);
+                return _http1.ServeAsync(connection, next);
             }
             return _endpoint.ServeAsync(connection, tls);
         };

@@ -1,5 +1,6 @@
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace MeshGuard.Proxy.Inbound;
@@ -31,7 +32,7 @@ internal sealed class InboundTransformer(ForwardedHeaders forwardedHeaders) : Ht
         {
             foreach (var value in connection)
             {
-                ConnectionOptions.RemoveNamedHeaders(httpContext.Response.Headers, value);
+                HopByHopFields.RemoveNamed(httpContext.Response.Headers, value);
             }
         }
         return proceed;

@@ -4,6 +4,7 @@ using System.Net;
 using MeshGuard.Proxy.Inbound;
 using MeshGuard.Proxy.Protocols;
 using MeshGuard.Proxy.Transport;
+using MeshGuard.Proxy.Transport.Http1;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -31,6 +32,7 @@ internal sealed class AppProtocolDetection
 
     private ConnectionDelegate? _http2;
     private Http2ServerEndpoint? _ownHttp2;
+    private Http1ServerEndpoint? _ownHttp1;
 
     /// <summary>
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
@@ -44,9 +46,9 @@ internal sealed class AppProtocolDetection
     public static void Listen(
         KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Hosting.ConnectionLimit limit, TimeSpan timeout,
         Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null,
-        Http2ServerEndpoint? http2 = null)
+        Http2ServerEndpoint? http2 = null, Http1ServerEndpoint? http1 = null)
     {
-        var detection = new AppProtocolDetection { _ownHttp2 = http2 };
+        var detection = new AppProtocolDetection { _ownHttp2 = http2, _ownHttp1 = http1 };
         // Bound first, so its pipeline exists before the public endpoint takes a connection.
         if (http2 is null)
         {
@@ -118,6 +120,9 @@ internal sealed class AppProtocolDetection
             case DetectedProtocol.Opaque when opaque is not null
                 && (connection.Features.Get<OutboundDestination>() is not null || connection.Features.Get<RedirectedConnection>() is not null):
                 await opaque(connection);
+                break;
+            case DetectedProtocol.Http1 when _ownHttp1 is not null:
+                await _ownHttp1.ServeAsync(connection, http1);
                 break;
             default:
                 await http1(connection);

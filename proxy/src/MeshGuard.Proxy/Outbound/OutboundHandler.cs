@@ -124,8 +124,8 @@ internal sealed partial class OutboundHandler(
                     // waits for the answer is one more state machine box per request.
                     if (!GeneralForwarding.IsNeeded(context))
                     {
-                        // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable).
-                        RemoveHopByHop(context.Request.Headers);
+                        // The leg leaves out what only a sidecar may set as it writes the fields (MeshHeaders.IsForgeable);
+                        // the server dropped what the app's Connection header named (HopByHopFields).
                         outcome = await MeshHttp2Leg.ForwardAsync(context, endpoint, exchange);
                     }
                     else
@@ -193,22 +193,9 @@ internal sealed partial class OutboundHandler(
         return outcome;
     }
 
-    /// <summary>Drops what only a sidecar may set and what the app declared hop-by-hop; the app's Host travels on.</summary>
-    internal static void PrepareHeaders(HttpContext context)
-    {
-        var headers = context.Request.Headers;
-        MeshGuard.Proxy.Transport.MeshHeaders.RemoveForgeable(headers, MeshGuard.Proxy.Transport.ForwardedHeaders.Keep);
-        RemoveHopByHop(headers);
-    }
-
-    /// <summary>Drops the fields the app's Connection header names: they were for this hop alone.</summary>
-    private static void RemoveHopByHop(IHeaderDictionary headers)
-    {
-        if (headers.Connection is { Count: > 0 } connection)
-        {
-            ConnectionOptions.RemoveNamedHeaders(headers, connection);
-        }
-    }
+    /// <summary>Drops what only a sidecar may set; the app's Host travels on. (What the app's Connection header named, the server dropped.)</summary>
+    internal static void PrepareHeaders(HttpContext context) =>
+        MeshGuard.Proxy.Transport.MeshHeaders.RemoveForgeable(context.Request.Headers, MeshGuard.Proxy.Transport.ForwardedHeaders.Keep);
 
     private static TryOutcome Classify(HttpContext context, OutboundExchange exchange, ForwarderError error)
     {

@@ -31,19 +31,24 @@ internal sealed class HpackFieldStrings
     private int _next;
 
     /// <summary>The name for a literal's octets (already checked to be a lower-case token).</summary>
-    public static string Name(ReadOnlySpan<byte> octets)
+    public static string Name(ReadOnlySpan<byte> octets) => TryKnownName(octets, out var name) ? name : Encoding.Latin1.GetString(octets);
+
+    /// <summary>The one interned string of a known field name given in lower case, if it is one.</summary>
+    public static bool TryKnownName(ReadOnlySpan<byte> octets, out string name)
     {
         if (octets.Length < KnownByLength.Length)
         {
-            foreach (var (known, name) in KnownByLength[octets.Length])
+            foreach (var (known, text) in KnownByLength[octets.Length])
             {
                 if (octets.SequenceEqual(known))
                 {
-                    return name;
+                    name = text;
+                    return true;
                 }
             }
         }
-        return Encoding.Latin1.GetString(octets);
+        name = "";
+        return false;
     }
 
     /// <summary>The value for a literal's octets (already checked) of field <paramref name="name"/>.</summary>

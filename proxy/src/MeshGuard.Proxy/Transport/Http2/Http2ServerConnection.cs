@@ -40,13 +40,13 @@ internal sealed record Http2ServerLimits(TimeSpan HeadersTimeout, TimeSpan KeepA
 /// of the answer through a per-stream pipe.
 /// <para>
 /// Bounded: concurrent streams (REFUSED_STREAM beyond), header blocks (size, CONTINUATION count, and time through
-/// <see cref="Http2ServerHeartbeat"/>), flow-control windows both ways (a body the application does not read holds
+/// <see cref="ServerHeartbeat"/>), flow-control windows both ways (a body the application does not read holds
 /// at most a stream window, all streams together at most the connection window), and what a peer that does not read
 /// may leave queued. Any breach of the protocol ends the connection with GOAWAY; a malformed request resets its stream
 /// and never reaches the application.
 /// </para>
 /// </summary>
-internal sealed partial class Http2ServerConnection : IDisposable
+internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTarget
 {
     private readonly ConnectionContext _connection;
     private readonly PipeReader _input;
@@ -133,7 +133,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         _frames.Flush();
         using var shutdown = _connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested
             .UnsafeRegister(static state => ((Http2ServerConnection)state!).Drain(), this);
-        Http2ServerHeartbeat.Add(this);
+        ServerHeartbeat.Add(this);
         Exception? failure = null;
         try
         {
@@ -157,7 +157,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
         }
         finally
         {
-            Http2ServerHeartbeat.Remove(this);
+            ServerHeartbeat.Remove(this);
         }
         EndAll(failure ?? new IOException(_closeReason ?? "the connection ended"));
         await _allDone.Task;
@@ -852,7 +852,7 @@ internal sealed partial class Http2ServerConnection : IDisposable
     }
 
     /// <summary>The heartbeat's check: a preface or header block overdue cuts the connection, a long idle one is ended.</summary>
-    internal void Tick(long now)
+    public void Tick(long now)
     {
         var timeout = (long)_limits.HeadersTimeout.TotalMilliseconds;
         var blockSince = Volatile.Read(ref _blockPendingSince);

@@ -1,9 +1,9 @@
-using MeshGuard.Proxy.Protocols;
+using MeshGuard.Proxy.Transport.Http1;
 using Microsoft.AspNetCore.Http;
 
-namespace MeshGuard.Proxy.Tests.Protocols;
+namespace MeshGuard.Proxy.Tests.Transport;
 
-public sealed class ConnectionOptionsTests
+public sealed class HopByHopFieldsTests
 {
     [Fact]
     public void EveryHeaderTheConnectionHeaderNamesIsRemovedAndOthersStay()
@@ -15,7 +15,7 @@ public sealed class ConnectionOptionsTests
             ["x-other-hop"] = "2",
             ["x-end"] = "3",
         };
-        ConnectionOptions.RemoveNamedHeaders(headers, headers["Connection"]);
+        HopByHopFields.RemoveNamed(headers, headers["Connection"]);
         Assert.False(headers.ContainsKey("x-hop"));
         Assert.False(headers.ContainsKey("x-other-hop"));
         Assert.Equal("3", headers["x-end"]);
@@ -25,7 +25,7 @@ public sealed class ConnectionOptionsTests
     public void UpgradeStaysForTheForwarderToCarryAWebSocket()
     {
         var headers = new HeaderDictionary { ["Connection"] = "Upgrade", ["Upgrade"] = "websocket" };
-        ConnectionOptions.RemoveNamedHeaders(headers, headers["Connection"]);
+        HopByHopFields.RemoveNamed(headers, headers["Connection"]);
         Assert.Equal("websocket", headers["Upgrade"]);
     }
 
@@ -33,7 +33,7 @@ public sealed class ConnectionOptionsTests
     public void SeveralConnectionHeaderLinesAreAllRead()
     {
         var headers = new HeaderDictionary { ["x-a"] = "1", ["x-b"] = "2" };
-        ConnectionOptions.RemoveNamedHeaders(headers, new Microsoft.Extensions.Primitives.StringValues(["x-a", "close, x-b"]));
+        HopByHopFields.RemoveNamed(headers, new Microsoft.Extensions.Primitives.StringValues(["x-a", "close, x-b"]));
         Assert.Empty(headers);
     }
 }
