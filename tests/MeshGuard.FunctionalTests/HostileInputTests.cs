@@ -200,4 +200,40 @@ public sealed class HostileInputTests(HostileInputTests.Pair pair) : IClassFixtu
         Assert.All(new[] { appText, peerText }, text => Assert.True(text.Length == 0 || text.StartsWith("HTTP/1.1 408", StringComparison.Ordinal), text));
         AssertAppNeverSaw("/slow");
     }
+
+    [Fact]
+    public async Task ABodyTrickledBelowTheMinimumRateIsCutAtEitherPort()
+    {
+        // One octet a second where 240 are the least a body may come at after 5 s: the connection is cut, so an app
+        // or a peer cannot hold a connection (and the app connection behind it) with a body that never ends.
+        await using var app = await RawConnection.OpenAsync(pair.Frontend.OutboundPort);
+        await using var peer = await PeerAsync();
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await app.SendAsync("POST /trickle HTTP/1.1\r\nHost: orders\r\nContent-Length: 100000\r\n\r\nx");
+        await peer.SendAsync("POST /trickle HTTP/1.1\r\nHost: orders\r\nContent-Length: 100000\r\n\r\nx");
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        async Task<bool> TrickleUntilClosedAsync(RawConnection connection)
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var (_, closed) = await connection.ReadAsync(TimeSpan.FromSeconds(1));
+                if (closed)
+                {
+                    return true;
+                }
+                try
+                {
+                    await connection.SendAsync("x");
+                }
+                catch (IOException)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+        var cut = await Task.WhenAll(TrickleUntilClosedAsync(app), TrickleUntilClosedAsync(peer));
+        Assert.True(cut[0] && cut[1], $"outbound cut: {cut[0]}, inbound cut: {cut[1]}");
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(15), $"cut after {started.Elapsed}");
+    }
 }

@@ -19,6 +19,12 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
     private ReadOnlySequence<byte> _last;
     private bool _failed;
     private bool _reading;
+    private long _octets;
+    private int _waitedTicks;
+
+    /// <summary>Kestrel's minimum request body data rate: 240 octets a second of waiting, after 5 s of grace.</summary>
+    private const int MinOctetsPerSecond = 240;
+    private const int GraceSeconds = 5;
 
     /// <summary>The whole body was read (or there was none): the connection may carry another request.</summary>
     public bool Finished => !_failed && (_chunked ? _decoder.IsDone && (_decoded is null || IsDrained()) : _remaining == 0);
@@ -26,8 +32,25 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
     /// <summary>A read of the body is waiting for the caller's octets.</summary>
     public bool Waiting => Volatile.Read(ref _reading);
 
+    /// <summary>
+    /// The heartbeat's check, once a second: true when a read has been waiting for the caller's octets for more than
+    /// the grace time in all, and what came meanwhile is below the minimum rate (a body trickled to hold the connection
+    /// and the app's).
+    /// </summary>
+    public bool TooSlow()
+    {
+        if (!Volatile.Read(ref _reading))
+        {
+            return false;
+        }
+        var waited = ++_waitedTicks;
+        return waited > GraceSeconds && Volatile.Read(ref _octets) < (long)MinOctetsPerSecond * waited;
+    }
+
     public void Start(long? length, bool chunked)
     {
+        _octets = 0;
+        _waitedTicks = 0;
         _remaining = chunked ? 0 : length ?? 0;
         _chunked = chunked;
         _decoder = default;
@@ -161,7 +184,9 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
         {
             return;
         }
-        _remaining -= _last.Slice(0, consumed).Length;
+        var taken = _last.Slice(0, consumed).Length;
+        _remaining -= taken;
+        Volatile.Write(ref _octets, _octets + taken);
         // Examined beyond what was consumed only within the body: octets of the next request are never marked seen.
         input.AdvanceTo(consumed, examined);
         _last = default;
@@ -224,6 +249,7 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
     {
         var reader = new SequenceReader<byte>(read.Buffer);
         var status = _decoder.Decode(ref reader, _decoded!.Writer, trailers: null);
+        Volatile.Write(ref _octets, _octets + reader.Consumed);
         if (status == ChunkedDecoder.Status.Invalid || (status == ChunkedDecoder.Status.NeedMore && read.IsCompleted))
         {
             input.AdvanceTo(reader.Position);

@@ -380,6 +380,10 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         {
             _connection.Abort(new ConnectionAbortedException("a request head was not finished in time"));
         }
+        else if (_bodyReader.TooSlow())
+        {
+            _connection.Abort(new ConnectionAbortedException("the request body came slower than 240 octets a second"));
+        }
     }
 
     private void OnConnectionClosed()
