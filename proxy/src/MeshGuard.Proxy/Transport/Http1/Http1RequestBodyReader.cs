@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using MeshGuard.Proxy.Transport.Http2;
 
 namespace MeshGuard.Proxy.Transport.Http1;
@@ -80,6 +81,7 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
     /// most <paramref name="maxOctets"/> within <paramref name="timeout"/>; false when the body did not end within
     /// them (the connection is then closed).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     public async ValueTask<bool> DrainAsync(long maxOctets, TimeSpan timeout)
     {
         if (Finished)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -111,6 +112,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     public void Dispose() => _aborted.Dispose();
 
     /// <summary>Waits for the next head: Plain (read), NotPlain (left unread), NeedMore (the connection ended).</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private async ValueTask<RequestHeadStatus> ReadHeadAsync()
     {
         var now = Environment.TickCount64;
@@ -172,6 +174,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     }
 
     /// <summary>Runs the handler for the head just read and ends its answer; false when the connection ends after it.</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private async ValueTask<bool> ServeRequestAsync()
     {
         _requests++;
@@ -203,6 +206,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         return reusable;
     }
 
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private async ValueTask<bool> EndAnswerAsync(Exception? failure)
     {
         if (failure is not null)
