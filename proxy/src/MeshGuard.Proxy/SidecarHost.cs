@@ -150,13 +150,13 @@ internal static partial class SidecarHost
         // Kestrel's pool keeps): a sidecar passes bodies on, it does not hold them. Under the bench's 1 MiB uploads
         // (8 connections) the default held some 8 MiB of the outbound sidecar's heap.
         builder.WebHost.UseSockets(sockets => sockets.MaxReadBufferSize = ReadAhead);
-        // The inbound port's own transport and both ports' own HTTP/2 server, unless telemetry export needs every
-        // request to pass the hosting layer.
-        var ownServers = !OpenTelemetrySetup.IsConfigured;
-        if (ownServers)
+        // The inbound port's own transport and both ports' own servers. With telemetry export on, their requests pass
+        // the hosting layer, as Kestrel's do (its spans and http.server metrics).
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(provider => new InboundTlsTransport(
+            identity, connectionLimits, InboundConnection.HandshakeTimeout, provider.GetRequiredService<ILoggerFactory>()));
+        if (OpenTelemetrySetup.IsConfigured)
         {
-            services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory>(provider => new InboundTlsTransport(
-                identity, connectionLimits, InboundConnection.HandshakeTimeout, provider.GetRequiredService<ILoggerFactory>()));
+            HostingLayerServer.Register(services);
         }
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -166,35 +166,25 @@ internal static partial class SidecarHost
             // Sidecars originate TLS themselves and send HTTP/2 with :scheme http over it; the TLS is real, the scheme a label.
             kestrel.AllowAlternateSchemes = true;
             kestrel.Limits.RequestHeadersTimeout = settings.Limits.RequestHeadersTimeout;
-            if (ownServers)
-            {
-                kestrel.Listen(new InboundTlsEndPoint(new IPEndPoint(settings.InboundAddress, settings.InboundPort)),
-                    listen => InboundConnection.ConfigureOwnTransport(listen, identity, settings.Limits.RequestHeadersTimeout));
-            }
-            else
-            {
-                kestrel.Listen(settings.InboundAddress, settings.InboundPort, listen => InboundConnection.ConfigureKestrelTransport(listen, identity, connectionLimits.Inbound));
-            }
+            kestrel.Listen(new InboundTlsEndPoint(new IPEndPoint(settings.InboundAddress, settings.InboundPort)),
+                listen => InboundConnection.ConfigureOwnTransport(listen, identity, settings.Limits.RequestHeadersTimeout));
             // Apps that speak h2c: the own server, one for every outbound port.
-            var outboundHttp2 = ownServers
-                ? new Http2ServerEndpoint(
-                    () => kestrel.ApplicationServices.GetRequiredService<OutboundHandler>().HandleRequestAsync,
-                    () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http2ServerConnection>>(),
-                    new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)))
-                : null;
+            Http2RequestHandler Outbound() => HostingLayerServer.Choose(kestrel.ApplicationServices, kestrel.ApplicationServices.GetRequiredService<OutboundHandler>().HandleRequestAsync);
+            var outboundHttp2 = new Http2ServerEndpoint(
+                Outbound,
+                () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http2ServerConnection>>(),
+                new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)));
             // Apps that speak HTTP/1.1: the own server first, Kestrel's for what is not plain.
-            var outboundHttp1 = ownServers
-                ? new Http1ServerEndpoint(
-                    () => kestrel.ApplicationServices.GetRequiredService<OutboundHandler>().HandleRequestAsync,
-                    () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http1ServerConnection>>(),
-                    new Http1ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)))
-                : null;
+            var outboundHttp1 = new Http1ServerEndpoint(
+                Outbound,
+                () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http1ServerConnection>>(),
+                new Http1ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)));
             // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
             TransparentOutbound? transparent = null;
             AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
+                outboundHttp2, outboundHttp1,
                 connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).HandleOpaqueAsync(connection),
-                intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection),
-                http2: outboundHttp2, http1: outboundHttp1);
+                intercept: connection => (transparent ??= kestrel.ApplicationServices.GetRequiredService<TransparentOutbound>()).InterceptAsync(connection));
             foreach (var mapping in settings.OutboundTcp)
             {
                 var local = new IPEndPoint(IPAddress.Loopback, mapping.LocalPort);
@@ -214,8 +204,9 @@ internal static partial class SidecarHost
                 }
                 OpaqueTcpOutbound? opaque = null;
                 AppProtocolDetection.Listen(kestrel, local, ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,
+                    outboundHttp2, outboundHttp1,
                     connection => (opaque ??= kestrel.ApplicationServices.GetRequiredService<OpaqueTcpOutbound>()).HandleAsync(connection, mapping),
-                    new OutboundDestination(mapping), http2: outboundHttp2, http1: outboundHttp1);
+                    new OutboundDestination(mapping));
             }
             kestrel.Listen(IPAddress.Loopback, settings.AdminPort);
             kestrel.Listen(IPAddress.Loopback, settings.MetricsPort);

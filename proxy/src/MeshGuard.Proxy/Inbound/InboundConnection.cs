@@ -2,6 +2,7 @@ using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Limits;
+using MeshGuard.Proxy.Telemetry;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http1;
 using MeshGuard.Proxy.Transport.Http2;
@@ -36,24 +37,6 @@ internal static class InboundConnection
         listen.Protocols = HttpProtocols.Http1;
         var http2 = new Http2Server(listen.ApplicationServices, headersTimeout);
         UseConnectionSetup(listen, credentials, http2.Serve);
-    }
-
-    /// <summary>
-    /// The inbound port on Kestrel's socket transport and TLS, HTTP/2 on Kestrel's server: while telemetry export is
-    /// on, so that every request passes ASP.NET Core's hosting layer (its spans and http.server metrics).
-    /// </summary>
-    public static void ConfigureKestrelTransport(ListenOptions listen, ICredentialSource credentials, MeshGuard.Hosting.ConnectionLimit limit)
-    {
-        listen.Protocols = HttpProtocols.Http1AndHttp2;
-        // Before TLS: a connection over the limit costs no handshake.
-        limit.Apply(listen);
-        listen.UseHttps(new TlsHandshakeCallbackOptions
-        {
-            OnConnection = static context => ValueTask.FromResult(((ICredentialSource)context.State!).Current.InboundTls),
-            OnConnectionState = credentials,
-            HandshakeTimeout = HandshakeTimeout,
-        });
-        UseConnectionSetup(listen, credentials, static next => next);
     }
 
     private static void UseConnectionSetup(ListenOptions listen, ICredentialSource credentials, Func<ConnectionDelegate, ConnectionDelegate> http)
@@ -106,12 +89,12 @@ internal static class InboundConnection
     private sealed class Http2Server(IServiceProvider services, TimeSpan headersTimeout)
     {
         private readonly Http2ServerEndpoint _endpoint = new(
-            () => services.GetRequiredService<InboundHandler>().HandleRequestAsync,
+            () => HostingLayerServer.Choose(services, services.GetRequiredService<InboundHandler>().HandleRequestAsync),
             () => services.GetRequiredService<ILogger<Http2ServerConnection>>(),
             new Http2ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
 
         private readonly Http1ServerEndpoint _http1 = new(
-            () => services.GetRequiredService<InboundHandler>().HandleRequestAsync,
+            () => HostingLayerServer.Choose(services, services.GetRequiredService<InboundHandler>().HandleRequestAsync),
             () => services.GetRequiredService<ILogger<Http1ServerConnection>>(),
             new Http1ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
 

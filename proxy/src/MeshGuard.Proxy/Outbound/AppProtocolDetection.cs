@@ -16,13 +16,11 @@ namespace MeshGuard.Proxy.Outbound;
 /// HTTP/1.x request line, or anything else (opaque bytes), within a bounded time (10 s by default); a
 /// connection that sends nothing in that time (a protocol whose server speaks first) is opaque too.
 /// A detecting port is a Kestrel HTTP/1.1 endpoint whose connection middleware looks at the first bytes: HTTP/2 goes
-/// to the sidecar's own server (<see cref="Http2ServerEndpoint"/>), HTTP/1.1 goes on, opaque goes to the port's byte
-/// handler. While telemetry export is on, HTTP/2 goes to Kestrel's server instead, so that its requests pass the
-/// hosting layer: Kestrel serves a cleartext endpoint with one HTTP version only, so the connection is handed to the
-/// pipeline of a second, HTTP/2-only endpoint (bound to an ephemeral loopback port that closes whatever connects to
-/// it directly). Nothing is consumed: whoever takes the connection reads the same bytes.
+/// to the sidecar's own HTTP/2 server (<see cref="Http2ServerEndpoint"/>), HTTP/1.1 to its own HTTP/1.1 server (which
+/// leaves a connection to Kestrel's at the first request that is not plain), opaque to the port's byte handler.
+/// Nothing is consumed: whoever takes the connection reads the same bytes.
 /// </summary>
-internal sealed class AppProtocolDetection
+internal sealed class AppProtocolDetection(Http2ServerEndpoint http2, Http1ServerEndpoint http1)
 {
     /// <summary>An HTTP/1.x request line longer than this is not one (Kestrel's own limit is 8 KiB).</summary>
     private const int MaxRequestLine = 8 * 1024;
@@ -30,57 +28,30 @@ internal sealed class AppProtocolDetection
     /// <summary>RFC 9113 section 3.4.</summary>
     private static ReadOnlySpan<byte> Preface => "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8;
 
-    private ConnectionDelegate? _http2;
-    private Http2ServerEndpoint? _ownHttp2;
-    private Http1ServerEndpoint? _ownHttp1;
-
     /// <summary>
     /// Listens on <paramref name="endpoint"/> for HTTP/1.1, HTTP/2 prior knowledge and, where
     /// <paramref name="opaque"/> is given, any other bytes; each connection counts against <paramref name="limit"/>
     /// and carries <paramref name="role"/> and, for a port mapped to a service, <paramref name="destination"/>.
     /// <paramref name="intercept"/>, where given, sees each connection first: it may set the destination, or take
     /// the connection itself (returning true). Other bytes go to the opaque handler on a connection with a
-    /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400. HTTP/2 goes to
-    /// <paramref name="http2"/> where given, else to Kestrel's HTTP/2 server.
+    /// destination or a redirected one; otherwise to HTTP/1.1, which answers them 400.
     /// </summary>
     public static void Listen(
         KestrelServerOptions kestrel, IPEndPoint endpoint, ListenerRole role, MeshGuard.Hosting.ConnectionLimit limit, TimeSpan timeout,
-        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null,
-        Http2ServerEndpoint? http2 = null, Http1ServerEndpoint? http1 = null)
+        Http2ServerEndpoint http2, Http1ServerEndpoint http1,
+        Func<ConnectionContext, Task>? opaque = null, OutboundDestination? destination = null, Func<ConnectionContext, ValueTask<bool>>? intercept = null)
     {
-        var detection = new AppProtocolDetection { _ownHttp2 = http2, _ownHttp1 = http1 };
-        // Bound first, so its pipeline exists before the public endpoint takes a connection.
-        if (http2 is null)
-        {
-            ListenForKestrelHttp2(kestrel, endpoint, detection);
-        }
+        var detection = new AppProtocolDetection(http2, http1);
         kestrel.Listen(endpoint, listen =>
         {
             listen.Protocols = HttpProtocols.Http1;
             limit.Apply(listen);
-            listen.Use(http1 => connection => detection.DispatchAsync(connection, http1, role, destination, timeout, opaque, intercept));
-        });
-    }
-
-    private static void ListenForKestrelHttp2(KestrelServerOptions kestrel, IPEndPoint endpoint, AppProtocolDetection detection)
-    {
-        kestrel.Listen(new IPEndPoint(endpoint.Address, 0), listen =>
-        {
-            listen.Protocols = HttpProtocols.Http2;
-            listen.Use(next =>
-            {
-                detection._http2 = next;
-                return static connection =>
-                {
-                    connection.Abort();
-                    return Task.CompletedTask;
-                };
-            });
+            listen.Use(kestrelHttp1 => connection => detection.DispatchAsync(connection, kestrelHttp1, role, destination, timeout, opaque, intercept));
         });
     }
 
     private async Task DispatchAsync(
-        ConnectionContext connection, ConnectionDelegate http1, ListenerRole role, OutboundDestination? destination, TimeSpan timeout,
+        ConnectionContext connection, ConnectionDelegate kestrelHttp1, ListenerRole role, OutboundDestination? destination, TimeSpan timeout,
         Func<ConnectionContext, Task>? opaque, Func<ConnectionContext, ValueTask<bool>>? intercept)
     {
         connection.Features.Set(role);
@@ -111,21 +82,18 @@ internal sealed class AppProtocolDetection
         }
         switch (protocol)
         {
-            case DetectedProtocol.Http2 when _ownHttp2 is not null:
-                await _ownHttp2.ServeAsync(connection, new DuplexStream(connection.Transport));
-                break;
             case DetectedProtocol.Http2:
-                await _http2!(connection);
+                await http2.ServeAsync(connection, new DuplexStream(connection.Transport));
                 break;
             case DetectedProtocol.Opaque when opaque is not null
                 && (connection.Features.Get<OutboundDestination>() is not null || connection.Features.Get<RedirectedConnection>() is not null):
                 await opaque(connection);
                 break;
-            case DetectedProtocol.Http1 when _ownHttp1 is not null:
-                await _ownHttp1.ServeAsync(connection, http1);
+            case DetectedProtocol.Http1:
+                await http1.ServeAsync(connection, kestrelHttp1);
                 break;
             default:
-                await http1(connection);
+                await kestrelHttp1(connection);
                 break;
         }
     }
