@@ -24,8 +24,6 @@ internal sealed partial class Http1ServerConnection :
     IHttpConnectionFeature,
     IHttpRequestIdentifierFeature
 {
-    private Dictionary<Type, object>? _extraFeatures;
-    private int _featureRevision;
     private string? _traceIdentifier;
     private Stream? _requestStream;
     private Stream? _responseStream;
@@ -34,26 +32,17 @@ internal sealed partial class Http1ServerConnection :
 
     bool IFeatureCollection.IsReadOnly => false;
 
-    int IFeatureCollection.Revision => _featureRevision;
+    int IFeatureCollection.Revision => _features.Revision;
 
-    object? IFeatureCollection.this[Type key]
-    {
-        get => Find(key);
-        set
-        {
-            _featureRevision++;
-            if (value is null)
-            {
-                _extraFeatures?.Remove(key);
-                return;
-            }
-            (_extraFeatures ??= [])[key] = value;
-        }
-    }
+    object? IFeatureCollection.this[Type key] { get => _features[key]; set => _features[key] = value; }
 
-    TFeature? IFeatureCollection.Get<TFeature>() where TFeature : default => (TFeature?)Find(typeof(TFeature));
+    TFeature? IFeatureCollection.Get<TFeature>() where TFeature : default => (TFeature?)_features[typeof(TFeature)];
 
-    void IFeatureCollection.Set<TFeature>(TFeature? instance) where TFeature : default => ((IFeatureCollection)this)[typeof(TFeature)] = instance;
+    void IFeatureCollection.Set<TFeature>(TFeature? instance) where TFeature : default => _features[typeof(TFeature)] = instance;
+
+    IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator() => _features.GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => _features.GetEnumerator();
 
     /// <summary>The features the connection object itself serves.</summary>
     private static readonly Type[] OwnFeatures =
@@ -63,39 +52,6 @@ internal sealed partial class Http1ServerConnection :
     ];
 
     private static bool Serves(Type key) => Array.IndexOf(OwnFeatures, key) >= 0;
-
-    private object? Find(Type key)
-    {
-        if (_extraFeatures is { Count: > 0 } extra && extra.TryGetValue(key, out var set))
-        {
-            return set;
-        }
-        return Serves(key) ? this : _connection.Features[key];
-    }
-
-    IEnumerator<KeyValuePair<Type, object>> IEnumerable<KeyValuePair<Type, object>>.GetEnumerator()
-    {
-        foreach (var type in OwnFeatures)
-        {
-            if (Serves(type) && _extraFeatures?.ContainsKey(type) != true)
-            {
-                yield return new(type, this);
-            }
-        }
-        if (_extraFeatures is not null)
-        {
-            foreach (var pair in _extraFeatures)
-            {
-                yield return pair;
-            }
-        }
-        foreach (var pair in _connection.Features)
-        {
-            yield return pair;
-        }
-    }
-
-    IEnumerator IEnumerable.GetEnumerator() => ((IEnumerable<KeyValuePair<Type, object>>)this).GetEnumerator();
 
     // ---- IHttpRequestFeature ----
 

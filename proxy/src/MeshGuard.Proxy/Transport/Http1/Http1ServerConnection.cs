@@ -38,6 +38,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     private readonly Http1ServerLimits _limits;
     private readonly ILogger _logger;
     private readonly DefaultHttpContext _context;
+    private readonly RequestFeatureTable _features;
     private readonly HeaderDictionary _requestHeaders = new();
     private readonly HeaderDictionary _responseHeaders = new();
     private readonly HpackFieldStrings _strings = new();
@@ -68,6 +69,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         _bodyReader = new Http1RequestBodyReader(_input);
         _bodyWriter = new Http1ResponseBodyWriter(this, _output);
         _scheme = connection.Features.Get<ITlsConnectionFeature>() is not null ? "https" : "http";
+        _features = new RequestFeatureTable(this, OwnFeatures, Serves, connection.Features);
         _context = new DefaultHttpContext(this);
     }
 
@@ -251,8 +253,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         _bodyWriter.Reset();
         _traceIdentifier = null;
         _requestStream = null;
-        _extraFeatures?.Clear();
-        _featureRevision++;
+        _features.Reset();
         _onStarting?.Clear();
         _onCompleted?.Clear();
         if (!_aborted.TryReset())

@@ -19,6 +19,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
 
     private readonly Http2ServerConnection _connection;
     private readonly DefaultHttpContext _context;
+    private readonly RequestFeatureTable _features;
     private readonly HeaderDictionary _requestHeaders = new();
     private readonly HeaderDictionary _responseHeaders = new();
     private readonly Http2RequestBodyReader _bodyReader;
@@ -52,6 +53,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         _connection = connection;
         _bodyReader = new Http2RequestBodyReader(this);
         _bodyWriter = new Http2ResponseBodyWriter(this);
+        _features = new RequestFeatureTable(this, OwnFeatures, Serves, connection.Features);
         _context = new DefaultHttpContext(this);
         _onAppDone = OnAppDone;
         _onFinished = OnFinished;
@@ -111,8 +113,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         _responseCompleted = false;
         _completing = null;
         _traceIdentifier = null;
-        _extraFeatures?.Clear();
-        _featureRevision++;
+        _features.Reset();
         _onStarting?.Clear();
         _onCompleted?.Clear();
         _bodyWriter.Reset();
