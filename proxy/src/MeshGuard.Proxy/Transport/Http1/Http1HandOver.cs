@@ -14,7 +14,7 @@ internal sealed class Http1HandOver(string named)
     /// <summary>
     /// For a request Kestrel's server serves on a sidecar port, before any handler sees it: drops the fields its
     /// Connection header names. Where the own server handed the connection over, the names it read are used, once.
-    /// (With telemetry export on, Kestrel serves every HTTP/1.1 request, and only its reduced value is there to read.)
+    /// (The own servers' requests come this way too while telemetry export is on; theirs were dropped already.)
     /// </summary>
     public static void Apply(HttpContext context)
     {
