@@ -201,8 +201,8 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
     [Fact]
     public async Task FieldsACallerNamesInConnectionStopAtTheSidecarItSentThemTo()
     {
-        // Each request names a field hop-by-hop beside close: a plain head (the own server's), 100-continue, an
-        // absolute-form target and bare LF line ends (all left to Kestrel's server, whose collection keeps only "close" of such a
+        // Each request names a field hop-by-hop beside close: plain heads in origin-form and absolute-form (the own
+        // server's), 100-continue and bare LF line ends (left to Kestrel's server, whose collection keeps only "close" of such a
         // value), from a mesh peer to the inbound port and from an app to its outbound port.
         var requests = new (string Name, string Bytes)[]
         {
@@ -242,5 +242,20 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
         Assert.True(next > 0, answer);
         Assert.EndsWith("app /drained/next", answer, StringComparison.Ordinal);
         Assert.DoesNotContain(shared.OrdersApp.Requests, r => r.Head.Contains("/drained/refused", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AnAppUsingTheSidecarAsItsHttpProxyKeepsItsConnectionAcrossRequests()
+    {
+        // Absolute-form targets, as an app sends them through HTTP_PROXY: the own server reads them, so the connection
+        // is kept (a request left to Kestrel's server would close it after its answer).
+        await using var app = await RawConnection.OpenAsync(shared.Frontend.OutboundPort);
+        await app.SendAsync("GET http://orders/proxied/1?q=1 HTTP/1.1\r\nHost: orders\r\n\r\n" +
+            "GET http://orders/proxied/2 HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n");
+        var (answer, closed) = await app.ReadAsync(TimeSpan.FromSeconds(10));
+        Assert.True(closed, answer);
+        Assert.Contains("app /proxied/1?q=1", answer, StringComparison.Ordinal);
+        Assert.EndsWith("app /proxied/2", answer, StringComparison.Ordinal);
+        Assert.Single(shared.OrdersApp.Requests, r => r.Head.StartsWith("GET /proxied/1?q=1 HTTP/1.1\r\n", StringComparison.Ordinal));
     }
 }

@@ -51,7 +51,13 @@ public sealed class Http1RequestHeadTests
 
     [Theory]
     // Whatever a stricter reader could frame or route differently is Kestrel's server's to answer (or refuse).
-    [InlineData("GET http://orders/a HTTP/1.1\r\nHost: orders\r\n\r\n")]
+    [InlineData("GET http://orders/a HTTP/1.1\r\nHost: payments\r\n\r\n")]
+    [InlineData("GET http://orders/a HTTP/1.1\r\nHost: Orders\r\n\r\n")]
+    [InlineData("GET HTTP://orders/a HTTP/1.1\r\nHost: orders\r\n\r\n")]
+    [InlineData("GET https://orders/a HTTP/1.1\r\nHost: orders\r\n\r\n")]
+    [InlineData("GET http://user@orders/a HTTP/1.1\r\nHost: orders\r\n\r\n")]
+    [InlineData("GET http://orders?a HTTP/1.1\r\nHost: orders\r\n\r\n")]
+    [InlineData("GET http:///a HTTP/1.1\r\nHost: orders\r\n\r\n")]
     [InlineData("GET * HTTP/1.1\r\nHost: orders\r\n\r\n")]
     [InlineData("CONNECT orders:443 HTTP/1.1\r\nHost: orders:443\r\n\r\n")]
     [InlineData("GET /a HTTP/1.0\r\nHost: orders\r\n\r\n")]
@@ -80,6 +86,18 @@ public sealed class Http1RequestHeadTests
         var parsed = Parse(text);
         Assert.Equal(RequestHeadStatus.NotPlain, parsed.Status);
         Assert.Empty(parsed.Fields);
+    }
+
+    [Theory]
+    [InlineData("GET http://orders:8080/a/b?q=1 HTTP/1.1\r\nHost: orders:8080\r\n\r\n", 18, 22)]
+    [InlineData("GET http://orders HTTP/1.1\r\nHost: orders\r\n\r\n", 13, -1)]
+    public void AnAbsoluteFormTargetWhoseAuthorityIsTheHostIsPlain(string text, int pathAt, int queryAt)
+    {
+        var parsed = Parse(text);
+        Assert.Equal(RequestHeadStatus.Plain, parsed.Status);
+        Assert.Equal(text[4..text.IndexOf(" HTTP/1.1", StringComparison.Ordinal)], parsed.Head.RawTarget);
+        Assert.Equal(pathAt, parsed.Head.PathAt);
+        Assert.Equal(queryAt, parsed.Head.QueryAt);
     }
 
     [Fact]

@@ -13,7 +13,7 @@ internal enum RequestHeadStatus
     Plain,
     /// <summary>
     /// Anything else: the server leaves the bytes unread and the connection to Kestrel's HTTP/1.1 server, which
-    /// serves what needs general forwarding (an upgrade, 100-continue, CONNECT, absolute-form) and answers what is
+    /// serves what needs general forwarding (an upgrade, 100-continue, CONNECT, HTTP/1.0) and answers what is
     /// malformed or too large (400, 414, 431) as it always did.
     /// </summary>
     NotPlain,
@@ -21,7 +21,9 @@ internal enum RequestHeadStatus
 
 /// <summary>
 /// The head of a request to the own HTTP/1.1 server, read by a parser that accepts only a strict subset of what
-/// Kestrel's parser accepts: CRLF line ends, <c>METHOD SP origin-form SP HTTP/1.1</c>, field names that are tokens
+/// Kestrel's parser accepts: CRLF line ends, <c>METHOD SP origin-form SP HTTP/1.1</c> (or absolute-form
+/// <c>http://authority/path</c> with the Host field equal to its authority, as an app sends through HTTP_PROXY),
+/// field names that are tokens
 /// followed at once by a colon, values of visible ASCII, space and tab, one Host, at most one Content-Length of
 /// digits or one <c>Transfer-Encoding: chunked</c> (never both), and no field that asks for more than request and
 /// answer (Upgrade, Expect, HTTP2-Settings). Whatever falls outside is <see cref="RequestHeadStatus.NotPlain"/>, so
@@ -40,6 +42,8 @@ internal struct Http1RequestHead
     public string RawTarget;
     /// <summary>Where the query begins in <see cref="RawTarget"/>, or -1.</summary>
     public int QueryAt;
+    /// <summary>Where the path begins in <see cref="RawTarget"/>: 0 in origin-form, after the authority in absolute-form.</summary>
+    public int PathAt;
     public long? ContentLength;
     public bool Chunked;
     /// <summary>The caller said <c>Connection: close</c>.</summary>
@@ -215,8 +219,13 @@ internal struct Http1RequestHead
                 : Encoding.ASCII.GetString(name);
             fields.Append(nameText, strings.Value(nameText, value));
         }
-        return hosts == 1;
+        // Absolute-form (RFC 9112 3.2.2): the Host field must name the target's authority, else Kestrel answers it (400).
+        return hosts == 1 && (head.PathAt == 0 || head.RawTarget.AsSpan(AbsolutePrefix.Length, head.PathAt - AbsolutePrefix.Length).SequenceEqual(fields[Microsoft.Net.Http.Headers.HeaderNames.Host].ToString()));
     }
+
+    private static ReadOnlySpan<byte> AbsolutePrefixBytes => "http://"u8;
+
+    private const string AbsolutePrefix = "http://";
 
     private static bool ParseRequestLine(ReadOnlySpan<byte> line, string? lastTarget, ref Http1RequestHead head)
     {
@@ -228,11 +237,28 @@ internal struct Http1RequestHead
         var method = line[..space];
         line = line[(space + 1)..];
         space = line.IndexOf((byte)' ');
-        if (space <= 0 || line[0] != (byte)'/' || line[..space].ContainsAnyExcept(TargetBytes) || !line[(space + 1)..].SequenceEqual("HTTP/1.1"u8))
+        if (space <= 0 || line[..space].ContainsAnyExcept(TargetBytes) || !line[(space + 1)..].SequenceEqual("HTTP/1.1"u8))
         {
             return false;
         }
         var target = line[..space];
+        var pathAt = 0;
+        if (target[0] != (byte)'/')
+        {
+            // Absolute-form: "http://", an authority of host characters, then nothing or an absolute path.
+            if (!target.StartsWith(AbsolutePrefixBytes))
+            {
+                return false;
+            }
+            var authority = target[AbsolutePrefixBytes.Length..];
+            var end = authority.IndexOf((byte)'/');
+            authority = end < 0 ? authority : authority[..end];
+            if (authority.IsEmpty || authority.ContainsAnyExcept(HostBytes))
+            {
+                return false;
+            }
+            pathAt = AbsolutePrefixBytes.Length + authority.Length;
+        }
         head.Method = KnownMethod(method) ?? Encoding.ASCII.GetString(method);
         if (head.Method == HttpMethods.Connect)
         {
@@ -240,6 +266,7 @@ internal struct Http1RequestHead
         }
         head.RawTarget = lastTarget is not null && lastTarget.Length == target.Length && Ascii.Equals(target, lastTarget) ? lastTarget : Encoding.ASCII.GetString(target);
         head.QueryAt = target.IndexOf((byte)'?');
+        head.PathAt = pathAt;
         return true;
     }
 

@@ -27,6 +27,8 @@ internal sealed partial class Http1ServerConnection :
     private string? _traceIdentifier;
     private Stream? _requestStream;
     private Stream? _responseStream;
+    private string? _path;
+    private string? _query;
 
     // ---- IFeatureCollection ----
 
@@ -63,16 +65,18 @@ internal sealed partial class Http1ServerConnection :
 
     string IHttpRequestFeature.PathBase { get => ""; set { } }
 
-    // The path as sent, as the HTTP/2 server has it: the handlers read the canonical form from the raw target.
+    // The path as sent, as the HTTP/2 server has it: the handlers read the canonical form from the raw target. In
+    // origin-form without a query it is the target itself; otherwise made once per request.
     string IHttpRequestFeature.Path
     {
-        get => _head.QueryAt < 0 ? _head.RawTarget : _head.RawTarget[.._head.QueryAt];
+        get => _path ??= _head.PathAt == 0 && _head.QueryAt < 0 ? _head.RawTarget
+            : (_head.QueryAt < 0 ? _head.RawTarget[_head.PathAt..] : _head.RawTarget[_head.PathAt.._head.QueryAt]) is { Length: > 0 } path ? path : "/";
         set => throw new NotSupportedException("the request's path is the one it came with");
     }
 
     string IHttpRequestFeature.QueryString
     {
-        get => _head.QueryAt < 0 ? "" : _head.RawTarget[_head.QueryAt..];
+        get => _head.QueryAt < 0 ? "" : _query ??= _head.RawTarget[_head.QueryAt..];
         set => throw new NotSupportedException("the request's query is the one it came with");
     }
 

@@ -148,6 +148,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
                 case RequestHeadStatus.Plain:
                     Volatile.Write(ref _deadline, 0);
                     _head = head;
+                    _path = _query = null;
                     _input.AdvanceTo(end);
                     if (head.NamesFields)
                     {
