@@ -148,6 +148,16 @@ public sealed class Http1RequestHeadTests
         Assert.Equal(named, HopByHopFields.ScanNamed(new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(text)), Http1RequestHead.MaxHeadBytes));
 
     [Fact]
+    public void AHeadLeftToKestrelIsScannedTheSameWhereverItsSegmentsEnd()
+    {
+        var text = Encoding.Latin1.GetBytes("GET /a HTTP/1.1\nHost: a\r\nConnection: x-one, close\nConnection: X-Two\n\n");
+        for (var cut = 1; cut < text.Length; cut++)
+        {
+            Assert.Equal("x-one, X-Two", HopByHopFields.ScanNamed(Segments.Of(text[..cut], text[cut..]), Http1RequestHead.MaxHeadBytes));
+        }
+    }
+
+    [Fact]
     public void AHeadLeftToKestrelIsScannedOnlyOnceItIsWhole() =>
         Assert.Null(HopByHopFields.ScanNamed(new ReadOnlySequence<byte>("GET /a HTTP/1.1\nHost: a\nConnection: x-hop\n"u8.ToArray()), Http1RequestHead.MaxHeadBytes));
 }

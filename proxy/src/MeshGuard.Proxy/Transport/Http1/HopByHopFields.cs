@@ -50,19 +50,14 @@ internal static class HopByHopFields
     /// </summary>
     public static string? ScanNamed(ReadOnlySequence<byte> head, int maxBytes)
     {
-        var bytes = head.Length > maxBytes ? head.Slice(0, maxBytes) : head;
-        var copy = bytes.IsSingleSegment ? bytes.FirstSpan : bytes.ToArray();
+        // Line by line where the octets lie: a head that arrives a little at a time is scanned at each read, and a
+        // copy of all of it each time would cost its square.
+        var reader = new SequenceReader<byte>(head.Length > maxBytes ? head.Slice(0, maxBytes) : head);
         StringBuilder? named = null;
         var first = true;
-        while (true)
+        while (reader.TryReadTo(out ReadOnlySequence<byte> octets, (byte)'\n'))
         {
-            var lf = copy.IndexOf((byte)'\n');
-            if (lf < 0)
-            {
-                return head.Length > maxBytes ? "" : null;
-            }
-            var line = copy[..lf];
-            copy = copy[(lf + 1)..];
+            var line = octets.IsSingleSegment ? octets.FirstSpan : octets.ToArray();
             if (!line.IsEmpty && line[^1] == (byte)'\r')
             {
                 line = line[..^1];
@@ -85,5 +80,6 @@ internal static class HopByHopFields
                 }
             }
         }
+        return head.Length > maxBytes ? "" : null;
     }
 }
