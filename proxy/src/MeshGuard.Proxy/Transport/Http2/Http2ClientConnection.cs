@@ -158,15 +158,8 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 {
                     throw new InvalidOperationException("the request already ended");
                 }
-                // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
-                var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, _peerMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
-                if (take > 0 || data.IsEmpty)
+                if (stream.TryFrameData(_frames, stream.Id, ref data, endStream, _peerMaxFrameSize, ref _sendWindow, out var last))
                 {
-                    var last = endStream && take == data.Length;
-                    _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
-                    stream.SendWindow -= take;
-                    _sendWindow -= take;
-                    data = data[take..];
                     if (last)
                     {
                         stream.RequestEnded = true;

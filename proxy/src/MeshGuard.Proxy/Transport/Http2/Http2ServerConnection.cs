@@ -1013,17 +1013,10 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
     {
         while (!data.IsEmpty)
         {
-            // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
-            var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, Http2Frame.DefaultMaxFrameSize), Math.Min(stream.SendWindow, _sendWindow)));
-            if (take == 0)
+            if (!stream.TryFrameData(_frames, stream.Id, ref data, endStream, Http2Frame.DefaultMaxFrameSize, ref _sendWindow, out var last))
             {
                 return false;
             }
-            var last = endStream && take == data.Length;
-            _frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, stream.Id, data.Span[..take]);
-            stream.SendWindow -= take;
-            _sendWindow -= take;
-            data = data[take..];
             if (last)
             {
                 EndResponseLocked(stream);

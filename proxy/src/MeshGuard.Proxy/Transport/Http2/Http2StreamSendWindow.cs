@@ -18,6 +18,29 @@ internal abstract class Http2StreamSendWindow
     }
 
     /// <summary>
+    /// Under the lock: queues the next DATA frame of <paramref name="data"/> on this stream (<paramref name="streamId"/>),
+    /// as large as the frame size and both windows allow, and takes what it carries off both windows and off
+    /// <paramref name="data"/>. False, with nothing queued, when no window is left for data that is not empty (an empty
+    /// last frame needs none). <paramref name="last"/>: the frame carried END_STREAM. The one framing step of both sides.
+    /// </summary>
+    internal bool TryFrameData(Http2FrameQueue frames, int streamId, ref ReadOnlyMemory<byte> data, bool endStream, int maxFrameSize, ref long connectionWindow, out bool last)
+    {
+        // A window can be below zero after the peer shrank SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 6.9.2).
+        var take = (int)Math.Max(0, Math.Min(Math.Min(data.Length, maxFrameSize), Math.Min(SendWindow, connectionWindow)));
+        last = false;
+        if (take == 0 && !data.IsEmpty)
+        {
+            return false;
+        }
+        last = endStream && take == data.Length;
+        frames.Frame(Http2FrameType.Data, last ? Http2Frame.EndStream : (byte)0, streamId, data.Span[..take]);
+        SendWindow -= take;
+        connectionWindow -= take;
+        data = data[take..];
+        return true;
+    }
+
+    /// <summary>
     /// Under the lock: the peer changed SETTINGS_INITIAL_WINDOW_SIZE from <paramref name="previous"/> to
     /// <paramref name="value"/>; every open stream's window moves by the difference (RFC 9113 6.9.2), and may go below zero.
     /// </summary>
