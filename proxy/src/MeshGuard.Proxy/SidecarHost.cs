@@ -173,12 +173,12 @@ internal static partial class SidecarHost
             var outboundHttp2 = new Http2ServerEndpoint(
                 Outbound,
                 () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http2ServerConnection>>(),
-                new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)));
+                new Http2ServerLimits(settings.Limits.RequestHeadersTimeout, ListenerLimits.KeepAliveTimeout));
             // Apps that speak HTTP/1.1: the own server first, Kestrel's for what is not plain.
             var outboundHttp1 = new Http1ServerEndpoint(
                 Outbound,
                 () => kestrel.ApplicationServices.GetRequiredService<ILogger<Http1ServerConnection>>(),
-                new Http1ServerLimits(settings.Limits.RequestHeadersTimeout, TimeSpan.FromSeconds(130)));
+                new Http1ServerLimits(settings.Limits.RequestHeadersTimeout, ListenerLimits.KeepAliveTimeout));
             // Connections redirected here by the pod's nat rules carry their original destination; others use the port as an HTTP proxy.
             TransparentOutbound? transparent = null;
             AppProtocolDetection.Listen(kestrel, new IPEndPoint(IPAddress.Loopback, settings.OutboundPort), ListenerRole.Outbound, connectionLimits.Outbound, settings.ProtocolDetectTimeout,

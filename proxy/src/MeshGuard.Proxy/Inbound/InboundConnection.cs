@@ -11,7 +11,6 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace MeshGuard.Proxy.Inbound;
 
@@ -91,12 +90,12 @@ internal static class InboundConnection
         private readonly Http2ServerEndpoint _endpoint = new(
             () => HostingLayerServer.Choose(services, services.GetRequiredService<InboundHandler>().HandleRequestAsync),
             () => services.GetRequiredService<ILogger<Http2ServerConnection>>(),
-            new Http2ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
+            new Http2ServerLimits(headersTimeout, ListenerLimits.KeepAliveTimeout));
 
         private readonly Http1ServerEndpoint _http1 = new(
             () => HostingLayerServer.Choose(services, services.GetRequiredService<InboundHandler>().HandleRequestAsync),
             () => services.GetRequiredService<ILogger<Http1ServerConnection>>(),
-            new Http1ServerLimits(headersTimeout, TimeSpan.FromSeconds(130)));
+            new Http1ServerLimits(headersTimeout, ListenerLimits.KeepAliveTimeout));
 
         public ConnectionDelegate Serve(ConnectionDelegate next) => connection =>
         {

@@ -11,4 +11,7 @@ internal sealed record ListenerLimits(int MaxConnections, TimeSpan RequestHeader
     public const int DefaultMaxConnections = 20_000;
 
     public const int DefaultRequestHeadersTimeoutSeconds = 10;
+
+    /// <summary>How long the own servers keep a connection with no request under way open (Kestrel's keep-alive timeout).</summary>
+    public static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(130);
 }

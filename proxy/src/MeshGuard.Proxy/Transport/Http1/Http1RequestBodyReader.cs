@@ -30,9 +30,6 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
     /// <summary>The whole body was read (or there was none): the connection may carry another request.</summary>
     public bool Finished => !_failed && (_chunked ? _decoder.IsDone && (_decoded is null || IsDrained()) : _remaining == 0);
 
-    /// <summary>A read of the body is waiting for the caller's octets.</summary>
-    public bool Waiting => Volatile.Read(ref _reading);
-
     /// <summary>
     /// The heartbeat's check, once a second: true when a read has been waiting for the caller's octets for more than
     /// the grace time in all, and what came meanwhile is below the minimum rate (a body trickled to hold the connection

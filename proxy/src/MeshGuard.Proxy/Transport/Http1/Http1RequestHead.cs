@@ -220,12 +220,10 @@ internal struct Http1RequestHead
             fields.Append(nameText, strings.Value(nameText, value));
         }
         // Absolute-form (RFC 9112 3.2.2): the Host field must name the target's authority, else Kestrel answers it (400).
-        return hosts == 1 && (head.PathAt == 0 || head.RawTarget.AsSpan(AbsolutePrefix.Length, head.PathAt - AbsolutePrefix.Length).SequenceEqual(fields[Microsoft.Net.Http.Headers.HeaderNames.Host].ToString()));
+        return hosts == 1 && (head.PathAt == 0 || head.RawTarget.AsSpan(AbsolutePrefixBytes.Length, head.PathAt - AbsolutePrefixBytes.Length).SequenceEqual(fields[Microsoft.Net.Http.Headers.HeaderNames.Host].ToString()));
     }
 
     private static ReadOnlySpan<byte> AbsolutePrefixBytes => "http://"u8;
-
-    private const string AbsolutePrefix = "http://";
 
     private static bool ParseRequestLine(ReadOnlySpan<byte> line, string? lastTarget, ref Http1RequestHead head)
     {
