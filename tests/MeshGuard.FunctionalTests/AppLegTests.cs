@@ -39,6 +39,7 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
             "/two-lengths" => new("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
             "/extra" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"),
             "/early" => new("HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large", BeforeBody: true),
+            _ when path.StartsWith("/hold/", StringComparison.Ordinal) => new("", Hold: true),
             "/close-quietly" => new("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", CloseAfter: true),
             "/large" => new($"HTTP/1.1 200 OK\r\nContent-Length: {LargeBody.Length}\r\n\r\n{LargeBody}"),
             "/large-chunked" => new($"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n{LargeChunks}0\r\nx-checksum: large\r\n\r\n"),
@@ -223,6 +224,29 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
             var head = Assert.Single(shared.OrdersApp.Requests, r => r.Head.StartsWith($"GET /named/{name} ", StringComparison.Ordinal)).Head;
             Assert.False(head.Contains("x-hop", StringComparison.OrdinalIgnoreCase), $"{name}: {head}");
             Assert.Contains("\r\nx-kept: 1", head, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task ACallerThatHangsUpWhileTheAppHoldsItsRequestEndsTheAppsRequestToo()
+    {
+        // The app never answers these; the caller closes its connection while it waits. Over HTTP/1.1 from a mesh peer
+        // straight to the inbound port (whose own TLS connection is read only when asked), and from an app to its
+        // outbound port: the request to the app must end with it, not wait out the 100 s activity timeout.
+        foreach (var name in new[] { "peer", "app" })
+        {
+            var connection = name == "peer"
+                ? await RawConnection.OpenTlsAsync(shared.Orders.InboundPort, shared.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), shared.Ca.Intermediates)
+                : await RawConnection.OpenAsync(shared.Frontend.OutboundPort);
+            await using (connection)
+            {
+                await connection.SendAsync($"GET /hold/{name} HTTP/1.1\r\nHost: orders\r\n\r\n");
+                Assert.True(await Eventually.TrueAsync(() => shared.OrdersApp.Requests.Any(r => r.Head.StartsWith($"GET /hold/{name} ", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+                    $"{name}: the app never got the request");
+                Assert.DoesNotContain($"/hold/{name}", shared.OrdersApp.Abandoned);
+            }
+            Assert.True(await Eventually.TrueAsync(() => shared.OrdersApp.Abandoned.Contains($"/hold/{name}"), TimeSpan.FromSeconds(10)),
+                $"{name}: the app's request outlived its caller");
         }
     }
 

@@ -15,9 +15,10 @@ public sealed class ScriptedHttp1App : IAsyncDisposable
     /// <summary>
     /// The bytes of an answer; <paramref name="CloseAfter"/>: the connection is closed after it (with no word in the
     /// answer); <paramref name="BeforeBody"/>: sent as soon as the head arrived, the body left unread, then the
-    /// connection half-closed and drained, as nginx's lingering close does.
+    /// connection half-closed and drained, as nginx's lingering close does; <paramref name="Hold"/>: never answered, the
+    /// connection held until the sidecar closes it (then the path goes to <see cref="Abandoned"/>) or 30 s pass.
     /// </summary>
-    public sealed record Answer(string Bytes, bool CloseAfter = false, bool BeforeBody = false);
+    public sealed record Answer(string Bytes, bool CloseAfter = false, bool BeforeBody = false, bool Hold = false);
 
     public sealed record Seen(string Head, int Connection);
 
@@ -37,6 +38,9 @@ public sealed class ScriptedHttp1App : IAsyncDisposable
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public ConcurrentQueue<Seen> Requests { get; } = new();
+
+    /// <summary>Paths of held requests whose connection the sidecar closed while the app had not answered.</summary>
+    public ConcurrentQueue<string> Abandoned { get; } = new();
 
     /// <summary>Connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
@@ -109,6 +113,23 @@ public sealed class ScriptedHttp1App : IAsyncDisposable
                 }
                 buffer.RemoveRange(0, length);
                 Requests.Enqueue(new Seen(head, number));
+                if (answer.Hold)
+                {
+                    using var hold = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                    hold.CancelAfter(TimeSpan.FromSeconds(30));
+                    try
+                    {
+                        while (await socket.ReceiveAsync(chunk, hold.Token) > 0)
+                        {
+                        }
+                    }
+                    catch (SocketException)
+                    {
+                        // Reset rather than closed: abandoned all the same.
+                    }
+                    Abandoned.Enqueue(path);
+                    return;
+                }
                 await socket.SendAsync(Encoding.Latin1.GetBytes(answer.Bytes), _stop.Token);
                 if (answer.CloseAfter)
                 {

@@ -285,7 +285,11 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
             _decoded?.Reader.CancelPendingRead();
             return;
         }
-        input.CancelPendingRead();
+        if (_remaining > 0)
+        {
+            // A body read done has nothing pending on the input: the read there is the server's next head.
+            input.CancelPendingRead();
+        }
     }
 
     public override void Complete(Exception? exception = null)

@@ -55,6 +55,10 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     private volatile bool _closeRequested;
     private long _requests;
 
+    // The next head's read, begun while a request without a body is served (ReadAheadAsync); taken by ReadHeadAsync.
+    private ValueTask<ReadResult> _readAhead;
+    private bool _readingAhead;
+
     // When the wait for the present head ends (ticks of Environment.TickCount64), 0 while a request is served.
     private long _deadline;
 
@@ -126,7 +130,16 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
             {
                 return RequestHeadStatus.NeedMore;
             }
-            var result = await _input.ReadAsync();
+            ReadResult result;
+            if (_readingAhead)
+            {
+                _readingAhead = false;
+                result = await _readAhead;
+            }
+            else
+            {
+                result = await _input.ReadAsync();
+            }
             var buffer = result.Buffer;
             if (result.IsCanceled)
             {
@@ -183,6 +196,16 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         _requests++;
         _bodyReader.Start(_head.ContentLength, _head.Chunked);
         _closeAfter = _head.Close;
+        if (_bodyReader.Finished)
+        {
+            // Nothing more of this request is to be read: the next read starts now, and sees a caller that hangs up.
+            // Kept to be awaited once, by ReadHeadAsync (_readingAhead says it is not yet); never awaited when the
+            // connection ends after this request.
+#pragma warning disable CA2012
+            _readAhead = ReadAheadAsync();
+#pragma warning restore CA2012
+            _readingAhead = true;
+        }
         Exception? failure = null;
         try
         {
@@ -390,6 +413,33 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         {
             _connection.Abort(new ConnectionAbortedException("the request body came slower than 240 octets a second"));
         }
+    }
+
+    /// <summary>
+    /// The read after a request whose octets were all read, begun as its handler starts. A transport that reads only
+    /// when asked (the inbound port's own TLS connection) would otherwise not see the caller close its end until the
+    /// answer was written: the request, and the app's work for it, would go on for nobody. The end of the input with
+    /// nothing before it aborts the request, as Kestrel takes a FIN from an HTTP/1.1 client; octets of a next request
+    /// stay for ReadHeadAsync, which takes this read's result as its first.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
+    private async ValueTask<ReadResult> ReadAheadAsync()
+    {
+        ReadResult result;
+        try
+        {
+            result = await _input.ReadAsync();
+        }
+        catch (Exception)
+        {
+            OnConnectionClosed();
+            throw;
+        }
+        if (result.IsCompleted && result.Buffer.IsEmpty)
+        {
+            OnConnectionClosed();
+        }
+        return result;
     }
 
     private void OnConnectionClosed()
