@@ -6,8 +6,9 @@ namespace MeshGuard.FunctionalTests;
 
 /// <summary>
 /// A sidecar continues a socket read on the socket engine's own thread rather than queueing it to the thread pool (one
-/// hop less per read; figures in ARCHITECTURE.md): the runtime then runs one engine thread per core. An operator's own
-/// setting of the runtime's switch wins. The proof is the engine threads of the running process and its start-up line.
+/// hop less per read; figures in ARCHITECTURE.md), on one engine thread for every two cores (the runtime's own rule would
+/// be one per core). An operator's own settings of the runtime's switches win. The proof is the engine threads of the
+/// running process and its start-up line.
 /// </summary>
 [Collection(nameof(MeshCollection))]
 public sealed class SocketCompletionsTests(MeshFixture mesh)
@@ -15,12 +16,24 @@ public sealed class SocketCompletionsTests(MeshFixture mesh)
     private const string EngineThread = ".NET Sockets";
 
     [Fact]
-    public async Task ASidecarContinuesSocketReadsOnOneEngineThreadPerCore()
+    public async Task ASidecarContinuesSocketReadsInlineOnOneEngineThreadForEveryTwoCores()
     {
         var (engines, log) = await EngineThreadsOfAsync("completions-inline", environment: null);
 
-        Assert.Equal(Environment.ProcessorCount, engines);
+        var expected = Math.Max(1, Environment.ProcessorCount / 2);
+        Assert.Equal(expected, engines);
         Assert.Contains("socket-completions=inline", log, StringComparison.Ordinal);
+        Assert.Contains($"socket-engines={expected.ToString(CultureInfo.InvariantCulture)}", log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnOperatorsEngineCountWins()
+    {
+        var (engines, log) = await EngineThreadsOfAsync("completions-engines",
+            new Dictionary<string, string> { ["DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT"] = "3" });
+
+        Assert.Equal(3, engines);
+        Assert.Contains("socket-engines=3", log, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -31,7 +44,7 @@ public sealed class SocketCompletionsTests(MeshFixture mesh)
 
         // The runtime's own default: one engine for up to 30 cores.
         Assert.Equal(Math.Max(1, (int)Math.Round(Environment.ProcessorCount / 30.0)), engines);
-        Assert.Contains("socket-completions=thread-pool", log, StringComparison.Ordinal);
+        Assert.Contains("socket-completions=thread-pool socket-engines=runtime", log, StringComparison.Ordinal);
     }
 
     /// <summary>The socket engine threads of a started, ready sidecar (the runtime makes them all at the first socket); its log.</summary>

@@ -244,7 +244,7 @@ internal static partial class SidecarHost
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
             $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort} flows={settings.FlowLog.Directory ?? "off"} " +
-            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision}");
+            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision} socket-engines={SocketCompletions.Engines}");
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }
