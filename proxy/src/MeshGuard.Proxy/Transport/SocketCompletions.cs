@@ -4,9 +4,9 @@ namespace MeshGuard.Proxy.Transport;
 /// Runs what a socket operation's completion continues with on the socket engine's own thread, instead of queueing it
 /// to the thread pool. The sidecar's own readers (the mesh connection's frame reader, the app connection's answer
 /// reader, the opaque-TCP copy loops) then go on from the epoll thread that saw the bytes: one thread hop and most of
-/// its wake-up less per read. Kestrel's own pipes keep the thread pool (its <c>UnsafePreferInlineScheduling</c> stays
-/// off): run inline too, every request of a listener ran on its epoll thread and the pair lost throughput (measured,
-/// see ARCHITECTURE.md). Nothing that runs on those threads may block: the sidecar's readers only parse, copy and hand on.
+/// its wake-up less per read. Kestrel's listeners run inline too (<c>UnsafePreferInlineScheduling</c>, SidecarHost), which
+/// paid only once the engine threads were halved (ARCHITECTURE.md). Nothing that runs on those threads may block: the
+/// sidecar's readers only parse, copy and hand on.
 /// <para>
 /// Engine threads: one for every two cores (at least one), where the runtime opens one per core when completions run
 /// inline. A request's reads then meet on fewer threads: the mesh connection's reader and the app connection's answer
