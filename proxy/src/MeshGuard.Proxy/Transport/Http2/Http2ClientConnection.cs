@@ -34,6 +34,9 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     // ready for a new stream (both guarded by _sync, both bounded: past the bound an object is left to the collector).
     private readonly List<Http2ClientStream> _retired = [];
     private readonly Stack<Http2ClientStream> _reusable = new();
+    // Streams whose final head came in the read being handled: settled by the reader once it has handled all of it
+    // (before ReuseRetired, so none of them can have been reused meanwhile).
+    private readonly List<Http2ClientStream> _headsReceived = [];
     private const int MaxKeptStreams = 128;
     private readonly HpackEncoder _encoder = new();
     private readonly HpackDecoder _decoder = new();
@@ -282,6 +285,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                 while (TryReadFrame(ref buffer))
                 {
                 }
+                if (_headsReceived.Count > 0)
+                {
+                    SettleReceivedHeads();
+                }
                 if (_retired.Count > 0)
                 {
                     ReuseRetired();
@@ -313,6 +320,16 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
             _input.Complete();
             FailAll(failure);
         }
+    }
+
+    private void SettleReceivedHeads()
+    {
+        // By index: a request's task taken on here may open a stream, never add to this list (only the reader does).
+        for (var i = 0; i < _headsReceived.Count; i++)
+        {
+            _headsReceived[i].SettleReceivedHead();
+        }
+        _headsReceived.Clear();
     }
 
     /// <summary>Tells the peer why the connection ends, after the write under way if there is one.</summary>
@@ -535,6 +552,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         stream.BeginHeaderBlock();
         _decoder.Decode(_incomingBlock.WrittenSpan, stream);
         var final = stream.EndHeaderBlock();
+        if (final)
+        {
+            _headsReceived.Add(stream);
+        }
         if (trailers && !_blockEndsStream)
         {
             ResetFromReader(stream, Http2ErrorCode.ProtocolError, "trailers came without END_STREAM");

@@ -24,7 +24,8 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
     private int _readerDone;
     private int _writerDone;
     // The answer head's one waiter (the request's task), completed once by the reader or by a failure: a value-task
-    // source inside the stream rather than a TaskCompletionSource and its Task, two objects less per request.
+    // source inside the stream rather than a TaskCompletionSource and its Task, two objects less per request. Where the
+    // waiter goes on is chosen as it is completed (SettleHead).
     private ManualResetValueTaskSourceCore<bool> _head = new() { RunContinuationsAsynchronously = true };
     private int _headSettled;
     // The answer's fields, in a pooled array (room for a usual answer's at once) that goes back with the body pipe;
@@ -96,12 +97,13 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
     /// </summary>
     public ValueTask ReadHeadAsync() => new(this, _head.Version);
 
-    private void SettleHead(Http2StreamException? failure)
+    private void SettleHead(Http2StreamException? failure, bool onThisThread = false)
     {
         if (Interlocked.Exchange(ref _headSettled, 1) != 0)
         {
             return;
         }
+        _head.RunContinuationsAsynchronously = !onThisThread;
         if (failure is null)
         {
             _head.SetResult(true);
@@ -214,7 +216,10 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
         }
     }
 
-    /// <summary>A header block ended: true when it was the final answer head (not a 1xx).</summary>
+    /// <summary>
+    /// A header block ended: true when it was the final answer head (not a 1xx); the reader then settles it with
+    /// <see cref="SettleReceivedHead"/> once it has handled the rest of the read.
+    /// </summary>
     internal bool EndHeaderBlock()
     {
         if (_inTrailers)
@@ -230,9 +235,17 @@ internal sealed class Http2ClientStream : Http2StreamSendWindow, IHpackFieldSink
             return false;
         }
         HeadReceived = true;
-        SettleHead(null);
         return true;
     }
+
+    /// <summary>
+    /// Called by the reader after the read that brought the final head. An answer that ended in that read (its body
+    /// whole in the pipe) is taken by the request's task right here, on the reader's thread: its answer is written to
+    /// the app and sent with no thread-pool hand-off, and the reader reads on once the task waits again (it never
+    /// waits on the reader). The head of an answer still arriving wakes the request's task on the thread pool, so a
+    /// long body never holds up the connection's other streams.
+    /// </summary>
+    internal void SettleReceivedHead() => SettleHead(null, onThisThread: ResponseEnded);
 
     internal void WriteBody(in ReadOnlySequence<byte> data)
     {
