@@ -8,7 +8,8 @@ namespace MeshGuard.Proxy.Tests.Transport.Http2;
 
 /// <summary>
 /// The sidecar's HTTP/2 client against a peer that writes whatever frames each test scripts: what a broken or hostile
-/// peer sidecar could send. Each case ends in a failed stream or connection, never in an answer the app would take.
+/// peer sidecar could send. Each case ends in a failed stream or connection, never in an answer the app would take;
+/// and where a request's task goes on depends only on how its answer arrived.
 /// </summary>
 public sealed class ScriptedHttp2PeerTests
 {
@@ -244,6 +245,77 @@ public sealed class ScriptedHttp2PeerTests
             var answer = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
             await answer.ReadHeadAsync();
             Assert.Equal(204, answer.Status);
+            await peer;
+        }
+    }
+
+    [Fact]
+    public async Task AnAnswerWholeInOneReadGoesOnOnTheReaderAndOneStillArrivingOnTheThreadPool()
+    {
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            // Odd requests: HEADERS and the last DATA in one write (one read for the client); even ones: HEADERS alone
+            // and the DATA a moment later. Until the client resets a stream to say it has seen enough.
+            for (var n = 1; ; n++)
+            {
+                var frame = await ReadFrameAsync(stream);
+                while (frame.Type is not (Http2FrameType.Headers or Http2FrameType.RstStream))
+                {
+                    frame = await ReadFrameAsync(stream);
+                }
+                if (frame.Type == Http2FrameType.RstStream)
+                {
+                    return;
+                }
+                if (n % 2 == 1)
+                {
+                    var whole = new byte[2 * Http2Frame.HeaderLength + Status200.Length + 2];
+                    Http2Frame.WriteHeader(whole, Status200.Length, Http2FrameType.Headers, Http2Frame.EndHeaders, frame.StreamId);
+                    Status200.CopyTo(whole, Http2Frame.HeaderLength);
+                    Http2Frame.WriteHeader(whole.AsSpan(Http2Frame.HeaderLength + Status200.Length), 2, Http2FrameType.Data, Http2Frame.EndStream, frame.StreamId);
+                    "ok"u8.CopyTo(whole.AsSpan(2 * Http2Frame.HeaderLength + Status200.Length));
+                    await stream.WriteAsync(whole);
+                }
+                else
+                {
+                    await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders, frame.StreamId, Status200);
+                    await Task.Delay(100);
+                    await WriteFrameAsync(stream, Http2FrameType.Data, Http2Frame.EndStream, frame.StreamId, "ok"u8.ToArray());
+                }
+            }
+        });
+        await using (client)
+        {
+            // Only an await that had to wait shows where the task went on: a head that was in before it is retried.
+            string? wholeStack = null, arrivingStack = null;
+            for (var attempt = 0; attempt < 20 && (wholeStack is null || arrivingStack is null); attempt++)
+            {
+                var whole = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+                var wholeHead = whole.ReadHeadAsync();
+                var waited = !wholeHead.IsCompleted;
+                await wholeHead;
+                if (waited)
+                {
+                    wholeStack ??= Environment.StackTrace;
+                }
+                Assert.Equal("ok", System.Text.Encoding.ASCII.GetString(await whole.ReadToEndAsync()));
+                whole.Release();
+                var arriving = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+                var arrivingHead = arriving.ReadHeadAsync();
+                waited = !arrivingHead.IsCompleted;
+                await arrivingHead;
+                if (waited)
+                {
+                    arrivingStack ??= Environment.StackTrace;
+                }
+                Assert.Equal("ok", System.Text.Encoding.ASCII.GetString(await arriving.ReadToEndAsync()));
+                arriving.Release();
+            }
+            Assert.NotNull(wholeStack);
+            Assert.NotNull(arrivingStack);
+            Assert.Contains("Http2ClientConnection.ReadLoopAsync", wholeStack, StringComparison.Ordinal);
+            Assert.DoesNotContain("Http2ClientConnection.ReadLoopAsync", arrivingStack, StringComparison.Ordinal);
+            client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!.Reset();
             await peer;
         }
     }
