@@ -232,16 +232,19 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
     {
         // The app never answers these; the caller closes its connection while it waits. Over HTTP/1.1 from a mesh peer
         // straight to the inbound port (whose own TLS connection is read only when asked), and from an app to its
-        // outbound port: the request to the app must end with it, not wait out the 100 s activity timeout.
-        foreach (var name in new[] { "peer", "app" })
+        // outbound port, without a body and with one: the request to the app must end with it, not wait out the
+        // 100 s activity timeout.
+        foreach (var name in new[] { "peer", "app", "peer-body", "app-body" })
         {
-            var connection = name == "peer"
+            var method = name.EndsWith("-body", StringComparison.Ordinal) ? "POST" : "GET";
+            var body = method == "POST" ? "Content-Length: 5\r\n\r\nhello" : "\r\n";
+            var connection = name.StartsWith("peer", StringComparison.Ordinal)
                 ? await RawConnection.OpenTlsAsync(shared.Orders.InboundPort, shared.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), shared.Ca.Intermediates)
                 : await RawConnection.OpenAsync(shared.Frontend.OutboundPort);
             await using (connection)
             {
-                await connection.SendAsync($"GET /hold/{name} HTTP/1.1\r\nHost: orders\r\n\r\n");
-                Assert.True(await Eventually.TrueAsync(() => shared.OrdersApp.Requests.Any(r => r.Head.StartsWith($"GET /hold/{name} ", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
+                await connection.SendAsync($"{method} /hold/{name} HTTP/1.1\r\nHost: orders\r\n{body}");
+                Assert.True(await Eventually.TrueAsync(() => shared.OrdersApp.Requests.Any(r => r.Head.StartsWith($"{method} /hold/{name} ", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)),
                     $"{name}: the app never got the request");
                 Assert.DoesNotContain($"/hold/{name}", shared.OrdersApp.Abandoned);
             }

@@ -11,7 +11,8 @@ namespace MeshGuard.Proxy.Transport.Http1;
 /// stays for the next request; a chunked body is decoded into a pooled pipe as it arrives. A body cut short, or
 /// chunked framing that is not valid, fails the read (as Kestrel's 400), and the connection is not reused.
 /// </summary>
-internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
+/// <param name="bodyRead">Called once a body with a Content-Length has been read to its last octet (the input is the server's again).</param>
+internal sealed class Http1RequestBodyReader(PipeReader input, Action? bodyRead = null) : PipeReader
 {
     private long _remaining;
     private bool _chunked;
@@ -189,6 +190,10 @@ internal sealed class Http1RequestBodyReader(PipeReader input) : PipeReader
         // Examined beyond what was consumed only within the body: octets of the next request are never marked seen.
         input.AdvanceTo(consumed, examined);
         _last = default;
+        if (_remaining == 0 && taken > 0)
+        {
+            bodyRead?.Invoke();
+        }
     }
 
     // ---- chunked ----

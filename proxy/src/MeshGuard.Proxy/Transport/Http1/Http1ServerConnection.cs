@@ -70,7 +70,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         _application = application;
         _limits = limits;
         _logger = logger;
-        _bodyReader = new Http1RequestBodyReader(_input);
+        _bodyReader = new Http1RequestBodyReader(_input, bodyRead: ReadAhead);
         _bodyWriter = new Http1ResponseBodyWriter(this, _output);
         _scheme = connection.Features.Get<ITlsConnectionFeature>() is not null ? "https" : "http";
         _features = new RequestFeatureTable(this, OwnFeatures, Serves, connection.Features);
@@ -199,12 +199,8 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
         if (_bodyReader.Finished)
         {
             // Nothing more of this request is to be read: the next read starts now, and sees a caller that hangs up.
-            // Kept to be awaited once, by ReadHeadAsync (_readingAhead says it is not yet); never awaited when the
-            // connection ends after this request.
-#pragma warning disable CA2012
-            _readAhead = ReadAheadAsync();
-#pragma warning restore CA2012
-            _readingAhead = true;
+            // A body with a length starts it once read to its end (the body reader calls ReadAhead).
+            ReadAhead();
         }
         Exception? failure = null;
         try
@@ -416,12 +412,27 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     }
 
     /// <summary>
-    /// The read after a request whose octets were all read, begun as its handler starts. A transport that reads only
+    /// The read after a request whose octets were all read, begun as its handler starts (or as its body's last octet is
+    /// taken, for a body with a length). A transport that reads only
     /// when asked (the inbound port's own TLS connection) would otherwise not see the caller close its end until the
     /// answer was written: the request, and the app's work for it, would go on for nobody. The end of the input with
     /// nothing before it aborts the request, as Kestrel takes a FIN from an HTTP/1.1 client; octets of a next request
     /// stay for ReadHeadAsync, which takes this read's result as its first.
     /// </summary>
+    private void ReadAhead()
+    {
+        if (_readingAhead)
+        {
+            return;
+        }
+        // Kept to be awaited once, by ReadHeadAsync (_readingAhead says it is not yet); never awaited when the
+        // connection ends after this request.
+#pragma warning disable CA2012
+        _readAhead = ReadAheadAsync();
+#pragma warning restore CA2012
+        _readingAhead = true;
+    }
+
     [AsyncMethodBuilder(typeof(PooledValueTaskMethodBuilder<>))]
     private async ValueTask<ReadResult> ReadAheadAsync()
     {
