@@ -66,12 +66,15 @@ public sealed class ScriptedHttp2PeerTests
         }
     }
 
-    private static async Task WriteFrameAsync(NetworkStream stream, Http2FrameType type, byte flags, int streamId, byte[] payload)
+    private static async Task WriteFrameAsync(NetworkStream stream, Http2FrameType type, byte flags, int streamId, byte[] payload) =>
+        await stream.WriteAsync(FrameOctets(type, flags, streamId, payload));
+
+    private static byte[] FrameOctets(Http2FrameType type, byte flags, int streamId, byte[] payload)
     {
         var frame = new byte[Http2Frame.HeaderLength + payload.Length];
         Http2Frame.WriteHeader(frame, payload.Length, type, flags, streamId);
         payload.CopyTo(frame, Http2Frame.HeaderLength);
-        await stream.WriteAsync(frame);
+        return frame;
     }
 
     // :status 200 from the static table.
@@ -269,12 +272,8 @@ public sealed class ScriptedHttp2PeerTests
                 }
                 if (n % 2 == 1)
                 {
-                    var whole = new byte[2 * Http2Frame.HeaderLength + Status200.Length + 2];
-                    Http2Frame.WriteHeader(whole, Status200.Length, Http2FrameType.Headers, Http2Frame.EndHeaders, frame.StreamId);
-                    Status200.CopyTo(whole, Http2Frame.HeaderLength);
-                    Http2Frame.WriteHeader(whole.AsSpan(Http2Frame.HeaderLength + Status200.Length), 2, Http2FrameType.Data, Http2Frame.EndStream, frame.StreamId);
-                    "ok"u8.CopyTo(whole.AsSpan(2 * Http2Frame.HeaderLength + Status200.Length));
-                    await stream.WriteAsync(whole);
+                    await stream.WriteAsync(FrameOctets(Http2FrameType.Headers, Http2Frame.EndHeaders, frame.StreamId, Status200)
+                        .Concat(FrameOctets(Http2FrameType.Data, Http2Frame.EndStream, frame.StreamId, "ok"u8.ToArray())).ToArray());
                 }
                 else
                 {

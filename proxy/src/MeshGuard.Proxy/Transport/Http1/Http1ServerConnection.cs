@@ -55,7 +55,7 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     private volatile bool _closeRequested;
     private long _requests;
 
-    // The next head's read, begun while a request without a body is served (ReadAheadAsync); taken by ReadHeadAsync.
+    // The next head's read, begun once a request's octets are all read while it is served (ReadAhead); taken by ReadHeadAsync.
     private ValueTask<ReadResult> _readAhead;
     private bool _readingAhead;
 
@@ -413,11 +413,11 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
 
     /// <summary>
     /// The read after a request whose octets were all read, begun as its handler starts (or as its body's last octet is
-    /// taken, for a body with a length). A transport that reads only
-    /// when asked (the inbound port's own TLS connection) would otherwise not see the caller close its end until the
-    /// answer was written: the request, and the app's work for it, would go on for nobody. The end of the input with
-    /// nothing before it aborts the request, as Kestrel takes a FIN from an HTTP/1.1 client; octets of a next request
-    /// stay for ReadHeadAsync, which takes this read's result as its first.
+    /// taken, for a body with a length). A transport that reads only when asked (the inbound port's own TLS connection)
+    /// would otherwise not see the caller close its end until the answer was written: the request, and the app's work
+    /// for it, would go on for nobody. The end of the input with nothing before it aborts the request, as Kestrel takes
+    /// a FIN from an HTTP/1.1 client; octets of a next request stay for ReadHeadAsync, which takes this read's result as
+    /// its first.
     /// </summary>
     private void ReadAhead()
     {
