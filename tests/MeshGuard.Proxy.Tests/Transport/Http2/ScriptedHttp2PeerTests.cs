@@ -270,6 +270,10 @@ public sealed class ScriptedHttp2PeerTests
                 {
                     return;
                 }
+                // A moment before answering: the client's task is waiting on the head by then. Answered at once, the head
+                // could settle between the test's look at it and its await (seen in a loaded gate run), and the task went
+                // on on the test's own thread or the pool, telling nothing of where the reader hands it on.
+                await Task.Delay(50);
                 if (n % 2 == 1)
                 {
                     await stream.WriteAsync(FrameOctets(Http2FrameType.Headers, Http2Frame.EndHeaders, frame.StreamId, Status200)
