@@ -232,12 +232,14 @@ public sealed class AppLegTests(AppLegTests.Mesh shared) : IClassFixture<AppLegT
     {
         // The app never answers these; the caller closes its connection while it waits. Over HTTP/1.1 from a mesh peer
         // straight to the inbound port (whose own TLS connection is read only when asked), and from an app to its
-        // outbound port, without a body and with one: the request to the app must end with it, not wait out the
-        // 100 s activity timeout.
-        foreach (var name in new[] { "peer", "app", "peer-body", "app-body" })
+        // outbound port, without a body, with a Content-Length one and with a chunked one: the request to the app must
+        // end with it, not wait out the 100 s activity timeout.
+        foreach (var name in new[] { "peer", "app", "peer-body", "app-body", "peer-chunked", "app-chunked" })
         {
-            var method = name.EndsWith("-body", StringComparison.Ordinal) ? "POST" : "GET";
-            var body = method == "POST" ? "Content-Length: 5\r\n\r\nhello" : "\r\n";
+            var method = name.Contains('-', StringComparison.Ordinal) ? "POST" : "GET";
+            var body = name.EndsWith("-body", StringComparison.Ordinal) ? "Content-Length: 5\r\n\r\nhello"
+                : name.EndsWith("-chunked", StringComparison.Ordinal) ? "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                : "\r\n";
             var connection = name.StartsWith("peer", StringComparison.Ordinal)
                 ? await RawConnection.OpenTlsAsync(shared.Orders.InboundPort, shared.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/frontend"), shared.Ca.Intermediates)
                 : await RawConnection.OpenAsync(shared.Frontend.OutboundPort);

@@ -11,7 +11,7 @@ namespace MeshGuard.Proxy.Transport.Http1;
 /// stays for the next request; a chunked body is decoded into a pooled pipe as it arrives. A body cut short, or
 /// chunked framing that is not valid, fails the read (as Kestrel's 400), and the connection is not reused.
 /// </summary>
-/// <param name="bodyRead">Called once a body with a Content-Length has been read to its last octet (the input is the server's again).</param>
+/// <param name="bodyRead">Called once a body has been read to its end: a Content-Length body's last octet, or a chunked body's last chunk and trailers (the input is the server's again).</param>
 internal sealed class Http1RequestBodyReader(PipeReader input, Action? bodyRead = null) : PipeReader
 {
     private long _remaining;
@@ -264,6 +264,8 @@ internal sealed class Http1RequestBodyReader(PipeReader input, Action? bodyRead 
         if (status == ChunkedDecoder.Status.Done)
         {
             _decoded.Writer.Complete();
+            // The last chunk and the trailers are read: what follows is the server's.
+            bodyRead?.Invoke();
         }
         else
         {
@@ -286,7 +288,11 @@ internal sealed class Http1RequestBodyReader(PipeReader input, Action? bodyRead 
     {
         if (_chunked)
         {
-            input.CancelPendingRead();
+            if (!_decoder.IsDone)
+            {
+                // As below: once the body is read, a read pending on the input is the server's next head.
+                input.CancelPendingRead();
+            }
             _decoded?.Reader.CancelPendingRead();
             return;
         }
