@@ -144,6 +144,32 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         Assert.Equal(Http2Frame.EndStream, frames[^1].Flags & Http2Frame.EndStream);
     }
 
+    [Fact]
+    public async Task AnswersSendingAtOnceHoldTheConnectionsQueueNearItsHighWaterMark()
+    {
+        // Each write takes what was queued; a slow transport lets the eight answers queue behind it. Each may add a frame
+        // past the mark; before, each added its whole flush (64 KiB, within its stream's window) and writes of half a
+        // MiB went out (and the queue's arrays grew to a MiB).
+        _recording = new WriteRecordingStream(writeDelay: TimeSpan.FromMilliseconds(20));
+        var body = new byte[256 * 1024];
+        Random.Shared.NextBytes(body);
+        _application = async context =>
+        {
+            context.Response.ContentLength = body.Length;
+            for (var at = 0; at < body.Length; at += 64 * 1024)
+            {
+                await context.Response.BodyWriter.WriteAsync(body.AsMemory(at, 64 * 1024));
+            }
+        };
+        using var client = NewClient();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => client.GetByteArrayAsync(Url($"/big/{i}"))));
+
+        Assert.All(answers, answer => Assert.Equal(body, answer));
+        var largest = _recording.Writes.Max(write => write.Length);
+        Assert.True(largest <= Http2FrameQueue.HighWater + 8 * (Http2Frame.HeaderLength + Http2Frame.DefaultMaxFrameSize) + 4096, $"a write of {largest} octets");
+    }
+
     private static List<(Http2FrameType Type, byte Flags, int StreamId)> Frames(byte[] octets)
     {
         var frames = new List<(Http2FrameType, byte, int)>();
@@ -156,8 +182,8 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         return frames;
     }
 
-    /// <summary>The server's writes, each as it was handed to the transport.</summary>
-    private sealed class WriteRecordingStream
+    /// <summary>The server's writes, each as it was handed to the transport (each held for <paramref name="writeDelay"/> first, as a slow peer would).</summary>
+    private sealed class WriteRecordingStream(TimeSpan writeDelay = default)
     {
         private readonly List<byte[]> _writes = [];
 
@@ -171,6 +197,8 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
                 }
             }
         }
+
+        public TimeSpan WriteDelay => writeDelay;
 
         public Stream Over(Stream inner) => new Recorder(inner, this);
 
@@ -214,10 +242,14 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
                 inner.Write(buffer, offset, count);
             }
 
-            public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+            public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
             {
                 owner.Record(buffer.Span);
-                return inner.WriteAsync(buffer, cancellationToken);
+                if (owner.WriteDelay > TimeSpan.Zero)
+                {
+                    await Task.Delay(owner.WriteDelay, cancellationToken);
+                }
+                await inner.WriteAsync(buffer, cancellationToken);
             }
 
             public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -988,17 +988,23 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
                     waitForWindow = stream.WindowWaiter.Task;
                 }
             }
-            if (waitForWindow is null && endStream && Volatile.Read(ref _active) > 1)
+            if (waitForWindow is null && data.IsEmpty && endStream && Volatile.Read(ref _active) > 1)
             {
                 // An answer's last frames, with other streams in flight: a write a moment later carries the answers
                 // that end meanwhile too (one send, and one receive and wake-up for the peer, for several answers).
                 _frames.FlushSoon();
                 return true;
             }
+            // Waits while another write is under way and the queue is past its high water: what is left of the data
+            // (FrameDataLocked stopped there) is framed once the queue was taken.
             await _frames.FlushAsync();
             if (waitForWindow is null)
             {
-                return true;
+                if (data.IsEmpty)
+                {
+                    return true;
+                }
+                continue;
             }
             await waitForWindow.WaitAsync(cancellation);
         }
@@ -1007,9 +1013,12 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
     /// <summary>
     /// Under the lock: <paramref name="data"/> as DATA frames, as far as the stream's and the connection's windows
     /// allow, END_STREAM on the last when <paramref name="endStream"/>; false when a window stopped it (what is left
-    /// stays in <paramref name="data"/>).
+    /// stays in <paramref name="data"/>). With <paramref name="toHighWater"/>, it stops too (true, the rest in
+    /// <paramref name="data"/>) once the connection's queue holds <see cref="Http2FrameQueue.HighWater"/> octets: answers
+    /// sending at once then hold the queue near that mark (each adds a frame at most past it), where each added its
+    /// whole flush (64 KiB) and a burst of 1 MiB downloads grew it, and the pool's arrays, to a MiB.
     /// </summary>
-    private bool FrameDataLocked(Http2ServerStream stream, ref ReadOnlyMemory<byte> data, bool endStream)
+    private bool FrameDataLocked(Http2ServerStream stream, ref ReadOnlyMemory<byte> data, bool endStream, bool toHighWater = true)
     {
         while (!data.IsEmpty)
         {
@@ -1020,6 +1029,10 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
             if (last)
             {
                 EndResponseLocked(stream);
+            }
+            else if (toHighWater && !data.IsEmpty && _frames.QueuedOctets >= Http2FrameQueue.HighWater)
+            {
+                return true;
             }
         }
         return true;
@@ -1068,7 +1081,7 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
                 stream.HeadersSent = true;
                 WriteFieldsLocked(stream, stream.ResponseHeaders, Http2ServerStream.StatusText(stream.StatusCode), endStream: false);
             }
-            FrameDataLocked(stream, ref data, endStream: false);
+            FrameDataLocked(stream, ref data, endStream: false, toHighWater: false);
             WriteFieldsLocked(stream, trailers, status: null, endStream: true);
             EndResponseLocked(stream);
         }
