@@ -249,13 +249,14 @@ internal static partial class SidecarHost
         MetricsEndpoint.Map(app, settings.MetricsPort);
 
         await app.StartAsync(cancellation);
-        // Serving from here on: the heap and the executable's pages only the start used go back (Runtime/StartupMemory).
-        MeshGuard.Proxy.Runtime.StartupMemory.ReleaseOnce();
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
             $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort} flows={settings.FlowLog.Directory ?? "off"} " +
-            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision} socket-engines={SocketCompletions.Engines} " +
-            $"start-up-pages-released={MeshGuard.Proxy.Runtime.StartupMemory.Decision}");
+            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision} socket-engines={SocketCompletions.Engines}");
+        // Once the start has settled, the heap and the executable's pages only the start used go back (Runtime/StartupMemory).
+        using var startupMemory = time.CreateTimer(
+            static state => Console.WriteLine($"meshguard-proxy start-up-pages-released={MeshGuard.Proxy.Runtime.StartupMemory.ReleaseOnce((TimeProvider)state!)}"),
+            time, MeshGuard.Proxy.Runtime.StartupMemory.Settle, Timeout.InfiniteTimeSpan);
         await app.WaitForShutdownAsync(CancellationToken.None);
         return 0;
     }
