@@ -10,36 +10,18 @@ namespace MeshGuard.Proxy.Tests.Runtime;
 /// </summary>
 public sealed partial class StartupMemoryTests
 {
-    private const string Listing = """
-        55a436c2b000-55a436c54000 r--p 00000000 fd:01 4242 /opt/meshguard/meshguard-proxy
-        Size:                164 kB
-        Rss:                 164 kB
-        Anonymous:             0 kB
-        55a436c54000-55a437744000 r-xp 00029000 fd:01 4242 /opt/meshguard/meshguard-proxy
-        Size:              11200 kB
-        Rss:               10176 kB
-        Anonymous:             0 kB
-        55a437d67000-55a4381c5000 r--p 0159a000 fd:01 4242 /opt/meshguard/meshguard-proxy
-        Size:               4472 kB
-        Rss:                3708 kB
-        Anonymous:            12 kB
-        55a4381c7000-55a43821b000 rw-p 0159c000 fd:01 4242 /opt/meshguard/meshguard-proxy
-        Size:                336 kB
-        Rss:                 336 kB
-        Anonymous:           136 kB
-        7fb0b20c5000-7fb0b2342000 r-xp 000c5000 fd:01 77 /usr/lib/x86_64-linux-gnu/libcrypto.so.3
-        Size:               2548 kB
-        Rss:                2548 kB
-        Anonymous:             0 kB
-        7fb0b3000000-7fb0b3041000 rw-p 00000000 00:00 0
-        Size:                260 kB
-        Rss:                 192 kB
-        Anonymous:           192 kB
-        7fb0b4000000-7fb0b4100000 r--s 00000000 fd:01 4242 /opt/meshguard/meshguard-proxy
-        Size:               1024 kB
-        Rss:                 512 kB
-        Anonymous:             0 kB
-        """;
+    // As the kernel lists them: a head line (range, permissions, offset, device, inode, path), then sizes in kB.
+    private static readonly string Listing = string.Concat(
+        Entry("55a436c2b000-55a436c54000 r--p 00000000 fd:01 4242 /opt/meshguard/meshguard-proxy", size: 164, resident: 164, anonymous: 0),
+        Entry("55a436c54000-55a437744000 r-xp 00029000 fd:01 4242 /opt/meshguard/meshguard-proxy", size: 11200, resident: 10176, anonymous: 0),
+        Entry("55a437d67000-55a4381c5000 r--p 0159a000 fd:01 4242 /opt/meshguard/meshguard-proxy", size: 4472, resident: 3708, anonymous: 12),
+        Entry("55a4381c7000-55a43821b000 rw-p 0159c000 fd:01 4242 /opt/meshguard/meshguard-proxy", size: 336, resident: 336, anonymous: 136),
+        Entry("7fb0b20c5000-7fb0b2342000 r-xp 000c5000 fd:01 77 /usr/lib/x86_64-linux-gnu/libcrypto.so.3", size: 2548, resident: 2548, anonymous: 0),
+        Entry("7fb0b3000000-7fb0b3041000 rw-p 00000000 00:00 0", size: 260, resident: 192, anonymous: 192),
+        Entry("7fb0b4000000-7fb0b4100000 r--s 00000000 fd:01 4242 /opt/meshguard/meshguard-proxy", size: 1024, resident: 512, anonymous: 0));
+
+    private static string Entry(string head, int size, int resident, int anonymous) =>
+        $"{head}\nSize: {size,14} kB\nRss: {resident,15} kB\nAnonymous: {anonymous,9} kB\n";
 
     [Fact]
     public void OnlyTheExecutablesReadOnlyPrivateMappingsNoPageOfWhichWasWrittenAreReleasable()
