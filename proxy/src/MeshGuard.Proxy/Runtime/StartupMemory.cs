@@ -4,16 +4,16 @@ using System.Runtime.InteropServices;
 namespace MeshGuard.Proxy.Runtime;
 
 /// <summary>
-/// Gives back, once the sidecar serves and its start has settled, the memory only its start used. Starting allocates some 13 MB (the host, its
-/// configuration, Kestrel's and the telemetry's set-up) of which under 1 MB stays, and reads much of the executable: the
-/// kernel maps a file's pages around each one touched, so the NativeAOT sidecar held 19-20 MB of its 23 MB image when
-/// ready; under load it maps 13-16 of them back.
+/// Gives back, once the sidecar serves and its start has settled, the memory only its start used. Starting allocates
+/// some 13 MB (the host, its configuration, Kestrel's and the telemetry's set-up) of which under 1 MB stays, and reads
+/// much of the executable: the kernel maps a file's pages around each one touched, so the NativeAOT sidecar held 19-20
+/// MB of its 23 MB image when ready; under load it maps 13-16 of them back.
 /// <list type="number">
-/// <item>One compacting collection that returns the heap's free space to the system (<see cref="GCCollectionMode.Aggressive"/>):
-/// committed heap 10 -> 4 MB when idle.</item>
-/// <item>Each read-only mapping of the executable that holds no page of its own (none written by this process: relocated
-/// data is left alone) leaves the process (<c>madvise(MADV_DONTNEED)</c>). A page used again is mapped again from the page
-/// cache on its first touch, with the same octets, the file and the mapping being read-only. The page cache keeps the
+/// <item>One compacting collection that returns the heap's free space to the system
+/// (<see cref="GCCollectionMode.Aggressive"/>): committed heap 10 -> 4 MB when idle.</item>
+/// <item>Each read-only mapping of the executable that holds no page of its own (none written by this process:
+/// relocated data is left alone) leaves the process (<c>madvise(MADV_DONTNEED)</c>). A page used again is mapped again
+/// from the page cache on its first touch, with the same octets, the file and the mapping being read-only. The page cache keeps the
 /// pages for every process that maps the file (other sidecars, the next start); this process's resident set counts
 /// only those it uses again.</item>
 /// </list>
@@ -26,7 +26,10 @@ internal static partial class StartupMemory
     /// <summary>One mapping of <c>/proc/self/smaps</c>: its range, permissions, file and its resident and own (anonymous) KiB.</summary>
     internal readonly record struct Mapping(ulong Start, ulong End, string Permissions, string Path, long ResidentKiB, long AnonymousKiB)
     {
-        /// <summary>Of <paramref name="image"/>, private, not writable, resident, and with no page this process wrote: dropping it loses nothing.</summary>
+        /// <summary>
+        /// Of <paramref name="image"/>, private, not writable, resident, and with no page this process wrote: dropping it
+        /// loses nothing.
+        /// </summary>
         public bool ReleasableFrom(string image) =>
             Path == image && Permissions.Length >= 4 && Permissions[1] == '-' && Permissions[3] == 'p' && AnonymousKiB == 0 && ResidentKiB > 0;
     }
@@ -37,7 +40,10 @@ internal static partial class StartupMemory
     /// </summary>
     internal static readonly TimeSpan Settle = TimeSpan.FromSeconds(5);
 
-    /// <summary>The start's garbage and its pages of the executable go; says what went, for the log: the KiB of pages (or why none) and the time it took.</summary>
+    /// <summary>
+    /// The start's garbage and its pages of the executable go; says what went, for the log: the KiB of pages (or why
+    /// none) and the time it took.
+    /// </summary>
     internal static string ReleaseOnce(TimeProvider time)
     {
         var started = time.GetTimestamp();
@@ -111,16 +117,16 @@ internal static partial class StartupMemory
     private static bool TryParseHead(string line, out (ulong Start, ulong End, string Permissions, string Path) head)
     {
         head = default;
-        var dash = line.IndexOf('-', StringComparison.Ordinal);
-        var space = line.IndexOf(' ', StringComparison.Ordinal);
-        if (dash <= 0 || space <= dash
-            || !ulong.TryParse(line.AsSpan(0, dash), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var start)
-            || !ulong.TryParse(line.AsSpan(dash + 1, space - dash - 1), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var end))
+        var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 5)
         {
             return false;
         }
-        var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-        if (fields.Length < 5)
+        var range = fields[0].AsSpan();
+        var dash = range.IndexOf('-');
+        if (dash <= 0
+            || !ulong.TryParse(range[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var start)
+            || !ulong.TryParse(range[(dash + 1)..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var end))
         {
             return false;
         }
