@@ -19,7 +19,207 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
     public ReadOnlySpan<byte> LocalParty(ReadOnlySpan<byte> line) => PartyStart < 0 ? default : line.Slice(PartyStart, PartyLength);
 
     /// <summary>False for a line that is not a JSON object with a numeric seq (a changed or torn line).</summary>
-    public static bool TryRead(ReadOnlySpan<byte> line, out FlowLineHead head)
+    public static bool TryRead(ReadOnlySpan<byte> line, out FlowLineHead head) =>
+        TryReadFlat(line, out head) || TryReadWithReader(line, out head);
+
+    /// <summary>
+    /// The writers' own shape, read in one pass without a JSON reader: an object of ASCII with no white space, keys
+    /// without escapes, values that are unescaped strings, numbers or literals, nothing nested. Such a line reads here
+    /// as the JSON reader reads it (a test holds the two together over mutated lines); false means only "not this
+    /// shape", and the JSON reader decides. Every line a sidecar writes has this shape (its encoder escapes anything
+    /// outside printable ASCII), and the control plane reads every line it collects, so this is what that costs.
+    /// </summary>
+    internal static bool TryReadFlat(ReadOnlySpan<byte> line, out FlowLineHead head)
+    {
+        head = default;
+        if (line.Length < 2 || line[0] != (byte)'{' || line[^1] != (byte)'}' || !System.Text.Ascii.IsValid(line)
+            || line.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0)
+        {
+            return false;
+        }
+        long seq = -1;
+        bool signed = false, flow = false;
+        bool? inbound = null;
+        int prevStart = 0, prevLength = 0;
+        (int Start, int Length) source = (-1, 0), dest = (-1, 0), workload = (-1, 0);
+        var at = 1;
+        while (true)
+        {
+            if (!TryString(line, ref at, out var keyStart, out var keyLength) || at >= line.Length || line[at++] != (byte)':' || at >= line.Length)
+            {
+                return false;
+            }
+            var key = line.Slice(keyStart, keyLength);
+            (int Start, int Length) text = (-1, 0);
+            if (line[at] == (byte)'"')
+            {
+                if (!TryString(line, ref at, out var start, out var length))
+                {
+                    return false;
+                }
+                text = (start, length);
+            }
+            else
+            {
+                var valueStart = at;
+                if (!TryNumberOrLiteral(line, ref at))
+                {
+                    return false;
+                }
+                if (keyLength == 3 && key.SequenceEqual("seq"u8) && !TryInteger(line[valueStart..at], out seq))
+                {
+                    return false; // a seq the reader would refuse, or one it reads otherwise (a fraction, an exponent)
+                }
+            }
+            // Most keys are none of these: told apart by their length first.
+            switch (key.Length)
+            {
+                case 3 when key.SequenceEqual("seq"u8) && text.Start >= 0:
+                    return false;
+                case 4 when key.SequenceEqual("kind"u8):
+                    var kind = text.Start >= 0 ? line.Slice(text.Start, text.Length) : default;
+                    signed = text.Start >= 0 && (kind.SequenceEqual("checkpoint"u8) || kind.SequenceEqual("start"u8));
+                    flow = text.Start >= 0 && kind.SequenceEqual("flow"u8);
+                    break;
+                case 4 when key.SequenceEqual("prev"u8) && text.Start >= 0:
+                    (prevStart, prevLength) = text;
+                    break;
+                case 7 when key.SequenceEqual("dest_id"u8):
+                    dest = text;
+                    break;
+                case 8 when key.SequenceEqual("workload"u8):
+                    workload = text;
+                    break;
+                case 9 when key.SequenceEqual("direction"u8):
+                    inbound = text.Start >= 0 ? line.Slice(text.Start, text.Length).SequenceEqual("inbound"u8) : null;
+                    break;
+                case 9 when key.SequenceEqual("source_id"u8):
+                    source = text;
+                    break;
+            }
+            if (at >= line.Length)
+            {
+                return false;
+            }
+            if (line[at] == (byte)'}')
+            {
+                if (at != line.Length - 1)
+                {
+                    return false;
+                }
+                break;
+            }
+            if (line[at++] != (byte)',')
+            {
+                return false;
+            }
+        }
+        if (seq < 0)
+        {
+            return false;
+        }
+        head = Head(seq, signed, flow, inbound, prevStart, prevLength, source, dest, workload);
+        return true;
+    }
+
+    // A string without escapes at line[at] ('"' there): its content's place; at goes past its closing quote.
+    private static bool TryString(ReadOnlySpan<byte> line, ref int at, out int start, out int length)
+    {
+        start = at + 1;
+        length = 0;
+        if (at >= line.Length || line[at] != (byte)'"' || start >= line.Length)
+        {
+            return false;
+        }
+        // Most strings here are short (keys, methods, numbers' neighbours): a plain loop beats a vector search's set-up.
+        var i = start;
+        while (i < line.Length && line[i] != (byte)'"' && line[i] != (byte)'\\')
+        {
+            i++;
+        }
+        if (i >= line.Length || line[i] != (byte)'"')
+        {
+            return false;
+        }
+        length = i - start;
+        at = i + 1;
+        return true;
+    }
+
+    // A JSON number (RFC 8259's grammar exactly) or true, false, null at line[at], up to the ',' or '}' after it.
+    private static bool TryNumberOrLiteral(ReadOnlySpan<byte> line, ref int at)
+    {
+        var rest = line[at..];
+        var literal = rest.StartsWith("true"u8) || rest.StartsWith("null"u8) ? 4 : rest.StartsWith("false"u8) ? 5 : 0;
+        if (literal > 0)
+        {
+            at += literal;
+            return true;
+        }
+        var i = at;
+        if (i < line.Length && line[i] == (byte)'-')
+        {
+            i++;
+        }
+        if (i >= line.Length || !char.IsAsciiDigit((char)line[i]))
+        {
+            return false;
+        }
+        if (line[i] == (byte)'0')
+        {
+            i++;
+        }
+        else
+        {
+            i = Digits(line, i);
+        }
+        if (i < line.Length && line[i] == (byte)'.')
+        {
+            var fraction = Digits(line, i + 1);
+            if (fraction == i + 1)
+            {
+                return false;
+            }
+            i = fraction;
+        }
+        if (i < line.Length && (line[i] == (byte)'e' || line[i] == (byte)'E'))
+        {
+            i++;
+            if (i < line.Length && (line[i] == (byte)'+' || line[i] == (byte)'-'))
+            {
+                i++;
+            }
+            var exponent = Digits(line, i);
+            if (exponent == i)
+            {
+                return false;
+            }
+            i = exponent;
+        }
+        at = i;
+        return true;
+    }
+
+    private static int Digits(ReadOnlySpan<byte> line, int i)
+    {
+        while (i < line.Length && char.IsAsciiDigit((char)line[i]))
+        {
+            i++;
+        }
+        return i;
+    }
+
+    // What the reader's TryGetInt64 takes: an integer without fraction or exponent that fits a long.
+    private static bool TryInteger(ReadOnlySpan<byte> number, out long value) =>
+        number.IndexOfAny((byte)'.', (byte)'e', (byte)'E') < 0
+            & System.Buffers.Text.Utf8Parser.TryParse(number, out value, out var consumed) & consumed == number.Length;
+
+    /// <summary>
+    /// Any JSON: each value a key names is taken at the object's top level only; a nested object or array is skipped
+    /// whole, so that no key inside one can stand in for the line's own (a line whose dest_id names another workload
+    /// must not pass for the caller's by a dest_id hidden one level down).
+    /// </summary>
+    internal static bool TryReadWithReader(ReadOnlySpan<byte> line, out FlowLineHead head)
     {
         head = default;
         long seq = -1;
@@ -37,51 +237,33 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
             }
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("seq"u8))
+                var isSeq = reader.ValueTextEquals("seq"u8);
+                var isKind = reader.ValueTextEquals("kind"u8);
+                var isDirection = reader.ValueTextEquals("direction"u8);
+                var isSource = reader.ValueTextEquals("source_id"u8);
+                var isDest = reader.ValueTextEquals("dest_id"u8);
+                var isWorkload = reader.ValueTextEquals("workload"u8);
+                var isPrev = reader.ValueTextEquals("prev"u8);
+                reader.Read();
+                var isString = reader.TokenType == JsonTokenType.String;
+                if (isSeq && (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out seq)))
                 {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out seq))
-                    {
-                        return false;
-                    }
+                    return false;
                 }
-                else if (reader.ValueTextEquals("kind"u8))
+                if (isKind)
                 {
-                    reader.Read();
-                    signed = reader.TokenType == JsonTokenType.String && (reader.ValueTextEquals("checkpoint"u8) || reader.ValueTextEquals("start"u8));
-                    flow = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("flow"u8);
+                    signed = isString && (reader.ValueTextEquals("checkpoint"u8) || reader.ValueTextEquals("start"u8));
+                    flow = isString && reader.ValueTextEquals("flow"u8);
                 }
-                else if (reader.ValueTextEquals("direction"u8))
+                inbound = isDirection ? (isString ? reader.ValueTextEquals("inbound"u8) : null) : inbound;
+                source = isSource ? StringAt(ref reader) : source;
+                dest = isDest ? StringAt(ref reader) : dest;
+                workload = isWorkload ? StringAt(ref reader) : workload;
+                if (isPrev && isString && !reader.ValueIsEscaped)
                 {
-                    reader.Read();
-                    inbound = reader.TokenType == JsonTokenType.String ? reader.ValueTextEquals("inbound"u8) : null;
+                    (prevStart, prevLength) = StringAt(ref reader);
                 }
-                else if (reader.ValueTextEquals("source_id"u8))
-                {
-                    source = StringAt(ref reader);
-                }
-                else if (reader.ValueTextEquals("dest_id"u8))
-                {
-                    dest = StringAt(ref reader);
-                }
-                else if (reader.ValueTextEquals("workload"u8))
-                {
-                    workload = StringAt(ref reader);
-                }
-                else if (reader.ValueTextEquals("prev"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped)
-                    {
-                        prevStart = (int)reader.TokenStartIndex + 1;
-                        prevLength = reader.ValueSpan.Length;
-                    }
-                }
-                else
-                {
-                    reader.Read();
-                    reader.Skip();
-                }
+                reader.Skip(); // a nested object or array, whole; nothing for any other token
             }
         }
         catch (JsonException)
@@ -92,15 +274,18 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
         {
             return false;
         }
-        (int Start, int Length) party = signed ? workload : flow && inbound is { } i ? (i ? dest : source) : (-1, 0);
-        head = new FlowLineHead(seq, signed, prevStart, prevLength, party.Start, party.Length, flow);
+        head = Head(seq, signed, flow, inbound, prevStart, prevLength, source, dest, workload);
         return true;
     }
 
-    // Where an unescaped string value sits in the line; (-1, 0) for anything else.
-    private static (int Start, int Length) StringAt(ref Utf8JsonReader reader)
+    private static FlowLineHead Head(long seq, bool signed, bool flow, bool? inbound, int prevStart, int prevLength,
+        (int Start, int Length) source, (int Start, int Length) dest, (int Start, int Length) workload)
     {
-        reader.Read();
-        return reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped ? ((int)reader.TokenStartIndex + 1, reader.ValueSpan.Length) : (-1, 0);
+        (int Start, int Length) party = signed ? workload : flow && inbound is { } i ? (i ? dest : source) : (-1, 0);
+        return new FlowLineHead(seq, signed, prevStart, prevLength, party.Start, party.Length, flow);
     }
+
+    // Where the unescaped string value the reader is on sits in the line; (-1, 0) for anything else.
+    private static (int Start, int Length) StringAt(ref Utf8JsonReader reader) =>
+        reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped ? ((int)reader.TokenStartIndex + 1, reader.ValueSpan.Length) : (-1, 0);
 }
