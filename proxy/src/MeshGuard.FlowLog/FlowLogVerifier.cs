@@ -94,30 +94,36 @@ public static class FlowLogVerifier
         var workload = record.Text("workload") ?? "";
         var seq = record.Number("seq");
         var prev = record.Text("prev") ?? "";
-        var chain = new X509Certificate2Collection();
-        try
-        {
-            chain.ImportFromPem(record.Text("signer_chain") ?? "");
-        }
-        catch (CryptographicException)
-        {
-            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is malformed");
-        }
-        if (chain.Count == 0)
-        {
-            return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is missing");
-        }
-        var leaf = chain[0];
-        var intermediates = new X509Certificate2Collection();
-        for (var i = 1; i < chain.Count; i++)
-        {
-            intermediates.Add(chain[i]);
-        }
+        var chainPem = record.Text("signer_chain") ?? "";
         var at = DateTimeOffset.TryParse(time, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed) ? parsed : DateTimeOffset.UtcNow;
-        var verification = X509SvidVerifier.Verify(leaf, intermediates, bundle, at);
-        if (!verification.IsValid)
+        var signer = VerifiedSigners.Find(bundle, chainPem, at);
+        if (signer is null)
         {
-            return SignedRecordCheck.Fail(FlowProblemKind.SignerNotInBundle, verification.Error!);
+            var chain = new X509Certificate2Collection();
+            try
+            {
+                chain.ImportFromPem(chainPem);
+            }
+            catch (CryptographicException)
+            {
+                return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is malformed");
+            }
+            if (chain.Count == 0)
+            {
+                return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signer chain is missing");
+            }
+            var leaf = chain[0];
+            var intermediates = new X509Certificate2Collection();
+            for (var i = 1; i < chain.Count; i++)
+            {
+                intermediates.Add(chain[i]);
+            }
+            var verification = X509SvidVerifier.Verify(leaf, intermediates, bundle, at);
+            if (!verification.IsValid)
+            {
+                return SignedRecordCheck.Fail(FlowProblemKind.SignerNotInBundle, verification.Error!);
+            }
+            signer = VerifiedSigners.Keep(bundle, chainPem, verification.Id!, leaf, intermediates);
         }
         byte[] signature;
         try
@@ -128,15 +134,13 @@ public static class FlowLogVerifier
         {
             return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signature is not base64");
         }
-        using var key = leaf.GetECDsaPublicKey();
-        if (key is null || signature.Length == 0 || !key.VerifyData(FlowLogFormat.SignedPayload(kind, seq, prev, time, workload), signature, HashAlgorithmName.SHA256))
+        if (signer is null || signature.Length == 0 || !signer.Signed(FlowLogFormat.SignedPayload(kind, seq, prev, time, workload), signature))
         {
             return SignedRecordCheck.Fail(FlowProblemKind.BadSignature, "signature does not verify");
         }
-        var signer = verification.Id!.ToString();
-        return signer == workload
-            ? new SignedRecordCheck(signer, null, null)
-            : SignedRecordCheck.Fail(FlowProblemKind.SignerMismatch, $"signed by {signer} for workload {workload}");
+        return signer.Id == workload
+            ? new SignedRecordCheck(signer.Id, null, null)
+            : SignedRecordCheck.Fail(FlowProblemKind.SignerMismatch, $"signed by {signer.Id} for workload {workload}");
     }
 }
 
