@@ -50,6 +50,7 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
                 return false;
             }
             var key = line.Slice(keyStart, keyLength);
+            var valueStart = at;
             (int Start, int Length) text = (-1, 0);
             if (line[at] == (byte)'"')
             {
@@ -59,23 +60,20 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
                 }
                 text = (start, length);
             }
-            else
+            else if (!TryNumberOrLiteral(line, ref at))
             {
-                var valueStart = at;
-                if (!TryNumberOrLiteral(line, ref at))
-                {
-                    return false;
-                }
-                if (keyLength == 3 && key.SequenceEqual("seq"u8) && !TryInteger(line[valueStart..at], out seq))
-                {
-                    return false; // a seq the reader would refuse, or one it reads otherwise (a fraction, an exponent)
-                }
+                return false;
             }
             // Most keys are none of these: told apart by their length first.
             switch (key.Length)
             {
-                case 3 when key.SequenceEqual("seq"u8) && text.Start >= 0:
-                    return false;
+                case 3 when key.SequenceEqual("seq"u8):
+                    // A seq the reader would refuse, or one it reads otherwise (a string, a fraction, an exponent).
+                    if (text.Start >= 0 || !TryInteger(line[valueStart..at], out seq))
+                    {
+                        return false;
+                    }
+                    break;
                 case 4 when key.SequenceEqual("kind"u8):
                     var kind = text.Start >= 0 ? line.Slice(text.Start, text.Length) : default;
                     signed = text.Start >= 0 && (kind.SequenceEqual("checkpoint"u8) || kind.SequenceEqual("start"u8));
@@ -237,31 +235,39 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
             }
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                var isSeq = reader.ValueTextEquals("seq"u8);
-                var isKind = reader.ValueTextEquals("kind"u8);
-                var isDirection = reader.ValueTextEquals("direction"u8);
-                var isSource = reader.ValueTextEquals("source_id"u8);
-                var isDest = reader.ValueTextEquals("dest_id"u8);
-                var isWorkload = reader.ValueTextEquals("workload"u8);
-                var isPrev = reader.ValueTextEquals("prev"u8);
+                var key = reader.ValueTextEquals("seq"u8) ? HeadKey.Seq
+                    : reader.ValueTextEquals("kind"u8) ? HeadKey.Kind
+                    : reader.ValueTextEquals("direction"u8) ? HeadKey.Direction
+                    : reader.ValueTextEquals("source_id"u8) ? HeadKey.Source
+                    : reader.ValueTextEquals("dest_id"u8) ? HeadKey.Dest
+                    : reader.ValueTextEquals("workload"u8) ? HeadKey.Workload
+                    : reader.ValueTextEquals("prev"u8) ? HeadKey.Prev
+                    : HeadKey.Other;
                 reader.Read();
                 var isString = reader.TokenType == JsonTokenType.String;
-                if (isSeq && (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out seq)))
+                switch (key)
                 {
-                    return false;
-                }
-                if (isKind)
-                {
-                    signed = isString && (reader.ValueTextEquals("checkpoint"u8) || reader.ValueTextEquals("start"u8));
-                    flow = isString && reader.ValueTextEquals("flow"u8);
-                }
-                inbound = isDirection ? (isString ? reader.ValueTextEquals("inbound"u8) : null) : inbound;
-                source = isSource ? StringAt(ref reader) : source;
-                dest = isDest ? StringAt(ref reader) : dest;
-                workload = isWorkload ? StringAt(ref reader) : workload;
-                if (isPrev && isString && !reader.ValueIsEscaped)
-                {
-                    (prevStart, prevLength) = StringAt(ref reader);
+                    case HeadKey.Seq when reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out seq):
+                        return false;
+                    case HeadKey.Kind:
+                        signed = isString && (reader.ValueTextEquals("checkpoint"u8) || reader.ValueTextEquals("start"u8));
+                        flow = isString && reader.ValueTextEquals("flow"u8);
+                        break;
+                    case HeadKey.Direction:
+                        inbound = isString ? reader.ValueTextEquals("inbound"u8) : null;
+                        break;
+                    case HeadKey.Source:
+                        source = StringAt(ref reader);
+                        break;
+                    case HeadKey.Dest:
+                        dest = StringAt(ref reader);
+                        break;
+                    case HeadKey.Workload:
+                        workload = StringAt(ref reader);
+                        break;
+                    case HeadKey.Prev when isString && !reader.ValueIsEscaped:
+                        (prevStart, prevLength) = StringAt(ref reader);
+                        break;
                 }
                 reader.Skip(); // a nested object or array, whole; nothing for any other token
             }
@@ -288,4 +294,16 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
     // Where the unescaped string value the reader is on sits in the line; (-1, 0) for anything else.
     private static (int Start, int Length) StringAt(ref Utf8JsonReader reader) =>
         reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped ? ((int)reader.TokenStartIndex + 1, reader.ValueSpan.Length) : (-1, 0);
+
+    private enum HeadKey
+    {
+        Other,
+        Seq,
+        Kind,
+        Direction,
+        Source,
+        Dest,
+        Workload,
+        Prev,
+    }
 }
