@@ -13,9 +13,9 @@ namespace MeshGuard.Proxy.Runtime;
 /// (<see cref="GCCollectionMode.Aggressive"/>): committed heap 10 -> 4 MB when idle.</item>
 /// <item>Each read-only mapping of the executable that holds no page of its own (none written by this process:
 /// relocated data is left alone) leaves the process (<c>madvise(MADV_DONTNEED)</c>). A page used again is mapped again
-/// from the page cache on its first touch, with the same octets, the file and the mapping being read-only. The page cache keeps the
-/// pages for every process that maps the file (other sidecars, the next start); this process's resident set counts
-/// only those it uses again.</item>
+/// from the page cache on its first touch, with the same octets, the file and the mapping being read-only. The page
+/// cache keeps the pages for every process that maps the file (other sidecars, the next start); this process's
+/// resident set counts only those it uses again.</item>
 /// </list>
 /// Measured in ARCHITECTURE.md. Where <c>/proc</c> is not there (not Linux) the pages stay.
 /// </summary>

@@ -415,9 +415,9 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     /// The read after a request whose octets were all read, begun as its handler starts (or, for a request with a body,
     /// as its last octet is taken or its last chunk and trailers are read). A transport that reads only when asked (the
     /// inbound port's own TLS connection) would otherwise not see the caller close its end until the answer was written:
-    /// the request, and the app's work for it, would go on for nobody. The end of the input with nothing before it aborts the request, as Kestrel takes
-    /// a FIN from an HTTP/1.1 client; octets of a next request stay for ReadHeadAsync, which takes this read's result as
-    /// its first.
+    /// the request, and the app's work for it, would go on for nobody. The end of the input with nothing before it
+    /// aborts the request, as Kestrel takes a FIN from an HTTP/1.1 client; octets of a next request stay for
+    /// ReadHeadAsync, which takes this read's result as its first.
     /// </summary>
     private void ReadAhead()
     {
