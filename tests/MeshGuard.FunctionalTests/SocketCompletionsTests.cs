@@ -7,8 +7,9 @@ namespace MeshGuard.FunctionalTests;
 /// <summary>
 /// A sidecar continues a socket read on the socket engine's own thread rather than queueing it to the thread pool (one
 /// hop less per read; figures in ARCHITECTURE.md), on one engine thread for every two cores (the runtime's own rule would
-/// be one per core). An operator's own settings of the runtime's switches win. The proof is the engine threads of the
-/// running process and its start-up line.
+/// be one per core), and the writes a connection defers run at an engine thread's next turn (Transport/EngineTurn)
+/// rather than on the thread pool. An operator's own settings of the runtime's switches win. The proof is the engine
+/// threads of the running process and its start-up line.
 /// </summary>
 [Collection(nameof(MeshCollection))]
 public sealed class SocketCompletionsTests(MeshFixture mesh)
@@ -23,7 +24,7 @@ public sealed class SocketCompletionsTests(MeshFixture mesh)
         var expected = Math.Max(1, Environment.ProcessorCount / 2);
         Assert.Equal(expected, engines);
         Assert.Contains("socket-completions=inline", log, StringComparison.Ordinal);
-        Assert.Contains($"socket-engines={expected.ToString(CultureInfo.InvariantCulture)}", log, StringComparison.Ordinal);
+        Assert.Contains($"socket-engines={expected.ToString(CultureInfo.InvariantCulture)} deferred-writes=engine-turn", log, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -44,7 +45,7 @@ public sealed class SocketCompletionsTests(MeshFixture mesh)
 
         // The runtime's own default: one engine for up to 30 cores.
         Assert.Equal(Math.Max(1, (int)Math.Round(Environment.ProcessorCount / 30.0)), engines);
-        Assert.Contains("socket-completions=thread-pool socket-engines=runtime", log, StringComparison.Ordinal);
+        Assert.Contains("socket-completions=thread-pool socket-engines=runtime deferred-writes=thread-pool", log, StringComparison.Ordinal);
     }
 
     /// <summary>The socket engine threads of a started, ready sidecar (the runtime makes them all at the first socket); its log.</summary>

@@ -252,7 +252,8 @@ internal static partial class SidecarHost
         Console.WriteLine(
             $"meshguard-proxy service={settings.Service} id={svid.Id} inbound={settings.InboundAddress}:{settings.InboundPort} " +
             $"outbound=127.0.0.1:{settings.OutboundPort} admin=127.0.0.1:{settings.AdminPort} metrics=127.0.0.1:{settings.MetricsPort} flows={settings.FlowLog.Directory ?? "off"} " +
-            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision} socket-engines={SocketCompletions.Engines}");
+            $"system-ca-store={MeshGuard.Proxy.Identity.SystemTrustStore.Decision} socket-completions={SocketCompletions.Decision} socket-engines={SocketCompletions.Engines} " +
+            $"deferred-writes={(SocketCompletions.Inline ? "engine-turn" : "thread-pool")}");
         // Once the start has settled, the heap and the executable's pages only the start used go back (Runtime/StartupMemory).
         using var startupMemory = time.CreateTimer(
             static state => Console.WriteLine($"meshguard-proxy start-up-pages-released={MeshGuard.Proxy.Runtime.StartupMemory.ReleaseOnce((TimeProvider)state!)}"),

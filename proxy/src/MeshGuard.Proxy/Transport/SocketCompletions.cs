@@ -30,6 +30,14 @@ internal static class SocketCompletions
     /// <summary>The engine threads asked of the runtime, for the start-up line: a count, or "runtime" for its own rule.</summary>
     internal static string Engines { get; private set; } = "runtime";
 
+    /// <summary>Whether socket completions run on the engine threads (<see cref="EngineTurn"/> needs them to).</summary>
+    internal static bool Inline => Decision == "inline";
+
+    /// <summary>The engine threads the runtime runs: the count asked, or the runtime's own (one per core).</summary>
+    internal static int EngineCount =>
+        int.TryParse(Engines, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var engines) && engines > 0
+            ? engines : Environment.ProcessorCount;
+
     /// <summary>One engine for every two cores, at least one.</summary>
     internal static int EnginesFor(int processors) => Math.Max(1, processors / 2);
 
