@@ -8,17 +8,7 @@ public sealed class EngineTurnTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    /// <summary>A job that records itself as it runs, and says when the last one expected has.</summary>
-    private sealed class Job(ConcurrentQueue<(int Producer, int Seq)> ran, int producer, int seq, CountdownEvent done) : IThreadPoolWorkItem
-    {
-        public void Execute()
-        {
-            ran.Enqueue((producer, seq));
-            done.Signal();
-        }
-    }
-
-    private sealed class Action(System.Action run) : IThreadPoolWorkItem
+    private sealed class Job(Action run) : IThreadPoolWorkItem
     {
         public void Execute() => run();
     }
@@ -36,7 +26,12 @@ public sealed class EngineTurnTests
         {
             for (var seq = 0; seq < PerProducer; seq++)
             {
-                turn.Start(new Job(ran, producer, seq, done));
+                var job = (producer, seq);
+                turn.Start(new Job(() =>
+                {
+                    ran.Enqueue(job);
+                    done.Signal();
+                }));
             }
         })).ToList();
         threads.ForEach(t => t.Start());
@@ -58,9 +53,9 @@ public sealed class EngineTurnTests
         using var turn = new EngineTurn();
         using var second = new ManualResetEventSlim();
         var firstDone = false;
-        turn.Start(new Action(() =>
+        turn.Start(new Job(() =>
         {
-            turn.Start(new Action(() =>
+            turn.Start(new Job(() =>
             {
                 Assert.True(Volatile.Read(ref firstDone));
                 second.Set();
@@ -78,7 +73,7 @@ public sealed class EngineTurnTests
         using var ran = new CountdownEvent(3);
         for (var i = 0; i < 3; i++)
         {
-            turn.Start(new Action(() => ran.Signal()));
+            turn.Start(new Job(() => ran.Signal()));
         }
         Assert.True(ran.Wait(Patience));
     }

@@ -98,7 +98,7 @@ internal sealed class EngineTurn : IDisposable
         if (Volatile.Read(ref _closed) != 0)
         {
             // Closed after the loop's last look at the queue, or before: either way the thread pool takes it.
-            Drain(toThreadPool: true);
+            HandQueuedToThreadPool();
             return;
         }
         // One octet a turn: the flag is cleared when the turn begins, before it takes the jobs.
@@ -125,7 +125,7 @@ internal sealed class EngineTurn : IDisposable
     private void Close()
     {
         Interlocked.Exchange(ref _closed, 1);
-        Drain(toThreadPool: true);
+        HandQueuedToThreadPool();
     }
 
     private async Task RunAsync()
@@ -137,7 +137,7 @@ internal sealed class EngineTurn : IDisposable
                 await _signal.ReceiveAsync(_received.AsMemory(), SocketFlags.None);
                 t_running = this;
                 Volatile.Write(ref _signalled, 0);
-                Drain(toThreadPool: false);
+                RunQueued();
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
@@ -146,15 +146,11 @@ internal sealed class EngineTurn : IDisposable
         }
     }
 
-    private void Drain(bool toThreadPool)
+    /// <summary>The turn: every job queued, on this thread.</summary>
+    private void RunQueued()
     {
         while (_jobs.TryDequeue(out var job))
         {
-            if (toThreadPool)
-            {
-                ThreadPool.UnsafeQueueUserWorkItem(job, preferLocal: false);
-                continue;
-            }
             try
             {
                 job.Execute();
@@ -164,6 +160,15 @@ internal sealed class EngineTurn : IDisposable
                 var thrown = ExceptionDispatchInfo.Capture(e);
                 ThreadPool.UnsafeQueueUserWorkItem(static state => ((ExceptionDispatchInfo)state!).Throw(), thrown);
             }
+        }
+    }
+
+    /// <summary>Closed: every job queued goes to the thread pool.</summary>
+    private void HandQueuedToThreadPool()
+    {
+        while (_jobs.TryDequeue(out var job))
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(job, preferLocal: false);
         }
     }
 }

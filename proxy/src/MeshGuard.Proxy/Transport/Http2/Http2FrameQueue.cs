@@ -8,11 +8,13 @@ namespace MeshGuard.Proxy.Transport.Http2;
 /// flushes while no write is under way writes the queue to the transport on its own thread and goes on writing what
 /// others appended meanwhile; a flush that may wait a moment (<see cref="FlushSoon"/>) leaves the write to the socket
 /// engine's next turn (<see cref="EngineTurn"/>), so that streams flushing close together share it. So a lone request
-/// costs one transport write, many streams under load share writes, and no writer thread waits for work. The connection appends while it holds
-/// its own lock (the order of header blocks must be the order HPACK encoded them); this lock is taken inside that one
-/// and never the other way round.
+/// costs one transport write, many streams under load share writes, and no writer thread waits for work. The
+/// connection appends while it holds its own lock (the order of header blocks must be the order HPACK encoded them);
+/// this lock is taken inside that one and never the other way round.
 /// </summary>
-/// <param name="startSoon">Where a <see cref="FlushSoon"/> write starts: <see cref="EngineTurn.Defer"/> unless a test says.</param>
+/// <param name="startSoon">
+/// Where a <see cref="FlushSoon"/> write starts: <see cref="EngineTurn.Defer"/> unless a test says.
+/// </param>
 internal sealed class Http2FrameQueue(Stream transport, Action<Exception> onWriteFailure, Action<IThreadPoolWorkItem>? startSoon = null) : IDisposable, IThreadPoolWorkItem
 {
     // What a burst (many streams appending while a write is under way) grows the queue to comes from this pool and
