@@ -32,6 +32,8 @@ internal static partial class SidecarHost
 
     private static readonly TimeSpan AttestDeadline = TimeSpan.FromSeconds(60);
 
+    private static readonly TimeSpan StateFlushDeadline = TimeSpan.FromSeconds(10);
+
     public static async Task<int> RunAsync(ProxySettings settings, CancellationToken cancellation)
     {
         var time = TimeProvider.System;
@@ -45,8 +47,10 @@ internal static partial class SidecarHost
             .. settings.OutboundTcp.Select(static m => ("--outbound-tcp", new IPEndPoint(IPAddress.Loopback, m.LocalPort)))]);
         var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
 
-        // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane.
-        var store = settings.StateDirectory is { } state ? new SvidStore(state) : null;
+        // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane. The state
+        // directory is written on a thread of its own: nothing the sidecar serves or starts waits on the disk.
+        var stateFiles = new MeshGuard.Proxy.Runtime.StateFileWriter(logger);
+        var store = settings.StateDirectory is { } state ? new SvidStore(state, stateFiles) : null;
         var identity = new WorkloadIdentity(time, store);
         var connector = new SpiffeConnector(identity, time);
         var identityClient = new IdentityClient(
@@ -74,7 +78,7 @@ internal static partial class SidecarHost
             settings = settings with
             {
                 ControlPlaneGrpcs = await ControlPlaneAddresses.GrpcOfAsync(
-                    settings.ControlPlaneBootstraps, connector, controlPlaneBundle, settings.StateDirectory, logger, cancellation),
+                    settings.ControlPlaneBootstraps, connector, controlPlaneBundle, settings.StateDirectory, stateFiles, logger, cancellation),
             };
         }
 
@@ -85,6 +89,7 @@ internal static partial class SidecarHost
         services.AddSingleton(new ControlPlaneSettings(settings.ControlPlaneGrpcs, settings.StateDirectory));
         services.AddSingleton(new TransparentOutboundSettings(settings.OutboundPort, settings.OutboundPassthrough));
         services.AddSingleton(time);
+        services.AddSingleton(stateFiles);
         services.AddSingleton(identity);
         services.AddSingleton<ICredentialSource>(identity);
         services.AddSingleton(connector);
@@ -259,6 +264,11 @@ internal static partial class SidecarHost
             static state => Console.WriteLine($"meshguard-proxy start-up-pages-released={MeshGuard.Proxy.Runtime.StartupMemory.ReleaseOnce((TimeProvider)state!)}"),
             time, MeshGuard.Proxy.Runtime.StartupMemory.Settle, Timeout.InfiniteTimeSpan);
         await app.WaitForShutdownAsync(CancellationToken.None);
+        // What the last renewal or snapshot queued reaches the disk before the process ends, if the disk lets it.
+        if (!stateFiles.Flush(StateFlushDeadline))
+        {
+            LogStateNotFlushed(logger, StateFlushDeadline.TotalSeconds);
+        }
         return 0;
     }
 
@@ -293,6 +303,9 @@ internal static partial class SidecarHost
             }
         }
     }
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "the state directory was not written within {Seconds} s of the stop; a restart may find an older SVID or snapshot there")]
+    private static partial void LogStateNotFlushed(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "attested as {SpiffeId}, SVID valid until {NotAfter:o}")]
     private static partial void LogAttested(ILogger logger, SpiffeId spiffeId, DateTimeOffset notAfter);

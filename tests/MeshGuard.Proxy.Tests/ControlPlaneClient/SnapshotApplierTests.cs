@@ -12,6 +12,7 @@ using MeshGuard.Proxy.ControlPlaneClient;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Outbound.Resilience;
 using MeshGuard.Proxy.Routing;
+using MeshGuard.Proxy.Runtime;
 using MeshGuard.Spiffe;
 using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -27,6 +28,7 @@ public sealed class SnapshotApplierTests : IDisposable
     private readonly TempDirectory _state = new();
     private readonly SidecarConfigSource _config = new();
     private readonly SnapshotApplier _applier;
+    private readonly StateFileWriter _stateFiles = new(NullLogger.Instance);
     private WorkloadIdentity _identity = null!;
 
     public SnapshotApplierTests() => _applier = CreateApplier(_ca, _state.Path, _config);
@@ -41,12 +43,13 @@ public sealed class SnapshotApplierTests : IDisposable
 
     private SnapshotApplier CreateApplier(TestCa ca, string stateDirectory, SidecarConfigSource config)
     {
-        var identity = _identity = new WorkloadIdentity(TimeProvider.System, new SvidStore(stateDirectory));
+        var identity = _identity = new WorkloadIdentity(TimeProvider.System, new SvidStore(stateDirectory, _stateFiles));
         identity.Publish(ca.IssueSvid(Orders), ca.Bundle, key: null);
         var settings = new ControlPlaneSettings([], stateDirectory);
         var pools = new MeshConnectionPools(new SpiffeConnector(identity, TimeProvider.System), TimeProvider.System);
         var routes = new RouteCompiler("shop", pools, () => new EndpointCircuit(OutboundResilience.Default, TimeProvider.System, new OutboundMetrics()));
-        return new SnapshotApplier(identity, config, routes, new PeerConnections(NullLogger<PeerConnections>.Instance), settings, TimeProvider.System, NullLogger<SnapshotApplier>.Instance);
+        return new SnapshotApplier(identity, config, routes, new PeerConnections(NullLogger<PeerConnections>.Instance), settings, _stateFiles, TimeProvider.System,
+            NullLogger<SnapshotApplier>.Instance);
     }
 
     public void Dispose() => _state.Dispose();
@@ -79,6 +82,7 @@ public sealed class SnapshotApplierTests : IDisposable
         overlap.TrustBundlePem = TrustBundle.Create("mesh.local", [_ca.Root, next.Root]).ToPem();
         Assert.True(_applier.TryApply(SignedByControlPlane(overlap), SnapshotSource.Stream));
         Assert.Equal(2, _identity.Current.Bundle.Roots.Count);
+        Assert.True(_stateFiles.Flush(TimeSpan.FromSeconds(10)));
         var kept = Path.Combine(_state.Path, "bundle.pem");
         Assert.Equal(2, TrustBundle.FromPem(File.ReadAllText(kept)).Roots.Count);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(kept));
@@ -89,6 +93,7 @@ public sealed class SnapshotApplierTests : IDisposable
         Assert.Equal(11, _applier.Version);
         Assert.True(FrontendAllowed());
         Assert.Equal(2, _identity.Current.Bundle.Roots.Count);
+        Assert.True(_stateFiles.Flush(TimeSpan.FromSeconds(10)));
         Assert.Equal(2, TrustBundle.FromPem(File.ReadAllText(kept)).Roots.Count);
     }
 
@@ -122,6 +127,7 @@ public sealed class SnapshotApplierTests : IDisposable
         Assert.True(_applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream));
         Assert.True(FrontendAllowed());
         Assert.Equal(10, _applier.Version);
+        Assert.True(_stateFiles.Flush(TimeSpan.FromSeconds(10)));
         var file = Path.Combine(_state.Path, "snapshot.cms");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
     }
@@ -186,6 +192,7 @@ public sealed class SnapshotApplierTests : IDisposable
     public void TheSnapshotOnDiskIsAppliedAgainAfterARestart()
     {
         _applier.TryApply(SignedByControlPlane(Snapshot(10, allowFrontend: true)), SnapshotSource.Stream);
+        Assert.True(_stateFiles.Flush(TimeSpan.FromSeconds(10)));
         var restarted = new SnapshotApplierTests(_ca, _state);
         Assert.True(restarted._applier.TryApplyFromDisk());
         Assert.Equal(SnapshotSource.Disk, restarted._config.Current!.Source);

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using MeshGuard.Contracts;
 using MeshGuard.Proxy.Identity;
+using MeshGuard.Proxy.Runtime;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.ControlPlaneClient;
@@ -25,7 +26,7 @@ internal static partial class ControlPlaneAddresses
     public const string StateFileName = "control-plane-grpc.txt";
 
     public static async Task<IReadOnlyList<Uri>> GrpcOfAsync(
-        IReadOnlyList<Uri> bootstraps, SpiffeConnector connector, TrustBundle controlPlaneBundle, string? stateDirectory, ILogger logger,
+        IReadOnlyList<Uri> bootstraps, SpiffeConnector connector, TrustBundle controlPlaneBundle, string? stateDirectory, StateFileWriter stateFiles, ILogger logger,
         CancellationToken cancellation)
     {
         var stateFile = stateDirectory is null ? null : Path.Combine(stateDirectory, StateFileName);
@@ -63,7 +64,7 @@ internal static partial class ControlPlaneAddresses
             {
                 known[bootstrap] = address;
             }
-            MeshGuard.Contracts.SecureFile.WriteAtomically(
+            stateFiles.Write(
                 stateFile, string.Concat(known.OrderBy(static k => k.Key.ToString(), StringComparer.Ordinal).Select(static k => $"{k.Key} {k.Value}\n")), secret: false);
         }
         return grpc;

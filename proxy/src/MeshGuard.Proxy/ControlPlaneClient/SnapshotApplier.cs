@@ -8,6 +8,7 @@ using MeshGuard.Proxy.Authorization;
 using MeshGuard.Proxy.Config;
 using MeshGuard.Proxy.Identity;
 using MeshGuard.Proxy.Routing;
+using MeshGuard.Proxy.Runtime;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.ControlPlaneClient;
@@ -21,7 +22,8 @@ namespace MeshGuard.Proxy.ControlPlaneClient;
 /// plane is away. A refused snapshot changes nothing; it is counted and logged.
 /// </summary>
 internal sealed partial class SnapshotApplier(
-    WorkloadIdentity identity, SidecarConfigSource config, RouteCompiler routes, PeerConnections connections, ControlPlaneSettings settings, TimeProvider time, ILogger<SnapshotApplier> logger)
+    WorkloadIdentity identity, SidecarConfigSource config, RouteCompiler routes, PeerConnections connections, ControlPlaneSettings settings, StateFileWriter stateFiles, TimeProvider time,
+    ILogger<SnapshotApplier> logger)
 {
     private const string FileName = "snapshot.cms";
     private long _refused;
@@ -113,8 +115,7 @@ internal sealed partial class SnapshotApplier(
         }
         if (source == SnapshotSource.Stream && settings.StateDirectory is { } state)
         {
-            Directory.CreateDirectory(state);
-            SecureFile.WriteAtomically(Path.Combine(state, FileName), Convert.ToBase64String(signed), secret: true);
+            stateFiles.Write(Path.Combine(state, FileName), Convert.ToBase64String(signed), secret: true);
         }
         LogApplied(logger, snapshot.Version, source, authorizer.Policies.Count, snapshot.Services.Count);
         return true;

@@ -1,14 +1,16 @@
 using System.Security.Cryptography;
 using MeshGuard.Contracts;
+using MeshGuard.Proxy.Runtime;
 using MeshGuard.Spiffe;
 
 namespace MeshGuard.Proxy.Identity;
 
 /// <summary>
 /// Keeps the current SVID (chain, key 0600) and trust bundle in the sidecar's state directory, so that a
-/// restart while the control plane is away can go on with the identity it had, as long as it is valid.
+/// restart while the control plane is away can go on with the identity it had, as long as it is valid. The files are
+/// written by <see cref="StateFileWriter"/>, off the caller's thread.
 /// </summary>
-internal sealed class SvidStore(string directory)
+internal sealed class SvidStore(string directory, StateFileWriter writer)
 {
     private string ChainFile => Path.Combine(directory, "svid.pem");
 
@@ -18,19 +20,14 @@ internal sealed class SvidStore(string directory)
 
     public void Save(X509Svid svid, TrustBundle bundle, ECDsa key)
     {
-        Directory.CreateDirectory(directory);
-        // Key before chain: a chain on disk always has its key.
-        SecureFile.WriteAtomically(KeyFile, key.ExportPkcs8PrivateKeyPem(), secret: true);
-        SecureFile.WriteAtomically(ChainFile, svid.ChainPem(), secret: true);
+        // Key before chain (the writer keeps the order): a chain on disk always has its key.
+        writer.Write(KeyFile, key.ExportPkcs8PrivateKeyPem(), secret: true);
+        writer.Write(ChainFile, svid.ChainPem(), secret: true);
         SaveBundle(bundle);
     }
 
     /// <summary>A new bundle for the SVID on disk (a root rotation), so a restart trusts what the running sidecar trusted.</summary>
-    public void SaveBundle(TrustBundle bundle)
-    {
-        Directory.CreateDirectory(directory);
-        SecureFile.WriteAtomically(BundleFile, bundle.ToPem(), secret: true);
-    }
+    public void SaveBundle(TrustBundle bundle) => writer.Write(BundleFile, bundle.ToPem(), secret: true);
 
     /// <summary>The stored SVID if there is one that is still valid and verifies against <paramref name="trusted"/>.</summary>
     public (X509Svid Svid, TrustBundle Bundle)? TryLoad(TrustBundle trusted, DateTimeOffset now, out string? reason)
