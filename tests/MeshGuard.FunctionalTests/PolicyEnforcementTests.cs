@@ -132,6 +132,33 @@ public sealed class PolicyEnforcementTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStateDirectoryThatCanNoLongerBeWrittenCostsOnlyTheCopyOnDiskAndIsCountedAndLogged()
+    {
+        // Orders' state directory becomes a plain file: every write of its state fails from here on, as on a broken disk.
+        var state = _mesh.StateDirectoryOf(_orders);
+        Directory.Move(state, state + ".moved");
+        await File.WriteAllTextAsync(state, "");
+
+        File.WriteAllText(PolicyFile, OrdersPolicy + """
+
+                - name: payments-reads
+                  from: [ { identity: spiffe://mesh.local/ns/shop/sa/payments } ]
+                  to: [ { methods: [GET] } ]
+            """);
+
+        // The new snapshot is in force although it could not be kept, and the failed write is counted and named.
+        Assert.True(await Eventually.TrueAsync(
+            async () => (await CallAsync(_payments, "GET", "http://orders/orders/state-lost")).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(5)),
+            "the new policy never applied");
+        Assert.True(await Eventually.TrueAsync(
+            async () => SidecarAdmin.MetricValue(await SidecarAdmin.MetricsAsync(_orders), "meshguard_state_file_write_failures_total") >= 1),
+            "no failed state write counted");
+        Assert.Contains("snapshot.cms in the state directory", _orders.Sidecar!.ReadLog(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync(_frontend, "GET", "http://orders/orders/still-served")).Status);
+        Assert.Contains(_ordersApp.Requests, r => r.Path == "/orders/still-served");
+    }
+
+    [Fact]
     public async Task ABrokenPolicyFileIsRefusedAndThePreviousPolicyStaysInForce()
     {
         var before = SidecarAdmin.Config(_orders).GetProperty("version").GetInt64();

@@ -14,7 +14,7 @@ internal static class MetricsEndpoint
     {
         app.MapGet("/healthz", () => Results.Text("ok\n")).OnListener(port, loopbackHost: true);
         app.MapGet("/metrics", (AuthorizationMetrics authorization, SnapshotApplier applier, SidecarConfigSource config, ICredentialSource credentials, MeshGuard.Proxy.FlowLog.FlowLogSink flows, MeshGuard.Proxy.Limits.ConnectionLimits limits, MeshGuard.Proxy.Limits.PrematureResetLimit resets, MeshGuard.Proxy.Outbound.Resilience.OutboundMetrics outbound,
-            MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, TimeProvider time) =>
+            MeshGuard.Proxy.Outbound.Resilience.RetryBudget budget, MeshGuard.Proxy.Runtime.StateFileWriter stateFiles, TimeProvider time) =>
         {
             var text = new StringBuilder();
             authorization.WriteTo(text);
@@ -44,6 +44,7 @@ internal static class MetricsEndpoint
                 .Append(CultureInfo.InvariantCulture, $"meshguard_connections_refused_total{{listener=\"{limits.Outbound.Listener}\"}} {limits.Outbound.Refused}\n");
             Counter(text, "meshguard_inbound_premature_resets_total", "Inbound streams their peer cancelled before an answer, within their first second.", resets.PrematureResets);
             Counter(text, "meshguard_inbound_connections_cut_for_resets_total", "Inbound connections closed because their peer cancelled more streams before an answer than it let be answered, past the allowance.", resets.ConnectionsCut);
+            Counter(text, "meshguard_state_file_write_failures_total", "Writes of the state directory (SVID, key, bundle, snapshot) that failed; each is logged with its file and reason.", stateFiles.Failed);
             Counter(text, "meshguard_outbound_retries_total", "Outbound tries after the first (another endpoint for a request that failed safely).", outbound.Retries);
             Counter(text, "meshguard_outbound_retry_budget_exhausted_total", "Retries refused because the retry budget was spent.", budget.Exhausted);
             Counter(text, "meshguard_outbound_ejections_total", "Times an endpoint was ejected for failures in a row (passive health).", outbound.Ejections);
