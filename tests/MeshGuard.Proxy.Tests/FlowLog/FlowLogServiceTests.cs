@@ -16,13 +16,15 @@ public sealed class FlowLogServiceTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private (FlowLogSink Sink, FlowLogService Service) Create(int queue)
+    private (FlowLogSink Sink, FlowLogService Service) Create(int queue, TimeProvider? time = null)
     {
         var identity = new WorkloadIdentity(TimeProvider.System);
         identity.Publish(_ca.IssueSvid("spiffe://mesh.local/ns/shop/sa/orders"), _ca.Bundle, key: null);
         var sink = new FlowLogSink(new FlowLogSettings(_dir.Path, queue, 10 * 1024 * 1024, 10, KeepQuery: false));
-        return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), TimeProvider.System, NullLogger<FlowLogService>.Instance));
+        return (sink, new FlowLogService(sink, new SvidCheckpointSigner(identity), time ?? TimeProvider.System, NullLogger<FlowLogService>.Instance));
     }
+
+    private int SignedRecords() => FlowLogReader.Records(_dir.Path).Count(r => r.Text("kind") is "checkpoint" or "start");
 
     // As the inbound side records a call: this workload (orders) is the callee, the local party.
     private static FlowRecord Flow(int i) => new() { Time = DateTimeOffset.UtcNow, Direction = FlowDirection.Inbound, DestId = "spiffe://mesh.local/ns/shop/sa/orders", Method = "GET", Path = $"/r/{i}", Status = 200, Decision = "allow" };
@@ -75,5 +77,43 @@ public sealed class FlowLogServiceTests : IDisposable
         Assert.Equal("checkpoint", last.Text("kind"));
         // start + at least one every 1,000 records + the final one
         Assert.True(report.Checkpoints >= 4, $"{report.Checkpoints} signed records");
+    }
+
+    [Fact]
+    public async Task AWriterGoneIdleSignsItsLastRecordsWithinFiveSecondsAndWritesTheNextRecordWhenItComes()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var (sink, service) = Create(queue: 100, clock);
+        await service.StartAsync(CancellationToken.None);
+        Assert.Equal(1, SignedRecords()); // the start record
+
+        // One record, then nothing: the writer parks after its first empty tick, and only its checkpoint clock
+        // (a record waits to be signed) wakes it.
+        sink.Add(Flow(1));
+        for (var step = 0; step < 300 && SignedRecords() < 2; step++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(100));
+            await Task.Delay(10);
+        }
+        Assert.Equal(1, sink.Written);
+        Assert.Equal(2, SignedRecords());
+
+        // Nothing unsigned any more: the writer waits for a record alone, however long the quiet lasts.
+        clock.Advance(TimeSpan.FromMinutes(10));
+        await Task.Delay(100);
+        Assert.Equal(2, SignedRecords());
+
+        // A record queued while the writer is parked wakes it; the next tick writes it.
+        sink.Add(Flow(2));
+        for (var step = 0; step < 300 && sink.Written < 2; step++)
+        {
+            await Task.Delay(10);
+            clock.Advance(TimeSpan.FromMilliseconds(20));
+        }
+        Assert.Equal(2, sink.Written);
+        await service.StopAsync(CancellationToken.None);
+        var report = FlowLogVerifier.Verify(_dir.Path, _ca.Bundle);
+        Assert.True(report.IsOk, string.Join("\n", report.Problems));
+        Assert.Equal(2, report.Flows);
     }
 }

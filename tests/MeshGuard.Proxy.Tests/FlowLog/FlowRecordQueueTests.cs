@@ -96,4 +96,51 @@ public sealed class FlowRecordQueueTests
         Assert.All(seen, n => Assert.InRange(n, 0, 1));
         Assert.Equal(consumed, seen.Count(n => n == 1));
     }
+
+    [Fact]
+    public async Task AWriterWaitingForARecordIsWokenByTheFirstOneQueuedLongBeforeItsLimit()
+    {
+        var queue = new FlowRecordQueue(8);
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var waiting = queue.WaitForRecordAsync(TimeSpan.FromSeconds(5), clock, CancellationToken.None);
+        await Task.Delay(50);
+        Assert.False(waiting.IsCompleted, "the writer stopped waiting with nothing queued and no time passed");
+
+        await Task.Run(() => queue.TryEnqueue(Flow(200)));
+
+        // The fake clock never moves: only the record can end the wait.
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(queue.TryDequeue(out var record));
+        Assert.Equal(200, record.Status);
+    }
+
+    [Fact]
+    public async Task AWriterWaitingWithNothingQueuedGoesOnOnceItsLimitHasPassed()
+    {
+        var queue = new FlowRecordQueue(8);
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var waiting = queue.WaitForRecordAsync(TimeSpan.FromSeconds(5), clock, CancellationToken.None);
+
+        clock.Advance(TimeSpan.FromSeconds(4.9));
+        await Task.Delay(50);
+        Assert.False(waiting.IsCompleted, "the writer stopped waiting before its limit");
+        clock.Advance(TimeSpan.FromSeconds(0.2));
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(queue.TryDequeue(out _));
+    }
+
+    [Fact]
+    public async Task NoRecordQueuedWhileTheWriterGoesToWaitIsLeftWaitingForTheClock()
+    {
+        // Producer and writer race on every round: the writer must never sleep through a record queued meanwhile.
+        var queue = new FlowRecordQueue(8);
+        for (var round = 0; round < 2000; round++)
+        {
+            var producer = Task.Run(() => queue.TryEnqueue(Flow(round)));
+            await queue.WaitForRecordAsync(TimeSpan.FromSeconds(30), TimeProvider.System, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+            await producer;
+            Assert.True(queue.TryDequeue(out var record), $"round {round}: woken without a record");
+            Assert.Equal(round, record.Status);
+        }
+    }
 }

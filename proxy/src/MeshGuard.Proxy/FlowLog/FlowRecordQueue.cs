@@ -21,6 +21,7 @@ internal sealed class FlowRecordQueue
     private readonly int _capacity;
     private PaddedPosition _enqueue;
     private long _dequeue; // the consumer's alone
+    private TaskCompletionSource? _consumerWaiting; // set while the consumer waits for a record
 
     public FlowRecordQueue(int capacity)
     {
@@ -51,6 +52,13 @@ internal sealed class FlowRecordQueue
                 {
                     slot.Record = record;
                     Volatile.Write(ref slot.Sequence, position + 1);
+                    // The publication before the look at the waiter (a full fence): either the consumer, parking, sees
+                    // this record, or this producer sees it parked.
+                    Interlocked.MemoryBarrier();
+                    if (Volatile.Read(ref _consumerWaiting) is not null)
+                    {
+                        WakeConsumer();
+                    }
                     return true;
                 }
                 position = seen;
@@ -65,6 +73,34 @@ internal sealed class FlowRecordQueue
             }
         }
     }
+
+    /// <summary>
+    /// The writer thread only: returns once a record is published, <paramref name="limit"/> has passed (never when it is
+    /// <see cref="Timeout.InfiniteTimeSpan"/>), or
+    /// <paramref name="cancellation"/> (then throws). A producer that publishes while the writer waits wakes it through
+    /// the thread pool, never running the writer on its own thread; while records keep coming the writer does not
+    /// wait here, and producers only look at one field.
+    /// </summary>
+    public async Task WaitForRecordAsync(TimeSpan limit, TimeProvider time, CancellationToken cancellation)
+    {
+        var waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _consumerWaiting, waiting);
+        if (HasPublished)
+        {
+            Interlocked.Exchange(ref _consumerWaiting, null);
+            return;
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var clock = Task.Delay(limit == Timeout.InfiniteTimeSpan || limit > TimeSpan.Zero ? limit : TimeSpan.Zero, time, stop.Token);
+        await Task.WhenAny(waiting.Task, clock).ConfigureAwait(false);
+        Interlocked.Exchange(ref _consumerWaiting, null);
+        await stop.CancelAsync().ConfigureAwait(false);
+        cancellation.ThrowIfCancellationRequested();
+    }
+
+    private bool HasPublished => Volatile.Read(ref _slots[_dequeue % _capacity].Sequence) == _dequeue + 1;
+
+    private void WakeConsumer() => Interlocked.Exchange(ref _consumerWaiting, null)?.TrySetResult();
 
     /// <summary>The writer thread only. False when nothing published is waiting.</summary>
     public bool TryDequeue(out FlowRecord record)
