@@ -23,14 +23,13 @@ internal sealed partial class StateFileWriter(ILogger logger)
     private readonly List<Pending> _queue = [];
     private Thread? _thread;
     private bool _writing;
+    private long _failed;
 
     /// <summary>Set by tests to hold the writer as a slow disk would: each write waits for it first.</summary>
     internal SemaphoreSlim? Gate { get; set; }
 
     /// <summary>Files whose write failed since the start.</summary>
     public long Failed => Interlocked.Read(ref _failed);
-
-    private long _failed;
 
     /// <summary>Queues <paramref name="contents"/> for <paramref name="path"/> (0600 when <paramref name="secret"/>); returns at once.</summary>
     public void Write(string path, string contents, bool secret)
