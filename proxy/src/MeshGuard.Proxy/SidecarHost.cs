@@ -32,7 +32,6 @@ internal static partial class SidecarHost
 
     private static readonly TimeSpan AttestDeadline = TimeSpan.FromSeconds(60);
 
-    private static readonly TimeSpan StateFlushDeadline = TimeSpan.FromSeconds(10);
 
     public static async Task<int> RunAsync(ProxySettings settings, CancellationToken cancellation)
     {
@@ -48,8 +47,9 @@ internal static partial class SidecarHost
         var controlPlaneBundle = TrustBundle.Load(settings.ControlPlaneBundleFile);
 
         // 2. A stored SVID that is still valid lets a restarted sidecar go on without the control plane. The state
-        // directory is written on a thread of its own: nothing the sidecar serves or starts waits on the disk.
-        var stateFiles = new MeshGuard.Proxy.Runtime.StateFileWriter(logger);
+        // directory is written on a thread of its own: nothing the sidecar serves or starts waits on the disk, and
+        // however RunAsync ends (a stop, a failed start after attesting) the queue is written first.
+        using var stateFiles = new MeshGuard.Proxy.Runtime.StateFileWriter(logger);
         var store = settings.StateDirectory is { } state ? new SvidStore(state, stateFiles) : null;
         var identity = new WorkloadIdentity(time, store);
         var connector = new SpiffeConnector(identity, time);
@@ -264,11 +264,6 @@ internal static partial class SidecarHost
             static state => Console.WriteLine($"meshguard-proxy start-up-pages-released={MeshGuard.Proxy.Runtime.StartupMemory.ReleaseOnce((TimeProvider)state!)}"),
             time, MeshGuard.Proxy.Runtime.StartupMemory.Settle, Timeout.InfiniteTimeSpan);
         await app.WaitForShutdownAsync(CancellationToken.None);
-        // What the last renewal or snapshot queued reaches the disk before the process ends, if the disk lets it.
-        if (!stateFiles.Flush(StateFlushDeadline))
-        {
-            LogStateNotFlushed(logger, StateFlushDeadline.TotalSeconds);
-        }
         return 0;
     }
 
@@ -303,9 +298,6 @@ internal static partial class SidecarHost
             }
         }
     }
-
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "the state directory was not written within {Seconds} s of the stop; a restart may find an older SVID or snapshot there")]
-    private static partial void LogStateNotFlushed(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "attested as {SpiffeId}, SVID valid until {NotAfter:o}")]
     private static partial void LogAttested(ILogger logger, SpiffeId spiffeId, DateTimeOffset notAfter);

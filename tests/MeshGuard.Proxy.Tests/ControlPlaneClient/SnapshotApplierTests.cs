@@ -52,7 +52,11 @@ public sealed class SnapshotApplierTests : IDisposable
             NullLogger<SnapshotApplier>.Instance);
     }
 
-    public void Dispose() => _state.Dispose();
+    public void Dispose()
+    {
+        _stateFiles.Dispose();
+        _state.Dispose();
+    }
 
     private static Snapshot Snapshot(long version, bool allowFrontend, string workload = Orders)
     {

@@ -63,5 +63,9 @@ public sealed class StateFileWriterTests : IDisposable
         Assert.Equal("bundle", File.ReadAllText(after));
     }
 
-    public void Dispose() => _state.Dispose();
+    public void Dispose()
+    {
+        _writer.Dispose();
+        _state.Dispose();
+    }
 }

@@ -12,13 +12,17 @@ namespace MeshGuard.Proxy.Runtime;
 /// SVID expire before the sidecar was ready. A caller only queues the contents now and never waits on the disk.
 /// <para>
 /// Files are written in the order they were first queued (an SVID's key before its chain, so a chain on disk always
-/// has its key); newer contents for a file still queued replace the older in their place. A graceful stop waits for
-/// the queue (<see cref="Flush"/>, bounded). A write that fails is logged with the file and the reason; the next
-/// contents of that file are written as usual.
+/// has its key); newer contents for a file still queued replace the older in their place. The process's end, graceful
+/// or a failed start, waits for the queue (<see cref="Dispose"/>, at most <see cref="StopDeadline"/>): an SVID attested
+/// with a one-time join token must be on disk for a restart to resume with it. A write that fails is logged with the
+/// file and the reason, and counted; the next contents of that file are written as usual.
 /// </para>
 /// </summary>
-internal sealed partial class StateFileWriter(ILogger logger)
+internal sealed partial class StateFileWriter(ILogger logger) : IDisposable
 {
+    /// <summary>How long the process's end waits for the queue to be written.</summary>
+    public static readonly TimeSpan StopDeadline = TimeSpan.FromSeconds(10);
+
     private readonly object _gate = new();
     private readonly List<Pending> _queue = [];
     private Thread? _thread;
@@ -72,6 +76,15 @@ internal sealed partial class StateFileWriter(ILogger logger)
         }
     }
 
+    /// <summary>What is queued reaches the disk before the process ends, if the disk lets it within <see cref="StopDeadline"/>.</summary>
+    public void Dispose()
+    {
+        if (!Flush(StopDeadline))
+        {
+            LogNotFlushed(logger, StopDeadline.TotalSeconds);
+        }
+    }
+
     private void Run()
     {
         while (true)
@@ -107,6 +120,9 @@ internal sealed partial class StateFileWriter(ILogger logger)
     }
 
     private readonly record struct Pending(string Path, string Contents, bool Secret);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Warning, Message = "the state directory was not written within {Seconds} s of the end; a restart may find an older SVID or snapshot there")]
+    private static partial void LogNotFlushed(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Warning, Message = "could not write {Path} in the state directory ({Reason}); the sidecar goes on with what it holds in memory")]
     private static partial void LogFailed(ILogger logger, string path, string reason);
