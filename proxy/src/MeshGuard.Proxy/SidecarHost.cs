@@ -32,7 +32,6 @@ internal static partial class SidecarHost
 
     private static readonly TimeSpan AttestDeadline = TimeSpan.FromSeconds(60);
 
-
     public static async Task<int> RunAsync(ProxySettings settings, CancellationToken cancellation)
     {
         var time = TimeProvider.System;

@@ -67,10 +67,11 @@ internal sealed partial class StateFileWriter(ILogger logger) : IDisposable
             while (_queue.Count > 0 || _writing)
             {
                 var left = deadline - Environment.TickCount64;
-                if (left <= 0 || !Monitor.Wait(_gate, TimeSpan.FromMilliseconds(left)))
+                if (left <= 0)
                 {
                     return false;
                 }
+                Monitor.Wait(_gate, TimeSpan.FromMilliseconds(left));
             }
             return true;
         }

@@ -31,7 +31,7 @@ internal static class SocketCompletions
     internal static string Engines { get; private set; } = "runtime";
 
     /// <summary>Whether socket completions run on the engine threads (<see cref="EngineTurn"/> needs them to).</summary>
-    internal static bool Inline => Decision == "inline";
+    internal static bool Inline { get; private set; }
 
     /// <summary>The engine threads the runtime runs: the count asked, or the runtime's own (one per core).</summary>
     internal static int EngineCount =>
@@ -48,7 +48,8 @@ internal static class SocketCompletions
         {
             Environment.SetEnvironmentVariable(Switch, configured = "1");
         }
-        Decision = configured == "1" ? "inline" : "thread-pool";
+        Inline = configured == "1";
+        Decision = Inline ? "inline" : "thread-pool";
         if (Environment.GetEnvironmentVariable(EngineCountSwitch) is { } engines)
         {
             Engines = engines;
