@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 
 namespace MeshGuard.FlowLog;
@@ -29,8 +28,7 @@ public sealed class FlowLogWriter : IDisposable
     private long _seq;
     // The previous line's hash as hex UTF-8: kept in place, never as a string per line.
     private readonly byte[] _prev = System.Text.Encoding.ASCII.GetBytes(FlowLogFormat.GenesisHash);
-    // One hash object for every line: the one-shot API would set up a fresh native context per line.
-    private readonly IncrementalHash _sha256 = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly LineHasher _sha256 = new();
 
     public FlowLogWriter(string directory, ICheckpointSigner signer, TimeProvider time, long maxFileBytes = 10 * 1024 * 1024, int retainFiles = 10)
     {
@@ -165,10 +163,7 @@ public sealed class FlowLogWriter : IDisposable
 
     private void HashIntoPrev(ReadOnlySpan<byte> line)
     {
-        Span<byte> hash = stackalloc byte[32];
-        _sha256.AppendData(line);
-        _sha256.GetHashAndReset(hash);
-        Convert.TryToHexStringLower(hash, _prev, out _);
+        _sha256.HashHex(line, _prev);
     }
 
     private void OpenNextFile()

@@ -31,8 +31,7 @@ public static class FlowSegmentCheck
         var count = 0;
         Span<byte> callerBytes = stackalloc byte[System.Text.Encoding.UTF8.GetMaxByteCount(caller.Length)];
         callerBytes = callerBytes[..System.Text.Encoding.UTF8.GetBytes(caller, callerBytes)];
-        // One hash context for the segment's lines: the one-shot call sets up a fresh native context per line.
-        using var sha256 = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var sha256 = new LineHasher();
         FlowLineHead last = default;
         var lastLine = ReadOnlyMemory<byte>.Empty;
         foreach (var (number, bytes, _) in FlowLogFormat.Lines(lines))
@@ -54,8 +53,7 @@ public static class FlowSegmentCheck
             {
                 return FlowSegmentVerdict.Refuse($"line {number} (seq {head.Seq}) is not a record of the caller {caller}: it is not the local party");
             }
-            sha256.AppendData(line);
-            sha256.GetHashAndReset(hash);
+            sha256.Hash(line, hash);
             if (lineHashes is not null)
             {
                 System.Buffers.BuffersExtensions.Write(lineHashes, hash);
