@@ -151,6 +151,10 @@ public sealed class FlowLogTests : IAsyncLifetime
             var (exit, output) = await Cli.RunAsync("meshctl", "flows", "verify", copy, "--bundle", _mesh.Data.TrustBundle, "--data", _mesh.Data.Root);
             Assert.True(exit == 0, output);
         }
+        // The parts came through Kestrel in the control plane's own 16 KiB blocks, not Kestrel's 4 KiB ones.
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_mesh.ControlPlane!.AdminPort}/metrics"));
+        Assert.True(SidecarAdmin.MetricValue(metrics, "meshguard_cp_buffer_blocks_created_total") > 0, metrics);
     }
 
     /// <summary>The most bytes between the ends of two signed records: a segment that ends at the later one is at least that long.</summary>

@@ -152,6 +152,9 @@ internal static class ControlPlaneHost
         builder.Services.AddSingleton(_ => new SegmentUploadGate(time));
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024)
             .AddServiceOptions<WitnessService>(o => o.MaxReceiveMessageSize = WitnessService.MaxSegmentBytes);
+        var kestrelBlocks = new KestrelBlocks(time);
+        builder.Services.AddSingleton(kestrelBlocks);
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(kestrelBlocks);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;

@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using MeshGuard.Proxy.Transport;
+using MeshGuard.Hosting;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MeshGuard.Proxy.Tests.Transport;

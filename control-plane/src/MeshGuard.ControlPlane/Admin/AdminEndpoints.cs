@@ -34,7 +34,8 @@ internal static class AdminEndpoints
             }
             return Results.Text(text.ToString());
         }).OnListener(port, loopbackHost: true);
-        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, MeshGuard.FlowStore.IFlowSegmentStore collected, IServiceProvider services) =>
+        app.MapGet("/metrics", (ServiceRegistry registry, Distribution.ConfigDistributor distributor, MeshGuard.FlowStore.IFlowSegmentStore collected,
+            Hosting.KestrelBlocks blocks, IServiceProvider services) =>
         {
             var table = registry.Current;
             var endpoints = 0;
@@ -47,7 +48,9 @@ internal static class AdminEndpoints
                 $"# TYPE meshguard_cp_registered_endpoints gauge\nmeshguard_cp_registered_endpoints {endpoints}\n" +
                 $"# TYPE meshguard_cp_config_version gauge\nmeshguard_cp_config_version {distributor.Current.Version}\n" +
                 $"# TYPE meshguard_cp_flow_lines_collected_total counter\nmeshguard_cp_flow_lines_collected_total {collected.LinesCollected}\n" +
-                $"# TYPE meshguard_cp_flow_segments_refused_total counter\nmeshguard_cp_flow_segments_refused_total {collected.SegmentsRefused}\n");
+                $"# TYPE meshguard_cp_flow_segments_refused_total counter\nmeshguard_cp_flow_segments_refused_total {collected.SegmentsRefused}\n" +
+                $"# TYPE meshguard_cp_buffer_blocks_created_total counter\nmeshguard_cp_buffer_blocks_created_total {blocks.Created}\n" +
+                $"# TYPE meshguard_cp_buffer_free_blocks gauge\nmeshguard_cp_buffer_free_blocks {blocks.Free}\n");
             if (etcd is not null)
             {
                 text += string.Create(CultureInfo.InvariantCulture,

@@ -50,11 +50,11 @@ internal sealed class InboundTlsConnection : ConnectionContext, IMemoryPoolFeatu
 
     // Blocks of one size, as Kestrel's own transport gives its HTTP/1.1 layer (its chunked writer sizes a chunk's
     // prefix by the pool's largest block).
-    PipeReader IDuplexPipe.Input => _input ??= PipeReader.Create(_tls, new StreamPipeReaderOptions(pool: BlockPool.Small, bufferSize: BlockPool.Small.BlockSize, minimumReadSize: 1024, leaveOpen: true));
+    PipeReader IDuplexPipe.Input => _input ??= PipeReader.Create(_tls, new StreamPipeReaderOptions(pool: DataPathBlocks.Small, bufferSize: DataPathBlocks.Small.BlockSize, minimumReadSize: 1024, leaveOpen: true));
 
-    PipeWriter IDuplexPipe.Output => _output ??= PipeWriter.Create(_tls, new StreamPipeWriterOptions(pool: BlockPool.Small, minimumBufferSize: BlockPool.Small.BlockSize, leaveOpen: true));
+    PipeWriter IDuplexPipe.Output => _output ??= PipeWriter.Create(_tls, new StreamPipeWriterOptions(pool: DataPathBlocks.Small, minimumBufferSize: DataPathBlocks.Small.BlockSize, leaveOpen: true));
 
-    MemoryPool<byte> IMemoryPoolFeature.MemoryPool => BlockPool.Small;
+    MemoryPool<byte> IMemoryPoolFeature.MemoryPool => DataPathBlocks.Small;
 
     public override void Abort(ConnectionAbortedException abortReason)
     {

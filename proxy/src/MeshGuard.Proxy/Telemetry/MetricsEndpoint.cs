@@ -70,7 +70,7 @@ internal static class MetricsEndpoint
             }
             // Free blocks go up and down (a gauge); blocks created only grow (a counter): flat under a
             // steady load, rising when the pool is too small for the load.
-            var pools = new[] { ("large", MeshGuard.Proxy.Transport.BlockPool.Large), ("small", MeshGuard.Proxy.Transport.BlockPool.Small) };
+            var pools = new[] { ("large", MeshGuard.Proxy.Transport.DataPathBlocks.Large), ("small", MeshGuard.Proxy.Transport.DataPathBlocks.Small) };
             text.Append("# HELP meshguard_buffer_pool_free_blocks Data-path buffer blocks waiting to be rented.\n# TYPE meshguard_buffer_pool_free_blocks gauge\n");
             foreach (var (name, pool) in pools)
             {

@@ -11,7 +11,7 @@ namespace MeshGuard.Proxy.Transport.Http1;
 /// </summary>
 internal sealed class AppConnection : IDisposable
 {
-    private static readonly MemoryPool<byte> Buffers = BlockPool.Large;
+    private static readonly MemoryPool<byte> Buffers = DataPathBlocks.Large;
 
     /// <summary>
     /// How far the connection reads the app's answer ahead of the request that takes it: the app is held back by TCP

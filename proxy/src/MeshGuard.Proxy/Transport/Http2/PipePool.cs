@@ -13,7 +13,7 @@ internal sealed class PipePool(PipeOptions options, int capacity)
 {
     // Blocks of the small pool: a small body holds 4 KiB while it waits to be read, not 16. No pause threshold: flow
     // control bounds what a stream's pipe holds. One options object serves every stream.
-    private static readonly PipeOptions StreamBodyOptions = new(BlockPool.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: BlockPool.Small.BlockSize, useSynchronizationContext: false);
+    private static readonly PipeOptions StreamBodyOptions = new(DataPathBlocks.Small, pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: DataPathBlocks.Small.BlockSize, useSynchronizationContext: false);
 
     /// <summary>Body pipes for every HTTP/2 stream of every connection, both sides: as many are kept as streams are commonly in flight.</summary>
     public static readonly PipePool StreamBodies = new(StreamBodyOptions, capacity: 256);

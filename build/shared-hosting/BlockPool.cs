@@ -1,27 +1,18 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 
-namespace MeshGuard.Proxy.Transport;
+namespace MeshGuard.Hosting;
 
 /// <summary>
-/// Fixed-size buffers for the data path's pipes, bounded and trimming. The shared array pool keeps a few dozen
-/// arrays of a size per core; with a hundred requests in flight, each holding a read buffer, the rest are
-/// allocated anew and dropped, and that churn (measured: 6.5 KB allocated per request at 128 streams against
-/// 1.7 KB at 32) grew the GC's gen0 budget and committed memory by tens of MB. Here every block comes back:
+/// Fixed-size pinned buffers, bounded and trimming: the sidecar's data path (<c>Transport/DataPathBlocks</c>) and the
+/// control plane's Kestrel (<c>Hosting/KestrelBlocks</c>). Every block comes back:
 /// at most <see cref="MaxRetained"/> wait free, and blocks a whole trim interval did not need are released half
 /// at a time, so a burst's peak does not stay.
 /// </summary>
 internal sealed class BlockPool : MemoryPool<byte>
 {
-    // Declared before the shared pools: static fields start in the order they are written, and a pool created
-    // before this was set would arm its trim timer with a zero interval, that is never.
+    /// <summary>How often blocks a whole interval did not need are released (half of them).</summary>
     public static readonly TimeSpan TrimInterval = TimeSpan.FromSeconds(10);
-
-    /// <summary>Reads from the app: a large body moves in few reads and few flushes downstream.</summary>
-    public static readonly BlockPool Large = new(32 * 1024, maxRetained: 512, TimeProvider.System);
-
-    /// <summary>Answers from a peer, copied from its DATA frames: small blocks, any number per frame.</summary>
-    public static readonly BlockPool Small = new(4 * 1024, maxRetained: 2048, TimeProvider.System);
 
     private readonly ConcurrentQueue<Block> _free = new();
     private readonly ITimer _trim;
