@@ -98,6 +98,80 @@ public sealed class Http2ClientConnectionTests : IAsyncLifetime
         return await Http2ClientConnection.OpenAsync(new NetworkStream(socket, ownsSocket: true), CancellationToken.None);
     }
 
+    /// <summary>A socket's stream that counts the writes made to it.</summary>
+    private sealed class CountedStream(Socket socket) : NetworkStream(socket, ownsSocket: true)
+    {
+        private int _writes;
+
+        public int Writes => Volatile.Read(ref _writes);
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _writes);
+            return base.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Interlocked.Increment(ref _writes);
+            base.Write(buffer);
+        }
+    }
+
+    [Fact]
+    public async Task RequestBodiesEndingWhileOtherStreamsAreInFlightShareOneWrite()
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(IPAddress.Loopback, _port);
+        var transport = new CountedStream(socket);
+        var started = new List<IThreadPoolWorkItem>();
+        await using var connection = await Http2ClientConnection.OpenAsync(transport, CancellationToken.None, item =>
+        {
+            lock (started)
+            {
+                started.Add(item);
+            }
+        });
+        // A lone request goes out at once.
+        var waiting = connection.TryOpenStream(WriteHead, new Head("GET", "/wait"), endStream: true, moreToCome: false)!;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (transport.Writes < 2 && DateTime.UtcNow < deadline) // the preface and settings, then the head
+        {
+            await Task.Delay(10);
+        }
+        await Task.Delay(100); // and the settings acknowledgement, if it comes on its own
+        var before = transport.Writes;
+
+        // Three uploads, small bodies, as gRPC calls are: each one's head and body wait for the deferred write.
+        var uploads = new List<Http2ClientStream>();
+        for (var i = 1; i <= 3; i++)
+        {
+            var stream = connection.TryOpenStream(WriteHead, new Head("POST", "/count"), endStream: false, moreToCome: true)!;
+            var send = stream.SendDataAsync(new byte[i * 100], endStream: true, CancellationToken.None);
+            Assert.True(send.IsCompletedSuccessfully, "the body's end waited for a write of its own");
+            uploads.Add(stream);
+        }
+        Assert.Equal(before, transport.Writes);
+        IThreadPoolWorkItem write;
+        lock (started)
+        {
+            write = Assert.Single(started);
+        }
+        write.Execute();
+        for (var i = 0; i < uploads.Count; i++)
+        {
+            await uploads[i].ReadHeadAsync();
+            Assert.Equal(200, uploads[i].Status);
+            Assert.Equal(((i + 1) * 100).ToString(System.Globalization.CultureInfo.InvariantCulture), Encoding.ASCII.GetString(await uploads[i].ReadToEndAsync()));
+            uploads[i].Release();
+        }
+        // All three went in the one deferred write.
+        Assert.Equal(before + 1, transport.Writes);
+        Assert.Single(started);
+        waiting.Reset();
+        waiting.Release(reusable: false);
+    }
+
     private sealed record Head(string Method, string Path, params (string Name, string Value)[] Extra);
 
     private static readonly Action<Head, HpackEncoder, IBufferWriter<byte>> WriteHead = static (head, encoder, block) =>

@@ -59,10 +59,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     private Http2ClientStream? _blockStream;
     private bool _blockEndsStream;
 
-    private Http2ClientConnection(Stream transport)
+    private Http2ClientConnection(Stream transport, Action<IThreadPoolWorkItem>? startSoon)
     {
         _transport = transport;
-        _frames = new Http2FrameQueue(transport, Abort);
+        _frames = new Http2FrameQueue(transport, Abort, startSoon);
         _input = PipeReader.Create(transport, new StreamPipeReaderOptions(bufferSize: 32 * 1024, minimumReadSize: 4096, leaveOpen: true));
     }
 
@@ -84,10 +84,13 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
     /// <summary>When the last stream ended (or the connection opened); for idle trimming.</summary>
     public long IdleSince { get; private set; } = Environment.TickCount64;
 
-    /// <summary>Sends the preface and this side's settings, and waits for the peer's settings.</summary>
-    public static async Task<Http2ClientConnection> OpenAsync(Stream transport, CancellationToken cancellation)
+    /// <summary>
+    /// Sends the preface and this side's settings, and waits for the peer's settings. <paramref name="startSoon"/>: where
+    /// a write left to a moment later starts (<see cref="Http2FrameQueue"/>; a test's hand, else the engine's turn).
+    /// </summary>
+    public static async Task<Http2ClientConnection> OpenAsync(Stream transport, CancellationToken cancellation, Action<IThreadPoolWorkItem>? startSoon = null)
     {
-        var connection = new Http2ClientConnection(transport);
+        var connection = new Http2ClientConnection(transport, startSoon);
         connection.QueuePreface();
         await connection._frames.FlushAsync();
         connection._reading = connection.ReadLoopAsync();
@@ -151,6 +154,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         while (true)
         {
             Task? waitForWindow = null;
+            var shareWrite = false;
             lock (_sync)
             {
                 if (stream.Failure is { } failure)
@@ -166,6 +170,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                     if (last)
                     {
                         stream.RequestEnded = true;
+                        shareWrite = _streams.Count > 1;
                         CloseIfDone(stream);
                     }
                 }
@@ -175,6 +180,14 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                     stream.WindowWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                     waitForWindow = stream.WindowWaiter.Task;
                 }
+            }
+            if (shareWrite)
+            {
+                // The request's end (for a small body, its head and all of it) with other streams in flight: their
+                // frames share the write, as a request without a body does (TryOpenStream). Written at once, every gRPC
+                // call cost the sender a send of its own and the peer a receive.
+                _frames.FlushSoon();
+                return;
             }
             await _frames.FlushAsync();
             if (waitForWindow is not null)
