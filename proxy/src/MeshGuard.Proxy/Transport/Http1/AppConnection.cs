@@ -11,6 +11,7 @@ namespace MeshGuard.Proxy.Transport.Http1;
 /// </summary>
 internal sealed class AppConnection : IDisposable
 {
+    private static readonly MemoryPool<byte> Buffers = DataPathBlocks.Large;
 
     /// <summary>
     /// How far the connection reads the app's answer ahead of the request that takes it: the app is held back by TCP
@@ -23,20 +24,18 @@ internal sealed class AppConnection : IDisposable
     private readonly Pipe _received;
     private CancellationTokenSource _deadline = new();
 
-    /// <param name="buffers">Where its blocks come from: the data path's large blocks unless a test says.</param>
-    public AppConnection(Socket socket, MemoryPool<byte>? buffers = null)
+    public AppConnection(Socket socket)
     {
-        buffers ??= DataPathBlocks.Large;
         _socket = socket;
         _stream = new NetworkStream(socket, ownsSocket: true);
         // The answer is received by one loop per connection into a pipe, not read through a stream per request: the
         // socket's awaitable receive is reused, where a stream reader allocated a state machine for each read that
         // waited (one per request at least; measured with the bench's allocation sampler). The reader's continuation
         // runs on the receiving thread, as it did when it read the stream itself.
-        _received = new Pipe(new PipeOptions(buffers, readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline,
+        _received = new Pipe(new PipeOptions(Buffers, readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: ReadAhead, resumeWriterThreshold: ReadAhead / 2, minimumSegmentSize: 32 * 1024, useSynchronizationContext: false));
         Reader = _received.Reader;
-        Writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(buffers, minimumBufferSize: 4096, leaveOpen: true));
+        Writer = PipeWriter.Create(_stream, new StreamPipeWriterOptions(Buffers, minimumBufferSize: 4096, leaveOpen: true));
         _ = ReceiveAsync();
     }
 
@@ -107,10 +106,7 @@ internal sealed class AppConnection : IDisposable
     /// <summary>
     /// The app's bytes into the pipe until it closes the connection, the connection is disposed, or nobody reads any
     /// more. Reads of up to 32 KiB: a large body moves in few reads and few flushes downstream (4 KiB reads halved the
-    /// 1 MiB download rate: a flush, a DATA frame and a TLS record each). Each read waits for the app's bytes before it
-    /// takes a block (a zero-byte receive: the same system calls, the first try and the one after the socket is ready),
-    /// so a connection between requests holds none: with a block taken ahead, each of the 128 app connections of an
-    /// HTTP/2 caller's 128 streams held one, 4.3 MB of pinned heap in the inbound sidecar after the load (0.1 now).
+    /// 1 MiB download rate: a flush, a DATA frame and a TLS record each).
     /// </summary>
     private async Task ReceiveAsync()
     {
@@ -120,8 +116,6 @@ internal sealed class AppConnection : IDisposable
         {
             while (true)
             {
-                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
-                // The app's bytes are there (or its end): only now a block.
                 var received = await _socket.ReceiveAsync(writer.GetMemory(4096), SocketFlags.None);
                 if (received == 0)
                 {
