@@ -53,13 +53,9 @@ public sealed unsafe partial class LineHasher : IDisposable
             return;
         }
         ObjectDisposedException.ThrowIf(_context is null, this);
-        fixed (byte* data = line)
-        fixed (byte* output = hash)
+        if (!NativeHash(_context, line, hash))
         {
-            if (Native.Init(_context) != 1 || Native.Update(_context, data, (nuint)line.Length) != 1 || Native.Final(output, _context) != 1)
-            {
-                throw new CryptographicException("OpenSSL's SHA-256 failed");
-            }
+            throw new CryptographicException("OpenSSL's SHA-256 failed");
         }
     }
 
@@ -91,20 +87,22 @@ public sealed unsafe partial class LineHasher : IDisposable
         try
         {
             var context = stackalloc byte[ContextBytes];
-            var hash = stackalloc byte[HashBytes];
-            ReadOnlySpan<byte> abc = "abc"u8;
-            fixed (byte* data = abc)
-            {
-                if (Native.Init(context) != 1 || Native.Update(context, data, (nuint)abc.Length) != 1 || Native.Final(hash, context) != 1)
-                {
-                    return false;
-                }
-            }
-            return new ReadOnlySpan<byte>(hash, HashBytes).SequenceEqual(SHA256.HashData(abc));
+            Span<byte> hash = stackalloc byte[HashBytes];
+            return NativeHash(context, "abc"u8, hash) && hash.SequenceEqual(SHA256.HashData("abc"u8));
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {
             return false;
+        }
+    }
+
+    // One line through OpenSSL's three calls on a context of ours; false when any of them says it failed.
+    private static bool NativeHash(byte* context, ReadOnlySpan<byte> line, Span<byte> hash)
+    {
+        fixed (byte* data = line)
+        fixed (byte* output = hash)
+        {
+            return Native.Init(context) == 1 && Native.Update(context, data, (nuint)line.Length) == 1 && Native.Final(output, context) == 1;
         }
     }
 

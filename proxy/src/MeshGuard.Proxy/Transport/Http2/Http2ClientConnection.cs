@@ -170,7 +170,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
                     if (last)
                     {
                         stream.RequestEnded = true;
-                        shareWrite = _streams.Count > 1;
+                        shareWrite = _streams.Count > 1; // this stream is still in the table: others besides it
                         CloseIfDone(stream);
                     }
                 }
