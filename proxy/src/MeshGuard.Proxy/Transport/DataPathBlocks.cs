@@ -15,4 +15,7 @@ internal static class DataPathBlocks
 
     /// <summary>Answers from a peer, copied from its DATA frames: small blocks, any number per frame.</summary>
     public static readonly BlockPool Small = new(4 * 1024, maxRetained: 2048, TimeProvider.System);
+
+    /// <summary>Reads from the app: a small block while a connection waits for an answer, large ones for a large body.</summary>
+    public static readonly SizedBlocks AppReads = new(Small, Large);
 }
