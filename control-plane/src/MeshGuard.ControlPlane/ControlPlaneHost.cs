@@ -119,6 +119,7 @@ internal static class ControlPlaneHost
         }
         builder.Services.AddSingleton<ConfigDistributor>();
         builder.Services.AddSingleton<SnapshotBuilder>();
+        builder.Services.AddHostedService<StartupWarmUp>();
         builder.Services.AddSingleton(new ConsoleLogins(dataDirectory, time));
         var collected = new CollectedFlowLogs(dataDirectory);
         builder.Services.AddSingleton(collected);

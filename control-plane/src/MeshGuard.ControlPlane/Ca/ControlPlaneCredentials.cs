@@ -30,7 +30,19 @@ internal sealed partial class ControlPlaneCredentials(CertificateAuthority ca, T
     /// <summary>gRPC port: mutual TLS, client SVIDs from this trust domain only.</summary>
     public SslServerAuthenticationOptions GrpcOptions => Current.Grpc;
 
-    private Snapshot Current => Volatile.Read(ref _current) ?? Issue();
+    private readonly Lock _first = new();
+
+    private Snapshot Current => Volatile.Read(ref _current) ?? IssueFirst();
+
+    // The first use may come from several threads at once (a handshake, the renewal loop, the start-up warm-up): one
+    // SVID is issued, not one each.
+    private Snapshot IssueFirst()
+    {
+        lock (_first)
+        {
+            return Volatile.Read(ref _current) ?? Issue();
+        }
+    }
 
     private Snapshot Issue()
     {
