@@ -29,6 +29,8 @@ internal sealed partial class StartupWarmUp(
 {
     private static readonly TimeSpan CallLimit = TimeSpan.FromSeconds(3);
 
+    private readonly SpiffeId _self = ControlPlaneIdentity.For(ca.TrustDomain);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -75,8 +77,7 @@ internal sealed partial class StartupWarmUp(
     // ns/NS/sa/SA): the parts every stream shares are built as the first stream would, and the bytes are dropped.
     private void SignSnapshot()
     {
-        var self = ControlPlaneIdentity.For(ca.TrustDomain).ToString();
-        var content = snapshots.Build(distributor.Current, self, "", "");
+        var content = snapshots.Build(distributor.Current, _self.ToString(), "", "");
         _ = SnapshotSignature.SignContent(content, credentials.Svid);
     }
 
@@ -109,7 +110,7 @@ internal sealed partial class StartupWarmUp(
     {
         ConnectTimeout = CallLimit,
         UseProxy = false,
-        SslOptions = SvidTls.CreateClientOptions(svid, ca.Bundle, ControlPlaneIdentity.For(ca.TrustDomain), time, [protocol], new ServerVerificationOutcome()),
+        SslOptions = SvidTls.CreateClientOptions(svid, ca.Bundle, _self, time, [protocol], new ServerVerificationOutcome()),
     };
 
     [LoggerMessage(EventId = 70, Level = LogLevel.Information, Message = "warmed up ({Paths}) in {Milliseconds:F0} ms")]

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using MeshGuard.Hosting;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http1;
+using MeshGuard.Tests.Common;
 using Microsoft.Extensions.Time.Testing;
 
 namespace MeshGuard.Proxy.Tests.Transport;
@@ -72,11 +73,7 @@ public sealed class AppConnectionTests
     /// <summary>Until the pool's blocks out on rent are <paramref name="held"/> (the receive loop runs on its own).</summary>
     private static async Task HeldAsync(BlockPool pool, long held)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (pool.Created - pool.Free != held && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10);
-        }
+        await Eventually.TrueAsync(() => pool.Created - pool.Free == held, interval: TimeSpan.FromMilliseconds(10));
         Assert.Equal(held, pool.Created - pool.Free);
     }
 }

@@ -10,7 +10,7 @@ namespace MeshGuard.Proxy.Transport;
 /// </summary>
 internal static class DataPathBlocks
 {
-    /// <summary>Reads from the app: a large body moves in few reads and few flushes downstream.</summary>
+    /// <summary>Writes to the app, and reads of a large body from it: few sends, few reads and few flushes downstream.</summary>
     public static readonly BlockPool Large = new(32 * 1024, maxRetained: 512, TimeProvider.System);
 
     /// <summary>Answers from a peer, copied from its DATA frames: small blocks, any number per frame.</summary>
