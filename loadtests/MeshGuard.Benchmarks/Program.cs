@@ -1,4 +1,4 @@
 using BenchmarkDotNet.Running;
 
 // dotnet run -c Release -- --filter '*' [--job short]; see ./meshguard.sh bench
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+BenchmarkSwitcher.FromAssembly(typeof(MeshGuard.Benchmarks.PeerIdentityBenchmarks).Assembly).Run(args);

@@ -1,3 +1,4 @@
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http1;
 using Microsoft.AspNetCore.Http;
 
@@ -8,7 +9,7 @@ public sealed class HopByHopFieldsTests
     [Fact]
     public void EveryHeaderTheConnectionHeaderNamesIsRemovedAndOthersStay()
     {
-        var headers = new HeaderDictionary
+        var headers = new FieldList
         {
             ["Connection"] = "keep-alive, x-hop ,X-Other-Hop",
             ["x-hop"] = "1",
@@ -24,7 +25,7 @@ public sealed class HopByHopFieldsTests
     [Fact]
     public void UpgradeStaysForTheForwarderToCarryAWebSocket()
     {
-        var headers = new HeaderDictionary { ["Connection"] = "Upgrade", ["Upgrade"] = "websocket" };
+        var headers = new FieldList { ["Connection"] = "Upgrade", ["Upgrade"] = "websocket" };
         HopByHopFields.RemoveNamed(headers, headers["Connection"]);
         Assert.Equal("websocket", headers["Upgrade"]);
     }
@@ -32,7 +33,7 @@ public sealed class HopByHopFieldsTests
     [Fact]
     public void SeveralConnectionHeaderLinesAreAllRead()
     {
-        var headers = new HeaderDictionary { ["x-a"] = "1", ["x-b"] = "2" };
+        var headers = new FieldList { ["x-a"] = "1", ["x-b"] = "2" };
         HopByHopFields.RemoveNamed(headers, new Microsoft.Extensions.Primitives.StringValues(["x-a", "close, x-b"]));
         Assert.Empty(headers);
     }

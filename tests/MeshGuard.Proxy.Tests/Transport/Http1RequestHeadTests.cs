@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http1;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http;
@@ -8,14 +9,14 @@ namespace MeshGuard.Proxy.Tests.Transport;
 
 public sealed class Http1RequestHeadTests
 {
-    private static (RequestHeadStatus Status, Http1RequestHead Head, HeaderDictionary Fields, long Consumed) Parse(ReadOnlySequence<byte> bytes, string? lastTarget = null)
+    private static (RequestHeadStatus Status, Http1RequestHead Head, FieldList Fields, long Consumed) Parse(ReadOnlySequence<byte> bytes, string? lastTarget = null)
     {
-        var fields = new HeaderDictionary();
+        var fields = new FieldList();
         var status = Http1RequestHead.TryParse(bytes, fields, new HpackFieldStrings(), lastTarget, out var head, out var end);
         return (status, head, fields, bytes.Slice(bytes.Start, end).Length);
     }
 
-    private static (RequestHeadStatus Status, Http1RequestHead Head, HeaderDictionary Fields, long Consumed) Parse(string text, string? lastTarget = null) =>
+    private static (RequestHeadStatus Status, Http1RequestHead Head, FieldList Fields, long Consumed) Parse(string text, string? lastTarget = null) =>
         Parse(new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(text)), lastTarget);
 
     [Fact]

@@ -148,9 +148,9 @@ internal sealed partial class AppHttp1Leg(AppConnectionPool pool, ILogger<AppHtt
     {
         Http1HeadWriter.WriteRequestLine(writer, request.Method, authorized.Request.Path, authorized.Request.Target.Query);
         Http1HeadWriter.WriteField(writer, "Host", host);
-        // The sidecar's own HTTP/2 server keeps a request's fields in a HeaderDictionary, whose enumerator is a struct:
-        // through the interface it was boxed, once per request.
-        if (request.Headers is HeaderDictionary fields)
+        // The sidecar's own servers keep a request's fields in a FieldList, whose enumerator is a struct: through the
+        // interface it was boxed, once per request.
+        if (request.Headers is FieldList fields)
         {
             foreach (var field in fields)
             {

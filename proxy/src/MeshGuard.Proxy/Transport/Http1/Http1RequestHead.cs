@@ -65,7 +65,7 @@ internal struct Http1RequestHead
     /// the fields are in <paramref name="fields"/> and <paramref name="end"/> is where the body begins; otherwise
     /// <paramref name="fields"/> is left empty.
     /// </summary>
-    public static RequestHeadStatus TryParse(in ReadOnlySequence<byte> buffer, HeaderDictionary fields, HpackFieldStrings strings, string? lastTarget, out Http1RequestHead head, out SequencePosition end)
+    public static RequestHeadStatus TryParse(in ReadOnlySequence<byte> buffer, FieldList fields, HpackFieldStrings strings, string? lastTarget, out Http1RequestHead head, out SequencePosition end)
     {
         head = default;
         end = buffer.Start;
@@ -145,7 +145,7 @@ internal struct Http1RequestHead
     }
 
     /// <summary>The head, each line ending in CRLF, without the final empty line. False: not plain.</summary>
-    private static bool Parse(ReadOnlySpan<byte> block, HeaderDictionary fields, HpackFieldStrings strings, string? lastTarget, ref Http1RequestHead head)
+    private static bool Parse(ReadOnlySpan<byte> block, FieldList fields, HpackFieldStrings strings, string? lastTarget, ref Http1RequestHead head)
     {
         var lineEnd = block.IndexOf("\r\n"u8);
         if (lineEnd > MaxRequestLine || !ParseRequestLine(block[..lineEnd], lastTarget, ref head))

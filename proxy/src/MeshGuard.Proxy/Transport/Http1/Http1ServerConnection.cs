@@ -39,8 +39,8 @@ internal sealed partial class Http1ServerConnection : IHeartbeatTarget, IHttp1Re
     private readonly ILogger _logger;
     private readonly DefaultHttpContext _context;
     private readonly RequestFeatureTable _features;
-    private readonly HeaderDictionary _requestHeaders = new();
-    private readonly HeaderDictionary _responseHeaders = new();
+    private readonly FieldList _requestHeaders = new();
+    private readonly FieldList _responseHeaders = new();
     private readonly HpackFieldStrings _strings = new();
     private readonly Http1RequestBodyReader _bodyReader;
     private readonly Http1ResponseBodyWriter _bodyWriter;

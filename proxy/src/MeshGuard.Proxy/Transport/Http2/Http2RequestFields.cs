@@ -28,7 +28,7 @@ internal static class Http2RequestFields
     public static bool TryTake(IHeaderDictionary headers, List<KeyValuePair<string, StringValues>> fields, ForwardedHeaders forwarding)
     {
         fields.Clear();
-        if (headers is HeaderDictionary own)
+        if (headers is FieldList own)
         {
             foreach (var field in own)
             {

@@ -1119,7 +1119,7 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
     }
 
     /// <summary>Under the lock (HPACK's order is the frames' order): a head or trailers as one header block.</summary>
-    private void WriteFieldsLocked(Http2ServerStream stream, HeaderDictionary fields, string? status, bool endStream)
+    private void WriteFieldsLocked(Http2ServerStream stream, FieldList fields, string? status, bool endStream)
     {
         _headerBlock.Reset();
         _encoder.BeginBlock(_headerBlock);

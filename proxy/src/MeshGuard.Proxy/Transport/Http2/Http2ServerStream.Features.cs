@@ -154,7 +154,7 @@ internal sealed partial class Http2ServerStream :
 
     IHeaderDictionary IHttpResponseTrailersFeature.Trailers
     {
-        get => _responseTrailers ??= new HeaderDictionary();
+        get => _responseTrailers ??= new FieldList(2);
         set => throw new NotSupportedException("the response's trailers are the stream's own");
     }
 
@@ -207,6 +207,7 @@ internal sealed partial class Http2ServerStream :
 
     private sealed class EmptyHeaders
     {
-        public static readonly HeaderDictionary Instance = new();
+        // Shared by every stream without trailers: nothing may be added to it.
+        public static readonly HeaderDictionary Instance = new() { IsReadOnly = true };
     }
 }

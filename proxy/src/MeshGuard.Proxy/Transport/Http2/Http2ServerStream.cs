@@ -20,14 +20,14 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
     private readonly Http2ServerConnection _connection;
     private readonly DefaultHttpContext _context;
     private readonly RequestFeatureTable _features;
-    private readonly HeaderDictionary _requestHeaders = new();
-    private readonly HeaderDictionary _responseHeaders = new();
+    private readonly FieldList _requestHeaders = new();
+    private readonly FieldList _responseHeaders = new();
     private readonly Http2RequestBodyReader _bodyReader;
     private readonly Http2ResponseBodyWriter _bodyWriter;
     private CancellationTokenSource _aborted = new();
     private Pipe? _body;
-    private HeaderDictionary? _requestTrailers;
-    private HeaderDictionary? _responseTrailers;
+    private FieldList? _requestTrailers;
+    private FieldList? _responseTrailers;
     private Stream? _requestStream;
     private Stream? _responseStream;
     private List<(Func<object, Task> Callback, object State)>? _onStarting;
@@ -141,7 +141,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
                 _malformed = "a pseudo-field in trailers";
                 return;
             }
-            (_requestTrailers ??= new HeaderDictionary()).Append(name, value);
+            (_requestTrailers ??= new FieldList(2)).Append(name, value);
             return;
         }
         if (name[0] == ':')
@@ -480,9 +480,9 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
 
     internal int StatusCode => _statusCode;
 
-    internal HeaderDictionary ResponseHeaders => _responseHeaders;
+    internal FieldList ResponseHeaders => _responseHeaders;
 
-    internal HeaderDictionary? ResponseTrailers => _responseTrailers;
+    internal FieldList? ResponseTrailers => _responseTrailers;
 
     /// <summary>Runs the OnStarting callbacks once; after it the head is fixed.</summary>
     private async ValueTask StartResponseAsync()

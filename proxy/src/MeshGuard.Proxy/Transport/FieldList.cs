@@ -1,0 +1,275 @@
+using System.Collections;
+using Microsoft.Extensions.Primitives;
+using Microsoft.Net.Http.Headers;
+
+namespace MeshGuard.Proxy.Transport;
+
+/// <summary>
+/// A message's header fields for the sidecar's own servers, kept in arrival order in two parallel arrays and found by
+/// a scan: a request carries a handful of fields, and a scan that compares lengths first costs less than a
+/// case-insensitive hash of every name looked up (which is what a dictionary keyed with OrdinalIgnoreCase does). It
+/// answers as ASP.NET Core's HeaderDictionary does: names compared ignoring case, the first spelling kept, an empty
+/// value set removes the field, ContentLength read and written through the Content-Length field. The arrays are kept
+/// between requests of a connection or stream.
+/// </summary>
+internal sealed class FieldList : IHeaderDictionary
+{
+    private string[] _names;
+    private StringValues[] _values;
+    private int _count;
+    private int _version;
+
+    public FieldList(int capacity = 8)
+    {
+        _names = new string[capacity];
+        _values = new StringValues[capacity];
+    }
+
+    public int Count => _count;
+
+    public bool IsReadOnly => false;
+
+    public StringValues this[string key]
+    {
+        get => IndexOf(key) is var i and >= 0 ? _values[i] : StringValues.Empty;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(key);
+            var i = IndexOf(key);
+            if (value.Count == 0)
+            {
+                if (i >= 0)
+                {
+                    RemoveAt(i);
+                }
+            }
+            else if (i >= 0)
+            {
+                _values[i] = value;
+                _version++;
+            }
+            else
+            {
+                AddNew(key, value);
+            }
+        }
+    }
+
+    StringValues IDictionary<string, StringValues>.this[string key]
+    {
+        get => IndexOf(key) is var i and >= 0 ? _values[i] : throw new KeyNotFoundException($"no field {key}");
+        set => this[key] = value;
+    }
+
+    public long? ContentLength
+    {
+        get
+        {
+            var value = this[HeaderNames.ContentLength];
+            return value.Count == 1 && !string.IsNullOrEmpty(value[0])
+                && HeaderUtilities.TryParseNonNegativeInt64(new StringSegment(value[0]).Trim(), out var length) ? length : null;
+        }
+        set
+        {
+            if (value is { } length)
+            {
+                this[HeaderNames.ContentLength] = HeaderUtilities.FormatNonNegativeInt64(length);
+            }
+            else
+            {
+                Remove(HeaderNames.ContentLength);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Adds a value to a field, or the field with it: a parser's one call per field line, one scan. As ASP.NET Core's
+    /// Append extension does, a field whose values come to one empty string is left out.
+    /// </summary>
+    public void Append(string name, StringValues value)
+    {
+        if (value.Count == 0)
+        {
+            return;
+        }
+        var i = IndexOf(name);
+        var joined = i >= 0 ? StringValues.Concat(_values[i], value) : value;
+        if (StringValues.IsNullOrEmpty(joined))
+        {
+            if (i >= 0)
+            {
+                RemoveAt(i);
+            }
+        }
+        else if (i >= 0)
+        {
+            _values[i] = joined;
+            _version++;
+        }
+        else
+        {
+            AddNew(name, joined);
+        }
+    }
+
+    public void Add(string key, StringValues value)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (IndexOf(key) >= 0)
+        {
+            throw new ArgumentException($"the field {key} is already present", nameof(key));
+        }
+        AddNew(key, value);
+    }
+
+    public void Add(KeyValuePair<string, StringValues> item) => Add(item.Key, item.Value);
+
+    public void Clear()
+    {
+        // References are dropped so that a kept list holds no request's strings.
+        Array.Clear(_names, 0, _count);
+        Array.Clear(_values, 0, _count);
+        _count = 0;
+        _version++;
+    }
+
+    public bool ContainsKey(string key) => IndexOf(key) >= 0;
+
+    public bool Contains(KeyValuePair<string, StringValues> item) =>
+        IndexOf(item.Key) is var i and >= 0 && StringValues.Equals(_values[i], item.Value);
+
+    public bool TryGetValue(string key, out StringValues value)
+    {
+        var i = IndexOf(key);
+        value = i >= 0 ? _values[i] : default;
+        return i >= 0;
+    }
+
+    public bool Remove(string key)
+    {
+        var i = IndexOf(key);
+        if (i < 0)
+        {
+            return false;
+        }
+        RemoveAt(i);
+        return true;
+    }
+
+    public bool Remove(KeyValuePair<string, StringValues> item)
+    {
+        var i = IndexOf(item.Key);
+        if (i < 0 || !StringValues.Equals(_values[i], item.Value))
+        {
+            return false;
+        }
+        RemoveAt(i);
+        return true;
+    }
+
+    public void CopyTo(KeyValuePair<string, StringValues>[] array, int arrayIndex)
+    {
+        ArgumentNullException.ThrowIfNull(array);
+        ArgumentOutOfRangeException.ThrowIfNegative(arrayIndex);
+        if (array.Length - arrayIndex < _count)
+        {
+            throw new ArgumentException("the array is too small for the fields", nameof(array));
+        }
+        for (var i = 0; i < _count; i++)
+        {
+            array[arrayIndex + i] = new(_names[i], _values[i]);
+        }
+    }
+
+    public ICollection<string> Keys => _names[.._count];
+
+    public ICollection<StringValues> Values => _values[.._count];
+
+    /// <summary>A struct enumerator: a caller holding the list itself enumerates without an allocation.</summary>
+    public Enumerator GetEnumerator() => new(this);
+
+    IEnumerator<KeyValuePair<string, StringValues>> IEnumerable<KeyValuePair<string, StringValues>>.GetEnumerator() => GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    // Names the code looks up are mostly the very strings the parsers stored (HeaderNames and the HPACK table's), so
+    // a first pass compares references; the second compares only names of the same length.
+    private int IndexOf(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var names = _names;
+        var count = _count;
+        for (var i = 0; i < count; i++)
+        {
+            if (ReferenceEquals(names[i], name))
+            {
+                return i;
+            }
+        }
+        for (var i = 0; i < count; i++)
+        {
+            var candidate = names[i];
+            if (candidate.Length == name.Length && string.Equals(candidate, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private void AddNew(string name, StringValues value)
+    {
+        if (_count == _names.Length)
+        {
+            Array.Resize(ref _names, _count * 2);
+            Array.Resize(ref _values, _count * 2);
+        }
+        _names[_count] = name;
+        _values[_count] = value;
+        _count++;
+        _version++;
+    }
+
+    private void RemoveAt(int index)
+    {
+        _count--;
+        Array.Copy(_names, index + 1, _names, index, _count - index);
+        Array.Copy(_values, index + 1, _values, index, _count - index);
+        _names[_count] = null!;
+        _values[_count] = default;
+        _version++;
+    }
+
+    public struct Enumerator : IEnumerator<KeyValuePair<string, StringValues>>
+    {
+        private readonly FieldList _list;
+        private readonly int _version;
+        private int _index;
+
+        internal Enumerator(FieldList list)
+        {
+            _list = list;
+            _version = list._version;
+            _index = -1;
+        }
+
+        public readonly KeyValuePair<string, StringValues> Current => new(_list._names[_index], _list._values[_index]);
+
+        readonly object IEnumerator.Current => Current;
+
+        public bool MoveNext()
+        {
+            if (_version != _list._version)
+            {
+                throw new InvalidOperationException("the fields changed while they were enumerated");
+            }
+            return ++_index < _list._count;
+        }
+
+        public void Reset() => _index = -1;
+
+        public readonly void Dispose()
+        {
+        }
+    }
+}
