@@ -23,6 +23,31 @@ public sealed class BlockPoolTests
     }
 
     [Fact]
+    public void TheBlockGivenBackLastIsRentedFirstAndATrimReleasesThoseUnusedLongest()
+    {
+        using var pool = new BlockPool(1024, maxRetained: 64, _time);
+        var blocks = Enumerable.Range(0, 8).Select(_ => pool.Rent()).ToList();
+        var arrays = blocks.Select(b => b.Memory).ToList();
+        blocks.ForEach(b => b.Dispose()); // given back in order: the last one is the warmest
+        using (var again = pool.Rent())
+        {
+            Assert.True(again.Memory.Span == arrays[^1].Span, "the block given back last comes first");
+        }
+        // Two blocks are used through an interval; the other six wait at the bottom, and the trim takes half of them from there.
+        _time.Advance(BlockPool.TrimInterval);
+        var (x, y) = (pool.Rent(), pool.Rent());
+        y.Dispose();
+        x.Dispose();
+        _time.Advance(BlockPool.TrimInterval);
+        Assert.Equal(5, pool.Free);
+        var kept = Enumerable.Range(0, 5).Select(_ => pool.Rent()).ToList();
+        Assert.Contains(kept, b => b.Memory.Span == arrays[^1].Span);
+        Assert.Contains(kept, b => b.Memory.Span == arrays[^2].Span);
+        Assert.DoesNotContain(kept, b => b.Memory.Span == arrays[0].Span);
+        kept.ForEach(b => b.Dispose());
+    }
+
+    [Fact]
     public void ABlockDisposedTwiceIsNeverHandedToTwoRenters()
     {
         using var pool = new BlockPool(4096, maxRetained: 8, _time);
