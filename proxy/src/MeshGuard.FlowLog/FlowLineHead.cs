@@ -1,3 +1,5 @@
+using System.Numerics;
+using System.Runtime.Intrinsics;
 using System.Text.Json;
 
 namespace MeshGuard.FlowLog;
@@ -32,11 +34,21 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
     internal static bool TryReadFlat(ReadOnlySpan<byte> line, out FlowLineHead head)
     {
         head = default;
-        if (line.Length < 2 || line[0] != (byte)'{' || line[^1] != (byte)'}' || !System.Text.Ascii.IsValid(line)
-            || line.IndexOfAnyInRange((byte)0, (byte)0x1F) >= 0)
+        if (line.Length < 2 || line[0] != (byte)'{' || line[^1] != (byte)'}')
         {
             return false;
         }
+        // Without escapes every quote opens or closes a string: one vector pass finds them all (and refuses the line
+        // for an escape, a control character or an octet beyond ASCII), and the walk below steps from quote to quote
+        // instead of testing each octet of every string.
+        Span<int> quotes = stackalloc int[MaxQuotes];
+        var quoteCount = QuotePositions(line, quotes);
+        if (quoteCount < 0)
+        {
+            return false;
+        }
+        quotes = quotes[..quoteCount];
+        var nextQuote = 0;
         long seq = -1;
         bool signed = false, flow = false;
         bool? inbound = null;
@@ -45,7 +57,7 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
         var at = 1;
         while (true)
         {
-            if (!TryString(line, ref at, out var keyStart, out var keyLength) || at >= line.Length || line[at++] != (byte)':' || at >= line.Length)
+            if (!TryString(quotes, ref nextQuote, ref at, out var keyStart, out var keyLength) || at >= line.Length || line[at++] != (byte)':' || at >= line.Length)
             {
                 return false;
             }
@@ -54,7 +66,7 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
             (int Start, int Length) text = (-1, 0);
             if (line[at] == (byte)'"')
             {
-                if (!TryString(line, ref at, out var start, out var length))
+                if (!TryString(quotes, ref nextQuote, ref at, out var start, out var length))
                 {
                     return false;
                 }
@@ -120,27 +132,72 @@ public readonly record struct FlowLineHead(long Seq, bool IsSignedRecord, int Pr
         return true;
     }
 
-    // A string without escapes at line[at] ('"' there): its content's place; at goes past its closing quote.
-    private static bool TryString(ReadOnlySpan<byte> line, ref int at, out int start, out int length)
+    // More quotes than a flow record's keys and values hold (some 100): such a line goes to the reader.
+    private const int MaxQuotes = 256;
+
+    // Where every quote of the line is, in order; -1 for a line with an escape, a control character or an octet
+    // beyond ASCII (not the flat shape), or with more quotes than the positions hold.
+    private static int QuotePositions(ReadOnlySpan<byte> line, Span<int> positions)
+    {
+        var count = 0;
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var quote = Vector256.Create((byte)'"');
+            var backslash = Vector256.Create((byte)'\\');
+            var space = Vector256.Create((byte)0x20);
+            var beyondAscii = Vector256.Create((byte)0x80);
+            for (; i + Vector256<byte>.Count <= line.Length; i += Vector256<byte>.Count)
+            {
+                var octets = Vector256.Create(line.Slice(i, Vector256<byte>.Count));
+                if ((Vector256.Equals(octets, backslash) | Vector256.LessThan(octets, space) | Vector256.GreaterThanOrEqual(octets, beyondAscii)) != Vector256<byte>.Zero)
+                {
+                    return -1;
+                }
+                var mask = Vector256.Equals(octets, quote).ExtractMostSignificantBits();
+                while (mask != 0)
+                {
+                    if (count == positions.Length)
+                    {
+                        return -1;
+                    }
+                    positions[count++] = i + BitOperations.TrailingZeroCount(mask);
+                    mask &= mask - 1;
+                }
+            }
+        }
+        for (; i < line.Length; i++)
+        {
+            var octet = line[i];
+            if (octet is (byte)'\\' or < 0x20 or >= 0x80)
+            {
+                return -1;
+            }
+            if (octet == (byte)'"')
+            {
+                if (count == positions.Length)
+                {
+                    return -1;
+                }
+                positions[count++] = i;
+            }
+        }
+        return count;
+    }
+
+    // The string whose opening quote is at line[at], which must be the next quote found: its content's place; at goes
+    // past its closing quote, the one after.
+    private static bool TryString(ReadOnlySpan<int> quotes, ref int next, ref int at, out int start, out int length)
     {
         start = at + 1;
         length = 0;
-        if (at >= line.Length || line[at] != (byte)'"' || start >= line.Length)
+        if (next + 1 >= quotes.Length || quotes[next] != at)
         {
             return false;
         }
-        // Most strings here are short (keys, methods, numbers' neighbours): a plain loop beats a vector search's set-up.
-        var i = start;
-        while (i < line.Length && line[i] != (byte)'"' && line[i] != (byte)'\\')
-        {
-            i++;
-        }
-        if (i >= line.Length || line[i] != (byte)'"')
-        {
-            return false;
-        }
-        length = i - start;
-        at = i + 1;
+        length = quotes[next + 1] - start;
+        at = quotes[next + 1] + 1;
+        next += 2;
         return true;
     }
 
