@@ -18,6 +18,9 @@ internal sealed class FieldList : IHeaderDictionary
     private StringValues[] _values;
     private int _count;
     private int _version;
+    // Content-Length as last parsed, and the version of the fields it was parsed from: read on every body write.
+    private long? _contentLength;
+    private int _contentLengthVersion = -1;
 
     public FieldList(int capacity = 8)
     {
@@ -65,9 +68,14 @@ internal sealed class FieldList : IHeaderDictionary
     {
         get
         {
-            var value = this[HeaderNames.ContentLength];
-            return value.Count == 1 && !string.IsNullOrEmpty(value[0])
-                && HeaderUtilities.TryParseNonNegativeInt64(new StringSegment(value[0]).Trim(), out var length) ? length : null;
+            if (_contentLengthVersion != _version)
+            {
+                var value = this[HeaderNames.ContentLength];
+                _contentLength = value.Count == 1 && !string.IsNullOrEmpty(value[0])
+                    && HeaderUtilities.TryParseNonNegativeInt64(new StringSegment(value[0]).Trim(), out var length) ? length : null;
+                _contentLengthVersion = _version;
+            }
+            return _contentLength;
         }
         set
         {

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Frozen;
 using System.IO.Pipelines;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
@@ -53,7 +54,9 @@ internal sealed partial class Http1ServerConnection :
         typeof(IHttpRequestBodyDetectionFeature), typeof(IRequestBodyPipeFeature), typeof(IHttpConnectionFeature), typeof(IHttpRequestIdentifierFeature),
     ];
 
-    private static bool Serves(Type key) => Array.IndexOf(OwnFeatures, key) >= 0;
+    private static readonly FrozenSet<Type> Served = OwnFeatures.ToFrozenSet();
+
+    private static bool Serves(Type key) => Served.Contains(key);
 
     // ---- IHttpRequestFeature ----
 

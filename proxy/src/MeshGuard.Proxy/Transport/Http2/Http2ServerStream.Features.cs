@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Frozen;
 using System.IO.Pipelines;
 using System.Net;
 using Microsoft.AspNetCore.Http.Features;
@@ -56,7 +57,9 @@ internal sealed partial class Http2ServerStream :
         typeof(IHttpConnectionFeature), typeof(IHttpRequestIdentifierFeature), typeof(IHttpRequestTrailersFeature), typeof(IHttpExtendedConnectFeature),
     ];
 
-    private bool Serves(Type key) => key != typeof(IHttpExtendedConnectFeature) ? Array.IndexOf(OwnFeatures, key) >= 0 : _protocol is not null;
+    private static readonly FrozenSet<Type> Served = OwnFeatures.ToFrozenSet();
+
+    private bool Serves(Type key) => key != typeof(IHttpExtendedConnectFeature) ? Served.Contains(key) : _protocol is not null;
 
     // ---- IHttpRequestFeature ----
 
