@@ -1,5 +1,5 @@
-using BenchmarkDotNet.Attributes;
 using System.Buffers;
+using BenchmarkDotNet.Attributes;
 using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Http;
