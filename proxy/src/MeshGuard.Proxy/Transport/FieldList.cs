@@ -38,23 +38,7 @@ internal sealed class FieldList : IHeaderDictionary
         set
         {
             ArgumentNullException.ThrowIfNull(key);
-            var i = IndexOf(key);
-            if (value.Count == 0)
-            {
-                if (i >= 0)
-                {
-                    RemoveAt(i);
-                }
-            }
-            else if (i >= 0)
-            {
-                _values[i] = value;
-                _version++;
-            }
-            else
-            {
-                AddNew(key, value);
-            }
+            Put(IndexOf(key), key, value, remove: value.Count == 0);
         }
     }
 
@@ -102,22 +86,7 @@ internal sealed class FieldList : IHeaderDictionary
         }
         var i = IndexOf(name);
         var joined = i >= 0 ? StringValues.Concat(_values[i], value) : value;
-        if (StringValues.IsNullOrEmpty(joined))
-        {
-            if (i >= 0)
-            {
-                RemoveAt(i);
-            }
-        }
-        else if (i >= 0)
-        {
-            _values[i] = joined;
-            _version++;
-        }
-        else
-        {
-            AddNew(name, joined);
-        }
+        Put(i, name, joined, remove: StringValues.IsNullOrEmpty(joined));
     }
 
     public void Add(string key, StringValues value)
@@ -223,6 +192,27 @@ internal sealed class FieldList : IHeaderDictionary
             }
         }
         return -1;
+    }
+
+    // A field's new values, the field found at i (or -1): removed, replaced where it stands, or added at the end.
+    private void Put(int i, string name, StringValues value, bool remove)
+    {
+        if (remove)
+        {
+            if (i >= 0)
+            {
+                RemoveAt(i);
+            }
+        }
+        else if (i >= 0)
+        {
+            _values[i] = value;
+            _version++;
+        }
+        else
+        {
+            AddNew(name, value);
+        }
     }
 
     private void AddNew(string name, StringValues value)
