@@ -13,17 +13,57 @@ public sealed class FieldListTests
         StringValues.Empty, new StringValues((string?)null), "", "1", "42", " 7 ", "-3", "abc", new StringValues(["1", "2"]), new StringValues(["x"]),
     ];
 
+    // Many more names than a scan covers, in two spellings each: the hashed index, removed slots and compaction.
+    private static readonly string[] ManyNames = [.. Enumerable.Range(0, 40).SelectMany(i => new[] { $"x-field-{i}", $"X-Field-{i}" }), .. Names];
+
     [Fact]
-    public void EveryOperationAnswersAsHeaderDictionaryDoesOverRandomSequences()
+    public void EveryOperationAnswersAsHeaderDictionaryDoesOverRandomSequences() => AnswerAsHeaderDictionary(Names, runs: 400, steps: 40);
+
+    [Fact]
+    public void WithMoreFieldsThanAScanCoversEveryOperationStillAnswersAsHeaderDictionaryDoes() =>
+        AnswerAsHeaderDictionary(ManyNames, runs: 100, steps: 400);
+
+    [Fact]
+    public void ThousandsOfFieldsAreAddedFoundAndRemovedInArrivalOrder()
+    {
+        // What a hostile HTTP/2 block may carry: some 2,000 fields, then most of them removed (forgeable ones, say),
+        // then enough new ones that the emptied slots are compacted away.
+        var fields = new FieldList();
+        for (var i = 0; i < 2000; i++)
+        {
+            fields.Append($"x-{i}", $"{i}");
+        }
+        for (var i = 0; i < 2000; i++)
+        {
+            if (i % 3 != 0)
+            {
+                Assert.True(fields.Remove($"X-{i}"));
+            }
+        }
+        for (var i = 2000; i < 2100; i++)
+        {
+            fields.Append($"x-{i}", $"{i}");
+        }
+        fields.Append("x-3", "again");
+        Assert.Equal(667 + 100, fields.Count);
+        Assert.Equal("3,again", fields["X-3"]);
+        Assert.False(fields.ContainsKey("x-1"));
+        Assert.Equal([.. Enumerable.Range(0, 2100).Where(i => i % 3 == 0 || i >= 2000).Select(i => $"x-{i}")], fields.Keys);
+        fields.Clear();
+        fields.Append("host", "orders");
+        Assert.Equal("orders", ((IHeaderDictionary)fields).Host);
+    }
+
+    private static void AnswerAsHeaderDictionary(string[] names, int runs, int steps)
     {
         var random = new Random(2026_12_06);
-        for (var run = 0; run < 400; run++)
+        for (var run = 0; run < runs; run++)
         {
             var expected = new HeaderDictionary();
             var actual = new FieldList(1); // grows from one slot: the resize path is part of every run
-            for (var step = 0; step < 40; step++)
+            for (var step = 0; step < steps; step++)
             {
-                var name = Names[random.Next(Names.Length)];
+                var name = names[random.Next(names.Length)];
                 var value = Values[random.Next(Values.Length)];
                 var context = $"run {run} step {step}: {name}={value}";
                 switch (random.Next(10))
@@ -52,7 +92,7 @@ public sealed class FieldListTests
                         expected.ContentLength = length;
                         actual.ContentLength = length;
                         break;
-                    case 6 when random.Next(8) == 0:
+                    case 6 when random.Next(steps / 5) == 0:
                         expected.Clear();
                         actual.Clear();
                         break;

@@ -11,20 +11,29 @@ namespace MeshGuard.Proxy.Transport;
 /// answers as ASP.NET Core's HeaderDictionary does: names compared ignoring case, the first spelling kept, an empty
 /// value set removes the field, ContentLength read and written through the Content-Length field. The arrays are kept
 /// between requests of a connection or stream.
+/// A peer may send far more fields than that (an HTTP/2 block holds up to some 2,000): past <see cref="ScanLimit"/>
+/// slots the names are also hashed, and a removed field leaves an empty slot that later compaction takes out, so no
+/// number of fields makes a look-up or a removal cost more than a dictionary's.
 /// </summary>
 internal sealed class FieldList : IHeaderDictionary
 {
-    private string[] _names;
+    /// <summary>Slots a scan covers; beyond, a look-up goes through the hashed index.</summary>
+    internal const int ScanLimit = 16;
+
+    // A removed field's slot holds a null name until the slots are compacted.
+    private string?[] _names;
     private StringValues[] _values;
+    private int _end;
     private int _count;
     private int _version;
+    private Dictionary<string, int>? _index;
     // Content-Length as last parsed, and the version of the fields it was parsed from: read on every body write.
     private long? _contentLength;
     private int _contentLengthVersion = -1;
 
     public FieldList(int capacity = 8)
     {
-        _names = new string[capacity];
+        _names = new string?[capacity];
         _values = new StringValues[capacity];
     }
 
@@ -104,9 +113,11 @@ internal sealed class FieldList : IHeaderDictionary
     public void Clear()
     {
         // References are dropped so that a kept list holds no request's strings.
-        Array.Clear(_names, 0, _count);
-        Array.Clear(_values, 0, _count);
+        Array.Clear(_names, 0, _end);
+        Array.Clear(_values, 0, _end);
+        _end = 0;
         _count = 0;
+        _index = null;
         _version++;
     }
 
@@ -152,15 +163,15 @@ internal sealed class FieldList : IHeaderDictionary
         {
             throw new ArgumentException("the array is too small for the fields", nameof(array));
         }
-        for (var i = 0; i < _count; i++)
+        foreach (var field in this)
         {
-            array[arrayIndex + i] = new(_names[i], _values[i]);
+            array[arrayIndex++] = field;
         }
     }
 
-    public ICollection<string> Keys => _names[.._count];
+    public ICollection<string> Keys => this.Select(static pair => pair.Key).ToArray();
 
-    public ICollection<StringValues> Values => _values[.._count];
+    public ICollection<StringValues> Values => this.Select(static pair => pair.Value).ToArray();
 
     /// <summary>A struct enumerator: a caller holding the list itself enumerates without an allocation.</summary>
     public Enumerator GetEnumerator() => new(this);
@@ -174,19 +185,22 @@ internal sealed class FieldList : IHeaderDictionary
     private int IndexOf(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (_index is not null)
+        {
+            return _index.TryGetValue(name, out var slot) ? slot : -1;
+        }
         var names = _names;
-        var count = _count;
-        for (var i = 0; i < count; i++)
+        var end = _end;
+        for (var i = 0; i < end; i++)
         {
             if (ReferenceEquals(names[i], name))
             {
                 return i;
             }
         }
-        for (var i = 0; i < count; i++)
+        for (var i = 0; i < end; i++)
         {
-            var candidate = names[i];
-            if (candidate.Length == name.Length && string.Equals(candidate, name, StringComparison.OrdinalIgnoreCase))
+            if (names[i] is { } candidate && candidate.Length == name.Length && string.Equals(candidate, name, StringComparison.OrdinalIgnoreCase))
             {
                 return i;
             }
@@ -217,25 +231,76 @@ internal sealed class FieldList : IHeaderDictionary
 
     private void AddNew(string name, StringValues value)
     {
-        if (_count == _names.Length)
+        if (_end == _names.Length)
         {
-            Array.Resize(ref _names, _count * 2);
-            Array.Resize(ref _values, _count * 2);
+            if (_count < _end / 2)
+            {
+                Compact();
+            }
+            else
+            {
+                Array.Resize(ref _names, _end * 2);
+                Array.Resize(ref _values, _end * 2);
+            }
         }
-        _names[_count] = name;
-        _values[_count] = value;
+        _names[_end] = name;
+        _values[_end] = value;
+        _index?.Add(name, _end);
+        _end++;
         _count++;
         _version++;
+        if (_index is null && _end > ScanLimit)
+        {
+            BuildIndex();
+        }
     }
 
-    private void RemoveAt(int index)
+    private void RemoveAt(int slot)
     {
+        _index?.Remove(_names[slot]!);
+        _names[slot] = null;
+        _values[slot] = default;
         _count--;
-        Array.Copy(_names, index + 1, _names, index, _count - index);
-        Array.Copy(_values, index + 1, _values, index, _count - index);
-        _names[_count] = null!;
-        _values[_count] = default;
         _version++;
+        while (_end > 0 && _names[_end - 1] is null)
+        {
+            _end--;
+        }
+    }
+
+    // Live fields moved down over the empty slots, in order; the index follows their new places.
+    private void Compact()
+    {
+        var to = 0;
+        for (var from = 0; from < _end; from++)
+        {
+            if (_names[from] is { } name)
+            {
+                _names[to] = name;
+                _values[to] = _values[from];
+                to++;
+            }
+        }
+        Array.Clear(_names, to, _end - to);
+        Array.Clear(_values, to, _end - to);
+        _end = to;
+        if (_index is not null)
+        {
+            BuildIndex();
+        }
+    }
+
+    private void BuildIndex()
+    {
+        var index = new Dictionary<string, int>(_count * 2, StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < _end; i++)
+        {
+            if (_names[i] is { } name)
+            {
+                index.Add(name, i);
+            }
+        }
+        _index = index;
     }
 
     public struct Enumerator : IEnumerator<KeyValuePair<string, StringValues>>
@@ -251,7 +316,7 @@ internal sealed class FieldList : IHeaderDictionary
             _index = -1;
         }
 
-        public readonly KeyValuePair<string, StringValues> Current => new(_list._names[_index], _list._values[_index]);
+        public readonly KeyValuePair<string, StringValues> Current => new(_list._names[_index]!, _list._values[_index]);
 
         readonly object IEnumerator.Current => Current;
 
@@ -261,7 +326,14 @@ internal sealed class FieldList : IHeaderDictionary
             {
                 throw new InvalidOperationException("the fields changed while they were enumerated");
             }
-            return ++_index < _list._count;
+            while (++_index < _list._end)
+            {
+                if (_list._names[_index] is not null)
+                {
+                    return true;
+                }
+            }
+            return false;
         }
 
         public void Reset() => _index = -1;
