@@ -39,6 +39,9 @@ internal sealed class FieldList : IHeaderDictionary
 
     public int Count => _count;
 
+    /// <summary>Slots the arrays hold now.</summary>
+    internal int Capacity => _names.Length;
+
     public bool IsReadOnly => false;
 
     public StringValues this[string key]
@@ -112,9 +115,18 @@ internal sealed class FieldList : IHeaderDictionary
 
     public void Clear()
     {
-        // References are dropped so that a kept list holds no request's strings.
-        Array.Clear(_names, 0, _end);
-        Array.Clear(_values, 0, _end);
+        // References are dropped so that a kept list holds no request's strings, and arrays a large message grew are
+        // given up, so that a connection's streams do not each keep what the largest block they served needed.
+        if (_names.Length > 4 * ScanLimit)
+        {
+            _names = new string?[ScanLimit];
+            _values = new StringValues[ScanLimit];
+        }
+        else
+        {
+            Array.Clear(_names, 0, _end);
+            Array.Clear(_values, 0, _end);
+        }
         _end = 0;
         _count = 0;
         _index = null;
