@@ -251,8 +251,9 @@ internal sealed class FieldList : IHeaderDictionary
             }
             else
             {
-                Array.Resize(ref _names, _end * 2);
-                Array.Resize(ref _values, _end * 2);
+                var size = Math.Max(4, _end * 2); // from a list made with no slots too
+                Array.Resize(ref _names, size);
+                Array.Resize(ref _values, size);
             }
         }
         _names[_end] = name;
