@@ -10,10 +10,12 @@ namespace MeshGuard.FunctionalTests;
 /// <summary>
 /// A hand-written HTTP/2 peer over TLS 1.3 with an SVID: it sends one request whose pseudo-headers are exactly
 /// the bytes a test chose (HPACK literals, no Huffman coding, nothing normalized), and reads the answer's status.
+/// A block longer than the default frame size goes as HEADERS and CONTINUATION frames of at most 16,384 octets.
 /// </summary>
 internal static class RawHttp2Connection
 {
-    private const byte Data = 0x0, Headers = 0x1, RstStream = 0x3, Settings = 0x4, GoAway = 0x7;
+    private const byte Data = 0x0, Headers = 0x1, RstStream = 0x3, Settings = 0x4, GoAway = 0x7, Continuation = 0x9;
+    private const int MaxFrame = 16_384; // SETTINGS_MAX_FRAME_SIZE's initial value
 
     /// <summary>The response's status, or null when the server reset the stream or closed the connection.</summary>
     public static async Task<int?> SendAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, IReadOnlyList<(string Name, string Value)> headers)
@@ -31,7 +33,13 @@ internal static class RawHttp2Connection
         var output = new MemoryStream();
         output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
         WriteFrame(output, Settings, 0, 0, []);
-        WriteFrame(output, Headers, 0x5 /* END_STREAM | END_HEADERS */, 1, block.ToArray());
+        var fields = block.ToArray();
+        for (var at = 0; at == 0 || at < fields.Length; at += MaxFrame)
+        {
+            var part = fields[at..Math.Min(fields.Length, at + MaxFrame)];
+            var endHeaders = at + MaxFrame >= fields.Length ? (byte)0x4 : (byte)0;
+            WriteFrame(output, at == 0 ? Headers : Continuation, at == 0 ? (byte)(0x1 /* END_STREAM */ | endHeaders) : endHeaders, 1, part);
+        }
         await tls.WriteAsync(output.ToArray());
         await tls.FlushAsync();
 

@@ -202,6 +202,58 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         Assert.Equal("/orders/orders/42", decision!.Value.GetProperty("path").GetString());
     }
 
+    [Theory]
+    [InlineData(App.Http1)]
+    [InlineData(App.Http2)]
+    public async Task AHeaderBlockOfAsManyFieldsAsTheDecoderTakesIsAnswered431AndTheAppSeesNothing(App app)
+    {
+        // Some 1,590 distinct fields in one block (HEADERS and CONTINUATION), within the 64 KiB the decoder takes, far
+        // beyond the 100 fields and 32 KiB every listener holds a request to: the sidecar answers it, the app never sees it.
+        var (sidecar, recording, name) = Service(app);
+        var received = recording.Requests.Count;
+        var status = await RawHttp2Connection.SendAsync(sidecar.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates, WideBlock(name));
+        Assert.Equal(431, status);
+        Assert.Equal(received, recording.Requests.Count);
+        Assert.Equal(200, await SendAsync(Form.Http2, "GET", "/orders/1", app));
+    }
+
+    [Fact]
+    public async Task APeersOversizedHeaderBlockDoesNotFailAnotherRequestOnTheSameAppConnection()
+    {
+        // The HTTP/2 app leg multiplexes callers' requests on shared connections, and Kestrel refuses a block of more
+        // than twice its 100-field limit as the whole connection's error: passed on, one caller's block failed every
+        // other request in flight on that connection (502 here before the sidecar held HTTP/2 requests to the bounds).
+        var received = callee.PaymentsApp.Requests.Count;
+        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(2);
+        try
+        {
+            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
+            for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
+            {
+                await Task.Delay(20);
+            }
+            Assert.True(callee.PaymentsApp.Requests.Count > received, "the first request did not reach the app");
+            Assert.Equal(431, await RawHttp2Connection.SendAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates, WideBlock("payments")));
+            Assert.Equal(200, await inFlight);
+        }
+        finally
+        {
+            callee.PaymentsApp.Delay = TimeSpan.Zero;
+        }
+    }
+
+    /// <summary>A request with as many distinct fields as the decoder's 64 KiB field-list bound allows (each counts its name, value and 32).</summary>
+    private static List<(string Name, string Value)> WideBlock(string authority)
+    {
+        List<(string Name, string Value)> fields = [(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", "/orders/wide")];
+        var room = (64 * 1024) - fields.Sum(static f => f.Name.Length + f.Value.Length + 32);
+        for (var i = 0; room >= 8 + 1 + 32; i++, room -= 8 + 1 + 32)
+        {
+            fields.Add(($"x-f{i:d5}", "v"));
+        }
+        return fields;
+    }
+
     [Fact]
     public async Task ARefusedTargetIsRecordedAsDeniedByTheMeshRequestRules()
     {

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using MeshGuard.Proxy.Transport;
 using MeshGuard.Proxy.Transport.Http2;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
@@ -454,6 +455,63 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
         Assert.Equal(1, _applicationCalls);
     }
 
+    /// <summary>A request head of <paramref name="fields"/> fields (pseudo-fields apart), each of <paramref name="valueLength"/> octets.</summary>
+    private static (string, string)[] HeadWith(int fields, int valueLength = 1) =>
+        [(":method", "GET"), (":scheme", "https"), (":path", "/wide"), .. Enumerable.Range(0, fields).Select(i => ($"x-f{i:d4}", new string('v', valueLength)))];
+
+    [Fact]
+    public async Task ARequestWithMoreFieldsThanTheBoundsIsAnswered431AndTheNextOneUpToThemReachesTheApplication()
+    {
+        var bound = RequestFieldBounds.MaxFields + RequestFieldBounds.AddedOnTheWay;
+        var seen = 0;
+        _application = context =>
+        {
+            seen = context.Request.Headers.Count(static h => h.Key.StartsWith("x-f", StringComparison.Ordinal));
+            return Task.CompletedTask;
+        };
+        await using var peer = await ScriptedClient.ConnectAsync(Port);
+        await peer.SendHeadersAsync(1, HeadWith(bound + 1), endStream: true);
+        var refused = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        Assert.Equal((1, 431), (refused.StreamId, peer.StatusOf(refused.Payload)));
+        Assert.Equal(0, Volatile.Read(ref _applicationCalls));
+        // The refused block was decoded all the same: the connection's table is in step, and the next request passes.
+        await peer.SendHeadersAsync(3, HeadWith(bound), endStream: true);
+        var answer = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        Assert.Equal((3, 200), (answer.StreamId, peer.StatusOf(answer.Payload)));
+        Assert.Equal((1, bound), (Volatile.Read(ref _applicationCalls), seen));
+    }
+
+    [Fact]
+    public async Task ARequestWhoseFieldsTakeMoreRoomThanTheBoundsIsAnswered431WithoutTheApplication()
+    {
+        // Four fields of 8.5 KiB each: few fields, but past the 32 KiB (and the 1 KiB a sidecar may add) a field section may take.
+        await using var peer = await ScriptedClient.ConnectAsync(Port);
+        await peer.SendHeadersAsync(1, HeadWith(4, valueLength: 8_700), endStream: false);
+        await peer.SendFrameAsync(Http2FrameType.Data, Http2Frame.EndStream, 1, Encoding.ASCII.GetBytes("a body no one reads"));
+        var refused = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        Assert.Equal((1, 431), (refused.StreamId, peer.StatusOf(refused.Payload)));
+        await peer.SendHeadersAsync(3, HeadWith(3, valueLength: 8_700), endStream: true);
+        var answer = await peer.ReadUntilAsync(Http2FrameType.Headers);
+        Assert.Equal((3, 200), (answer.StreamId, peer.StatusOf(answer.Payload)));
+        Assert.Equal(1, Volatile.Read(ref _applicationCalls));
+    }
+
+    [Fact]
+    public async Task TrailersBeyondTheFieldBoundsResetTheStream()
+    {
+        _application = static async context =>
+        {
+            while (!(await context.Request.BodyReader.ReadAsync()).IsCompleted)
+            {
+            }
+        };
+        await using var peer = await ScriptedClient.ConnectAsync(Port);
+        await peer.SendHeadersAsync(1, Pairs([":method", "POST", ":scheme", "https", ":path", "/upload"]), endStream: false);
+        await peer.SendHeadersAsync(1, [.. HeadWith(RequestFieldBounds.MaxFields + RequestFieldBounds.AddedOnTheWay + 1).Skip(3)], endStream: true);
+        var reset = await peer.ReadUntilAsync(Http2FrameType.RstStream);
+        Assert.Equal((1, Http2ErrorCode.ProtocolError), (reset.StreamId, (Http2ErrorCode)BinaryPrimitives.ReadUInt32BigEndian(reset.Payload)));
+    }
+
     private static (string, string)[] Pairs(string[] flat) => [.. Enumerable.Range(0, flat.Length / 2).Select(i => (flat[2 * i], flat[2 * i + 1]))];
 
     [Fact]
@@ -771,8 +829,35 @@ public sealed class Http2ServerConnectionTests : IAsyncDisposable
             return block.WrittenSpan.ToArray();
         }
 
-        public Task SendHeadersAsync(int streamId, (string Name, string Value)[] fields, bool endStream) =>
-            SendFrameAsync(Http2FrameType.Headers, (byte)(Http2Frame.EndHeaders | (endStream ? Http2Frame.EndStream : 0)), streamId, Encode(fields));
+        /// <summary>A header block, as HEADERS and (past the default frame size) CONTINUATION frames.</summary>
+        public async Task SendHeadersAsync(int streamId, (string Name, string Value)[] fields, bool endStream)
+        {
+            var block = Encode(fields);
+            var size = Http2Frame.DefaultMaxFrameSize;
+            for (var at = 0; at == 0 || at < block.Length; at += size)
+            {
+                var last = at + size >= block.Length;
+                var flags = (byte)((last ? Http2Frame.EndHeaders : 0) | (at == 0 && endStream ? Http2Frame.EndStream : 0));
+                await SendFrameAsync(at == 0 ? Http2FrameType.Headers : Http2FrameType.Continuation, flags, streamId, block[at..Math.Min(block.Length, at + size)]);
+            }
+        }
+
+        private readonly HpackDecoder _decoder = new();
+
+        /// <summary>The :status of an answer's HEADERS frame (the server neither pads nor prioritizes).</summary>
+        public int StatusOf(byte[] payload)
+        {
+            var fields = new FieldSink();
+            _decoder.Decode(payload, fields);
+            return int.Parse(fields.Fields.Single(static f => f.Name == ":status").Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        private sealed class FieldSink : IHpackFieldSink
+        {
+            public List<(string Name, string Value)> Fields { get; } = [];
+
+            public void OnField(string name, string value) => Fields.Add((name, value));
+        }
 
         public async Task SendFrameAsync(Http2FrameType type, byte flags, int streamId, byte[] payload)
         {

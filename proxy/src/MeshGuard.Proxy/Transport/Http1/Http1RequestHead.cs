@@ -33,10 +33,10 @@ internal enum RequestHeadStatus
 /// </summary>
 internal struct Http1RequestHead
 {
-    /// <summary>Kestrel's limits: a longer request line or head is left to it (414, 431).</summary>
+    /// <summary>Kestrel's limits (<see cref="RequestFieldBounds"/>): a longer request line or head is left to it (414, 431).</summary>
     public const int MaxRequestLine = 8 * 1024;
-    public const int MaxHeadBytes = 32 * 1024;
-    public const int MaxFields = 100;
+    public const int MaxHeadBytes = RequestFieldBounds.MaxSectionBytes;
+    public const int MaxFields = RequestFieldBounds.MaxFields;
 
     public string Method;
     public string RawTarget;

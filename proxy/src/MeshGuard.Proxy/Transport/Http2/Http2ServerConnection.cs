@@ -531,6 +531,13 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
         _starting.Add(stream);
     }
 
+    /// <summary>A request whose head is beyond <see cref="RequestFieldBounds"/>: answered as Kestrel answers one over HTTP/1.1, without the application.</summary>
+    private static readonly Http2RequestHandler RefuseBeyondFieldBounds = static context =>
+    {
+        context.Response.StatusCode = StatusCodes.Status431RequestHeaderFieldsTooLarge;
+        return ValueTask.FromResult(true);
+    };
+
     /// <summary>Starts the requests whose heads came in the last read, after all its frames (a reset in the same read is seen first).</summary>
     private void StartPending()
     {
@@ -540,6 +547,12 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
         }
         foreach (var stream in _starting)
         {
+            if (stream.BeyondFieldBounds)
+            {
+                LogBeyondFieldBounds(_logger, stream.Id);
+                stream.Start(RefuseBeyondFieldBounds);
+                continue;
+            }
             stream.Start(_application);
         }
         _starting.Clear();
@@ -1172,4 +1185,7 @@ internal sealed partial class Http2ServerConnection : IDisposable, IHeartbeatTar
 
     [LoggerMessage(EventId = 342, Level = LogLevel.Debug, Message = "inbound http/2: stream {StreamId} reset, its request is malformed: {Reason}")]
     private static partial void LogMalformed(ILogger logger, int streamId, string reason);
+
+    [LoggerMessage(EventId = 343, Level = LogLevel.Debug, Message = "inbound http/2: stream {StreamId} answered 431, its request holds more fields than the bounds allow")]
+    private static partial void LogBeyondFieldBounds(ILogger logger, int streamId);
 }

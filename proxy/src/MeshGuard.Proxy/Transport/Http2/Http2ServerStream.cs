@@ -42,6 +42,9 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
     private string? _malformed;
     private bool _fieldsStarted;
     private bool _inTrailers;
+    // The current header block's fields (pseudo-fields apart) and size, held to RequestFieldBounds.
+    private int _blockFields;
+    private int _blockBytes;
     private bool _cookieSeen;
     private long _receivedBody;
     private long? _declaredLength;
@@ -100,6 +103,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         Unconsumed = 0;
         _method = _scheme = _authority = _path = _protocol = _malformed = null;
         _fieldsStarted = _inTrailers = _cookieSeen = false;
+        BeyondFieldBounds = false;
         _receivedBody = 0;
         _declaredLength = null;
         _expectContinue = _continueSent = false;
@@ -126,11 +130,36 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
     }
 
     /// <summary>The reader begins a header block for this stream: the request's head, or (after it) its trailers.</summary>
-    internal void BeginHeaderBlock(bool trailers) => _inTrailers = trailers;
+    internal void BeginHeaderBlock(bool trailers)
+    {
+        _inTrailers = trailers;
+        _blockFields = _blockBytes = 0;
+    }
+
+    /// <summary>
+    /// The request's head holds more fields than <see cref="RequestFieldBounds"/> allow: it is answered 431 and never
+    /// reaches the application. Its fields beyond the bounds were decoded (the table must stay in step) and dropped.
+    /// </summary>
+    internal bool BeyondFieldBounds { get; private set; }
 
     void IHpackFieldSink.OnField(string name, string value)
     {
         if (_malformed is not null)
+        {
+            return;
+        }
+        _blockBytes += RequestFieldBounds.SizeOf(name, value);
+        if ((name[0] != ':' && ++_blockFields > RequestFieldBounds.MaxFields + RequestFieldBounds.AddedOnTheWay)
+            || _blockBytes > RequestFieldBounds.MaxSectionBytes + RequestFieldBounds.AddedOnTheWayBytes)
+        {
+            if (_inTrailers)
+            {
+                _malformed = "trailers beyond the field bounds";
+                return;
+            }
+            BeyondFieldBounds = true;
+        }
+        if (BeyondFieldBounds && name[0] != ':')
         {
             return;
         }
