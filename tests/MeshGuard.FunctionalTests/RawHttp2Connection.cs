@@ -17,6 +17,48 @@ internal static class RawHttp2Connection
     private const byte Data = 0x0, Headers = 0x1, RstStream = 0x3, Settings = 0x4, GoAway = 0x7, Continuation = 0x9;
     private const int MaxFrame = 16_384; // SETTINGS_MAX_FRAME_SIZE's initial value
 
+    /// <summary>
+    /// Opens <paramref name="count"/> requests (GET <paramref name="path"/>n) on one connection, waits
+    /// <paramref name="hold"/> so that they reach the app, then cancels them all (RST_STREAM CANCEL) and lingers a
+    /// moment: a caller that gives up on requests the app is still working on.
+    /// </summary>
+    public static async Task OpenAndCancelAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, string authority, string path, int count, TimeSpan hold)
+    {
+        await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
+        var tls = peer.Stream;
+        var output = new MemoryStream();
+        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+        WriteFrame(output, Settings, 0, 0, []);
+        WriteFrame(output, Settings, 0x1, 0, []);
+        for (var i = 0; i < count; i++)
+        {
+            var block = new MemoryStream();
+            foreach (var (name, value) in new[] { (":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path + i) })
+            {
+                block.WriteByte(0x00);
+                WriteString(block, Encoding.Latin1.GetBytes(name));
+                WriteString(block, Encoding.Latin1.GetBytes(value));
+            }
+            WriteFrame(output, Headers, 0x5, 1 + (2 * i), block.ToArray());
+        }
+        await tls.WriteAsync(output.ToArray());
+        await Task.Delay(hold);
+        output.SetLength(0);
+        for (var i = 0; i < count; i++)
+        {
+            WriteFrame(output, RstStream, 0, 1 + (2 * i), [0, 0, 0, 0x8]);
+        }
+        try
+        {
+            await tls.WriteAsync(output.ToArray());
+            await Task.Delay(50);
+        }
+        catch (IOException)
+        {
+            // The sidecar may already have cut the connection.
+        }
+    }
+
     /// <summary>The response's status, or null when the server reset the stream or closed the connection.</summary>
     public static async Task<int?> SendAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, IReadOnlyList<(string Name, string Value)> headers)
     {

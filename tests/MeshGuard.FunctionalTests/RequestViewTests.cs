@@ -242,6 +242,39 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         }
     }
 
+    [Fact]
+    public async Task APeerThatCancelsRequestsTheAppIsStillWorkingOnDoesNotFailAnotherCallersRequest()
+    {
+        // The app keeps working on what a caller cancelled; the sidecar resets those streams on its shared connection
+        // to the app, which (Kestrel) still counts them as its own work while the sidecar opens the caller's next ones,
+        // refuses new streams past twice its limit with ENHANCE_YOUR_CALM and, after a hundred, ends the connection:
+        // the other caller's request on it failed (502) until the sidecar stopped opening streams there at the first.
+        var received = callee.PaymentsApp.Requests.Count;
+        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(4);
+        callee.PaymentsApp.DelayIgnoresAborts = true;
+        try
+        {
+            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
+            for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
+            {
+                await Task.Delay(20);
+            }
+            for (var round = 0; round < 6; round++)
+            {
+                await RawHttp2Connection.OpenAndCancelAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates,
+                    "payments", $"/orders/cancel-{round}-", count: 60, hold: TimeSpan.FromMilliseconds(150));
+            }
+            // More than twice the app's 100 streams reached it and were cancelled while it worked on: Kestrel's threshold.
+            Assert.True(callee.PaymentsApp.Requests.Count - received > 200, $"{callee.PaymentsApp.Requests.Count - received} requests reached the app");
+            Assert.Equal(200, await inFlight);
+        }
+        finally
+        {
+            callee.PaymentsApp.Delay = TimeSpan.Zero;
+            callee.PaymentsApp.DelayIgnoresAborts = false;
+        }
+    }
+
     /// <summary>A request with as many distinct fields as the decoder's 64 KiB field-list bound allows (each counts its name, value and 32).</summary>
     private static List<(string Name, string Value)> WideBlock(string authority)
     {

@@ -30,6 +30,9 @@ public sealed class RecordingApp : IAsyncDisposable
     /// <summary>How long each request waits, after it was recorded, before it is answered.</summary>
     public TimeSpan Delay { get; set; }
 
+    /// <summary>The wait goes on after the caller gave up (an app busy with work it cannot cancel).</summary>
+    public bool DelayIgnoresAborts { get; set; }
+
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
     /// <param name="protocols">HTTP/1.1 (the default) or HTTP/2 alone: Kestrel serves one of them on a cleartext port.</param>
@@ -53,7 +56,7 @@ public sealed class RecordingApp : IAsyncDisposable
             recording._requests.Enqueue(new RecordedRequest(request.Method, path, headers, body, request.Protocol, rawTarget));
             if (recording.Delay > TimeSpan.Zero)
             {
-                await Task.Delay(recording.Delay, context.RequestAborted);
+                await Task.Delay(recording.Delay, recording.DelayIgnoresAborts ? CancellationToken.None : context.RequestAborted);
             }
             if (path.StartsWith("/abort", StringComparison.Ordinal))
             {

@@ -197,6 +197,35 @@ public sealed class ScriptedHttp2PeerTests
         }
     }
 
+    [Fact]
+    public async Task AStreamRefusedToCalmThisSideDownRetiresTheConnectionAndItsOtherStreamsGoOn()
+    {
+        // Kestrel's answer to a client whose reset streams it still works on: ENHANCE_YOUR_CALM on each new stream, then
+        // the whole connection. After the first, the connection takes no new stream, and one already open is answered.
+        var (client, peer) = await StartAsync(async stream =>
+        {
+            var first = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            var second = await ReadUntilAsync(stream, Http2FrameType.Headers);
+            var code = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(code, (uint)Http2ErrorCode.EnhanceYourCalm);
+            await WriteFrameAsync(stream, Http2FrameType.RstStream, 0, second.StreamId, code);
+            await Task.Delay(100);
+            await WriteFrameAsync(stream, Http2FrameType.Headers, Http2Frame.EndHeaders | Http2Frame.EndStream, first.StreamId, Status200);
+        });
+        await using (client)
+        {
+            var inFlight = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            var calmed = client.TryOpenStream(Get, 0, endStream: true, moreToCome: false)!;
+            var failure = await Assert.ThrowsAsync<Http2StreamException>(() => calmed.ReadHeadAsync().AsTask());
+            Assert.Equal(Http2ErrorCode.EnhanceYourCalm, failure.Code);
+            Assert.True(client.IsClosing);
+            Assert.Null(client.TryOpenStream(Get, 0, endStream: true, moreToCome: false));
+            await inFlight.ReadHeadAsync();
+            Assert.Equal(200, inFlight.Status);
+            await peer;
+        }
+    }
+
     [Theory]
     [InlineData("push", "a PUSH_PROMISE")]
     [InlineData("oversized", "a frame above 16 KiB")]

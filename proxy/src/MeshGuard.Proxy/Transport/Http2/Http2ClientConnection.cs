@@ -78,8 +78,15 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>The connection takes no new stream: it failed, or the peer sent GOAWAY.</summary>
-    public bool IsClosing => Volatile.Read(ref _closed) is not null || Volatile.Read(ref _goAwayLastStream) != int.MaxValue;
+    /// <summary>The connection takes no new stream: it failed, the peer sent GOAWAY, or it refused a stream to calm this side down.</summary>
+    public bool IsClosing => Volatile.Read(ref _closed) is not null || Volatile.Read(ref _goAwayLastStream) != int.MaxValue || _peerOverloaded;
+
+    // The peer refused a new stream with ENHANCE_YOUR_CALM: it still counts streams this side reset as its own work.
+    // Kestrel keeps counting a stream whose handler runs on after the client's reset and, past twice its stream limit,
+    // refuses each new stream so, and ends the whole connection (every stream on it) after a hundred in five seconds.
+    // A caller that cancels requests an app goes on working on would bring that about on a connection the sidecar
+    // shares among callers: the connection takes no new stream from then on (its streams go on), and the pool opens another.
+    private volatile bool _peerOverloaded;
 
     /// <summary>When the last stream ended (or the connection opened); for idle trimming.</summary>
     public long IdleSince { get; private set; } = Environment.TickCount64;
@@ -118,7 +125,7 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         bool othersInFlight;
         lock (_sync)
         {
-            if (_closed is not null || _streams.Count >= _maxConcurrentStreams || _nextStreamId > _goAwayLastStream || _nextStreamId < 0)
+            if (_closed is not null || _streams.Count >= _maxConcurrentStreams || _nextStreamId > _goAwayLastStream || _nextStreamId < 0 || _peerOverloaded)
             {
                 return null;
             }
@@ -623,6 +630,10 @@ internal sealed class Http2ClientConnection : IAsyncDisposable
         if (stream is null)
         {
             return;
+        }
+        if (error == Http2ErrorCode.EnhanceYourCalm)
+        {
+            _peerOverloaded = true;
         }
         var failure = new Http2StreamException(error, "the peer reset the stream: " + error, notProcessed: error == Http2ErrorCode.RefusedStream);
         lock (_sync)
