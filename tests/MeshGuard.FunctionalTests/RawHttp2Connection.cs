@@ -59,6 +59,39 @@ internal static class RawHttp2Connection
         }
     }
 
+    /// <summary>A POST whose body comes one octet a second for <paramref name="seconds"/> seconds (HTTP/2).</summary>
+    public static async Task TrickleAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, string authority, string path, int seconds)
+    {
+        await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
+        var tls = peer.Stream;
+        var output = new MemoryStream();
+        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+        WriteFrame(output, Settings, 0, 0, []);
+        WriteFrame(output, Settings, 0x1, 0, []);
+        var block = new MemoryStream();
+        foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path), ("content-length", "100000") })
+        {
+            block.WriteByte(0x00);
+            WriteString(block, Encoding.Latin1.GetBytes(name));
+            WriteString(block, Encoding.Latin1.GetBytes(value));
+        }
+        WriteFrame(output, Headers, 0x4, 1, block.ToArray());
+        await tls.WriteAsync(output.ToArray());
+        try
+        {
+            for (var i = 0; i < seconds; i++)
+            {
+                await Task.Delay(1000);
+                output.SetLength(0);
+                WriteFrame(output, Data, 0, 1, [(byte)'x']);
+                await tls.WriteAsync(output.ToArray());
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+
     /// <summary>The response's status, or null when the server reset the stream or closed the connection.</summary>
     public static async Task<int?> SendAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, IReadOnlyList<(string Name, string Value)> headers)
     {

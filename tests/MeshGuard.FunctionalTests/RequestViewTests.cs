@@ -275,6 +275,34 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         }
     }
 
+    [Fact]
+    public async Task ACallerTricklingABodyDoesNotFailAnotherCallersRequestToTheSameHttp2App()
+    {
+        // One octet a second of a request body, from a caller the policy allows: Kestrel counts the minimum body rate
+        // across an HTTP/2 connection and ends the whole connection after its 5 s of grace. Sharing the app connection,
+        // another caller's request in flight failed with it (502 at 6 s); each identity now has connections of its own.
+        var received = callee.PaymentsApp.Requests.Count;
+        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(8);
+        callee.PaymentsApp.DelayIgnoresAborts = true;
+        try
+        {
+            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
+            for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
+            {
+                await Task.Delay(20);
+            }
+            var trickler = RawHttp2Connection.TrickleAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/trickler"),
+                callee.Ca.Intermediates, "payments", "/orders/trickle", seconds: 9);
+            Assert.Equal(200, await inFlight);
+            await trickler;
+        }
+        finally
+        {
+            callee.PaymentsApp.Delay = TimeSpan.Zero;
+            callee.PaymentsApp.DelayIgnoresAborts = false;
+        }
+    }
+
     /// <summary>A request with as many distinct fields as the decoder's 64 KiB field-list bound allows (each counts its name, value and 32).</summary>
     private static List<(string Name, string Value)> WideBlock(string authority)
     {

@@ -105,7 +105,7 @@ internal sealed partial class InboundHandler(
     {
         // The legs leave out what only a sidecar may set as they write the head (MeshHeaders.IsForgeable).
         var outcome = http2
-            ? await appHttp2Leg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders)
+            ? await appHttp2Leg.ForwardAsync(context, authorized, peer.Peer.ToString(), peer.ForwardedClientCert, settings.ForwardedHeaders)
             : await appLeg.ForwardAsync(context, authorized, peer.ForwardedClientCert, settings.ForwardedHeaders);
         if (outcome is not (AppLegOutcome.Relayed or AppLegOutcome.CallerGone))
         {
