@@ -26,20 +26,10 @@ internal static class RawHttp2Connection
     {
         await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
         var tls = peer.Stream;
-        var output = new MemoryStream();
-        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
-        WriteFrame(output, Settings, 0, 0, []);
-        WriteFrame(output, Settings, 0x1, 0, []);
+        var output = Preface(ackAhead: true);
         for (var i = 0; i < count; i++)
         {
-            var block = new MemoryStream();
-            foreach (var (name, value) in new[] { (":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path + i) })
-            {
-                block.WriteByte(0x00);
-                WriteString(block, Encoding.Latin1.GetBytes(name));
-                WriteString(block, Encoding.Latin1.GetBytes(value));
-            }
-            WriteFrame(output, Headers, 0x5, 1 + (2 * i), block.ToArray());
+            WriteFrame(output, Headers, 0x5, 1 + (2 * i), Block([(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path + i)]));
         }
         await tls.WriteAsync(output.ToArray());
         await Task.Delay(hold);
@@ -64,18 +54,8 @@ internal static class RawHttp2Connection
     {
         await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
         var tls = peer.Stream;
-        var output = new MemoryStream();
-        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
-        WriteFrame(output, Settings, 0, 0, []);
-        WriteFrame(output, Settings, 0x1, 0, []);
-        var block = new MemoryStream();
-        foreach (var (name, value) in new[] { (":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path), ("content-length", "100000") })
-        {
-            block.WriteByte(0x00);
-            WriteString(block, Encoding.Latin1.GetBytes(name));
-            WriteString(block, Encoding.Latin1.GetBytes(value));
-        }
-        WriteFrame(output, Headers, 0x4, 1, block.ToArray());
+        var output = Preface(ackAhead: true);
+        WriteFrame(output, Headers, 0x4, 1, Block([(":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path), ("content-length", "100000")]));
         await tls.WriteAsync(output.ToArray());
         try
         {
@@ -97,18 +77,8 @@ internal static class RawHttp2Connection
     {
         await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
         var tls = peer.Stream;
-        var block = new MemoryStream();
-        foreach (var (name, value) in headers)
-        {
-            // Literal header field without indexing, new name (RFC 7541 6.2.2), raw octets.
-            block.WriteByte(0x00);
-            WriteString(block, Encoding.Latin1.GetBytes(name));
-            WriteString(block, Encoding.Latin1.GetBytes(value));
-        }
-        var output = new MemoryStream();
-        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
-        WriteFrame(output, Settings, 0, 0, []);
-        var fields = block.ToArray();
+        var output = Preface(ackAhead: false);
+        var fields = Block(headers);
         for (var at = 0; at == 0 || at < fields.Length; at += MaxFrame)
         {
             var part = fields[at..Math.Min(fields.Length, at + MaxFrame)];
@@ -189,6 +159,35 @@ internal static class RawHttp2Connection
         }
         var valueLength = payload[offset + 1] & 0x7F;
         return int.Parse(Encoding.ASCII.GetString(payload, offset + 2, valueLength), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// The client preface and this side's settings; <paramref name="ackAhead"/>: with the acknowledgement of the
+    /// server's settings sent ahead, for a peer that reads nothing the server sends.
+    /// </summary>
+    private static MemoryStream Preface(bool ackAhead)
+    {
+        var output = new MemoryStream();
+        output.Write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8);
+        WriteFrame(output, Settings, 0, 0, []);
+        if (ackAhead)
+        {
+            WriteFrame(output, Settings, 0x1, 0, []);
+        }
+        return output;
+    }
+
+    /// <summary>A header block of literal fields without indexing, new names (RFC 7541 6.2.2), raw octets.</summary>
+    private static byte[] Block(IEnumerable<(string Name, string Value)> fields)
+    {
+        var block = new MemoryStream();
+        foreach (var (name, value) in fields)
+        {
+            block.WriteByte(0x00);
+            WriteString(block, Encoding.Latin1.GetBytes(name));
+            WriteString(block, Encoding.Latin1.GetBytes(value));
+        }
+        return block.ToArray();
     }
 
     private static void WriteString(Stream stream, byte[] value)

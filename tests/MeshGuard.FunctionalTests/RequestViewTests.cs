@@ -217,14 +217,15 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         Assert.Equal(200, await SendAsync(Form.Http2, "GET", "/orders/1", app));
     }
 
-    [Fact]
-    public async Task APeersOversizedHeaderBlockDoesNotFailAnotherRequestOnTheSameAppConnection()
+    /// <summary>
+    /// The status of a request in flight at the HTTP/2 app (held there for <paramref name="held"/>) while
+    /// <paramref name="attack"/> runs, given how many requests the app had received before it; the app's delay is put back after.
+    /// </summary>
+    private async Task<int?> InFlightStatusDuringAsync(TimeSpan held, Func<int, Task> attack)
     {
-        // The HTTP/2 app leg multiplexes callers' requests on shared connections, and Kestrel refuses a block of more
-        // than twice its 100-field limit as the whole connection's error: passed on, one caller's block failed every
-        // other request in flight on that connection (502 here before the sidecar held HTTP/2 requests to the bounds).
         var received = callee.PaymentsApp.Requests.Count;
-        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(2);
+        callee.PaymentsApp.Delay = held;
+        callee.PaymentsApp.DelayIgnoresAborts = true;
         try
         {
             var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
@@ -232,14 +233,25 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
             {
                 await Task.Delay(20);
             }
-            Assert.True(callee.PaymentsApp.Requests.Count > received, "the first request did not reach the app");
-            Assert.Equal(431, await RawHttp2Connection.SendAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates, WideBlock("payments")));
-            Assert.Equal(200, await inFlight);
+            Assert.True(callee.PaymentsApp.Requests.Count > received, "the request in flight did not reach the app");
+            await attack(received);
+            return await inFlight;
         }
         finally
         {
             callee.PaymentsApp.Delay = TimeSpan.Zero;
+            callee.PaymentsApp.DelayIgnoresAborts = false;
         }
+    }
+
+    [Fact]
+    public async Task APeersOversizedHeaderBlockDoesNotFailAnotherRequestOnTheSameAppConnection()
+    {
+        // The HTTP/2 app leg multiplexes a caller's requests on shared connections, and Kestrel refuses a block of more
+        // than twice its 100-field limit as the whole connection's error: passed on, one request's block failed every
+        // other request in flight on that connection (502 here before the sidecar held HTTP/2 requests to the bounds).
+        Assert.Equal(200, await InFlightStatusDuringAsync(TimeSpan.FromSeconds(2), async _ =>
+            Assert.Equal(431, await RawHttp2Connection.SendAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates, WideBlock("payments")))));
     }
 
     [Fact]
@@ -248,17 +260,9 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         // The app keeps working on what a caller cancelled; the sidecar resets those streams on its shared connection
         // to the app, which (Kestrel) still counts them as its own work while the sidecar opens the caller's next ones,
         // refuses new streams past twice its limit with ENHANCE_YOUR_CALM and, after a hundred, ends the connection:
-        // the other caller's request on it failed (502) until the sidecar stopped opening streams there at the first.
-        var received = callee.PaymentsApp.Requests.Count;
-        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(4);
-        callee.PaymentsApp.DelayIgnoresAborts = true;
-        try
+        // the other request on it failed (502) until the sidecar stopped opening streams there at the first.
+        Assert.Equal(200, await InFlightStatusDuringAsync(TimeSpan.FromSeconds(4), async received =>
         {
-            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
-            for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
-            {
-                await Task.Delay(20);
-            }
             for (var round = 0; round < 6; round++)
             {
                 await RawHttp2Connection.OpenAndCancelAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates,
@@ -266,13 +270,7 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
             }
             // More than twice the app's 100 streams reached it and were cancelled while it worked on: Kestrel's threshold.
             Assert.True(callee.PaymentsApp.Requests.Count - received > 200, $"{callee.PaymentsApp.Requests.Count - received} requests reached the app");
-            Assert.Equal(200, await inFlight);
-        }
-        finally
-        {
-            callee.PaymentsApp.Delay = TimeSpan.Zero;
-            callee.PaymentsApp.DelayIgnoresAborts = false;
-        }
+        }));
     }
 
     [Fact]
@@ -281,26 +279,9 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         // One octet a second of a request body, from a caller the policy allows: Kestrel counts the minimum body rate
         // across an HTTP/2 connection and ends the whole connection after its 5 s of grace. Sharing the app connection,
         // another caller's request in flight failed with it (502 at 6 s); each identity now has connections of its own.
-        var received = callee.PaymentsApp.Requests.Count;
-        callee.PaymentsApp.Delay = TimeSpan.FromSeconds(8);
-        callee.PaymentsApp.DelayIgnoresAborts = true;
-        try
-        {
-            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
-            for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
-            {
-                await Task.Delay(20);
-            }
-            var trickler = RawHttp2Connection.TrickleAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/trickler"),
-                callee.Ca.Intermediates, "payments", "/orders/trickle", seconds: 9);
-            Assert.Equal(200, await inFlight);
-            await trickler;
-        }
-        finally
-        {
-            callee.PaymentsApp.Delay = TimeSpan.Zero;
-            callee.PaymentsApp.DelayIgnoresAborts = false;
-        }
+        Assert.Equal(200, await InFlightStatusDuringAsync(TimeSpan.FromSeconds(8), _ =>
+            RawHttp2Connection.TrickleAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/trickler"),
+                callee.Ca.Intermediates, "payments", "/orders/trickle", seconds: 9)));
     }
 
     /// <summary>A request with as many distinct fields as the decoder's 64 KiB field-list bound allows (each counts its name, value and 32).</summary>
