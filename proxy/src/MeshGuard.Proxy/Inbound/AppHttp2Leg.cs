@@ -30,7 +30,7 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
     /// <summary>
     /// Past this many calling identities (more than a service is ever called by), further ones share one pool.
     /// </summary>
-    internal const int MaxCallerPools = 1024;
+    private const int MaxCallerPools = 1024;
 
     // One pool of app connections per calling identity. An app ends an HTTP/2 connection as a whole for what one
     // request on it did (Kestrel: a request body trickled below its minimum rate, counted across the connection;
