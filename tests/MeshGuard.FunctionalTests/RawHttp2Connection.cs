@@ -50,12 +50,13 @@ internal static class RawHttp2Connection
     }
 
     /// <summary>A POST whose body comes one octet a second for <paramref name="seconds"/> seconds (HTTP/2).</summary>
-    public static async Task TrickleAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, string authority, string path, int seconds)
+    public static async Task TrickleAsync(int port, X509Certificate2 svid, X509Certificate2Collection chain, string authority, string path, int seconds,
+        params (string Name, string Value)[] extra)
     {
         await using var peer = await MeshPeerTls.ConnectAsync(port, svid, chain, SslApplicationProtocol.Http2);
         var tls = peer.Stream;
         var output = Preface(ackAhead: true);
-        WriteFrame(output, Headers, 0x4, 1, Block([(":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path), ("content-length", "100000")]));
+        WriteFrame(output, Headers, 0x4, 1, Block([(":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path), ("content-length", "100000"), .. extra]));
         await tls.WriteAsync(output.ToArray());
         try
         {

@@ -221,14 +221,14 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
     /// The status of a request in flight at the HTTP/2 app (held there for <paramref name="held"/>) while
     /// <paramref name="attack"/> runs, given how many requests the app had received before it; the app's delay is put back after.
     /// </summary>
-    private async Task<int?> InFlightStatusDuringAsync(TimeSpan held, Func<int, Task> attack)
+    private async Task<int?> InFlightStatusDuringAsync(TimeSpan held, Func<int, Task> attack, Func<Task<int?>>? send = null)
     {
         var received = callee.PaymentsApp.Requests.Count;
         callee.PaymentsApp.Delay = held;
         callee.PaymentsApp.DelayIgnoresAborts = true;
         try
         {
-            var inFlight = SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2);
+            var inFlight = send is null ? SendAsync(Form.Http2, "GET", "/orders/in-flight", App.Http2) : send();
             for (var i = 0; i < 100 && callee.PaymentsApp.Requests.Count == received; i++)
             {
                 await Task.Delay(20);
@@ -282,6 +282,19 @@ public sealed class RequestViewTests(RequestViewTests.Callee callee) : IClassFix
         Assert.Equal(200, await InFlightStatusDuringAsync(TimeSpan.FromSeconds(8), _ =>
             RawHttp2Connection.TrickleAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/trickler"),
                 callee.Ca.Intermediates, "payments", "/orders/trickle", seconds: 9)));
+    }
+
+    [Fact]
+    public async Task ACallerTricklingABodyOnTheGeneralPathDoesNotFailAnotherCallersRequestOnIt()
+    {
+        // Requests that ask to continue (Expect) go to the app through the general path (YARP), not the own leg: the
+        // same trickle from another identity must not end the connection this caller's request is on there either.
+        (string, string) expect = ("expect", "100-continue");
+        Assert.Equal(200, await InFlightStatusDuringAsync(TimeSpan.FromSeconds(8),
+            _ => RawHttp2Connection.TrickleAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf("spiffe://mesh.local/ns/shop/sa/trickler"),
+                callee.Ca.Intermediates, "payments", "/orders/trickle", 9, expect),
+            () => RawHttp2Connection.SendAsync(callee.Payments.InboundPort, callee.Ca.IssueLeaf(Caller), callee.Ca.Intermediates,
+                [(":method", "GET"), (":scheme", "https"), (":authority", "payments"), (":path", "/orders/in-flight"), expect])));
     }
 
     /// <summary>A request with as many distinct fields as the decoder's 64 KiB field-list bound allows (each counts its name, value and 32).</summary>

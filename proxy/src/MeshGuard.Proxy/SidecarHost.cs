@@ -120,15 +120,8 @@ internal static partial class SidecarHost
         services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
-        services.AddKeyedSingleton(InboundHandler.InvokerKey, (_, _) => new HttpMessageInvoker(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-        }, disposeHandler: true));
+        services.AddSingleton<AppInvokers>();
+        services.AddKeyedSingleton(InboundHandler.InvokerKey, (sp, _) => sp.GetRequiredService<AppInvokers>().Shared);
         var appEndpoint = new IPEndPoint(settings.AppAddress, settings.AppPort);
         services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(appEndpoint, time));
         services.AddSingleton<AppHttp1Leg>();

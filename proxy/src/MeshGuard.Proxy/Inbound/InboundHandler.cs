@@ -16,7 +16,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// pooled plain-HTTP handler.
 /// </summary>
 internal sealed partial class InboundHandler(
-    IHttpForwarder forwarder, AppHttp1Leg appLeg, AppHttp2Leg appHttp2Leg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker invoker, ILogger<InboundHandler> logger)
+    IHttpForwarder forwarder, AppHttp1Leg appLeg, AppHttp2Leg appHttp2Leg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, AppInvokers invokers, ILogger<InboundHandler> logger)
 {
     public const string InvokerKey = "app";
 
@@ -119,6 +119,8 @@ internal sealed partial class InboundHandler(
     private async ValueTask<bool> ForwardGeneralAsync(HttpContext context, PeerIdentityFeature peer, long started, AuthorizedRequest authorized, ForwarderRequestConfig config)
     {
         authorized.SetOn(context);
+        // To an HTTP/2 app, each calling identity on connections of its own (AppInvokers).
+        var invoker = ReferenceEquals(config, Http2Config) ? invokers.For(peer.Peer.ToString()) : invokers.Shared;
         var error = await forwarder.SendAsync(context, _appPrefix, invoker, config, _transformer);
         if (error != ForwarderError.None)
         {
