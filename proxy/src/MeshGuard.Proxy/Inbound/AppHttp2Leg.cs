@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -17,7 +16,7 @@ namespace MeshGuard.Proxy.Inbound;
 /// connection to the app (<see cref="Http2ConnectionPool"/>); the body and the answer move as on the outbound leg
 /// (<see cref="Http2ExchangeRelay"/>), trailers included. Nothing is retried: a stream the app refused or reset is
 /// the caller's 502, an app that cannot be reached its 503.
-/// Callers of different identities never share a connection to the app (<see cref="PoolFor"/>).
+/// Callers of different identities never share a connection to the app (<see cref="PerCaller{T}"/>).
 /// </summary>
 internal sealed partial class AppHttp2Leg : IAsyncDisposable
 {
@@ -27,18 +26,7 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
 
     private static readonly Action<AppHttp2Leg, Exception> Failed = static (leg, e) => LogAnswerBroke(leg._logger, e.Message);
 
-    /// <summary>
-    /// Past this many calling identities (more than a service is ever called by), further ones share one pool.
-    /// </summary>
-    private const int MaxCallerPools = 1024;
-
-    // One pool of app connections per calling identity. An app ends an HTTP/2 connection as a whole for what one
-    // request on it did (Kestrel: a request body trickled below its minimum rate, counted across the connection;
-    // streams reset while the app goes on with them; a header block far past its limits), and every other request
-    // on that connection fails with it: the connections a caller's requests travel on are that caller's alone.
-    private readonly ConcurrentDictionary<string, Http2ConnectionPool> _pools = new(StringComparer.Ordinal);
-    private readonly Http2ConnectionPool _shared;
-    private readonly EndPoint _app;
+    private readonly PerCaller<Http2ConnectionPool> _pools;
     private readonly ObjectPool<Exchange> _exchanges;
     private readonly ITimer _trimTimer;
     private readonly ILogger<AppHttp2Leg> _logger;
@@ -46,29 +34,15 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
     public AppHttp2Leg(EndPoint app, TimeProvider time, ILogger<AppHttp2Leg> logger)
     {
         _logger = logger;
-        _app = app;
-        _shared = NewPool();
+        _pools = new(() => new Http2ConnectionPool(cancellation => DialAsync(app, cancellation), "the app"));
         _exchanges = new DefaultObjectPool<Exchange>(new Exchange.Policy(time), 1024);
         _trimTimer = time.CreateTimer(static state => _ = ((AppHttp2Leg)state!).TrimAsync(), this, TrimPeriod, TrimPeriod);
-    }
-
-    private Http2ConnectionPool NewPool() => new(cancellation => DialAsync(_app, cancellation), "the app");
-
-    /// <summary>The pool of <paramref name="caller"/>'s connections to the app.</summary>
-    private Http2ConnectionPool PoolFor(string caller)
-    {
-        if (_pools.TryGetValue(caller, out var pool))
-        {
-            return pool;
-        }
-        return _pools.Count >= MaxCallerPools ? _shared : _pools.GetOrAdd(caller, static (_, leg) => leg.NewPool(), this);
     }
 
     private async Task TrimAsync()
     {
         var now = Environment.TickCount64;
-        await _shared.TrimAsync(now);
-        foreach (var pool in _pools.Values)
+        foreach (var pool in _pools.All)
         {
             await pool.TrimAsync(now);
         }
@@ -94,7 +68,7 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
             Http2ClientStream stream;
             try
             {
-                stream = await PoolFor(caller).OpenStreamAsync(WriteFields, exchange, endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
+                stream = await _pools.For(caller).OpenStreamAsync(WriteFields, exchange, endStream: !hasBody, moreToCome: haveFirst, context.RequestAborted);
             }
             catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
             {
@@ -208,8 +182,7 @@ internal sealed partial class AppHttp2Leg : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _trimTimer.DisposeAsync();
-        await _shared.DisposeAsync();
-        foreach (var pool in _pools.Values)
+        foreach (var pool in _pools.All)
         {
             await pool.DisposeAsync();
         }

@@ -1,34 +1,22 @@
-using System.Collections.Concurrent;
 using System.Net;
 
 namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// The general path's clients to the app (YARP, for requests with <c>Expect</c>, upgrades and CONNECT). To an HTTP/1.1
-/// app one serves every caller: each of its connections carries one request at a time. To an HTTP/2 app there is one
-/// per calling identity, as <see cref="AppHttp2Leg"/> keeps its pools: the handler multiplexes requests on shared
-/// connections, and an app ends a whole connection for what one request on it did (Kestrel: a body trickled below its
-/// minimum rate, counted across the connection), which must fail no other caller's request.
+/// app one serves every caller (<see cref="Shared"/>): each of its connections carries one request at a time. To an
+/// HTTP/2 app the handler multiplexes requests on shared connections, so each calling identity has its own
+/// (<see cref="PerCaller{T}"/>), as <see cref="AppHttp2Leg"/> keeps its pools.
 /// </summary>
 internal sealed class AppInvokers : IDisposable
 {
-    /// <summary>Past this many calling identities, further ones share <see cref="Shared"/>.</summary>
-    private const int MaxCallers = 1024;
-
-    private readonly ConcurrentDictionary<string, HttpMessageInvoker> _perCaller = new(StringComparer.Ordinal);
+    private readonly PerCaller<HttpMessageInvoker> _invokers = new(Create);
 
     /// <summary>The client every caller shares (an HTTP/1.1 app; the plain HTTP traffic leaving the mesh).</summary>
-    public HttpMessageInvoker Shared { get; } = Create();
+    public HttpMessageInvoker Shared => _invokers.Shared;
 
     /// <summary>The client for <paramref name="caller"/>'s requests to an HTTP/2 app.</summary>
-    public HttpMessageInvoker For(string caller)
-    {
-        if (_perCaller.TryGetValue(caller, out var invoker))
-        {
-            return invoker;
-        }
-        return _perCaller.Count >= MaxCallers ? Shared : _perCaller.GetOrAdd(caller, static _ => Create());
-    }
+    public HttpMessageInvoker For(string caller) => _invokers.For(caller);
 
     private static HttpMessageInvoker Create() => new(new SocketsHttpHandler
     {
@@ -42,8 +30,7 @@ internal sealed class AppInvokers : IDisposable
 
     public void Dispose()
     {
-        Shared.Dispose();
-        foreach (var invoker in _perCaller.Values)
+        foreach (var invoker in _invokers.All)
         {
             invoker.Dispose();
         }

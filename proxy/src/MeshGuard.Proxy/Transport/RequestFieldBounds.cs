@@ -22,7 +22,4 @@ internal static class RequestFieldBounds
     public const int AddedOnTheWay = 4;
 
     public const int AddedOnTheWayBytes = 1024;
-
-    /// <summary>The size one field counts for (RFC 9113 6.5.2).</summary>
-    public static int SizeOf(string name, string value) => name.Length + value.Length + 32;
 }

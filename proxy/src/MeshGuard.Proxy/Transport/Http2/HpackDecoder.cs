@@ -88,7 +88,7 @@ internal sealed class HpackDecoder(int maxTableSize = HpackDecoder.DefaultTableS
                 value = ReadString(ref block, name, reuse: !neverIndexed);
             }
             fieldSeen = true;
-            listSize += name.Length + value.Length + 32;
+            listSize += HpackDynamicTable.EntrySize(name, value);
             if (listSize > MaxFieldListSize)
             {
                 throw new HpackException($"a header block holds more than {MaxFieldListSize} bytes of fields");

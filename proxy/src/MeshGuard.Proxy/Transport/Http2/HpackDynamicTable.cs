@@ -15,6 +15,7 @@ internal sealed class HpackDynamicTable(int maxSize)
 
     public int MaxSize { get; private set; } = maxSize;
 
+    /// <summary>A field's size as HPACK counts a table entry (RFC 7541 4.1), and HTTP/2 a field section (RFC 9113 6.5.2).</summary>
     public static int EntrySize(string name, string value) => name.Length + value.Length + 32;
 
     /// <summary>Entry <paramref name="index"/>, 0 the newest; null beyond the table.</summary>

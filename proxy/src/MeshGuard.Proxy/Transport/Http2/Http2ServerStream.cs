@@ -148,7 +148,7 @@ internal sealed partial class Http2ServerStream : Http2StreamSendWindow, IHpackF
         {
             return;
         }
-        _blockBytes += RequestFieldBounds.SizeOf(name, value);
+        _blockBytes += HpackDynamicTable.EntrySize(name, value);
         if ((name[0] != ':' && ++_blockFields > RequestFieldBounds.MaxFields + RequestFieldBounds.AddedOnTheWay)
             || _blockBytes > RequestFieldBounds.MaxSectionBytes + RequestFieldBounds.AddedOnTheWayBytes)
         {
