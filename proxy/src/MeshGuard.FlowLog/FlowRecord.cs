@@ -54,7 +54,7 @@ public readonly record struct FlowRecord
     {
         Span<byte> octets = stackalloc byte[16];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(octets, id);
-        Convert.TryToHexStringLower(octets, destination, out _);
+        LowerHex.Write(octets, destination);
     }
 
     /// <summary>The same as text (where a header collection or an exporter needs a string).</summary>

@@ -58,7 +58,7 @@ public static class FlowSegmentCheck
             {
                 System.Buffers.BuffersExtensions.Write(lineHashes, hash);
             }
-            Convert.TryToHexStringLower(hash, expectedPrev, out _);
+            LowerHex.Write(hash, expectedPrev);
             checkPrev = true;
             expectedSeq = head.Seq + 1;
             last = head;

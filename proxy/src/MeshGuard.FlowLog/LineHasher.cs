@@ -64,7 +64,7 @@ public sealed unsafe partial class LineHasher : IDisposable
     {
         Span<byte> hash = stackalloc byte[HashBytes];
         Hash(line, hash);
-        Convert.TryToHexStringLower(hash, hex, out _);
+        LowerHex.Write(hash, hex);
     }
 
     public void Dispose()

@@ -45,7 +45,7 @@ internal readonly record struct MadeIds(UInt128 RequestId, UInt128 TraceId, ulon
         destination[35] = (byte)'-';
         Span<byte> span = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(span, SpanId);
-        Convert.TryToHexStringLower(span, destination[36..52], out _);
+        LowerHex.Write(span, destination[36..52]);
         "-01"u8.CopyTo(destination[52..]);
     }
 
