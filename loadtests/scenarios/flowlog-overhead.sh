@@ -44,35 +44,39 @@ for mode in off on; do
   wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -H "Host: orders" "${!url_var}" >/dev/null
   h2load -c8 -m16 -D 3 -H ":authority: orders" "${!url_var}" >/dev/null
 done
+# load KIND MODE ROUND: one round of KIND's client (h1: wrk, h2: h2load with multiplexed streams) on MODE's pair;
+# prints how many requests were answered (h2load: 2xx or 3xx, "succeeded").
+load() {
+  local url_var="URL_$2" out="$WORK/$1-$2-$3.txt"
+  if [ "$1" = h1 ]; then
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Host: orders" "${!url_var}" >"$out"
+    awk '/requests in/ {print $1}' "$out"
+  else
+    h2load -c8 -m16 -D "$DURATION" -H ":authority: orders" "${!url_var}" >"$out"
+    awk '/^requests:/ {print $8}' "$out"
+  fi
+}
+# run_rounds KIND: ROUNDS rounds of both pairs, A B B A so that drift hits both alike; each run's sidecar CPU-s per
+# 10,000 requests, per sidecar, into $WORK/KIND-cpu-MODE-ROUND.txt.
+run_rounds() {
+  local round mode order sidecars_var before after requests
+  for round in $(seq 1 "$ROUNDS"); do
+    order="off on"; if [ $((round % 2)) = 0 ]; then order="on off"; fi
+    for mode in $order; do
+      sidecars_var="SIDECARS_$mode"
+      # shellcheck disable=SC2086 # a list of pids
+      before=$(cpu_seconds ${!sidecars_var})
+      requests=$(load "$1" "$mode" "$round")
+      # shellcheck disable=SC2086
+      after=$(cpu_seconds ${!sidecars_var})
+      python3 -c "print(f'{($after - $before) / max(1, $requests) * 10000 / 2:.4f}')" >"$WORK/$1-cpu-$mode-$round.txt"
+    done
+  done
+}
 CP_CPU_BEFORE=$(cpu_seconds "$CP_on"); COLLECTED_BEFORE=$(collected_lines)
-for round in $(seq 1 "$ROUNDS"); do
-  order="off on"; if [ $((round % 2)) = 0 ]; then order="on off"; fi   # A B B A: drift hits both alike
-  for mode in $order; do
-    url_var="URL_$mode"; sidecars_var="SIDECARS_$mode"
-    # shellcheck disable=SC2086 # a list of pids
-    before=$(cpu_seconds ${!sidecars_var})
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Host: orders" "${!url_var}" >"$WORK/wrk-$mode-$round.txt"
-    # shellcheck disable=SC2086
-    after=$(cpu_seconds ${!sidecars_var})
-    requests=$(awk '/requests in/ {print $1}' "$WORK/wrk-$mode-$round.txt")
-    python3 -c "print(f'{($after - $before) / $requests * 10000 / 2:.4f}')" >"$WORK/cpu-$mode-$round.txt"
-  done
-done
-# The same with an HTTP/2 client (h2load, multiplexed streams): the sidecars batch more per write there, so what a
-# record costs weighs more against what a request costs.
-for round in $(seq 1 "$ROUNDS"); do
-  order="off on"; if [ $((round % 2)) = 0 ]; then order="on off"; fi
-  for mode in $order; do
-    url_var="URL_$mode"; sidecars_var="SIDECARS_$mode"
-    # shellcheck disable=SC2086 # a list of pids
-    before=$(cpu_seconds ${!sidecars_var})
-    h2load -c8 -m16 -D "$DURATION" -H ":authority: orders" "${!url_var}" >"$WORK/h2-$mode-$round.txt"
-    # shellcheck disable=SC2086
-    after=$(cpu_seconds ${!sidecars_var})
-    requests=$(awk '/^requests:/ {print $8}' "$WORK/h2-$mode-$round.txt")
-    python3 -c "print(f'{($after - $before) / max(1, $requests) * 10000 / 2:.4f}')" >"$WORK/h2cpu-$mode-$round.txt"
-  done
-done
+run_rounds h1
+# With an HTTP/2 client the sidecars batch more per write, so what a record costs weighs more against a request.
+run_rounds h2
 sleep 2 # the last segments go up within a second
 CP_CPU=$(python3 -c "print(f'{($(cpu_seconds "$CP_on") - $CP_CPU_BEFORE) / max(1, $(collected_lines) - $COLLECTED_BEFORE) * 10000:.4f}')")
 COLLECTED=$(( $(collected_lines) - COLLECTED_BEFORE ))
@@ -95,30 +99,31 @@ PY
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-rps_all() { for f in "$WORK"/wrk-"$1"-*.txt; do grep 'Requests/sec' "$f" | awk '{print $2}'; done; }
-p99_all() { for f in "$WORK"/wrk-"$1"-*.txt; do grep ' 99%' "$f" | awk '{print $2}'; done | tr '\n' ' '; }
-cpu_all() { cat "$WORK"/cpu-"$1"-*.txt; }
-# Requests answered 2xx or 3xx (h2load's "succeeded") per second of the run: a failed request counts for nothing.
-h2_rps_all() { for f in "$WORK"/h2-"$1"-*.txt; do awk -v d="$DURATION" '/^requests:/ {printf "%.2f\n", $8 / d}' "$f"; done; }
-h2_failed() { cat "$WORK"/h2-*-*.txt | awk '/^requests:/ {n += $6 - $8} END {print n + 0}'; }  # done, not 2xx or 3xx
-h2_cpu_all() { cat "$WORK"/h2cpu-"$1"-*.txt; }
-OFF=$(rps_all off | median)
-ON=$(rps_all on | median)
-RATIO=$(python3 -c "print(f'{$ON/$OFF*100:.1f}')")
-CPU_OFF=$(cpu_all off | median)
-CPU_ON=$(cpu_all on | median)
-CPU_RATIO=$(python3 -c "print(f'{$CPU_ON/$CPU_OFF*100:.1f}')")
-# Each round's on/off ratio, and their median: the two runs of a round are seconds apart.
-PAIRED=$(paste <(rps_all on) <(rps_all off) | awk '{printf "%.1f\n", $1/$2*100}')
-PAIRED_MEDIAN=$(echo "$PAIRED" | median)
-H2_OFF=$(h2_rps_all off | median)
-H2_ON=$(h2_rps_all on | median)
-H2_RATIO=$(python3 -c "print(f'{$H2_ON/$H2_OFF*100:.1f}')")
-H2_CPU_OFF=$(h2_cpu_all off | median)
-H2_CPU_ON=$(h2_cpu_all on | median)
-H2_CPU_RATIO=$(python3 -c "print(f'{$H2_CPU_ON/$H2_CPU_OFF*100:.1f}')")
-H2_PAIRED=$(paste <(h2_rps_all on) <(h2_rps_all off) | awk '{printf "%.1f\n", $1/$2*100}')
-H2_PAIRED_MEDIAN=$(echo "$H2_PAIRED" | median)
+rps_all() { # KIND MODE: requests answered per second, each round
+  local f
+  for f in "$WORK"/"$1"-"$2"-*.txt; do
+    if [ "$1" = h1 ]; then awk '/Requests\/sec/ {print $2}' "$f"; else awk -v d="$DURATION" '/^requests:/ {printf "%.2f\n", $8 / d}' "$f"; fi
+  done
+}
+p99_all() { for f in "$WORK"/h1-"$1"-*.txt; do grep ' 99%' "$f" | awk '{print $2}'; done | tr '\n' ' '; }
+cpu_all() { cat "$WORK"/"$1"-cpu-"$2"-*.txt; }
+h2_failed() { cat "$WORK"/h2-o*.txt | awk '/^requests:/ {n += $6 - $8} END {print n + 0}'; }  # done, not 2xx or 3xx
+# summarize KIND: sets KIND_OFF, KIND_ON, KIND_RATIO, KIND_CPU_OFF, KIND_CPU_ON, KIND_CPU_RATIO, KIND_PAIRED (each
+# round's on/off: the two runs of a round are seconds apart) and KIND_PAIRED_MEDIAN.
+summarize() {
+  local off on cpu_off cpu_on paired
+  off=$(rps_all "$1" off | median); on=$(rps_all "$1" on | median)
+  cpu_off=$(cpu_all "$1" off | median); cpu_on=$(cpu_all "$1" on | median)
+  paired=$(paste <(rps_all "$1" on) <(rps_all "$1" off) | awk '{printf "%.1f\n", $1/$2*100}')
+  printf -v "${1}_OFF" '%s' "$off"; printf -v "${1}_ON" '%s' "$on"
+  printf -v "${1}_RATIO" '%s' "$(python3 -c "print(f'{$on/$off*100:.1f}')")"
+  printf -v "${1}_CPU_OFF" '%s' "$cpu_off"; printf -v "${1}_CPU_ON" '%s' "$cpu_on"
+  printf -v "${1}_CPU_RATIO" '%s' "$(python3 -c "print(f'{$cpu_on/$cpu_off*100:.1f}')")"
+  printf -v "${1}_PAIRED" '%s' "$(echo "$paired" | tr '\n' ' ')"
+  printf -v "${1}_PAIRED_MEDIAN" '%s' "$(echo "$paired" | median)"
+}
+summarize h1
+summarize h2
 mkdir -p loadtests/results
 RESULT=loadtests/results/flowlog-overhead${MESHGUARD_LOAD_DIR:+-$(basename "$MESHGUARD_LOAD_DIR")}.md
 {
@@ -130,21 +135,21 @@ RESULT=loadtests/results/flowlog-overhead${MESHGUARD_LOAD_DIR:+-$(basename "$MES
   echo
   echo "| flow logs | median requests/s | each round | p99 latency per round | median CPU-s/10k per sidecar | each round |"
   echo "| --- | ---: | --- | --- | ---: | --- |"
-  echo "| off | $OFF | $(rps_all off | tr '\n' ' ') | $(p99_all off) | $CPU_OFF | $(cpu_all off | tr '\n' ' ') |"
-  echo "| on (both sidecars) | $ON | $(rps_all on | tr '\n' ' ') | $(p99_all on) | $CPU_ON | $(cpu_all on | tr '\n' ' ') |"
+  echo "| off | $h1_OFF | $(rps_all h1 off | tr '\n' ' ') | $(p99_all off) | $h1_CPU_OFF | $(cpu_all h1 off | tr '\n' ' ') |"
+  echo "| on (both sidecars) | $h1_ON | $(rps_all h1 on | tr '\n' ' ') | $(p99_all on) | $h1_CPU_ON | $(cpu_all h1 on | tr '\n' ' ') |"
   echo
-  echo "Throughput with flow logs on: **$RATIO%** of off (medians); per round on/off: $(echo "$PAIRED" | tr '\n' ' ')% (median **$PAIRED_MEDIAN%**)."
-  echo "Sidecar CPU per request with flow logs on: **$CPU_RATIO%** of off."
+  echo "Throughput with flow logs on: **$h1_RATIO%** of off (medians); per round on/off: $h1_PAIRED% (median **$h1_PAIRED_MEDIAN%**)."
+  echo "Sidecar CPU per request with flow logs on: **$h1_CPU_RATIO%** of off."
   echo
-  echo "HTTP/2 client, h2load -c8 -m16 -D $DURATION (128 streams at once), the same pairs, $ROUNDS alternating rounds each:"
+  echo "HTTP/2 client, h2load -c8 -m16 -D $DURATION (128 streams at once), the same pairs, $ROUNDS alternating rounds each (requests/s: answered 2xx or 3xx):"
   echo
   echo "| flow logs | median requests/s | each round | median CPU-s/10k per sidecar | each round |"
   echo "| --- | ---: | --- | ---: | --- |"
-  echo "| off | $H2_OFF | $(h2_rps_all off | tr '\n' ' ') | $H2_CPU_OFF | $(h2_cpu_all off | tr '\n' ' ') |"
-  echo "| on (both sidecars) | $H2_ON | $(h2_rps_all on | tr '\n' ' ') | $H2_CPU_ON | $(h2_cpu_all on | tr '\n' ' ') |"
+  echo "| off | $h2_OFF | $(rps_all h2 off | tr '\n' ' ') | $h2_CPU_OFF | $(cpu_all h2 off | tr '\n' ' ') |"
+  echo "| on (both sidecars) | $h2_ON | $(rps_all h2 on | tr '\n' ' ') | $h2_CPU_ON | $(cpu_all h2 on | tr '\n' ' ') |"
   echo
-  echo "HTTP/2 throughput with flow logs on: **$H2_RATIO%** of off (medians); per round on/off: $(echo "$H2_PAIRED" | tr '\n' ' ')% (median **$H2_PAIRED_MEDIAN%**)."
-  echo "Sidecar CPU per request with flow logs on (HTTP/2 client): **$H2_CPU_RATIO%** of off. Requests answered other than 2xx or 3xx over all HTTP/2 rounds: $(h2_failed)."
+  echo "HTTP/2 throughput with flow logs on: **$h2_RATIO%** of off (medians); per round on/off: $h2_PAIRED% (median **$h2_PAIRED_MEDIAN%**)."
+  echo "Sidecar CPU per request with flow logs on (HTTP/2 client): **$h2_CPU_RATIO%** of off. Answers other than 2xx or 3xx over all HTTP/2 rounds: $(h2_failed)."
   echo "Flow records in orders' log after the run: $LINES."
   echo "Upload: the control plane collected $COLLECTED lines during the rounds (meshguard_cp_flow_lines_collected_total), at **$CP_CPU CPU-s per 10,000 lines** (received over mTLS, checked, chained, written)."
   echo "After a graceful stop, each copy against its sidecar's log:$COPIES"
