@@ -131,4 +131,62 @@ public sealed class FlowLineEncoderTests
         var json = EncodeAndParse(new FlowRecord { Path = "/bad\ud800end", Method = "GET" });
         Assert.Equal("/bad\ufffdend", json.Text("path"));
     }
+
+    [Fact]
+    public void ARecordWhoseEveryFieldIsAtItsLongestStillFitsTheRoomItTakesAndReadsBack()
+    {
+        // The encoder takes its room once, from the strings' lengths: every string here escapes to six octets a
+        // character (control characters), and every number is at its longest.
+        var worst = new string('\u0001', 4_000);
+        var record = new FlowRecord
+        {
+            Time = DateTimeOffset.MaxValue,
+            DurationMs = double.MaxValue / 2,
+            Direction = FlowDirection.Outbound,
+            RequestId = worst,
+            SourceId = worst,
+            SourceAddr = worst,
+            DestId = worst,
+            DestService = worst,
+            DestAddr = worst,
+            DestPort = int.MinValue,
+            Protocol = worst,
+            Method = worst,
+            Path = worst,
+            Status = int.MinValue,
+            Decision = worst,
+            AuditDecision = worst,
+            AuditPolicy = worst,
+            AuditRule = worst,
+            Policy = worst,
+            Rule = worst,
+            BytesIn = long.MinValue,
+            BytesOut = long.MinValue,
+            TraceId = worst,
+            TlsVersion = worst,
+        };
+        var line = new ExactRoom();
+        FlowLineEncoder.Encode(line, record, long.MaxValue, Prev);
+        using var document = JsonDocument.Parse(line.Written);
+        var json = document.RootElement;
+        Assert.Equal(worst, json.Text("path"));
+        Assert.Equal(worst, json.Text("tls_version"));
+        Assert.Equal(long.MinValue, json.GetProperty("bytes_out").GetInt64());
+        Assert.Equal(long.MaxValue, json.GetProperty("seq").GetInt64());
+    }
+
+    /// <summary>A buffer that gives exactly the room asked for, so that a line longer than the room the encoder took fails.</summary>
+    private sealed class ExactRoom : IBufferWriter<byte>
+    {
+        private byte[] _written = [];
+        private byte[] _room = [];
+
+        public ReadOnlyMemory<byte> Written => _written;
+
+        public Span<byte> GetSpan(int sizeHint = 0) => _room = new byte[sizeHint];
+
+        public Memory<byte> GetMemory(int sizeHint = 0) => _room = new byte[sizeHint];
+
+        public void Advance(int count) => _written = [.. _written, .. _room.AsSpan(0, count)];
+    }
 }
