@@ -121,7 +121,7 @@ internal static partial class SidecarHost
         services.AddSingleton<SnapshotApplier>();
         services.AddHttpForwarder();
         services.AddSingleton<AppInvokers>();
-        services.AddKeyedSingleton(InboundHandler.InvokerKey, (sp, _) => sp.GetRequiredService<AppInvokers>().Shared);
+        services.AddKeyedSingleton(AppInvokers.SharedKey, (sp, _) => sp.GetRequiredService<AppInvokers>().Shared);
         var appEndpoint = new IPEndPoint(settings.AppAddress, settings.AppPort);
         services.AddSingleton(new MeshGuard.Proxy.Transport.Http1.AppConnectionPool(appEndpoint, time));
         services.AddSingleton<AppHttp1Leg>();

@@ -10,6 +10,9 @@ namespace MeshGuard.Proxy.Inbound;
 /// </summary>
 internal sealed class AppInvokers : IDisposable
 {
+    /// <summary>The service key under which <see cref="Shared"/> is also registered (the plain HTTP traffic leaving the mesh takes it).</summary>
+    public const string SharedKey = "app";
+
     private readonly PerCaller<HttpMessageInvoker> _invokers = new(Create);
 
     /// <summary>The client every caller shares (an HTTP/1.1 app; the plain HTTP traffic leaving the mesh).</summary>

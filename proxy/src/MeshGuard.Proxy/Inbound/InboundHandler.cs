@@ -12,14 +12,13 @@ namespace MeshGuard.Proxy.Inbound;
 
 /// <summary>
 /// The inbound listener's request handler. The caller already passed the mTLS handshake (an SVID of our
-/// trust domain); its identity is on the connection. The request is forwarded to the local app over one
-/// pooled plain-HTTP handler.
+/// trust domain); its identity is on the connection. An authorized request goes to the local app through a leg
+/// written by hand (<see cref="AppHttp1Leg"/>, <see cref="AppHttp2Leg"/>), or through YARP on the general path
+/// (<see cref="AppInvokers"/>).
 /// </summary>
 internal sealed partial class InboundHandler(
     IHttpForwarder forwarder, AppHttp1Leg appLeg, AppHttp2Leg appHttp2Leg, InboundSettings settings, InboundAuthorizer authorizer, InboundFlowRecorder recorder, AppInvokers invokers, ILogger<InboundHandler> logger)
 {
-    public const string InvokerKey = "app";
-
     private static readonly ForwarderRequestConfig Http1Config = new()
     {
         Version = HttpVersion.Version11,

@@ -27,7 +27,7 @@ internal sealed record RedirectedConnection(IPEndPoint Original, ServiceRoute? R
 /// </summary>
 internal sealed partial class TransparentOutbound(
     SidecarConfigSource config, TransparentOutboundSettings settings, OpaqueTcpOutbound opaqueTcp, IHttpForwarder forwarder,
-    [FromKeyedServices(InboundHandler.InvokerKey)] HttpMessageInvoker plainHttp,
+    [FromKeyedServices(AppInvokers.SharedKey)] HttpMessageInvoker plainHttp,
     OutboundFlowRecorder recorder, ILogger<TransparentOutbound> logger)
 {
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
