@@ -8,6 +8,8 @@
 #   haproxy    two Debian HAProxy, HTTP/2 over mTLS between them (http-reuse always)
 #   meshguard  a real control plane, two sidecars with SVIDs, a policy allowing the call, flow logs on
 #   meshguard-aot  the same with the NativeAOT build of the sidecar (out/aot/meshguard-proxy)
+#   meshguard-aot-noflow  the NativeAOT pair with flow logs off: the data path alone, as the plain proxies run here
+#                  (no access logs); the targets are for flow logs on, this row says what the flow log costs of them
 # Every configuration gets the same warm-up, then the rounds are interleaved (A B C D A B C D ...) so machine
 # drift hits all alike. Scenarios: maximum throughput (wrk, 32 connections), 1 MiB bodies down and up (wrk, 8
 # connections, MiB/s), HTTP/2 from the client (h2load, cleartext prior knowledge, 8 connections x 16 streams),
@@ -31,7 +33,7 @@ ROUNDS=${1:-3}
 DURATION=${2:-10}
 WARMUP=${MESHGUARD_WARMUP_S:-10}
 CONNECTIONS=32
-CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct yarp nginx haproxy meshguard meshguard-aot})
+CONFIGS=(${MESHGUARD_BENCH_CONFIGS:-direct yarp nginx haproxy meshguard meshguard-aot meshguard-aot-noflow})
 for tool in wrk h2load nginx haproxy openssl curl python3; do
   command -v "$tool" >/dev/null || PATH="$PATH:/usr/sbin"
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install wrk nghttp2-client nginx haproxy openssl curl python3" >&2; exit 2; }
@@ -48,7 +50,7 @@ if [ -n "${MESHGUARD_PERF_DIR:-}" ]; then
   export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
 fi
 AOT_PROXY="$ROOT/out/aot/meshguard-proxy"
-if [[ " ${CONFIGS[*]} " == *" meshguard-aot "* ]] && { [ ! -x "$AOT_PROXY" ] || [ "$BIN/meshguard-proxy" -nt "$AOT_PROXY" ]; }; then
+if [[ " ${CONFIGS[*]} " == *" meshguard-aot"* ]] && { [ ! -x "$AOT_PROXY" ] || [ "$BIN/meshguard-proxy" -nt "$AOT_PROXY" ]; }; then
   ./meshguard.sh build-aot
 fi
 WORK=$(mktemp -d /tmp/meshguard-peers.XXXXXX)
@@ -114,9 +116,10 @@ start_haproxy() {
 }
 
 start_meshguard_aot() { start_meshguard "$AOT_PROXY" meshguard-aot; }
+start_meshguard_aot_noflow() { start_meshguard "$AOT_PROXY" meshguard-aot-noflow off; }
 
-start_meshguard() { # [PROXY_BINARY] [NAME]
-  local proxy=${1:-$BIN/meshguard-proxy} name=${2:-meshguard}
+start_meshguard() { # [PROXY_BINARY] [NAME] [FLOWS: on|off]
+  local proxy=${1:-$BIN/meshguard-proxy} name=${2:-meshguard} flows=${3:-on}
   mkdir -p "$WORK/$name/cp/policies"
   cat > "$WORK/$name/cp/policies/orders.yaml" <<'EOF'
 apiVersion: meshguard.io/v1alpha1
@@ -136,7 +139,7 @@ spec:
           paths: ["/upload"]
 EOF
   # The backend port is HTTP/1.1 only, and the other pairs speak HTTP/1.1 to it whatever the client spoke.
-  MESH_APP_PROTOCOL=http1 start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" on
+  MESH_APP_PROTOCOL=http1 start_mesh_pair "$WORK/$name" "$BACKEND_PORT" "$proxy" "$flows"
   # One outbound port takes both: the sidecar tells HTTP/2's preface from HTTP/1.1.
   URL=$MESH_URL; H2URL=$MESH_URL; PAIR=$MESH_SIDECARS; ALLOC=$MESH_METRICS
 }
@@ -358,7 +361,9 @@ lines = [f"# MeshGuard beside its peers ({out['date'][:10]})", "",
          "CPU is per proxy process (mean of the pair); RSS the larger of the pair, after the maximum-throughput run; "
          "peak RSS the larger of the pair's high-water marks over the whole run; "
          "added p99 is over direct at the same fixed rate; ready ms: sidecar start to SVID and config in hand, against a "
-         "control plane that has served one sidecar before (first: the one it served first).", "",
+         "control plane that has served one sidecar before (first: the one it served first)."
+         + (" meshguard-aot-noflow: the NativeAOT pair with flow logs off, the data path alone (the plain proxies here write no"
+            " access log); the targets are for flow logs on." if "meshguard-aot-noflow" in configs else ""), "",
          "| config | max rps | vs direct | p50 ms | p99 ms | p99.9 ms | added p99 ms | 1 MiB down MiB/s | 1 MiB up MiB/s | h2 client rps | CPU-s/10k per proxy | RSS MB | peak RSS MB | alloc B/req per proxy | syscalls/req per proxy | ctx switches/req per proxy | ready ms |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 def ready_cell(e):
