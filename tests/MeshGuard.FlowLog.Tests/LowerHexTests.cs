@@ -28,6 +28,15 @@ public sealed class LowerHexTests
     }
 
     [Fact]
+    public void NoOctetsWriteNothingEvenIntoAnEmptyDestination()
+    {
+        LowerHex.Write([], []);
+        var destination = "##"u8.ToArray();
+        LowerHex.Write([], destination);
+        Assert.Equal("##"u8.ToArray(), destination);
+    }
+
+    [Fact]
     public void ADestinationTooShortForTheDigitsIsRefusedBeforeAnythingIsWritten()
     {
         var destination = new byte[31];

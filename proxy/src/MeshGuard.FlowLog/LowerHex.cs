@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace MeshGuard.FlowLog;
 
@@ -24,8 +25,9 @@ public static class LowerHex
         {
             throw new ArgumentException("the destination holds fewer than two digits per octet", nameof(destination));
         }
-        ref var pairs = ref Unsafe.AsRef(in Pairs[0]);
-        ref var target = ref destination[0];
+        // References taken without indexing: no octets into an empty destination is nothing to write, not an error.
+        ref var pairs = ref MemoryMarshal.GetReference(Pairs);
+        ref var target = ref MemoryMarshal.GetReference(destination);
         for (var i = 0; i < octets.Length; i++)
         {
             Unsafe.WriteUnaligned(ref Unsafe.Add(ref target, i * 2), Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref pairs, octets[i] * 2)));
